@@ -1,0 +1,243 @@
+/**
+ * The verifier's check_max_stack_depth, replayed on a FrameGraph for one kernel profile.
+ *
+ * The kernel walks, from each root, every call instruction of every function depth-first (dead code
+ * included), keeping the sum of the rounded frames of the functions on the current chain. On entering
+ * a function it applies, in this order (kernel/bpf/verifier.c, check_max_stack_depth_subprog):
+ *
+ *   1. tail-call-depth: a non-main function with a tail call, entered while its callers' frames add
+ *      up to 256 bytes or more;
+ *   2. its own frame is rounded; with a private stack it must fit 512 bytes alone (subprog-stack),
+ *      otherwise it is added to the chain, which must stay within 512 bytes (combined-stack);
+ *   3. each call out of it must not make the chain longer than 8 frames (call-depth).
+ *
+ * The kernel stops at the first violation. We go on, so the user sees every chain that breaks a
+ * rule, and mark the one the kernel will print.
+ */
+import type { SourceLocation } from '../common/problem';
+import type { FrameGraph } from './frameGraph';
+import {
+  type KernelProfile,
+  PRIVATE_STACK_MIN_BYTES,
+  PRIVATE_STACK_PROGRAM_TYPES,
+  ruleSetFor,
+} from './kernelProfile';
+
+export const MAX_BPF_STACK = 512;
+export const MAX_CALL_FRAMES = 8;
+/** A function with a tail call must be entered with less than this many bytes of callers' frames. */
+export const TAIL_CALL_CALLERS_LIMIT = 256;
+
+export type RuleId = 'tail-call-depth' | 'combined-stack' | 'call-depth' | 'subprog-stack';
+
+/** One frame of a chain, from the root down. */
+export interface ChainFrame {
+  subprogram: number;
+  name: string;
+  stackDepth: number;
+  roundedDepth: number;
+  /** True when the frame runs on the private stack and so adds nothing to the chain. */
+  privateStack: boolean;
+  /** Where the caller called this frame (absent for the root). */
+  callSource?: SourceLocation;
+}
+
+export interface Violation {
+  rule: RuleId;
+  /** The verifier's message, word for word as this kernel prints it. */
+  message: string;
+  /** Bytes the rule was judged on: the callers' depth for tail calls, the chain's sum otherwise. */
+  depth: number;
+  /** Function names from the root to the offending function. */
+  chain: string[];
+  frames: ChainFrame[];
+  /** Index of the offending subprogram. */
+  subprogram: number;
+  /** Where to point: the tail call, or the offending function, or the call that went too deep. */
+  source?: SourceLocation;
+  /** True for the violation the kernel meets first and prints; the rest follow once it is fixed. */
+  reportedByKernel: boolean;
+}
+
+/** The worst chain that reaches a tail-calling function, whether it breaks the rule or not. */
+export interface TailCallReach {
+  subprogram: number;
+  name: string;
+  /** Sum of the callers' rounded frames at the deepest chain that reaches it. */
+  callersDepth: number;
+  chain: string[];
+  source?: SourceLocation;
+}
+
+export interface Verdict {
+  kernel: string;
+  jit: boolean;
+  accepted: boolean;
+  violations: Violation[];
+  /** The largest sum of rounded frames along any chain, and that chain. */
+  maxCombinedDepth: number;
+  maxCombinedChain: string[];
+  tailCalls: TailCallReach[];
+  /** Subprograms that run on a private stack under this profile. */
+  privateStackSubprograms: number[];
+}
+
+type PrivateStackMode = 'unknown' | 'none' | 'adaptive';
+
+export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
+  const rules = ruleSetFor(profile);
+  const nodes = graph.subprograms;
+  const violations: Violation[] = [];
+  const seenViolations = new Set<string>();
+  const tailCalls = new Map<number, TailCallReach>();
+  const modes: PrivateStackMode[] = nodes.map(() => 'unknown');
+  let maxCombinedDepth = 0;
+  let maxCombinedChain: string[] = [];
+
+  const programMayUsePrivateStack =
+    rules.privateStack &&
+    PRIVATE_STACK_PROGRAM_TYPES.has(graph.programType) &&
+    !nodes.some((node) => node.hasTailCall);
+
+  const record = (violation: Omit<Violation, 'reportedByKernel' | 'chain'>) => {
+    const chain = violation.frames.map((frame) => frame.name);
+    const key = `${violation.rule}:${chain.join('>')}`;
+    if (seenViolations.has(key)) return;
+    seenViolations.add(key);
+    violations.push({ ...violation, chain, reportedByKernel: violations.length === 0 });
+  };
+
+  const visit = (
+    index: number,
+    callersDepth: number,
+    callers: ChainFrame[],
+    callSource: SourceLocation | undefined,
+    privateStackSupported: boolean,
+  ) => {
+    const node = nodes[index];
+    const roundedDepth = rules.roundStackDepth(node.stackDepth);
+    if (!privateStackSupported) modes[index] = 'none';
+    if (privateStackSupported && modes[index] === 'unknown' && roundedDepth >= PRIVATE_STACK_MIN_BYTES) {
+      modes[index] = 'adaptive';
+    }
+    const frame: ChainFrame = {
+      subprogram: index,
+      name: node.name,
+      stackDepth: node.stackDepth,
+      roundedDepth,
+      privateStack: modes[index] === 'adaptive',
+      callSource,
+    };
+    const frames = [...callers, frame];
+
+    if (index !== 0 && node.hasTailCall) {
+      const reach = tailCalls.get(index);
+      if (!reach || callersDepth > reach.callersDepth) {
+        tailCalls.set(index, {
+          subprogram: index,
+          name: node.name,
+          callersDepth,
+          chain: frames.map((f) => f.name),
+          source: node.tailCallSource ?? node.source,
+        });
+      }
+      if (callersDepth >= TAIL_CALL_CALLERS_LIMIT) {
+        record({
+          rule: 'tail-call-depth',
+          message: `tail_calls are not allowed when call stack of previous frames is ${callersDepth} bytes. Too large`,
+          depth: callersDepth,
+          frames,
+          subprogram: index,
+          source: node.tailCallSource ?? node.source,
+        });
+        return;
+      }
+    }
+
+    let depth = callersDepth;
+    if (frame.privateStack) {
+      if (roundedDepth > MAX_BPF_STACK) {
+        record({
+          rule: 'subprog-stack',
+          message: `stack size of subprog ${index} is ${roundedDepth}. Too large`,
+          depth: roundedDepth,
+          frames,
+          subprogram: index,
+          source: node.source,
+        });
+        return;
+      }
+    } else {
+      depth += roundedDepth;
+      if (depth > maxCombinedDepth) {
+        maxCombinedDepth = depth;
+        maxCombinedChain = frames.map((f) => f.name);
+      }
+      if (depth > MAX_BPF_STACK) {
+        record({
+          rule: 'combined-stack',
+          message: `combined stack size of ${frames.length} calls is ${depth}. Too large`,
+          depth,
+          frames,
+          subprogram: index,
+          source: node.source,
+        });
+        return;
+      }
+    }
+
+    for (const call of node.calls) {
+      const callee = nodes[call.callee];
+      if (!callee) continue;
+      // Async callbacks taken by address run later, on their own stack; they are roots of their own.
+      if (rules.asyncCallbacksAreRoots && callee.isAsyncCallback && call.kind === 'callback') continue;
+      // check_cfg() rejects recursion before this check runs; never loop on it here.
+      if (frames.some((f) => f.subprogram === call.callee)) continue;
+      const calleeFrameIndex = frames.length;
+      if (calleeFrameIndex >= MAX_CALL_FRAMES) {
+        record({
+          rule: 'call-depth',
+          message: `the call stack of ${calleeFrameIndex} frames is too deep !`,
+          depth,
+          frames: [...frames, calleeFrame(call.callee, call.source)],
+          subprogram: call.callee,
+          source: call.source,
+        });
+        continue;
+      }
+      visit(call.callee, depth, frames, call.source, privateStackSupported);
+    }
+  };
+
+  const calleeFrame = (index: number, callSource?: SourceLocation): ChainFrame => ({
+    subprogram: index,
+    name: nodes[index].name,
+    stackDepth: nodes[index].stackDepth,
+    roundedDepth: rules.roundStackDepth(nodes[index].stackDepth),
+    privateStack: false,
+    callSource,
+  });
+
+  // The kernel checks async-callback roots first (highest index first), then main, so that a
+  // function shared with an async callback is already pinned to the normal stack.
+  if (nodes.length > 0) {
+    for (let index = nodes.length - 1; index >= 0; index--) {
+      const isRoot = index === 0 || (rules.asyncCallbacksAreRoots && nodes[index].isAsyncCallback);
+      if (!isRoot) continue;
+      visit(index, 0, [], undefined, index === 0 && programMayUsePrivateStack);
+    }
+  }
+
+  // The kernel meets main's violations after the async roots'; which one it prints first is the
+  // first recorded in that order, which `record` already marked.
+  return {
+    kernel: profile.version,
+    jit: profile.jit,
+    accepted: violations.length === 0,
+    violations,
+    maxCombinedDepth,
+    maxCombinedChain,
+    tailCalls: [...tailCalls.values()].sort((a, b) => a.subprogram - b.subprogram),
+    privateStackSubprograms: modes.flatMap((mode, index) => (mode === 'adaptive' ? [index] : [])),
+  };
+}
