@@ -68,3 +68,22 @@ export function roundUp(value: number, multiple: number): number {
 export function profileLabel(profile: KernelProfile): string {
   return profile.jit ? profile.version : `${profile.version} (interpreter)`;
 }
+
+/**
+ * Parses a list of kernel versions ("6.1,6.18"), as the CLI and the settings take it. Returns the
+ * profiles and, for each entry that is not a version, a message.
+ */
+export function parseKernelProfiles(versions: string[], jit: boolean): { profiles: KernelProfile[]; errors: string[] } {
+  const profiles: KernelProfile[] = [];
+  const errors: string[] = [];
+  for (const entry of versions.flatMap((text) => text.split(',')).map((text) => text.trim()).filter(Boolean)) {
+    const version = parseKernelVersion(entry);
+    if (!version) {
+      errors.push(`"${entry}" is not a kernel version (expected MAJOR.MINOR, like 6.1)`);
+      continue;
+    }
+    const label = `${version.major}.${version.minor}`;
+    if (!profiles.some((profile) => profile.version === label)) profiles.push({ version: label, jit });
+  }
+  return { profiles, errors };
+}

@@ -1,0 +1,66 @@
+/**
+ * `bpf-stack-lens check [--kernel V[,V...]] [--no-jit] [--format text|json|sarif] OBJ...`
+ * Exit 0 when no program breaks a stack rule, 1 when one does, 2 for bad usage or unreadable input.
+ */
+import { readFileSync } from 'node:fs';
+import { type ObjectReport, analyzeObject } from '../object/analyzeObject';
+import type { KernelProfile } from '../rules/kernelProfile';
+import { type FlagSpec, UsageError, parseArgs } from './args';
+import { type CommandIo, profilesFromFlags, readInput } from './io';
+import { toSarif } from './sarif';
+import { formatTextReport } from './textReport';
+
+export const CHECK_FLAGS: Record<string, FlagSpec> = {
+  '--kernel': { value: true, repeat: true },
+  '--no-jit': { value: false },
+  '--format': { value: true },
+};
+
+export function checkCommand(argv: string[], io: CommandIo): number {
+  const args = parseArgs(argv, CHECK_FLAGS);
+  const format = args.flags.get('--format')?.[0] ?? 'text';
+  if (!['text', 'json', 'sarif'].includes(format)) throw new UsageError(`--format must be text, json or sarif, not "${format}"`);
+  if (args.positionals.length === 0) throw new UsageError('check needs at least one object file');
+  const profiles: KernelProfile[] = profilesFromFlags(args, io);
+
+  const reports: ObjectReport[] = [];
+  const lineTexts = new Map<string, string>();
+  let unreadable = false;
+  for (const path of args.positionals) {
+    const bytes = readInput(path, io);
+    if (!bytes) {
+      unreadable = true;
+      continue;
+    }
+    const analysis = analyzeObject(bytes, path, profiles);
+    if (!analysis.readable) {
+      io.stderr(`bpf-stack-lens: ${path}: ${analysis.report.problems.map((p) => p.message).join('; ')}\n`);
+      unreadable = true;
+      continue;
+    }
+    for (const [key, text] of analysis.lineTexts) lineTexts.set(key, text);
+    reports.push(analysis.report);
+  }
+
+  if (format === 'json') io.stdout(`${JSON.stringify({ objects: reports }, null, 2)}\n`);
+  else if (format === 'sarif') io.stdout(`${JSON.stringify(toSarif(reports, io.version), null, 2)}\n`);
+  else io.stdout(formatTextReport(reports, { lineText: (location) => sourceLine(location.file, location.line, lineTexts) }));
+
+  if (unreadable) return 2;
+  const violated = reports.some((report) => report.programs.some((program) => program.verdicts.some((verdict) => !verdict.accepted)));
+  return violated ? 1 : 0;
+}
+
+const fileLines = new Map<string, string[] | undefined>();
+
+/** The line as it is on disk now; BTF's copy (the line as it was compiled) when the file is gone. */
+function sourceLine(file: string, line: number, fromBtf: Map<string, string>): string | undefined {
+  if (!fileLines.has(file)) {
+    try {
+      fileLines.set(file, readFileSync(file, 'utf8').split('\n'));
+    } catch {
+      fileLines.set(file, undefined);
+    }
+  }
+  return fileLines.get(file)?.[line - 1] ?? fromBtf.get(`${file}:${line}`);
+}

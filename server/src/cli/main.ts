@@ -1,0 +1,61 @@
+/**
+ * The `bpf-stack-lens` command line: check objects against the verifier's stack rules, dump a
+ * program as the verifier sees it. Exit 2 with a one-line message on stderr for bad usage.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError } from './args';
+import { checkCommand } from './checkCommand';
+import { dumpCommand } from './dumpCommand';
+import type { CommandIo } from './io';
+
+const USAGE = `usage:
+  bpf-stack-lens check [--kernel V[,V...]] [--no-jit] [--format text|json|sarif] OBJ...
+  bpf-stack-lens dump OBJ [--prog NAME]
+  bpf-stack-lens --version | --help`;
+
+type Command = (argv: string[], io: CommandIo) => number | Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  check: checkCommand,
+  dump: dumpCommand,
+};
+
+export function packageVersion(): string {
+  try {
+    return JSON.parse(readFileSync(join(__dirname, '..', '..', '..', '..', 'package.json'), 'utf8')).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function main(argv: string[], io?: Partial<CommandIo>): Promise<number> {
+  const fullIo: CommandIo = {
+    stdout: io?.stdout ?? ((text) => process.stdout.write(text)),
+    stderr: io?.stderr ?? ((text) => process.stderr.write(text)),
+    version: io?.version ?? packageVersion(),
+  };
+  const [name, ...rest] = argv;
+  if (name === '--help' || name === '-h' || name === 'help') {
+    fullIo.stdout(`${USAGE}\n`);
+    return 0;
+  }
+  if (name === '--version') {
+    fullIo.stdout(`${fullIo.version}\n`);
+    return 0;
+  }
+  const command = name === undefined ? undefined : COMMANDS[name];
+  if (!command) {
+    fullIo.stderr(`bpf-stack-lens: ${name === undefined ? 'no command given' : `unknown command "${name}"`}\n${USAGE}\n`);
+    return 2;
+  }
+  try {
+    return await command(rest, fullIo);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      fullIo.stderr(`bpf-stack-lens ${name}: ${error.message}\n${USAGE}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}

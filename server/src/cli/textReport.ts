@@ -1,0 +1,71 @@
+/**
+ * The `check` report for a person: each program, its frames in verifier order, and for each kernel
+ * the verdict with the chain of frames that leads to every violation and the source line it points at.
+ */
+import { basename } from 'node:path';
+import type { SourceLocation } from '../common/problem';
+import type { ObjectReport, ProgramReport, VerdictReport } from '../object/analyzeObject';
+import { profileLabel } from '../rules/kernelProfile';
+
+export interface SourceLines {
+  /** The text of a source line, when the file can be read (or BTF carried it). */
+  lineText(location: SourceLocation): string | undefined;
+}
+
+export function formatTextReport(objects: ObjectReport[], sources: SourceLines): string {
+  const out: string[] = [];
+  for (const object of objects) {
+    out.push(object.path);
+    for (const problem of object.problems) {
+      out.push(`  warning: ${problem.message}${problem.offset === undefined ? '' : ` (byte 0x${problem.offset.toString(16)})`}`);
+    }
+    if (object.programs.length === 0) out.push('  no programs');
+    for (const program of object.programs) out.push(...formatProgram(program, sources));
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+function where(location: SourceLocation | undefined): string {
+  return location ? `${basename(location.file)}:${location.line}` : '';
+}
+
+function formatProgram(program: ProgramReport, sources: SourceLines): string[] {
+  const out: string[] = [];
+  out.push(`  program ${program.name} (SEC("${program.section}"), ${program.type}): stack depth ${program.stackDepths}`);
+  const nameWidth = Math.max(...program.subprograms.map((sub) => sub.name.length));
+  program.subprograms.forEach((sub, index) => {
+    const notes: string[] = [];
+    if (sub.isGlobal && index > 0) notes.push('global');
+    if (sub.isAsyncCallback) notes.push('async callback');
+    if (sub.hasTailCall) notes.push(`tail call at ${sub.tailCalls.map(where).join(', ') || 'unknown line'}`);
+    if (sub.hiddenBytes.length > 0) notes.push(`checked as ${sub.checkedDepth} B; the verifier adds ${sub.hiddenBytes.join(', ')}`);
+    out.push(
+      `    #${index} ${sub.name.padEnd(nameWidth)} ${String(sub.stackDepth).padStart(4)} B  ${where(sub.source).padEnd(20)}${notes.length ? ` ${notes.join('; ')}` : ''}`.trimEnd(),
+    );
+  });
+  for (const verdict of program.verdicts) out.push(...formatVerdict(verdict, sources));
+  return out;
+}
+
+function formatVerdict(verdict: VerdictReport, sources: SourceLines): string[] {
+  const label = profileLabel({ version: verdict.kernel, jit: verdict.jit });
+  if (verdict.accepted) {
+    const tail = verdict.tailCalls.map((reach) => `; ${reach.callersDepth} B before the tail call in ${reach.name}`).join('');
+    return [`    kernel ${label}: passes (deepest chain ${verdict.maxCombinedDepth} B of 512${tail})`];
+  }
+  const out = [`    kernel ${label}: REJECTED`];
+  for (const violation of verdict.violations) {
+    out.push(`      ${violation.reportedByKernel ? 'error' : 'also'}: ${violation.message}`);
+    const chain = violation.frames
+      .map((frame) => `${frame.name} (${frame.privateStack ? 'private stack' : `${frame.roundedDepth} B`})`)
+      .join(' -> ');
+    out.push(`        chain: ${chain}`);
+    if (violation.source) {
+      const text = sources.lineText(violation.source);
+      out.push(`        at ${violation.source.file}:${violation.source.line}:${violation.source.column}`);
+      if (text !== undefined) out.push(`        ${String(violation.source.line).padStart(5)} | ${text.trim()}`);
+    }
+  }
+  return out;
+}

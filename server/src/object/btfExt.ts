@@ -1,0 +1,258 @@
+/**
+ * Reads .BTF.ext: which BTF FUNC starts at which instruction (func info), which source line each
+ * instruction came from (line info), and the CO-RE relocations. Layout as in libbpf's
+ * libbpf_internal.h (struct btf_ext_header, bpf_func_info, bpf_line_info, bpf_core_relo).
+ *
+ * In an object file every insn_off is a byte offset within the named section; the kernel's
+ * bpf_func_info and bpf_line_info count instructions, and libbpf divides by 8 while loading. The
+ * division happens here, once, so every offset handed out counts instruction slots, like
+ * Instruction.offset.
+ */
+import type { Problem } from '../common/problem';
+import { BTF_MAGIC, type Btf } from './btf';
+
+export interface FuncInfo {
+  /** In instructions (converted from bytes once, here). */
+  insnOffset: number;
+  /** The BTF FUNC describing the function that starts there. */
+  typeId: number;
+}
+
+export interface LineInfo {
+  /** In instructions. */
+  insnOffset: number;
+  file: string;
+  /** The text of the source line, as the compiler recorded it (leading whitespace kept). */
+  lineText: string;
+  /** 1-based; 0 when the compiler had no line. */
+  line: number;
+  /** 1-based; 0 when the compiler recorded no column (clang does that for a function's opening line). */
+  column: number;
+}
+
+/** The kinds of bpf_core_relo_kind, in order (BPF_CORE_FIELD_BYTE_OFFSET = 0 ...). */
+const CORE_RELOCATION_KINDS = [
+  'field_byte_offset',
+  'field_byte_size',
+  'field_exists',
+  'field_signed',
+  'field_lshift_u64',
+  'field_rshift_u64',
+  'type_id_local',
+  'type_id_target',
+  'type_exists',
+  'type_size',
+  'enumval_exists',
+  'enumval_value',
+  'type_matches',
+] as const;
+
+export type CoreRelocationKind = (typeof CORE_RELOCATION_KINDS)[number] | `unknown_${number}`;
+
+export interface CoreRelocation {
+  /** In instructions. */
+  insnOffset: number;
+  /** The local BTF type the access starts from. */
+  typeId: number;
+  /** The access path, "0:1:2" (type-based and enum relocations use "0" or the enumerator index). */
+  accessString: string;
+  kind: CoreRelocationKind;
+}
+
+export interface BtfExt {
+  /** Keyed by section name ("tc", ".text", ...), sorted by insnOffset as the compiler emits them. */
+  funcInfo: Map<string, FuncInfo[]>;
+  lineInfo: Map<string, LineInfo[]>;
+  coreRelocations: Map<string, CoreRelocation[]>;
+}
+
+const HEADER_MIN_SIZE = 24;
+/** The header is this long when it includes core_relo_off and core_relo_len. */
+const HEADER_WITH_CORE_SIZE = 32;
+const FUNC_INFO_MIN_RECORD = 8;
+const LINE_INFO_MIN_RECORD = 16;
+const CORE_RELO_MIN_RECORD = 16;
+const INSTRUCTION_SLOT_BYTES = 8;
+
+function hex(n: number): string {
+  return '0x' + n.toString(16);
+}
+
+/**
+ * The header; the three info blocks lie at offsets counted from the header's end:
+ *
+ *   0       2         3       4         8               12              16
+ *   +-------+---------+-------+---------+---------------+---------------+
+ *   | magic | version | flags | hdr_len | func_info_off | func_info_len |
+ *   +-------+---------+-------+---------+---------------+---------------+
+ *   16              20              24              28              32
+ *   +---------------+---------------+---------------+---------------+
+ *   | line_info_off | line_info_len | core_relo_off | core_relo_len |
+ *   +---------------+---------------+---------------+---------------+
+ *                                    only when hdr_len is 32 or more
+ *
+ * Each block is a u32 record size, then for every section { u32 sec_name_off, u32 num_info,
+ * record[num_info] }. A record may be longer than the fields known here; the size says how far to step.
+ */
+export function readBtfExt(
+  section: Uint8Array | undefined,
+  littleEndian: boolean,
+  btf: Btf | undefined,
+  /** ElfSection.offset, so problem offsets point into the file; 0 leaves them section-relative. */
+  sectionFileOffset = 0,
+): { ext?: BtfExt; problems: Problem[] } {
+  const result = readBtfExtSection(section, littleEndian, btf);
+  return { ...result, problems: inFile(result.problems, sectionFileOffset) };
+}
+
+/** Problems inside a section carry section-relative offsets until the section's place in the file is added. */
+function inFile(problems: Problem[], sectionFileOffset: number): Problem[] {
+  if (sectionFileOffset === 0) return problems;
+  return problems.map((p) => (p.offset === undefined ? p : { ...p, offset: p.offset + sectionFileOffset }));
+}
+
+function readBtfExtSection(
+  section: Uint8Array | undefined,
+  littleEndian: boolean,
+  btf: Btf | undefined,
+): { ext?: BtfExt; problems: Problem[] } {
+  const problems: Problem[] = [];
+  if (section === undefined) {
+    return { problems: [{ message: 'no .BTF.ext section: build with -g for line and function info' }] };
+  }
+  if (section.length < HEADER_MIN_SIZE) {
+    return { problems: [{ message: `.BTF.ext: truncated header (${section.length} bytes, need ${HEADER_MIN_SIZE})`, offset: 0 }] };
+  }
+  const view = new DataView(section.buffer, section.byteOffset, section.byteLength);
+  if (view.getUint16(0, littleEndian) !== BTF_MAGIC) {
+    if (view.getUint16(0, !littleEndian) === BTF_MAGIC) {
+      littleEndian = !littleEndian;
+    } else {
+      return { problems: [{ message: `.BTF.ext: bad magic ${hex(view.getUint16(0, littleEndian))} (expected 0xeb9f)`, offset: 0 }] };
+    }
+  }
+  if (view.getUint8(2) !== 1) {
+    return { problems: [{ message: `.BTF.ext: unsupported version ${view.getUint8(2)} (only version 1 exists)`, offset: 2 }] };
+  }
+  const headerLength = view.getUint32(4, littleEndian);
+  if (headerLength < HEADER_MIN_SIZE || headerLength > section.length) {
+    return { problems: [{ message: `.BTF.ext: header length ${headerLength} is outside the section (${section.length} bytes)`, offset: 4 }] };
+  }
+  if (btf === undefined) {
+    problems.push({ message: '.BTF.ext: no usable .BTF, so file names, source lines and access strings are missing' });
+  }
+  const string = (offset: number): string => btf?.strings(offset) ?? '';
+
+  const ext: BtfExt = { funcInfo: new Map(), lineInfo: new Map(), coreRelocations: new Map() };
+  const block = (name: string, offsetField: number, minRecord: number) =>
+    readBlock(view, littleEndian, headerLength, offsetField, name, minRecord, string, problems);
+
+  for (const { sectionName, records } of block('func info', 8, FUNC_INFO_MIN_RECORD)) {
+    ext.funcInfo.set(
+      sectionName,
+      records.map(({ at, insnOffset }) => ({ insnOffset, typeId: view.getUint32(at + 4, littleEndian) })),
+    );
+  }
+  for (const { sectionName, records } of block('line info', 16, LINE_INFO_MIN_RECORD)) {
+    ext.lineInfo.set(
+      sectionName,
+      records.map(({ at, insnOffset }) => {
+        const lineColumn = view.getUint32(at + 12, littleEndian);
+        return {
+          insnOffset,
+          file: string(view.getUint32(at + 4, littleEndian)),
+          lineText: string(view.getUint32(at + 8, littleEndian)),
+          // line_col packs the line into the top 22 bits and the column into the low 10.
+          line: lineColumn >>> 10,
+          column: lineColumn & 0x3ff,
+        };
+      }),
+    );
+  }
+  if (headerLength >= HEADER_WITH_CORE_SIZE) {
+    for (const { sectionName, records } of block('CO-RE relocations', 24, CORE_RELO_MIN_RECORD)) {
+      ext.coreRelocations.set(
+        sectionName,
+        records.map(({ at, insnOffset }) => {
+          const kindNumber = view.getUint32(at + 12, littleEndian);
+          return {
+            insnOffset,
+            typeId: view.getUint32(at + 4, littleEndian),
+            accessString: string(view.getUint32(at + 8, littleEndian)),
+            kind: CORE_RELOCATION_KINDS[kindNumber] ?? (`unknown_${kindNumber}` as const),
+          };
+        }),
+      );
+    }
+  }
+  return { ext, problems };
+}
+
+interface SectionRecords {
+  sectionName: string;
+  /** Each record's byte position in .BTF.ext and its insn_off, already in instructions. */
+  records: { at: number; insnOffset: number }[];
+}
+
+/**
+ * Walks one block (func info, line info or CO-RE relocations). Every record starts with insn_off,
+ * so it is read and converted here; the caller reads the remaining fields at `at`.
+ */
+function readBlock(
+  view: DataView,
+  le: boolean,
+  headerLength: number,
+  offsetField: number,
+  blockName: string,
+  minRecordSize: number,
+  string: (offset: number) => string,
+  problems: Problem[],
+): SectionRecords[] {
+  const result: SectionRecords[] = [];
+  const start = headerLength + view.getUint32(offsetField, le);
+  const length = view.getUint32(offsetField + 4, le);
+  if (length === 0) return result;
+  const end = start + length;
+  if (end > view.byteLength) {
+    problems.push({ message: `.BTF.ext: ${blockName} at ${hex(start)} + ${hex(length)} runs past the end of the section (${hex(view.byteLength)} bytes)`, offset: offsetField });
+    return result;
+  }
+  if (length < 4) {
+    problems.push({ message: `.BTF.ext: ${blockName} at ${hex(start)} is too short to hold its record size`, offset: start });
+    return result;
+  }
+  const recordSize = view.getUint32(start, le);
+  if (recordSize < minRecordSize || recordSize % 4 !== 0) {
+    problems.push({ message: `.BTF.ext: ${blockName} record size ${recordSize} is invalid (at least ${minRecordSize}, a multiple of 4)`, offset: start });
+    return result;
+  }
+  let at = start + 4;
+  let misalignedReported = false;
+  while (at < end) {
+    if (at + 8 > end) {
+      problems.push({ message: `.BTF.ext: ${blockName}: truncated section header at byte ${hex(at)}`, offset: at });
+      break;
+    }
+    const sectionName = string(view.getUint32(at, le));
+    const count = view.getUint32(at + 4, le);
+    at += 8;
+    if (at + count * recordSize > end) {
+      problems.push({ message: `.BTF.ext: ${blockName} for section ${sectionName || '?'}: ${count} records of ${recordSize} bytes run past the end of the block`, offset: at });
+      break;
+    }
+    const records: SectionRecords['records'] = [];
+    for (let i = 0; i < count; i++, at += recordSize) {
+      const byteOffset = view.getUint32(at, le);
+      if (byteOffset % INSTRUCTION_SLOT_BYTES !== 0 && !misalignedReported) {
+        misalignedReported = true;
+        problems.push({ message: `.BTF.ext: ${blockName} for section ${sectionName}: insn_off ${hex(byteOffset)} at byte ${hex(at)} is not a multiple of 8`, offset: at });
+      }
+      records.push({ at, insnOffset: Math.floor(byteOffset / INSTRUCTION_SLOT_BYTES) });
+    }
+    // Several entries for one section are unusual but legal; keep them all.
+    const existing = result.find((r) => r.sectionName === sectionName);
+    if (existing) existing.records.push(...records);
+    else result.push({ sectionName, records });
+  }
+  return result;
+}

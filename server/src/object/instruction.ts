@@ -1,0 +1,437 @@
+/**
+ * Decodes BPF machine code into one Instruction per logical instruction, as cilium/ebpf's asm
+ * package does: `lddw` (ld_imm64) is a single instruction of width 2 that spans two 8-byte slots.
+ * Instruction offsets count slots, the unit jumps and bpf2bpf calls are expressed in, so byte
+ * offsets are converted exactly once, here.
+ *
+ * The opcode byte has two layouts, chosen by the class in its low three bits
+ * (include/uapi/linux/bpf_common.h, Documentation/bpf/standardization/instruction-set.rst):
+ *
+ *   ALU, ALU64, JMP, JMP32:           LD, LDX, ST, STX:
+ *     7      4    3     2    0          7    5   4   3    2    0
+ *   +--------+------+-------+         +------+------+-------+
+ *   |   op   | src  | class |         | mode | size | class |
+ *   +--------+------+-------+         +------+------+-------+
+ *              K = 0 (imm), X = 8 (register)
+ */
+import type { Problem } from '../common/problem';
+import { type ElfFile, type ElfRelocation, SHF_EXECINSTR, SHN_UNDEF } from './elf';
+
+// Instruction classes, the low three bits of the opcode.
+export const BPF_LD = 0x00;
+export const BPF_LDX = 0x01;
+export const BPF_ST = 0x02;
+export const BPF_STX = 0x03;
+export const BPF_ALU = 0x04;
+export const BPF_JMP = 0x05;
+export const BPF_JMP32 = 0x06;
+export const BPF_ALU64 = 0x07;
+
+// Load and store sizes (bits 3-4).
+export const BPF_W = 0x00;
+export const BPF_H = 0x08;
+export const BPF_B = 0x10;
+export const BPF_DW = 0x18;
+
+// Load and store modes (bits 5-7).
+export const BPF_IMM = 0x00;
+export const BPF_ABS = 0x20;
+export const BPF_IND = 0x40;
+export const BPF_MEM = 0x60;
+/** Sign-extending load (cpu v4). */
+export const BPF_MEMSX = 0x80;
+export const BPF_ATOMIC = 0xc0;
+
+// Operand source (bit 3) for ALU and jump classes.
+export const BPF_K = 0x00;
+export const BPF_X = 0x08;
+/** For BPF_END in class ALU, the source bit chooses the byte order instead. */
+export const BPF_TO_LE = 0x00;
+export const BPF_TO_BE = 0x08;
+
+// ALU operations (bits 4-7).
+export const BPF_ADD = 0x00;
+export const BPF_SUB = 0x10;
+export const BPF_MUL = 0x20;
+export const BPF_DIV = 0x30;
+export const BPF_OR = 0x40;
+export const BPF_AND = 0x50;
+export const BPF_LSH = 0x60;
+export const BPF_RSH = 0x70;
+export const BPF_NEG = 0x80;
+export const BPF_MOD = 0x90;
+export const BPF_XOR = 0xa0;
+export const BPF_MOV = 0xb0;
+export const BPF_ARSH = 0xc0;
+export const BPF_END = 0xd0;
+
+// Jump operations (bits 4-7).
+export const BPF_JA = 0x00;
+export const BPF_JEQ = 0x10;
+export const BPF_JGT = 0x20;
+export const BPF_JGE = 0x30;
+export const BPF_JSET = 0x40;
+export const BPF_JNE = 0x50;
+export const BPF_JSGT = 0x60;
+export const BPF_JSGE = 0x70;
+export const BPF_CALL = 0x80;
+export const BPF_EXIT = 0x90;
+export const BPF_JLT = 0xa0;
+export const BPF_JLE = 0xb0;
+export const BPF_JSLT = 0xc0;
+export const BPF_JSLE = 0xd0;
+/** Conditional pseudo-jump; with src_reg BPF_MAY_GOTO it is `may_goto`. */
+export const BPF_JCOND = 0xe0;
+export const BPF_MAY_GOTO = 0;
+
+// Atomic operations, in the imm field of BPF_STX | BPF_ATOMIC.
+export const BPF_FETCH = 0x01;
+export const BPF_XCHG = 0xe0 | BPF_FETCH;
+export const BPF_CMPXCHG = 0xf0 | BPF_FETCH;
+export const BPF_LOAD_ACQ = 0x100;
+export const BPF_STORE_REL = 0x110;
+
+// src_reg values that change what a call or an ld_imm64 means.
+export const BPF_PSEUDO_MAP_FD = 1;
+export const BPF_PSEUDO_MAP_VALUE = 2;
+export const BPF_PSEUDO_BTF_ID = 3;
+export const BPF_PSEUDO_FUNC = 4;
+export const BPF_PSEUDO_MAP_IDX = 5;
+export const BPF_PSEUDO_MAP_IDX_VALUE = 6;
+export const BPF_PSEUDO_CALL = 1;
+export const BPF_PSEUDO_KFUNC_CALL = 2;
+
+/** bpf_tail_call's helper id. */
+export const BPF_TAIL_CALL_HELPER = 12;
+
+/** The frame pointer, read-only; the stack lies below it. */
+export const BPF_REG_FP = 10;
+
+/** One slot of BPF code is 8 bytes; lddw takes two. */
+export const INSTRUCTION_SLOT_BYTES = 8;
+
+const LDDW_OPCODE = BPF_LD | BPF_IMM | BPF_DW;
+const MAX_REPORTED_UNKNOWN_OPCODES = 5;
+const CALL_OPCODE = BPF_JMP | BPF_CALL;
+const EXIT_OPCODE = BPF_JMP | BPF_EXIT;
+
+export interface Instruction {
+  /** Offset in 8-byte units from the start of its section (what jumps and calls count in). */
+  offset: number;
+  opcode: number;
+  /** The low 3 bits of the opcode: BPF_LD ... BPF_ALU64. */
+  class: number;
+  dst: number;
+  src: number;
+  /** Signed 16-bit offset: the jump distance, or the displacement of a memory access. */
+  off: number;
+  /** Signed 32-bit immediate; for lddw, the low half of imm64. */
+  imm: number;
+  /** lddw only: the full 64-bit immediate, unsigned. */
+  imm64?: bigint;
+  width: 1 | 2;
+}
+
+/**
+ * One slot as it lies in the section. Registers share byte 1; which nibble is which follows the
+ * object's byte order, so a big-endian (bpfeb) object keeps dst in the high nibble:
+ *
+ *   byte  0        1                2       4                 8
+ *         +--------+----------------+-------+-----------------+
+ *         | opcode | regs           | off   | imm             |
+ *         +--------+----------------+-------+-----------------+
+ *   bpfel:           src:4 | dst:4    i16     i32, little-endian
+ *   bpfeb:           dst:4 | src:4    i16     i32, big-endian
+ *
+ * lddw puts the high 32 bits of its immediate in the imm of a second slot whose other fields are 0.
+ */
+export function decodeInstructions(
+  data: Uint8Array,
+  littleEndian: boolean,
+  sectionName: string,
+  /** ElfSection.offset, so problem offsets point into the file; 0 leaves them section-relative. */
+  sectionFileOffset = 0,
+): { instructions: Instruction[]; problems: Problem[] } {
+  const instructions: Instruction[] = [];
+  const problems: Problem[] = [];
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const slotCount = Math.floor(data.length / INSTRUCTION_SLOT_BYTES);
+  let unknownOpcodes = 0;
+
+  for (let slot = 0; slot < slotCount; slot++) {
+    const at = slot * INSTRUCTION_SLOT_BYTES;
+    const opcode = view.getUint8(at);
+    const regs = view.getUint8(at + 1);
+    const instruction: Instruction = {
+      offset: slot,
+      opcode,
+      class: opcode & 0x07,
+      dst: littleEndian ? regs & 0x0f : regs >> 4,
+      src: littleEndian ? regs >> 4 : regs & 0x0f,
+      off: view.getInt16(at + 2, littleEndian),
+      imm: view.getInt32(at + 4, littleEndian),
+      width: 1,
+    };
+
+    if (opcode === LDDW_OPCODE) {
+      if (slot + 1 >= slotCount) {
+        problems.push({
+          message: `section ${sectionName}: lddw at instruction ${slot} (byte ${hex(at)}) is missing its second half`,
+          offset: at,
+        });
+        instructions.push(instruction);
+        break;
+      }
+      const next = at + INSTRUCTION_SLOT_BYTES;
+      const high = view.getUint32(next + 4, littleEndian);
+      if (view.getUint8(next) !== 0 || view.getUint8(next + 1) !== 0 || view.getInt16(next + 2, littleEndian) !== 0) {
+        problems.push({
+          message: `section ${sectionName}: lddw at instruction ${slot} (byte ${hex(at)}): its second half has opcode ${hex(view.getUint8(next))}, not the expected all-zero fields`,
+          offset: next,
+        });
+      }
+      instruction.width = 2;
+      instruction.imm64 = (BigInt(high) << 32n) | BigInt(instruction.imm >>> 0);
+      slot++;
+    } else if (!isKnownOpcode(instruction)) {
+      unknownOpcodes++;
+      if (unknownOpcodes <= MAX_REPORTED_UNKNOWN_OPCODES) {
+        problems.push({
+          message: `section ${sectionName}: unknown opcode ${hex(opcode)} at instruction ${slot} (byte ${hex(at)})`,
+          offset: at,
+        });
+      }
+    }
+    instructions.push(instruction);
+  }
+
+  if (unknownOpcodes > MAX_REPORTED_UNKNOWN_OPCODES) {
+    // Past a handful, the section is most likely not BPF code at all; listing every slot helps no one.
+    problems.push({ message: `section ${sectionName}: ${unknownOpcodes - MAX_REPORTED_UNKNOWN_OPCODES} more unknown opcodes not listed` });
+  }
+  const leftover = data.length % INSTRUCTION_SLOT_BYTES;
+  if (leftover !== 0) {
+    const at = data.length - leftover;
+    problems.push({
+      message: `section ${sectionName}: truncated instruction at byte ${hex(at)} (${leftover} bytes left over, instructions are 8)`,
+      offset: at,
+    });
+  }
+  return { instructions, problems: inFile(problems, sectionFileOffset) };
+}
+
+/** Problems inside a section carry section-relative offsets until the section's place in the file is added. */
+function inFile(problems: Problem[], sectionFileOffset: number): Problem[] {
+  if (sectionFileOffset === 0) return problems;
+  return problems.map((p) => (p.offset === undefined ? p : { ...p, offset: p.offset + sectionFileOffset }));
+}
+
+function hex(n: number): string {
+  return '0x' + n.toString(16);
+}
+
+/** The operation bits of an ALU or jump opcode (BPF_ADD, BPF_JEQ, ...). */
+export function operation(i: Instruction): number {
+  return i.opcode & 0xf0;
+}
+
+/** BPF_K or BPF_X for ALU and jump opcodes. */
+export function source(i: Instruction): number {
+  return i.opcode & 0x08;
+}
+
+/** BPF_W, BPF_H, BPF_B or BPF_DW for load and store opcodes. */
+export function sizeField(i: Instruction): number {
+  return i.opcode & 0x18;
+}
+
+/** BPF_IMM, BPF_ABS, BPF_IND, BPF_MEM, BPF_MEMSX or BPF_ATOMIC for load and store opcodes. */
+export function mode(i: Instruction): number {
+  return i.opcode & 0xe0;
+}
+
+export function isLddw(i: Instruction): boolean {
+  return i.opcode === LDDW_OPCODE;
+}
+
+/**
+ * A bpf2bpf call. In a relocatable object a call to an extern kfunc also carries src_reg 1 (LLVM
+ * emits it that way and libbpf rewrites it to 2 while loading), so check the call's relocation
+ * before trusting this on an object's code.
+ */
+export function isPseudoCall(i: Instruction): boolean {
+  return i.opcode === CALL_OPCODE && i.src === BPF_PSEUDO_CALL;
+}
+
+/** A call to a kernel helper by id (imm). */
+export function isHelperCall(i: Instruction): boolean {
+  return i.opcode === CALL_OPCODE && i.src === 0;
+}
+
+/** A kfunc call as the kernel sees it, after libbpf has resolved the extern. */
+export function isKfuncCall(i: Instruction): boolean {
+  return i.opcode === CALL_OPCODE && i.src === BPF_PSEUDO_KFUNC_CALL;
+}
+
+/**
+ * A function's address taken for a callback (bpf_loop, timers). In a relocatable object LLVM
+ * leaves src_reg 0 and relocates the lddw against the code section (R_BPF_64_64); libbpf sets
+ * src_reg 4 while loading, so object code needs the relocation check as well.
+ */
+export function isPseudoFunc(i: Instruction): boolean {
+  return i.opcode === LDDW_OPCODE && i.src === BPF_PSEUDO_FUNC;
+}
+
+export function isExit(i: Instruction): boolean {
+  return i.opcode === EXIT_OPCODE;
+}
+
+export function isTailCall(i: Instruction): boolean {
+  return isHelperCall(i) && i.imm === BPF_TAIL_CALL_HELPER;
+}
+
+function isAtomic(i: Instruction): boolean {
+  return i.class === BPF_STX && mode(i) === BPF_ATOMIC;
+}
+
+/** LDX with mode MEM or MEMSX, or a load-acquire (which is encoded in class STX). */
+export function isLoadFromMemory(i: Instruction): boolean {
+  if (i.class === BPF_LDX) return mode(i) === BPF_MEM || mode(i) === BPF_MEMSX;
+  return isAtomic(i) && i.imm === BPF_LOAD_ACQ;
+}
+
+/**
+ * ST or STX with mode MEM, and every atomic operation except load-acquire: they all write the
+ * memory at dst + off (the read-modify-write ones read it too).
+ */
+export function isStoreToMemory(i: Instruction): boolean {
+  if (i.class === BPF_ST || i.class === BPF_STX) {
+    if (mode(i) === BPF_MEM) return true;
+    return isAtomic(i) && i.imm !== BPF_LOAD_ACQ;
+  }
+  return false;
+}
+
+/** The register that holds the address of a memory access: src for loads, dst for stores and atomics. */
+export function memoryBaseRegister(i: Instruction): number | undefined {
+  if (isLoadFromMemory(i)) return i.src;
+  if (isStoreToMemory(i)) return i.dst;
+  return undefined;
+}
+
+export function memoryAccessSize(i: Instruction): 1 | 2 | 4 | 8 {
+  switch (sizeField(i)) {
+    case BPF_B:
+      return 1;
+    case BPF_H:
+      return 2;
+    case BPF_W:
+      return 4;
+    default:
+      return 8;
+  }
+}
+
+/**
+ * Where control goes when a jump is taken, in instruction slots: `offset + off + 1`, except for
+ * JMP32|JA (gotol), whose 32-bit distance is in imm. Undefined for anything that is not a jump;
+ * calls and exit are not jumps.
+ */
+export function jumpTarget(i: Instruction): number | undefined {
+  if (i.class !== BPF_JMP && i.class !== BPF_JMP32) return undefined;
+  const op = operation(i);
+  if (op === BPF_CALL || op === BPF_EXIT) return undefined;
+  if (i.class === BPF_JMP32 && op === BPF_JA) return i.offset + i.imm + 1;
+  if (op === BPF_JA && source(i) === BPF_X) return undefined; // gotox: an indirect jump.
+  return i.offset + i.off + 1;
+}
+
+/** The callee of a bpf2bpf call within the same section, in slots: `offset + imm + 1`. */
+export function callTarget(i: Instruction): number | undefined {
+  return isPseudoCall(i) ? i.offset + i.imm + 1 : undefined;
+}
+
+/** A jump whose fall-through is also possible (everything but JA, gotol and exit). */
+export function isConditionalJump(i: Instruction): boolean {
+  if (i.class !== BPF_JMP && i.class !== BPF_JMP32) return false;
+  const op = operation(i);
+  return op !== BPF_JA && op !== BPF_CALL && op !== BPF_EXIT;
+}
+
+/**
+ * Whether the opcode is one the kernel defines. Only clearly undefined encodings are rejected;
+ * the verifier remains the judge of operand rules.
+ */
+export function isKnownOpcode(i: Instruction): boolean {
+  const size = sizeField(i);
+  const op = operation(i);
+  switch (i.class) {
+    case BPF_LD:
+      if (i.opcode === LDDW_OPCODE) return true;
+      return (mode(i) === BPF_ABS || mode(i) === BPF_IND) && size !== BPF_DW;
+    case BPF_LDX:
+      return mode(i) === BPF_MEM || (mode(i) === BPF_MEMSX && size !== BPF_DW);
+    case BPF_ST:
+      return mode(i) === BPF_MEM;
+    case BPF_STX:
+      if (mode(i) === BPF_MEM) return true;
+      if (mode(i) !== BPF_ATOMIC) return false;
+      if (i.imm === BPF_LOAD_ACQ || i.imm === BPF_STORE_REL) return true;
+      return (size === BPF_W || size === BPF_DW) && isAtomicReadModifyWrite(i.imm);
+    case BPF_ALU:
+    case BPF_ALU64:
+      // 0xe0 and 0xf0 are unassigned; ALU64 has no byte-order source bit, only bswap (BPF_K).
+      if (op > BPF_END) return false;
+      return !(i.class === BPF_ALU64 && op === BPF_END && source(i) === BPF_X);
+    case BPF_JMP:
+      if (op === BPF_CALL || op === BPF_EXIT || op === BPF_JCOND) return source(i) === BPF_K;
+      return op <= BPF_JSLE;
+    case BPF_JMP32:
+      if (op === BPF_JA) return source(i) === BPF_K;
+      return op !== BPF_CALL && op !== BPF_EXIT && op <= BPF_JSLE;
+    default:
+      return false;
+  }
+}
+
+function isAtomicReadModifyWrite(imm: number): boolean {
+  const op = imm & ~BPF_FETCH;
+  if (imm === BPF_XCHG || imm === BPF_CMPXCHG) return true;
+  return op === BPF_ADD || op === BPF_OR || op === BPF_AND || op === BPF_XOR;
+}
+
+/**
+ * Rewrites src_reg the way libbpf does while it loads an object (bpf_program__record_reloc and
+ * bpf_object__relocate), so that isKfuncCall and isPseudoFunc can be trusted on an object's code:
+ *
+ * - LLVM emits a call to an extern kfunc with src_reg 1, like a bpf2bpf call, relocated against
+ *   the undefined extern symbol; libbpf makes it src_reg 2 (BPF_PSEUDO_KFUNC_CALL).
+ * - LLVM emits a callback's address (bpf_loop, timers) as an lddw with src_reg 0, relocated against
+ *   a function or section symbol in an executable section; libbpf makes it src_reg 4 (BPF_PSEUDO_FUNC).
+ *
+ * Immediates are left alone: they still hold the object's relocation addends. Instructions that
+ * change are copied; the input array is not modified.
+ */
+export function applyLibbpfSourceRegisters(
+  instructions: readonly Instruction[],
+  sectionIndex: number,
+  elf: Pick<ElfFile, 'relocations' | 'symbols' | 'sections'>,
+): Instruction[] {
+  const relocationsBySlot = new Map<number, ElfRelocation>();
+  for (const relocation of elf.relocations.get(sectionIndex) ?? []) {
+    relocationsBySlot.set(relocation.offset / INSTRUCTION_SLOT_BYTES, relocation);
+  }
+  return instructions.map((instruction) => {
+    const relocation = relocationsBySlot.get(instruction.offset);
+    const symbol = relocation && elf.symbols[relocation.symbolIndex];
+    if (!symbol) return instruction;
+    if (instruction.opcode === CALL_OPCODE && symbol.sectionIndex === SHN_UNDEF) {
+      return { ...instruction, src: BPF_PSEUDO_KFUNC_CALL };
+    }
+    const targetSection = elf.sections[symbol.sectionIndex];
+    if (isLddw(instruction) && symbol.sectionIndex !== SHN_UNDEF && targetSection && (targetSection.flags & SHF_EXECINSTR) !== 0) {
+      return { ...instruction, src: BPF_PSEUDO_FUNC };
+    }
+    return instruction;
+  });
+}

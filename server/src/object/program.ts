@@ -1,0 +1,255 @@
+/**
+ * Programs and subprograms as libbpf builds them from an object (libbpf.c, bpf_object__reloc_code).
+ *
+ * Every function symbol in an executable section other than .text is a program. Functions in .text
+ * are subprograms: libbpf appends each to a program the first time the program's code calls it or
+ * takes its address, and walks the appended code straight away (depth-first), so a subprogram's index
+ * here is its index in the verifier, and in the "stack depth a+b+c" line.
+ */
+import type { Problem } from '../common/problem';
+import type { ElfFile, ElfSection, ElfSymbol } from './elf';
+import { SHF_EXECINSTR, STB_LOCAL, STT_FUNC } from './elf';
+import {
+  BPF_TAIL_CALL_HELPER,
+  type Instruction,
+  decodeInstructions,
+  isHelperCall,
+  isKfuncCall,
+  isPseudoCall,
+  isPseudoFunc,
+} from './instruction';
+import { programTypeForSection } from './programType';
+
+/** A function as it stands in the object: a symbol and its instructions. */
+export interface ObjectFunction {
+  name: string;
+  section: ElfSection;
+  symbol: ElfSymbol;
+  /** Offset of the first instruction in its section, in instructions. */
+  start: number;
+  instructions: Instruction[];
+  isGlobal: boolean;
+}
+
+/** A call out of a function: a bpf2bpf call, or a function whose address is taken. */
+export interface ObjectCall {
+  /** Index of the calling instruction in the caller's `instructions`. */
+  at: number;
+  kind: 'call' | 'callback';
+  /** Index of the callee in BpfProgram.subprograms. */
+  callee: number;
+}
+
+export interface Subprogram {
+  fn: ObjectFunction;
+  /** Indexes in `fn.instructions` of the ld_imm64s that load a function's address. */
+  functionAddresses: Set<number>;
+  calls: ObjectCall[];
+  /** Index in `fn.instructions` of each bpf_tail_call. */
+  tailCalls: number[];
+  /** Whether the code registers this function as an async callback (timer, workqueue). */
+  isAsyncCallback: boolean;
+}
+
+export interface BpfProgram {
+  name: string;
+  section: string;
+  programType: string;
+  /** The main function first, then subprograms in the order libbpf appends them. */
+  subprograms: Subprogram[];
+}
+
+/** Helpers that register their r2 argument as an asynchronous callback. */
+const ASYNC_CALLBACK_HELPERS: ReadonlySet<number> = new Set([170 /* bpf_timer_set_callback */]);
+/** Kfuncs that do the same; called through an extern symbol of this name. */
+const ASYNC_CALLBACK_KFUNC_PREFIXES = ['bpf_wq_set_callback', 'bpf_task_work_schedule'];
+
+export interface ProgramsResult {
+  programs: BpfProgram[];
+  functions: ObjectFunction[];
+  problems: Problem[];
+}
+
+export function buildPrograms(elf: ElfFile): ProgramsResult {
+  const problems: Problem[] = [];
+  const functions = readFunctions(elf, problems);
+  const bySectionStart = new Map<string, ObjectFunction>();
+  for (const fn of functions) bySectionStart.set(`${fn.section.index}:${fn.start}`, fn);
+
+  const programs: BpfProgram[] = [];
+  for (const fn of functions) {
+    if (fn.section.name === '.text') continue;
+    if (!fn.isGlobal) {
+      problems.push({
+        message: `function ${fn.name} in section ${fn.section.name} is static: libbpf rejects static programs outside .text`,
+        offset: fn.section.offset + fn.start * 8,
+      });
+      continue;
+    }
+    programs.push(buildProgram(elf, fn, bySectionStart, problems));
+  }
+  return { programs, functions, problems };
+}
+
+function readFunctions(elf: ElfFile, problems: Problem[]): ObjectFunction[] {
+  const functions: ObjectFunction[] = [];
+  const executable = elf.sections.filter((section) => (section.flags & SHF_EXECINSTR) !== 0 && section.size > 0);
+  for (const section of executable) {
+    const { instructions, problems: decodeProblems } = decodeInstructions(section.data, elf.littleEndian, section.name);
+    for (const problem of decodeProblems) {
+      problems.push({ ...problem, offset: problem.offset === undefined ? undefined : section.offset + problem.offset });
+    }
+    const symbols = elf.symbols
+      .filter((symbol) => symbol.type === STT_FUNC && symbol.sectionIndex === section.index)
+      .sort((a, b) => a.value - b.value);
+    if (symbols.length === 0) {
+      problems.push({ message: `section ${section.name} has code but no function symbols (stripped object?)`, offset: section.offset });
+      continue;
+    }
+    symbols.forEach((symbol, position) => {
+      const start = symbol.value / 8;
+      // A zero size happens in hand-written assembly; the function then runs to the next symbol.
+      const nextStart = position + 1 < symbols.length ? symbols[position + 1].value / 8 : section.size / 8;
+      const end = symbol.size > 0 ? start + symbol.size / 8 : nextStart;
+      functions.push({
+        name: symbol.name,
+        section,
+        symbol,
+        start,
+        instructions: instructions.filter((insn) => insn.offset >= start && insn.offset < end),
+        isGlobal: symbol.bind !== STB_LOCAL,
+      });
+    });
+  }
+  return functions;
+}
+
+function buildProgram(
+  elf: ElfFile,
+  main: ObjectFunction,
+  bySectionStart: Map<string, ObjectFunction>,
+  problems: Problem[],
+): BpfProgram {
+  const subprograms: Subprogram[] = [];
+  const indexOf = new Map<ObjectFunction, number>();
+
+  const append = (fn: ObjectFunction): number => {
+    const index = subprograms.length;
+    subprograms.push({ fn, functionAddresses: new Set(), calls: [], tailCalls: [], isAsyncCallback: false });
+    indexOf.set(fn, index);
+    walk(index);
+    return index;
+  };
+
+  const walk = (index: number) => {
+    const subprogram = subprograms[index];
+    const { fn } = subprogram;
+    fn.instructions.forEach((insn, at) => {
+      if (isHelperCall(insn) && insn.imm === BPF_TAIL_CALL_HELPER) subprogram.tailCalls.push(at);
+      const pseudoCall = isPseudoCall(insn);
+      if (!pseudoCall && !loadsFunctionAddress(elf, fn, insn)) return;
+      if (!pseudoCall) subprogram.functionAddresses.add(at);
+      const target = resolveTarget(elf, fn, insn, pseudoCall, bySectionStart);
+      if (!target) {
+        problems.push({
+          message: `${fn.name}: ${pseudoCall ? 'call' : 'function address'} at instruction ${insn.offset} of section ${fn.section.name} points at no function`,
+          offset: fn.section.offset + insn.offset * 8,
+        });
+        return;
+      }
+      const callee = indexOf.get(target) ?? append(target);
+      subprogram.calls.push({ at, kind: pseudoCall ? 'call' : 'callback', callee });
+      if (!pseudoCall && registersAsyncCallback(elf, fn, at)) subprograms[callee].isAsyncCallback = true;
+    });
+  };
+
+  append(main);
+  return {
+    name: main.name,
+    section: main.section.name,
+    programType: programTypeForSection(main.section.name),
+    subprograms,
+  };
+}
+
+/**
+ * Where a call or a function address points. With a relocation the target is relative to the
+ * relocation's symbol: a global callee is named by its own symbol (imm = -1), a static callee in
+ * another section by the section symbol with imm counting from the section start (in instructions
+ * for calls, in bytes for ld_imm64). Without one, it is relative to the instruction.
+ */
+function resolveTarget(
+  elf: ElfFile,
+  fn: ObjectFunction,
+  insn: Instruction,
+  pseudoCall: boolean,
+  bySectionStart: Map<string, ObjectFunction>,
+): ObjectFunction | undefined {
+  const relocation = relocationAt(elf, fn, insn);
+  if (!relocation) {
+    return bySectionStart.get(`${fn.section.index}:${insn.offset + insn.imm + 1}`);
+  }
+  const symbol = elf.symbols[relocation.symbolIndex];
+  if (!symbol) return undefined;
+  const target = pseudoCall ? symbol.value / 8 + insn.imm + 1 : symbol.value / 8 + insn.imm / 8;
+  return bySectionStart.get(`${symbol.sectionIndex}:${target}`);
+}
+
+/**
+ * Whether the function address loaded at `at` reaches r2 of a helper or kfunc that registers async
+ * callbacks, before anything overwrites the register. The verifier learns the same from the call.
+ */
+function registersAsyncCallback(elf: ElfFile, fn: ObjectFunction, at: number): boolean {
+  let register = fn.instructions[at].dst;
+  for (let i = at + 1; i < fn.instructions.length; i++) {
+    const insn = fn.instructions[i];
+    const isCall = isHelperCall(insn) || isKfuncCall(insn) || isPseudoCall(insn);
+    if (isCall) {
+      if (register !== 2) return false;
+      if (isHelperCall(insn)) return ASYNC_CALLBACK_HELPERS.has(insn.imm);
+      if (isKfuncCall(insn)) {
+        const name = kfuncName(elf, fn, insn);
+        return name !== undefined && ASYNC_CALLBACK_KFUNC_PREFIXES.some((prefix) => name.startsWith(prefix));
+      }
+      return false;
+    }
+    // Follow a plain register copy of the address (rX = rY), which clang emits when it shuffles arguments.
+    if (insn.opcode === 0xbf && insn.src === register) {
+      register = insn.dst;
+      continue;
+    }
+    if (writesRegister(insn, register)) return false;
+  }
+  return false;
+}
+
+/**
+ * Whether an ld_imm64 loads a function's address (a bpf_loop or timer callback). In the object it is a
+ * plain ld_imm64 relocated against a symbol in an executable section; libbpf turns it into
+ * BPF_PSEUDO_FUNC (src_reg 4) when it loads the program, and hand-written code may already say so.
+ */
+function loadsFunctionAddress(elf: ElfFile, fn: ObjectFunction, insn: Instruction): boolean {
+  if (isPseudoFunc(insn)) return true;
+  if (insn.width !== 2 || insn.src !== 0) return false;
+  const relocation = relocationAt(elf, fn, insn);
+  const symbol = relocation && elf.symbols[relocation.symbolIndex];
+  const section = symbol && elf.sections[symbol.sectionIndex];
+  return section !== undefined && (section.flags & SHF_EXECINSTR) !== 0;
+}
+
+function relocationAt(elf: ElfFile, fn: ObjectFunction, insn: Instruction) {
+  return elf.relocations.get(fn.section.index)?.find((r) => r.offset === insn.offset * 8);
+}
+
+/** The name of the extern a kfunc call is relocated against. */
+export function kfuncName(elf: ElfFile, fn: ObjectFunction, insn: Instruction): string | undefined {
+  const relocation = relocationAt(elf, fn, insn);
+  return relocation ? elf.symbols[relocation.symbolIndex]?.name : undefined;
+}
+
+/** Whether the instruction writes `register` (ALU, loads and lddw write dst). */
+function writesRegister(insn: Instruction, register: number): boolean {
+  const cls = insn.class;
+  const writesDst = cls === 0x04 || cls === 0x07 || cls === 0x01 || cls === 0x00; // ALU, ALU64, LDX, LD
+  return writesDst && insn.dst === register;
+}

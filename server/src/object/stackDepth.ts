@@ -1,0 +1,282 @@
+/**
+ * A subprogram's stack depth, counted the way the verifier counts it: the deepest byte below the
+ * frame pointer that the code touches, in 8-byte slots (a 4-byte store at fp-100 counts as 104).
+ *
+ * The verifier follows values through registers, so `r1 = r10; r1 += -56; call bpf_probe_read(r1..)`
+ * touches fp-56 even though no store names r10. We do the same with a small forward dataflow over the
+ * function's control-flow graph: each register is either unknown, a known constant, or the frame
+ * pointer plus a known offset; 8-byte spills of such pointers to the stack are followed too. What is
+ * touched:
+ *
+ *   - loads, stores and atomics whose base is a frame-pointer value;
+ *   - frame-pointer values in r1..r5 at a helper, kfunc or bpf2bpf call (the callee reads or writes
+ *     the memory they point at; the deepest byte is the pointer itself, whatever the size).
+ *
+ * The verifier also adds slots of its own after checking (inlined bpf_loop, may_goto); those appear
+ * in its "stack depth" line but were not part of the check, so they are kept apart.
+ */
+import type { Instruction } from './instruction';
+import {
+  isExit,
+  isHelperCall,
+  isKfuncCall,
+  isLoadFromMemory,
+  isPseudoCall,
+  isPseudoFunc,
+  isStoreToMemory,
+  jumpTarget,
+  memoryAccessSize,
+} from './instruction';
+
+/** One access to the stack: `bytes` bytes at fp+offset (offset < 0), or a pointer handed to a call. */
+export interface StackAccess {
+  /** Index of the instruction in the function. */
+  at: number;
+  offset: number;
+  /** Bytes accessed; 0 when a pointer is handed to a call that decides how much it touches. */
+  bytes: number;
+  kind: 'store' | 'load' | 'pointer-to-call';
+  /** For stores of an immediate or a known constant: the value, so a dump can show strings built on the stack. */
+  value?: bigint;
+}
+
+export interface StackDepthResult {
+  /** The depth the verifier checks: deepest touched byte, rounded up to 8. */
+  checkedDepth: number;
+  /** Bytes the verifier adds after the check, and prints in its "stack depth" line. */
+  hiddenBytes: number;
+  hiddenReasons: string[];
+  accesses: StackAccess[];
+}
+
+type RegisterValue =
+  | { kind: 'fp'; offset: number }
+  | { kind: 'const'; value: bigint }
+  /** The address of a function (ld_imm64 with BPF_PSEUDO_FUNC), as bpf_loop and timers take it. */
+  | { kind: 'function'; imm: number }
+  | undefined;
+
+interface State {
+  registers: RegisterValue[];
+  /** 8-byte stack slots (by fp offset) holding a spilled frame-pointer value. */
+  spills: Map<number, RegisterValue>;
+}
+
+const BPF_LOOP_HELPER = 181;
+/** bpf_loop inlining needs the callback in r2 as a known function and flags in r4 known to be 0. */
+const BPF_LOOP_INLINE_EXTRA = 24;
+const MAY_GOTO_EXTRA = 16;
+
+export interface StackDepthOptions {
+  /** Indexes of the ld_imm64s that load a function's address (known from relocations). */
+  functionAddresses?: ReadonlySet<number>;
+}
+
+export function computeStackDepth(instructions: Instruction[], options: StackDepthOptions = {}): StackDepthResult {
+  const functionAddresses = options.functionAddresses ?? new Set<number>();
+  const indexOfOffset = new Map<number, number>();
+  instructions.forEach((insn, index) => indexOfOffset.set(insn.offset, index));
+  const inStates: (State | undefined)[] = new Array(instructions.length);
+  if (instructions.length === 0) return { checkedDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: [] };
+
+  inStates[0] = initialState();
+  const worklist: number[] = [0];
+  const queued = new Set<number>([0]);
+  let steps = 0;
+  // Each merge only forgets facts, so this terminates; the bound guards against a bug, not a loop.
+  const maxSteps = instructions.length * 64 + 1024;
+  while (worklist.length > 0 && steps++ < maxSteps) {
+    const index = worklist.shift()!;
+    queued.delete(index);
+    const out = transfer(instructions[index], inStates[index]!, functionAddresses.has(index));
+    for (const successor of successors(instructions, index, indexOfOffset)) {
+      const merged = inStates[successor] ? meet(inStates[successor]!, out) : cloneState(out);
+      if (!inStates[successor] || !sameState(inStates[successor]!, merged)) {
+        inStates[successor] = merged;
+        if (!queued.has(successor)) {
+          queued.add(successor);
+          worklist.push(successor);
+        }
+      }
+    }
+  }
+
+  const accesses: StackAccess[] = [];
+  let deepest = 0;
+  let bpfLoopInlined = false;
+  let mayGoto = false;
+  instructions.forEach((insn, at) => {
+    const state = inStates[at];
+    if (!state) return; // Unreachable from the entry: the verifier never looks at it.
+    if (insn.opcode === 0xe5) mayGoto = true;
+    for (const access of accessesOf(insn, at, state)) {
+      accesses.push(access);
+      deepest = Math.max(deepest, -access.offset);
+    }
+    if (isHelperCall(insn) && insn.imm === BPF_LOOP_HELPER) {
+      const flags = state.registers[4];
+      if (state.registers[2]?.kind === 'function' && flags?.kind === 'const' && flags.value === 0n) bpfLoopInlined = true;
+    }
+  });
+
+  const checkedDepth = Math.ceil(deepest / 8) * 8;
+  const hiddenReasons: string[] = [];
+  let hiddenBytes = 0;
+  if (bpfLoopInlined) {
+    hiddenBytes += BPF_LOOP_INLINE_EXTRA;
+    hiddenReasons.push(`${BPF_LOOP_INLINE_EXTRA} bytes for the inlined bpf_loop`);
+  }
+  if (mayGoto) {
+    hiddenBytes += MAY_GOTO_EXTRA;
+    hiddenReasons.push(`${MAY_GOTO_EXTRA} bytes for the may_goto counter`);
+  }
+  return { checkedDepth, hiddenBytes, hiddenReasons, accesses };
+}
+
+function initialState(): State {
+  const registers: RegisterValue[] = new Array(11).fill(undefined);
+  registers[10] = { kind: 'fp', offset: 0 };
+  return { registers, spills: new Map() };
+}
+
+function cloneState(state: State): State {
+  return { registers: [...state.registers], spills: new Map(state.spills) };
+}
+
+function sameValue(a: RegisterValue, b: RegisterValue): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.kind === 'fp' && b.kind === 'fp') return a.offset === b.offset;
+  if (a.kind === 'const' && b.kind === 'const') return a.value === b.value;
+  if (a.kind === 'function' && b.kind === 'function') return a.imm === b.imm;
+  return false;
+}
+
+function meet(a: State, b: State): State {
+  const registers = a.registers.map((value, index) => (sameValue(value, b.registers[index]) ? value : undefined));
+  const spills = new Map<number, RegisterValue>();
+  for (const [offset, value] of a.spills) {
+    if (sameValue(value, b.spills.get(offset))) spills.set(offset, value);
+  }
+  return { registers, spills };
+}
+
+function sameState(a: State, b: State): boolean {
+  if (!a.registers.every((value, index) => sameValue(value, b.registers[index]))) return false;
+  if (a.spills.size !== b.spills.size) return false;
+  for (const [offset, value] of a.spills) if (!sameValue(value, b.spills.get(offset))) return false;
+  return true;
+}
+
+function successors(instructions: Instruction[], index: number, indexOfOffset: Map<number, number>): number[] {
+  const insn = instructions[index];
+  if (isExit(insn)) return [];
+  const next = index + 1 < instructions.length ? [index + 1] : [];
+  const target = jumpTarget(insn);
+  if (target === undefined) return next;
+  const targetIndex = indexOfOffset.get(target);
+  const jumps = targetIndex === undefined ? [] : [targetIndex];
+  const unconditional = (insn.opcode === 0x05 || insn.opcode === 0x06);
+  return unconditional ? jumps : [...next, ...jumps];
+}
+
+const CLASS_LD = 0x00;
+const CLASS_LDX = 0x01;
+const CLASS_ALU = 0x04;
+const CLASS_ALU64 = 0x07;
+
+function transfer(insn: Instruction, input: State, loadsFunctionAddress: boolean): State {
+  const state = cloneState(input);
+  const { registers } = state;
+  const op = insn.opcode & 0xf0;
+  const usesImmediate = (insn.opcode & 0x08) === 0;
+
+  if (isHelperCall(insn) || isKfuncCall(insn) || isPseudoCall(insn)) {
+    for (let r = 0; r <= 5; r++) registers[r] = undefined;
+    return state;
+  }
+  if (insn.class === CLASS_ALU64) {
+    const dst = registers[insn.dst];
+    if (op === 0xb0 && insn.off === 0) {
+      // mov: a copy of a register, or an immediate.
+      registers[insn.dst] = usesImmediate ? { kind: 'const', value: BigInt(insn.imm) } : registers[insn.src];
+    } else if ((op === 0x00 || op === 0x10) && usesImmediate && dst) {
+      const delta = op === 0x00 ? insn.imm : -insn.imm;
+      if (dst.kind === 'fp') registers[insn.dst] = { kind: 'fp', offset: dst.offset + delta };
+      else if (dst.kind === 'const') registers[insn.dst] = { kind: 'const', value: BigInt.asIntN(64, dst.value + BigInt(delta)) };
+      else registers[insn.dst] = undefined;
+    } else if (op === 0x00 && !usesImmediate && dst?.kind === 'const' && registers[insn.src]?.kind === 'fp') {
+      // r1 = -56; r1 += r10
+      const fp = registers[insn.src] as { kind: 'fp'; offset: number };
+      registers[insn.dst] = { kind: 'fp', offset: fp.offset + Number(dst.value) };
+    } else if (op === 0x00 && !usesImmediate && dst?.kind === 'fp' && registers[insn.src]?.kind === 'const') {
+      const delta = Number((registers[insn.src] as { kind: 'const'; value: bigint }).value);
+      registers[insn.dst] = { kind: 'fp', offset: dst.offset + delta };
+    } else {
+      registers[insn.dst] = undefined;
+    }
+    return state;
+  }
+  if (insn.class === CLASS_ALU) {
+    registers[insn.dst] = op === 0xb0 && usesImmediate && insn.off === 0 ? { kind: 'const', value: BigInt(insn.imm >>> 0) } : undefined;
+    return state;
+  }
+  if (insn.class === CLASS_LD) {
+    if (loadsFunctionAddress || isPseudoFunc(insn)) registers[insn.dst] = { kind: 'function', imm: insn.imm };
+    else registers[insn.dst] = insn.imm64 !== undefined && insn.src === 0 ? { kind: 'const', value: insn.imm64 } : undefined;
+    return state;
+  }
+  if (insn.class === CLASS_LDX && isLoadFromMemory(insn)) {
+    const base = registers[insn.src];
+    registers[insn.dst] =
+      base?.kind === 'fp' && memoryAccessSize(insn) === 8 ? state.spills.get(base.offset + insn.off) : undefined;
+    return state;
+  }
+  if (isStoreToMemory(insn)) {
+    const base = registers[insn.dst];
+    if (base?.kind === 'fp') {
+      const offset = base.offset + insn.off;
+      const size = memoryAccessSize(insn);
+      for (const slot of [...state.spills.keys()]) {
+        if (slot < offset + size && offset < slot + 8) state.spills.delete(slot);
+      }
+      const isRegisterStore = insn.class === 0x03 && (insn.opcode & 0xe0) === 0x60;
+      if (isRegisterStore && size === 8 && registers[insn.src]?.kind === 'fp') state.spills.set(offset, registers[insn.src]);
+    }
+    // Atomic fetch operations write their source register (or r0 for cmpxchg).
+    if ((insn.opcode & 0xe0) === 0xc0) {
+      if (insn.imm === 0xf1) registers[0] = undefined;
+      else if (insn.imm & 0x01) registers[insn.src] = undefined;
+    }
+    return state;
+  }
+  return state;
+}
+
+function accessesOf(insn: Instruction, at: number, state: State): StackAccess[] {
+  const { registers } = state;
+  if (isHelperCall(insn) || isKfuncCall(insn) || isPseudoCall(insn)) {
+    const pointers: StackAccess[] = [];
+    for (let r = 1; r <= 5; r++) {
+      const value = registers[r];
+      if (value?.kind === 'fp' && value.offset < 0) pointers.push({ at, offset: value.offset, bytes: 0, kind: 'pointer-to-call' });
+    }
+    return pointers;
+  }
+  if (isLoadFromMemory(insn)) {
+    const base = registers[insn.src];
+    if (base?.kind !== 'fp') return [];
+    return [{ at, offset: base.offset + insn.off, bytes: memoryAccessSize(insn), kind: 'load' }];
+  }
+  if (isStoreToMemory(insn)) {
+    const base = registers[insn.dst];
+    if (base?.kind !== 'fp') return [];
+    const access: StackAccess = { at, offset: base.offset + insn.off, bytes: memoryAccessSize(insn), kind: 'store' };
+    if (insn.class === 0x02) access.value = BigInt(insn.imm);
+    else if (insn.class === 0x03 && (insn.opcode & 0xe0) === 0x60) {
+      const source = registers[insn.src];
+      if (source?.kind === 'const') access.value = source.value;
+    }
+    return [access];
+  }
+  return [];
+}

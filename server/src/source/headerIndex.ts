@@ -1,0 +1,395 @@
+/**
+ * The header index: every header a translation unit includes is read once, and what it declares
+ * (records, typedefs, enums, enumerators) and what it does to the macro table are kept, in memory
+ * and on disk, keyed by the hash of the header's content. Reopening a file that includes vmlinux.h
+ * then costs a JSON read instead of preprocessing and parsing 2.8 MB of C.
+ *
+ * A header's meaning depends on the macros defined when it is included (BPF_NO_GLOBAL_DATA changes
+ * bpf_printk, an include guard empties a second inclusion), so an entry also records which of those
+ * macros could matter: every macro defined at entry whose name occurs in the header or the headers it
+ * includes (tested with a Bloom filter of their identifiers), with its definition. An entry is reused
+ * only when those definitions are the same again and no file it read has changed.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { lineOfOffset, lineStarts, tokenize, TokenKind } from './lexer';
+import { definitionsFromText, preprocessFile } from './preprocessor';
+import type { IncludeRequest, Macro, PreprocessHandler, PreprocessorState } from './preprocessor';
+import type { DeclarationParser } from './declarations';
+import type { Declarations } from './types';
+import { emptyDeclarations } from './types';
+import type { Problem } from '../common/problem';
+
+/** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
+const CACHE_FORMAT_VERSION = 5;
+const MAX_VARIANTS_PER_HEADER = 8;
+
+/** Where <...> headers are searched after the -I directories, for a BPF target on Debian. */
+export const DEFAULT_SYSTEM_INCLUDE_DIRS: readonly string[] = ['/usr/local/include', '/usr/include', '/usr/include/x86_64-linux-gnu'];
+
+export function defaultCacheDir(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'bpf-stack-lens');
+}
+
+export interface IncludeSearch {
+  includeDirs: readonly string[];
+  systemIncludeDirs: readonly string[];
+}
+
+/** A file system seen through a callback, so that an editor's unsaved buffers can stand in for files. */
+export type ReadFile = (file: string) => string | undefined;
+
+export const readFileFromDisk: ReadFile = (file) => {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * Finds a header the way clang does: "..." first beside the including file, then every -I
+ * directory, then the system directories; <...> skips the first step; #include_next continues
+ * after the directory the including file was found in.
+ */
+export function resolveInclude(request: IncludeRequest, search: IncludeSearch, exists: (file: string) => boolean): string | undefined {
+  if (path.isAbsolute(request.spelled)) return exists(request.spelled) ? request.spelled : undefined;
+  const directories: string[] = [];
+  if (!request.angled && !request.next) directories.push(path.dirname(request.fromFile));
+  directories.push(...search.includeDirs, ...search.systemIncludeDirs);
+  let start = 0;
+  if (request.next) {
+    const fromDirectory = path.dirname(request.fromFile);
+    const index = directories.findIndex((directory) => path.resolve(directory, request.spelled) === path.resolve(fromDirectory, request.spelled) || path.resolve(directory) === fromDirectory);
+    start = index === -1 ? 0 : index + 1;
+  }
+  for (let i = start; i < directories.length; i++) {
+    const candidate = path.resolve(directories[i], request.spelled);
+    if (exists(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/** A Bloom filter over identifiers: 2^20 bits, 3 probes, about 1.5 % false positives at vmlinux.h's ~100k names. */
+class IdentifierFilter {
+  static readonly BITS = 1 << 20;
+  readonly bits: Uint8Array;
+
+  constructor(bits?: Uint8Array) {
+    this.bits = bits ?? new Uint8Array(IdentifierFilter.BITS / 8);
+  }
+
+  static fromBase64(text: string): IdentifierFilter {
+    return new IdentifierFilter(new Uint8Array(Buffer.from(text, 'base64')));
+  }
+
+  toBase64(): string {
+    return Buffer.from(this.bits).toString('base64');
+  }
+
+  private static probes(name: string): [number, number, number] {
+    // FNV-1a and a second multiplicative hash; the third probe is derived from both (Kirsch–Mitzenmacher).
+    let h1 = 0x811c9dc5;
+    let h2 = 0;
+    for (let i = 0; i < name.length; i++) {
+      const c = name.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 0x01000193);
+      h2 = Math.imul(h2 + c, 0x5bd1e995) ^ (h2 >>> 15);
+    }
+    const mask = IdentifierFilter.BITS - 1;
+    return [h1 & mask, h2 & mask, (h1 + Math.imul(h2, 3)) & mask];
+  }
+
+  add(name: string): void {
+    for (const bit of IdentifierFilter.probes(name)) this.bits[bit >>> 3] |= 1 << (bit & 7);
+  }
+
+  mightContain(name: string): boolean {
+    for (const bit of IdentifierFilter.probes(name)) if (!(this.bits[bit >>> 3] & (1 << (bit & 7)))) return false;
+    return true;
+  }
+
+  addAll(other: IdentifierFilter): void {
+    for (let i = 0; i < this.bits.length; i++) this.bits[i] |= other.bits[i];
+  }
+}
+
+/** One header's meaning under one macro environment, as persisted. */
+interface HeaderEntry {
+  version: number;
+  file: string;
+  contentHash: string;
+  includeSearchKey: string;
+  /** Hash of the entry macros that the header's identifiers could see. */
+  environmentKey: string;
+  identifierFilter: string;
+  /** Every file read, this one included, with its content hash. */
+  files: [string, string][];
+  declarations: Declarations;
+  /** Net effect on the macro table: `#define` lines to replay and names to #undef. */
+  defines: string[];
+  undefines: string[];
+  onceFiles: string[];
+  problems: string[];
+}
+
+interface LoadedEntry {
+  entry: HeaderEntry;
+  filter: IdentifierFilter;
+}
+
+/** A header being read cold: what it, and the headers it includes, add up to so far. */
+interface RecordingFrame {
+  filter: IdentifierFilter;
+  files: Map<string, string>;
+  onceFiles: Set<string>;
+  problems: string[];
+}
+
+/** What one translation unit gives the index to work with. */
+export interface IncludeContext {
+  state: PreprocessorState;
+  parser: DeclarationParser;
+  search: IncludeSearch;
+  readFile: ReadFile;
+  problems: Problem[];
+  /** Every header included, in order, with where it resolved to. */
+  includes: { spelled: string; resolved?: string; fromFile: string; offset: number }[];
+}
+
+export interface HeaderIndexOptions {
+  /** Directory for the persistent cache; null keeps the index in memory only. */
+  cacheDir?: string | null;
+}
+
+export interface HeaderIndexStatistics {
+  memoryHits: number;
+  diskHits: number;
+  misses: number;
+}
+
+function hashText(text: string): string {
+  return createHash('sha1').update(text).digest('hex');
+}
+
+function macroDefinitionLine(macro: Macro): string {
+  return `#define ${macro.name}${macro.spelling.startsWith('(') ? '' : ' '}${macro.spelling}`;
+}
+
+export class HeaderIndex {
+  readonly cacheDir: string | null;
+  readonly statistics: HeaderIndexStatistics = { memoryHits: 0, diskHits: 0, misses: 0 };
+  private readonly entries = new Map<string, LoadedEntry[]>();
+  private readonly frames: RecordingFrame[] = [];
+
+  constructor(options: HeaderIndexOptions = {}) {
+    this.cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
+  }
+
+  /** Drops the in-memory entries (the disk cache stays). */
+  clearMemory(): void {
+    this.entries.clear();
+  }
+
+  /** The handler a preprocessFile() call uses for its includes within one translation unit. */
+  handlerFor(context: IncludeContext, onTokens: (batch: import('./lexer').Token[]) => void): PreprocessHandler {
+    return {
+      tokens: onTokens,
+      include: (request) => this.include(request, context),
+      hasInclude: (request) => resolveInclude(request, context.search, (file) => fs.existsSync(file)) !== undefined,
+    };
+  }
+
+  /** Processes one #include: replays the header from the index, or reads it and indexes it. */
+  include(request: IncludeRequest, context: IncludeContext): void {
+    const resolved = resolveInclude(request, context.search, (file) => fs.existsSync(file));
+    context.includes.push({ spelled: request.spelled, resolved, fromFile: request.fromFile, offset: request.offset });
+    if (!resolved) {
+      this.reportProblem(context, request, `'${request.spelled}' file not found`);
+      return;
+    }
+    if (context.state.onceFiles.has(resolved)) return;
+    const text = context.readFile(resolved);
+    if (text === undefined) {
+      this.reportProblem(context, request, `cannot read ${resolved}`);
+      return;
+    }
+    // The includer's complete declarations are parsed first, so that they are not recorded as the header's.
+    context.parser.finish();
+    const contentHash = hashText(text);
+    const searchKey = hashText(JSON.stringify([context.search.includeDirs, context.search.systemIncludeDirs]));
+    const reusable = this.findEntry(resolved, contentHash, searchKey, context);
+    if (reusable) {
+      this.replay(reusable, context);
+      return;
+    }
+    this.statistics.misses++;
+    this.indexHeader(resolved, text, contentHash, searchKey, context);
+  }
+
+  private reportProblem(context: IncludeContext, request: IncludeRequest, message: string): void {
+    if (this.frames.length === 0) {
+      context.problems.push({ message, offset: request.offset });
+    } else {
+      const text = `${request.fromFile}: ${message}`;
+      for (const frame of this.frames) frame.problems.push(text);
+      context.problems.push({ message: text });
+    }
+  }
+
+  private environmentKey(filter: IdentifierFilter, macros: Map<string, Macro>): string {
+    const seen: string[] = [];
+    for (const [name, macro] of macros) if (filter.mightContain(name)) seen.push(`${name}${macro.spelling}`);
+    seen.sort();
+    return hashText(seen.join('\n'));
+  }
+
+  private findEntry(file: string, contentHash: string, searchKey: string, context: IncludeContext): LoadedEntry | undefined {
+    let candidates = this.entries.get(contentHash);
+    let fromDisk = false;
+    if (!candidates) {
+      candidates = this.loadFromDisk(contentHash);
+      fromDisk = candidates.length > 0;
+      this.entries.set(contentHash, candidates);
+    }
+    for (const candidate of candidates) {
+      const entry = candidate.entry;
+      if (entry.file !== file || entry.includeSearchKey !== searchKey) continue;
+      if (this.environmentKey(candidate.filter, context.state.macros) !== entry.environmentKey) continue;
+      if (!this.filesUnchanged(entry, context)) continue;
+      if (fromDisk) this.statistics.diskHits++;
+      else this.statistics.memoryHits++;
+      return candidate;
+    }
+    return undefined;
+  }
+
+  private filesUnchanged(entry: HeaderEntry, context: IncludeContext): boolean {
+    for (const [file, hash] of entry.files) {
+      if (file === entry.file) continue;
+      const text = context.readFile(file);
+      if (text === undefined || hashText(text) !== hash) return false;
+    }
+    return true;
+  }
+
+  private replay(loaded: LoadedEntry, context: IncludeContext): void {
+    const entry = loaded.entry;
+    context.parser.environment.merge(entry.declarations);
+    const replayProblems: Problem[] = [];
+    definitionsFromText(entry.defines.join('\n'), context.state, replayProblems);
+    for (const name of entry.undefines) context.state.macros.delete(name);
+    for (const file of entry.onceFiles) context.state.onceFiles.add(file);
+    for (const message of entry.problems) context.problems.push({ message });
+    for (const frame of this.frames) {
+      frame.filter.addAll(loaded.filter);
+      for (const [file, hash] of entry.files) frame.files.set(file, hash);
+      for (const file of entry.onceFiles) frame.onceFiles.add(file);
+      frame.problems.push(...entry.problems);
+    }
+  }
+
+  private indexHeader(file: string, text: string, contentHash: string, searchKey: string, context: IncludeContext): void {
+    const entryMacros = new Map(context.state.macros);
+    const declarations = emptyDeclarations();
+    const frame: RecordingFrame = { filter: new IdentifierFilter(), files: new Map([[file, contentHash]]), onceFiles: new Set(), problems: [] };
+    const tokens = tokenize(text);
+    for (const token of tokens) if (token.kind === TokenKind.Identifier) frame.filter.add(token.text);
+    const environment = context.parser.environment;
+    environment.recorders.push(declarations);
+    this.frames.push(frame);
+    const headerProblems: Problem[] = [];
+    try {
+      const handler = this.handlerFor(context, (batch) => context.parser.feed(batch));
+      const parserProblemsBefore = context.parser.problems.length;
+      preprocessFile(file, text, context.state, handler, headerProblems, tokens);
+      context.parser.finish();
+      // Declaration problems inside the header carry offsets into the header: say where in words.
+      const parserProblems = context.parser.problems.splice(parserProblemsBefore);
+      headerProblems.push(...parserProblems);
+    } finally {
+      this.frames.pop();
+      environment.recorders.pop();
+    }
+    if (context.state.onceFiles.has(file)) frame.onceFiles.add(file);
+    const starts = lineStarts(text);
+    for (const problem of headerProblems) {
+      const where = problem.offset !== undefined ? `${file}:${lineOfOffset(starts, problem.offset)}` : file;
+      frame.problems.push(`${where}: ${problem.message}`);
+    }
+    for (const message of frame.problems.slice(frame.problems.length - headerProblems.length)) context.problems.push({ message });
+
+    const defines: string[] = [];
+    const undefines: string[] = [];
+    for (const [name, macro] of context.state.macros) {
+      if (entryMacros.get(name) !== macro) defines.push(macroDefinitionLine(macro));
+    }
+    for (const name of entryMacros.keys()) if (!context.state.macros.has(name)) undefines.push(name);
+
+    const entry: HeaderEntry = {
+      version: CACHE_FORMAT_VERSION,
+      file,
+      contentHash,
+      includeSearchKey: searchKey,
+      environmentKey: this.environmentKey(frame.filter, entryMacros),
+      identifierFilter: '',
+      files: [...frame.files],
+      declarations,
+      defines,
+      undefines,
+      onceFiles: [...frame.onceFiles],
+      problems: frame.problems,
+    };
+    const loaded: LoadedEntry = { entry, filter: frame.filter };
+    const variants = this.entries.get(contentHash) ?? [];
+    variants.unshift(loaded);
+    if (variants.length > MAX_VARIANTS_PER_HEADER) variants.length = MAX_VARIANTS_PER_HEADER;
+    this.entries.set(contentHash, variants);
+    this.saveToDisk(contentHash, variants);
+    // The enclosing headers being recorded now depend on everything this one read.
+    for (const outer of this.frames) {
+      outer.filter.addAll(frame.filter);
+      for (const [name, hash] of frame.files) outer.files.set(name, hash);
+      for (const once of frame.onceFiles) outer.onceFiles.add(once);
+      outer.problems.push(...frame.problems);
+    }
+  }
+
+  private entryPath(contentHash: string): string | undefined {
+    if (!this.cacheDir) return undefined;
+    return path.join(this.cacheDir, `headers-v${CACHE_FORMAT_VERSION}`, `${contentHash}.json`);
+  }
+
+  private loadFromDisk(contentHash: string): LoadedEntry[] {
+    const file = this.entryPath(contentHash);
+    if (!file) return [];
+    try {
+      const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as HeaderEntry[];
+      if (!Array.isArray(stored)) return [];
+      return stored
+        .filter((entry) => entry.version === CACHE_FORMAT_VERSION && entry.contentHash === contentHash)
+        .map((entry) => ({ entry, filter: IdentifierFilter.fromBase64(entry.identifierFilter) }));
+    } catch {
+      // A missing or corrupt cache file is a cache miss, nothing more.
+      return [];
+    }
+  }
+
+  private saveToDisk(contentHash: string, variants: LoadedEntry[]): void {
+    const file = this.entryPath(contentHash);
+    if (!file) return;
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      const stored = variants.map(({ entry, filter }) => ({ ...entry, identifierFilter: filter.toBase64() }));
+      // Write then rename, so that a concurrent reader never sees half a file.
+      const temporary = `${file}.${process.pid}.tmp`;
+      fs.writeFileSync(temporary, JSON.stringify(stored));
+      fs.renameSync(temporary, file);
+    } catch {
+      // The cache is an optimisation: a read-only or full disk must not break analysis.
+    }
+  }
+}

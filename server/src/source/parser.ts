@@ -1,0 +1,167 @@
+/**
+ * Loads tree-sitter and the C grammar once, and keeps one C document parsed as it changes.
+ *
+ * web-tree-sitter is WebAssembly: Parser.init() instantiates the runtime and Language.load() the
+ * grammar, both asynchronous and both expensive, so they happen once per process and every parser
+ * shares them. Trees live in wasm memory and must be freed with tree.delete(); CDocument owns its
+ * current tree and frees the previous one whenever it reparses.
+ */
+import * as fs from 'node:fs';
+import { Language, Parser, Query } from 'web-tree-sitter';
+import type { Edit, Point, Tree } from 'web-tree-sitter';
+import { packageFile } from './packageRoot';
+
+export type { Node, Point, Tree } from 'web-tree-sitter';
+
+let languagePromise: Promise<Language> | undefined;
+
+/** The runtime's wasm, wherever this installation keeps it (node_modules in development, beside a bundle in the vsix). */
+function locateRuntimeWasm(): string {
+  const candidates = [
+    packageFile('node_modules', 'web-tree-sitter', 'web-tree-sitter.wasm'),
+    packageFile('dist', 'web-tree-sitter.wasm'),
+    packageFile('grammars', 'web-tree-sitter.wasm'),
+  ];
+  for (const candidate of candidates) if (fs.existsSync(candidate)) return candidate;
+  return require.resolve('web-tree-sitter/web-tree-sitter.wasm');
+}
+
+/** The C grammar, loaded once per process. */
+export function loadCLanguage(): Promise<Language> {
+  languagePromise ??= (async () => {
+    const runtimeWasm = locateRuntimeWasm();
+    await Parser.init({ locateFile: () => runtimeWasm });
+    return Language.load(packageFile('grammars', 'tree-sitter-c.wasm'));
+  })();
+  return languagePromise;
+}
+
+/** A fresh parser for C. Each document should have its own: a parser keeps state between parses. */
+export async function createCParser(): Promise<Parser> {
+  const language = await loadCLanguage();
+  return new Parser().setLanguage(language);
+}
+
+const compiledQueries = new Map<string, Query>();
+
+/**
+ * A query from server/src/source/queries/NAME.scm, compiled on first use and kept for the life of
+ * the process: compiling a query costs far more than running it.
+ */
+export async function loadQuery(name: string): Promise<Query> {
+  const cached = compiledQueries.get(name);
+  if (cached) return cached;
+  const language = await loadCLanguage();
+  const source = fs.readFileSync(packageFile('server', 'src', 'source', 'queries', `${name}.scm`), 'utf8');
+  const query = new Query(language, source);
+  compiledQueries.set(name, query);
+  return query;
+}
+
+/** The row and column that `index` (a string index) falls on, as tree-sitter counts them. */
+export function pointAt(text: string, index: number): Point {
+  let row = 0;
+  let lineStart = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i < index; i = text.indexOf('\n', i + 1)) {
+    row++;
+    lineStart = i + 1;
+  }
+  return { row, column: index - lineStart };
+}
+
+/**
+ * One C document and its current syntax tree. Edits are applied to the old tree before reparsing,
+ * so tree-sitter reuses every subtree the edit did not touch: a keystroke in a large file reparses
+ * in a couple of milliseconds instead of the full parse's hundreds.
+ */
+export class CDocument {
+  private currentTree: Tree | null = null;
+  private currentText = '';
+
+  private constructor(private readonly parser: Parser) {}
+
+  static async create(text = ''): Promise<CDocument> {
+    const document = new CDocument(await createCParser());
+    document.parse(text);
+    return document;
+  }
+
+  get text(): string {
+    return this.currentText;
+  }
+
+  /** The tree of the current text. It stays valid until the next parse, edit or dispose. */
+  get tree(): Tree {
+    if (!this.currentTree) throw new Error('CDocument used after dispose');
+    return this.currentTree;
+  }
+
+  /** Parses `text` from scratch, dropping the old tree. */
+  parse(text: string): Tree {
+    const tree = this.parser.parse(text);
+    this.replaceTree(tree);
+    this.currentText = text;
+    return this.tree;
+  }
+
+  /**
+   * Replaces text[startIndex, oldEndIndex) with `insertedText` and reparses incrementally.
+   * Indices are string indices into the current text, as an editor's change events give them.
+   */
+  edit(startIndex: number, oldEndIndex: number, insertedText: string): Tree {
+    const oldText = this.currentText;
+    const start = Math.max(0, Math.min(startIndex, oldText.length));
+    const oldEnd = Math.max(start, Math.min(oldEndIndex, oldText.length));
+    const newText = oldText.slice(0, start) + insertedText + oldText.slice(oldEnd);
+    const newEnd = start + insertedText.length;
+    const edit: Edit = {
+      startIndex: start,
+      oldEndIndex: oldEnd,
+      newEndIndex: newEnd,
+      startPosition: pointAt(oldText, start),
+      oldEndPosition: pointAt(oldText, oldEnd),
+      newEndPosition: pointAt(newText, newEnd),
+    } as Edit;
+    if (!this.currentTree) return this.parse(newText);
+    this.currentTree.edit(edit);
+    const tree = this.parser.parse(newText, this.currentTree);
+    this.replaceTree(tree);
+    this.currentText = newText;
+    return this.tree;
+  }
+
+  /**
+   * Brings the document to `newText`, whatever changed: the changed span is found by comparing
+   * common prefix and suffix, then reparsed incrementally. Used when the text handed in is derived
+   * (preprocessed) rather than edited directly.
+   */
+  update(newText: string): Tree {
+    const oldText = this.currentText;
+    if (newText === oldText && this.currentTree) return this.currentTree;
+    let prefix = 0;
+    const shorter = Math.min(oldText.length, newText.length);
+    while (prefix < shorter && oldText.charCodeAt(prefix) === newText.charCodeAt(prefix)) prefix++;
+    let suffix = 0;
+    while (
+      suffix < shorter - prefix &&
+      oldText.charCodeAt(oldText.length - 1 - suffix) === newText.charCodeAt(newText.length - 1 - suffix)
+    ) {
+      suffix++;
+    }
+    return this.edit(prefix, oldText.length - suffix, newText.slice(prefix, newText.length - suffix));
+  }
+
+  /** Frees the tree and the parser. */
+  dispose(): void {
+    this.currentTree?.delete();
+    this.currentTree = null;
+    this.parser.delete();
+  }
+
+  private replaceTree(tree: Tree | null): void {
+    if (!tree) throw new Error('tree-sitter returned no tree (no language set?)');
+    // Freeing before assigning is safe: tree-sitter copies what it reuses from the old tree.
+    this.currentTree?.delete();
+    this.currentTree = tree;
+  }
+}

@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: MIT
+/*
+ * verifier-probe: loads ONE program of a BPF object into the running kernel and reports what the
+ * verifier said about it, in a form a test can parse without guessing.
+ *
+ *   usage: verifier-probe OBJ PROGNAME
+ *          verifier-probe --check
+ *
+ * Output on stdout, one "key value" per line, then the raw verifier log:
+ *
+ *   status ok|rejected|error
+ *   errno 13
+ *   stack_depth 208+32+48          (absent when the log has no "stack depth" line)
+ *   error tail_calls are not ...   (the verifier's last error line; absent when accepted)
+ *   log_bytes 1234
+ *   --- log ---
+ *   <the verifier log, verbatim>
+ *
+ * "rejected" means the verifier ran and refused the program (it wrote a log); "error" means we never
+ * got a verdict (the object did not open, the program does not exist, or bpf() refused with an empty
+ * log, as fentry programs get EPERM on machines without BTF attach targets).
+ *
+ * Nothing is pinned and every fd is closed by bpf_object__close, so the kernel keeps no state once
+ * this process exits. The exit code is 0 for ok, 1 for rejected and 2 for error.
+ *
+ * --check loads the smallest possible socket filter ("r0 = 0; exit") and reports "status ok" or
+ * "status error" with the errno, so a test can tell "bpf() is refused here" (EPERM in a container,
+ * unprivileged_bpf_disabled) apart from "the verifier rejected a fixture".
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+/*
+ * Log level 4 (BPF_LOG_STATS) alone is enough: the kernel's verbose() prints whenever the level is
+ * non-zero, so check_max_stack_depth's errors appear, and print_verification_stats() prints the
+ * "stack depth a+b+c" line for level 4 even when the program is rejected. Level 1 would add the
+ * instruction-by-instruction trace, which makes the log megabytes long for no gain here.
+ */
+#define PROBE_LOG_LEVEL 4
+#define PROBE_LOG_SIZE (16u * 1024u * 1024u)
+
+/* libbpf's own warnings go to stderr so they never mix with the machine-readable report. */
+static int print_libbpf(enum libbpf_print_level level, const char *format, va_list args)
+{
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	return vfprintf(stderr, format, args);
+}
+
+/* Copies the content of the first line of `text` that starts with `prefix` (without the prefix). */
+static int find_line(const char *text, const char *prefix, char *out, size_t out_size)
+{
+	size_t prefix_len = strlen(prefix);
+	const char *line = text;
+
+	while (line && *line) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+
+		if (len >= prefix_len && strncmp(line, prefix, prefix_len) == 0) {
+			size_t n = len - prefix_len;
+
+			if (n >= out_size)
+				n = out_size - 1;
+			memcpy(out, line + prefix_len, n);
+			out[n] = '\0';
+			return 1;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+/*
+ * The verifier's error is the last line that is not one of the statistics lines
+ * print_verification_stats() appends after it ("verification time", "stack depth",
+ * "processed N insns") and not libbpf's "-- END PROG LOAD LOG --" style framing.
+ */
+static int is_stats_line(const char *line, size_t len)
+{
+	static const char *const prefixes[] = {
+		"verification time ", "stack depth ", "processed ", "-- ", "mark_precise",
+	};
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		size_t plen = strlen(prefixes[i]);
+
+		if (len >= plen && strncmp(line, prefixes[i], plen) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void last_error_line(const char *text, char *out, size_t out_size)
+{
+	const char *line = text;
+
+	out[0] = '\0';
+	while (line && *line) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+
+		if (len > 0 && !is_stats_line(line, len)) {
+			size_t n = len < out_size - 1 ? len : out_size - 1;
+
+			memcpy(out, line, n);
+			out[n] = '\0';
+		}
+		line = end ? end + 1 : NULL;
+	}
+}
+
+static int report(const char *status, int err, const char *log)
+{
+	char depths[512] = "";
+	char error[1024] = "";
+
+	printf("status %s\n", status);
+	printf("errno %d\n", err);
+	if (log && find_line(log, "stack depth ", depths, sizeof(depths)))
+		printf("stack_depth %s\n", depths);
+	if (log && strcmp(status, "ok") != 0) {
+		last_error_line(log, error, sizeof(error));
+		if (error[0])
+			printf("error %s\n", error);
+	}
+	printf("log_bytes %zu\n", log ? strlen(log) : (size_t)0);
+	printf("--- log ---\n%s", log ? log : "");
+	if (log && log[0] && log[strlen(log) - 1] != '\n')
+		printf("\n");
+	return strcmp(status, "ok") == 0 ? 0 : strcmp(status, "rejected") == 0 ? 1 : 2;
+}
+
+static int check_bpf_syscall(void)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "probe_check", "GPL", insns,
+			       sizeof(insns) / sizeof(insns[0]), NULL);
+
+	if (fd < 0) {
+		int err = errno;
+
+		printf("status error\nerrno %d\nmessage %s\n", err, strerror(err));
+		return 2;
+	}
+	close(fd);
+	printf("status ok\nerrno 0\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct bpf_object *obj;
+	struct bpf_program *prog, *target = NULL;
+	char *log;
+	int err, code;
+
+	if (argc == 2 && strcmp(argv[1], "--check") == 0)
+		return check_bpf_syscall();
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s OBJ PROGNAME | --check\n", argv[0]);
+		return 2;
+	}
+
+	libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
+	libbpf_set_print(print_libbpf);
+
+	log = calloc(1, PROBE_LOG_SIZE);
+	if (!log) {
+		fprintf(stderr, "out of memory\n");
+		return 2;
+	}
+
+	obj = bpf_object__open_file(argv[1], NULL);
+	if (!obj) {
+		err = errno;
+		fprintf(stderr, "cannot open %s: %s\n", argv[1], strerror(err));
+		code = report("error", err, NULL);
+		free(log);
+		return code;
+	}
+
+	/* Only the requested program is loaded, so one rejected sibling cannot hide its verdict. */
+	bpf_object__for_each_program(prog, obj) {
+		if (strcmp(bpf_program__name(prog), argv[2]) == 0)
+			target = prog;
+		else
+			bpf_program__set_autoload(prog, false);
+	}
+	if (!target) {
+		fprintf(stderr, "no program named %s in %s\n", argv[2], argv[1]);
+		bpf_object__close(obj);
+		code = report("error", ENOENT, NULL);
+		free(log);
+		return code;
+	}
+	bpf_program__set_autoload(target, true);
+	bpf_program__set_log_level(target, PROBE_LOG_LEVEL);
+	bpf_program__set_log_buf(target, log, PROBE_LOG_SIZE);
+
+	err = bpf_object__load(obj);
+	if (err == 0) {
+		code = report("ok", 0, log);
+	} else {
+		int saved = err < 0 ? -err : errno;
+
+		/* A verdict needs a log; an empty log means bpf() refused before the verifier ran. */
+		code = report(log[0] ? "rejected" : "error", saved, log);
+	}
+
+	bpf_object__close(obj);
+	free(log);
+	return code;
+}

@@ -1,0 +1,63 @@
+/**
+ * The decoders never throw on bad input. These tests feed them truncated and corrupted copies of
+ * real objects and only ask that every stage returns.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readBtf } from '../../server/src/object/btf';
+import { readBtfExt } from '../../server/src/object/btfExt';
+import { formatInstruction } from '../../server/src/object/disassemble';
+import { SHF_EXECINSTR, readElf } from '../../server/src/object/elf';
+import { applyLibbpfSourceRegisters, decodeInstructions } from '../../server/src/object/instruction';
+import { readData } from './testData';
+
+/** Runs every decoder on the bytes; returns how many problems they reported in all. */
+function decodeEverything(bytes: Uint8Array): number {
+  const { elf, problems } = readElf(bytes);
+  let count = problems.length;
+  if (!elf) return count;
+  for (const section of elf.sections) {
+    if ((section.flags & SHF_EXECINSTR) === 0) continue;
+    const decoded = decodeInstructions(section.data, elf.littleEndian, section.name);
+    count += decoded.problems.length;
+    for (const instruction of applyLibbpfSourceRegisters(decoded.instructions, section.index, elf)) formatInstruction(instruction);
+  }
+  const btf = readBtf(elf.sectionByName('.BTF')?.data, elf.littleEndian);
+  count += btf.problems.length;
+  for (const type of btf.btf?.types ?? []) {
+    btf.btf?.typeName(type.id);
+    btf.btf?.resolveSize(type.id);
+  }
+  count += readBtfExt(elf.sectionByName('.BTF.ext')?.data, elf.littleEndian, btf.btf).problems.length;
+  return count;
+}
+
+/** A small deterministic generator, so a failure can be replayed. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+for (const name of ['calls.bpf.o', 'calls.bpfeb.o', 'types.bpf.o']) {
+  test(`${name}: every truncation decodes without an exception`, () => {
+    const bytes = readData(name);
+    assert.equal(decodeEverything(bytes), 0);
+    for (let length = 0; length < bytes.length; length += 61) decodeEverything(bytes.subarray(0, length));
+  });
+
+  test(`${name}: random corruption decodes without an exception`, () => {
+    const bytes = readData(name);
+    const next = random(0x5eed + bytes.length);
+    let reported = 0;
+    for (let round = 0; round < 300; round++) {
+      const copy = new Uint8Array(bytes);
+      const flips = 1 + Math.floor(next() * 16);
+      for (let i = 0; i < flips; i++) copy[Math.floor(next() * copy.length)] = Math.floor(next() * 256);
+      reported += decodeEverything(copy);
+    }
+    assert.ok(reported > 0, 'corruption should be noticed at least sometimes');
+  });
+}
