@@ -101,11 +101,23 @@ test('siblings do not add up; every call is walked, dead or not', () => {
   assert.equal(judgeStack(graph, K618).violations[0].message, 'combined stack size of 3 calls is 768. Too large');
 });
 
-test('eight frames pass, a ninth is too deep', () => {
+test('eight frames pass; a ninth static frame fails in do_check, a ninth through globals in the walk', () => {
   assert.equal(judgeStack(plainChain(8, 8, 8, 8, 8, 8, 8, 8), K618).accepted, true);
-  const verdict = judgeStack(plainChain(8, 8, 8, 8, 8, 8, 8, 8, 8), K618);
-  assert.equal(verdict.violations[0].rule, 'call-depth');
-  assert.equal(verdict.violations[0].message, 'the call stack of 8 frames is too deep !');
+  const statics = judgeStack(plainChain(8, 8, 8, 8, 8, 8, 8, 8, 8), K618);
+  assert.equal(statics.violations[0].rule, 'call-depth');
+  assert.equal(statics.violations[0].phase, 'do_check');
+  assert.equal(statics.violations[0].message, 'the call stack of 9 frames is too deep');
+  const globals = plainChain(8, 8, 8, 8, 8, 8, 8, 8, 8);
+  globals.subprograms.forEach((n, index) => (n.isGlobal = index > 0));
+  const walked = judgeStack(globals, K618);
+  assert.equal(walked.violations[0].phase, 'check_max_stack_depth');
+  assert.equal(walked.violations[0].message, 'the call stack of 8 frames is too deep !');
+});
+
+test('do_check\'s violation is the one printed, even when the walk would find another first', () => {
+  const graph = plainChain(400, 8, 8, 8, 8, 8, 8, 8, 200);
+  const verdict = judgeStack(graph, K618);
+  assert.equal(verdict.violations.find((v) => v.reportedByKernel)?.message, 'the call stack of 9 frames is too deep');
 });
 
 test('private stack from 6.13: kprobe frames of 64 bytes or more leave the combined sum', () => {

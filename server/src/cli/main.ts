@@ -7,11 +7,13 @@ import { join } from 'node:path';
 import { UsageError } from './args';
 import { checkCommand } from './checkCommand';
 import { dumpCommand } from './dumpCommand';
+import { lspCommand } from '../lsp/lspCommand';
 import type { CommandIo } from './io';
 
 const USAGE = `usage:
   bpf-stack-lens check [--kernel V[,V...]] [--no-jit] [--format text|json|sarif] OBJ...
   bpf-stack-lens dump OBJ [--prog NAME]
+  bpf-stack-lens lsp [--stdio | --node-ipc | --socket=PORT]
   bpf-stack-lens --version | --help`;
 
 type Command = (argv: string[], io: CommandIo) => number | Promise<number>;
@@ -19,6 +21,7 @@ type Command = (argv: string[], io: CommandIo) => number | Promise<number>;
 const COMMANDS: Record<string, Command> = {
   check: checkCommand,
   dump: dumpCommand,
+  lsp: lspCommand,
 };
 
 export function packageVersion(): string {

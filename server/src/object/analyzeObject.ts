@@ -11,7 +11,7 @@ import { type Btf, readBtf } from './btf';
 import { type BtfExt, type LineInfo, readBtfExt } from './btfExt';
 import { readElf } from './elf';
 import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms } from './program';
-import { type StackDepthResult, computeStackDepth } from './stackDepth';
+import { type ReadOnlyData, type StackDepthResult, computeStackDepth } from './stackDepth';
 
 export interface SubprogramReport {
   name: string;
@@ -21,6 +21,8 @@ export interface SubprogramReport {
   checkedDepth: number;
   /** Why stackDepth exceeds checkedDepth, if it does. */
   hiddenBytes: string[];
+  /** False for a static function only dead code calls: the verifier never enters it. */
+  verified: boolean;
   hasTailCall: boolean;
   isGlobal: boolean;
   isAsyncCallback: boolean;
@@ -31,6 +33,10 @@ export interface SubprogramReport {
 
 export interface ViolationReport {
   rule: string;
+  /** The verifier pass that finds it: "do_check" or "check_max_stack_depth". */
+  phase: string;
+  /** Index of the offending subprogram in the program's subprograms. */
+  subprogram: number;
   message: string;
   depth: number;
   chain: string[];
@@ -102,11 +108,26 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   problems.push(...programProblems);
 
   const depths = new Map<ObjectFunction, StackDepthResult>();
+  const readOnlyData = new Map<number, ReadOnlyData>();
+  const readOnlyAddress = (fn: ObjectFunction, index: number) => {
+    const insn = fn.instructions[index];
+    const relocation = insn.width === 2 ? fn.relocations.get(insn.offset) : undefined;
+    const symbol = relocation && elf.symbols[relocation.symbolIndex];
+    const section = symbol && elf.sections[symbol.sectionIndex];
+    // libbpf freezes .rodata before loading, so the verifier reads these bytes as constants.
+    if (!symbol || !section || !section.name.startsWith('.rodata') || section.data.length === 0) return undefined;
+    let data = readOnlyData.get(section.index);
+    if (!data) {
+      data = { bytes: section.data, littleEndian: elf.littleEndian };
+      readOnlyData.set(section.index, data);
+    }
+    return { data, offset: symbol.value + insn.imm };
+  };
   const depthOf = (sub: Subprogram) => {
     const { fn } = sub;
     let result = depths.get(fn);
     if (!result) {
-      result = computeStackDepth(fn.instructions, { functionAddresses: sub.functionAddresses });
+      result = computeStackDepth(fn.instructions, { readOnlyAddress: (index) => readOnlyAddress(fn, index) });
       depths.set(fn, result);
     }
     return result;
@@ -118,12 +139,16 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   };
 
   const programReports = programs.map((program): ProgramReport => {
-    const subprograms = program.subprograms.map((sub): SubprogramReport => {
+    const entered = enteredSubprograms(program, (sub) => depthOf(sub).reachable);
+    const subprograms = program.subprograms.map((sub, index): SubprogramReport => {
       const depth = depthOf(sub);
+      // A static function that no live code calls is never verified: its depth stays 0.
+      const verified = entered.has(index);
       return {
         name: sub.fn.name,
-        stackDepth: depth.checkedDepth + depth.hiddenBytes,
-        checkedDepth: depth.checkedDepth,
+        stackDepth: verified ? depth.checkedDepth + depth.hiddenBytes : 0,
+        checkedDepth: verified ? depth.checkedDepth : 0,
+        verified,
         hiddenBytes: depth.hiddenReasons,
         hasTailCall: sub.tailCalls.length > 0,
         isGlobal: sub.fn.isGlobal,
@@ -150,13 +175,15 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
         source: subprograms[index].source,
       })),
     };
+    const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
+    if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
     return {
       name: program.name,
       section: program.section,
       type: program.programType,
       subprograms,
-      stackDepths: subprograms.map((sub) => sub.stackDepth).join('+'),
-      verdicts: profiles.map((profile) => verdictReport(judgeStack(graph, profile))),
+      stackDepths: printedStackDepths(subprograms, verdicts[0]),
+      verdicts,
     };
   });
 
@@ -171,6 +198,50 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   };
 }
 
+/**
+ * Which subprograms the verifier enters: the main function, every global function (verified on its
+ * own), and whatever a reachable call or callback of an entered one names.
+ */
+function enteredSubprograms(program: BpfProgram, reachableOf: (sub: Subprogram) => boolean[]): Set<number> {
+  const entered = new Set<number>([0]);
+  program.subprograms.forEach((sub, index) => {
+    if (sub.fn.isGlobal) entered.add(index);
+  });
+  const work = [...entered];
+  while (work.length > 0) {
+    const sub = program.subprograms[work.pop()!];
+    const reachable = reachableOf(sub);
+    for (const call of sub.calls) {
+      if (reachable[call.at] && !entered.has(call.callee)) {
+        entered.add(call.callee);
+        work.push(call.callee);
+      }
+    }
+  }
+  return entered;
+}
+
+/**
+ * The "stack depth" line: after a successful load the verifier has removed dead subprograms, so they
+ * are not in it; after a rejection they are still there, as 0.
+ */
+function printedStackDepths(subprograms: SubprogramReport[], verdict: VerdictReport | undefined): string {
+  const accepted = verdict?.accepted ?? true;
+  return subprograms.filter((sub) => sub.verified || !accepted).map((sub) => sub.stackDepth).join('+');
+}
+
+/**
+ * The verifier prints its "stack depth" line for rejected programs too, but with what it had reached:
+ * the slots it adds after the check (inlined bpf_loop, may_goto) are not there yet, and a function that
+ * do_check never entered prints 0. `stackDepth` follows the first kernel profile, so it is that line.
+ */
+function printAsRejected(subprograms: SubprogramReport[], verdict: VerdictReport): void {
+  if (verdict.accepted) return;
+  for (const sub of subprograms) sub.stackDepth = sub.checkedDepth;
+  const reported = verdict.violations.find((violation) => violation.reportedByKernel);
+  if (reported?.phase === 'do_check') subprograms[reported.subprogram].stackDepth = 0;
+}
+
 export function verdictReport(verdict: Verdict): VerdictReport {
   return {
     kernel: verdict.kernel,
@@ -178,6 +249,8 @@ export function verdictReport(verdict: Verdict): VerdictReport {
     accepted: verdict.accepted,
     violations: verdict.violations.map((violation) => ({
       rule: violation.rule,
+      phase: violation.phase,
+      subprogram: violation.subprogram,
       message: violation.message,
       depth: violation.depth,
       chain: violation.chain,

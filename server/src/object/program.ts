@@ -7,11 +7,12 @@
  * here is its index in the verifier, and in the "stack depth a+b+c" line.
  */
 import type { Problem } from '../common/problem';
-import type { ElfFile, ElfSection, ElfSymbol } from './elf';
+import type { ElfFile, ElfRelocation, ElfSection, ElfSymbol } from './elf';
 import { SHF_EXECINSTR, STB_LOCAL, STT_FUNC } from './elf';
 import {
   BPF_TAIL_CALL_HELPER,
   type Instruction,
+  applyLibbpfSourceRegisters,
   decodeInstructions,
   isHelperCall,
   isKfuncCall,
@@ -29,6 +30,8 @@ export interface ObjectFunction {
   start: number;
   instructions: Instruction[];
   isGlobal: boolean;
+  /** The relocations of the function's section, by instruction offset. */
+  relocations: ReadonlyMap<number, ElfRelocation>;
 }
 
 /** A call out of a function: a bpf2bpf call, or a function whose address is taken. */
@@ -42,8 +45,6 @@ export interface ObjectCall {
 
 export interface Subprogram {
   fn: ObjectFunction;
-  /** Indexes in `fn.instructions` of the ld_imm64s that load a function's address. */
-  functionAddresses: Set<number>;
   calls: ObjectCall[];
   /** Index in `fn.instructions` of each bpf_tail_call. */
   tailCalls: number[];
@@ -95,7 +96,13 @@ function readFunctions(elf: ElfFile, problems: Problem[]): ObjectFunction[] {
   const functions: ObjectFunction[] = [];
   const executable = elf.sections.filter((section) => (section.flags & SHF_EXECINSTR) !== 0 && section.size > 0);
   for (const section of executable) {
-    const { instructions, problems: decodeProblems } = decodeInstructions(section.data, elf.littleEndian, section.name);
+    const decoded = decodeInstructions(section.data, elf.littleEndian, section.name);
+    const decodeProblems = decoded.problems;
+    // The object leaves kfunc calls and callback addresses as plain calls and loads; libbpf marks
+    // them (src_reg 2 and 4) from their relocations when it loads the program, and so do we.
+    const instructions = applyLibbpfSourceRegisters(decoded.instructions, section.index, elf);
+    const relocations = new Map<number, ElfRelocation>();
+    for (const relocation of elf.relocations.get(section.index) ?? []) relocations.set(relocation.offset / 8, relocation);
     for (const problem of decodeProblems) {
       problems.push({ ...problem, offset: problem.offset === undefined ? undefined : section.offset + problem.offset });
     }
@@ -116,12 +123,28 @@ function readFunctions(elf: ElfFile, problems: Problem[]): ObjectFunction[] {
         section,
         symbol,
         start,
-        instructions: instructions.filter((insn) => insn.offset >= start && insn.offset < end),
+        instructions: sliceByOffset(instructions, start, end),
         isGlobal: symbol.bind !== STB_LOCAL,
+        relocations,
       });
     });
   }
   return functions;
+}
+
+/** The instructions with start <= offset < end, found by binary search (the list is sorted by offset). */
+function sliceByOffset(instructions: Instruction[], start: number, end: number): Instruction[] {
+  const lowerBound = (offset: number) => {
+    let low = 0;
+    let high = instructions.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (instructions[middle].offset < offset) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  };
+  return instructions.slice(lowerBound(start), lowerBound(end));
 }
 
 function buildProgram(
@@ -135,7 +158,7 @@ function buildProgram(
 
   const append = (fn: ObjectFunction): number => {
     const index = subprograms.length;
-    subprograms.push({ fn, functionAddresses: new Set(), calls: [], tailCalls: [], isAsyncCallback: false });
+    subprograms.push({ fn, calls: [], tailCalls: [], isAsyncCallback: false });
     indexOf.set(fn, index);
     walk(index);
     return index;
@@ -147,8 +170,7 @@ function buildProgram(
     fn.instructions.forEach((insn, at) => {
       if (isHelperCall(insn) && insn.imm === BPF_TAIL_CALL_HELPER) subprogram.tailCalls.push(at);
       const pseudoCall = isPseudoCall(insn);
-      if (!pseudoCall && !loadsFunctionAddress(elf, fn, insn)) return;
-      if (!pseudoCall) subprogram.functionAddresses.add(at);
+      if (!pseudoCall && !isPseudoFunc(insn)) return;
       const target = resolveTarget(elf, fn, insn, pseudoCall, bySectionStart);
       if (!target) {
         problems.push({
@@ -185,7 +207,7 @@ function resolveTarget(
   pseudoCall: boolean,
   bySectionStart: Map<string, ObjectFunction>,
 ): ObjectFunction | undefined {
-  const relocation = relocationAt(elf, fn, insn);
+  const relocation = relocationAt(fn, insn);
   if (!relocation) {
     return bySectionStart.get(`${fn.section.index}:${insn.offset + insn.imm + 1}`);
   }
@@ -223,27 +245,13 @@ function registersAsyncCallback(elf: ElfFile, fn: ObjectFunction, at: number): b
   return false;
 }
 
-/**
- * Whether an ld_imm64 loads a function's address (a bpf_loop or timer callback). In the object it is a
- * plain ld_imm64 relocated against a symbol in an executable section; libbpf turns it into
- * BPF_PSEUDO_FUNC (src_reg 4) when it loads the program, and hand-written code may already say so.
- */
-function loadsFunctionAddress(elf: ElfFile, fn: ObjectFunction, insn: Instruction): boolean {
-  if (isPseudoFunc(insn)) return true;
-  if (insn.width !== 2 || insn.src !== 0) return false;
-  const relocation = relocationAt(elf, fn, insn);
-  const symbol = relocation && elf.symbols[relocation.symbolIndex];
-  const section = symbol && elf.sections[symbol.sectionIndex];
-  return section !== undefined && (section.flags & SHF_EXECINSTR) !== 0;
-}
-
-function relocationAt(elf: ElfFile, fn: ObjectFunction, insn: Instruction) {
-  return elf.relocations.get(fn.section.index)?.find((r) => r.offset === insn.offset * 8);
+function relocationAt(fn: ObjectFunction, insn: Instruction): ElfRelocation | undefined {
+  return fn.relocations.get(insn.offset);
 }
 
 /** The name of the extern a kfunc call is relocated against. */
 export function kfuncName(elf: ElfFile, fn: ObjectFunction, insn: Instruction): string | undefined {
-  const relocation = relocationAt(elf, fn, insn);
+  const relocation = relocationAt(fn, insn);
   return relocation ? elf.symbols[relocation.symbolIndex]?.name : undefined;
 }
 

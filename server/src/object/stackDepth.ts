@@ -14,6 +14,10 @@
  *
  * The verifier also adds slots of its own after checking (inlined bpf_loop, may_goto); those appear
  * in its "stack depth" line but were not part of the check, so they are kept apart.
+ *
+ * Like the verifier, the walk skips branches it can decide: a condition on constants, including
+ * values read from .rodata, which libbpf freezes before loading (`const volatile` switches set at
+ * load time keep their object defaults here). Code behind such a branch touches nothing.
  */
 import type { Instruction } from './instruction';
 import {
@@ -47,6 +51,8 @@ export interface StackDepthResult {
   hiddenBytes: number;
   hiddenReasons: string[];
   accesses: StackAccess[];
+  /** Per instruction: whether the verifier can reach it from the function's entry. */
+  reachable: boolean[];
 }
 
 type RegisterValue =
@@ -54,7 +60,20 @@ type RegisterValue =
   | { kind: 'const'; value: bigint }
   /** The address of a function (ld_imm64 with BPF_PSEUDO_FUNC), as bpf_loop and timers take it. */
   | { kind: 'function'; imm: number }
+  /** A pointer into read-only data whose bytes are known (a .rodata variable). */
+  | { kind: 'readonly'; data: ReadOnlyData; offset: number }
   | undefined;
+
+/** The bytes of a frozen read-only map as the object initialises them. */
+export interface ReadOnlyData {
+  bytes: Uint8Array;
+  littleEndian: boolean;
+}
+
+export interface StackDepthOptions {
+  /** For ld_imm64s (by index) that load the address of read-only data: the data and the byte offset. */
+  readOnlyAddress?(index: number): { data: ReadOnlyData; offset: number } | undefined;
+}
 
 interface State {
   registers: RegisterValue[];
@@ -67,17 +86,11 @@ const BPF_LOOP_HELPER = 181;
 const BPF_LOOP_INLINE_EXTRA = 24;
 const MAY_GOTO_EXTRA = 16;
 
-export interface StackDepthOptions {
-  /** Indexes of the ld_imm64s that load a function's address (known from relocations). */
-  functionAddresses?: ReadonlySet<number>;
-}
-
 export function computeStackDepth(instructions: Instruction[], options: StackDepthOptions = {}): StackDepthResult {
-  const functionAddresses = options.functionAddresses ?? new Set<number>();
   const indexOfOffset = new Map<number, number>();
   instructions.forEach((insn, index) => indexOfOffset.set(insn.offset, index));
   const inStates: (State | undefined)[] = new Array(instructions.length);
-  if (instructions.length === 0) return { checkedDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: [] };
+  if (instructions.length === 0) return { checkedDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: [], reachable: [] };
 
   inStates[0] = initialState();
   const worklist: number[] = [0];
@@ -88,8 +101,8 @@ export function computeStackDepth(instructions: Instruction[], options: StackDep
   while (worklist.length > 0 && steps++ < maxSteps) {
     const index = worklist.shift()!;
     queued.delete(index);
-    const out = transfer(instructions[index], inStates[index]!, functionAddresses.has(index));
-    for (const successor of successors(instructions, index, indexOfOffset)) {
+    const out = transfer(instructions[index], inStates[index]!, options.readOnlyAddress?.(index));
+    for (const successor of successors(instructions, index, indexOfOffset, inStates[index]!)) {
       const merged = inStates[successor] ? meet(inStates[successor]!, out) : cloneState(out);
       if (!inStates[successor] || !sameState(inStates[successor]!, merged)) {
         inStates[successor] = merged;
@@ -130,7 +143,7 @@ export function computeStackDepth(instructions: Instruction[], options: StackDep
     hiddenBytes += MAY_GOTO_EXTRA;
     hiddenReasons.push(`${MAY_GOTO_EXTRA} bytes for the may_goto counter`);
   }
-  return { checkedDepth, hiddenBytes, hiddenReasons, accesses };
+  return { checkedDepth, hiddenBytes, hiddenReasons, accesses, reachable: instructions.map((_, at) => inStates[at] !== undefined) };
 }
 
 function initialState(): State {
@@ -148,6 +161,7 @@ function sameValue(a: RegisterValue, b: RegisterValue): boolean {
   if (a.kind === 'fp' && b.kind === 'fp') return a.offset === b.offset;
   if (a.kind === 'const' && b.kind === 'const') return a.value === b.value;
   if (a.kind === 'function' && b.kind === 'function') return a.imm === b.imm;
+  if (a.kind === 'readonly' && b.kind === 'readonly') return a.data === b.data && a.offset === b.offset;
   return false;
 }
 
@@ -167,7 +181,7 @@ function sameState(a: State, b: State): boolean {
   return true;
 }
 
-function successors(instructions: Instruction[], index: number, indexOfOffset: Map<number, number>): number[] {
+function successors(instructions: Instruction[], index: number, indexOfOffset: Map<number, number>, state: State): number[] {
   const insn = instructions[index];
   if (isExit(insn)) return [];
   const next = index + 1 < instructions.length ? [index + 1] : [];
@@ -175,8 +189,52 @@ function successors(instructions: Instruction[], index: number, indexOfOffset: M
   if (target === undefined) return next;
   const targetIndex = indexOfOffset.get(target);
   const jumps = targetIndex === undefined ? [] : [targetIndex];
-  const unconditional = (insn.opcode === 0x05 || insn.opcode === 0x06);
-  return unconditional ? jumps : [...next, ...jumps];
+  const unconditional = insn.opcode === 0x05 || insn.opcode === 0x06;
+  if (unconditional) return jumps;
+  const taken = decideBranch(insn, state);
+  if (taken === true) return jumps;
+  if (taken === false) return next;
+  return [...next, ...jumps];
+}
+
+/** The outcome of a conditional jump on known constants, or undefined when it depends on data. */
+function decideBranch(insn: Instruction, state: State): boolean | undefined {
+  const op = insn.opcode & 0xf0;
+  if (op === 0xe0) return undefined; // may_goto: the verifier explores both ways.
+  const left = state.registers[insn.dst];
+  const right: RegisterValue = (insn.opcode & 0x08) === 0 ? { kind: 'const', value: BigInt(insn.imm) } : state.registers[insn.src];
+  if (left?.kind !== 'const' || right?.kind !== 'const') return undefined;
+  const narrow = insn.class === 0x06; // JMP32 compares the low 32 bits.
+  const bits = narrow ? 32 : 64;
+  const unsignedLeft = BigInt.asUintN(bits, left.value);
+  const unsignedRight = BigInt.asUintN(bits, right.value);
+  const signedLeft = BigInt.asIntN(bits, left.value);
+  const signedRight = BigInt.asIntN(bits, right.value);
+  switch (op) {
+    case 0x10: return unsignedLeft === unsignedRight;
+    case 0x50: return unsignedLeft !== unsignedRight;
+    case 0x20: return unsignedLeft > unsignedRight;
+    case 0x30: return unsignedLeft >= unsignedRight;
+    case 0xa0: return unsignedLeft < unsignedRight;
+    case 0xb0: return unsignedLeft <= unsignedRight;
+    case 0x40: return (unsignedLeft & unsignedRight) !== 0n;
+    case 0x60: return signedLeft > signedRight;
+    case 0x70: return signedLeft >= signedRight;
+    case 0xc0: return signedLeft < signedRight;
+    case 0xd0: return signedLeft <= signedRight;
+    default: return undefined;
+  }
+}
+
+/** Reads `size` bytes of read-only data as an unsigned integer, or undefined past its end. */
+function readConstant(data: ReadOnlyData, offset: number, size: number): bigint | undefined {
+  if (offset < 0 || offset + size > data.bytes.length) return undefined;
+  let value = 0n;
+  for (let i = 0; i < size; i++) {
+    const byte = BigInt(data.bytes[offset + (data.littleEndian ? i : size - 1 - i)]);
+    value |= byte << BigInt(8 * i);
+  }
+  return value;
 }
 
 const CLASS_LD = 0x00;
@@ -184,7 +242,7 @@ const CLASS_LDX = 0x01;
 const CLASS_ALU = 0x04;
 const CLASS_ALU64 = 0x07;
 
-function transfer(insn: Instruction, input: State, loadsFunctionAddress: boolean): State {
+function transfer(insn: Instruction, input: State, readOnly: { data: ReadOnlyData; offset: number } | undefined): State {
   const state = cloneState(input);
   const { registers } = state;
   const op = insn.opcode & 0xf0;
@@ -202,6 +260,7 @@ function transfer(insn: Instruction, input: State, loadsFunctionAddress: boolean
     } else if ((op === 0x00 || op === 0x10) && usesImmediate && dst) {
       const delta = op === 0x00 ? insn.imm : -insn.imm;
       if (dst.kind === 'fp') registers[insn.dst] = { kind: 'fp', offset: dst.offset + delta };
+      else if (dst.kind === 'readonly') registers[insn.dst] = { ...dst, offset: dst.offset + delta };
       else if (dst.kind === 'const') registers[insn.dst] = { kind: 'const', value: BigInt.asIntN(64, dst.value + BigInt(delta)) };
       else registers[insn.dst] = undefined;
     } else if (op === 0x00 && !usesImmediate && dst?.kind === 'const' && registers[insn.src]?.kind === 'fp') {
@@ -221,14 +280,20 @@ function transfer(insn: Instruction, input: State, loadsFunctionAddress: boolean
     return state;
   }
   if (insn.class === CLASS_LD) {
-    if (loadsFunctionAddress || isPseudoFunc(insn)) registers[insn.dst] = { kind: 'function', imm: insn.imm };
+    if (isPseudoFunc(insn)) registers[insn.dst] = { kind: 'function', imm: insn.imm };
+    else if (readOnly) registers[insn.dst] = { kind: 'readonly', ...readOnly };
     else registers[insn.dst] = insn.imm64 !== undefined && insn.src === 0 ? { kind: 'const', value: insn.imm64 } : undefined;
     return state;
   }
   if (insn.class === CLASS_LDX && isLoadFromMemory(insn)) {
     const base = registers[insn.src];
-    registers[insn.dst] =
-      base?.kind === 'fp' && memoryAccessSize(insn) === 8 ? state.spills.get(base.offset + insn.off) : undefined;
+    const size = memoryAccessSize(insn);
+    const signExtends = (insn.opcode & 0xe0) === 0x80; // BPF_MEMSX
+    if (base?.kind === 'fp' && size === 8) registers[insn.dst] = state.spills.get(base.offset + insn.off);
+    else if (base?.kind === 'readonly' && !signExtends) {
+      const value = readConstant(base.data, base.offset + insn.off, size);
+      registers[insn.dst] = value === undefined ? undefined : { kind: 'const', value };
+    } else registers[insn.dst] = undefined;
     return state;
   }
   if (isStoreToMemory(insn)) {

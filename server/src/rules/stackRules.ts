@@ -11,6 +11,11 @@
  *      otherwise it is added to the chain, which must stay within 512 bytes (combined-stack);
  *   3. each call out of it must not make the chain longer than 8 frames (call-depth).
  *
+ * One rule fires earlier, in do_check, which follows static calls as it verifies: a run of more than
+ * 8 static frames (counted from the main function or the last global one, since global functions are
+ * verified on their own) is "the call stack of 9 frames is too deep", without the "!" of the walk.
+ * The kernel meets it before check_max_stack_depth runs, so it is the one printed.
+ *
  * The kernel stops at the first violation. We go on, so the user sees every chain that breaks a
  * rule, and mark the one the kernel will print.
  */
@@ -57,6 +62,8 @@ export interface Violation {
   source?: SourceLocation;
   /** True for the violation the kernel meets first and prints; the rest follow once it is fixed. */
   reportedByKernel: boolean;
+  /** Which pass of the verifier finds it: do_check while verifying, or the stack-depth walk after it. */
+  phase: 'do_check' | 'check_max_stack_depth';
 }
 
 /** The worst chain that reaches a tail-calling function, whether it breaks the rule or not. */
@@ -99,12 +106,12 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     PRIVATE_STACK_PROGRAM_TYPES.has(graph.programType) &&
     !nodes.some((node) => node.hasTailCall);
 
-  const record = (violation: Omit<Violation, 'reportedByKernel' | 'chain'>) => {
+  const record = (violation: Omit<Violation, 'reportedByKernel' | 'chain' | 'phase'>, phase: Violation['phase'] = 'check_max_stack_depth') => {
     const chain = violation.frames.map((frame) => frame.name);
     const key = `${violation.rule}:${chain.join('>')}`;
     if (seenViolations.has(key)) return;
     seenViolations.add(key);
-    violations.push({ ...violation, chain, reportedByKernel: violations.length === 0 });
+    violations.push({ ...violation, chain, reportedByKernel: false, phase });
   };
 
   const visit = (
@@ -194,6 +201,21 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
       // check_cfg() rejects recursion before this check runs; never loop on it here.
       if (frames.some((f) => f.subprogram === call.callee)) continue;
       const calleeFrameIndex = frames.length;
+      const staticRun = callee.isGlobal ? 0 : staticFramesFromUnitRoot(frames) + 1;
+      if (staticRun > MAX_CALL_FRAMES) {
+        record(
+          {
+            rule: 'call-depth',
+            message: `the call stack of ${staticRun} frames is too deep`,
+            depth,
+            frames: [...frames, calleeFrame(call.callee, call.source)],
+            subprogram: call.callee,
+            source: call.source,
+          },
+          'do_check',
+        );
+        continue;
+      }
       if (calleeFrameIndex >= MAX_CALL_FRAMES) {
         record({
           rule: 'call-depth',
@@ -207,6 +229,16 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
       }
       visit(call.callee, depth, frames, call.source, privateStackSupported);
     }
+  };
+
+  /** Frames since the main function or the last global function: what do_check has on its stack. */
+  const staticFramesFromUnitRoot = (frames: ChainFrame[]): number => {
+    let count = 0;
+    for (let i = frames.length - 1; i >= 0; i--) {
+      count++;
+      if (i === 0 || nodes[frames[i].subprogram].isGlobal) break;
+    }
+    return count;
   };
 
   const calleeFrame = (index: number, callSource?: SourceLocation): ChainFrame => ({
@@ -228,8 +260,10 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     }
   }
 
-  // The kernel meets main's violations after the async roots'; which one it prints first is the
-  // first recorded in that order, which `record` already marked.
+  // do_check runs before the stack-depth walk; within the walk the kernel meets violations in the
+  // order they were recorded.
+  const first = violations.find((v) => v.phase === 'do_check') ?? violations[0];
+  if (first) first.reportedByKernel = true;
   return {
     kernel: profile.version,
     jit: profile.jit,

@@ -523,15 +523,12 @@ export class DeclarationParser {
     }
     for (;;) {
       const attributes = { ...specifiers.attributes };
-      let field: FieldDef;
-      if (cursor.isPunctuator(':')) {
-        field = { type: specifiers.base };
-      } else {
-        const declarator = this.declarator(cursor, false);
-        field = { type: declarator.wrap(applyMode(specifiers.base, attributes.modeBytes)) };
-        if (declarator.name !== undefined) field.name = declarator.name;
-      }
+      const declarator = cursor.isPunctuator(':') ? undefined : this.declarator(cursor, false);
       this.trailingAttributes(cursor, attributes);
+      // mode() may come after the declarator, so the type is built once all attributes are known.
+      const base = applyMode(specifiers.base, attributes.modeBytes);
+      const field: FieldDef = { type: declarator ? declarator.wrap(base) : base };
+      if (declarator?.name !== undefined) field.name = declarator.name;
       if (cursor.isPunctuator(':')) {
         cursor.position++;
         const end = cursor.findAtDepthZero([',', ';']);

@@ -749,7 +749,11 @@ export function renderAligned(original: string, tokens: readonly Token[]): Align
     }
     const originalColumn = token.offset - starts[tokenLine - 1];
     const fromMacro = (token.flags & TokenFlags.FromMacro) !== 0;
-    if (column < originalColumn && !(fromMacro && previousFromMacro)) write(' '.repeat(originalColumn - column));
+    if (column < originalColumn && !(fromMacro && previousFromMacro)) {
+      // Keep the original's tabs, so that columns count the same as in the editor; comments become spaces.
+      const lineStart = starts[tokenLine - 1];
+      write(original.slice(lineStart + column, lineStart + originalColumn).replace(/[^\t]/g, ' '));
+    }
     else if (column > 0 && (fromMacro || previousFromMacro || token.flags & TokenFlags.SpaceBefore)) write(' ');
     if (fromMacro || column !== originalColumn) {
       anchorOut.push(outLength);

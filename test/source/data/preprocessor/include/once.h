@@ -1,0 +1,2 @@
+#pragma once
+struct only_once { char c; };

@@ -1,0 +1,2 @@
+#include "sibling.h"
+typedef struct sibling nested_t;

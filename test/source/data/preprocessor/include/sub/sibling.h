@@ -1,0 +1,1 @@
+struct sibling { long a; long b; };
