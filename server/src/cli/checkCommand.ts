@@ -24,7 +24,7 @@ export function checkCommand(argv: string[], io: CommandIo): number {
   const profiles: KernelProfile[] = profilesFromFlags(args, io);
 
   const reports: ObjectReport[] = [];
-  const lineTexts = new Map<string, string>();
+  const compiledLines: ((file: string, line: number) => string | undefined)[] = [];
   let unreadable = false;
   for (const path of args.positionals) {
     const bytes = readInput(path, io);
@@ -38,13 +38,13 @@ export function checkCommand(argv: string[], io: CommandIo): number {
       unreadable = true;
       continue;
     }
-    for (const [key, text] of analysis.lineTexts) lineTexts.set(key, text);
+    compiledLines.push(analysis.lineTextOf);
     reports.push(analysis.report);
   }
 
   if (format === 'json') io.stdout(`${JSON.stringify({ objects: reports }, null, 2)}\n`);
   else if (format === 'sarif') io.stdout(`${JSON.stringify(toSarif(reports, io.version), null, 2)}\n`);
-  else io.stdout(formatTextReport(reports, { lineText: (location) => sourceLine(location.file, location.line, lineTexts) }));
+  else io.stdout(formatTextReport(reports, { lineText: (location) => sourceLine(location.file, location.line, compiledLines) }));
 
   if (unreadable) return 2;
   const violated = reports.some((report) => report.programs.some((program) => program.verdicts.some((verdict) => !verdict.accepted)));
@@ -54,7 +54,7 @@ export function checkCommand(argv: string[], io: CommandIo): number {
 const fileLines = new Map<string, string[] | undefined>();
 
 /** The line as it is on disk now; BTF's copy (the line as it was compiled) when the file is gone. */
-function sourceLine(file: string, line: number, fromBtf: Map<string, string>): string | undefined {
+function sourceLine(file: string, line: number, fromBtf: ((file: string, line: number) => string | undefined)[]): string | undefined {
   if (!fileLines.has(file)) {
     try {
       fileLines.set(file, readFileSync(file, 'utf8').split('\n'));
@@ -62,5 +62,11 @@ function sourceLine(file: string, line: number, fromBtf: Map<string, string>): s
       fileLines.set(file, undefined);
     }
   }
-  return fileLines.get(file)?.[line - 1] ?? fromBtf.get(`${file}:${line}`);
+  const onDisk = fileLines.get(file)?.[line - 1];
+  if (onDisk !== undefined) return onDisk;
+  for (const lookup of fromBtf) {
+    const text = lookup(file, line);
+    if (text !== undefined) return text;
+  }
+  return undefined;
 }

@@ -78,8 +78,8 @@ export interface ObjectAnalysis {
   btf?: Btf;
   /** The source line an instruction of a function came from. */
   lineOf(fn: ObjectFunction, instructionIndex: number): LineInfo | undefined;
-  /** Source line texts that BTF carries, keyed by "file:line": the source as it was compiled. */
-  lineTexts: Map<string, string>;
+  /** The text of a source line as BTF carries it: the source as it was compiled. */
+  lineTextOf(file: string, line: number): string | undefined;
   /** Whether the object could be read at all (an ELF object for BPF). */
   readable: boolean;
 }
@@ -93,7 +93,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     programs: [],
     depths: new Map(),
     lineOf: () => undefined,
-    lineTexts: new Map(),
+    lineTextOf: () => undefined,
     readable: false,
   };
   if (!elf) return empty;
@@ -193,7 +193,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     depths,
     btf,
     lineOf,
-    lineTexts: lineTextsOf(ext),
+    lineTextOf: lazyLineTexts(ext),
     readable: true,
   };
 }
@@ -300,10 +300,16 @@ function lineTable(ext: BtfExt | undefined): (section: string, offset: number) =
   };
 }
 
-function lineTextsOf(ext: BtfExt | undefined): Map<string, string> {
-  const texts = new Map<string, string>();
-  for (const infos of ext?.lineInfo.values() ?? []) {
-    for (const info of infos) texts.set(`${info.file}:${info.line}`, info.lineText);
-  }
-  return texts;
+/** Indexes line texts on first use: only reports for a person need them. */
+function lazyLineTexts(ext: BtfExt | undefined): (file: string, line: number) => string | undefined {
+  let texts: Map<string, string> | undefined;
+  return (file, line) => {
+    if (!texts) {
+      texts = new Map();
+      for (const infos of ext?.lineInfo.values() ?? []) {
+        for (const info of infos) texts.set(`${info.file}:${info.line}`, info.lineText);
+      }
+    }
+    return texts.get(`${file}:${line}`);
+  };
 }

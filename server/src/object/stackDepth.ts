@@ -87,25 +87,31 @@ const BPF_LOOP_INLINE_EXTRA = 24;
 const MAY_GOTO_EXTRA = 16;
 
 export function computeStackDepth(instructions: Instruction[], options: StackDepthOptions = {}): StackDepthResult {
+  if (instructions.length === 0) return { checkedDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: [], reachable: [] };
   const indexOfOffset = new Map<number, number>();
   instructions.forEach((insn, index) => indexOfOffset.set(insn.offset, index));
-  const inStates: (State | undefined)[] = new Array(instructions.length);
-  if (instructions.length === 0) return { checkedDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: [], reachable: [] };
+  const blocks = basicBlocks(instructions, indexOfOffset);
+  const readOnlyAt = (index: number) => options.readOnlyAddress?.(index);
 
-  inStates[0] = initialState();
+  // The dataflow runs over basic blocks: a state is kept only where a block starts, and carried
+  // through the block in place, so the walk allocates per block, not per instruction.
+  const inStates = new Map<number, State>([[0, initialState()]]);
   const worklist: number[] = [0];
   const queued = new Set<number>([0]);
   let steps = 0;
   // Each merge only forgets facts, so this terminates; the bound guards against a bug, not a loop.
-  const maxSteps = instructions.length * 64 + 1024;
+  const maxSteps = blocks.size * 64 + 1024;
   while (worklist.length > 0 && steps++ < maxSteps) {
-    const index = worklist.shift()!;
-    queued.delete(index);
-    const out = transfer(instructions[index], inStates[index]!, options.readOnlyAddress?.(index));
-    for (const successor of successors(instructions, index, indexOfOffset, inStates[index]!)) {
-      const merged = inStates[successor] ? meet(inStates[successor]!, out) : cloneState(out);
-      if (!inStates[successor] || !sameState(inStates[successor]!, merged)) {
-        inStates[successor] = merged;
+    const start = worklist.shift()!;
+    queued.delete(start);
+    const end = blocks.get(start)!;
+    const state = cloneState(inStates.get(start)!);
+    for (let index = start; index < end; index++) transfer(instructions[index], state, readOnlyAt(index));
+    for (const successor of successors(instructions, end - 1, indexOfOffset, state)) {
+      const previous = inStates.get(successor);
+      const merged = previous ? meet(previous, state) : cloneState(state);
+      if (!previous || !sameState(previous, merged)) {
+        inStates.set(successor, merged);
         if (!queued.has(successor)) {
           queued.add(successor);
           worklist.push(successor);
@@ -115,22 +121,30 @@ export function computeStackDepth(instructions: Instruction[], options: StackDep
   }
 
   const accesses: StackAccess[] = [];
+  const reachable: boolean[] = new Array(instructions.length).fill(false);
   let deepest = 0;
   let bpfLoopInlined = false;
   let mayGoto = false;
-  instructions.forEach((insn, at) => {
-    const state = inStates[at];
-    if (!state) return; // Unreachable from the entry: the verifier never looks at it.
-    if (insn.opcode === 0xe5) mayGoto = true;
-    for (const access of accessesOf(insn, at, state)) {
-      accesses.push(access);
-      deepest = Math.max(deepest, -access.offset);
+  for (const [start, end] of blocks) {
+    const entry = inStates.get(start);
+    if (!entry) continue; // Unreachable from the entry: the verifier never looks at it.
+    const state = cloneState(entry);
+    for (let at = start; at < end; at++) {
+      const insn = instructions[at];
+      reachable[at] = true;
+      if (insn.opcode === 0xe5) mayGoto = true;
+      for (const access of accessesOf(insn, at, state)) {
+        accesses.push(access);
+        if (-access.offset > deepest) deepest = -access.offset;
+      }
+      if (isHelperCall(insn) && insn.imm === BPF_LOOP_HELPER) {
+        const flags = state.registers[4];
+        if (state.registers[2]?.kind === 'function' && flags?.kind === 'const' && flags.value === 0n) bpfLoopInlined = true;
+      }
+      transfer(insn, state, readOnlyAt(at));
     }
-    if (isHelperCall(insn) && insn.imm === BPF_LOOP_HELPER) {
-      const flags = state.registers[4];
-      if (state.registers[2]?.kind === 'function' && flags?.kind === 'const' && flags.value === 0n) bpfLoopInlined = true;
-    }
-  });
+  }
+  accesses.sort((a, b) => a.at - b.at);
 
   const checkedDepth = Math.ceil(deepest / 8) * 8;
   const hiddenReasons: string[] = [];
@@ -143,7 +157,7 @@ export function computeStackDepth(instructions: Instruction[], options: StackDep
     hiddenBytes += MAY_GOTO_EXTRA;
     hiddenReasons.push(`${MAY_GOTO_EXTRA} bytes for the may_goto counter`);
   }
-  return { checkedDepth, hiddenBytes, hiddenReasons, accesses, reachable: instructions.map((_, at) => inStates[at] !== undefined) };
+  return { checkedDepth, hiddenBytes, hiddenReasons, accesses, reachable };
 }
 
 function initialState(): State {
@@ -179,6 +193,23 @@ function sameState(a: State, b: State): boolean {
   if (a.spills.size !== b.spills.size) return false;
   for (const [offset, value] of a.spills) if (!sameValue(value, b.spills.get(offset))) return false;
   return true;
+}
+
+/** Basic blocks as a map from first instruction to one past the last, in instruction order. */
+function basicBlocks(instructions: Instruction[], indexOfOffset: Map<number, number>): Map<number, number> {
+  const leaders = new Set<number>([0]);
+  instructions.forEach((insn, index) => {
+    const target = jumpTarget(insn);
+    if (target !== undefined) {
+      const targetIndex = indexOfOffset.get(target);
+      if (targetIndex !== undefined) leaders.add(targetIndex);
+    }
+    if ((target !== undefined || isExit(insn)) && index + 1 < instructions.length) leaders.add(index + 1);
+  });
+  const starts = [...leaders].sort((a, b) => a - b);
+  const blocks = new Map<number, number>();
+  starts.forEach((start, position) => blocks.set(start, starts[position + 1] ?? instructions.length));
+  return blocks;
 }
 
 function successors(instructions: Instruction[], index: number, indexOfOffset: Map<number, number>, state: State): number[] {
@@ -242,8 +273,8 @@ const CLASS_LDX = 0x01;
 const CLASS_ALU = 0x04;
 const CLASS_ALU64 = 0x07;
 
-function transfer(insn: Instruction, input: State, readOnly: { data: ReadOnlyData; offset: number } | undefined): State {
-  const state = cloneState(input);
+/** Applies one instruction to the state, in place. */
+function transfer(insn: Instruction, state: State, readOnly: { data: ReadOnlyData; offset: number } | undefined): State {
   const { registers } = state;
   const op = insn.opcode & 0xf0;
   const usesImmediate = (insn.opcode & 0x08) === 0;
