@@ -1,0 +1,84 @@
+/**
+ * The header index: entries persist on disk keyed by content, are reused only under the same
+ * relevant macros and unchanged files, and a corrupt cache is just a miss.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { HeaderIndex, resolveInclude } from '../../server/src/source/headerIndex';
+import { typesReport } from '../../server/src/source/typesReport';
+import { temporaryDirectory } from './helpers';
+
+function project(): { directory: string; main: string; cacheDir: string } {
+  const directory = temporaryDirectory('index');
+  fs.mkdirSync(path.join(directory, 'inc'));
+  fs.writeFileSync(path.join(directory, 'inc', 'outer.h'), '#include "inner.h"\nstruct outer { struct inner in; char tail[OUTER_LEN]; };\n');
+  fs.writeFileSync(path.join(directory, 'inc', 'inner.h'), '#ifndef INNER_LEN\n#define INNER_LEN 4\n#endif\nstruct inner { char data[INNER_LEN]; };\n');
+  const main = path.join(directory, 'main.c');
+  fs.writeFileSync(main, '#define OUTER_LEN 2\n#include <outer.h>\n');
+  return { directory, main, cacheDir: path.join(directory, 'cache') };
+}
+
+function sizes(report: ReturnType<typeof typesReport>): Record<string, number> {
+  return Object.fromEntries(report.types.map((entry) => [entry.name, entry.size]));
+}
+
+test('a second process reads headers from the disk cache and gets the same types', () => {
+  const { directory, main, cacheDir } = project();
+  const includeDirs = [path.join(directory, 'inc')];
+  const coldIndex = new HeaderIndex({ cacheDir });
+  const cold = typesReport(main, { includeDirs, index: coldIndex });
+  assert.deepEqual(cold.problems, []);
+  assert.deepEqual(sizes(cold), { inner: 4, outer: 6 });
+  assert.equal(coldIndex.statistics.misses, 2);
+
+  const warmIndex = new HeaderIndex({ cacheDir });
+  const warm = typesReport(main, { includeDirs, index: warmIndex });
+  assert.deepEqual(warm.types, cold.types);
+  assert.equal(warmIndex.statistics.diskHits, 1, 'outer.h, with inner.h inside it, comes from disk');
+  assert.equal(warmIndex.statistics.misses, 0);
+});
+
+test('an entry is not reused when a macro the header uses changes, or a header it includes changes', () => {
+  const { directory, main, cacheDir } = project();
+  const includeDirs = [path.join(directory, 'inc')];
+  const index = new HeaderIndex({ cacheDir });
+  typesReport(main, { includeDirs, index });
+
+  const redefined = typesReport(main, { includeDirs, index, defines: { INNER_LEN: '12' } });
+  assert.deepEqual(sizes(redefined), { inner: 12, outer: 14 });
+
+  fs.writeFileSync(main, '#define OUTER_LEN 5\n#include <outer.h>\n');
+  assert.deepEqual(sizes(typesReport(main, { includeDirs, index })), { inner: 4, outer: 9 });
+
+  // A macro the header never mentions does not invalidate it.
+  const before = index.statistics.memoryHits;
+  typesReport(main, { includeDirs, index, defines: { UNRELATED_FLAG: '1' } });
+  assert.equal(index.statistics.memoryHits, before + 1);
+
+  fs.writeFileSync(path.join(directory, 'inc', 'inner.h'), 'struct inner { long data[3]; };\n');
+  assert.deepEqual(sizes(typesReport(main, { includeDirs, index })), { inner: 24, outer: 32 });
+});
+
+test('a corrupt cache file is a miss, not an error', () => {
+  const { directory, main, cacheDir } = project();
+  const includeDirs = [path.join(directory, 'inc')];
+  typesReport(main, { includeDirs, index: new HeaderIndex({ cacheDir }) });
+  for (const folder of fs.readdirSync(cacheDir)) {
+    for (const file of fs.readdirSync(path.join(cacheDir, folder))) fs.writeFileSync(path.join(cacheDir, folder, file), '{not json');
+  }
+  const index = new HeaderIndex({ cacheDir });
+  assert.deepEqual(sizes(typesReport(main, { includeDirs, index })), { inner: 4, outer: 6 });
+  assert.equal(index.statistics.misses, 2);
+});
+
+test('include resolution: quotes look beside the includer first, angle brackets do not', () => {
+  const { directory } = project();
+  const search = { includeDirs: [path.join(directory, 'inc')], systemIncludeDirs: [] };
+  const exists = (file: string) => fs.existsSync(file);
+  const fromFile = path.join(directory, 'inc', 'outer.h');
+  assert.equal(resolveInclude({ spelled: 'inner.h', angled: false, next: false, fromFile, offset: 0 }, search, exists), path.join(directory, 'inc', 'inner.h'));
+  assert.equal(resolveInclude({ spelled: 'main.c', angled: true, next: false, fromFile, offset: 0 }, search, exists), undefined);
+  assert.equal(resolveInclude({ spelled: 'main.c', angled: false, next: false, fromFile: path.join(directory, 'x.c'), offset: 0 }, search, exists), path.join(directory, 'main.c'));
+});
