@@ -7,14 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { main } from '../../server/src/cli/main';
-
-export async function runCli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text), version: 'test' });
-  return { code, stdout, stderr };
-}
+import { runCli } from '../support/cli';
 
 const scratch = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-cli-'));
 

@@ -7,12 +7,14 @@ import { join } from 'node:path';
 import { UsageError } from './args';
 import { checkCommand } from './checkCommand';
 import { dumpCommand } from './dumpCommand';
+import { typesCommand } from './typesCommand';
 import { lspCommand } from '../lsp/lspCommand';
 import type { CommandIo } from './io';
 
 const USAGE = `usage:
   bpf-stack-lens check [--kernel V[,V...]] [--no-jit] [--format text|json|sarif] OBJ...
   bpf-stack-lens dump OBJ [--prog NAME]
+  bpf-stack-lens types [-I DIR]... [-D NAME[=VAL]]... FILE
   bpf-stack-lens lsp [--stdio | --node-ipc | --socket=PORT]
   bpf-stack-lens --version | --help`;
 
@@ -21,6 +23,7 @@ type Command = (argv: string[], io: CommandIo) => number | Promise<number>;
 const COMMANDS: Record<string, Command> = {
   check: checkCommand,
   dump: dumpCommand,
+  types: typesCommand,
   lsp: lspCommand,
 };
 
