@@ -1,0 +1,43 @@
+// Bundles the extension for the .vsix: dist/client.js (the VS Code side) and dist/server.js (the
+// language server), both CommonJS for Node, with `vscode` left to the editor. web-tree-sitter is
+// aliased to its CommonJS build because its ES module build breaks inside a CJS bundle
+// (createRequire(undefined) at Parser.init). The two .wasm files go next to the bundle, where
+// server/src/source/parser.ts looks for the runtime once node_modules is gone.
+import { build } from 'esbuild';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+mkdirSync(dist, { recursive: true });
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  // parser.ts's last-resort require.resolve of the runtime wasm stays a run-time lookup.
+  external: ['vscode', 'web-tree-sitter/web-tree-sitter.wasm'],
+  sourcemap: true,
+  logLevel: 'warning',
+  plugins: [
+    {
+      // An exact-name alias: esbuild's own `alias` also rewrites subpaths such as the wasm above.
+      name: 'web-tree-sitter-cjs',
+      setup(pluginBuild) {
+        pluginBuild.onResolve({ filter: /^web-tree-sitter$/ }, () => ({ path: join(root, 'node_modules', 'web-tree-sitter', 'web-tree-sitter.cjs') }));
+      },
+    },
+  ],
+};
+
+await Promise.all([
+  build({ ...common, entryPoints: [join(root, 'client', 'src', 'extension.ts')], outfile: join(dist, 'client.js') }),
+  build({ ...common, entryPoints: [join(root, 'server', 'src', 'lsp', 'main.ts')], outfile: join(dist, 'server.js') }),
+]);
+
+for (const wasm of [join(root, 'grammars', 'tree-sitter-c.wasm'), join(root, 'node_modules', 'web-tree-sitter', 'web-tree-sitter.wasm')]) {
+  copyFileSync(wasm, join(dist, wasm.split(/[\\/]/).pop()));
+}
+console.log('bundled dist/client.js, dist/server.js and the tree-sitter wasm files');

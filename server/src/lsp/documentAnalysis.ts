@@ -1,0 +1,66 @@
+/**
+ * The seam between the analysis front ends and the editor features: for one source file, every set
+ * of judged programs that describes it. The object index provides one per object built from the
+ * file; the source estimator will provide one from the C text. Diagnostics, hover and CodeLens read
+ * only this shape, so a second provider plugs in without touching them.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ProgramReport } from '../object/analyzeObject';
+import type { KernelProfile } from '../rules/kernelProfile';
+
+/** Where the numbers come from; the diagnostics' `source` is "bpf-stack-lens (ORIGIN)". */
+export type AnalysisOrigin = 'object' | 'source estimate';
+
+export interface DocumentStackAnalysis {
+  origin: AnalysisOrigin;
+  /** A short name for messages, such as the object's file name. */
+  label: string;
+  /** The object's absolute path, or the source's for an estimate. */
+  path: string;
+  /** Set when the numbers may no longer describe the text ("seed.bpf.o is older than seed.bpf.c"). */
+  staleReason?: string;
+  /** Programs whose verdicts are in the order of `profiles`. */
+  programs: ProgramReport[];
+  profiles: KernelProfile[];
+}
+
+export interface DocumentAnalysisProvider {
+  readonly origin: AnalysisOrigin;
+  /** Every analysis that describes the source file at `sourcePath` (absolute, resolved). */
+  analysesFor(sourcePath: string): DocumentStackAnalysis[];
+  /** Calls `listener` with the source files whose analyses changed, or 'all'. */
+  onDidChange(listener: (sourcePaths: string[] | 'all') => void): void;
+}
+
+/** All registered providers, asked together. */
+export class DocumentAnalyses {
+  private readonly providers: DocumentAnalysisProvider[] = [];
+
+  register(provider: DocumentAnalysisProvider): void {
+    this.providers.push(provider);
+  }
+
+  analysesFor(sourcePath: string): DocumentStackAnalysis[] {
+    return this.providers.flatMap((provider) => provider.analysesFor(sourcePath));
+  }
+
+  onDidChange(listener: (sourcePaths: string[] | 'all') => void): void {
+    for (const provider of this.providers) provider.onDidChange(listener);
+  }
+}
+
+/** The diagnostic source name for an origin. */
+export function diagnosticSourceOf(origin: AnalysisOrigin): string {
+  return `bpf-stack-lens (${origin})`;
+}
+
+/** An absolute path with symbolic links resolved where the file exists, so the two sides compare equal. */
+export function resolvedPath(filePath: string): string {
+  const absolute = path.resolve(filePath);
+  try {
+    return fs.realpathSync.native(absolute);
+  } catch {
+    return absolute;
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Hover: on a function's name, its frame as the object measured it, rounded for each kernel, and
+ * every chain through it that reaches a tail call, with the running total the verifier compares
+ * against 256 bytes. On a bpf_printk (or bpf_trace_printk, or a macro that builds its format on the
+ * stack), the bytes that call puts on its function's stack and why.
+ */
+import type { ProgramReport, SubprogramReport, VerdictReport } from '../object/analyzeObject';
+import { type KernelProfile, profileLabel, ruleSetFor } from '../rules/kernelProfile';
+import { TAIL_CALL_CALLERS_LIMIT } from '../rules/stackRules';
+import type { TextSpan } from './convert';
+import type { DocumentStackAnalysis } from './documentAnalysis';
+import type { SyntaxSnapshot } from './documents';
+import { findPrintkCalls } from './printk';
+import type { LensSettings } from './settings';
+import { functionDefinitions, functionNamedAt } from './syntax';
+
+export interface HoverContent {
+  markdown: string;
+  span: TextSpan;
+}
+
+export function hoverAt(snapshot: SyntaxSnapshot, offset: number, analyses: DocumentStackAnalysis[], settings: LensSettings): HoverContent | undefined {
+  const fn = functionNamedAt(functionDefinitions(snapshot.tree, snapshot.queries), offset);
+  if (fn) {
+    const markdown = functionHover(fn.name, analyses);
+    return markdown ? { markdown, span: { start: fn.nameNode.startIndex, end: fn.nameNode.endIndex } } : undefined;
+  }
+  const printk = findPrintkCalls(snapshot.tree, snapshot.queries, settings).find((call) => {
+    const callee = call.call.childForFieldName('function');
+    return callee !== null && callee.startIndex <= offset && offset <= callee.endIndex;
+  });
+  if (!printk) return undefined;
+  const where = printk.functionName ? ` of \`${printk.functionName}\`` : '';
+  const format = printk.formatBytes === undefined ? '' : `\n\nFormat string: ${printk.formatBytes} bytes with the NUL.`;
+  return {
+    markdown: `**${printk.callee}** puts **${printk.stackBytes} B** on the stack${where}.\n\n${printk.reason}${format}`,
+    span: { start: printk.call.startIndex, end: printk.call.endIndex },
+  };
+}
+
+/** Markdown for a function in every program of every analysis that has it, or undefined. */
+export function functionHover(name: string, analyses: DocumentStackAnalysis[]): string | undefined {
+  const sections: string[] = [];
+  for (const analysis of analyses) {
+    for (const program of analysis.programs) {
+      const sub = program.subprograms.find((candidate) => candidate.name === name);
+      if (sub) sections.push(programSection(sub, program, analysis));
+    }
+  }
+  return sections.length > 0 ? sections.join('\n\n---\n\n') : undefined;
+}
+
+function programSection(sub: SubprogramReport, program: ProgramReport, analysis: DocumentStackAnalysis): string {
+  const lines: string[] = [];
+  const hidden = sub.stackDepth > sub.checkedDepth ? ` (${sub.checkedDepth} B checked; ${sub.hiddenBytes.join(', ')})` : '';
+  lines.push(`**${sub.name}** — frame **${sub.stackDepth} B**${hidden}, measured in \`${analysis.label}\` (program \`${program.name}\`, SEC("${program.section}"))`);
+  if (analysis.staleReason) lines.push(`\n_Stale: ${analysis.staleReason}._`);
+  lines.push('');
+  const rounded = analysis.profiles.map((profile) => `${profileLabel(profile)}: ${ruleSetFor(profile).roundStackDepth(sub.checkedDepth)} B`);
+  lines.push(`Rounded as the verifier counts it — ${rounded.join(' · ')}`);
+  program.verdicts.forEach((verdict, index) => {
+    const profile = analysis.profiles[index] ?? { version: verdict.kernel, jit: verdict.jit };
+    for (const line of tailCallLines(sub.name, program, verdict, profile)) lines.push(`\n- ${line}`);
+  });
+  return lines.join('\n');
+}
+
+/** Each chain through `name` to a tail call, with the running total, for one kernel. */
+function tailCallLines(name: string, program: ProgramReport, verdict: VerdictReport, profile: KernelProfile): string[] {
+  const round = ruleSetFor(profile).roundStackDepth;
+  const label = profileLabel(profile);
+  return verdict.tailCalls
+    .filter((reach) => reach.chain.includes(name))
+    .map((reach) => {
+      let runningTotal = 0;
+      const callers = reach.chain.slice(0, -1).map((caller) => {
+        const depth = round(program.subprograms.find((sub) => sub.name === caller)?.checkedDepth ?? 0);
+        runningTotal += depth;
+        return `${caller} ${depth} B (${runningTotal})`;
+      });
+      const fate = reach.callersDepth >= TAIL_CALL_CALLERS_LIMIT ? `**rejected** (must stay below ${TAIL_CALL_CALLERS_LIMIT} B)` : 'passes';
+      return `${label}: ${[...callers, `tail call in ${reach.name}`].join(' → ')} at **${reach.callersDepth} B** — ${fate}`;
+    });
+}

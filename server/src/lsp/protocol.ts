@@ -1,0 +1,35 @@
+/**
+ * The extension's own requests between client and server, beside the standard protocol. Only
+ * names and plain types: the client imports this file, so it must not pull in server code.
+ */
+
+/** The status-bar summary of one file. */
+export const FILE_STATUS_REQUEST = 'bpfStackLens/fileStatus';
+export interface FileStatusParams {
+  uri: string;
+}
+export interface FileStatus {
+  /** Short, for the status bar: "BPF stack: rejected on 6.1". */
+  text: string;
+  tooltip: string;
+  state: 'rejected' | 'passes' | 'stale' | 'none';
+}
+
+/** The `check` text report of the objects built from one file. */
+export const STACK_REPORT_REQUEST = 'bpfStackLens/stackReport';
+export interface StackReportParams {
+  uri: string;
+}
+
+/** The `check` text report of any object file, for the current settings. */
+export const CHECK_OBJECT_REQUEST = 'bpfStackLens/checkObject';
+export interface CheckObjectParams {
+  path: string;
+}
+
+/** What the client tells the server at initialize, beside the settings. */
+export interface InitializationOptions {
+  settings?: unknown;
+  /** The client registers watchers for the object globs itself; the server need not. */
+  clientWatchesObjects?: boolean;
+}

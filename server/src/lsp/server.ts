@@ -1,0 +1,211 @@
+/**
+ * The language server: wires the LSP connection to the open documents, the object index and the
+ * feature modules. Handlers stay thin — convert in (convert.ts), call the feature, convert out — and
+ * everything that can fail on a user's files is contained, so a bad object or a surprising client
+ * never takes the server down.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  CodeActionKind,
+  CodeLensRefreshRequest,
+  type Connection,
+  DidChangeConfigurationNotification,
+  DidChangeWatchedFilesNotification,
+  type Disposable,
+  type InitializeParams,
+  type InitializeResult,
+  ProposedFeatures,
+  TextDocumentSyncKind,
+  createConnection,
+} from 'vscode-languageserver/node';
+import type { SourceLocation } from '../common/problem';
+import type { KernelProfile } from '../rules/kernelProfile';
+import { quickFixes } from './codeActions';
+import { codeLenses } from './codeLens';
+import { findingDataOf, offsetOf, rangeToSpan, toCodeAction, toCodeLens, toDiagnostic, toHover, uriToPath } from './convert';
+import { stackFindings } from './diagnostics';
+import { DocumentAnalyses, resolvedPath } from './documentAnalysis';
+import { OpenDocuments } from './documents';
+import { hoverAt } from './hover';
+import { ObjectIndex } from './objectWatcher';
+import {
+  CHECK_OBJECT_REQUEST,
+  type CheckObjectParams,
+  FILE_STATUS_REQUEST,
+  type FileStatusParams,
+  type InitializationOptions,
+  STACK_REPORT_REQUEST,
+  type StackReportParams,
+} from './protocol';
+import { DEFAULT_SETTINGS, type LensSettings, SETTINGS_SECTION, kernelProfilesOf, readSettings } from './settings';
+import { analysesReport, fileStatus, objectReport } from './stackReport';
+
+/** Quiet time after an object's last change before it is read: a build rewrites a file in bursts. */
+const OBJECT_DEBOUNCE_MS = 150;
+/** Delay before the one retry of an object that was incomplete or changing when read. */
+const OBJECT_RETRY_MS = 300;
+
+export function startServer(connection: Connection = createConnection(ProposedFeatures.all)): Connection {
+  const log = (message: string) => connection.console.log(message);
+  process.on('uncaughtException', (error) => log(`internal error: ${error.stack ?? error}`));
+  process.on('unhandledRejection', (error) => log(`internal error: ${error instanceof Error ? error.stack : String(error)}`));
+
+  const documents = new OpenDocuments(log);
+  const objects = new ObjectIndex({ debounceMs: OBJECT_DEBOUNCE_MS, retryMs: OBJECT_RETRY_MS, log });
+  const analyses = new DocumentAnalyses();
+  analyses.register(objects);
+
+  let settings: LensSettings = DEFAULT_SETTINGS;
+  let profiles: KernelProfile[] = [];
+  let roots: string[] = [];
+  let initializationOptions: InitializationOptions = {};
+  let pullsConfiguration = false;
+  let registersWatchers = false;
+  let refreshesLenses = false;
+  let watcherRegistration: Promise<Disposable> | undefined;
+
+  const analysesOf = (uri: string) => {
+    const filePath = documents.pathOf(uri) ?? pathOfUri(uri);
+    return filePath ? analyses.analysesFor(filePath) : [];
+  };
+
+  const publish = (uri: string) => {
+    const filePath = documents.pathOf(uri);
+    if (!filePath) return;
+    const findings = stackFindings(filePath, analyses.analysesFor(filePath));
+    void connection.sendDiagnostics({ uri, diagnostics: findings.map((finding) => toDiagnostic(finding, (file) => documents.byPath(file))) });
+  };
+
+  analyses.onDidChange((sourcePaths) => {
+    for (const uri of documents.uris()) {
+      const filePath = documents.pathOf(uri);
+      if (sourcePaths === 'all' || (filePath && sourcePaths.includes(filePath))) publish(uri);
+    }
+    if (refreshesLenses) connection.sendRequest(CodeLensRefreshRequest.type).catch(() => undefined);
+  });
+
+  /** Reads the settings (pulled from the client when it can answer), then rescans with them. */
+  const configure = async (pushed?: unknown) => {
+    let raw: unknown = pushed ?? initializationOptions.settings;
+    if (pullsConfiguration) raw = await connection.workspace.getConfiguration(SETTINGS_SECTION).catch(() => raw);
+    const read = readSettings(raw);
+    settings = read.settings;
+    const kernels = kernelProfilesOf(settings);
+    profiles = kernels.profiles;
+    for (const note of [...read.errors, ...kernels.notes]) void connection.window.showWarningMessage(`bpf-stack-lens: ${note}`);
+    registerWatchers();
+    await objects.configure(roots, settings.objectGlobs, profiles);
+  };
+
+  /** Asks the client to watch the objects (and the sources, whose times decide staleness), when it can and does not already. */
+  const registerWatchers = () => {
+    if (!registersWatchers) return;
+    const previous = watcherRegistration;
+    watcherRegistration = connection.client.register(DidChangeWatchedFilesNotification.type, {
+      watchers: [...settings.objectGlobs, '**/*.{c,h}'].map((globPattern) => ({ globPattern })),
+    });
+    void previous?.then((registration) => registration.dispose()).catch(() => undefined);
+  };
+
+  connection.onInitialize((params: InitializeParams): InitializeResult => {
+    initializationOptions = (params.initializationOptions ?? {}) as InitializationOptions;
+    roots = workspaceRoots(params);
+    const workspace = params.capabilities.workspace;
+    pullsConfiguration = workspace?.configuration === true;
+    registersWatchers = workspace?.didChangeWatchedFiles?.dynamicRegistration === true && initializationOptions.clientWatchesObjects !== true;
+    refreshesLenses = workspace?.codeLens?.refreshSupport === true;
+    return {
+      capabilities: {
+        textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental, save: { includeText: false } },
+        hoverProvider: true,
+        codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix] },
+        codeLensProvider: { resolveProvider: false },
+      },
+      serverInfo: { name: 'bpf-stack-lens' },
+    };
+  });
+
+  connection.onInitialized(() => {
+    if (pullsConfiguration) void connection.client.register(DidChangeConfigurationNotification.type, { section: SETTINGS_SECTION }).catch(() => undefined);
+    configure().catch((error) => log(`cannot apply the settings: ${String(error)}`));
+  });
+
+  connection.onDidChangeConfiguration((params) => {
+    const pushed = (params.settings as Record<string, unknown> | undefined)?.[SETTINGS_SECTION];
+    configure(pushed).catch((error) => log(`cannot apply the settings: ${String(error)}`));
+  });
+
+  connection.onDidOpenTextDocument(({ textDocument }) => {
+    documents.opened(textDocument.uri, textDocument.languageId, textDocument.version, textDocument.text);
+    publish(textDocument.uri);
+  });
+  connection.onDidChangeTextDocument(({ textDocument, contentChanges }) => documents.changed(textDocument.uri, textDocument.version, contentChanges));
+  connection.onDidSaveTextDocument(({ textDocument }) => publish(textDocument.uri));
+  connection.onDidCloseTextDocument(({ textDocument }) => {
+    documents.closed(textDocument.uri);
+    void connection.sendDiagnostics({ uri: textDocument.uri, diagnostics: [] });
+  });
+
+  connection.onDidChangeWatchedFiles(({ changes }) => {
+    for (const change of changes) {
+      const filePath = uriToPath(change.uri);
+      if (!filePath) continue;
+      objects.fileChanged(filePath);
+      // A source saved outside the editor changes whether its objects are stale.
+      const open = documents.uris().find((uri) => documents.pathOf(uri) === resolvedPath(filePath));
+      if (open) publish(open);
+    }
+  });
+
+  connection.onHover(async (params) => {
+    const snapshot = await documents.snapshot(params.textDocument.uri);
+    if (!snapshot?.path) return null;
+    const content = hoverAt(snapshot, offsetOf(snapshot.document, params.position), analyses.analysesFor(snapshot.path), settings);
+    return content ? toHover(snapshot.document, content) : null;
+  });
+
+  connection.onCodeAction(async (params) => {
+    const snapshot = await documents.snapshot(params.textDocument.uri);
+    if (!snapshot) return [];
+    const ours = params.context.diagnostics.filter((diagnostic) => findingDataOf(diagnostic) !== undefined);
+    const fixes = quickFixes(snapshot, rangeToSpan(snapshot.document, params.range), ours.map(findingDataOf), settings);
+    return fixes.map((fix) => toCodeAction(snapshot.document, fix, fix.diagnostics.map((index) => ours[index])));
+  });
+
+  connection.onCodeLens(async (params) => {
+    const snapshot = await documents.snapshot(params.textDocument.uri);
+    if (!snapshot?.path) return [];
+    return codeLenses(snapshot, analyses.analysesFor(snapshot.path)).map((lens) => toCodeLens(snapshot.document, lens));
+  });
+
+  connection.onRequest(FILE_STATUS_REQUEST, (params: FileStatusParams) => fileStatus(analysesOf(params.uri)));
+  connection.onRequest(STACK_REPORT_REQUEST, (params: StackReportParams) => analysesReport(analysesOf(params.uri), (location) => lineText(location, documents)));
+  connection.onRequest(CHECK_OBJECT_REQUEST, (params: CheckObjectParams) => objectReport(params.path, profiles));
+
+  connection.onShutdown(() => objects.dispose());
+  connection.listen();
+  return connection;
+}
+
+function pathOfUri(uri: string): string | undefined {
+  const filePath = uriToPath(uri);
+  return filePath && resolvedPath(filePath);
+}
+
+function workspaceRoots(params: InitializeParams): string[] {
+  const uris = params.workspaceFolders?.map((folder) => folder.uri) ?? (params.rootUri ? [params.rootUri] : []);
+  const roots = uris.flatMap((uri) => uriToPath(uri) ?? []);
+  if (roots.length === 0 && params.rootPath) roots.push(params.rootPath);
+  return roots;
+}
+
+/** A source line as the editor has it, else as it is on disk. */
+function lineText(location: SourceLocation, documents: OpenDocuments): string | undefined {
+  const open = documents.byPath(location.file);
+  if (open) return open.getText({ start: { line: location.line - 1, character: 0 }, end: { line: location.line, character: 0 } }).replace(/\r?\n$/, '');
+  try {
+    return readFileSync(location.file, 'utf8').split('\n')[location.line - 1];
+  } catch {
+    return undefined;
+  }
+}

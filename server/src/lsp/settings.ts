@@ -1,0 +1,130 @@
+/**
+ * The extension's settings, `bpfStackLens.*`, declared once. package.json's
+ * `contributes.configuration` is generated from this table (test/lsp/settings.test.ts fails when the
+ * two drift), and the server reads whatever a client sends through `readSettings`, which falls back
+ * to the defaults for anything missing or of the wrong type, so a bad settings file never stops it.
+ */
+import { runningKernelProfile } from '../common/runningKernel';
+import { type KernelProfile, parseKernelProfiles } from '../rules/kernelProfile';
+
+/** How bpf_printk puts its format on the stack; "auto" decides from BPF_NO_GLOBAL_DATA. */
+export type PrintkModel = 'auto' | 'rodata' | 'stack';
+
+export interface LensSettings {
+  kernels: string[];
+  jit: boolean;
+  objectGlobs: string[];
+  includePaths: string[];
+  defines: Record<string, string>;
+  compileCommands: string;
+  printkModel: PrintkModel;
+}
+
+/** The JSON-schema part of a setting, as VS Code's `contributes.configuration` takes it. */
+interface SettingSchema {
+  type: 'array' | 'boolean' | 'object' | 'string';
+  items?: { type: 'string' };
+  additionalProperties?: { type: 'string' };
+  enum?: string[];
+  enumDescriptions?: string[];
+  default: unknown;
+  markdownDescription: string;
+}
+
+export const SETTINGS_SECTION = 'bpfStackLens';
+
+export const SETTINGS: { [K in keyof LensSettings]: SettingSchema & { default: LensSettings[K] } } = {
+  kernels: {
+    type: 'array',
+    items: { type: 'string' },
+    default: [],
+    markdownDescription:
+      'Kernel versions to judge every program for, such as `["6.1", "6.18"]`. Empty means the kernel this editor runs on.',
+  },
+  jit: {
+    type: 'boolean',
+    default: true,
+    markdownDescription: 'Judge as if programs are JIT-compiled (16-byte frame rounding from 6.9, private stacks from 6.13).',
+  },
+  objectGlobs: {
+    type: 'array',
+    items: { type: 'string' },
+    default: ['**/*.o'],
+    markdownDescription: 'Where to look for BPF objects built from the open sources, relative to each workspace folder. `node_modules` is never searched.',
+  },
+  includePaths: {
+    type: 'array',
+    items: { type: 'string' },
+    default: [],
+    markdownDescription: 'Extra include directories (`-I`) for estimating frames from the source.',
+  },
+  defines: {
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    default: {},
+    markdownDescription: 'Extra macro definitions (`-D NAME=VALUE`) for the source, such as `{"BPF_NO_GLOBAL_DATA": "1"}`.',
+  },
+  compileCommands: {
+    type: 'string',
+    default: '',
+    markdownDescription: 'Path of a `compile_commands.json` to take include paths and definitions from. Empty means none.',
+  },
+  printkModel: {
+    type: 'string',
+    enum: ['auto', 'rodata', 'stack'],
+    enumDescriptions: [
+      'Format strings go to .rodata (libbpf 0.6 and later) unless BPF_NO_GLOBAL_DATA is defined.',
+      'Format strings go to .rodata: bpf_printk with up to 3 arguments costs no stack.',
+      'Format strings are built on the stack, as in libbpf before 0.6.',
+    ],
+    default: 'auto',
+    markdownDescription: 'How `bpf_printk` stores its format string, which decides the stack bytes each call costs.',
+  },
+};
+
+export const DEFAULT_SETTINGS: LensSettings = Object.fromEntries(
+  Object.entries(SETTINGS).map(([name, setting]) => [name, structuredClone(setting.default)]),
+) as unknown as LensSettings;
+
+/** `contributes.configuration` for package.json, derived from SETTINGS. */
+export function contributedConfiguration(): { title: string; properties: Record<string, SettingSchema> } {
+  const properties: Record<string, SettingSchema> = {};
+  for (const [name, setting] of Object.entries(SETTINGS)) properties[`${SETTINGS_SECTION}.${name}`] = setting;
+  return { title: 'BPF Stack Lens', properties };
+}
+
+/** Settings from whatever a client sent, each value checked against its declared type. */
+export function readSettings(raw: unknown): { settings: LensSettings; errors: string[] } {
+  const source = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
+  const errors: string[] = [];
+  const settings = structuredClone(DEFAULT_SETTINGS);
+  const assign = settings as unknown as Record<string, unknown>;
+  for (const [name, setting] of Object.entries(SETTINGS) as [string, SettingSchema][]) {
+    const value = source[name];
+    if (value === undefined || value === null) continue;
+    if (fitsSchema(value, setting)) assign[name] = structuredClone(value);
+    else errors.push(`${SETTINGS_SECTION}.${name}: ${JSON.stringify(value)} is not a valid ${setting.type}; using the default`);
+  }
+  return { settings, errors };
+}
+
+function fitsSchema(value: unknown, setting: SettingSchema): boolean {
+  switch (setting.type) {
+    case 'array':
+      return Array.isArray(value) && value.every((item) => typeof item === 'string');
+    case 'boolean':
+      return typeof value === 'boolean';
+    case 'object':
+      return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((item) => typeof item === 'string');
+    case 'string':
+      return typeof value === 'string' && (!setting.enum || setting.enum.includes(value));
+  }
+}
+
+/** The kernel profiles the settings ask for; the running kernel when they name none. */
+export function kernelProfilesOf(settings: LensSettings): { profiles: KernelProfile[]; notes: string[] } {
+  const { profiles, errors } = parseKernelProfiles(settings.kernels, settings.jit);
+  if (profiles.length > 0) return { profiles, notes: errors };
+  const { profile, note } = runningKernelProfile();
+  return { profiles: [{ ...profile, jit: settings.jit && profile.jit }], notes: [...errors, ...(note ? [note] : [])] };
+}

@@ -1,0 +1,62 @@
+/**
+ * Reports for a person: the status-bar summary of a file (does any configured kernel reject what
+ * was built from it?) and the same text report as `bpf-stack-lens check`, for one file's objects or
+ * for any object picked by hand.
+ */
+import { readFileSync } from 'node:fs';
+import type { SourceLocation } from '../common/problem';
+import { analyzeObject } from '../object/analyzeObject';
+import type { KernelProfile } from '../rules/kernelProfile';
+import { formatTextReport } from '../cli/textReport';
+import type { DocumentStackAnalysis } from './documentAnalysis';
+import type { FileStatus } from './protocol';
+
+export function fileStatus(analyses: DocumentStackAnalysis[]): FileStatus {
+  if (analyses.length === 0) return { text: 'BPF stack: no object', tooltip: 'No BPF object built from this file was found in the workspace.', state: 'none' };
+  const rejectedOn = new Set<string>();
+  const passesOn = new Set<string>();
+  for (const analysis of analyses) {
+    for (const program of analysis.programs) {
+      for (const verdict of program.verdicts) (verdict.accepted ? passesOn : rejectedOn).add(verdict.kernel);
+    }
+  }
+  for (const kernel of rejectedOn) passesOn.delete(kernel);
+  const objects = analyses.map((analysis) => analysis.label).join(', ');
+  const stale = analyses.find((analysis) => analysis.staleReason)?.staleReason;
+  const tooltip = `From ${objects}.${stale ? ` Stale: ${stale}.` : ''}`;
+  if (rejectedOn.size > 0) return { text: `BPF stack: rejected on ${[...rejectedOn].join(', ')}`, tooltip, state: stale ? 'stale' : 'rejected' };
+  return { text: `BPF stack: passes on ${[...passesOn].join(', ')}`, tooltip, state: stale ? 'stale' : 'passes' };
+}
+
+/** The `check` report of the analyses' objects; `lineText` gives the current text of a source line. */
+export function analysesReport(analyses: DocumentStackAnalysis[], lineText: (location: SourceLocation) => string | undefined): string {
+  if (analyses.length === 0) return 'No BPF object built from this file was found in the workspace (settings: bpfStackLens.objectGlobs).\n';
+  return formatTextReport(
+    analyses.map((analysis) => ({ path: analysis.path, problems: [], programs: analysis.programs })),
+    { lineText },
+  );
+}
+
+/** The `check` report of any object file. */
+export function objectReport(objectPath: string, profiles: KernelProfile[]): string {
+  let bytes: Uint8Array;
+  try {
+    const buffer = readFileSync(objectPath);
+    bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  } catch (error) {
+    return `${objectPath}: cannot read: ${(error as Error).message}\n`;
+  }
+  const analysis = analyzeObject(bytes, objectPath, profiles);
+  if (!analysis.readable) return `${objectPath}: ${analysis.report.problems.map((problem) => problem.message).join('; ')}\n`;
+  return formatTextReport([analysis.report], {
+    lineText: (location) => diskLine(location) ?? analysis.lineTextOf(location.file, location.line),
+  });
+}
+
+function diskLine(location: SourceLocation): string | undefined {
+  try {
+    return readFileSync(location.file, 'utf8').split('\n')[location.line - 1];
+  } catch {
+    return undefined;
+  }
+}
