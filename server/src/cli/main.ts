@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { UsageError } from './args';
 import { checkCommand } from './checkCommand';
 import { dumpCommand } from './dumpCommand';
+import { estimateCommand } from './estimateCommand';
 import { typesCommand } from './typesCommand';
 import { lspCommand } from '../lsp/lspCommand';
 import type { CommandIo } from './io';
@@ -14,6 +15,7 @@ import type { CommandIo } from './io';
 const USAGE = `usage:
   bpf-stack-lens check [--kernel V[,V...]] [--no-jit] [--format text|json|sarif] OBJ...
   bpf-stack-lens dump OBJ [--prog NAME]
+  bpf-stack-lens estimate [-I DIR]... [-D NAME[=VAL]]... [--kernel V[,V...]] [--no-jit] [--format text|json] FILE.c
   bpf-stack-lens types [-I DIR]... [-D NAME[=VAL]]... FILE
   bpf-stack-lens lsp [--stdio | --node-ipc | --socket=PORT]
   bpf-stack-lens --version | --help`;
@@ -23,6 +25,7 @@ type Command = (argv: string[], io: CommandIo) => number | Promise<number>;
 const COMMANDS: Record<string, Command> = {
   check: checkCommand,
   dump: dumpCommand,
+  estimate: estimateCommand,
   types: typesCommand,
   lsp: lspCommand,
 };

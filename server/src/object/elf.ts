@@ -138,8 +138,10 @@ export function readCString(table: Uint8Array, offset: number): string | undefin
  * means a corrupt header; it comes back as Infinity, which then fails every bounds check.
  */
 function readU64(view: DataView, at: number, littleEndian: boolean): number {
-  const value = view.getBigUint64(at, littleEndian);
-  return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : Infinity;
+  // Two 32-bit halves: BigInt reads allocate, and objects hold hundreds of thousands of these.
+  const low = view.getUint32(littleEndian ? at : at + 4, littleEndian);
+  const high = view.getUint32(littleEndian ? at + 4 : at, littleEndian);
+  return high < 0x200000 ? high * 0x100000000 + low : Infinity;
 }
 
 function readI64(view: DataView, at: number, littleEndian: boolean): number {
@@ -387,11 +389,13 @@ function readRelocations(
     let badEntryReported = false;
     for (let i = 0; i < count; i++) {
       const at = i * entrySize;
-      const info = view.getBigUint64(at + 8, littleEndian);
+      // r_info: symbol index in the high 32 bits, type in the low 32 bits.
+      const infoLow = view.getUint32(littleEndian ? at + 8 : at + 12, littleEndian);
+      const infoHigh = view.getUint32(littleEndian ? at + 12 : at + 8, littleEndian);
       const relocation: ElfRelocation = {
         offset: readU64(view, at, littleEndian),
-        symbolIndex: Number(info >> 32n),
-        type: Number(info & 0xffffffffn),
+        symbolIndex: infoHigh,
+        type: infoLow,
       };
       if (section.type === SHT_RELA) relocation.addend = readI64(view, at + 16, littleEndian);
       // Only the first bad entry of a section is reported: one damaged table is one problem.

@@ -1,0 +1,172 @@
+/**
+ * The source-side estimate against the ground truth: the verdicts of the fixtures' EXPECT lines, and
+ * how close every estimated frame comes to the depth the real verifier printed.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { type EstimateReport, estimateCommand, estimateSource } from '../../server/src/cli/estimateCommand';
+import { UsageError } from '../../server/src/cli/args';
+import { stringLiteralBytes } from '../../server/src/source/frameEstimate';
+import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
+import { type Fixture, listFixtures } from '../support/fixtures';
+
+const KERNELS = ['6.18', '6.1'];
+const { profiles } = parseKernelProfiles(KERNELS, true);
+
+const reports = new Map<string, Promise<EstimateReport>>();
+function estimate(fixture: Fixture): Promise<EstimateReport> {
+  let report = reports.get(fixture.source);
+  if (!report) {
+    report = estimateSource(fixture.source, readFileSync(fixture.source, 'utf8'), profiles);
+    reports.set(fixture.source, report);
+  }
+  return report;
+}
+
+function fixtureNamed(name: string): Fixture {
+  const fixture = listFixtures().find((candidate) => basename(candidate.source) === name);
+  assert.ok(fixture, `fixture ${name}`);
+  return fixture;
+}
+
+/** "accepted" or the message of the violation the kernel prints. */
+function outcome(verdict: EstimateReport['programs'][number]['verdicts'][number]): string {
+  if (verdict.accepted) return 'accepted';
+  return (verdict.violations.find((violation) => violation.reportedByKernel) ?? verdict.violations[0]).message;
+}
+
+async function verdictMismatches(fixture: Fixture): Promise<string[]> {
+  const report = await estimate(fixture);
+  const mismatches: string[] = [];
+  for (const expectation of fixture.expectations) {
+    const kernelIndex = KERNELS.indexOf(expectation.kernel);
+    if (kernelIndex === -1) continue;
+    const program = report.programs.find((candidate) => candidate.name === expectation.program);
+    const expected = expectation.accepted ? 'accepted' : expectation.error;
+    const actual = program ? outcome(program.verdicts[kernelIndex]) : 'no such program';
+    if (actual !== expected) mismatches.push(`${expectation.program}@${expectation.kernel}: expected ${expected}, estimated ${actual}`);
+  }
+  return mismatches;
+}
+
+for (const name of ['seed_acl_stack_fmt.bpf.c', 'tailcall_threshold.bpf.c', 'seed_no_global_data.bpf.c', 'seed_rodata_fmt.bpf.c', 'combined_512.bpf.c', 'call_depth_frames.bpf.c']) {
+  test(`the estimate of ${name} gets the verifier's verdicts for 6.18 and 6.1`, async () => {
+    assert.deepEqual(await verdictMismatches(fixtureNamed(name)), []);
+  });
+}
+
+test('the seed: struct copies, the on-stack printk format, and the frames in libbpf order', async () => {
+  const report = await estimate(fixtureNamed('seed_acl_stack_fmt.bpf.c'));
+  const overlay = report.functions.find((fn) => fn.name === 'acl_overlay');
+  assert.ok(overlay);
+  assert.equal(overlay.section, 'tc');
+  assert.equal(overlay.inline, false);
+  assert.equal(overlay.frameBytes, 200);
+  assert.deepEqual(
+    overlay.items.map((item) => [item.what, item.name, item.bytes]),
+    [['local', 'tun', 48], ['local', 'flow', 48], ['local', 'inner', 56], ['printk-format', '____fmt', 48]],
+  );
+  const nextStage = report.functions.find((fn) => fn.name === 'acl_next_stage');
+  assert.equal(nextStage?.section, null, 'the map attribute before it is not its section');
+  const program = report.programs.find((candidate) => candidate.name === 'acl_overlay');
+  assert.deepEqual(program?.subprograms.map((sub) => sub.name), ['acl_overlay', 'acl_check', 'acl_next_stage']);
+  assert.equal(program?.stackDepths, '200+16+0');
+  assert.equal(program?.type, 'sched_cls');
+  assert.deepEqual(program?.subprograms.map((sub) => sub.hasTailCall), [false, false, true]);
+});
+
+test('printk arguments, inlined helpers and volatile scalars are items of the frame', async () => {
+  const printk = await estimate(fixtureNamed('printk_variants.bpf.c'));
+  const four = printk.functions.find((fn) => fn.name === 'printk_4_args');
+  assert.ok(four?.items.some((item) => item.what === 'printk-args' && item.name === '___param' && item.bytes === 32));
+  assert.ok(!four?.items.some((item) => item.what === 'printk-format'), 'the format of bpf_printk is static, in .rodata');
+
+  const inline = await estimate(fixtureNamed('inline_and_volatile.bpf.c'));
+  const once = inline.functions.find((fn) => fn.name === 'inline_once');
+  assert.deepEqual(once?.items.map((item) => [item.what, item.name, item.bytes]), [['local', 'frame', 128], ['inlined', 'read_header', 96]]);
+  assert.equal(inline.functions.find((fn) => fn.name === 'read_header')?.inline, true);
+  const scalars = inline.functions.find((fn) => fn.name === 'volatile_scalars');
+  assert.equal(scalars?.items.length, 5);
+  assert.ok(!inline.programs.some((program) => program.subprograms.some((sub) => sub.name === 'read_header')));
+});
+
+test('callbacks: bpf_loop is a callback edge, a timer callback is an async root', async () => {
+  const loop = await estimate(fixtureNamed('bpf_loop_callback.bpf.c'));
+  const big = loop.programs.find((program) => program.name === 'loop_big_callback');
+  assert.deepEqual(big?.subprograms[0].calls.map((call) => [call.callee, call.kind]), [['big_step', 'callback']]);
+  const timers = await estimate(fixtureNamed('timer_callback.bpf.c'));
+  const arm = timers.programs.find((program) => program.name === 'arm_timer_big');
+  assert.equal(arm?.subprograms[1]?.isAsyncCallback, true);
+});
+
+test('string literal sizes count escapes as one byte', () => {
+  assert.equal(stringLiteralBytes('"a\\n"'), 2);
+  assert.equal(stringLiteralBytes('"\\x41\\0\\101z"'), 4);
+});
+
+test('the estimate command: JSON shape, exit status, usage errors', async () => {
+  let out = '';
+  const io = { stdout: (text: string) => (out += text), stderr: () => undefined, version: 'test' };
+  const fixture = fixtureNamed('seed_acl_stack_fmt.bpf.c');
+  const status = await estimateCommand(['--kernel', '6.18,6.1', '--format', 'json', fixture.source], io);
+  assert.equal(status, 1);
+  const json = JSON.parse(out);
+  assert.equal(json.file, fixture.source);
+  assert.deepEqual(Object.keys(json.functions[0]), ['name', 'line', 'section', 'inline', 'frameBytes', 'items']);
+  assert.deepEqual(json.programs[0].verdicts.map((verdict: { accepted: boolean }) => verdict.accepted), [true, false]);
+  await assert.rejects(async () => estimateCommand(['--format', 'sarif', fixture.source], io), UsageError);
+  await assert.rejects(async () => estimateCommand([], io), UsageError);
+  assert.equal(await estimateCommand(['--kernel', '6.18', '/nonexistent/x.bpf.c'], io), 2);
+});
+
+/**
+ * Not an assertion: how often the estimate of a frame lands in the same 16-byte bucket as the depth
+ * the verifier printed (the measured kernel=6.18 depths lines), and how many verdicts agree overall.
+ */
+test('report: bucket agreement of estimated frames with the verifier, over every fixture', async () => {
+  let frames = 0;
+  let sameBucket = 0;
+  let exact = 0;
+  let skippedPrograms = 0;
+  let verdicts = 0;
+  let verdictsAgree = 0;
+  const misses: string[] = [];
+  const functionsSeen = new Map<string, boolean>();
+  for (const fixture of listFixtures()) {
+    const report = await estimate(fixture);
+    const mismatches = await verdictMismatches(fixture);
+    const relevant = fixture.expectations.filter((expectation) => KERNELS.includes(expectation.kernel)).length;
+    verdicts += relevant;
+    verdictsAgree += relevant - mismatches.length;
+    for (const mismatch of mismatches) misses.push(`${basename(fixture.source)}: verdict ${mismatch}`);
+    for (const expectation of fixture.expectations) {
+      if (expectation.kernel !== '6.18' || !expectation.depths) continue;
+      const program = report.programs.find((candidate) => candidate.name === expectation.program);
+      const measured = expectation.depths.split('+').map(Number);
+      if (!program || program.subprograms.length !== measured.length) {
+        skippedPrograms++;
+        misses.push(`${basename(fixture.source)}: ${expectation.program} has frames ${program?.stackDepths ?? '-'}, verifier ${expectation.depths}`);
+        continue;
+      }
+      program.subprograms.forEach((sub, index) => {
+        frames++;
+        const agree = Math.ceil(sub.stackDepth / 16) === Math.ceil(measured[index] / 16);
+        if (agree) sameBucket++;
+        if (sub.stackDepth === measured[index]) exact++;
+        else misses.push(`${basename(fixture.source)}: ${expectation.program}/${sub.name} estimated ${sub.stackDepth}, verifier ${measured[index]}`);
+        const key = `${basename(fixture.source)}:${sub.name}`;
+        functionsSeen.set(key, (functionsSeen.get(key) ?? true) && agree);
+      });
+    }
+  }
+  const functionsAgree = [...functionsSeen.values()].filter(Boolean).length;
+  console.log(
+    `frame estimate vs verifier (6.18 depths): ${sameBucket}/${frames} frames in the same 16-byte bucket, ${exact}/${frames} exact; ` +
+      `${functionsAgree}/${functionsSeen.size} distinct functions always in the same bucket; ${skippedPrograms} programs with a different frame count; ` +
+      `verdicts for ${KERNELS.join(' and ')}: ${verdictsAgree}/${verdicts} agree`,
+  );
+  for (const miss of misses) console.log(`  ${miss}`);
+  assert.ok(frames > 0);
+});
