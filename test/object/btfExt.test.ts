@@ -63,7 +63,12 @@ test('line info points at the right line of the source, with its text', () => {
 
 test('big-endian .BTF.ext reads the same as little-endian', () => {
   for (const [little, big] of OBJECT_PAIRS) {
-    assert.deepEqual(extOf(big).ext, extOf(little).ext, big);
+    // Compare what the records say; the line tables hold views of different bytes.
+    const decoded = (name: string) => {
+      const { ext } = extOf(name);
+      return { funcInfo: ext!.funcInfo, lineInfo: new Map(ext!.lineInfo), coreRelocations: ext!.coreRelocations };
+    };
+    assert.deepEqual(decoded(big), decoded(little), big);
   }
 });
 

@@ -22,7 +22,7 @@ export function dumpCommand(argv: string[], io: CommandIo): number {
   const [path] = args.positionals;
   const bytes = readInput(path, io);
   if (!bytes) return 2;
-  const analysis = analyzeObject(bytes, path, []);
+  const analysis = analyzeObject(bytes, path, [], { recordStackAccesses: true });
   if (!analysis.readable) {
     io.stderr(`bpf-stack-lens: ${path}: ${analysis.report.problems.map((p) => p.message).join('; ')}\n`);
     return 2;

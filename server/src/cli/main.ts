@@ -5,11 +5,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from './args';
-import { checkCommand } from './checkCommand';
-import { dumpCommand } from './dumpCommand';
-import { estimateCommand } from './estimateCommand';
-import { typesCommand } from './typesCommand';
-import { lspCommand } from '../lsp/lspCommand';
 import type { CommandIo } from './io';
 
 const USAGE = `usage:
@@ -22,12 +17,16 @@ const USAGE = `usage:
 
 type Command = (argv: string[], io: CommandIo) => number | Promise<number>;
 
-const COMMANDS: Record<string, Command> = {
-  check: checkCommand,
-  dump: dumpCommand,
-  estimate: estimateCommand,
-  types: typesCommand,
-  lsp: lspCommand,
+/**
+ * Each command's module is loaded only when that command runs: the language server's dependencies
+ * alone take longer to load than `check` takes to judge a large object.
+ */
+const COMMANDS: Record<string, () => Command> = {
+  check: () => (require('./checkCommand') as typeof import('./checkCommand')).checkCommand,
+  dump: () => (require('./dumpCommand') as typeof import('./dumpCommand')).dumpCommand,
+  estimate: () => (require('./estimateCommand') as typeof import('./estimateCommand')).estimateCommand,
+  types: () => (require('./typesCommand') as typeof import('./typesCommand')).typesCommand,
+  lsp: () => (require('../lsp/lspCommand') as typeof import('../lsp/lspCommand')).lspCommand,
 };
 
 export function packageVersion(): string {
@@ -53,7 +52,7 @@ export async function main(argv: string[], io?: Partial<CommandIo>): Promise<num
     fullIo.stdout(`${fullIo.version}\n`);
     return 0;
   }
-  const command = name === undefined ? undefined : COMMANDS[name];
+  const command = name === undefined || !Object.hasOwn(COMMANDS, name) ? undefined : COMMANDS[name]();
   if (!command) {
     fullIo.stderr(`bpf-stack-lens: ${name === undefined ? 'no command given' : `unknown command "${name}"`}\n${USAGE}\n`);
     return 2;

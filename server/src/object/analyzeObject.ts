@@ -84,7 +84,12 @@ export interface ObjectAnalysis {
   readable: boolean;
 }
 
-export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelProfile[]): ObjectAnalysis {
+export interface AnalyzeOptions {
+  /** Keep every stack access of every function, as the disassembly view shows them. */
+  recordStackAccesses?: boolean;
+}
+
+export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelProfile[], options: AnalyzeOptions = {}): ObjectAnalysis {
   const problems: Problem[] = [];
   const { elf, problems: elfProblems } = readElf(bytes);
   problems.push(...elfProblems);
@@ -127,7 +132,10 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     const { fn } = sub;
     let result = depths.get(fn);
     if (!result) {
-      result = computeStackDepth(fn.instructions, { readOnlyAddress: (index) => readOnlyAddress(fn, index) });
+      result = computeStackDepth(fn.instructions, {
+        readOnlyAddress: (index) => readOnlyAddress(fn, index),
+        recordAccesses: options.recordStackAccesses,
+      });
       depths.set(fn, result);
     }
     return result;
@@ -277,27 +285,7 @@ export function verdictReport(verdict: Verdict): VerdictReport {
 
 /** A lookup from (section, instruction offset) to the line info in force there. */
 function lineTable(ext: BtfExt | undefined): (section: string, offset: number) => LineInfo | undefined {
-  const bySection = new Map<string, LineInfo[]>();
-  for (const [section, infos] of ext?.lineInfo ?? []) {
-    bySection.set(section, [...infos].sort((a, b) => a.insnOffset - b.insnOffset));
-  }
-  return (section, offset) => {
-    const infos = bySection.get(section);
-    if (!infos || infos.length === 0) return undefined;
-    let low = 0;
-    let high = infos.length - 1;
-    let found: LineInfo | undefined;
-    while (low <= high) {
-      const middle = (low + high) >> 1;
-      if (infos[middle].insnOffset <= offset) {
-        found = infos[middle];
-        low = middle + 1;
-      } else {
-        high = middle - 1;
-      }
-    }
-    return found;
-  };
+  return (section, offset) => ext?.lineTables.get(section)?.find(offset);
 }
 
 /** Indexes line texts on first use: only reports for a person need them. */

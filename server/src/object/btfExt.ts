@@ -9,6 +9,7 @@
  * Instruction.offset.
  */
 import type { Problem } from '../common/problem';
+import { LazyMap } from '../common/lazyMap';
 import { BTF_MAGIC, type Btf } from './btf';
 
 export interface FuncInfo {
@@ -59,10 +60,67 @@ export interface CoreRelocation {
   kind: CoreRelocationKind;
 }
 
+/**
+ * One section's line info, decoded record by record on demand: a program asks for a handful of
+ * lines (function starts, calls, tail calls) out of one per instruction.
+ */
+export class LineTable {
+  constructor(
+    /** insn_off of each record, in instructions, in the compiler's order (ascending). */
+    readonly insnOffsets: Uint32Array,
+    private readonly positions: Uint32Array,
+    private readonly view: DataView,
+    private readonly littleEndian: boolean,
+    private readonly string: (offset: number) => string,
+  ) {}
+
+  get length(): number {
+    return this.insnOffsets.length;
+  }
+
+  /** The record at `index`. */
+  at(index: number): LineInfo {
+    const at = this.positions[index];
+    const lineColumn = this.view.getUint32(at + 12, this.littleEndian);
+    return {
+      insnOffset: this.insnOffsets[index],
+      file: this.string(this.view.getUint32(at + 4, this.littleEndian)),
+      lineText: this.string(this.view.getUint32(at + 8, this.littleEndian)),
+      // line_col packs the line into the top 22 bits and the column into the low 10.
+      line: lineColumn >>> 10,
+      column: lineColumn & 0x3ff,
+    };
+  }
+
+  /** The record in force at an instruction: the last one at or before it. */
+  find(insnOffset: number): LineInfo | undefined {
+    let low = 0;
+    let high = this.insnOffsets.length - 1;
+    let found = -1;
+    while (low <= high) {
+      const middle = (low + high) >> 1;
+      if (this.insnOffsets[middle] <= insnOffset) {
+        found = middle;
+        low = middle + 1;
+      } else {
+        high = middle - 1;
+      }
+    }
+    return found < 0 ? undefined : this.at(found);
+  }
+
+  all(): LineInfo[] {
+    return Array.from({ length: this.length }, (_, index) => this.at(index));
+  }
+}
+
 export interface BtfExt {
   /** Keyed by section name ("tc", ".text", ...), sorted by insnOffset as the compiler emits them. */
   funcInfo: Map<string, FuncInfo[]>;
+  /** Every record of every section, decoded when a section is first asked for. */
   lineInfo: Map<string, LineInfo[]>;
+  /** The same records, decoded one by one: what lookups should use. */
+  lineTables: Map<string, LineTable>;
   coreRelocations: Map<string, CoreRelocation[]>;
 }
 
@@ -143,40 +201,30 @@ function readBtfExtSection(
   }
   const string = (offset: number): string => btf?.strings(offset) ?? '';
 
-  const ext: BtfExt = { funcInfo: new Map(), lineInfo: new Map(), coreRelocations: new Map() };
+  const lineInfo = new LazyMap<string, LineInfo[]>();
+  const ext: BtfExt = { funcInfo: new Map(), lineInfo, lineTables: new Map(), coreRelocations: new Map() };
   const block = (name: string, offsetField: number, minRecord: number) =>
     readBlock(view, littleEndian, headerLength, offsetField, name, minRecord, string, problems);
 
   for (const { sectionName, records } of block('func info', 8, FUNC_INFO_MIN_RECORD)) {
     ext.funcInfo.set(
       sectionName,
-      records.map(({ at, insnOffset }) => ({ insnOffset, typeId: view.getUint32(at + 4, littleEndian) })),
+      Array.from(records.positions, (at, index) => ({ insnOffset: records.insnOffsets[index], typeId: view.getUint32(at + 4, littleEndian) })),
     );
   }
   for (const { sectionName, records } of block('line info', 16, LINE_INFO_MIN_RECORD)) {
-    ext.lineInfo.set(
-      sectionName,
-      records.map(({ at, insnOffset }) => {
-        const lineColumn = view.getUint32(at + 12, littleEndian);
-        return {
-          insnOffset,
-          file: string(view.getUint32(at + 4, littleEndian)),
-          lineText: string(view.getUint32(at + 8, littleEndian)),
-          // line_col packs the line into the top 22 bits and the column into the low 10.
-          line: lineColumn >>> 10,
-          column: lineColumn & 0x3ff,
-        };
-      }),
-    );
+    const table = new LineTable(records.insnOffsets, records.positions, view, littleEndian, string);
+    ext.lineTables.set(sectionName, table);
+    lineInfo.setLazy(sectionName, () => table.all());
   }
   if (headerLength >= HEADER_WITH_CORE_SIZE) {
     for (const { sectionName, records } of block('CO-RE relocations', 24, CORE_RELO_MIN_RECORD)) {
       ext.coreRelocations.set(
         sectionName,
-        records.map(({ at, insnOffset }) => {
+        Array.from(records.positions, (at, index) => {
           const kindNumber = view.getUint32(at + 12, littleEndian);
           return {
-            insnOffset,
+            insnOffset: records.insnOffsets[index],
             typeId: view.getUint32(at + 4, littleEndian),
             accessString: string(view.getUint32(at + 8, littleEndian)),
             kind: CORE_RELOCATION_KINDS[kindNumber] ?? (`unknown_${kindNumber}` as const),
@@ -191,7 +239,7 @@ function readBtfExtSection(
 interface SectionRecords {
   sectionName: string;
   /** Each record's byte position in .BTF.ext and its insn_off, already in instructions. */
-  records: { at: number; insnOffset: number }[];
+  records: { positions: Uint32Array; insnOffsets: Uint32Array };
 }
 
 /**
@@ -240,19 +288,31 @@ function readBlock(
       problems.push({ message: `.BTF.ext: ${blockName} for section ${sectionName || '?'}: ${count} records of ${recordSize} bytes run past the end of the block`, offset: at });
       break;
     }
-    const records: SectionRecords['records'] = [];
+    const positions = new Uint32Array(count);
+    const insnOffsets = new Uint32Array(count);
     for (let i = 0; i < count; i++, at += recordSize) {
       const byteOffset = view.getUint32(at, le);
       if (byteOffset % INSTRUCTION_SLOT_BYTES !== 0 && !misalignedReported) {
         misalignedReported = true;
         problems.push({ message: `.BTF.ext: ${blockName} for section ${sectionName}: insn_off ${hex(byteOffset)} at byte ${hex(at)} is not a multiple of 8`, offset: at });
       }
-      records.push({ at, insnOffset: Math.floor(byteOffset / INSTRUCTION_SLOT_BYTES) });
+      positions[i] = at;
+      insnOffsets[i] = Math.floor(byteOffset / INSTRUCTION_SLOT_BYTES);
     }
     // Several entries for one section are unusual but legal; keep them all.
     const existing = result.find((r) => r.sectionName === sectionName);
-    if (existing) existing.records.push(...records);
-    else result.push({ sectionName, records });
+    if (existing) {
+      existing.records = { positions: concat(existing.records.positions, positions), insnOffsets: concat(existing.records.insnOffsets, insnOffsets) };
+    } else {
+      result.push({ sectionName, records: { positions, insnOffsets } });
+    }
   }
   return result;
+}
+
+function concat(a: Uint32Array, b: Uint32Array): Uint32Array {
+  const joined = new Uint32Array(a.length + b.length);
+  joined.set(a);
+  joined.set(b, a.length);
+  return joined;
 }

@@ -8,6 +8,7 @@
  * stack trace.
  */
 import type { Problem } from '../common/problem';
+import { LazyMap } from '../common/lazyMap';
 
 export const EM_BPF = 247;
 
@@ -371,7 +372,8 @@ function readRelocations(
   littleEndian: boolean,
   problems: Problem[],
 ): Map<number, ElfRelocation[]> {
-  const result = new Map<number, ElfRelocation[]>();
+  const result = new LazyMap<number, ElfRelocation[]>();
+  const pending = new Map<number, { section: ElfSection; entrySize: number }[]>();
   for (const section of sections) {
     if (section.type !== SHT_REL && section.type !== SHT_RELA) continue;
     const entrySize = section.type === SHT_RELA ? RELA_SIZE : REL_SIZE;
@@ -383,38 +385,63 @@ function readRelocations(
     if (section.data.length % entrySize !== 0) {
       problems.push({ message: `section ${section.name}: size ${section.data.length} is not a multiple of the ${entrySize}-byte relocation entry`, offset: section.offset });
     }
-    const view = new DataView(section.data.buffer, section.data.byteOffset, section.data.byteLength);
-    const list = result.get(target.index) ?? [];
-    const count = Math.floor(section.data.length / entrySize);
-    let badEntryReported = false;
-    for (let i = 0; i < count; i++) {
-      const at = i * entrySize;
-      // r_info: symbol index in the high 32 bits, type in the low 32 bits.
-      const infoLow = view.getUint32(littleEndian ? at + 8 : at + 12, littleEndian);
-      const infoHigh = view.getUint32(littleEndian ? at + 12 : at + 8, littleEndian);
-      const relocation: ElfRelocation = {
-        offset: readU64(view, at, littleEndian),
-        symbolIndex: infoHigh,
-        type: infoLow,
-      };
-      if (section.type === SHT_RELA) relocation.addend = readI64(view, at + 16, littleEndian);
-      // Only the first bad entry of a section is reported: one damaged table is one problem.
-      if (!badEntryReported && symbolCount > 0 && relocation.symbolIndex >= symbolCount) {
-        badEntryReported = true;
-        problems.push({
-          message: `section ${section.name}: relocation ${i} refers to symbol ${relocation.symbolIndex}, but the symbol table has ${symbolCount}`,
-          offset: section.offset + at,
-        });
-      } else if (!badEntryReported && relocation.offset >= target.size && target.size > 0) {
-        badEntryReported = true;
-        problems.push({
-          message: `section ${section.name}: relocation ${i} at ${hex(relocation.offset)} lies outside ${target.name} (${hex(target.size)} bytes)`,
-          offset: section.offset + at,
-        });
-      }
-      list.push(relocation);
-    }
-    result.set(target.index, list);
+    validateRelocations(section, target, entrySize, symbolCount, littleEndian, problems);
+    pending.set(target.index, [...(pending.get(target.index) ?? []), { section, entrySize }]);
+  }
+  // Objects built with -g carry a relocation for every line-info record and much of DWARF, which
+  // this analysis never reads: entries become objects only when a section's relocations are asked for.
+  for (const [targetIndex, tables] of pending) {
+    result.setLazy(targetIndex, () => tables.flatMap(({ section, entrySize }) => decodeRelocations(section, entrySize, littleEndian)));
   }
   return result;
+}
+
+/** Checks every entry without building objects; only the first bad entry of a section is reported. */
+function validateRelocations(
+  section: ElfSection,
+  target: ElfSection,
+  entrySize: number,
+  symbolCount: number,
+  littleEndian: boolean,
+  problems: Problem[],
+): void {
+  const view = new DataView(section.data.buffer, section.data.byteOffset, section.data.byteLength);
+  const count = Math.floor(section.data.length / entrySize);
+  for (let i = 0; i < count; i++) {
+    const at = i * entrySize;
+    const symbolIndex = view.getUint32(littleEndian ? at + 12 : at + 8, littleEndian);
+    const offset = readU64(view, at, littleEndian);
+    if (symbolCount > 0 && symbolIndex >= symbolCount) {
+      problems.push({
+        message: `section ${section.name}: relocation ${i} refers to symbol ${symbolIndex}, but the symbol table has ${symbolCount}`,
+        offset: section.offset + at,
+      });
+      return;
+    }
+    if (offset >= target.size && target.size > 0) {
+      problems.push({
+        message: `section ${section.name}: relocation ${i} at ${hex(offset)} lies outside ${target.name} (${hex(target.size)} bytes)`,
+        offset: section.offset + at,
+      });
+      return;
+    }
+  }
+}
+
+function decodeRelocations(section: ElfSection, entrySize: number, littleEndian: boolean): ElfRelocation[] {
+  const view = new DataView(section.data.buffer, section.data.byteOffset, section.data.byteLength);
+  const count = Math.floor(section.data.length / entrySize);
+  const list: ElfRelocation[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const at = i * entrySize;
+    // r_info: symbol index in the high 32 bits, type in the low 32 bits.
+    const relocation: ElfRelocation = {
+      offset: readU64(view, at, littleEndian),
+      symbolIndex: view.getUint32(littleEndian ? at + 12 : at + 8, littleEndian),
+      type: view.getUint32(littleEndian ? at + 8 : at + 12, littleEndian),
+    };
+    if (section.type === SHT_RELA) relocation.addend = readI64(view, at + 16, littleEndian);
+    list[i] = relocation;
+  }
+  return list;
 }

@@ -73,6 +73,8 @@ export interface ReadOnlyData {
 export interface StackDepthOptions {
   /** For ld_imm64s (by index) that load the address of read-only data: the data and the byte offset. */
   readOnlyAddress?(index: number): { data: ReadOnlyData; offset: number } | undefined;
+  /** Keep every stack access (for a disassembly); without it only the depth is worked out. */
+  recordAccesses?: boolean;
 }
 
 interface State {
@@ -133,9 +135,14 @@ export function computeStackDepth(instructions: Instruction[], options: StackDep
       const insn = instructions[at];
       reachable[at] = true;
       if (insn.opcode === 0xe5) mayGoto = true;
-      for (const access of accessesOf(insn, at, state)) {
-        accesses.push(access);
-        if (-access.offset > deepest) deepest = -access.offset;
+      if (options.recordAccesses) {
+        for (const access of accessesOf(insn, at, state)) {
+          accesses.push(access);
+          if (-access.offset > deepest) deepest = -access.offset;
+        }
+      } else {
+        const offset = deepestAccessOf(insn, state);
+        if (-offset > deepest) deepest = -offset;
       }
       if (isHelperCall(insn) && insn.imm === BPF_LOOP_HELPER) {
         const flags = state.registers[4];
@@ -346,6 +353,21 @@ function transfer(insn: Instruction, state: State, readOnly: { data: ReadOnlyDat
     return state;
   }
   return state;
+}
+
+/** The lowest frame-pointer offset the instruction touches (0 for none), without building records. */
+function deepestAccessOf(insn: Instruction, state: State): number {
+  const { registers } = state;
+  if (isHelperCall(insn) || isKfuncCall(insn) || isPseudoCall(insn)) {
+    let lowest = 0;
+    for (let r = 1; r <= 5; r++) {
+      const value = registers[r];
+      if (value?.kind === 'fp' && value.offset < lowest) lowest = value.offset;
+    }
+    return lowest;
+  }
+  const base = isLoadFromMemory(insn) ? registers[insn.src] : isStoreToMemory(insn) ? registers[insn.dst] : undefined;
+  return base?.kind === 'fp' ? Math.min(0, base.offset + insn.off) : 0;
 }
 
 function accessesOf(insn: Instruction, at: number, state: State): StackAccess[] {
