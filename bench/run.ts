@@ -1,6 +1,9 @@
 /**
  * `npm run bench`: speed of the analyses, as ratios against a reference run in the same invocation.
  *
+ * Source side (bench/source.ts): the header index of vmlinux.h cold and warm, and the estimate after
+ * a one-line edit of a 3,000-line file, against clang-19 -fsyntax-only on the same file.
+ *
  * Object side: a generated BPF object of at least 50,000 instructions, analyzed by
  * `bpf-stack-lens check` as a whole process, against `llvm-objdump-19 -d` on the same file (the
  * target is at most half of llvm-objdump's time). Each command runs several times; medians are
@@ -9,6 +12,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { sourceBench } from './source';
 
 const root = resolve(__dirname, '..', '..');
 const work = join(root, '.cache', 'bench');
@@ -67,4 +71,13 @@ function objectBench(): void {
   console.log(`  ratio check / objdump       ${(cli / objdump).toFixed(2)} (target <= 0.50)`);
 }
 
-objectBench();
+async function main(): Promise<void> {
+  objectBench();
+  console.log('');
+  for (const line of await sourceBench()) console.log(line);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});

@@ -3,14 +3,16 @@
  * Estimates from the C source, without compiling it, every function's stack frame and every program's
  * verdict. Exit 0 when no program breaks a stack rule, 1 when one does, 2 for bad usage or unreadable input.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import type { ProgramReport } from '../object/analyzeObject';
+import { type Stats, existsSync, readFileSync, statSync } from 'node:fs';
+import type { ProgramReport, SubprogramReport, VerdictReport } from '../object/analyzeObject';
 import { verdictReport } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
-import { type FunctionFrame, estimateFrames, frameOf } from '../source/frameEstimate';
-import { createCParser } from '../source/parser';
+import { type FunctionEstimate, type FunctionFrame, FrameEstimateCache, defaultFrameEstimateCache, estimateFrames, frameOf } from '../source/frameEstimate';
+import { CDocument } from '../source/parser';
+import type { Tree } from '../source/parser';
 import { buildSourceFrameGraphs } from '../source/sourceCallGraph';
+import { type ReadFile, readFileFromDisk } from '../source/headerIndex';
 import { type TranslationUnitOptions, analyzeTranslationUnit } from '../source/translationUnit';
 import { type FlagSpec, UsageError, parseArgs } from './args';
 import { type CommandIo, profilesFromFlags } from './io';
@@ -29,51 +31,153 @@ export interface EstimateReport {
   programs: ProgramReport[];
 }
 
-/** Estimates `text` (the content of `file`) and judges every program for every profile. */
+/**
+ * What estimateSource keeps between calls on one document: its syntax tree (reparsed incrementally,
+ * tree.edit + parse(text, oldTree), from the changed span of the preprocessed text) and the walks of
+ * its functions. One per open document; calls on the same session may overlap (everything after the
+ * first await is synchronous). dispose() frees the tree.
+ */
+export class EstimateSession {
+  private documentPromise: Promise<CDocument> | undefined;
+  private disposed = false;
+
+  /** Headers as last read, checked against their size and mtime before reuse. */
+  private readonly files = new Map<string, { size: number; mtimeMs: number; text: string }>();
+
+  constructor(readonly cache: FrameEstimateCache = defaultFrameEstimateCache()) {}
+
+  /**
+   * A ReadFile that skips re-reading unchanged files (vmlinux.h is 5 MB): wraps `inner`, or reads
+   * from disk. A caller's own readFile (open editor buffers) is always asked, never cached.
+   */
+  readFile(inner?: ReadFile): ReadFile {
+    if (inner) return inner;
+    return (file) => {
+      let stat: Stats;
+      try {
+        stat = statSync(file);
+      } catch {
+        this.files.delete(file);
+        return undefined;
+      }
+      const known = this.files.get(file);
+      if (known && known.size === stat.size && known.mtimeMs === stat.mtimeMs) return known.text;
+      const text = readFileFromDisk(file);
+      if (text === undefined) this.files.delete(file);
+      else this.files.set(file, { size: stat.size, mtimeMs: stat.mtimeMs, text });
+      return text;
+    };
+  }
+
+  /**
+   * Runs `use` on the tree of `text`, reparsed incrementally from the previous one. `use` runs
+   * synchronously right after the reparse, so an overlapping call cannot replace the tree under it.
+   */
+  async withTree<T>(text: string, use: (tree: Tree | null) => T): Promise<T> {
+    this.documentPromise ??= CDocument.create(text);
+    const document = await this.documentPromise;
+    if (this.disposed) throw new Error('EstimateSession used after dispose');
+    let tree: Tree | null;
+    try {
+      tree = document.update(text);
+    } catch {
+      // tree-sitter gave no tree: nothing to estimate.
+      tree = null;
+    }
+    return use(tree);
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    void this.documentPromise?.then((document) => document.dispose());
+    this.documentPromise = undefined;
+  }
+}
+
+/** Sessions for callers that pass none: the last few files estimated, by path. */
+const MAX_IMPLICIT_SESSIONS = 16;
+const implicitSessions = new Map<string, EstimateSession>();
+
+function implicitSession(file: string): EstimateSession {
+  let session = implicitSessions.get(file);
+  if (session) implicitSessions.delete(file);
+  else session = new EstimateSession();
+  implicitSessions.set(file, session);
+  while (implicitSessions.size > MAX_IMPLICIT_SESSIONS) {
+    const [oldestFile, oldest] = implicitSessions.entries().next().value as [string, EstimateSession];
+    implicitSessions.delete(oldestFile);
+    oldest.dispose();
+  }
+  return session;
+}
+
+/**
+ * Estimates `text` (the content of `file`) and judges every program for every profile. Repeated calls
+ * for the same file reuse its previous parse and the walks of the functions that did not change; pass
+ * a `session` per open document to control that (by default the last 16 files get one each).
+ */
 export async function estimateSource(
   file: string,
   text: string,
   profiles: readonly KernelProfile[],
   options: TranslationUnitOptions = {},
+  session?: EstimateSession,
 ): Promise<EstimateReport> {
-  const unit = analyzeTranslationUnit(file, text, options);
-  const parser = await createCParser();
-  const tree = parser.parse(unit.aligned.text);
-  if (!tree) {
-    parser.delete();
-    return { file, functions: [], programs: [] };
-  }
-  try {
-    const estimates = estimateFrames(unit, tree);
-    const programs = buildSourceFrameGraphs(unit.file, estimates).map(({ name, section, graph }): ProgramReport => {
-      const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
-      const subprograms = graph.subprograms.map((node) => ({
+  const owner = session ?? implicitSession(file);
+  const unit = analyzeTranslationUnit(file, text, { ...options, readFile: owner.readFile(options.readFile) });
+  const estimates = await owner.withTree(unit.aligned.text, (tree): FunctionEstimate[] | undefined => (tree ? estimateFrames(unit, tree, owner.cache) : undefined));
+  if (!estimates) return { file, functions: [], programs: [] };
+  const programs = buildSourceFrameGraphs(unit.file, estimates).map(({ name, section, graph, functions, verified }): ProgramReport => {
+    const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
+    const subprograms = graph.subprograms.map((node, index): SubprogramReport => {
+      const fn = functions[index];
+      const entered = verified[index];
+      return {
         name: node.name,
-        stackDepth: node.stackDepth,
+        // The printed depth: what the check saw plus the slots the verifier adds after it.
+        stackDepth: entered ? node.stackDepth + fn.hiddenBytes : 0,
         checkedDepth: node.stackDepth,
-        hiddenBytes: [],
-        verified: true,
+        hiddenBytes: entered ? [...fn.hiddenReasons] : [],
+        verified: entered,
         hasTailCall: node.hasTailCall,
         isGlobal: node.isGlobal,
         isAsyncCallback: node.isAsyncCallback,
         source: node.source,
         tailCalls: node.tailCallSource ? [node.tailCallSource] : [],
         calls: node.calls.map((call) => ({ callee: graph.subprograms[call.callee].name, kind: call.kind, source: call.source })),
-      }));
-      return {
-        name,
-        section,
-        type: graph.programType,
-        subprograms,
-        stackDepths: subprograms.map((sub) => sub.stackDepth).join('+'),
-        verdicts,
       };
     });
-    return { file, functions: estimates.map(frameOf), programs };
-  } finally {
-    tree.delete();
-    parser.delete();
-  }
+    if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
+    return {
+      name,
+      section,
+      type: graph.programType,
+      subprograms,
+      stackDepths: printedStackDepths(subprograms, verdicts[0]),
+      verdicts,
+    };
+  });
+  return { file, functions: estimates.map(frameOf), programs };
+}
+
+/**
+ * The verifier's "stack depth" line after a successful load has no subprogram it removed as dead;
+ * after a rejection they are there, as 0 (as the object analyzer prints it).
+ */
+function printedStackDepths(subprograms: SubprogramReport[], verdict: VerdictReport | undefined): string {
+  const accepted = verdict?.accepted ?? true;
+  return subprograms.filter((sub) => sub.verified || !accepted).map((sub) => sub.stackDepth).join('+');
+}
+
+/**
+ * A rejected program's line has no slots added after the check (inlined bpf_loop, may_goto), and a
+ * function do_check never entered (it stopped at the frame limit) prints 0.
+ */
+function printAsRejected(subprograms: SubprogramReport[], verdict: VerdictReport): void {
+  if (verdict.accepted) return;
+  for (const sub of subprograms) sub.stackDepth = sub.checkedDepth;
+  const reported = verdict.violations.find((violation) => violation.reportedByKernel);
+  if (reported?.phase === 'do_check') subprograms[reported.subprogram].stackDepth = 0;
 }
 
 export async function estimateCommand(argv: string[], io: CommandIo): Promise<number> {
@@ -103,11 +207,15 @@ export async function estimateCommand(argv: string[], io: CommandIo): Promise<nu
 
 /** A short human report: each function's frame and items, then each program's verdicts. */
 export function formatEstimateText(report: EstimateReport): string {
-  const lines: string[] = [`${report.file}: estimated from source (locals summed, no slot sharing)`];
+  const lines: string[] = [`${report.file}: estimated from source (locals with disjoint lifetimes share slots)`];
   for (const fn of report.functions) {
     const tags = [fn.section !== null ? `SEC("${fn.section}")` : '', fn.inline ? 'inline' : ''].filter(Boolean).join(' ');
-    lines.push(`  ${fn.name} (line ${fn.line})${tags ? ` ${tags}` : ''}: ${fn.frameBytes} bytes`);
-    for (const item of fn.items) lines.push(`    ${String(item.bytes).padStart(4)}  ${item.what} ${item.name}: ${item.type} (line ${item.line})`);
+    const hidden = fn.hiddenBytes > 0 ? ` (+${fn.hiddenBytes} printed only: ${fn.hiddenReasons.join(', ')})` : '';
+    lines.push(`  ${fn.name} (line ${fn.line})${tags ? ` ${tags}` : ''}: ${fn.frameBytes} bytes${hidden}`);
+    for (const item of fn.items) {
+      const shared = item.sharedWith !== undefined ? `, shares the slots of ${item.sharedWith}` : '';
+      lines.push(`    ${String(item.bytes).padStart(4)}  ${item.what} ${item.name}: ${item.type} (line ${item.line}${shared})`);
+    }
   }
   for (const program of report.programs) {
     lines.push(`program ${program.name} SEC("${program.section}") [${program.type}] stack depth ${program.stackDepths}`);

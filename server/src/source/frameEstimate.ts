@@ -3,25 +3,50 @@
  * locals take, read from the preprocessed text as tree-sitter parses it and measured with the file's
  * own types.
  *
- * The model, deliberately simple:
+ * The model:
  *   - aggregates (structs, unions, arrays) always live on the stack; scalars and pointers live in
  *     registers unless their address is taken (`&x`) or they are volatile;
- *   - every such local takes its size rounded up to whole 8-byte slots, and the slots are summed:
- *     locals of disjoint scopes are NOT yet overlapped (clang often shares them), so the estimate
- *     is an upper bound for straight-line code;
+ *   - every such local is a stack object of its type's size and alignment, live from its declaration
+ *     to the end of its block (clang's lifetime markers are scope-based; a variable whose address
+ *     escapes into a call therefore lives to the end of its block, which is the conservative choice);
+ *   - objects whose lifetimes do not overlap share space the way LLVM's StackColoring merges them:
+ *     slots sorted by size, largest first, each later slot folded into the first one it never
+ *     overlaps. Sibling blocks and two inlined copies of a callee called one after the other share;
+ *     the remaining slots are laid out in order with natural alignment and the total is rounded up to
+ *     whole 8-byte slots, as the verifier counts them;
+ *   - code behind a constant condition is not counted: `if (0)` after macro expansion, an enumerator
+ *     or a `const` global with an initialiser is removed by clang; a `const volatile` global is kept
+ *     by clang but frozen in .rodata by libbpf, so the verifier knows its value and never walks the
+ *     other branch. The estimate takes the initialiser as that value: a loader that writes the
+ *     skeleton's rodata before load changes it, and the estimate cannot know. Calls in code that only
+ *     the verifier proves dead are still in the object: check_max_stack_depth walks them, so they stay
+ *     in the call graph, marked `dead`;
+ *   - code after a return/break/continue/goto in the same block (and no label) is dead too;
  *   - `static` locals live in .rodata/.data and cost nothing;
  *   - after macro expansion bpf_printk's on-stack format is `char ____fmt[] = "..."` (BPF_NO_GLOBAL_DATA
  *     or a hand-written macro) and its argument array is `unsigned long long ___param[N]`: they are
  *     reported as 'printk-format' and 'printk-args';
  *   - a static function that is always_inline, or plain static and only ever called directly, is
- *     inlined: each call adds its frame to the caller's as an 'inlined' item, and its calls and tail
- *     calls become the caller's. noinline, global and callback functions are frames of their own.
+ *     inlined: each call adds its stack objects to the caller's (with their lifetimes, so they are
+ *     colored with the caller's), and its calls and tail calls become the caller's. noinline, global
+ *     and callback functions are frames of their own;
+ *   - what the verifier adds to the printed depth after the check is reported apart, as hidden bytes:
+ *     an inlined bpf_loop (flags a known 0, a function as callback) adds 24 bytes, may_goto
+ *     (can_loop/cond_break) 16 bytes on x86-64 with the timed may_goto.
+ *
+ * Not modelled: clang keeping a memcpy'd struct or the used elements of a small volatile array in
+ * registers, spills of values kept across calls.
+ *
+ * Incremental use: the walk of each function is cached by its text and the types and constants it
+ * could see, so re-estimating a file after a one-line edit re-walks one function.
  */
+import { createHash } from 'node:crypto';
 import type { Node, Tree } from './parser';
 import { tokenize } from './lexer';
 import type { TranslationUnit } from './translationUnit';
 import type { CType } from './types';
 import { typeToString } from './types';
+import { parseIntegerLiteral } from './constExpr';
 
 export type FrameItemKind = 'local' | 'printk-format' | 'printk-args' | 'inlined';
 
@@ -33,6 +58,8 @@ export interface FrameItem {
   bytes: number;
   /** 1-based line in the main file. */
   line: number;
+  /** The object shares its slots with this item's (their lifetimes do not overlap). */
+  sharedWith?: string;
 }
 
 /** A call out of a function, as written (inlined callees' calls are already folded in). */
@@ -43,6 +70,11 @@ export interface SourceCall {
   async: boolean;
   line: number;
   column: number;
+  /**
+   * In code the verifier proves dead (a `const volatile` switch): the call is in the object, so the
+   * stack check walks it, but the callee is never entered from here.
+   */
+  dead?: boolean;
 }
 
 export interface FunctionFrame {
@@ -53,8 +85,13 @@ export interface FunctionFrame {
   section: string | null;
   /** Inlined into its callers: its bytes count in their frames, not as a frame of its own. */
   inline: boolean;
+  /** The depth check_max_stack_depth judges (8-byte slots, shared slots counted once). */
   frameBytes: number;
   items: FrameItem[];
+  /** Bytes the verifier adds to the printed depth after the check (not judged): bpf_loop, may_goto. */
+  hiddenBytes: number;
+  /** Why, one reason per addition. */
+  hiddenReasons: string[];
 }
 
 /** What the call graph builder needs besides the frame. */
@@ -65,13 +102,38 @@ export interface FunctionEstimate extends FunctionFrame {
   alwaysInline: boolean;
   /** Calls of functions that are frames of their own, in source order, inlined callees' included. */
   calls: SourceCall[];
-  /** Lines/columns of bpf_tail_call / bpf_tail_call_static, inlined callees' included. */
+  /** Lines/columns of bpf_tail_call / bpf_tail_call_static, inlined callees' included (dead code too). */
   tailCalls: { line: number; column: number }[];
 }
 
 const TAIL_CALL_HELPERS = new Set(['bpf_tail_call', 'bpf_tail_call_static']);
 const ASYNC_CALLBACK_HELPERS = new Set(['bpf_timer_set_callback', 'bpf_wq_set_callback', 'bpf_wq_set_callback_impl']);
+/** check_max_stack_depth has run when these are added (kernel/bpf/verifier.c, inline_bpf_loop). */
+const BPF_LOOP_INLINE_EXTRA = 24;
+/** The timed may_goto's counter and timestamp on x86-64 (6.18). */
+const MAY_GOTO_EXTRA = 16;
 
+/** How dead a piece of code is: not at all, to the verifier only, or to clang already. */
+const LIVE = 0;
+const LOAD_DEAD = 1;
+const COMPILE_DEAD = 2;
+type Deadness = typeof LIVE | typeof LOAD_DEAD | typeof COMPILE_DEAD;
+
+/** A stack object with its lifetime, in the function's program points. */
+interface Slot {
+  item: number;
+  size: number;
+  align: number;
+  start: number;
+  end: number;
+}
+
+interface RawCall extends SourceCall {
+  point: number;
+  deadness: Deadness;
+}
+
+/** One function as walked, independent of its neighbours (lines relative to `baseRow`). */
 interface RawFunction {
   name: string;
   line: number;
@@ -80,9 +142,14 @@ interface RawFunction {
   noinline: boolean;
   alwaysInline: boolean;
   ownItems: FrameItem[];
-  /** Direct calls of main-file functions and callbacks taken by address, in source order. */
-  rawCalls: SourceCall[];
-  tailCalls: { line: number; column: number }[];
+  slots: Slot[];
+  /** Number of program points the body takes. */
+  points: number;
+  /** Direct calls of identifiers and callbacks taken by address, in evaluation order. */
+  rawCalls: RawCall[];
+  tailCalls: { line: number; column: number; deadness: Deadness }[];
+  bpfLoopInlined: boolean;
+  mayGoto: boolean;
 }
 
 /** Rounds up to whole 8-byte stack slots. */
@@ -90,68 +157,288 @@ export function roundToSlots(bytes: number): number {
   return Math.ceil(bytes / 8) * 8;
 }
 
+function roundUp(value: number, multiple: number): number {
+  return Math.ceil(value / Math.max(1, multiple)) * Math.max(1, multiple);
+}
+
+/**
+ * Walks of functions kept between estimates of the same files: an entry is reused when the function's
+ * text, its place and everything outside function bodies that could change its meaning are the same.
+ * Safe to share between files and concurrent callers (every use is synchronous).
+ */
+export class FrameEstimateCache {
+  private readonly entries = new Map<string, RawFunction>();
+  hits = 0;
+  misses = 0;
+
+  constructor(private readonly limit = 20000) {}
+
+  get(key: string): RawFunction | undefined {
+    const entry = this.entries.get(key);
+    if (entry) {
+      // Refresh its place in the LRU order.
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+      this.hits++;
+    } else this.misses++;
+    return entry;
+  }
+
+  set(key: string, raw: RawFunction): void {
+    this.entries.set(key, raw);
+    while (this.entries.size > this.limit) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.entries.delete(oldest);
+    }
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+const sharedCache = new FrameEstimateCache();
+
+/** The process-wide cache estimateFrames uses by default. */
+export function defaultFrameEstimateCache(): FrameEstimateCache {
+  return sharedCache;
+}
+
+/** A known value and whether clang already knows it (compile) or only the verifier (load). */
+interface Known {
+  value: bigint;
+  deadness: typeof LOAD_DEAD | typeof COMPILE_DEAD;
+}
+
+/** What the file scope tells a function walk. */
+interface FileContext {
+  unit: TranslationUnit;
+  /** File-scope constants: `const` globals (compile time) and `const volatile` ones (load time). */
+  globals: Map<string, Known>;
+}
+
 /**
  * Estimates the frame of every function defined in the main file. `tree` must be tree-sitter's parse
- * of `unit.aligned.text`.
+ * of `unit.aligned.text`. Pass null as `cache` to walk everything afresh.
  */
-export function estimateFrames(unit: TranslationUnit, tree: Tree): FunctionEstimate[] {
-  const definitions = tree.rootNode.namedChildren.filter((node): node is Node => node?.type === 'function_definition');
+export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEstimateCache | null = sharedCache): FunctionEstimate[] {
+  const text = unit.aligned.text;
+  const topLevel = tree.rootNode.namedChildren.filter((node): node is Node => node !== null);
+  const definitions = topLevel.filter((node) => node.type === 'function_definition');
+  const context: FileContext = { unit, globals: fileConstants(unit, topLevel) };
+
+  // Everything a function's walk depends on besides its own text: the file-scope declarations of the
+  // main file (types, constants; function bodies excluded) and the shape of the headers' types.
+  let signature = '';
+  if (cache) {
+    const hash = createHash('sha1');
+    hash.update(unit.file);
+    let from = 0;
+    for (const definition of definitions) {
+      const body = definition.childForFieldName('body');
+      if (!body) continue;
+      hash.update(text.slice(from, body.startIndex));
+      from = body.endIndex;
+    }
+    hash.update(text.slice(from));
+    const environment = unit.environment;
+    hash.update(`${environment.records.size}/${environment.typedefs.size}/${environment.enums.size}/${environment.constants.size}`);
+    for (const include of unit.includes) hash.update(`${include.resolved ?? include.spelled}\n`);
+    signature = hash.digest('hex');
+  }
+
   const raws: RawFunction[] = [];
   for (const definition of definitions) {
-    const raw = readFunction(unit, definition);
-    if (raw) raws.push(raw);
+    const row = definition.startPosition.row;
+    let raw: RawFunction | undefined;
+    let key = '';
+    if (cache) {
+      key = `${signature}\0${text.slice(definition.startIndex, definition.endIndex)}`;
+      raw = cache.get(key);
+    }
+    if (!raw) {
+      raw = readFunction(context, definition, row);
+      if (raw && cache) cache.set(key, raw);
+    }
+    if (raw) raws.push(rebase(raw, row));
   }
+  return resolveFunctions(raws);
+}
+
+/** A cached walk (lines relative to the definition's first row) placed at `row`. */
+function rebase(raw: RawFunction, row: number): RawFunction {
+  return {
+    ...raw,
+    line: raw.line + row,
+    ownItems: raw.ownItems.map((item) => ({ ...item, line: item.line + row })),
+    rawCalls: raw.rawCalls.map((call) => ({ ...call, line: call.line + row })),
+    tailCalls: raw.tailCalls.map((tail) => ({ ...tail, line: tail.line + row })),
+  };
+}
+
+interface Resolved {
+  estimate: FunctionEstimate;
+  slots: Slot[];
+  /** Items of `estimate.items` a slot refers to. */
+  points: number;
+  /** Every call and tail call, dead ones with their deadness, for inlining into callers. */
+  calls: RawCall[];
+  tailCalls: { line: number; column: number; deadness: Deadness }[];
+  bpfLoopInlined: boolean;
+  mayGoto: boolean;
+}
+
+function resolveFunctions(raws: RawFunction[]): FunctionEstimate[] {
   const byName = new Map(raws.map((raw) => [raw.name, raw]));
 
   // Functions whose address is taken (callbacks) are never inlined.
   const addressTaken = new Set<string>();
-  for (const raw of raws) for (const call of raw.rawCalls) if (call.kind === 'callback') addressTaken.add(call.callee);
+  for (const raw of raws) for (const call of raw.rawCalls) if (call.kind === 'callback' && call.deadness !== COMPILE_DEAD) addressTaken.add(call.callee);
   const isInlined = (raw: RawFunction) =>
     raw.section === null && raw.isStatic && !raw.noinline && (raw.alwaysInline || !addressTaken.has(raw.name));
 
-  const results = new Map<string, FunctionEstimate>();
+  const results = new Map<string, Resolved>();
   const inProgress = new Set<string>();
-  const resolve = (raw: RawFunction): FunctionEstimate => {
+  const resolve = (raw: RawFunction): Resolved => {
     const done = results.get(raw.name);
     if (done) return done;
     inProgress.add(raw.name);
-    const items = [...raw.ownItems];
-    const calls: SourceCall[] = [];
-    const tailCalls = [...raw.tailCalls];
+    const items: FrameItem[] = raw.ownItems.map((item) => ({ ...item }));
+    const slots: Slot[] = [];
+    const calls: RawCall[] = [];
+    const tailCalls = raw.tailCalls.map((tail) => ({ ...tail }));
+    let bpfLoopInlined = raw.bpfLoopInlined;
+    let mayGoto = raw.mayGoto;
+
+    // Every inlined call inserts the callee's program points right after the call's.
+    const expansions: { point: number; length: number }[] = [];
+    const inlined = new Map<RawCall, Resolved>();
     for (const call of raw.rawCalls) {
       const callee = byName.get(call.callee);
       if (call.kind === 'call' && callee && isInlined(callee) && !inProgress.has(callee.name)) {
-        const inlined = resolve(callee);
-        if (inlined.frameBytes > 0) {
-          items.push({ what: 'inlined', name: callee.name, type: `inline ${callee.name}()`, bytes: inlined.frameBytes, line: call.line });
+        if (call.deadness === COMPILE_DEAD) continue;
+        const resolved = resolve(callee);
+        inlined.set(call, resolved);
+        if (call.deadness === LIVE) expansions.push({ point: call.point, length: resolved.points + 1 });
+      }
+    }
+    // Expansions are in point order (calls are recorded in evaluation order): binary search.
+    expansions.sort((a, b) => a.point - b.point);
+    const before: number[] = [0];
+    for (const expansion of expansions) before.push(before[before.length - 1] + expansion.length);
+    const mapped = (point: number) => {
+      let low = 0;
+      let high = expansions.length;
+      while (low < high) {
+        const middle = (low + high) >> 1;
+        if (expansions[middle].point < point) low = middle + 1;
+        else high = middle;
+      }
+      return point + before[low];
+    };
+    for (const slot of raw.slots) slots.push({ ...slot, start: mapped(slot.start), end: mapped(slot.end) });
+
+    for (const call of raw.rawCalls) {
+      const callee = byName.get(call.callee);
+      const resolved = inlined.get(call);
+      if (resolved) {
+        const deadness = call.deadness;
+        if (deadness === LIVE) {
+          const base = mapped(call.point) + 1;
+          const itemBase = items.length;
+          if (resolved.estimate.frameBytes > 0) {
+            items.push({ what: 'inlined', name: resolved.estimate.name, type: `inline ${resolved.estimate.name}()`, bytes: resolved.estimate.frameBytes, line: call.line });
+            for (const slot of resolved.slots) slots.push({ ...slot, item: itemBase, start: slot.start + base, end: slot.end + base });
+          }
+          bpfLoopInlined ||= resolved.bpfLoopInlined;
+          mayGoto ||= resolved.mayGoto;
         }
-        // What the inlined body calls, it calls from here.
-        for (const inner of inlined.calls) calls.push({ ...inner, line: call.line, column: call.column });
-        for (let i = 0; i < inlined.tailCalls.length; i++) tailCalls.push({ line: call.line, column: call.column });
+        // What the inlined body calls, it calls from here; in dead code, dead calls.
+        for (const inner of resolved.calls) {
+          const innerDeadness = Math.max(inner.deadness, deadness) as Deadness;
+          if (innerDeadness === COMPILE_DEAD) continue;
+          calls.push({ ...inner, line: call.line, column: call.column, point: call.point, deadness: innerDeadness, dead: innerDeadness !== LIVE || undefined });
+        }
+        for (const inner of resolved.tailCalls) {
+          const innerDeadness = Math.max(inner.deadness, deadness) as Deadness;
+          if (innerDeadness !== COMPILE_DEAD) tailCalls.push({ line: call.line, column: call.column, deadness: innerDeadness });
+        }
         continue;
       }
-      if (callee) calls.push(call);
+      if (call.deadness === COMPILE_DEAD) continue;
+      if (callee) calls.push({ ...call, dead: call.deadness !== LIVE || undefined });
     }
     tailCalls.sort((a, b) => a.line - b.line || a.column - b.column);
+
+    const frameBytes = colorAndLayout(slots, items);
+    const hiddenReasons: string[] = [];
+    let hiddenBytes = 0;
+    if (bpfLoopInlined) {
+      hiddenBytes += BPF_LOOP_INLINE_EXTRA;
+      hiddenReasons.push(`${BPF_LOOP_INLINE_EXTRA} bytes for the inlined bpf_loop`);
+    }
+    if (mayGoto) {
+      hiddenBytes += MAY_GOTO_EXTRA;
+      hiddenReasons.push(`${MAY_GOTO_EXTRA} bytes for the may_goto counter`);
+    }
     const estimate: FunctionEstimate = {
       name: raw.name,
       line: raw.line,
       section: raw.section,
       inline: isInlined(raw),
-      frameBytes: items.reduce((sum, item) => sum + item.bytes, 0),
+      frameBytes,
       items,
+      hiddenBytes,
+      hiddenReasons,
       isStatic: raw.isStatic,
       isGlobal: !raw.isStatic,
       noinline: raw.noinline,
       alwaysInline: raw.alwaysInline,
-      calls,
-      tailCalls,
+      calls: calls.map(({ callee, kind, async, line, column, dead }) => (dead ? { callee, kind, async, line, column, dead } : { callee, kind, async, line, column })),
+      tailCalls: tailCalls.map(({ line, column }) => ({ line, column })),
     };
+    const points = raw.points + expansions.reduce((sum, expansion) => sum + expansion.length, 0);
+    const resolved: Resolved = { estimate, slots, points, calls, tailCalls, bpfLoopInlined, mayGoto };
     inProgress.delete(raw.name);
-    results.set(raw.name, estimate);
-    return estimate;
+    results.set(raw.name, resolved);
+    return resolved;
   };
-  return raws.map(resolve);
+  return raws.map((raw) => resolve(raw).estimate);
+}
+
+/**
+ * LLVM's StackColoring, then its frame layout: slots sorted by size (largest first, stable), each
+ * folded into the first earlier survivor whose lifetime it never overlaps; survivors placed in order,
+ * each aligned, growing down. Marks merged items with `sharedWith`; returns the frame in 8-byte slots.
+ */
+function colorAndLayout(slots: Slot[], items: FrameItem[]): number {
+  const order = slots.map((_, index) => index).sort((a, b) => slots[b].size - slots[a].size || a - b);
+  const intervals: [number, number][][] = slots.map((slot) => [[slot.start, slot.end]]);
+  const merged = new Array<boolean>(slots.length).fill(false);
+  const sizes = slots.map((slot) => slot.size);
+  const aligns = slots.map((slot) => slot.align);
+  const overlaps = (a: [number, number][], b: [number, number][]) => a.some(([s1, e1]) => b.some(([s2, e2]) => s1 <= e2 && s2 <= e1));
+  for (let i = 0; i < order.length; i++) {
+    const first = order[i];
+    if (merged[first]) continue;
+    for (let j = i + 1; j < order.length; j++) {
+      const second = order[j];
+      if (merged[second] || overlaps(intervals[first], intervals[second])) continue;
+      merged[second] = true;
+      intervals[first].push(...intervals[second]);
+      aligns[first] = Math.max(aligns[first], aligns[second]);
+      const into = items[slots[first].item];
+      const from = items[slots[second].item];
+      if (into && from && into !== from && from.sharedWith === undefined) from.sharedWith = into.name;
+    }
+  }
+  let offset = 0;
+  for (let index = 0; index < slots.length; index++) {
+    if (merged[index]) continue;
+    offset = roundUp(offset + sizes[index], aligns[index]);
+  }
+  return roundToSlots(offset);
 }
 
 /** The JSON shape of a function's frame, without the call graph's extra fields. */
@@ -163,6 +450,8 @@ export function frameOf(estimate: FunctionEstimate): FunctionFrame {
     inline: estimate.inline,
     frameBytes: estimate.frameBytes,
     items: estimate.items.map((item) => ({ ...item })),
+    hiddenBytes: estimate.hiddenBytes,
+    hiddenReasons: [...estimate.hiddenReasons],
   };
 }
 
@@ -181,11 +470,334 @@ function functionName(declarator: Node | null): Node | undefined {
   return undefined;
 }
 
-function readFunction(unit: TranslationUnit, definition: Node): RawFunction | undefined {
+/**
+ * `const` and `const volatile` globals with a constant initialiser. A `const volatile` one is in
+ * .rodata, which libbpf freezes: the verifier sees the value the object holds — unless the loader
+ * writes another one into the skeleton's rodata before loading, which the source cannot tell.
+ */
+function fileConstants(unit: TranslationUnit, topLevel: Node[]): Map<string, Known> {
+  const constants = new Map<string, Known>();
+  for (const declaration of topLevel) {
+    if (declaration.type !== 'declaration') continue;
+    let isConst = false;
+    let isVolatile = false;
+    let isExtern = false;
+    for (const child of declaration.namedChildren) {
+      if (child?.type === 'type_qualifier') {
+        if (child.text === 'const') isConst = true;
+        if (/volatile/.test(child.text)) isVolatile = true;
+      }
+      if (child?.type === 'storage_class_specifier' && child.text === 'extern') isExtern = true;
+    }
+    if (!isConst || isExtern) continue;
+    for (const declarator of declaration.childrenForFieldName('declarator')) {
+      if (declarator?.type !== 'init_declarator') continue;
+      const name = declarator.childForFieldName('declarator');
+      const value = declarator.childForFieldName('value');
+      if (name?.type !== 'identifier' || !value) continue;
+      const known = evaluate(value, { unit, globals: constants }, new Set());
+      if (known) constants.set(name.text, { value: known.value, deadness: isVolatile ? LOAD_DEAD : known.deadness });
+    }
+  }
+  return constants;
+}
+
+/** The value of a constant expression, or undefined. `shadowed` are names declared in the function. */
+function evaluate(node: Node | null, context: FileContext, shadowed: ReadonlySet<string>): Known | undefined {
+  if (!node) return undefined;
+  switch (node.type) {
+    case 'number_literal': {
+      try {
+        return { value: parseIntegerLiteral(node.text).value, deadness: COMPILE_DEAD };
+      } catch {
+        return undefined;
+      }
+    }
+    case 'true':
+      return { value: 1n, deadness: COMPILE_DEAD };
+    case 'false':
+    case 'null':
+      return { value: 0n, deadness: COMPILE_DEAD };
+    case 'identifier': {
+      if (shadowed.has(node.text)) return undefined;
+      const global = context.globals.get(node.text);
+      if (global) return global;
+      const constant = context.unit.environment.constant(node.text);
+      return constant === undefined ? undefined : { value: constant, deadness: COMPILE_DEAD };
+    }
+    case 'parenthesized_expression':
+      return node.namedChildCount === 1 ? evaluate(node.namedChild(0), context, shadowed) : undefined;
+    case 'cast_expression':
+      return evaluate(node.childForFieldName('value'), context, shadowed);
+    case 'unary_expression': {
+      const operand = evaluate(node.childForFieldName('argument'), context, shadowed);
+      if (!operand) return undefined;
+      const operator = node.childForFieldName('operator')?.type;
+      const value = operator === '!' ? (operand.value === 0n ? 1n : 0n) : operator === '-' ? -operand.value : operator === '~' ? ~operand.value : operator === '+' ? operand.value : undefined;
+      return value === undefined ? undefined : { value, deadness: operand.deadness };
+    }
+    case 'conditional_expression': {
+      const condition = evaluate(node.childForFieldName('condition'), context, shadowed);
+      if (!condition) return undefined;
+      const chosen = evaluate(node.childForFieldName(condition.value !== 0n ? 'consequence' : 'alternative'), context, shadowed);
+      return chosen ? { value: chosen.value, deadness: Math.min(condition.deadness, chosen.deadness) as Known['deadness'] } : undefined;
+    }
+    case 'binary_expression': {
+      const operator = node.childForFieldName('operator')?.type ?? '';
+      const left = evaluate(node.childForFieldName('left'), context, shadowed);
+      if ((operator === '&&' || operator === '||') && left && (left.value === 0n) === (operator === '&&')) {
+        return { value: operator === '&&' ? 0n : 1n, deadness: left.deadness };
+      }
+      const right = evaluate(node.childForFieldName('right'), context, shadowed);
+      if (!left || !right) return undefined;
+      const deadness = Math.min(left.deadness, right.deadness) as Known['deadness'];
+      const a = left.value;
+      const b = right.value;
+      const value = binary(operator, a, b);
+      return value === undefined ? undefined : { value, deadness };
+    }
+    default:
+      return undefined;
+  }
+}
+
+function binary(operator: string, a: bigint, b: bigint): bigint | undefined {
+  switch (operator) {
+    case '+': return a + b;
+    case '-': return a - b;
+    case '*': return a * b;
+    case '/': return b === 0n ? undefined : a / b;
+    case '%': return b === 0n ? undefined : a % b;
+    case '<<': return b < 0n || b > 63n ? undefined : a << b;
+    case '>>': return b < 0n || b > 63n ? undefined : a >> b;
+    case '&': return a & b;
+    case '|': return a | b;
+    case '^': return a ^ b;
+    case '==': return a === b ? 1n : 0n;
+    case '!=': return a !== b ? 1n : 0n;
+    case '<': return a < b ? 1n : 0n;
+    case '>': return a > b ? 1n : 0n;
+    case '<=': return a <= b ? 1n : 0n;
+    case '>=': return a >= b ? 1n : 0n;
+    case '&&': return a !== 0n && b !== 0n ? 1n : 0n;
+    case '||': return a !== 0n || b !== 0n ? 1n : 0n;
+    default: return undefined;
+  }
+}
+
+const TERMINATORS = new Set(['return_statement', 'break_statement', 'continue_statement', 'goto_statement']);
+
+/** Walks one function body in evaluation order, giving every declaration, call and block end a program point. */
+class FunctionWalker {
+  private point = 0;
+  private readonly scopes: Slot[][] = [];
+  private readonly addressTaken = new Set<string>();
+  private readonly shadowed = new Set<string>();
+
+  constructor(
+    private readonly context: FileContext,
+    private readonly raw: RawFunction,
+    private readonly baseRow: number,
+  ) {}
+
+  run(definition: Node, body: Node): void {
+    for (const pointer of body.descendantsOfType('pointer_expression')) {
+      if (!pointer || pointer.childForFieldName('operator')?.type !== '&') continue;
+      const root = rootIdentifier(pointer.childForFieldName('argument'));
+      if (root) this.addressTaken.add(root);
+    }
+    // Parameters and locals hide file-scope constants of the same name.
+    for (const identifier of definition.childForFieldName('declarator')?.descendantsOfType('identifier') ?? []) if (identifier) this.shadowed.add(identifier.text);
+    for (const declaration of body.descendantsOfType('declaration')) {
+      for (const declarator of declaration?.childrenForFieldName('declarator') ?? []) {
+        const name = innermostName(declarator);
+        if (name) this.shadowed.add(name);
+      }
+    }
+    this.statement(body, LIVE);
+    this.raw.points = this.point + 1;
+  }
+
+  /** Visits a node; returns how surely control does not fall through it (LIVE = it may). */
+  private statement(node: Node, deadness: Deadness): Deadness {
+    switch (node.type) {
+      case 'compound_statement':
+        return this.block(node.namedChildren, deadness, true);
+      case 'if_statement': {
+        this.expression(node.childForFieldName('condition'), deadness);
+        const known = evaluate(node.childForFieldName('condition'), this.context, this.shadowed);
+        const consequence = node.childForFieldName('consequence');
+        const alternative = node.childForFieldName('alternative');
+        const elseBody = alternative?.namedChildren.find((child): child is Node => child !== null && child.type !== 'comment') ?? null;
+        const thenDeadness = known && known.value === 0n ? (Math.max(deadness, known.deadness) as Deadness) : deadness;
+        const elseDeadness = known && known.value !== 0n ? (Math.max(deadness, known.deadness) as Deadness) : deadness;
+        const thenEnds = consequence ? this.scoped(consequence, thenDeadness) : LIVE;
+        const elseEnds = elseBody ? this.scoped(elseBody, elseDeadness) : LIVE;
+        if (known) {
+          const taken = known.value !== 0n ? thenEnds : elseEnds;
+          return taken === LIVE ? LIVE : (Math.min(taken, known.deadness) as Deadness);
+        }
+        return Math.min(thenEnds, elseEnds) as Deadness;
+      }
+      case 'for_statement': {
+        // The initializer's declarations live in the loop's own scope.
+        this.scopes.push([]);
+        const body = node.childForFieldName('body');
+        for (const child of node.namedChildren) if (child && child.type !== 'comment' && child.id !== body?.id) this.statement(child, deadness);
+        if (body) this.scoped(body, deadness);
+        this.closeScope();
+        return LIVE;
+      }
+      case 'while_statement':
+      case 'do_statement':
+      case 'switch_statement': {
+        this.expression(node.childForFieldName('condition'), deadness);
+        const body = node.childForFieldName('body');
+        if (body) this.scoped(body, deadness);
+        return LIVE;
+      }
+      case 'declaration':
+        this.declaration(node, deadness);
+        return LIVE;
+      case 'labeled_statement':
+      case 'case_statement':
+        return this.block(node.namedChildren, deadness, false);
+      default: {
+        this.expression(node, deadness);
+        return TERMINATORS.has(node.type) ? COMPILE_DEAD : LIVE;
+      }
+    }
+  }
+
+  /** A statement in a scope of its own (a branch or loop body that is not a block). */
+  private scoped(node: Node, deadness: Deadness): Deadness {
+    if (node.type === 'compound_statement') return this.statement(node, deadness);
+    this.scopes.push([]);
+    const ends = this.statement(node, deadness);
+    this.closeScope();
+    return ends;
+  }
+
+  /** Statements in sequence: after one that never falls through, the rest is dead until a label. */
+  private block(children: (Node | null)[], deadness: Deadness, newScope: boolean): Deadness {
+    if (newScope) this.scopes.push([]);
+    let ends: Deadness = LIVE;
+    for (const child of children) {
+      if (!child || child.type === 'comment') continue;
+      if (child.type === 'labeled_statement' || child.type === 'case_statement') ends = LIVE;
+      const childDeadness = Math.max(deadness, ends) as Deadness;
+      const childEnds = this.statement(child, childDeadness);
+      if (childEnds !== LIVE && ends === LIVE) ends = childEnds;
+      else if (childEnds !== LIVE) ends = Math.min(ends, childEnds) as Deadness;
+    }
+    if (newScope) this.closeScope();
+    return ends;
+  }
+
+  private closeScope(): void {
+    const end = ++this.point;
+    for (const slot of this.scopes.pop() ?? []) slot.end = end;
+  }
+
+  private declaration(node: Node, deadness: Deadness): void {
+    // Initializers run before the variable is live.
+    for (const declarator of node.childrenForFieldName('declarator')) {
+      if (declarator?.type === 'init_declarator') this.expression(declarator.childForFieldName('value'), deadness);
+    }
+    if (deadness !== LIVE) return;
+    const start = ++this.point;
+    for (const { item, size, align } of localItems(this.context.unit, node, this.addressTaken, this.baseRow)) {
+      const slot: Slot = { item: this.raw.ownItems.length, size, align, start, end: start };
+      this.raw.ownItems.push(item);
+      this.raw.slots.push(slot);
+      this.scopes[this.scopes.length - 1]?.push(slot);
+    }
+  }
+
+  /** Visits an expression (or any node) in evaluation order: calls, statement expressions, asm. */
+  private expression(node: Node | null, deadness: Deadness): void {
+    if (!node) return;
+    switch (node.type) {
+      case 'compound_statement':
+        this.statement(node, deadness);
+        return;
+      case 'conditional_expression': {
+        this.expression(node.childForFieldName('condition'), deadness);
+        const known = evaluate(node.childForFieldName('condition'), this.context, this.shadowed);
+        const thenDeadness = known && known.value === 0n ? (Math.max(deadness, known.deadness) as Deadness) : deadness;
+        const elseDeadness = known && known.value !== 0n ? (Math.max(deadness, known.deadness) as Deadness) : deadness;
+        this.expression(node.childForFieldName('consequence'), thenDeadness);
+        this.expression(node.childForFieldName('alternative'), elseDeadness);
+        return;
+      }
+      case 'gnu_asm_expression':
+        if (deadness === LIVE && /\bmay_goto\b/.test(node.text)) this.raw.mayGoto = true;
+        return;
+      case 'call_expression':
+        this.call(node, deadness);
+        return;
+      case 'declaration':
+      case 'if_statement':
+      case 'for_statement':
+      case 'while_statement':
+      case 'do_statement':
+      case 'switch_statement':
+      case 'labeled_statement':
+        this.statement(node, deadness);
+        return;
+      case 'string_literal':
+      case 'number_literal':
+      case 'identifier':
+      case 'field_identifier':
+      case 'comment':
+        return;
+      default:
+        for (const child of node.namedChildren) this.expression(child, deadness);
+    }
+  }
+
+  private call(node: Node, deadness: Deadness): void {
+    const callee = node.childForFieldName('function');
+    const argumentList = node.childForFieldName('arguments');
+    if (callee && callee.type !== 'identifier') this.expression(callee, deadness);
+    const args = argumentList?.namedChildren.filter((child): child is Node => child !== null && child.type !== 'comment') ?? [];
+    for (const argument of args) this.expression(argument, deadness);
+    const line = node.startPosition.row + 1 - this.baseRow;
+    const column = node.startPosition.column + 1;
+    const calleeName = callee?.type === 'identifier' ? callee.text : undefined;
+    const point = ++this.point;
+    if (calleeName && TAIL_CALL_HELPERS.has(calleeName)) this.raw.tailCalls.push({ line, column, deadness });
+    const callbacks: RawCall[] = [];
+    // A function named as an argument is a callback (bpf_loop, bpf_for_each_map_elem, timers).
+    for (const argument of args) {
+      let target: Node | null = argument;
+      if (target.type === 'pointer_expression' && target.childForFieldName('operator')?.type === '&') target = target.childForFieldName('argument');
+      if (target?.type !== 'identifier') continue;
+      callbacks.push({
+        callee: target.text,
+        kind: 'callback',
+        async: calleeName !== undefined && ASYNC_CALLBACK_HELPERS.has(calleeName),
+        line: target.startPosition.row + 1 - this.baseRow,
+        column: target.startPosition.column + 1,
+        point,
+        deadness,
+      });
+    }
+    if (calleeName) this.raw.rawCalls.push({ callee: calleeName, kind: 'call', async: false, line, column, point, deadness });
+    this.raw.rawCalls.push(...callbacks);
+    // The verifier inlines bpf_loop when its flags are a known 0 (a literal, or frozen .rodata).
+    if (calleeName === 'bpf_loop' && deadness === LIVE && args.length === 4 && args[1].type === 'identifier') {
+      const flags = evaluate(args[3], this.context, this.shadowed);
+      if (flags && flags.value === 0n) this.raw.bpfLoopInlined = true;
+    }
+  }
+}
+
+function readFunction(context: FileContext, definition: Node, baseRow: number): RawFunction | undefined {
   const nameNode = functionName(definition.childForFieldName('declarator'));
   const body = definition.childForFieldName('body');
   if (!nameNode || !body) return undefined;
-  const text = unit.aligned.text;
+  const text = context.unit.aligned.text;
   // tree-sitter attaches an attribute that ends the previous declaration (`} m SEC(".maps");`) to
   // this definition: the header starts after the last ';'.
   const fullHeader = text.slice(definition.startIndex, body.startIndex);
@@ -194,52 +806,20 @@ function readFunction(unit: TranslationUnit, definition: Node): RawFunction | un
   const isStatic = definition.namedChildren.some((child) => child?.type === 'storage_class_specifier' && child.text === 'static');
   const raw: RawFunction = {
     name: nameNode.text,
-    line: nameNode.startPosition.row + 1,
+    line: nameNode.startPosition.row + 1 - baseRow,
     section,
     isStatic,
     noinline: /\bnoinline\b|__noinline__/.test(header),
     alwaysInline: /\balways_inline\b|__always_inline__/.test(header),
     ownItems: [],
+    slots: [],
+    points: 0,
     rawCalls: [],
     tailCalls: [],
+    bpfLoopInlined: false,
+    mayGoto: false,
   };
-
-  const addressTaken = new Set<string>();
-  for (const pointer of body.descendantsOfType('pointer_expression')) {
-    if (!pointer || pointer.childForFieldName('operator')?.type !== '&') continue;
-    const root = rootIdentifier(pointer.childForFieldName('argument'));
-    if (root) addressTaken.add(root);
-  }
-
-  for (const declaration of body.descendantsOfType('declaration')) {
-    if (!declaration) continue;
-    raw.ownItems.push(...localItems(unit, declaration, addressTaken));
-  }
-
-  for (const call of body.descendantsOfType('call_expression')) {
-    if (!call) continue;
-    const callee = call.childForFieldName('function');
-    const line = call.startPosition.row + 1;
-    const column = call.startPosition.column + 1;
-    const calleeName = callee?.type === 'identifier' ? callee.text : undefined;
-    if (calleeName && TAIL_CALL_HELPERS.has(calleeName)) raw.tailCalls.push({ line, column });
-    if (calleeName) raw.rawCalls.push({ callee: calleeName, kind: 'call', async: false, line, column });
-    // A function named as an argument is a callback (bpf_loop, bpf_for_each_map_elem, timers).
-    for (const argument of call.childForFieldName('arguments')?.namedChildren ?? []) {
-      let node: Node | null = argument;
-      if (node?.type === 'pointer_expression' && node.childForFieldName('operator')?.type === '&') node = node.childForFieldName('argument');
-      if (node?.type !== 'identifier') continue;
-      raw.rawCalls.push({
-        callee: node.text,
-        kind: 'callback',
-        async: calleeName !== undefined && ASYNC_CALLBACK_HELPERS.has(calleeName),
-        line: node.startPosition.row + 1,
-        column: node.startPosition.column + 1,
-      });
-    }
-  }
-  // Keep source order: callbacks named inside a call come after the call itself only by position.
-  raw.rawCalls.sort((a, b) => a.line - b.line || a.column - b.column);
+  new FunctionWalker(context, raw, baseRow).run(definition, body);
   return raw;
 }
 
@@ -258,7 +838,7 @@ function rootIdentifier(node: Node | null): string | undefined {
   return undefined;
 }
 
-function localItems(unit: TranslationUnit, declaration: Node, addressTaken: Set<string>): FrameItem[] {
+function localItems(unit: TranslationUnit, declaration: Node, addressTaken: Set<string>, baseRow: number): { item: FrameItem; size: number; align: number }[] {
   const specifiers = declaration.namedChildren.filter((child): child is Node => child !== null);
   if (specifiers.some((child) => child.type === 'storage_class_specifier' && (child.text === 'static' || child.text === 'extern'))) return [];
   const isVolatile = specifiers.some((child) => child.type === 'type_qualifier' && /volatile/.test(child.text));
@@ -275,21 +855,22 @@ function localItems(unit: TranslationUnit, declaration: Node, addressTaken: Set<
   const declared = unit.declarations.parseDeclaration(tokens, 0, tokens.length);
   unit.declarations.problems.splice(problemsBefore);
 
-  const items: FrameItem[] = [];
-  const line = declaration.startPosition.row + 1;
+  const items: { item: FrameItem; size: number; align: number }[] = [];
+  const line = declaration.startPosition.row + 1 - baseRow;
   for (const name of declared) {
     if (name.isTypedef) continue;
     const resolved = unit.layout.resolve(name.type);
     if (resolved.k === 'function') continue;
     const aggregate = resolved.k === 'struct' || resolved.k === 'union' || resolved.k === 'array';
     if (!aggregate && !isVolatile && !addressTaken.has(name.name)) continue;
-    let size = unit.layout.layoutOf(name.type).size;
+    const layout = unit.layout.layoutOf(name.type);
+    let size = layout.size;
     if (resolved.k === 'array' && resolved.n === undefined) {
       size = unsizedArrayBytes(unit, resolved.of, initializers.get(name.name));
     }
     const what: FrameItemKind = name.name === '____fmt' ? 'printk-format' : name.name === '___param' ? 'printk-args' : 'local';
     const type = resolved.k === 'array' && resolved.n === undefined ? `${typeToString(resolved.of)}[${size / Math.max(1, unit.layout.layoutOf(resolved.of).size)}]` : typeToString(name.type);
-    items.push({ what, name: name.name, type, bytes: roundToSlots(size), line });
+    items.push({ item: { what, name: name.name, type, bytes: roundToSlots(size), line }, size, align: Math.max(1, layout.align) });
   }
   return items;
 }

@@ -3,6 +3,11 @@
  * frame estimates the way libbpf lays the object out — the program's main function first, then every
  * function that is a frame of its own (noinline, global, callbacks), depth-first in first-call order.
  * The rule engine judges it exactly as it judges the object side's graph.
+ *
+ * Calls in code only the verifier proves dead (a `const volatile` switch) are in the object, so libbpf
+ * appends their callees and check_max_stack_depth walks them; but do_check never enters a static
+ * callee that only dead code calls, so its depth stays 0. Global functions are verified on their own
+ * and keep their depth.
  */
 import { programTypeForSection } from '../object/programType';
 import type { FrameCall, FrameGraph, FrameNode } from '../rules/frameGraph';
@@ -12,6 +17,10 @@ export interface SourceProgram {
   name: string;
   section: string;
   graph: FrameGraph;
+  /** The estimate of each of graph.subprograms, in the same order. */
+  functions: FunctionEstimate[];
+  /** Per subprogram: whether the verifier enters it (false: only dead code calls it, depth 0). */
+  verified: boolean[];
 }
 
 export function buildSourceFrameGraphs(file: string, estimates: readonly FunctionEstimate[]): SourceProgram[] {
@@ -19,13 +28,22 @@ export function buildSourceFrameGraphs(file: string, estimates: readonly Functio
   const programs: SourceProgram[] = [];
   for (const main of estimates) {
     if (main.section === null || main.section === 'license' || main.section.startsWith('.')) continue;
-    programs.push({ name: main.name, section: main.section, graph: buildSourceFrameGraph(file, main, byName) });
+    const built = buildSourceProgram(file, main, byName);
+    programs.push({ name: main.name, section: main.section, ...built });
   }
   return programs;
 }
 
 /** The graph of one program, rooted at `main`. */
 export function buildSourceFrameGraph(file: string, main: FunctionEstimate, byName: ReadonlyMap<string, FunctionEstimate>): FrameGraph {
+  return buildSourceProgram(file, main, byName).graph;
+}
+
+function buildSourceProgram(
+  file: string,
+  main: FunctionEstimate,
+  byName: ReadonlyMap<string, FunctionEstimate>,
+): { graph: FrameGraph; functions: FunctionEstimate[]; verified: boolean[] } {
   const order: FunctionEstimate[] = [];
   const indexOf = new Map<string, number>();
   const visit = (fn: FunctionEstimate) => {
@@ -39,10 +57,26 @@ export function buildSourceFrameGraph(file: string, main: FunctionEstimate, byNa
   };
   visit(main);
 
+  // Which functions do_check enters: the main one, global ones, and what live code calls from those.
+  const entered = new Set<number>([0]);
+  order.forEach((fn, index) => {
+    if (fn.isGlobal) entered.add(index);
+  });
+  const work = [...entered];
+  while (work.length > 0) {
+    const fn = order[work.pop()!];
+    for (const call of fn.calls) {
+      const callee = indexOf.get(call.callee);
+      if (call.dead || callee === undefined || entered.has(callee) || byName.get(call.callee)?.inline) continue;
+      entered.add(callee);
+      work.push(callee);
+    }
+  }
+
   const asyncCallbacks = new Set<string>();
   for (const fn of order) for (const call of fn.calls) if (call.kind === 'callback' && call.async) asyncCallbacks.add(call.callee);
 
-  const subprograms = order.map((fn): FrameNode => {
+  const subprograms = order.map((fn, index): FrameNode => {
     const calls: FrameCall[] = [];
     for (const call of fn.calls) {
       const callee = indexOf.get(call.callee);
@@ -52,7 +86,7 @@ export function buildSourceFrameGraph(file: string, main: FunctionEstimate, byNa
     const tail = fn.tailCalls[0];
     return {
       name: fn.name,
-      stackDepth: fn.frameBytes,
+      stackDepth: entered.has(index) ? fn.frameBytes : 0,
       hasTailCall: fn.tailCalls.length > 0,
       tailCallSource: tail ? { file, line: tail.line, column: tail.column } : undefined,
       isGlobal: fn.isGlobal,
@@ -61,5 +95,9 @@ export function buildSourceFrameGraph(file: string, main: FunctionEstimate, byNa
       source: { file, line: fn.line, column: 1 },
     };
   });
-  return { programType: programTypeForSection(main.section ?? ''), subprograms };
+  return {
+    graph: { programType: programTypeForSection(main.section ?? ''), subprograms },
+    functions: order,
+    verified: order.map((_, index) => entered.has(index)),
+  };
 }
