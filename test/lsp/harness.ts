@@ -24,9 +24,9 @@ export function hasClang(): boolean {
   }
 }
 
-/** Builds a BPF object the way examples/seed/build.sh does. */
-export function compileBpf(source: string, object: string): void {
-  execFileSync(CLANG, ['-O2', '-g', '-target', 'bpf', '-I/usr/include/x86_64-linux-gnu', '-c', source, '-o', object], { stdio: 'pipe' });
+/** Builds a BPF object the way examples/seed/build.sh does, with any extra flags (`-DNAME`). */
+export function compileBpf(source: string, object: string, extraFlags: string[] = []): void {
+  execFileSync(CLANG, ['-O2', '-g', '-target', 'bpf', '-I/usr/include/x86_64-linux-gnu', ...extraFlags, '-c', source, '-o', object], { stdio: 'pipe' });
 }
 
 /** A temporary workspace holding a copy of the seed source. */
@@ -46,6 +46,8 @@ export class LspSession {
   readonly logs: string[] = [];
   /** Every publishDiagnostics, in order, for checking that nothing wrong was ever published. */
   readonly published: PublishDiagnosticsParams[] = [];
+  /** Every window/workDoneProgress/create token and $/progress value, in the order they came. */
+  readonly progress: ({ kind: 'create'; token: unknown } | { kind: 'progress'; token: unknown; value: { kind: string; title?: string; message?: string; percentage?: number } })[] = [];
   private readonly process: ChildProcess;
   private readonly latest = new Map<string, Diagnostic[]>();
   private waiters: (() => void)[] = [];
@@ -73,10 +75,19 @@ export class LspSession {
     this.connection.onRequest('client/registerCapability', () => null);
     this.connection.onRequest('client/unregisterCapability', () => null);
     this.connection.onRequest('workspace/codeLens/refresh', () => null);
+    this.connection.onRequest('window/workDoneProgress/create', (params: { token: unknown }) => {
+      this.progress.push({ kind: 'create', token: params.token });
+      return null;
+    });
+    this.connection.onNotification('$/progress', (params: { token: unknown; value: { kind: string } }) => {
+      this.progress.push({ kind: 'progress', token: params.token, value: params.value });
+      for (const wake of this.waiters) wake();
+    });
     this.connection.listen();
   }
 
-  async initialize(workspace: string, settings: unknown): Promise<void> {
+  /** `window` is the client's window capabilities, such as `{ workDoneProgress: true }`. */
+  async initialize(workspace: string, settings: unknown, window: Record<string, unknown> = {}): Promise<void> {
     const workspaceUri = `file://${workspace}`;
     await this.connection.sendRequest('initialize', {
       processId: process.pid,
@@ -86,6 +97,7 @@ export class LspSession {
       capabilities: {
         workspace: { configuration: true, didChangeWatchedFiles: { dynamicRegistration: true }, codeLens: { refreshSupport: true } },
         textDocument: { publishDiagnostics: { relatedInformation: true } },
+        window,
       },
     });
     await this.connection.sendNotification('initialized', {});

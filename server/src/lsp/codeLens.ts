@@ -1,7 +1,9 @@
 /**
- * CodeLens: above each function the objects measured, one line with its frame and, for each kernel,
- * the callers' bytes at the tail call it leads to ("frame 200 B · 240 B at tail call (6.18) · 256 B
- * (6.1, rejected)"), or its rounded frame when no tail call is reached through it.
+ * CodeLens: above each function an object measured or the source estimate judged, one line with its
+ * frame (both numbers when both exist: "frame 200 B measured · 200 B estimated") and, for each
+ * kernel, the callers' bytes at the tail call it leads to ("240 B at tail call (6.18) · 256 B (6.1,
+ * rejected)"), or its rounded frame when no tail call is reached through it. The kernel numbers come
+ * from a fresh object when there is one, else from the estimate of the text as it is now.
  */
 import { profileLabel, ruleSetFor } from '../rules/kernelProfile';
 import { TAIL_CALL_CALLERS_LIMIT } from '../rules/stackRules';
@@ -27,29 +29,40 @@ export function codeLenses(snapshot: SyntaxSnapshot, analyses: DocumentStackAnal
   return lenses;
 }
 
-/** The lens text for a function, from the first analysis that has it, or undefined. */
+/** The lens text for a function, or undefined when no analysis has it. */
 export function lensTitle(name: string, analyses: DocumentStackAnalysis[]): string | undefined {
-  for (const analysis of analyses) {
-    const programs = analysis.programs.filter((program) => program.subprograms.some((sub) => sub.name === name));
-    if (programs.length === 0) continue;
-    const frame = Math.max(...programs.map((program) => program.subprograms.find((sub) => sub.name === name)?.stackDepth ?? 0));
-    const checked = Math.max(...programs.map((program) => program.subprograms.find((sub) => sub.name === name)?.checkedDepth ?? 0));
-    const parts: string[] = [];
-    let tailCallNamed = false;
-    analysis.profiles.forEach((profile, index) => {
-      const reaches = programs.flatMap((program) => program.verdicts[index]?.tailCalls.filter((reach) => reach.chain.includes(name)) ?? []);
-      const label = profileLabel(profile);
-      if (reaches.length > 0) {
-        const deepest = Math.max(...reaches.map((reach) => reach.callersDepth));
-        const verdict = deepest >= TAIL_CALL_CALLERS_LIMIT ? `${label}, rejected` : label;
-        parts.push(`${deepest} B${tailCallNamed ? '' : ' at tail call'} (${verdict})`);
-        tailCallNamed = true;
-      } else {
-        parts.push(`${ruleSetFor(profile).roundStackDepth(checked)} B rounded (${label})`);
-      }
-    });
-    const stale = analysis.staleReason ? ' · stale: rebuild' : '';
-    return [`frame ${frame} B`, ...parts].join(' · ') + stale;
-  }
-  return undefined;
+  const having = analyses.filter((analysis) => analysis.programs.some((program) => program.subprograms.some((sub) => sub.name === name)));
+  const measured = having.find((analysis) => analysis.origin === 'object' && !analysis.staleReason) ?? having.find((analysis) => analysis.origin === 'object');
+  const estimated = having.find((analysis) => analysis.origin === 'source estimate');
+  const judged = measured && !measured.staleReason ? measured : (estimated ?? measured);
+  if (!judged) return undefined;
+  const frameText =
+    measured && estimated ? `frame ${frameOf(name, measured)} B measured · ${frameOf(name, estimated)} B estimated` : `frame ${frameOf(name, judged)} B${judged === estimated ? ' estimated' : ''}`;
+  const stale = judged.staleReason ? ' · stale: rebuild' : '';
+  return [frameText, ...kernelParts(name, judged)].join(' · ') + stale;
+}
+
+/** The function's largest frame among the analysis's programs. */
+function frameOf(name: string, analysis: DocumentStackAnalysis): number {
+  return Math.max(...analysis.programs.map((program) => program.subprograms.find((sub) => sub.name === name)?.stackDepth ?? 0));
+}
+
+function kernelParts(name: string, analysis: DocumentStackAnalysis): string[] {
+  const programs = analysis.programs.filter((program) => program.subprograms.some((sub) => sub.name === name));
+  const checked = Math.max(...programs.map((program) => program.subprograms.find((sub) => sub.name === name)?.checkedDepth ?? 0));
+  const parts: string[] = [];
+  let tailCallNamed = false;
+  analysis.profiles.forEach((profile, index) => {
+    const reaches = programs.flatMap((program) => program.verdicts[index]?.tailCalls.filter((reach) => reach.chain.includes(name)) ?? []);
+    const label = profileLabel(profile);
+    if (reaches.length > 0) {
+      const deepest = Math.max(...reaches.map((reach) => reach.callersDepth));
+      const verdict = deepest >= TAIL_CALL_CALLERS_LIMIT ? `${label}, rejected` : label;
+      parts.push(`${deepest} B${tailCallNamed ? '' : ' at tail call'} (${verdict})`);
+      tailCallNamed = true;
+    } else {
+      parts.push(`${ruleSetFor(profile).roundStackDepth(checked)} B rounded (${label})`);
+    }
+  });
+  return parts;
 }

@@ -5,12 +5,26 @@
  * judged at once; a violation that reads the same on several kernels is one diagnostic that says
  * where it is rejected and where it passes ("rejected on 6.1; passes on 6.18"). Numbers from an
  * object older than the source are still shown, as information, and say so.
+ *
+ * Each diagnostic names its provider in its source. A fresh object measures what the kernel will
+ * load, so its violations win: the estimate's violations of the same rule are dropped, and its
+ * others are only information, since the estimate sums locals that clang may overlap. When the
+ * object is stale or absent, the estimate's violations stand on their own. The estimate also knows
+ * what a frame is made of, so every heavy item on a rejected chain (an on-stack printk format or
+ * argument array, or any local of 64 bytes or more) gets an information diagnostic of its own,
+ * related to the violation it feeds.
  */
 import * as path from 'node:path';
 import type { SourceLocation } from '../common/problem';
 import type { ProgramReport, ViolationReport } from '../object/analyzeObject';
 import { profileLabel } from '../rules/kernelProfile';
+import type { FrameItem } from '../source/frameEstimate';
 import { type DocumentStackAnalysis, diagnosticSourceOf, resolvedPath } from './documentAnalysis';
+
+/** Items at least this large are named as contributors even when they are plain locals. */
+export const HEAVY_ITEM_BYTES = 64;
+/** The rule code of a contributor diagnostic; its data still names the violation's rule, for quick fixes. */
+export const CONTRIBUTOR_RULE = 'stack-contributor';
 
 export interface StackFinding {
   location: SourceLocation;
@@ -32,16 +46,53 @@ export interface FindingData {
 }
 
 export function stackFindings(documentPath: string, analyses: DocumentStackAnalysis[]): StackFinding[] {
-  const findings = new Map<string, StackFinding>();
-  for (const analysis of analyses) {
-    for (const program of analysis.programs) {
-      for (const finding of programFindings(documentPath, analysis, program)) {
-        const key = `${finding.location.line}:${finding.location.column}:${finding.message}`;
-        if (!findings.has(key)) findings.set(key, finding);
-      }
+  const freshObjects = analyses.filter((analysis) => analysis.origin === 'object' && !analysis.staleReason);
+  /** The first violation of each rule that a fresh object shows. */
+  const freshRules = new Map<string, StackFinding>();
+  const shown: StackFinding[] = [];
+  for (const analysis of analyses.filter((candidate) => candidate.origin === 'object')) {
+    for (const finding of analysisFindings(documentPath, analysis)) {
+      shown.push(finding);
+      if (!analysis.staleReason && !freshRules.has(finding.rule)) freshRules.set(finding.rule, finding);
     }
   }
+  for (const analysis of analyses.filter((candidate) => candidate.origin !== 'object')) {
+    for (const { finding, contributors } of analysisFindingsWithContributors(documentPath, analysis)) {
+      const winner = freshRules.get(finding.rule);
+      if (winner) {
+        // The object's diagnostic says the same with measured bytes; the contributors now explain it.
+        shown.push(...contributors.map((contributor) => ({ ...contributor, related: [{ location: winner.location, message: firstLine(winner.message) }] })));
+        continue;
+      }
+      if (freshObjects.length > 0) {
+        const objects = freshObjects.map((object) => object.label).join(', ');
+        shown.push({ ...finding, severity: 'information', message: `${finding.message}\nnot confirmed by ${objects}, which measures this rule as passing` });
+      } else {
+        shown.push(finding);
+      }
+      shown.push(...contributors);
+    }
+  }
+
+  const findings = new Map<string, StackFinding>();
+  for (const finding of shown) {
+    // A contributor is one diagnostic however many violations it feeds.
+    const key = finding.rule === CONTRIBUTOR_RULE ? `${finding.location.line}:${finding.message.split('\n')[0]}` : `${finding.location.line}:${finding.location.column}:${finding.message}`;
+    if (!findings.has(key)) findings.set(key, finding);
+  }
   return [...findings.values()].sort((a, b) => a.location.line - b.location.line || a.location.column - b.location.column);
+}
+
+function analysisFindings(documentPath: string, analysis: DocumentStackAnalysis): StackFinding[] {
+  return analysisFindingsWithContributors(documentPath, analysis).map(({ finding }) => finding);
+}
+
+function analysisFindingsWithContributors(documentPath: string, analysis: DocumentStackAnalysis): { finding: StackFinding; contributors: StackFinding[] }[] {
+  return analysis.programs.flatMap((program) => programFindings(documentPath, analysis, program));
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0];
 }
 
 /** One violation at one place in the document, as each kernel profile judged it. */
@@ -51,7 +102,7 @@ interface ViolationGroup {
   byKernel: Map<string, ViolationReport>;
 }
 
-function programFindings(documentPath: string, analysis: DocumentStackAnalysis, program: ProgramReport): StackFinding[] {
+function programFindings(documentPath: string, analysis: DocumentStackAnalysis, program: ProgramReport): { finding: StackFinding; contributors: StackFinding[] }[] {
   const labels = program.verdicts.map((verdict) => profileLabel({ version: verdict.kernel, jit: verdict.jit }));
   const groups = new Map<string, ViolationGroup>();
   program.verdicts.forEach((verdict, index) => {
@@ -69,7 +120,7 @@ function programFindings(documentPath: string, analysis: DocumentStackAnalysis, 
     }
   });
 
-  const findings: StackFinding[] = [];
+  const findings: { finding: StackFinding; contributors: StackFinding[] }[] = [];
   for (const group of groups.values()) {
     const passes = labels.filter((label) => !group.byKernel.has(label));
     const byMessage = new Map<string, string[]>();
@@ -79,7 +130,7 @@ function programFindings(documentPath: string, analysis: DocumentStackAnalysis, 
       const verdictText = `rejected on ${rejectedOn.join(', ')}${passes.length > 0 ? `; passes on ${passes.join(', ')}` : ''}`;
       const chainText = violation.frames.map((frame) => `${frame.name} ${frame.roundedDepth} B`).join(' → ');
       const stale = analysis.staleReason ? ` (stale: ${analysis.staleReason})` : '';
-      findings.push({
+      const finding: StackFinding = {
         location: group.location,
         severity: analysis.staleReason ? 'information' : 'error',
         message: `${message}\n${verdictText} · program ${program.name}: ${chainText} (${rejectedOn[0]}) · ${analysis.label}${stale}`,
@@ -87,7 +138,8 @@ function programFindings(documentPath: string, analysis: DocumentStackAnalysis, 
         source: diagnosticSourceOf(analysis.origin),
         related: relatedFrames(violation, program, rejectedOn[0]),
         data: { program: program.name, chain: violation.chain, rule: violation.rule },
-      });
+      };
+      findings.push({ finding, contributors: contributorFindings(documentPath, analysis, violation, finding, rejectedOn) });
     }
   }
   return findings;
@@ -128,6 +180,49 @@ function relatedFrames(violation: ViolationReport, program: ProgramReport, kerne
     if (location) related.push({ location, message });
   });
   return related;
+}
+
+/**
+ * The heavy items of the frames a violation counts (a tail call's own frame is not among its
+ * callers'), each as information at its line, related to the violation.
+ */
+function contributorFindings(documentPath: string, analysis: DocumentStackAnalysis, violation: ViolationReport, violationFinding: StackFinding, rejectedOn: string[]): StackFinding[] {
+  if (!analysis.frames || !samePath(analysis.path, documentPath)) return [];
+  const counted = violation.rule === 'tail-call-depth' ? violation.frames.slice(0, -1) : violation.frames;
+  const findings: StackFinding[] = [];
+  for (const frame of counted) {
+    if (frame.privateStack) continue;
+    const items = analysis.frames.find((candidate) => candidate.name === frame.name)?.items ?? [];
+    for (const item of items.filter(isHeavy)) {
+      findings.push({
+        location: { file: documentPath, line: item.line, column: 0 },
+        severity: 'information',
+        message: `${describeItem(item)} puts ${item.bytes} B on the stack of ${frame.name}\non the chain rejected on ${rejectedOn.join(', ')}: ${firstLine(violationFinding.message)}`,
+        rule: CONTRIBUTOR_RULE,
+        source: violationFinding.source,
+        related: [{ location: violationFinding.location, message: firstLine(violationFinding.message) }],
+        data: violationFinding.data,
+      });
+    }
+  }
+  return findings;
+}
+
+function isHeavy(item: FrameItem): boolean {
+  return item.what === 'printk-format' || item.what === 'printk-args' || item.bytes >= HEAVY_ITEM_BYTES;
+}
+
+function describeItem(item: FrameItem): string {
+  switch (item.what) {
+    case 'printk-format':
+      return `The printk format ${item.name} (${item.type}, built on the stack)`;
+    case 'printk-args':
+      return `The printk argument array ${item.name} (${item.type})`;
+    case 'inlined':
+      return `The inlined ${item.name}`;
+    case 'local':
+      return `${item.name} (${item.type})`;
+  }
 }
 
 function samePath(a: string, b: string): boolean {

@@ -1,13 +1,14 @@
 /**
  * The seam between the analysis front ends and the editor features: for one source file, every set
  * of judged programs that describes it. The object index provides one per object built from the
- * file; the source estimator will provide one from the C text. Diagnostics, hover and CodeLens read
- * only this shape, so a second provider plugs in without touching them.
+ * file; the source estimate provides one from the C text as the editor has it. Diagnostics, hover
+ * and CodeLens read only this shape, so each provider plugs in without touching them.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ProgramReport } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
+import type { FunctionFrame } from '../source/frameEstimate';
 
 /** Where the numbers come from; the diagnostics' `source` is "bpf-stack-lens (ORIGIN)". */
 export type AnalysisOrigin = 'object' | 'source estimate';
@@ -23,6 +24,8 @@ export interface DocumentStackAnalysis {
   /** Programs whose verdicts are in the order of `profiles`. */
   programs: ProgramReport[];
   profiles: KernelProfile[];
+  /** What each function's frame is made of, when the analysis knows (only the source estimate does). */
+  frames?: FunctionFrame[];
 }
 
 export interface DocumentAnalysisProvider {
@@ -48,6 +51,17 @@ export class DocumentAnalyses {
   onDidChange(listener: (sourcePaths: string[] | 'all') => void): void {
     for (const provider of this.providers) provider.onDidChange(listener);
   }
+}
+
+/**
+ * The analyses as they stand against a document with unsaved changes: an object cannot describe
+ * text that was never saved, so it counts as stale, and the estimate of the buffer takes over.
+ */
+export function againstUnsavedChanges(analyses: DocumentStackAnalysis[], dirty: boolean): DocumentStackAnalysis[] {
+  if (!dirty) return analyses;
+  return analyses.map((analysis) =>
+    analysis.origin === 'object' && !analysis.staleReason ? { ...analysis, staleReason: `the document has unsaved changes since ${path.basename(analysis.path)} was built` } : analysis,
+  );
 }
 
 /** The diagnostic source name for an origin. */

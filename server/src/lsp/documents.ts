@@ -27,6 +27,8 @@ interface OpenDocument {
   path?: string;
   /** The parsed document once its parser is ready; edits are chained onto it in order. */
   syntax: Promise<CDocument | undefined>;
+  /** Edited since it was opened or last saved, so the file on disk is not what the editor shows. */
+  dirty: boolean;
 }
 
 export class OpenDocuments {
@@ -41,7 +43,7 @@ export class OpenDocuments {
       this.log(`cannot parse ${uri}: ${String(error)}`);
       return undefined;
     });
-    this.open.set(uri, { document: TextDocument.create(uri, languageId, version, text), path: filePath && resolvedPath(filePath), syntax });
+    this.open.set(uri, { document: TextDocument.create(uri, languageId, version, text), path: filePath && resolvedPath(filePath), syntax, dirty: false });
   }
 
   /** Applies an editor's changes in order, to the text at once and to the tree as they are reached. */
@@ -59,6 +61,7 @@ export class OpenDocuments {
       document = TextDocument.update(document, [change], version);
     }
     entry.document = document;
+    entry.dirty = true;
     const finalText = document.getText();
     entry.syntax = entry.syntax.then((parsed) => {
       if (!parsed) return parsed;
@@ -70,6 +73,15 @@ export class OpenDocuments {
       if (parsed.text !== finalText) parsed.parse(finalText);
       return parsed;
     });
+  }
+
+  saved(uri: string): void {
+    const entry = this.open.get(uri);
+    if (entry) entry.dirty = false;
+  }
+
+  isDirty(uri: string): boolean {
+    return this.open.get(uri)?.dirty ?? false;
   }
 
   closed(uri: string): void {

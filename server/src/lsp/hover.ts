@@ -1,5 +1,6 @@
 /**
- * Hover: on a function's name, its frame as the object measured it, rounded for each kernel, and
+ * Hover: on a function's name, its frame as the object measured it and as the source estimate
+ * counts it (with what the estimate's frame is made of), rounded for each kernel, and
  * every chain through it that reaches a tail call, with the running total the verifier compares
  * against 256 bytes. On a bpf_printk (or bpf_trace_printk, or a macro that builds its format on the
  * stack), the bytes that call puts on its function's stack and why.
@@ -41,20 +42,38 @@ export function hoverAt(snapshot: SyntaxSnapshot, offset: number, analyses: Docu
 /** Markdown for a function in every program of every analysis that has it, or undefined. */
 export function functionHover(name: string, analyses: DocumentStackAnalysis[]): string | undefined {
   const sections: string[] = [];
+  const summary = bothFrames(name, analyses);
+  if (summary) sections.push(summary);
   for (const analysis of analyses) {
     for (const program of analysis.programs) {
       const sub = program.subprograms.find((candidate) => candidate.name === name);
       if (sub) sections.push(programSection(sub, program, analysis));
     }
   }
-  return sections.length > 0 ? sections.join('\n\n---\n\n') : undefined;
+  return sections.length > (summary ? 1 : 0) ? sections.join('\n\n---\n\n') : undefined;
+}
+
+/** "frame 200 B measured · 200 B estimated", when an object and the estimate both have the function. */
+function bothFrames(name: string, analyses: DocumentStackAnalysis[]): string | undefined {
+  const frameIn = (origin: DocumentStackAnalysis['origin']) => {
+    const depths = analyses
+      .filter((analysis) => analysis.origin === origin)
+      .flatMap((analysis) => analysis.programs.flatMap((program) => program.subprograms.filter((sub) => sub.name === name).map((sub) => sub.stackDepth)));
+    return depths.length > 0 ? Math.max(...depths) : undefined;
+  };
+  const measured = frameIn('object');
+  const estimated = frameIn('source estimate');
+  return measured !== undefined && estimated !== undefined ? `**${name}**: frame ${measured} B measured · ${estimated} B estimated` : undefined;
 }
 
 function programSection(sub: SubprogramReport, program: ProgramReport, analysis: DocumentStackAnalysis): string {
   const lines: string[] = [];
   const hidden = sub.stackDepth > sub.checkedDepth ? ` (${sub.checkedDepth} B checked; ${sub.hiddenBytes.join(', ')})` : '';
-  lines.push(`**${sub.name}** — frame **${sub.stackDepth} B**${hidden}, measured in \`${analysis.label}\` (program \`${program.name}\`, SEC("${program.section}"))`);
+  const how = analysis.origin === 'object' ? `measured in \`${analysis.label}\`` : 'estimated from the source';
+  lines.push(`**${sub.name}** — frame **${sub.stackDepth} B**${hidden}, ${how} (program \`${program.name}\`, SEC("${program.section}"))`);
   if (analysis.staleReason) lines.push(`\n_Stale: ${analysis.staleReason}._`);
+  const items = analysis.frames?.find((frame) => frame.name === sub.name)?.items ?? [];
+  if (items.length > 0) lines.push(`\nMade of: ${items.map((item) => `\`${item.name}\` ${item.bytes} B (line ${item.line})`).join(' · ')}`);
   lines.push('');
   const rounded = analysis.profiles.map((profile) => `${profileLabel(profile)}: ${ruleSetFor(profile).roundStackDepth(sub.checkedDepth)} B`);
   lines.push(`Rounded as the verifier counts it — ${rounded.join(' · ')}`);

@@ -24,7 +24,7 @@ import { quickFixes } from './codeActions';
 import { codeLenses } from './codeLens';
 import { findingDataOf, offsetOf, rangeToSpan, toCodeAction, toCodeLens, toDiagnostic, toHover, uriToPath } from './convert';
 import { stackFindings } from './diagnostics';
-import { DocumentAnalyses, resolvedPath } from './documentAnalysis';
+import { DocumentAnalyses, againstUnsavedChanges, resolvedPath } from './documentAnalysis';
 import { OpenDocuments } from './documents';
 import { hoverAt } from './hover';
 import { ObjectIndex } from './objectWatcher';
@@ -38,12 +38,15 @@ import {
   type StackReportParams,
 } from './protocol';
 import { DEFAULT_SETTINGS, type LensSettings, SETTINGS_SECTION, kernelProfilesOf, readSettings } from './settings';
+import { type ProgressHandle, SourceEstimates } from './sourceEstimate';
 import { analysesReport, fileStatus, objectReport } from './stackReport';
 
 /** Quiet time after an object's last change before it is read: a build rewrites a file in bursts. */
 const OBJECT_DEBOUNCE_MS = 150;
 /** Delay before the one retry of an object that was incomplete or changing when read. */
 const OBJECT_RETRY_MS = 300;
+/** Quiet time after the last edit of a document before its source is estimated again. */
+const ESTIMATE_DEBOUNCE_MS = 200;
 
 export function startServer(connection: Connection = createConnection(ProposedFeatures.all)): Connection {
   const log = (message: string) => connection.console.log(message);
@@ -52,8 +55,16 @@ export function startServer(connection: Connection = createConnection(ProposedFe
 
   const documents = new OpenDocuments(log);
   const objects = new ObjectIndex({ debounceMs: OBJECT_DEBOUNCE_MS, retryMs: OBJECT_RETRY_MS, log });
+  let showsProgress = false;
+  const estimates = new SourceEstimates({
+    openText: (filePath) => documents.byPath(filePath)?.getText(),
+    log,
+    debounceMs: ESTIMATE_DEBOUNCE_MS,
+    beginProgress: (title) => (showsProgress ? beginProgress(connection, title) : Promise.resolve(undefined)),
+  });
   const analyses = new DocumentAnalyses();
   analyses.register(objects);
+  analyses.register(estimates);
 
   let settings: LensSettings = DEFAULT_SETTINGS;
   let profiles: KernelProfile[] = [];
@@ -64,15 +75,19 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   let refreshesLenses = false;
   let watcherRegistration: Promise<Disposable> | undefined;
 
+  /** Every analysis of a document, objects counted stale while the editor holds unsaved changes. */
   const analysesOf = (uri: string) => {
     const filePath = documents.pathOf(uri) ?? pathOfUri(uri);
-    return filePath ? analyses.analysesFor(filePath) : [];
+    return filePath ? againstUnsavedChanges(analyses.analysesFor(filePath), documents.isDirty(uri)) : [];
   };
+
+  /** The settings as they apply to one file: its definitions include the compile database's. */
+  const settingsFor = (filePath: string | undefined): LensSettings => (filePath ? { ...settings, defines: estimates.definesFor(filePath) } : settings);
 
   const publish = (uri: string) => {
     const filePath = documents.pathOf(uri);
     if (!filePath) return;
-    const findings = stackFindings(filePath, analyses.analysesFor(filePath));
+    const findings = stackFindings(filePath, analysesOf(uri));
     void connection.sendDiagnostics({ uri, diagnostics: findings.map((finding) => toDiagnostic(finding, (file) => documents.byPath(file))) });
   };
 
@@ -94,6 +109,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     profiles = kernels.profiles;
     for (const note of [...read.errors, ...kernels.notes]) void connection.window.showWarningMessage(`bpf-stack-lens: ${note}`);
     registerWatchers();
+    estimates.configure(settings, profiles, roots);
     await objects.configure(roots, settings.objectGlobs, profiles);
   };
 
@@ -102,7 +118,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     if (!registersWatchers) return;
     const previous = watcherRegistration;
     watcherRegistration = connection.client.register(DidChangeWatchedFilesNotification.type, {
-      watchers: [...settings.objectGlobs, '**/*.{c,h}'].map((globPattern) => ({ globPattern })),
+      watchers: [...settings.objectGlobs, '**/*.{c,h}', '**/compile_commands.json'].map((globPattern) => ({ globPattern })),
     });
     void previous?.then((registration) => registration.dispose()).catch(() => undefined);
   };
@@ -114,6 +130,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     pullsConfiguration = workspace?.configuration === true;
     registersWatchers = workspace?.didChangeWatchedFiles?.dynamicRegistration === true && initializationOptions.clientWatchesObjects !== true;
     refreshesLenses = workspace?.codeLens?.refreshSupport === true;
+    showsProgress = params.capabilities.window?.workDoneProgress === true;
     return {
       capabilities: {
         textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental, save: { includeText: false } },
@@ -138,11 +155,29 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   connection.onDidOpenTextDocument(({ textDocument }) => {
     documents.opened(textDocument.uri, textDocument.languageId, textDocument.version, textDocument.text);
     publish(textDocument.uri);
+    const filePath = documents.pathOf(textDocument.uri);
+    if (filePath) estimates.opened(filePath);
   });
-  connection.onDidChangeTextDocument(({ textDocument, contentChanges }) => documents.changed(textDocument.uri, textDocument.version, contentChanges));
-  connection.onDidSaveTextDocument(({ textDocument }) => publish(textDocument.uri));
+  connection.onDidChangeTextDocument(({ textDocument, contentChanges }) => {
+    const wasDirty = documents.isDirty(textDocument.uri);
+    documents.changed(textDocument.uri, textDocument.version, contentChanges);
+    const filePath = documents.pathOf(textDocument.uri);
+    if (filePath) estimates.edited(filePath);
+    // The first unsaved edit makes the objects stale at once; the estimate follows after its quiet time.
+    if (!wasDirty) publish(textDocument.uri);
+  });
+  connection.onDidSaveTextDocument(({ textDocument }) => {
+    documents.saved(textDocument.uri);
+    publish(textDocument.uri);
+  });
   connection.onDidCloseTextDocument(({ textDocument }) => {
+    const filePath = documents.pathOf(textDocument.uri);
     documents.closed(textDocument.uri);
+    if (filePath) {
+      estimates.closed(filePath);
+      // Files that read this header from its buffer read it from disk now.
+      estimates.fileChanged(filePath);
+    }
     void connection.sendDiagnostics({ uri: textDocument.uri, diagnostics: [] });
   });
 
@@ -151,6 +186,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
       const filePath = uriToPath(change.uri);
       if (!filePath) continue;
       objects.fileChanged(filePath);
+      estimates.fileChanged(filePath);
       // A source saved outside the editor changes whether its objects are stale.
       const open = documents.uris().find((uri) => documents.pathOf(uri) === resolvedPath(filePath));
       if (open) publish(open);
@@ -160,7 +196,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   connection.onHover(async (params) => {
     const snapshot = await documents.snapshot(params.textDocument.uri);
     if (!snapshot?.path) return null;
-    const content = hoverAt(snapshot, offsetOf(snapshot.document, params.position), analyses.analysesFor(snapshot.path), settings);
+    const content = hoverAt(snapshot, offsetOf(snapshot.document, params.position), analysesOf(params.textDocument.uri), settingsFor(snapshot.path));
     return content ? toHover(snapshot.document, content) : null;
   });
 
@@ -168,23 +204,37 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     const snapshot = await documents.snapshot(params.textDocument.uri);
     if (!snapshot) return [];
     const ours = params.context.diagnostics.filter((diagnostic) => findingDataOf(diagnostic) !== undefined);
-    const fixes = quickFixes(snapshot, rangeToSpan(snapshot.document, params.range), ours.map(findingDataOf), settings);
+    const fixes = quickFixes(snapshot, rangeToSpan(snapshot.document, params.range), ours.map(findingDataOf), settingsFor(snapshot.path));
     return fixes.map((fix) => toCodeAction(snapshot.document, fix, fix.diagnostics.map((index) => ours[index])));
   });
 
   connection.onCodeLens(async (params) => {
     const snapshot = await documents.snapshot(params.textDocument.uri);
     if (!snapshot?.path) return [];
-    return codeLenses(snapshot, analyses.analysesFor(snapshot.path)).map((lens) => toCodeLens(snapshot.document, lens));
+    return codeLenses(snapshot, analysesOf(params.textDocument.uri)).map((lens) => toCodeLens(snapshot.document, lens));
   });
 
   connection.onRequest(FILE_STATUS_REQUEST, (params: FileStatusParams) => fileStatus(analysesOf(params.uri)));
   connection.onRequest(STACK_REPORT_REQUEST, (params: StackReportParams) => analysesReport(analysesOf(params.uri), (location) => lineText(location, documents)));
   connection.onRequest(CHECK_OBJECT_REQUEST, (params: CheckObjectParams) => objectReport(params.path, profiles));
 
-  connection.onShutdown(() => objects.dispose());
+  connection.onShutdown(() => {
+    objects.dispose();
+    estimates.dispose();
+  });
   connection.listen();
   return connection;
+}
+
+/** A work-done progress in the client, begun with `title`; undefined when the client refuses to create it. */
+async function beginProgress(connection: Connection, title: string): Promise<ProgressHandle | undefined> {
+  try {
+    const reporter = await connection.window.createWorkDoneProgress();
+    reporter.begin(title, 0, undefined, false);
+    return { report: (message, percentage) => reporter.report(percentage, message), done: () => reporter.done() };
+  } catch {
+    return undefined;
+  }
 }
 
 function pathOfUri(uri: string): string | undefined {

@@ -7,11 +7,14 @@ import { readFileSync } from 'node:fs';
 import type { SourceLocation } from '../common/problem';
 import { analyzeObject } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
+import { formatEstimateText } from '../cli/estimateCommand';
 import { formatTextReport } from '../cli/textReport';
 import type { DocumentStackAnalysis } from './documentAnalysis';
 import type { FileStatus } from './protocol';
 
-export function fileStatus(analyses: DocumentStackAnalysis[]): FileStatus {
+export function fileStatus(allAnalyses: DocumentStackAnalysis[]): FileStatus {
+  // An estimate of a file without programs (a header) says nothing about any kernel.
+  const analyses = allAnalyses.filter((analysis) => analysis.origin === 'object' || analysis.programs.length > 0);
   if (analyses.length === 0) return { text: 'BPF stack: no object', tooltip: 'No BPF object built from this file was found in the workspace.', state: 'none' };
   const rejectedOn = new Set<string>();
   const passesOn = new Set<string>();
@@ -28,13 +31,18 @@ export function fileStatus(analyses: DocumentStackAnalysis[]): FileStatus {
   return { text: `BPF stack: passes on ${[...passesOn].join(', ')}`, tooltip, state: stale ? 'stale' : 'passes' };
 }
 
-/** The `check` report of the analyses' objects; `lineText` gives the current text of a source line. */
+/**
+ * The `check` report of the analyses' objects, then the `estimate` report of the source as the
+ * editor has it; `lineText` gives the current text of a source line.
+ */
 export function analysesReport(analyses: DocumentStackAnalysis[], lineText: (location: SourceLocation) => string | undefined): string {
   if (analyses.length === 0) return 'No BPF object built from this file was found in the workspace (settings: bpfStackLens.objectGlobs).\n';
-  return formatTextReport(
-    analyses.map((analysis) => ({ path: analysis.path, problems: [], programs: analysis.programs })),
-    { lineText },
-  );
+  const objects = analyses.filter((analysis) => analysis.origin === 'object');
+  const parts = objects.length > 0 ? [formatTextReport(objects.map((analysis) => ({ path: analysis.path, problems: [], programs: analysis.programs })), { lineText })] : [];
+  for (const estimate of analyses.filter((analysis) => analysis.origin === 'source estimate')) {
+    parts.push(formatEstimateText({ file: estimate.path, functions: estimate.frames ?? [], programs: estimate.programs }));
+  }
+  return parts.join('\n');
 }
 
 /** The `check` report of any object file. */
