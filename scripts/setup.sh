@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 packages=(clang-19 llvm-19 bpftool libbpf-dev gcc libc6-dev)
 if [ "${BPF_STACK_LENS_EDITORS:-0}" = 1 ]; then
-  packages+=(chromium neovim)
+  packages+=(chromium neovim libkrb5-dev)
 fi
 
 missing=()

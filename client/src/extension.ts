@@ -75,8 +75,12 @@ async function restart(context: vscode.ExtensionContext): Promise<void> {
   await start(context);
 }
 
+/** Counts status requests, so that an answer overtaken by a newer request is dropped. */
+let statusTicket = 0;
+
 /** The status bar: the verdict for the file in the active editor, hidden for other languages. */
 async function updateStatus(): Promise<void> {
+  const ticket = ++statusTicket;
   const editor = vscode.window.activeTextEditor;
   if (!client || !editor || editor.document.languageId !== 'c') {
     statusItem.hide();
@@ -85,6 +89,8 @@ async function updateStatus(): Promise<void> {
   try {
     const params: FileStatusParams = { uri: editor.document.uri.toString() };
     const status = await client.sendRequest<FileStatus>(FILE_STATUS_REQUEST, params);
+    // Diagnostics change in bursts; an older answer arriving last must not overwrite a newer one.
+    if (ticket !== statusTicket) return;
     const icon = status.state === 'rejected' ? '$(error)' : status.state === 'passes' ? '$(check)' : status.state === 'stale' ? '$(history)' : '$(circle-slash)';
     statusItem.text = `${icon} ${status.text}`;
     statusItem.tooltip = status.tooltip;

@@ -31,7 +31,7 @@ test('Neovim shows the tail-call diagnostic, hover and CodeLens', { skip, timeou
   const workspace = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-nvim-'));
   try {
     const source = join(workspace, 'seed.bpf.c');
-    copyFileSync(join(repo, 'examples', 'seed', 'seed.bpf.c'), source);
+    copyFileSync(join(repo, 'examples', 'workspace', 'seed.bpf.c'), source);
     execFileSync('clang-19', ['-O2', '-g', '-target', 'bpf', '-I/usr/include/x86_64-linux-gnu', '-c', source, '-o', join(workspace, 'seed.bpf.o')]);
     const resultFile = join(workspace, 'result.json');
     const run = spawnSync('nvim', ['--headless', '--clean', '-c', `luafile ${join(here, 'neovim.lua')}`, source], {
@@ -47,7 +47,7 @@ test('Neovim shows the tail-call diagnostic, hover and CodeLens', { skip, timeou
     assert.equal(diagnostic.source, 'bpf-stack-lens (object)');
     assert.match(diagnostic.message, /^tail_calls are not allowed when call stack of previous frames is 256 bytes\. Too large\nrejected on 6\.1; passes on 6\.18/);
     assert.match(result.hover, /\*\*entry\*\* — frame \*\*200 B\*\*/);
-    assert.ok(result.lenses.includes('frame 200 B · 256 B at tail call (6.1, rejected) · 240 B (6.18)'), result.lenses.join('\n'));
+    assert.ok(result.lenses.includes('frame 200 B measured · 200 B estimated · 256 B at tail call (6.1, rejected) · 240 B (6.18)'), result.lenses.join('\n'));
   } finally {
     rmSync(workspace, { recursive: true, force: true });
   }

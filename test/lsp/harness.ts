@@ -12,7 +12,7 @@ import type { Diagnostic, PublishDiagnosticsParams, TextEdit } from 'vscode-lang
 import { TextDocument } from 'vscode-languageserver-textdocument';
 
 export const REPO = resolve(__dirname, '..', '..', '..');
-export const SEED_SOURCE = join(REPO, 'examples', 'seed', 'seed.bpf.c');
+export const SEED_SOURCE = join(REPO, 'examples', 'workspace', 'seed.bpf.c');
 export const CLANG = process.env.CLANG ?? 'clang-19';
 
 export function hasClang(): boolean {
@@ -24,7 +24,7 @@ export function hasClang(): boolean {
   }
 }
 
-/** Builds a BPF object the way examples/seed/build.sh does, with any extra flags (`-DNAME`). */
+/** Builds a BPF object the way examples/workspace/build.sh does, with any extra flags (`-DNAME`). */
 export function compileBpf(source: string, object: string, extraFlags: string[] = []): void {
   execFileSync(CLANG, ['-O2', '-g', '-target', 'bpf', '-I/usr/include/x86_64-linux-gnu', ...extraFlags, '-c', source, '-o', object], { stdio: 'pipe' });
 }

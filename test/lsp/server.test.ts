@@ -15,7 +15,7 @@ import { LspSession, applyEdits, compileBpf, hasClang, seedWorkspace, sleep } fr
 
 const TAIL_CALL_MESSAGE = 'tail_calls are not allowed when call stack of previous frames is 256 bytes. Too large';
 const SETTINGS = { kernels: ['6.1', '6.18'] };
-/** 0-based lines of examples/seed/seed.bpf.c. */
+/** 0-based lines of examples/workspace/seed.bpf.c. */
 const TAIL_CALL_LINE = 82;
 const DO_TAIL_CALL_LINE = 94;
 const ENTRY_LINE = 98;

@@ -17,7 +17,7 @@ const TAIL_CALL_MESSAGE = 'tail_calls are not allowed when call stack of previou
 const SETTINGS = { kernels: ['6.1', '6.18'] };
 const ESTIMATE = 'bpf-stack-lens (source estimate)';
 const OBJECT = 'bpf-stack-lens (object)';
-/** 0-based lines of examples/seed/seed.bpf.c. */
+/** 0-based lines of examples/workspace/seed.bpf.c. */
 const TAIL_CALL_LINE = 82;
 const ENTRY_LINE = 98;
 const PRINTK_LINE = 119;
