@@ -124,6 +124,13 @@ test('quick fixes at the printk and on the diagnostic', { skip }, async () => {
     atPrintk.map((action) => action.title.split(' (')[0]),
     ['Remove this stack_printk', 'Move the format of this stack_printk to .rodata', 'Move this stack_printk into a noinline helper entry_printk_0()'],
   );
+  // VS Code asks with the bare cursor, often in the indentation before the statement.
+  const inIndentation: CodeAction[] = await session.connection.sendRequest('textDocument/codeAction', {
+    textDocument: { uri },
+    range: { start: { line: PRINTK_LINE, character: 0 }, end: { line: PRINTK_LINE, character: 0 } },
+    context: { diagnostics: [] },
+  });
+  assert.equal(inIndentation.length, 3, 'the whole line of the printk offers its fixes');
   const onDiagnostic: CodeAction[] = await session.connection.sendRequest('textDocument/codeAction', {
     textDocument: { uri },
     range: ours()[0].range,

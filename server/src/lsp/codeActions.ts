@@ -35,7 +35,11 @@ export function quickFixes(snapshot: SyntaxSnapshot, span: TextSpan, diagnostics
   const fixes: QuickFix[] = [];
   for (const printk of printks) {
     const statement = printk.statement as Node;
-    const atCursor = statement.startIndex <= span.end && span.start <= statement.endIndex;
+    // The statement's whole lines count: VS Code asks with the bare cursor, often in the indentation.
+    const lineStart = snapshot.text.lastIndexOf('\n', statement.startIndex - 1) + 1;
+    const newline = snapshot.text.indexOf('\n', statement.endIndex);
+    const lineEnd = newline === -1 ? snapshot.text.length : newline;
+    const atCursor = lineStart <= span.end && span.start <= lineEnd;
     const onChains = diagnostics.flatMap((data, index) => (data && onChain(printk, data) ? [index] : []));
     if (!atCursor && onChains.length === 0) continue;
     fixes.push(...fixesFor(printk, snapshot.text, onChains));
