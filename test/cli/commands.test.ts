@@ -51,7 +51,7 @@ test('dump shows the format string being built on the stack before bpf_trace_pri
 });
 
 test('types lays out the seed example\'s records as clang does', async () => {
-  const result = await runCli(['types', join(repositoryRoot(), 'examples', 'seed', 'seed.bpf.c')]);
+  const result = await runCli(['types', join(repositoryRoot(), 'examples', 'workspace', 'seed.bpf.c')]);
   const types = JSON.parse(result.stdout) as { name: string; size: number }[];
   assert.equal(types.find((t) => t.name === 'tunnel')?.size, 44);
   assert.equal(types.find((t) => t.name === 'sflow')?.size, 48);
