@@ -9,11 +9,11 @@ import { verdictReport } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
 import { type FunctionEstimate, type FunctionFrame, FrameEstimateCache, defaultFrameEstimateCache, estimateFrames, frameOf } from '../source/frameEstimate';
-import { CDocument } from '../source/parser';
+import { CDocument, loadCLanguage } from '../source/parser';
 import type { Tree } from '../source/parser';
 import { buildSourceFrameGraphs } from '../source/sourceCallGraph';
 import { type ReadFile, readFileFromDisk } from '../source/headerIndex';
-import { type TranslationUnitOptions, analyzeTranslationUnit } from '../source/translationUnit';
+import { type TranslationUnitOptions, TranslationUnitCache, analyzeTranslationUnit } from '../source/translationUnit';
 import { type FlagSpec, UsageError, parseArgs } from './args';
 import { type CommandIo, profilesFromFlags } from './io';
 
@@ -40,6 +40,9 @@ export interface EstimateReport {
 export class EstimateSession {
   private documentPromise: Promise<CDocument> | undefined;
   private disposed = false;
+
+  /** The document's include prefix as last analysed (headers' types and macros), reused while it stays the same. */
+  readonly units = new TranslationUnitCache(2);
 
   /** Headers as last read, checked against their size and mtime before reuse. */
   private readonly files = new Map<string, { size: number; mtimeMs: number; text: string }>();
@@ -69,6 +72,11 @@ export class EstimateSession {
     };
   }
 
+  /** Whether a parse of the document exists or is under way. */
+  get hasDocument(): boolean {
+    return this.documentPromise !== undefined;
+  }
+
   /**
    * Runs `use` on the tree of `text`, reparsed incrementally from the previous one. `use` runs
    * synchronously right after the reparse, so an overlapping call cannot replace the tree under it.
@@ -89,6 +97,8 @@ export class EstimateSession {
 
   dispose(): void {
     this.disposed = true;
+    this.units.clear();
+    this.files.clear();
     void this.documentPromise?.then((document) => document.dispose());
     this.documentPromise = undefined;
   }
@@ -124,7 +134,9 @@ export async function estimateSource(
   session?: EstimateSession,
 ): Promise<EstimateReport> {
   const owner = session ?? implicitSession(file);
-  const unit = analyzeTranslationUnit(file, text, { ...options, readFile: owner.readFile(options.readFile) });
+  // tree-sitter's wasm compiles off the main thread: let it, while the file is preprocessed.
+  if (!owner.hasDocument) loadCLanguage().catch(() => undefined);
+  const unit = analyzeTranslationUnit(file, text, { ...options, readFile: owner.readFile(options.readFile), cache: options.cache ?? owner.units });
   const estimates = await owner.withTree(unit.aligned.text, (tree): FunctionEstimate[] | undefined => (tree ? estimateFrames(unit, tree, owner.cache) : undefined));
   if (!estimates) return { file, functions: [], programs: [] };
   const programs = buildSourceFrameGraphs(unit.file, estimates).map(({ name, section, graph, functions, verified }): ProgramReport => {

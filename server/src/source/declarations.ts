@@ -165,10 +165,10 @@ export class DeclarationParser {
 
   /** Adds tokens and parses every declaration that is complete (ends at a top-level ';'). */
   feed(batch: readonly Token[]): void {
-    for (const token of batch) this.pending.push(token);
+    // A batch after a complete declaration is read where it is, not copied.
+    const tokens: readonly Token[] = this.pending.length === 0 ? batch : this.pending.concat(batch);
     let depth = 0;
     let lastBoundary = -1;
-    const tokens = this.pending;
     for (let i = 0; i < tokens.length; i++) {
       const token = tokens[i];
       if (token.kind !== TokenKind.Punctuator) continue;
@@ -177,9 +177,19 @@ export class DeclarationParser {
       else if (text === '}' || text === ')' || text === ']') depth = Math.max(0, depth - 1);
       else if (text === ';' && depth === 0) lastBoundary = i;
     }
-    if (lastBoundary === -1) return;
+    if (lastBoundary === -1) {
+      this.pending = tokens === batch ? batch.slice() : (tokens as Token[]);
+      return;
+    }
     this.parseTopLevel(tokens, 0, lastBoundary + 1);
     this.pending = tokens.slice(lastBoundary + 1);
+  }
+
+  /** Takes the tokens of the declaration not complete yet, leaving none. */
+  takePending(): Token[] {
+    const pending = this.pending;
+    this.pending = [];
+    return pending;
   }
 
   /** Parses whatever is left. */

@@ -10,6 +10,7 @@
  * includes (tested with a Bloom filter of their identifiers), with its definition. An entry is reused
  * only when those definitions are the same again and no file it read has changed.
  */
+import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -18,12 +19,12 @@ import { lineOfOffset, lineStarts, tokenize, TokenKind } from './lexer';
 import { definitionsFromText, preprocessFile } from './preprocessor';
 import type { IncludeRequest, Macro, PreprocessHandler, PreprocessorState } from './preprocessor';
 import type { DeclarationParser } from './declarations';
-import type { Declarations } from './types';
+import type { Declarations, TypeEnvironment } from './types';
 import { emptyDeclarations } from './types';
 import type { Problem } from '../common/problem';
 
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
-const CACHE_FORMAT_VERSION = 5;
+const CACHE_FORMAT_VERSION = 7;
 const MAX_VARIANTS_PER_HEADER = 8;
 
 /** Where <...> headers are searched after the -I directories, for a BPF target on Debian. */
@@ -44,11 +45,16 @@ export type ReadFile = (file: string) => string | undefined;
 
 export const readFileFromDisk: ReadFile = (file) => {
   try {
-    return fs.readFileSync(file, 'utf8');
+    return decodeText(fs.readFileSync(file));
   } catch {
     return undefined;
   }
 };
+
+/** UTF-8 text from bytes; ASCII (all of vmlinux.h and the index's files, usually) without decoding. */
+function decodeText(bytes: Buffer): string {
+  return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
+}
 
 /**
  * Finds a header the way clang does: "..." first beside the including file, then every -I
@@ -117,7 +123,7 @@ class IdentifierFilter {
   }
 }
 
-/** One header's meaning under one macro environment, as persisted. */
+/** One header's meaning under one macro environment, as persisted (the declarations apart). */
 interface HeaderEntry {
   version: number;
   file: string;
@@ -128,7 +134,6 @@ interface HeaderEntry {
   identifierFilter: string;
   /** Every file read, this one included, with its content hash. */
   files: [string, string][];
-  declarations: Declarations;
   /** Net effect on the macro table: `#define` lines to replay and names to #undef. */
   defines: string[];
   undefines: string[];
@@ -136,9 +141,63 @@ interface HeaderEntry {
   problems: string[];
 }
 
+/**
+ * An entry's declarations as the cache file holds them, one a line, `name<TAB>value`: records,
+ * enums, typedefs (value: JSON), then enumerators (value: decimal). `start` and `end` are offsets
+ * into the file's text; `counts` says how many lines each kind takes.
+ */
+interface EncodedDeclarations {
+  text: string;
+  start: number;
+  end: number;
+  counts: [records: number, enums: number, typedefs: number, constants: number];
+}
+
+interface StoredEntry extends HeaderEntry {
+  /** Where the declarations are, relative to the first line after the entries' line. */
+  body: [start: number, end: number];
+  counts: EncodedDeclarations['counts'];
+}
+
 interface LoadedEntry {
   entry: HeaderEntry;
   filter: IdentifierFilter;
+  /** Parsed now (a header read cold) or still encoded (read from disk), never both. */
+  declarations?: Declarations;
+  encoded?: EncodedDeclarations;
+}
+
+/** Replays declarations still encoded: each definition stays JSON text until it is first looked up. */
+function mergeEncoded(environment: TypeEnvironment, encoded: EncodedDeclarations): void {
+  const text = encoded.text;
+  let position = encoded.start;
+  const [records, enums, typedefs, constants] = encoded.counts;
+  const total = records + enums + typedefs + constants;
+  for (let line = 0; line < total && position < encoded.end; line++) {
+    let newline = text.indexOf('\n', position);
+    if (newline === -1 || newline > encoded.end) newline = encoded.end;
+    const tab = text.indexOf('\t', position);
+    if (tab !== -1 && tab < newline) {
+      const name = text.slice(position, tab);
+      const value = text.slice(tab + 1, newline);
+      if (line < records) environment.defineRecord(name, value);
+      else if (line < records + enums) environment.defineEnum(name, value);
+      else if (line < records + enums + typedefs) environment.defineTypedef(name, value);
+      else environment.defineStoredConstant(name, value);
+    }
+    position = newline + 1;
+  }
+}
+
+/** The lines mergeEncoded reads back. */
+function encodeDeclarations(declarations: Declarations): string {
+  const lines: string[] = [];
+  const json = (value: object | string) => (typeof value === 'string' ? value : JSON.stringify(value));
+  for (const [tag, def] of declarations.records) lines.push(`${tag}\t${json(def)}`);
+  for (const [tag, def] of declarations.enums) lines.push(`${tag}\t${json(def)}`);
+  for (const [name, def] of declarations.typedefs) lines.push(`${name}\t${json(def)}`);
+  for (const [name, value] of declarations.constants) lines.push(`${name}\t${value}`);
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
 
 /** A header being read cold: what it, and the headers it includes, add up to so far. */
@@ -155,6 +214,8 @@ export interface IncludeContext {
   parser: DeclarationParser;
   search: IncludeSearch;
   readFile: ReadFile;
+  /** Whether a file exists, for include resolution; fs.existsSync when absent. */
+  exists?: (file: string) => boolean;
   problems: Problem[];
   /** Every header included, in order, with where it resolved to. */
   includes: { spelled: string; resolved?: string; fromFile: string; offset: number }[];
@@ -171,12 +232,17 @@ export interface HeaderIndexStatistics {
   misses: number;
 }
 
+function existsOnDisk(file: string): boolean {
+  return fs.existsSync(file);
+}
+
 function hashText(text: string): string {
   return createHash('sha1').update(text).digest('hex');
 }
 
 function macroDefinitionLine(macro: Macro): string {
-  return `#define ${macro.name}${macro.spelling.startsWith('(') ? '' : ' '}${macro.spelling}`;
+  // An object-like macro's body may start with '(' too: only a function-like one is written without the space.
+  return `#define ${macro.name}${macro.params ? '' : ' '}${macro.spelling}`;
 }
 
 export class HeaderIndex {
@@ -184,6 +250,7 @@ export class HeaderIndex {
   readonly statistics: HeaderIndexStatistics = { memoryHits: 0, diskHits: 0, misses: 0 };
   private readonly entries = new Map<string, LoadedEntry[]>();
   private readonly frames: RecordingFrame[] = [];
+  private readonly hashes = new Map<string, { text: string; hash: string }>();
 
   constructor(options: HeaderIndexOptions = {}) {
     this.cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
@@ -192,6 +259,7 @@ export class HeaderIndex {
   /** Drops the in-memory entries (the disk cache stays). */
   clearMemory(): void {
     this.entries.clear();
+    this.hashes.clear();
   }
 
   /** The handler a preprocessFile() call uses for its includes within one translation unit. */
@@ -199,13 +267,13 @@ export class HeaderIndex {
     return {
       tokens: onTokens,
       include: (request) => this.include(request, context),
-      hasInclude: (request) => resolveInclude(request, context.search, (file) => fs.existsSync(file)) !== undefined,
+      hasInclude: (request) => resolveInclude(request, context.search, context.exists ?? existsOnDisk) !== undefined,
     };
   }
 
   /** Processes one #include: replays the header from the index, or reads it and indexes it. */
   include(request: IncludeRequest, context: IncludeContext): void {
-    const resolved = resolveInclude(request, context.search, (file) => fs.existsSync(file));
+    const resolved = resolveInclude(request, context.search, context.exists ?? existsOnDisk);
     context.includes.push({ spelled: request.spelled, resolved, fromFile: request.fromFile, offset: request.offset });
     if (!resolved) {
       this.reportProblem(context, request, `'${request.spelled}' file not found`);
@@ -219,7 +287,7 @@ export class HeaderIndex {
     }
     // The includer's complete declarations are parsed first, so that they are not recorded as the header's.
     context.parser.finish();
-    const contentHash = hashText(text);
+    const contentHash = this.contentHash(resolved, text);
     const searchKey = hashText(JSON.stringify([context.search.includeDirs, context.search.systemIncludeDirs]));
     const reusable = this.findEntry(resolved, contentHash, searchKey, context);
     if (reusable) {
@@ -230,12 +298,22 @@ export class HeaderIndex {
     this.indexHeader(resolved, text, contentHash, searchKey, context);
   }
 
+  /** The hash of a header's text, remembered for the text last seen at that path (vmlinux.h is 5 MB). */
+  private contentHash(file: string, text: string): string {
+    const known = this.hashes.get(file);
+    if (known && known.text === text) return known.hash;
+    const hash = hashText(text);
+    this.hashes.set(file, { text, hash });
+    return hash;
+  }
+
   private reportProblem(context: IncludeContext, request: IncludeRequest, message: string): void {
     if (this.frames.length === 0) {
       context.problems.push({ message, offset: request.offset });
     } else {
       const text = `${request.fromFile}: ${message}`;
-      for (const frame of this.frames) frame.problems.push(text);
+      // The headers around the innermost one take its problems when it is done.
+      this.frames[this.frames.length - 1].problems.push(text);
       context.problems.push({ message: text });
     }
   }
@@ -271,14 +349,15 @@ export class HeaderIndex {
     for (const [file, hash] of entry.files) {
       if (file === entry.file) continue;
       const text = context.readFile(file);
-      if (text === undefined || hashText(text) !== hash) return false;
+      if (text === undefined || this.contentHash(file, text) !== hash) return false;
     }
     return true;
   }
 
   private replay(loaded: LoadedEntry, context: IncludeContext): void {
     const entry = loaded.entry;
-    context.parser.environment.merge(entry.declarations);
+    if (loaded.declarations) context.parser.environment.merge(loaded.declarations);
+    else if (loaded.encoded) mergeEncoded(context.parser.environment, loaded.encoded);
     const replayProblems: Problem[] = [];
     definitionsFromText(entry.defines.join('\n'), context.state, replayProblems);
     for (const name of entry.undefines) context.state.macros.delete(name);
@@ -288,8 +367,9 @@ export class HeaderIndex {
       frame.filter.addAll(loaded.filter);
       for (const [file, hash] of entry.files) frame.files.set(file, hash);
       for (const file of entry.onceFiles) frame.onceFiles.add(file);
-      frame.problems.push(...entry.problems);
     }
+    // The headers around the innermost one take its problems when it is done.
+    this.frames[this.frames.length - 1]?.problems.push(...entry.problems);
   }
 
   private indexHeader(file: string, text: string, contentHash: string, searchKey: string, context: IncludeContext): void {
@@ -337,13 +417,12 @@ export class HeaderIndex {
       environmentKey: this.environmentKey(frame.filter, entryMacros),
       identifierFilter: '',
       files: [...frame.files],
-      declarations,
       defines,
       undefines,
       onceFiles: [...frame.onceFiles],
       problems: frame.problems,
     };
-    const loaded: LoadedEntry = { entry, filter: frame.filter };
+    const loaded: LoadedEntry = { entry, filter: frame.filter, declarations };
     const variants = this.entries.get(contentHash) ?? [];
     variants.unshift(loaded);
     if (variants.length > MAX_VARIANTS_PER_HEADER) variants.length = MAX_VARIANTS_PER_HEADER;
@@ -354,24 +433,38 @@ export class HeaderIndex {
       outer.filter.addAll(frame.filter);
       for (const [name, hash] of frame.files) outer.files.set(name, hash);
       for (const once of frame.onceFiles) outer.onceFiles.add(once);
-      outer.problems.push(...frame.problems);
     }
+    // Problems go one level up only: that header hands them on when it is done.
+    this.frames[this.frames.length - 1]?.problems.push(...frame.problems);
   }
 
   private entryPath(contentHash: string): string | undefined {
     if (!this.cacheDir) return undefined;
-    return path.join(this.cacheDir, `headers-v${CACHE_FORMAT_VERSION}`, `${contentHash}.json`);
+    return path.join(this.cacheDir, `headers-v${CACHE_FORMAT_VERSION}`, `${contentHash}.idx`);
   }
 
+  /**
+   * A cache file is one line of JSON (the entries without their declarations), then the entries'
+   * declarations one a line (see EncodedDeclarations): reading vmlinux.h's entry back is one short
+   * JSON.parse and a scan for line ends, and a record's definition is parsed only when looked up.
+   */
   private loadFromDisk(contentHash: string): LoadedEntry[] {
     const file = this.entryPath(contentHash);
     if (!file) return [];
     try {
-      const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as HeaderEntry[];
+      const text = decodeText(fs.readFileSync(file));
+      const firstLineEnd = text.indexOf('\n');
+      if (firstLineEnd === -1) return [];
+      const stored = JSON.parse(text.slice(0, firstLineEnd)) as StoredEntry[];
       if (!Array.isArray(stored)) return [];
+      const bodyStart = firstLineEnd + 1;
       return stored
-        .filter((entry) => entry.version === CACHE_FORMAT_VERSION && entry.contentHash === contentHash)
-        .map((entry) => ({ entry, filter: IdentifierFilter.fromBase64(entry.identifierFilter) }));
+        .filter((entry) => entry.version === CACHE_FORMAT_VERSION && entry.contentHash === contentHash && bodyStart + entry.body[1] <= text.length)
+        .map(({ body, counts, ...entry }) => ({
+          entry,
+          filter: IdentifierFilter.fromBase64(entry.identifierFilter),
+          encoded: { text, start: bodyStart + body[0], end: bodyStart + body[1], counts },
+        }));
     } catch {
       // A missing or corrupt cache file is a cache miss, nothing more.
       return [];
@@ -383,10 +476,27 @@ export class HeaderIndex {
     if (!file) return;
     try {
       fs.mkdirSync(path.dirname(file), { recursive: true });
-      const stored = variants.map(({ entry, filter }) => ({ ...entry, identifierFilter: filter.toBase64() }));
+      const bodies: string[] = [];
+      let offset = 0;
+      const stored = variants.map(({ entry, filter, declarations, encoded }): StoredEntry => {
+        let body: string;
+        let counts: EncodedDeclarations['counts'];
+        if (encoded) {
+          body = encoded.text.slice(encoded.start, encoded.end);
+          counts = encoded.counts;
+        } else {
+          const parsed = declarations ?? emptyDeclarations();
+          body = encodeDeclarations(parsed);
+          counts = [parsed.records.length, parsed.enums.length, parsed.typedefs.length, parsed.constants.length];
+        }
+        bodies.push(body);
+        const start = offset;
+        offset += body.length;
+        return { ...entry, identifierFilter: filter.toBase64(), body: [start, offset], counts };
+      });
       // Write then rename, so that a concurrent reader never sees half a file.
       const temporary = `${file}.${process.pid}.tmp`;
-      fs.writeFileSync(temporary, JSON.stringify(stored));
+      fs.writeFileSync(temporary, `${JSON.stringify(stored)}\n${bodies.join('')}`);
       fs.renameSync(temporary, file);
     } catch {
       // The cache is an optimisation: a read-only or full disk must not break analysis.

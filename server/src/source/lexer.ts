@@ -53,12 +53,38 @@ function isDigit(c: number): boolean {
   return c >= 48 && c <= 57;
 }
 
-/** Tokenizes a whole file. Never throws: anything unrecognised becomes a TokenKind.Other token. */
-export function tokenize(text: string): Token[] {
+/**
+ * Tokenizes a whole file. Never throws: anything unrecognised becomes a TokenKind.Other token.
+ * From `start` (a token's start), with the flags that token had, it gives what tokenizing the whole
+ * text would from there: offsets stay offsets into `text`.
+ */
+export function tokenize(text: string, start = 0, initialFlags: number = TokenFlags.AtLineStart): Token[] {
+  return scan(text, start, initialFlags, undefined).tokens;
+}
+
+/**
+ * Like tokenize(text, start, initialFlags), but asks `stop` before each token (its offset and flags)
+ * and returns early, without that token, when it says so: `stoppedAt` is then that token's offset.
+ */
+export function tokenizeUntil(
+  text: string,
+  start: number,
+  initialFlags: number,
+  stop: (offset: number, flags: number) => boolean,
+): { tokens: Token[]; stoppedAt?: number } {
+  return scan(text, start, initialFlags, stop);
+}
+
+function scan(
+  text: string,
+  start: number,
+  initialFlags: number,
+  stop: ((offset: number, flags: number) => boolean) | undefined,
+): { tokens: Token[]; stoppedAt?: number } {
   const tokens: Token[] = [];
   const length = text.length;
-  let position = 0;
-  let flags: number = TokenFlags.AtLineStart;
+  let position = start;
+  let flags: number = initialFlags;
   while (position < length) {
     const c = text.charCodeAt(position);
     // Whitespace and line structure.
@@ -106,6 +132,7 @@ export function tokenize(text: string): Token[] {
     }
 
     const start = position;
+    if (stop !== undefined && stop(start, flags)) return { tokens, stoppedAt: start };
     let kind: TokenKind;
     if (isIdentifierStart(c)) {
       position++;
@@ -149,7 +176,7 @@ export function tokenize(text: string): Token[] {
     tokens.push({ kind, text: text.slice(start, position), offset: start, flags });
     flags = 0;
   }
-  return tokens;
+  return { tokens };
 }
 
 function isEncodingPrefix(text: string, start: number, end: number): boolean {

@@ -717,6 +717,92 @@ class TokenReader {
  * the original rows. Unexpanded tokens keep their columns; an expansion is written where its macro
  * name was, and `originalOffset` maps any offset of the text back into the original file.
  */
+/**
+ * The aligned text as it is written: code units in a buffer kept between calls (re-rendering a file
+ * after each edit then makes one string, not a rope of every token and gap). Latin-1 until a wider
+ * code unit comes, so that the text is a one-byte string when it can be.
+ */
+class AlignedWriter {
+  private static narrowScratch = new Uint8Array(1 << 16);
+  private narrow: Uint8Array | undefined;
+  private wide: Uint16Array | undefined;
+  private length = 0;
+
+  constructor(expected: number) {
+    if (AlignedWriter.narrowScratch.length < expected) AlignedWriter.narrowScratch = new Uint8Array(expected);
+    this.narrow = AlignedWriter.narrowScratch;
+  }
+
+  private get capacity(): number {
+    return this.narrow ? this.narrow.length : this.wide!.length;
+  }
+
+  private reserve(count: number): void {
+    if (this.length + count <= this.capacity) return;
+    const size = Math.max(this.capacity * 2, this.length + count);
+    if (this.narrow) {
+      const grown = new Uint8Array(size);
+      grown.set(this.narrow.subarray(0, this.length));
+      this.narrow = grown;
+      AlignedWriter.narrowScratch = grown;
+    } else {
+      const grown = new Uint16Array(size);
+      grown.set(this.wide!.subarray(0, this.length));
+      this.wide = grown;
+    }
+  }
+
+  private widen(): void {
+    const wide = new Uint16Array(Math.max(16, this.narrow!.length));
+    wide.set(this.narrow!.subarray(0, this.length));
+    this.wide = wide;
+    this.narrow = undefined;
+  }
+
+  repeat(code: number, count: number): void {
+    this.reserve(count);
+    (this.narrow ?? this.wide!).fill(code, this.length, this.length + count);
+    this.length += count;
+  }
+
+  text(text: string): void {
+    const count = text.length;
+    this.reserve(count);
+    let at = this.length;
+    const narrow = this.narrow;
+    if (narrow) {
+      for (let i = 0; i < count; i++) {
+        const code = text.charCodeAt(i);
+        if (code > 0xff) {
+          this.length = at;
+          this.widen();
+          this.text(text.slice(i));
+          return;
+        }
+        narrow[at++] = code;
+      }
+    } else {
+      const wide = this.wide!;
+      for (let i = 0; i < count; i++) wide[at++] = text.charCodeAt(i);
+    }
+    this.length = at;
+  }
+
+  /** original[start, end) with everything but tabs turned into spaces. */
+  blanked(original: string, start: number, end: number): void {
+    this.reserve(end - start);
+    const buffer = this.narrow ?? this.wide!;
+    let at = this.length;
+    for (let i = start; i < end; i++) buffer[at++] = original.charCodeAt(i) === 9 ? 9 : 32;
+    this.length = at;
+  }
+
+  toString(): string {
+    if (this.narrow) return Buffer.from(this.narrow.buffer, this.narrow.byteOffset, this.length).toString('latin1');
+    return Buffer.from(this.wide!.buffer, this.wide!.byteOffset, this.length * 2).toString('utf16le');
+  }
+}
+
 export interface AlignedText {
   text: string;
   /** Offset in the original file of an offset in `text`. */
@@ -725,52 +811,70 @@ export interface AlignedText {
 
 export function renderAligned(original: string, tokens: readonly Token[]): AlignedText {
   const starts = lineStarts(original);
-  const parts: string[] = [];
+  const lineCount = starts.length;
+  const out = new AlignedWriter(original.length + (original.length >> 2) + 64);
   let outLength = 0;
   let line = 1;
+  /** The line the last token was on, and where it and the next line start. */
+  let lookupLine = 1;
+  let lineStart = 0;
+  let nextLineStart = lineCount > 1 ? starts[1] : original.length + 1;
   let column = 0;
   let previousFromMacro = false;
   // Anchors: where an output token starts and where its origin is, for tokens not at their column.
   const anchorOut: number[] = [];
   const anchorOriginal: number[] = [];
   const anchorExact: boolean[] = [];
-  const write = (piece: string) => {
-    parts.push(piece);
-    outLength += piece.length;
-    column += piece.length;
-  };
-  for (const token of tokens) {
-    const tokenLine = lineOfOffset(starts, token.offset);
-    if (tokenLine > line) {
-      parts.push('\n'.repeat(tokenLine - line));
-      outLength += tokenLine - line;
-      line = tokenLine;
+  for (let t = 0; t < tokens.length; t++) {
+    const token = tokens[t];
+    const offset = token.offset;
+    if (offset >= nextLineStart || offset < lineStart) {
+      // Tokens come in order of their offsets: the next line is usually the next line start or two away.
+      let tokenLine = lookupLine;
+      if (offset >= lineStart) {
+        while (tokenLine < lineCount && starts[tokenLine] <= offset) tokenLine++;
+      } else tokenLine = lineOfOffset(starts, offset);
+      lookupLine = tokenLine;
+      lineStart = starts[tokenLine - 1];
+      nextLineStart = tokenLine < lineCount ? starts[tokenLine] : original.length + 1;
+    }
+    if (lookupLine > line) {
+      out.repeat(10, lookupLine - line);
+      outLength += lookupLine - line;
+      line = lookupLine;
       column = 0;
     }
-    const originalColumn = token.offset - starts[tokenLine - 1];
+    const originalColumn = offset - lineStart;
     const fromMacro = (token.flags & TokenFlags.FromMacro) !== 0;
     if (column < originalColumn && !(fromMacro && previousFromMacro)) {
       // Keep the original's tabs, so that columns count the same as in the editor; comments become spaces.
-      const lineStart = starts[tokenLine - 1];
-      write(original.slice(lineStart + column, lineStart + originalColumn).replace(/[^\t]/g, ' '));
+      out.blanked(original, lineStart + column, lineStart + originalColumn);
+      outLength += originalColumn - column;
+      column = originalColumn;
+    } else if (column > 0 && (fromMacro || previousFromMacro || token.flags & TokenFlags.SpaceBefore)) {
+      out.repeat(32, 1);
+      outLength++;
+      column++;
     }
-    else if (column > 0 && (fromMacro || previousFromMacro || token.flags & TokenFlags.SpaceBefore)) write(' ');
     if (fromMacro || column !== originalColumn) {
       anchorOut.push(outLength);
-      anchorOriginal.push(token.offset);
+      anchorOriginal.push(offset);
       anchorExact.push(!fromMacro);
-    } else if (anchorOut.length > 0 && anchorOriginal[anchorOriginal.length - 1] !== token.offset) {
+    } else if (anchorOut.length > 0 && anchorOriginal[anchorOriginal.length - 1] !== offset) {
       // Back in step with the original: an anchor here ends the previous one's reach.
       anchorOut.push(outLength);
-      anchorOriginal.push(token.offset);
+      anchorOriginal.push(offset);
       anchorExact.push(true);
     }
-    write(token.text);
+    const text = token.text;
+    out.text(text);
+    outLength += text.length;
+    column += text.length;
     previousFromMacro = fromMacro;
   }
   const lastLine = starts.length;
-  if (lastLine > line) parts.push('\n'.repeat(lastLine - line));
-  const text = parts.join('');
+  if (lastLine > line) out.repeat(10, lastLine - line);
+  const text = out.toString();
   const outStarts = lineStarts(text);
   return {
     text,

@@ -62,13 +62,20 @@ export interface TypedefDef {
 }
 
 /**
+ * A declaration as the disk cache keeps it until it is first looked up: its JSON text for a record,
+ * enum or typedef, a number or decimal string for an enumerator.
+ */
+export type Encoded = string | number;
+
+/**
  * What a header (or a main file) declares, in the order it declared it. This is what the header
- * index persists; merging it into a TypeEnvironment replays the declarations.
+ * index persists; merging it into a TypeEnvironment replays the declarations. Entries read from the
+ * disk cache may still be encoded (see Encoded).
  */
 export interface Declarations {
-  records: [string, RecordDef][];
-  enums: [string, EnumDef][];
-  typedefs: [string, TypedefDef][];
+  records: [string, RecordDef | string][];
+  enums: [string, EnumDef | string][];
+  typedefs: [string, TypedefDef | string][];
   /** Enumerators; values beyond ±2^53 are kept as decimal strings so they survive JSON. */
   constants: [string, number | string][];
 }
@@ -78,21 +85,113 @@ export function emptyDeclarations(): Declarations {
 }
 
 /**
+ * A map seen through a read-only base: lookups try the own entries first, then the base. Iteration
+ * and size are those of one flat Map that had the base's entries set first and the own ones after
+ * (a key set again keeps its first place and takes the new value), so a file's own declarations can
+ * sit on top of its headers' without copying them. Values may be stored encoded: they are decoded
+ * on first lookup, and kept decoded.
+ */
+export class LayeredMap<K, V> implements ReadonlyMap<K, V> {
+  private readonly own = new Map<K, V | Encoded>();
+  private added = 0;
+
+  /** `decodedType`: what typeof says of a decoded value; anything else is decoded with `decode`. */
+  constructor(
+    readonly base: LayeredMap<K, V> | undefined,
+    private readonly decodedType: 'object' | 'bigint',
+    private readonly decode: (encoded: Encoded) => V | undefined,
+  ) {}
+
+  get size(): number {
+    return (this.base?.size ?? 0) + this.added;
+  }
+
+  get(key: K): V | undefined {
+    const value = this.own.get(key);
+    if (value === undefined) return this.base?.get(key);
+    if (typeof value === this.decodedType) return value as V;
+    const decoded = this.decode(value as Encoded);
+    // A cache file damaged after it was written reads as a declaration that is not there.
+    if (decoded === undefined) return undefined;
+    this.own.set(key, decoded);
+    return decoded;
+  }
+
+  has(key: K): boolean {
+    return this.own.has(key) || (this.base?.has(key) ?? false);
+  }
+
+  set(key: K, value: V | Encoded): void {
+    if (!this.own.has(key) && !(this.base?.has(key) ?? false)) this.added++;
+    this.own.set(key, value);
+  }
+
+  *entries(): IterableIterator<[K, V]> {
+    const base = this.base;
+    if (base) {
+      for (const entry of base) yield this.own.has(entry[0]) ? [entry[0], this.get(entry[0]) as V] : entry;
+      for (const key of this.own.keys()) if (!base.has(key)) yield [key, this.get(key) as V];
+    } else {
+      for (const key of this.own.keys()) yield [key, this.get(key) as V];
+    }
+  }
+
+  *keys(): IterableIterator<K> {
+    for (const [key] of this.entries()) yield key;
+  }
+
+  *values(): IterableIterator<V> {
+    for (const [, value] of this.entries()) yield value;
+  }
+
+  [Symbol.iterator](): IterableIterator<[K, V]> {
+    return this.entries();
+  }
+
+  forEach(callback: (value: V, key: K, map: ReadonlyMap<K, V>) => void): void {
+    for (const [key, value] of this.entries()) callback(value, key, this);
+  }
+}
+
+function decodeJson<V>(encoded: Encoded): V | undefined {
+  try {
+    return JSON.parse(encoded as string) as V;
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeBigInt(encoded: Encoded): bigint | undefined {
+  try {
+    return BigInt(encoded);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Every name in scope for types: struct/union/enum tags, typedef names and enumerators. A function
- * body's scope is a child whose lookups fall back to the file scope.
+ * body's scope is a child whose lookups fall back to the file scope (`parent`). A file scope may sit
+ * on a `base`: the file scope of its headers, shared and never changed again, whose names are in
+ * this scope as if they had been declared here first.
  */
 export class TypeEnvironment {
-  readonly records = new Map<string, RecordDef>();
-  readonly enums = new Map<string, EnumDef>();
-  readonly typedefs = new Map<string, TypedefDef>();
-  readonly constants = new Map<string, bigint>();
+  readonly records: LayeredMap<string, RecordDef>;
+  readonly enums: LayeredMap<string, EnumDef>;
+  readonly typedefs: LayeredMap<string, TypedefDef>;
+  readonly constants: LayeredMap<string, bigint>;
   /**
    * Everything declared here is also appended to each of these: the header index's records of the
    * headers being read (a nested header's declarations belong to every header that includes it).
    */
   readonly recorders: Declarations[] = [];
 
-  constructor(readonly parent?: TypeEnvironment) {}
+  constructor(readonly parent?: TypeEnvironment, readonly base?: TypeEnvironment) {
+    this.records = new LayeredMap(base?.records, 'object', decodeJson<RecordDef>);
+    this.enums = new LayeredMap(base?.enums, 'object', decodeJson<EnumDef>);
+    this.typedefs = new LayeredMap(base?.typedefs, 'object', decodeJson<TypedefDef>);
+    this.constants = new LayeredMap(base?.constants, 'bigint', decodeBigInt);
+  }
 
   record(tag: string): RecordDef | undefined {
     return this.records.get(tag) ?? this.parent?.record(tag);
@@ -111,29 +210,36 @@ export class TypeEnvironment {
   }
 
   isTypedefName(name: string): boolean {
-    return this.typedef(name) !== undefined;
+    return this.typedefs.has(name) || (this.parent?.isTypedefName(name) ?? false);
   }
 
-  defineRecord(tag: string, def: RecordDef): void {
+  /** `def` may be encoded (JSON text from the disk cache). */
+  defineRecord(tag: string, def: RecordDef | string): void {
     this.records.set(tag, def);
     for (const recorder of this.recorders) recorder.records.push([tag, def]);
   }
 
-  defineEnum(tag: string, def: EnumDef): void {
+  defineEnum(tag: string, def: EnumDef | string): void {
     this.enums.set(tag, def);
     for (const recorder of this.recorders) recorder.enums.push([tag, def]);
   }
 
-  defineTypedef(name: string, def: TypedefDef): void {
+  defineTypedef(name: string, def: TypedefDef | string): void {
     this.typedefs.set(name, def);
     for (const recorder of this.recorders) recorder.typedefs.push([name, def]);
   }
 
   defineConstant(name: string, value: bigint): void {
     this.constants.set(name, value);
-    const safe = value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER);
     if (this.recorders.length === 0) return;
+    const safe = value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER);
     const stored = safe ? Number(value) : value.toString();
+    for (const recorder of this.recorders) recorder.constants.push([name, stored]);
+  }
+
+  /** An enumerator as Declarations stores it (a number, or a decimal string beyond ±2^53). */
+  defineStoredConstant(name: string, stored: number | string): void {
+    this.constants.set(name, stored);
     for (const recorder of this.recorders) recorder.constants.push([name, stored]);
   }
 
@@ -142,7 +248,7 @@ export class TypeEnvironment {
     for (const [tag, def] of declarations.records) this.defineRecord(tag, def);
     for (const [tag, def] of declarations.enums) this.defineEnum(tag, def);
     for (const [name, def] of declarations.typedefs) this.defineTypedef(name, def);
-    for (const [name, value] of declarations.constants) this.defineConstant(name, BigInt(value));
+    for (const [name, value] of declarations.constants) this.defineStoredConstant(name, value);
   }
 }
 
