@@ -4,8 +4,7 @@
  * verdict. Exit 0 when no program breaks a stack rule, 1 when one does, 2 for bad usage or unreadable input.
  */
 import { type Stats, existsSync, readFileSync, statSync } from 'node:fs';
-import type { ProgramReport, SubprogramReport, VerdictReport } from '../object/analyzeObject';
-import { verdictReport } from '../object/analyzeObject';
+import { type ProgramReport, type SubprogramReport, printAsRejected, printedStackDepths, verdictReport } from '../rules/report';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
 import { type FunctionEstimate, type FunctionFrame, FrameEstimateCache, defaultFrameEstimateCache, estimateFrames, frameOf } from '../source/frameEstimate';
@@ -172,25 +171,7 @@ export async function estimateSource(
   return { file, functions: estimates.map(frameOf), programs };
 }
 
-/**
- * The verifier's "stack depth" line after a successful load has no subprogram it removed as dead;
- * after a rejection they are there, as 0 (as the object analyzer prints it).
- */
-function printedStackDepths(subprograms: SubprogramReport[], verdict: VerdictReport | undefined): string {
-  const accepted = verdict?.accepted ?? true;
-  return subprograms.filter((sub) => sub.verified || !accepted).map((sub) => sub.stackDepth).join('+');
-}
 
-/**
- * A rejected program's line has no slots added after the check (inlined bpf_loop, may_goto), and a
- * function do_check never entered (it stopped at the frame limit) prints 0.
- */
-function printAsRejected(subprograms: SubprogramReport[], verdict: VerdictReport): void {
-  if (verdict.accepted) return;
-  for (const sub of subprograms) sub.stackDepth = sub.checkedDepth;
-  const reported = verdict.violations.find((violation) => violation.reportedByKernel);
-  if (reported?.phase === 'do_check') subprograms[reported.subprogram].stackDepth = 0;
-}
 
 export async function estimateCommand(argv: string[], io: CommandIo): Promise<number> {
   const args = parseArgs(argv, ESTIMATE_FLAGS);

@@ -6,69 +6,29 @@
 import type { Problem, SourceLocation } from '../common/problem';
 import type { FrameGraph } from '../rules/frameGraph';
 import type { KernelProfile } from '../rules/kernelProfile';
-import { type Verdict, judgeStack } from '../rules/stackRules';
+import { judgeStack } from '../rules/stackRules';
+import {
+  type ProgramReport,
+  type SubprogramReport,
+  printAsRejected,
+  printedStackDepths,
+  verdictReport,
+} from '../rules/report';
 import { type Btf, readBtf } from './btf';
 import { type BtfExt, type LineInfo, readBtfExt } from './btfExt';
 import { readElf } from './elf';
 import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms } from './program';
 import { type ReadOnlyData, type StackDepthResult, computeStackDepth } from './stackDepth';
 
-export interface SubprogramReport {
-  name: string;
-  /** The depth the verifier prints in its "stack depth" line (checked depth plus hidden slots). */
-  stackDepth: number;
-  /** The depth check_max_stack_depth judges. */
-  checkedDepth: number;
-  /** Why stackDepth exceeds checkedDepth, if it does. */
-  hiddenBytes: string[];
-  /** False for a static function only dead code calls: the verifier never enters it. */
-  verified: boolean;
-  hasTailCall: boolean;
-  isGlobal: boolean;
-  isAsyncCallback: boolean;
-  source?: SourceLocation;
-  tailCalls: SourceLocation[];
-  calls: { callee: string; kind: 'call' | 'callback'; source?: SourceLocation }[];
-}
-
-export interface ViolationReport {
-  rule: string;
-  /** The verifier pass that finds it: "do_check" or "check_max_stack_depth". */
-  phase: string;
-  /** Index of the offending subprogram in the program's subprograms. */
-  subprogram: number;
-  message: string;
-  depth: number;
-  chain: string[];
-  source?: SourceLocation;
-  frames: { name: string; stackDepth: number; roundedDepth: number; privateStack: boolean; callSource?: SourceLocation }[];
-  reportedByKernel: boolean;
-}
-
-export interface VerdictReport {
-  kernel: string;
-  jit: boolean;
-  accepted: boolean;
-  violations: ViolationReport[];
-  maxCombinedDepth: number;
-  maxCombinedChain: string[];
-  tailCalls: { name: string; callersDepth: number; chain: string[]; source?: SourceLocation }[];
-}
-
-export interface ProgramReport {
-  name: string;
-  section: string;
-  type: string;
-  subprograms: SubprogramReport[];
-  stackDepths: string;
-  verdicts: VerdictReport[];
-}
-
 export interface ObjectReport {
   path: string;
   problems: Problem[];
   programs: ProgramReport[];
 }
+
+// The report shapes are shared with the source estimator; re-exported for the object's consumers.
+export type { ProgramReport, SubprogramReport, VerdictReport, ViolationReport } from '../rules/report';
+export { verdictReport } from '../rules/report';
 
 /** Everything the analyzer learned, for the disassembly view and the language server. */
 export interface ObjectAnalysis {
@@ -229,59 +189,8 @@ function enteredSubprograms(program: BpfProgram, reachableOf: (sub: Subprogram) 
   return entered;
 }
 
-/**
- * The "stack depth" line: after a successful load the verifier has removed dead subprograms, so they
- * are not in it; after a rejection they are still there, as 0.
- */
-function printedStackDepths(subprograms: SubprogramReport[], verdict: VerdictReport | undefined): string {
-  const accepted = verdict?.accepted ?? true;
-  return subprograms.filter((sub) => sub.verified || !accepted).map((sub) => sub.stackDepth).join('+');
-}
 
-/**
- * The verifier prints its "stack depth" line for rejected programs too, but with what it had reached:
- * the slots it adds after the check (inlined bpf_loop, may_goto) are not there yet, and a function that
- * do_check never entered prints 0. `stackDepth` follows the first kernel profile, so it is that line.
- */
-function printAsRejected(subprograms: SubprogramReport[], verdict: VerdictReport): void {
-  if (verdict.accepted) return;
-  for (const sub of subprograms) sub.stackDepth = sub.checkedDepth;
-  const reported = verdict.violations.find((violation) => violation.reportedByKernel);
-  if (reported?.phase === 'do_check') subprograms[reported.subprogram].stackDepth = 0;
-}
 
-export function verdictReport(verdict: Verdict): VerdictReport {
-  return {
-    kernel: verdict.kernel,
-    jit: verdict.jit,
-    accepted: verdict.accepted,
-    violations: verdict.violations.map((violation) => ({
-      rule: violation.rule,
-      phase: violation.phase,
-      subprogram: violation.subprogram,
-      message: violation.message,
-      depth: violation.depth,
-      chain: violation.chain,
-      source: violation.source,
-      frames: violation.frames.map((frame) => ({
-        name: frame.name,
-        stackDepth: frame.stackDepth,
-        roundedDepth: frame.roundedDepth,
-        privateStack: frame.privateStack,
-        callSource: frame.callSource,
-      })),
-      reportedByKernel: violation.reportedByKernel,
-    })),
-    maxCombinedDepth: verdict.maxCombinedDepth,
-    maxCombinedChain: verdict.maxCombinedChain,
-    tailCalls: verdict.tailCalls.map((reach) => ({
-      name: reach.name,
-      callersDepth: reach.callersDepth,
-      chain: reach.chain,
-      source: reach.source,
-    })),
-  };
-}
 
 /** A lookup from (section, instruction offset) to the line info in force there. */
 function lineTable(ext: BtfExt | undefined): (section: string, offset: number) => LineInfo | undefined {

@@ -19,6 +19,7 @@
  * values read from .rodata, which libbpf freezes before loading (`const volatile` switches set at
  * load time keep their object defaults here). Code behind such a branch touches nothing.
  */
+import { hiddenSlots } from '../rules/report';
 import type { Instruction } from './instruction';
 import {
   isExit,
@@ -84,9 +85,6 @@ interface State {
 }
 
 const BPF_LOOP_HELPER = 181;
-/** bpf_loop inlining needs the callback in r2 as a known function and flags in r4 known to be 0. */
-const BPF_LOOP_INLINE_EXTRA = 24;
-const MAY_GOTO_EXTRA = 16;
 
 export function computeStackDepth(instructions: Instruction[], options: StackDepthOptions = {}): StackDepthResult {
   if (instructions.length === 0) return { checkedDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: [], reachable: [] };
@@ -154,17 +152,9 @@ export function computeStackDepth(instructions: Instruction[], options: StackDep
   accesses.sort((a, b) => a.at - b.at);
 
   const checkedDepth = Math.ceil(deepest / 8) * 8;
-  const hiddenReasons: string[] = [];
-  let hiddenBytes = 0;
-  if (bpfLoopInlined) {
-    hiddenBytes += BPF_LOOP_INLINE_EXTRA;
-    hiddenReasons.push(`${BPF_LOOP_INLINE_EXTRA} bytes for the inlined bpf_loop`);
-  }
-  if (mayGoto) {
-    hiddenBytes += MAY_GOTO_EXTRA;
-    hiddenReasons.push(`${MAY_GOTO_EXTRA} bytes for the may_goto counter`);
-  }
-  return { checkedDepth, hiddenBytes, hiddenReasons, accesses, reachable };
+  // bpf_loop is inlined when r2 holds a known callback and r4 (flags) is known to be 0.
+  const hidden = hiddenSlots({ bpfLoopInlined, mayGoto });
+  return { checkedDepth, hiddenBytes: hidden.bytes, hiddenReasons: hidden.reasons, accesses, reachable };
 }
 
 function initialState(): State {

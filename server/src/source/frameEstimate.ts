@@ -41,6 +41,7 @@
  * could see, so re-estimating a file after a one-line edit re-walks one function.
  */
 import { createHash } from 'node:crypto';
+import { hiddenSlots } from '../rules/report';
 import type { Node, Tree } from './parser';
 import { tokenize } from './lexer';
 import type { TranslationUnit } from './translationUnit';
@@ -108,10 +109,6 @@ export interface FunctionEstimate extends FunctionFrame {
 
 const TAIL_CALL_HELPERS = new Set(['bpf_tail_call', 'bpf_tail_call_static']);
 const ASYNC_CALLBACK_HELPERS = new Set(['bpf_timer_set_callback', 'bpf_wq_set_callback', 'bpf_wq_set_callback_impl']);
-/** check_max_stack_depth has run when these are added (kernel/bpf/verifier.c, inline_bpf_loop). */
-const BPF_LOOP_INLINE_EXTRA = 24;
-/** The timed may_goto's counter and timestamp on x86-64 (6.18). */
-const MAY_GOTO_EXTRA = 16;
 
 /** How dead a piece of code is: not at all, to the verifier only, or to clang already. */
 const LIVE = 0;
@@ -372,16 +369,7 @@ function resolveFunctions(raws: RawFunction[]): FunctionEstimate[] {
     tailCalls.sort((a, b) => a.line - b.line || a.column - b.column);
 
     const frameBytes = colorAndLayout(slots, items);
-    const hiddenReasons: string[] = [];
-    let hiddenBytes = 0;
-    if (bpfLoopInlined) {
-      hiddenBytes += BPF_LOOP_INLINE_EXTRA;
-      hiddenReasons.push(`${BPF_LOOP_INLINE_EXTRA} bytes for the inlined bpf_loop`);
-    }
-    if (mayGoto) {
-      hiddenBytes += MAY_GOTO_EXTRA;
-      hiddenReasons.push(`${MAY_GOTO_EXTRA} bytes for the may_goto counter`);
-    }
+    const { bytes: hiddenBytes, reasons: hiddenReasons } = hiddenSlots({ bpfLoopInlined, mayGoto });
     const estimate: FunctionEstimate = {
       name: raw.name,
       line: raw.line,

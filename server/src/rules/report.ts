@@ -1,0 +1,132 @@
+/**
+ * What both front ends report about a program, as plain data: its subprograms with their depths,
+ * the verifier's "stack depth" line, and a verdict per kernel profile. The object analyzer measures
+ * the depths, the source estimator estimates them; the rest is decided here, once, so the CLI, the
+ * editor and the tests never disagree about what the kernel prints.
+ */
+import type { SourceLocation } from '../common/problem';
+import type { Verdict } from './stackRules';
+
+export interface SubprogramReport {
+  name: string;
+  /** The depth the verifier prints in its "stack depth" line (checked depth plus hidden slots). */
+  stackDepth: number;
+  /** The depth check_max_stack_depth judges. */
+  checkedDepth: number;
+  /** Why stackDepth exceeds checkedDepth, if it does. */
+  hiddenBytes: string[];
+  /** False for a static function only dead code calls: the verifier never enters it. */
+  verified: boolean;
+  hasTailCall: boolean;
+  isGlobal: boolean;
+  isAsyncCallback: boolean;
+  source?: SourceLocation;
+  tailCalls: SourceLocation[];
+  calls: { callee: string; kind: 'call' | 'callback'; source?: SourceLocation }[];
+}
+
+export interface ViolationReport {
+  rule: string;
+  /** The verifier pass that finds it: "do_check" or "check_max_stack_depth". */
+  phase: string;
+  /** Index of the offending subprogram in the program's subprograms. */
+  subprogram: number;
+  message: string;
+  depth: number;
+  chain: string[];
+  source?: SourceLocation;
+  frames: { name: string; stackDepth: number; roundedDepth: number; privateStack: boolean; callSource?: SourceLocation }[];
+  reportedByKernel: boolean;
+}
+
+export interface VerdictReport {
+  kernel: string;
+  jit: boolean;
+  accepted: boolean;
+  violations: ViolationReport[];
+  maxCombinedDepth: number;
+  maxCombinedChain: string[];
+  tailCalls: { name: string; callersDepth: number; chain: string[]; source?: SourceLocation }[];
+}
+
+export interface ProgramReport {
+  name: string;
+  section: string;
+  type: string;
+  subprograms: SubprogramReport[];
+  stackDepths: string;
+  verdicts: VerdictReport[];
+}
+
+/** Slots the verifier adds after check_max_stack_depth: printed in its line, never judged. */
+export const BPF_LOOP_INLINE_EXTRA = 24;
+/** The timed may_goto counter takes two slots on x86-64 (6.13+); measured +16 on 6.18. */
+export const MAY_GOTO_EXTRA = 16;
+
+export function hiddenSlots(found: { bpfLoopInlined: boolean; mayGoto: boolean }): { bytes: number; reasons: string[] } {
+  const reasons: string[] = [];
+  let bytes = 0;
+  if (found.bpfLoopInlined) {
+    bytes += BPF_LOOP_INLINE_EXTRA;
+    reasons.push(`${BPF_LOOP_INLINE_EXTRA} bytes for the inlined bpf_loop`);
+  }
+  if (found.mayGoto) {
+    bytes += MAY_GOTO_EXTRA;
+    reasons.push(`${MAY_GOTO_EXTRA} bytes for the may_goto counter`);
+  }
+  return { bytes, reasons };
+}
+
+/**
+ * The "stack depth" line: after a successful load the verifier has removed dead subprograms, so they
+ * are not in it; after a rejection they are still there, as 0.
+ */
+export function printedStackDepths(subprograms: SubprogramReport[], verdict: VerdictReport | undefined): string {
+  const accepted = verdict?.accepted ?? true;
+  return subprograms.filter((sub) => sub.verified || !accepted).map((sub) => sub.stackDepth).join('+');
+}
+
+/**
+ * The verifier prints its "stack depth" line for rejected programs too, but with what it had reached:
+ * the slots it adds after the check (inlined bpf_loop, may_goto) are not there yet, and a function that
+ * do_check never entered prints 0. `stackDepth` follows the first kernel profile, so it is that line.
+ */
+export function printAsRejected(subprograms: SubprogramReport[], verdict: VerdictReport): void {
+  if (verdict.accepted) return;
+  for (const sub of subprograms) sub.stackDepth = sub.checkedDepth;
+  const reported = verdict.violations.find((violation) => violation.reportedByKernel);
+  if (reported?.phase === 'do_check') subprograms[reported.subprogram].stackDepth = 0;
+}
+
+export function verdictReport(verdict: Verdict): VerdictReport {
+  return {
+    kernel: verdict.kernel,
+    jit: verdict.jit,
+    accepted: verdict.accepted,
+    violations: verdict.violations.map((violation) => ({
+      rule: violation.rule,
+      phase: violation.phase,
+      subprogram: violation.subprogram,
+      message: violation.message,
+      depth: violation.depth,
+      chain: violation.chain,
+      source: violation.source,
+      frames: violation.frames.map((frame) => ({
+        name: frame.name,
+        stackDepth: frame.stackDepth,
+        roundedDepth: frame.roundedDepth,
+        privateStack: frame.privateStack,
+        callSource: frame.callSource,
+      })),
+      reportedByKernel: violation.reportedByKernel,
+    })),
+    maxCombinedDepth: verdict.maxCombinedDepth,
+    maxCombinedChain: verdict.maxCombinedChain,
+    tailCalls: verdict.tailCalls.map((reach) => ({
+      name: reach.name,
+      callersDepth: reach.callersDepth,
+      chain: reach.chain,
+      source: reach.source,
+    })),
+  };
+}
