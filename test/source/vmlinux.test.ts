@@ -11,6 +11,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { type Btf, readBtf } from '../../server/src/object/btf';
 import { typesReport } from '../../server/src/source/typesReport';
 import { HeaderIndex } from '../../server/src/source/headerIndex';
 import { hasClang, runClang, temporaryDirectory } from './helpers';
@@ -36,6 +37,36 @@ function btfRecordSizes(rawDump: string): Map<string, Set<number>> {
     set.add(Number(match[2]));
   }
   return sizes;
+}
+
+/**
+ * Whether BTF's record holds, by value, something bpftool 7.1's C output cannot express: an enum
+ * whose size is not 4 (written as a plain enum, so 4 bytes) or the kernel's va_list (written as
+ * BPF's __builtin_va_list). A record that differs from BTF for any other reason is the engine's fault.
+ */
+function lossyInHeader(btf: Btf, typeId: number, seen = new Set<number>()): boolean {
+  if (seen.has(typeId)) return false;
+  seen.add(typeId);
+  const type = btf.types[typeId];
+  if (!type) return false;
+  switch (type.kind) {
+    case 'enum':
+      return type.size !== 4;
+    case 'typedef':
+      return /^(__builtin_va_list|va_list|__gnuc_va_list)$/.test(type.name) || lossyInHeader(btf, type.type!, seen);
+    case 'const':
+    case 'volatile':
+    case 'restrict':
+    case 'type_tag':
+      return lossyInHeader(btf, type.type!, seen);
+    case 'array':
+      return lossyInHeader(btf, type.elemType!, seen);
+    case 'struct':
+    case 'union':
+      return (type.members ?? []).some((member) => lossyInHeader(btf, member.type, seen));
+    default:
+      return false;
+  }
 }
 
 test('every named struct and union of vmlinux.h has the size BTF (or clang on the same header) gives it', { skip, timeout: 120_000 }, (t) => {
@@ -78,9 +109,26 @@ test('every named struct and union of vmlinux.h has the size BTF (or clang on th
   t.diagnostic(`${exact}/${types.length} records exactly as BTF sizes them`);
   for (const mismatch of mismatches.slice(0, 10)) t.diagnostic(`differs from BTF: ${mismatch}`);
 
+  // Every difference must be one the header itself carries: each BTF record of that name holds a
+  // small enum or va_list by value.
+  const { btf: kernelBtf } = readBtf(new Uint8Array(fs.readFileSync(KERNEL_BTF)), true);
+  assert.ok(kernelBtf, 'the kernel BTF decodes');
+  const recordsByName = new Map<string, number[]>();
+  for (const type of kernelBtf.types) {
+    if ((type.kind === 'struct' || type.kind === 'union') && type.name) {
+      recordsByName.set(type.name, [...(recordsByName.get(type.name) ?? []), type.id]);
+    }
+  }
+  const unexplained = mismatches.filter((mismatch) => {
+    const name = mismatch.split(':')[0].split(' ')[1].replace(/___\d+$/, '');
+    const ids = recordsByName.get(name) ?? [];
+    return ids.length === 0 || !ids.every((id) => lossyInHeader(kernelBtf, id));
+  });
+  assert.deepEqual(unexplained, [], 'records that differ from BTF although the header describes them fully');
+  t.diagnostic(`the other ${mismatches.length} hold a non-4-byte enum or va_list by value, which bpftool 7.1's header cannot express`);
+
   if (!hasClang()) {
-    t.diagnostic('clang-19 is not installed: differences from BTF cannot be checked against the header');
-    assert.ok(exact / types.length > 0.995, `${mismatches.length} records differ from BTF`);
+    t.diagnostic('clang-19 is not installed: the engine is held to BTF alone');
     return;
   }
   // Hold the engine to clang on the very same header, for every record.
