@@ -3,16 +3,16 @@
  * Estimates from the C source, without compiling it, every function's stack frame and every program's
  * verdict. Exit 0 when no program breaks a stack rule, 1 when one does, 2 for bad usage or unreadable input.
  */
-import { type Stats, existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { type ProgramReport, type SubprogramReport, printAsRejected, printedStackDepths, verdictReport } from '../rules/report';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
-import { type FunctionEstimate, type FunctionFrame, FrameEstimateCache, defaultFrameEstimateCache, estimateFrames, frameOf } from '../source/frameEstimate';
-import { CDocument, loadCLanguage } from '../source/parser';
+import { type FunctionEstimate, type FunctionFrame, FrameEstimateCache, defaultFrameEstimateCache, estimateFrames, estimateFramesFromCache, frameOf } from '../source/frameEstimate';
+import { CDocument } from '../source/parser';
 import type { Tree } from '../source/parser';
 import { buildSourceFrameGraphs } from '../source/sourceCallGraph';
-import { type ReadFile, readFileFromDisk } from '../source/headerIndex';
-import { type TranslationUnitOptions, TranslationUnitCache, analyzeTranslationUnit } from '../source/translationUnit';
+import { type ReadFile, StatCheckedFiles } from '../source/headerIndex';
+import { type TranslationUnit, type TranslationUnitOptions, TranslationUnitCache, analyzeTranslationUnit } from '../source/translationUnit';
 import { type FlagSpec, UsageError, parseArgs } from './args';
 import { type CommandIo, profilesFromFlags } from './io';
 
@@ -44,7 +44,8 @@ export class EstimateSession {
   readonly units = new TranslationUnitCache(2);
 
   /** Headers as last read, checked against their size and mtime before reuse. */
-  private readonly files = new Map<string, { size: number; mtimeMs: number; text: string }>();
+  private readonly files = new StatCheckedFiles();
+  private prepared: { unit: TranslationUnit; timer: NodeJS.Timeout } | undefined;
 
   constructor(readonly cache: FrameEstimateCache = defaultFrameEstimateCache()) {}
 
@@ -53,27 +54,36 @@ export class EstimateSession {
    * from disk. A caller's own readFile (open editor buffers) is always asked, never cached.
    */
   readFile(inner?: ReadFile): ReadFile {
-    if (inner) return inner;
-    return (file) => {
-      let stat: Stats;
-      try {
-        stat = statSync(file);
-      } catch {
-        this.files.delete(file);
-        return undefined;
-      }
-      const known = this.files.get(file);
-      if (known && known.size === stat.size && known.mtimeMs === stat.mtimeMs) return known.text;
-      const text = readFileFromDisk(file);
-      if (text === undefined) this.files.delete(file);
-      else this.files.set(file, { size: stat.size, mtimeMs: stat.mtimeMs, text });
-      return text;
-    };
+    return inner ?? this.files.read;
   }
 
   /** Whether a parse of the document exists or is under way. */
   get hasDocument(): boolean {
     return this.documentPromise !== undefined;
+  }
+
+  /**
+   * Builds the tree of `unit` soon, when the process is otherwise idle, and walks its functions once
+   * (the result is discarded: it compiles the walker and decodes the types the file uses), so that
+   * the next estimate, after an edit, costs what any other edit costs. Used when an estimate came
+   * from the cache without a tree. The timer does not keep the process alive: a one-shot command
+   * exits without it. An estimate that needs the tree before the timer fires does this first.
+   */
+  prepare(unit: TranslationUnit): void {
+    if (this.documentPromise || this.prepared || this.disposed) return;
+    const timer = setTimeout(() => void this.runPrepared().catch(() => undefined), 0);
+    timer.unref();
+    this.prepared = { unit, timer };
+  }
+
+  /** Runs what prepare() scheduled, now, if it has not run yet. */
+  async runPrepared(): Promise<void> {
+    const prepared = this.prepared;
+    if (!prepared) return;
+    this.prepared = undefined;
+    clearTimeout(prepared.timer);
+    if (this.disposed || this.documentPromise) return;
+    await this.withTree(prepared.unit.aligned.text, (tree) => (tree ? estimateFrames(prepared.unit, tree, null) : undefined));
   }
 
   /**
@@ -96,6 +106,8 @@ export class EstimateSession {
 
   dispose(): void {
     this.disposed = true;
+    if (this.prepared) clearTimeout(this.prepared.timer);
+    this.prepared = undefined;
     this.units.clear();
     this.files.clear();
     void this.documentPromise?.then((document) => document.dispose());
@@ -133,10 +145,18 @@ export async function estimateSource(
   session?: EstimateSession,
 ): Promise<EstimateReport> {
   const owner = session ?? implicitSession(file);
-  // tree-sitter's wasm compiles off the main thread: let it, while the file is preprocessed.
-  if (!owner.hasDocument) loadCLanguage().catch(() => undefined);
   const unit = analyzeTranslationUnit(file, text, { ...options, readFile: owner.readFile(options.readFile), cache: options.cache ?? owner.units });
-  const estimates = await owner.withTree(unit.aligned.text, (tree): FunctionEstimate[] | undefined => (tree ? estimateFrames(unit, tree, owner.cache) : undefined));
+  let estimates: FunctionEstimate[] | undefined;
+  if (!owner.hasDocument) {
+    // A file estimated before with the same text and headers (a fresh process opening it): the
+    // walks come from the cache and need no tree; the tree is built when the process is idle.
+    estimates = estimateFramesFromCache(unit, owner.cache);
+    if (estimates) owner.prepare(unit);
+  }
+  if (!estimates) {
+    await owner.runPrepared();
+    estimates = await owner.withTree(unit.aligned.text, (tree): FunctionEstimate[] | undefined => (tree ? estimateFrames(unit, tree, owner.cache) : undefined));
+  }
   if (!estimates) return { file, functions: [], programs: [] };
   const programs = buildSourceFrameGraphs(unit.file, estimates).map(({ name, section, graph, functions, verified }): ProgramReport => {
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));

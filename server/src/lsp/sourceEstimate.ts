@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { estimateSource } from '../cli/estimateCommand';
 import type { KernelProfile } from '../rules/kernelProfile';
-import { DEFAULT_SYSTEM_INCLUDE_DIRS, type ReadFile, readFileFromDisk, resolveInclude } from '../source/headerIndex';
+import { DEFAULT_SYSTEM_INCLUDE_DIRS, type ReadFile, StatCheckedFiles, readFileFromDisk, resolveInclude } from '../source/headerIndex';
 import { createPreprocessorState, definitionsFromText, type Macro } from '../source/preprocessor';
 import { analyzeTranslationUnit, type TranslationUnitOptions } from '../source/translationUnit';
 import { type CompileFlags, compileFlagsFor, findCompileCommands, readCompileCommands } from './compileCommands';
@@ -63,6 +63,8 @@ export class SourceEstimates implements DocumentAnalysisProvider {
   private roots: string[] = [];
   /** The compile database, read once per configuration and again when it changes on disk. */
   private database: { path: string; entries: ReturnType<typeof readCompileCommands> } | undefined;
+  /** Files not open in the editor, as last read from disk: re-read only when their size or mtime changes (vmlinux.h is megabytes). */
+  private readonly diskFiles = new StatCheckedFiles();
 
   constructor(private readonly host: SourceEstimateHost) {}
 
@@ -128,6 +130,7 @@ export class SourceEstimates implements DocumentAnalysisProvider {
   dispose(): void {
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    this.diskFiles.clear();
   }
 
   private affectedBy(filePath: string): string[] {
@@ -173,7 +176,7 @@ export class SourceEstimates implements DocumentAnalysisProvider {
     if (this.database) dependencies.add(resolvedPath(this.database.path));
     const readFile: ReadFile = (file) => {
       dependencies.add(resolvedPath(file));
-      return this.host.openText(resolvedPath(file)) ?? readFileFromDisk(file);
+      return this.host.openText(resolvedPath(file)) ?? this.diskFiles.read(file);
     };
     const options: TranslationUnitOptions = {
       includeDirs: [...(flags?.includeDirs ?? []), ...(this.settings?.includePaths ?? []).map((dir) => path.resolve(this.roots[0] ?? path.dirname(filePath), dir))],

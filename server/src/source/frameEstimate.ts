@@ -41,6 +41,8 @@
  * could see, so re-estimating a file after a one-line edit re-walks one function.
  */
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { hiddenSlots } from '../rules/report';
 import type { Node, Tree } from './parser';
 import { tokenize } from './lexer';
@@ -48,6 +50,7 @@ import type { TranslationUnit } from './translationUnit';
 import type { CType } from './types';
 import { typeToString } from './types';
 import { parseIntegerLiteral } from './constExpr';
+import { packageFile } from './packageRoot';
 
 export type FrameItemKind = 'local' | 'printk-format' | 'printk-args' | 'inlined';
 
@@ -162,13 +165,23 @@ function roundUp(value: number, multiple: number): number {
  * Walks of functions kept between estimates of the same files: an entry is reused when the function's
  * text, its place and everything outside function bodies that could change its meaning are the same.
  * Safe to share between files and concurrent callers (every use is synchronous).
+ *
+ * Beside the memory, walks persist on disk next to the header index (when it has a cache directory),
+ * one file per main file: a new process re-walks only the functions that changed, and when nothing
+ * did, the estimate needs no syntax tree at all (see estimateFramesFromCache).
  */
 export class FrameEstimateCache {
   private readonly entries = new Map<string, RawFunction>();
   hits = 0;
   misses = 0;
+  /** Walks found on disk rather than in memory (counted among the hits). */
+  diskHits = 0;
 
-  constructor(private readonly limit = 20000) {}
+  constructor(
+    private readonly limit = 20000,
+    /** Whether walks are also read from and written to the disk cache (the shared cache's are). */
+    readonly persistent = false,
+  ) {}
 
   get(key: string): RawFunction | undefined {
     const entry = this.entries.get(key);
@@ -195,11 +208,206 @@ export class FrameEstimateCache {
   }
 }
 
-const sharedCache = new FrameEstimateCache();
+const sharedCache = new FrameEstimateCache(20000, true);
 
 /** The process-wide cache estimateFrames uses by default. */
 export function defaultFrameEstimateCache(): FrameEstimateCache {
   return sharedCache;
+}
+
+/** Bumped whenever RawFunction's shape changes. The code key below covers changes of the walker itself. */
+const FRAME_CACHE_FORMAT = 1;
+const FLUSH_DELAY_MS = 2000;
+
+let codeKeyValue: string | undefined;
+
+/**
+ * What the walks' code is: the size and mtime of every module beside this one (the source side, or
+ * the whole bundle) and of the C grammar, so that a rebuilt or upgraded extension never reuses walks
+ * an older one stored.
+ */
+function codeKey(): string {
+  if (codeKeyValue !== undefined) return codeKeyValue;
+  const parts = [`v${FRAME_CACHE_FORMAT}`];
+  const describe = (file: string) => {
+    try {
+      const stat = fs.statSync(file);
+      parts.push(`${path.basename(file)}:${stat.size}:${stat.mtimeMs}`);
+    } catch {
+      parts.push(`${path.basename(file)}:-`);
+    }
+  };
+  try {
+    for (const name of fs.readdirSync(__dirname).sort()) if (name.endsWith('.js')) describe(path.join(__dirname, name));
+  } catch {
+    parts.push('?');
+  }
+  describe(packageFile('grammars', 'tree-sitter-c.wasm'));
+  codeKeyValue = parts.join('\n');
+  return codeKeyValue;
+}
+
+interface StoredFrames {
+  format: number;
+  code: string;
+  file: string;
+  /** The whole-file key of the last estimate, and its functions' keys and first rows, in order. */
+  fileKey: string;
+  functions: [key: string, row: number][];
+  entries: [key: string, raw: RawFunction][];
+}
+
+/**
+ * The walks of one main file's functions on disk: loaded on first use, written back shortly after a
+ * change and at exit. Keys on disk are hashes of the in-memory keys, computed when written, so that an
+ * estimate after an edit costs no hashing.
+ */
+class FrameDiskStore {
+  /** As loaded: the whole-file key, the functions' disk keys and rows, the walks by disk key. */
+  private fileKey = '';
+  private functions: [string, number][] = [];
+  private entries = new Map<string, RawFunction>();
+  /** The last estimate, not yet written: its unit's key parts and its walks by in-memory key. */
+  private pending: { unit: WholeFileKeyParts; functions: [string, number][]; walks: Map<string, RawFunction> } | undefined;
+
+  constructor(
+    readonly file: string,
+    private readonly mainFile: string,
+  ) {
+    try {
+      const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as StoredFrames;
+      if (stored.format !== FRAME_CACHE_FORMAT || stored.code !== codeKey() || stored.file !== mainFile || !Array.isArray(stored.entries)) return;
+      this.fileKey = stored.fileKey;
+      this.functions = stored.functions;
+      this.entries = new Map(stored.entries);
+    } catch {
+      // No cache file, or a corrupt one: nothing stored.
+    }
+  }
+
+  /** A walk stored under the in-memory key `key`. */
+  get(key: string): RawFunction | undefined {
+    return this.entries.size === 0 ? undefined : this.entries.get(diskKey(key));
+  }
+
+  /** The walks of the file's functions with their rows, when `unit` is the unit last stored. */
+  wholeFile(unit: TranslationUnit): [RawFunction, number][] | undefined {
+    this.flushPending();
+    if (this.fileKey === '' || this.fileKey !== wholeFileKey(unit)) return undefined;
+    const found: [RawFunction, number][] = [];
+    for (const [key, row] of this.functions) {
+      const raw = this.entries.get(key);
+      if (!raw) return undefined;
+      found.push([raw, row]);
+    }
+    return found;
+  }
+
+  /** Records the walks of the file's functions as last estimated (written later). */
+  update(unit: TranslationUnit, functions: [string, number][], walks: Map<string, RawFunction>): void {
+    // Only the strings the key needs: the unit itself (types, tokens) is not kept alive.
+    this.pending = { unit: { file: unit.file, dependencyKey: unit.dependencyKey, aligned: { text: unit.aligned.text } }, functions, walks };
+    scheduleFlush();
+  }
+
+  /** Folds the pending estimate into the stored state; true when that changed it. */
+  private flushPending(): boolean {
+    const pending = this.pending;
+    if (!pending) return false;
+    this.pending = undefined;
+    const fileKey = wholeFileKey(pending.unit);
+    if (fileKey === this.fileKey) return false;
+    const entries = new Map<string, RawFunction>();
+    for (const [key, raw] of pending.walks) entries.set(diskKey(key), raw);
+    // Older walks are kept too, a few, newest first.
+    const keep = Math.max(64, pending.walks.size * 3);
+    const old = [...this.entries];
+    for (let index = old.length - 1; index >= 0 && entries.size < keep; index--) if (!entries.has(old[index][0])) entries.set(old[index][0], old[index][1]);
+    this.entries = new Map([...entries].reverse());
+    this.fileKey = fileKey;
+    this.functions = pending.functions.map(([key, row]) => [diskKey(key), row]);
+    return true;
+  }
+
+  flush(): void {
+    if (!this.flushPending()) return;
+    try {
+      fs.mkdirSync(path.dirname(this.file), { recursive: true });
+      const stored: StoredFrames = { format: FRAME_CACHE_FORMAT, code: codeKey(), file: this.mainFile, fileKey: this.fileKey, functions: this.functions, entries: [...this.entries] };
+      const temporary = `${this.file}.${process.pid}.tmp`;
+      fs.writeFileSync(temporary, JSON.stringify(stored));
+      fs.renameSync(temporary, this.file);
+    } catch {
+      // The cache is an optimisation: a read-only or full disk must not break estimates.
+    }
+  }
+}
+
+function diskKey(memoryKey: string): string {
+  return createHash('sha1').update(memoryKey).digest('hex');
+}
+
+const diskStores = new Map<string, FrameDiskStore>();
+let flushTimer: NodeJS.Timeout | undefined;
+let flushAtExit = false;
+
+function flushDiskStores(): void {
+  if (flushTimer) clearTimeout(flushTimer);
+  flushTimer = undefined;
+  for (const store of diskStores.values()) store.flush();
+}
+
+function scheduleFlush(): void {
+  if (!flushAtExit) {
+    flushAtExit = true;
+    process.once('exit', flushDiskStores);
+  }
+  if (flushTimer) return;
+  flushTimer = setTimeout(flushDiskStores, FLUSH_DELAY_MS);
+  flushTimer.unref();
+}
+
+function diskStoreFor(unit: TranslationUnit, cache: FrameEstimateCache): FrameDiskStore | undefined {
+  if (!cache.persistent || !unit.cacheDir) return undefined;
+  const file = path.join(unit.cacheDir, `frames-v${FRAME_CACHE_FORMAT}`, `${createHash('sha1').update(unit.file).digest('hex')}.json`);
+  let store = diskStores.get(file);
+  if (!store) {
+    store = new FrameDiskStore(file, unit.file);
+    diskStores.set(file, store);
+  }
+  return store;
+}
+
+type WholeFileKeyParts = { file: string; dependencyKey: string; aligned: { text: string } };
+
+/** The key of the whole file's estimate: its preprocessed text and everything else the unit depends on. */
+function wholeFileKey(unit: WholeFileKeyParts): string {
+  return createHash('sha1').update(codeKey()).update('\0').update(unit.file).update('\0').update(unit.dependencyKey).update('\0').update(unit.aligned.text).digest('hex');
+}
+
+/** Writes all stores that changed now, rather than shortly or at exit. */
+export function flushFrameEstimateCache(): void {
+  flushDiskStores();
+}
+
+/** Writes all stores that changed and forgets the ones loaded, so the next use reads the disk as a new process would. For tests. */
+export function reloadFrameEstimateCache(): void {
+  flushDiskStores();
+  diskStores.clear();
+}
+
+/**
+ * The estimate of every function of the unit's file straight from the cache, without a syntax tree,
+ * when the file was estimated before (in this process or, from disk, an earlier one) with the same
+ * preprocessed text and the same headers, options and code. Undefined otherwise.
+ */
+export function estimateFramesFromCache(unit: TranslationUnit, cache: FrameEstimateCache | null = sharedCache): FunctionEstimate[] | undefined {
+  if (!cache) return undefined;
+  const found = diskStoreFor(unit, cache)?.wholeFile(unit);
+  if (!found) return undefined;
+  cache.hits += found.length;
+  cache.diskHits += found.length;
+  return resolveFunctions(found.map(([raw, row]) => rebase(raw, row)));
 }
 
 /** A known value and whether clang already knows it (compile) or only the verifier (load). */
@@ -226,11 +434,17 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
   const context: FileContext = { unit, globals: fileConstants(unit, topLevel) };
 
   // Everything a function's walk depends on besides its own text: the file-scope declarations of the
-  // main file (types, constants; function bodies excluded) and the shape of the headers' types.
+  // main file (types, constants; function bodies excluded), the content of the headers and files the
+  // unit read, the options, and the code.
   let signature = '';
+  const store = cache ? diskStoreFor(unit, cache) : undefined;
   if (cache) {
     const hash = createHash('sha1');
+    hash.update(codeKey());
+    hash.update('\0');
     hash.update(unit.file);
+    hash.update('\0');
+    hash.update(unit.dependencyKey);
     let from = 0;
     for (const definition of definitions) {
       const body = definition.childForFieldName('body');
@@ -239,13 +453,12 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
       from = body.endIndex;
     }
     hash.update(text.slice(from));
-    const environment = unit.environment;
-    hash.update(`${environment.records.size}/${environment.typedefs.size}/${environment.enums.size}/${environment.constants.size}`);
-    for (const include of unit.includes) hash.update(`${include.resolved ?? include.spelled}\n`);
     signature = hash.digest('hex');
   }
 
   const raws: RawFunction[] = [];
+  const stored: [string, number][] = [];
+  const walks = new Map<string, RawFunction>();
   for (const definition of definitions) {
     const row = definition.startPosition.row;
     let raw: RawFunction | undefined;
@@ -253,13 +466,29 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
     if (cache) {
       key = `${signature}\0${text.slice(definition.startIndex, definition.endIndex)}`;
       raw = cache.get(key);
+      if (!raw && store) {
+        raw = store.get(key);
+        if (raw) {
+          cache.misses--;
+          cache.hits++;
+          cache.diskHits++;
+          cache.set(key, raw);
+        }
+      }
     }
     if (!raw) {
       raw = readFunction(context, definition, row);
       if (raw && cache) cache.set(key, raw);
     }
-    if (raw) raws.push(rebase(raw, row));
+    if (raw) {
+      raws.push(rebase(raw, row));
+      if (store) {
+        stored.push([key, row]);
+        walks.set(key, raw);
+      }
+    }
   }
+  if (store) store.update(unit, stored, walks);
   return resolveFunctions(raws);
 }
 

@@ -51,6 +51,35 @@ export const readFileFromDisk: ReadFile = (file) => {
   }
 };
 
+/**
+ * Reads files from disk, keeping each one's text while its size and mtime stay the same: checking a
+ * 5 MB vmlinux.h again costs a stat, and the same string comes back, so comparing it with the text
+ * seen before is immediate.
+ */
+export class StatCheckedFiles {
+  private readonly files = new Map<string, { size: number; mtimeMs: number; text: string }>();
+
+  readonly read: ReadFile = (file) => {
+    let stat: fs.Stats;
+    try {
+      stat = fs.statSync(file);
+    } catch {
+      this.files.delete(file);
+      return undefined;
+    }
+    const known = this.files.get(file);
+    if (known && known.size === stat.size && known.mtimeMs === stat.mtimeMs) return known.text;
+    const text = readFileFromDisk(file);
+    if (text === undefined) this.files.delete(file);
+    else this.files.set(file, { size: stat.size, mtimeMs: stat.mtimeMs, text });
+    return text;
+  };
+
+  clear(): void {
+    this.files.clear();
+  }
+}
+
 /** UTF-8 text from bytes; ASCII (all of vmlinux.h and the index's files, usually) without decoding. */
 function decodeText(bytes: Buffer): string {
   return isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
@@ -296,6 +325,11 @@ export class HeaderIndex {
     }
     this.statistics.misses++;
     this.indexHeader(resolved, text, contentHash, searchKey, context);
+  }
+
+  /** The content hash of `text`, read from `file`: free when the index has hashed that text already. */
+  hashOf(file: string, text: string): string {
+    return this.contentHash(file, text);
   }
 
   /** The hash of a header's text, remembered for the text last seen at that path (vmlinux.h is 5 MB). */

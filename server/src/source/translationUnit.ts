@@ -3,6 +3,7 @@
  * read through the header index, its own declarations parsed into the same type environment, and
  * its text rendered line-aligned for tree-sitter. This is the entry point of the source side.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tokenize, tokenizeUntil, TokenFlags, TokenKind } from './lexer';
@@ -60,6 +61,14 @@ export interface TranslationUnit {
   inactiveRanges: [number, number][];
   /** Offsets are into the main file; problems in headers have the header and line in the message. */
   problems: Problem[];
+  /**
+   * A hash of everything besides the main file's text that the unit's meaning depends on: the
+   * options (definitions, include directories), the content of every file read and the answer of
+   * every existence probe. Equal keys and equal text give an equal unit.
+   */
+  dependencyKey: string;
+  /** The header index's persistent cache directory (null: memory only), for other caches to sit beside it. */
+  cacheDir: string | null;
 }
 
 let sharedIndex: HeaderIndex | undefined;
@@ -110,6 +119,19 @@ interface PrefixSnapshot {
   /** The last text analysed from this snapshot, and its tokens after the prefix. */
   lastText?: string;
   lastRestTokens?: Token[];
+  /** The hash of options, reads and probes, once computed. */
+  dependencyKey?: string;
+}
+
+/** The snapshot's options, every file it read (by content hash) and every probe it made, hashed once. */
+function snapshotDependencyKey(snapshot: PrefixSnapshot): string {
+  if (snapshot.dependencyKey !== undefined) return snapshot.dependencyKey;
+  const hash = createHash('sha1');
+  hash.update(snapshot.optionsKey);
+  for (const [file, text] of snapshot.reads) hash.update(`\0r${file}\0${text === undefined ? '-' : snapshot.index.hashOf(file, text)}`);
+  for (const [file, answer] of snapshot.probes) hash.update(`\0p${file}\0${answer ? 1 : 0}`);
+  snapshot.dependencyKey = hash.digest('hex');
+  return snapshot.dependencyKey;
 }
 
 /**
@@ -271,6 +293,8 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
   const mainFileNames: DeclaredName[] = [...snapshot.mainFileNames];
   const problems: Problem[] = [...snapshot.preprocessorProblems];
   const batches: Token[][] = [snapshot.mainTokens];
+  // __has_include after the prefix: its probes are dependencies too.
+  const restProbes: string[] = [];
   const handler: PreprocessHandler = {
     tokens: (batch) => {
       batches.push(batch);
@@ -278,7 +302,11 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
     },
     // The prefix ends after the last #include: none is left.
     include: () => undefined,
-    hasInclude: (request) => resolveInclude(request, search, exists) !== undefined,
+    hasInclude: (request) => {
+      const resolved = resolveInclude(request, search, exists);
+      restProbes.push(`${request.angled ? '<' : '"'}${request.spelled}\0${resolved ?? ''}`);
+      return resolved !== undefined;
+    },
   };
   declarations.onDeclaredName = (declared) => mainFileNames.push(declared);
   if (snapshot.pendingTokens.length > 0) declarations.feed(snapshot.pendingTokens);
@@ -300,6 +328,8 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
     includes: snapshot.includes,
     inactiveRanges: [...snapshot.inactiveRanges, ...result.inactiveRanges],
     problems,
+    dependencyKey: restProbes.length === 0 ? snapshotDependencyKey(snapshot) : createHash('sha1').update(snapshotDependencyKey(snapshot)).update(restProbes.join('\n')).digest('hex'),
+    cacheDir: index.cacheDir,
   };
 }
 
