@@ -1,5 +1,9 @@
 // Bundles the extension for the .vsix: dist/client.js (the VS Code side) and dist/server.js (the
-// language server), both CommonJS for Node, with `vscode` left to the editor. web-tree-sitter is
+// language server), both CommonJS for Node, with `vscode` left to the editor. dist/cli.js is the
+// command line's `check` path in one file, which bin/bpf-stack-lens.js loads instead of out/ when
+// it is at least as new as out/server/src/cli/main.js: resolving and reading some forty small
+// modules is a noticeable part of a whole `check` run. The other commands stay in out/, loaded on
+// demand as before, so the bundle holds only what `check` needs. web-tree-sitter is
 // aliased to its CommonJS build because its ES module build breaks inside a CJS bundle
 // (createRequire(undefined) at Parser.init). The two .wasm files go next to the bundle, where
 // server/src/source/parser.ts looks for the runtime once node_modules is gone.
@@ -32,7 +36,20 @@ const common = {
   ],
 };
 
+/** The commands other than `check`, left as run-time requires of their compiled modules in out/. */
+const cliOnDemand = {
+  name: 'cli-commands-from-out',
+  setup(pluginBuild) {
+    pluginBuild.onResolve({ filter: /^\.\/(dump|estimate|types)Command$|^\.\.\/lsp\/lspCommand$/ }, (args) => {
+      if (!args.importer.endsWith(join('server', 'src', 'cli', 'main.ts'))) return undefined;
+      const module = args.path.startsWith('../lsp/') ? `lsp/${args.path.slice('../lsp/'.length)}` : `cli/${args.path.slice(2)}`;
+      return { path: `../out/server/src/${module}.js`, external: true };
+    });
+  },
+};
+
 await Promise.all([
+  build({ ...common, entryPoints: [join(root, 'server', 'src', 'cli', 'main.ts')], outfile: join(dist, 'cli.js'), plugins: [...common.plugins, cliOnDemand] }),
   build({ ...common, entryPoints: [join(root, 'client', 'src', 'extension.ts')], outfile: join(dist, 'client.js') }),
   build({ ...common, entryPoints: [join(root, 'server', 'src', 'lsp', 'main.ts')], outfile: join(dist, 'server.js') }),
 ]);
@@ -40,4 +57,4 @@ await Promise.all([
 for (const wasm of [join(root, 'grammars', 'tree-sitter-c.wasm'), join(root, 'node_modules', 'web-tree-sitter', 'web-tree-sitter.wasm')]) {
   copyFileSync(wasm, join(dist, wasm.split(/[\\/]/).pop()));
 }
-console.log('bundled dist/client.js, dist/server.js and the tree-sitter wasm files');
+console.log('bundled dist/client.js, dist/server.js, dist/cli.js and the tree-sitter wasm files');

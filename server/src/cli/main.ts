@@ -29,12 +29,17 @@ const COMMANDS: Record<string, () => Command> = {
   lsp: () => (require('../lsp/lspCommand') as typeof import('../lsp/lspCommand')).lspCommand,
 };
 
+/** The version in package.json: four levels up from out/server/src/cli, one from dist/cli.js (the bundle). */
 export function packageVersion(): string {
-  try {
-    return JSON.parse(readFileSync(join(__dirname, '..', '..', '..', '..', 'package.json'), 'utf8')).version;
-  } catch {
-    return 'unknown';
+  for (const up of [['..', '..', '..', '..'], ['..']]) {
+    try {
+      const manifest = JSON.parse(readFileSync(join(__dirname, ...up, 'package.json'), 'utf8'));
+      if (manifest.name === 'bpf-stack-lens') return manifest.version;
+    } catch {
+      // Not here; try the next place.
+    }
   }
+  return 'unknown';
 }
 
 export async function main(argv: string[], io?: Partial<CommandIo>): Promise<number> {

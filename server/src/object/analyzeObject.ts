@@ -17,7 +17,8 @@ import {
 import { type Btf, readBtf } from './btf';
 import { type BtfExt, type LineInfo, readBtfExt } from './btfExt';
 import { readElf } from './elf';
-import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms } from './program';
+import type { Instruction } from './instruction';
+import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms, transientInstructions } from './program';
 import { type ReadOnlyData, type StackDepthResult, computeStackDepth } from './stackDepth';
 
 export interface ObjectReport {
@@ -74,8 +75,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
 
   const depths = new Map<ObjectFunction, StackDepthResult>();
   const readOnlyData = new Map<number, ReadOnlyData>();
-  const readOnlyAddress = (fn: ObjectFunction, index: number) => {
-    const insn = fn.instructions[index];
+  const readOnlyAddress = (fn: ObjectFunction, insn: Instruction) => {
     const relocation = insn.width === 2 ? fn.relocations.get(insn.offset) : undefined;
     const symbol = relocation && elf.symbols[relocation.symbolIndex];
     const section = symbol && elf.sections[symbol.sectionIndex];
@@ -92,19 +92,19 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     const { fn } = sub;
     let result = depths.get(fn);
     if (!result) {
-      result = computeStackDepth(fn.instructions, {
-        readOnlyAddress: (index) => readOnlyAddress(fn, index),
+      // Objects for this pass only: the function's code stays packed for the rest of the analysis.
+      const instructions = transientInstructions(fn);
+      result = computeStackDepth(instructions, {
+        readOnlyAddress: (index) => readOnlyAddress(fn, instructions[index]),
         recordAccesses: options.recordStackAccesses,
       });
       depths.set(fn, result);
     }
     return result;
   };
-  const lineOf = (fn: ObjectFunction, index: number) => lines(fn.section.name, fn.instructions[index]?.offset ?? fn.start);
-  const locationOf = (fn: ObjectFunction, index: number): SourceLocation | undefined => {
-    const line = lineOf(fn, index);
-    return line ? { file: line.file, line: line.line, column: line.column } : undefined;
-  };
+  const lineOf = (fn: ObjectFunction, index: number) => lines(fn.section.name, offsetAt(fn, index) ?? fn.start);
+  const locationOf = (fn: ObjectFunction, index: number): SourceLocation | undefined =>
+    ext?.lineTables.get(fn.section.name)?.locate(offsetAt(fn, index) ?? fn.start);
 
   const programReports = programs.map((program): ProgramReport => {
     const entered = enteredSubprograms(program, (sub) => depthOf(sub).reachable);
@@ -191,6 +191,13 @@ function enteredSubprograms(program: BpfProgram, reachableOf: (sub: Subprogram) 
 
 
 
+
+/** The slot offset of a function's instruction, read from its packed code when it has one. */
+function offsetAt(fn: ObjectFunction, index: number): number | undefined {
+  const { packed } = fn;
+  if (!packed) return fn.instructions[index]?.offset;
+  return index >= 0 && packed.first + index < packed.end ? packed.code.offsets[packed.first + index] : undefined;
+}
 
 /** A lookup from (section, instruction offset) to the line info in force there. */
 function lineTable(ext: BtfExt | undefined): (section: string, offset: number) => LineInfo | undefined {

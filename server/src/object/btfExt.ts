@@ -94,6 +94,24 @@ export class LineTable {
 
   /** The record in force at an instruction: the last one at or before it. */
   find(insnOffset: number): LineInfo | undefined {
+    const found = this.indexAt(insnOffset);
+    return found < 0 ? undefined : this.at(found);
+  }
+
+  /**
+   * Where the record in force at an instruction points (file, line, column), without the line's
+   * text: reports name thousands of places and show none of their text.
+   */
+  locate(insnOffset: number): { file: string; line: number; column: number } | undefined {
+    const found = this.indexAt(insnOffset);
+    if (found < 0) return undefined;
+    const at = this.positions[found];
+    const lineColumn = this.view.getUint32(at + 12, this.littleEndian);
+    return { file: this.string(this.view.getUint32(at + 4, this.littleEndian)), line: lineColumn >>> 10, column: lineColumn & 0x3ff };
+  }
+
+  /** The index of the last record at or before an instruction, or -1. */
+  private indexAt(insnOffset: number): number {
     let low = 0;
     let high = this.insnOffsets.length - 1;
     let found = -1;
@@ -106,7 +124,7 @@ export class LineTable {
         high = middle - 1;
       }
     }
-    return found < 0 ? undefined : this.at(found);
+    return found;
   }
 
   all(): LineInfo[] {
@@ -292,12 +310,13 @@ function readBlock(
     const insnOffsets = new Uint32Array(count);
     for (let i = 0; i < count; i++, at += recordSize) {
       const byteOffset = view.getUint32(at, le);
-      if (byteOffset % INSTRUCTION_SLOT_BYTES !== 0 && !misalignedReported) {
+      // (byteOffset & 7) and (byteOffset >>> 3) are % 8 and floor(/ 8) for a u32, without the float arithmetic.
+      if ((byteOffset & (INSTRUCTION_SLOT_BYTES - 1)) !== 0 && !misalignedReported) {
         misalignedReported = true;
         problems.push({ message: `.BTF.ext: ${blockName} for section ${sectionName}: insn_off ${hex(byteOffset)} at byte ${hex(at)} is not a multiple of 8`, offset: at });
       }
       positions[i] = at;
-      insnOffsets[i] = Math.floor(byteOffset / INSTRUCTION_SLOT_BYTES);
+      insnOffsets[i] = byteOffset >>> 3;
     }
     // Several entries for one section are unusual but legal; keep them all.
     const existing = result.find((r) => r.sectionName === sectionName);

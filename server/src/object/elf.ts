@@ -158,8 +158,11 @@ function readI64(view: DataView, at: number, littleEndian: boolean): number {
  *   +-------------+-------+------+--...---+---...---+---...---+-----------+---------+----------+
  *                   2 = ELF64  1 = little-endian, 2 = big-endian; e_shoff is a u64, the rest u16
  */
-export function readElf(bytes: Uint8Array): { elf?: ElfFile; problems: Problem[] } {
+export function readElf(input: Uint8Array): { elf?: ElfFile; problems: Problem[] } {
   const problems: Problem[] = [];
+  // A plain view even when the caller passes a Buffer: Buffer's subarray, taken for every section
+  // and symbol name, costs several times what the typed array's own does.
+  const bytes = Object.getPrototypeOf(input) === Uint8Array.prototype ? input : new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   if (bytes.length === 0) {
     return { problems: [{ message: 'empty file (0 bytes): not an ELF object', offset: 0 }] };
   }

@@ -152,34 +152,64 @@ export function decodeInstructions(
   /** ElfSection.offset, so problem offsets point into the file; 0 leaves them section-relative. */
   sectionFileOffset = 0,
 ): { instructions: Instruction[]; problems: Problem[] } {
-  const instructions: Instruction[] = [];
+  const { code, problems } = decodePackedInstructions(data, littleEndian, sectionName, sectionFileOffset);
+  return { instructions: materializeInstructions(code, 0, code.count), problems };
+}
+
+/**
+ * A section's instructions without Instruction objects: the section's bytes, where each
+ * instruction starts, and the little that decoding adds (lddw's high half, libbpf's src_reg
+ * rewrites). A large object has hundreds of thousands of instructions, and the analysis needs
+ * objects only for the functions someone looks at; fields are read from the bytes when asked.
+ */
+export interface PackedInstructions {
+  count: number;
+  /** Instruction.offset of each instruction: its slot, in 8-byte units from the section start. */
+  offsets: Int32Array;
+  /** The section's bytes. */
+  bytes: Uint8Array;
+  littleEndian: boolean;
+  /** For each complete lddw (width 2), by index: the high 32 bits of its immediate. */
+  lddwHighs: Map<number, number>;
+  /** src_reg by index where it differs from the bytes (libbpf's rewrites). */
+  srcOverrides: Map<number, number>;
+}
+
+/** The opcode of instruction `index` of packed code. */
+export function packedOpcode(code: PackedInstructions, index: number): number {
+  return code.bytes[code.offsets[index] * INSTRUCTION_SLOT_BYTES];
+}
+
+/** decodeInstructions without the objects: the same instructions and problems, packed. */
+export function decodePackedInstructions(
+  data: Uint8Array,
+  littleEndian: boolean,
+  sectionName: string,
+  sectionFileOffset = 0,
+): { code: PackedInstructions; problems: Problem[] } {
   const problems: Problem[] = [];
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const slotCount = Math.floor(data.length / INSTRUCTION_SLOT_BYTES);
+  const offsets = new Int32Array(slotCount);
+  const lddwHighs = new Map<number, number>();
+  let count = 0;
   let unknownOpcodes = 0;
+  const bytes = data;
 
+  // One byte per slot decides everything here; the other fields stay in the bytes until asked for.
   for (let slot = 0; slot < slotCount; slot++) {
     const at = slot * INSTRUCTION_SLOT_BYTES;
-    const opcode = view.getUint8(at);
-    const regs = view.getUint8(at + 1);
-    const instruction: Instruction = {
-      offset: slot,
-      opcode,
-      class: opcode & 0x07,
-      dst: littleEndian ? regs & 0x0f : regs >> 4,
-      src: littleEndian ? regs >> 4 : regs & 0x0f,
-      off: view.getInt16(at + 2, littleEndian),
-      imm: view.getInt32(at + 4, littleEndian),
-      width: 1,
-    };
-
+    const opcode = bytes[at];
+    const index = count++;
+    offsets[index] = slot;
+    const known = KNOWN_OPCODES[opcode];
+    if (known === 1) continue;
     if (opcode === LDDW_OPCODE) {
       if (slot + 1 >= slotCount) {
         problems.push({
           message: `section ${sectionName}: lddw at instruction ${slot} (byte ${hex(at)}) is missing its second half`,
           offset: at,
         });
-        instructions.push(instruction);
         break;
       }
       const next = at + INSTRUCTION_SLOT_BYTES;
@@ -190,10 +220,9 @@ export function decodeInstructions(
           offset: next,
         });
       }
-      instruction.width = 2;
-      instruction.imm64 = (BigInt(high) << 32n) | BigInt(instruction.imm >>> 0);
+      lddwHighs.set(index, high);
       slot++;
-    } else if (!isKnownOpcode(instruction)) {
+    } else if (known === 0 || !isKnownOpcode({ offset: slot, opcode, class: opcode & 0x07, dst: 0, src: 0, off: 0, imm: view.getInt32(at + 4, littleEndian), width: 1 })) {
       unknownOpcodes++;
       if (unknownOpcodes <= MAX_REPORTED_UNKNOWN_OPCODES) {
         problems.push({
@@ -202,7 +231,6 @@ export function decodeInstructions(
         });
       }
     }
-    instructions.push(instruction);
   }
 
   if (unknownOpcodes > MAX_REPORTED_UNKNOWN_OPCODES) {
@@ -217,7 +245,68 @@ export function decodeInstructions(
       offset: at,
     });
   }
-  return { instructions, problems: inFile(problems, sectionFileOffset) };
+  const code: PackedInstructions = { count, offsets, bytes: data, littleEndian, lddwHighs, srcOverrides: new Map() };
+  return { code, problems: inFile(problems, sectionFileOffset) };
+}
+
+/** Fills `instruction` with instruction `index` of packed code (imm64 undefined unless a complete lddw). */
+function readPacked(code: PackedInstructions, index: number, instruction: Instruction): void {
+  const { bytes } = code;
+  const slot = code.offsets[index];
+  const at = slot * INSTRUCTION_SLOT_BYTES;
+  const opcode = bytes[at];
+  const regs = bytes[at + 1];
+  instruction.offset = slot;
+  instruction.opcode = opcode;
+  instruction.class = opcode & 0x07;
+  if (code.littleEndian) {
+    instruction.dst = regs & 0x0f;
+    instruction.src = regs >> 4;
+    instruction.off = ((bytes[at + 2] | (bytes[at + 3] << 8)) << 16) >> 16;
+    instruction.imm = bytes[at + 4] | (bytes[at + 5] << 8) | (bytes[at + 6] << 16) | (bytes[at + 7] << 24);
+  } else {
+    instruction.dst = regs >> 4;
+    instruction.src = regs & 0x0f;
+    instruction.off = ((bytes[at + 3] | (bytes[at + 2] << 8)) << 16) >> 16;
+    instruction.imm = bytes[at + 7] | (bytes[at + 6] << 8) | (bytes[at + 5] << 16) | (bytes[at + 4] << 24);
+  }
+  if (code.srcOverrides.size > 0) {
+    const src = code.srcOverrides.get(index);
+    if (src !== undefined) instruction.src = src;
+  }
+  const high = opcode === LDDW_OPCODE ? code.lddwHighs.get(index) : undefined;
+  if (high === undefined) {
+    instruction.width = 1;
+    if (instruction.imm64 !== undefined) instruction.imm64 = undefined;
+  } else {
+    instruction.width = 2;
+    instruction.imm64 = (BigInt(high) << 32n) | BigInt(instruction.imm >>> 0);
+  }
+}
+
+/**
+ * The instructions `from` to `to` (exclusive) of packed code written into `pool`'s objects, which
+ * are reused from call to call (the pool grows to the longest range asked for). The array and its
+ * objects are valid until the next call with the same pool: for a pass over one function's code
+ * that keeps no reference to its instructions, without allocating per instruction.
+ */
+export function instructionsInto(code: PackedInstructions, from: number, to: number, pool: Instruction[]): Instruction[] {
+  const length = to > from ? to - from : 0;
+  while (pool.length < length) pool.push({ offset: 0, opcode: 0, class: 0, dst: 0, src: 0, off: 0, imm: 0, width: 1, imm64: undefined });
+  const view = pool.length === length ? pool : pool.slice(0, length);
+  for (let at = 0; at < length; at++) readPacked(code, from + at, view[at]);
+  return view;
+}
+
+/** The Instruction objects for instructions `from` to `to` (exclusive) of packed code, as decodeInstructions builds them. */
+export function materializeInstructions(code: PackedInstructions, from: number, to: number): Instruction[] {
+  const instructions: Instruction[] = [];
+  for (let index = from; index < to; index++) {
+    const instruction: Instruction = { offset: 0, opcode: 0, class: 0, dst: 0, src: 0, off: 0, imm: 0, width: 1 };
+    readPacked(code, index, instruction);
+    instructions.push(instruction);
+  }
+  return instructions;
 }
 
 /** Problems inside a section carry section-relative offsets until the section's place in the file is added. */
@@ -401,6 +490,21 @@ function isAtomicReadModifyWrite(imm: number): boolean {
 }
 
 /**
+ * isKnownOpcode by opcode byte: 1 known whatever the other fields, 0 unknown, 2 when the answer
+ * depends on imm (atomics), so decoding asks isKnownOpcode only for those; 3 for lddw.
+ */
+const KNOWN_OPCODES: Uint8Array = (() => {
+  const table = new Uint8Array(256);
+  for (let opcode = 0; opcode < 256; opcode++) {
+    const probe = (imm: number): boolean => isKnownOpcode({ offset: 0, opcode, class: opcode & 0x07, dst: 0, src: 0, off: 0, imm, width: 1 });
+    const isAtomicOpcode = (opcode & 0x07) === BPF_STX && (opcode & 0xe0) === BPF_ATOMIC;
+    table[opcode] = isAtomicOpcode ? 2 : probe(0) ? 1 : 0;
+  }
+  table[LDDW_OPCODE] = 3; // Known, with a second slot to read.
+  return table;
+})();
+
+/**
  * Rewrites src_reg the way libbpf does while it loads an object (bpf_program__record_reloc and
  * bpf_object__relocate), so that isKfuncCall and isPseudoFunc can be trusted on an object's code:
  *
@@ -417,21 +521,86 @@ export function applyLibbpfSourceRegisters(
   sectionIndex: number,
   elf: Pick<ElfFile, 'relocations' | 'symbols' | 'sections'>,
 ): Instruction[] {
-  const relocationsBySlot = new Map<number, ElfRelocation>();
-  for (const relocation of elf.relocations.get(sectionIndex) ?? []) {
-    relocationsBySlot.set(relocation.offset / INSTRUCTION_SLOT_BYTES, relocation);
-  }
-  return instructions.map((instruction) => {
-    const relocation = relocationsBySlot.get(instruction.offset);
-    const symbol = relocation && elf.symbols[relocation.symbolIndex];
-    if (!symbol) return instruction;
+  const relocations = elf.relocations.get(sectionIndex) ?? [];
+  const result = instructions.slice();
+  const rewrite = (index: number, relocation: ElfRelocation) => {
+    const instruction = instructions[index];
+    const symbol = elf.symbols[relocation.symbolIndex];
+    if (!symbol) return;
     if (instruction.opcode === CALL_OPCODE && symbol.sectionIndex === SHN_UNDEF) {
-      return { ...instruction, src: BPF_PSEUDO_KFUNC_CALL };
+      result[index] = { ...instruction, src: BPF_PSEUDO_KFUNC_CALL };
+      return;
     }
     const targetSection = elf.sections[symbol.sectionIndex];
     if (isLddw(instruction) && symbol.sectionIndex !== SHN_UNDEF && targetSection && (targetSection.flags & SHF_EXECINSTR) !== 0) {
-      return { ...instruction, src: BPF_PSEUDO_FUNC };
+      result[index] = { ...instruction, src: BPF_PSEUDO_FUNC };
     }
-    return instruction;
-  });
+  };
+  let ascending = true;
+  for (let i = 1; ascending && i < instructions.length; i++) ascending = instructions[i].offset > instructions[i - 1].offset;
+  if (!ascending) {
+    const relocationsBySlot = new Map<number, ElfRelocation>();
+    for (const relocation of relocations) relocationsBySlot.set(relocation.offset / INSTRUCTION_SLOT_BYTES, relocation);
+    instructions.forEach((instruction, index) => {
+      const relocation = relocationsBySlot.get(instruction.offset);
+      if (relocation) rewrite(index, relocation);
+    });
+    return result;
+  }
+  // Relocations are few next to instructions: find each one's instruction by binary search. The
+  // last relocation of a slot is the one that counts, so they are taken from the end.
+  const done = new Set<number>();
+  for (let r = relocations.length - 1; r >= 0; r--) {
+    const slot = relocations[r].offset / INSTRUCTION_SLOT_BYTES;
+    if (done.has(slot)) continue;
+    done.add(slot);
+    let low = 0;
+    let high = instructions.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (instructions[middle].offset < slot) low = middle + 1;
+      else high = middle;
+    }
+    if (low < instructions.length && instructions[low].offset === slot) rewrite(low, relocations[r]);
+  }
+  return result;
+}
+
+/**
+ * applyLibbpfSourceRegisters on packed code, in place: the src_reg of each relocated call to an
+ * extern becomes 2, of each relocated lddw of a code address 4.
+ */
+export function applyLibbpfSourceRegistersPacked(
+  code: PackedInstructions,
+  sectionIndex: number,
+  elf: Pick<ElfFile, 'relocations' | 'symbols' | 'sections'>,
+): void {
+  const relocations = elf.relocations.get(sectionIndex) ?? [];
+  const { offsets, count } = code;
+  // The last relocation of a slot is the one that counts, so they are taken from the end.
+  const done = new Set<number>();
+  for (let r = relocations.length - 1; r >= 0; r--) {
+    const slot = relocations[r].offset / INSTRUCTION_SLOT_BYTES;
+    if (done.has(slot)) continue;
+    done.add(slot);
+    let low = 0;
+    let high = count;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (offsets[middle] < slot) low = middle + 1;
+      else high = middle;
+    }
+    if (low >= count || offsets[low] !== slot) continue;
+    const symbol = elf.symbols[relocations[r].symbolIndex];
+    if (!symbol) continue;
+    const opcode = packedOpcode(code, low);
+    if (opcode === CALL_OPCODE && symbol.sectionIndex === SHN_UNDEF) {
+      code.srcOverrides.set(low, BPF_PSEUDO_KFUNC_CALL);
+      continue;
+    }
+    const targetSection = elf.sections[symbol.sectionIndex];
+    if (opcode === LDDW_OPCODE && symbol.sectionIndex !== SHN_UNDEF && targetSection && (targetSection.flags & SHF_EXECINSTR) !== 0) {
+      code.srcOverrides.set(low, BPF_PSEUDO_FUNC);
+    }
+  }
 }

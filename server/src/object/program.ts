@@ -12,12 +12,16 @@ import { SHF_EXECINSTR, STB_LOCAL, STT_FUNC } from './elf';
 import {
   BPF_TAIL_CALL_HELPER,
   type Instruction,
-  applyLibbpfSourceRegisters,
-  decodeInstructions,
+  type PackedInstructions,
+  applyLibbpfSourceRegistersPacked,
+  decodePackedInstructions,
   isHelperCall,
   isKfuncCall,
   isPseudoCall,
+  instructionsInto,
   isPseudoFunc,
+  materializeInstructions,
+  packedOpcode,
 } from './instruction';
 import { programTypeForSection } from './programType';
 
@@ -32,6 +36,36 @@ export interface ObjectFunction {
   isGlobal: boolean;
   /** The relocations of the function's section, by instruction offset. */
   relocations: ReadonlyMap<number, ElfRelocation>;
+  /**
+   * Where `instructions` come from when the function was read from an object: its section's
+   * packed code, from index `first` to `end` (exclusive). `instructions` is built on first use;
+   * the analysis reads the packed code and builds objects only for what it inspects.
+   */
+  packed?: { code: PackedInstructions; first: number; end: number };
+}
+
+/** The instruction at `index` of a function, built from its packed code when it has one. */
+export function instructionAt(fn: ObjectFunction, index: number): Instruction | undefined {
+  const { packed } = fn;
+  if (!packed) return fn.instructions[index];
+  if (index < 0 || packed.first + index >= packed.end) return undefined;
+  return materializeInstructions(packed.code, packed.first + index, packed.first + index + 1)[0];
+}
+
+/** How many instructions a function has, without building them. */
+export function instructionCount(fn: ObjectFunction): number {
+  return fn.packed ? fn.packed.end - fn.packed.first : fn.instructions.length;
+}
+
+const transientPool: Instruction[] = [];
+
+/**
+ * The function's instructions for one pass that keeps no reference to them: for a function read
+ * from an object, reused objects that are valid only until the next call (see instructionsInto).
+ */
+export function transientInstructions(fn: ObjectFunction): Instruction[] {
+  const { packed } = fn;
+  return packed ? instructionsInto(packed.code, packed.first, packed.end, transientPool) : fn.instructions;
 }
 
 /** A call out of a function: a bpf2bpf call, or a function whose address is taken. */
@@ -96,11 +130,12 @@ function readFunctions(elf: ElfFile, problems: Problem[]): ObjectFunction[] {
   const functions: ObjectFunction[] = [];
   const executable = elf.sections.filter((section) => (section.flags & SHF_EXECINSTR) !== 0 && section.size > 0);
   for (const section of executable) {
-    const decoded = decodeInstructions(section.data, elf.littleEndian, section.name);
+    const decoded = decodePackedInstructions(section.data, elf.littleEndian, section.name);
     const decodeProblems = decoded.problems;
     // The object leaves kfunc calls and callback addresses as plain calls and loads; libbpf marks
     // them (src_reg 2 and 4) from their relocations when it loads the program, and so do we.
-    const instructions = applyLibbpfSourceRegisters(decoded.instructions, section.index, elf);
+    const { code } = decoded;
+    applyLibbpfSourceRegistersPacked(code, section.index, elf);
     const relocations = new Map<number, ElfRelocation>();
     for (const relocation of elf.relocations.get(section.index) ?? []) relocations.set(relocation.offset / 8, relocation);
     for (const problem of decodeProblems) {
@@ -118,33 +153,44 @@ function readFunctions(elf: ElfFile, problems: Problem[]): ObjectFunction[] {
       // A zero size happens in hand-written assembly; the function then runs to the next symbol.
       const nextStart = position + 1 < symbols.length ? symbols[position + 1].value / 8 : section.size / 8;
       const end = symbol.size > 0 ? start + symbol.size / 8 : nextStart;
-      functions.push({
-        name: symbol.name,
-        section,
-        symbol,
-        start,
-        instructions: sliceByOffset(instructions, start, end),
-        isGlobal: symbol.bind !== STB_LOCAL,
-        relocations,
-      });
+      const first = lowerBound(code, start);
+      const last = Math.max(first, lowerBound(code, end));
+      functions.push(new CodeFunction(symbol.name, section, symbol, start, symbol.bind !== STB_LOCAL, relocations, { code, first, end: last }));
     });
   }
   return functions;
 }
 
-/** The instructions with start <= offset < end, found by binary search (the list is sorted by offset). */
-function sliceByOffset(instructions: Instruction[], start: number, end: number): Instruction[] {
-  const lowerBound = (offset: number) => {
-    let low = 0;
-    let high = instructions.length;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (instructions[middle].offset < offset) low = middle + 1;
-      else high = middle;
-    }
-    return low;
-  };
-  return instructions.slice(lowerBound(start), lowerBound(end));
+/** A function read from an object: its Instruction objects are built from the packed code on first use. */
+class CodeFunction implements ObjectFunction {
+  private built: Instruction[] | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly section: ElfSection,
+    readonly symbol: ElfSymbol,
+    readonly start: number,
+    readonly isGlobal: boolean,
+    readonly relocations: ReadonlyMap<number, ElfRelocation>,
+    readonly packed: { code: PackedInstructions; first: number; end: number },
+  ) {}
+
+  get instructions(): Instruction[] {
+    this.built ??= materializeInstructions(this.packed.code, this.packed.first, this.packed.end);
+    return this.built;
+  }
+}
+
+/** The first instruction whose offset is at least `offset`, by binary search (offsets ascend). */
+function lowerBound(code: PackedInstructions, offset: number): number {
+  let low = 0;
+  let high = code.count;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (code.offsets[middle] < offset) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 function buildProgram(
@@ -167,22 +213,28 @@ function buildProgram(
   const walk = (index: number) => {
     const subprogram = subprograms[index];
     const { fn } = subprogram;
-    fn.instructions.forEach((insn, at) => {
+    const count = instructionCount(fn);
+    const packed = fn.packed;
+    for (let at = 0; at < count; at++) {
+      // Only calls (0x85) and lddw (0x18) matter here; the rest of the code is skipped cheaply.
+      const opcode = packed ? packedOpcode(packed.code, packed.first + at) : fn.instructions[at].opcode;
+      if (opcode !== 0x85 && opcode !== 0x18) continue;
+      const insn = instructionAt(fn, at)!;
       if (isHelperCall(insn) && insn.imm === BPF_TAIL_CALL_HELPER) subprogram.tailCalls.push(at);
       const pseudoCall = isPseudoCall(insn);
-      if (!pseudoCall && !isPseudoFunc(insn)) return;
+      if (!pseudoCall && !isPseudoFunc(insn)) continue;
       const target = resolveTarget(elf, fn, insn, pseudoCall, bySectionStart);
       if (!target) {
         problems.push({
           message: `${fn.name}: ${pseudoCall ? 'call' : 'function address'} at instruction ${insn.offset} of section ${fn.section.name} points at no function`,
           offset: fn.section.offset + insn.offset * 8,
         });
-        return;
+        continue;
       }
       const callee = indexOf.get(target) ?? append(target);
       subprogram.calls.push({ at, kind: pseudoCall ? 'call' : 'callback', callee });
       if (!pseudoCall && registersAsyncCallback(elf, fn, at)) subprograms[callee].isAsyncCallback = true;
-    });
+    }
   };
 
   append(main);
