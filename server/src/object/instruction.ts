@@ -547,22 +547,7 @@ export function applyLibbpfSourceRegisters(
     });
     return result;
   }
-  // Relocations are few next to instructions: find each one's instruction by binary search. The
-  // last relocation of a slot is the one that counts, so they are taken from the end.
-  const done = new Set<number>();
-  for (let r = relocations.length - 1; r >= 0; r--) {
-    const slot = relocations[r].offset / INSTRUCTION_SLOT_BYTES;
-    if (done.has(slot)) continue;
-    done.add(slot);
-    let low = 0;
-    let high = instructions.length;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (instructions[middle].offset < slot) low = middle + 1;
-      else high = middle;
-    }
-    if (low < instructions.length && instructions[low].offset === slot) rewrite(low, relocations[r]);
-  }
+  forEachRelocatedInstruction(relocations, instructions.length, (index) => instructions[index].offset, rewrite);
   return result;
 }
 
@@ -577,7 +562,32 @@ export function applyLibbpfSourceRegistersPacked(
 ): void {
   const relocations = elf.relocations.get(sectionIndex) ?? [];
   const { offsets, count } = code;
-  // The last relocation of a slot is the one that counts, so they are taken from the end.
+  forEachRelocatedInstruction(relocations, count, (index) => offsets[index], (index, relocation) => {
+    const symbol = elf.symbols[relocation.symbolIndex];
+    if (!symbol) return;
+    const opcode = packedOpcode(code, index);
+    if (opcode === CALL_OPCODE && symbol.sectionIndex === SHN_UNDEF) {
+      code.srcOverrides.set(index, BPF_PSEUDO_KFUNC_CALL);
+      return;
+    }
+    const targetSection = elf.sections[symbol.sectionIndex];
+    if (opcode === LDDW_OPCODE && symbol.sectionIndex !== SHN_UNDEF && targetSection && (targetSection.flags & SHF_EXECINSTR) !== 0) {
+      code.srcOverrides.set(index, BPF_PSEUDO_FUNC);
+    }
+  });
+}
+
+/**
+ * Calls `visit` for each instruction a relocation applies to, with the last relocation of its slot
+ * (the one that counts). Relocations are few next to instructions, so each is found by binary
+ * search over the ascending instruction offsets.
+ */
+function forEachRelocatedInstruction(
+  relocations: readonly ElfRelocation[],
+  count: number,
+  offsetAt: (index: number) => number,
+  visit: (index: number, relocation: ElfRelocation) => void,
+): void {
   const done = new Set<number>();
   for (let r = relocations.length - 1; r >= 0; r--) {
     const slot = relocations[r].offset / INSTRUCTION_SLOT_BYTES;
@@ -587,20 +597,9 @@ export function applyLibbpfSourceRegistersPacked(
     let high = count;
     while (low < high) {
       const middle = (low + high) >> 1;
-      if (offsets[middle] < slot) low = middle + 1;
+      if (offsetAt(middle) < slot) low = middle + 1;
       else high = middle;
     }
-    if (low >= count || offsets[low] !== slot) continue;
-    const symbol = elf.symbols[relocations[r].symbolIndex];
-    if (!symbol) continue;
-    const opcode = packedOpcode(code, low);
-    if (opcode === CALL_OPCODE && symbol.sectionIndex === SHN_UNDEF) {
-      code.srcOverrides.set(low, BPF_PSEUDO_KFUNC_CALL);
-      continue;
-    }
-    const targetSection = elf.sections[symbol.sectionIndex];
-    if (opcode === LDDW_OPCODE && symbol.sectionIndex !== SHN_UNDEF && targetSection && (targetSection.flags & SHF_EXECINSTR) !== 0) {
-      code.srcOverrides.set(low, BPF_PSEUDO_FUNC);
-    }
+    if (low < count && offsetAt(low) === slot) visit(low, relocations[r]);
   }
 }
