@@ -14,7 +14,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { sourceBench } from './source';
 
 const root = resolve(__dirname, '..', '..');
 const work = join(root, '.cache', 'bench');
@@ -131,7 +130,10 @@ async function main(): Promise<void> {
   for (const line of objectBench()) console.log(line);
   if (process.argv.includes('--object-only')) return;
   console.log('');
-  for (const line of await sourceBench()) console.log(line);
+  // The source side runs in a process of its own: its RSS figure must be the estimator's memory,
+  // not what the object half (generated sources, objdump's output) left in this one.
+  const source = spawnSync(process.execPath, [join(__dirname, 'source.js')], { stdio: 'inherit' });
+  if (source.status !== 0) throw new Error(`bench/source.js exited ${source.status}`);
 }
 
 main().catch((error) => {
