@@ -466,7 +466,8 @@ export class DeclarationParser {
     return { base, isTypedef, hasType, attributes };
   }
 
-  private recordSpecifier(cursor: Cursor, kind: 'struct' | 'union'): CType {
+  /** After `struct`, `union` or `enum`: attributes, the optional tag, and attributes again. */
+  private tagAndAttributes(cursor: Cursor): { tag: string | undefined; attributes: Attributes } {
     cursor.position++;
     const attributes: Attributes = {};
     this.leadingAttributes(cursor, attributes);
@@ -476,6 +477,11 @@ export class DeclarationParser {
       cursor.position++;
       this.leadingAttributes(cursor, attributes);
     }
+    return { tag, attributes };
+  }
+
+  private recordSpecifier(cursor: Cursor, kind: 'struct' | 'union'): CType {
+    const { tag, attributes } = this.tagAndAttributes(cursor);
     if (!cursor.isPunctuator('{')) {
       if (tag === undefined) cursor.fail(`expected a tag or '{' after ${kind}`);
       return { k: kind, tag };
@@ -558,15 +564,7 @@ export class DeclarationParser {
   }
 
   private enumSpecifier(cursor: Cursor): CType {
-    cursor.position++;
-    const attributes: Attributes = {};
-    this.leadingAttributes(cursor, attributes);
-    let tag: string | undefined;
-    if (cursor.token?.kind === TokenKind.Identifier) {
-      tag = cursor.token.text;
-      cursor.position++;
-      this.leadingAttributes(cursor, attributes);
-    }
+    const { tag, attributes } = this.tagAndAttributes(cursor);
     let fixedSize: number | undefined;
     if (cursor.isPunctuator(':')) {
       const underlying = this.parseTypeName(cursor.tokens, cursor.position + 1, cursor.end);
