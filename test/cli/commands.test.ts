@@ -56,3 +56,29 @@ test('types lays out the seed example\'s records as clang does', async () => {
   assert.equal(types.find((t) => t.name === 'tunnel')?.size, 44);
   assert.equal(types.find((t) => t.name === 'sflow')?.size, 48);
 });
+
+test('estimate takes defines from compile_commands.json before -D: BPF_NO_GLOBAL_DATA puts the printk format on the stack', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const workspace = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-ccdb-'));
+  const source = join(workspace, 'log.bpf.c');
+  writeFileSync(
+    source,
+    '#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\nSEC("tc")\nint entry(struct __sk_buff *skb)\n{\n\tbpf_printk("len=%u proto=%u\\n", skb->len, skb->protocol);\n\treturn 0;\n}\nchar LICENSE[] SEC("license") = "GPL";\n',
+  );
+  const database = join(workspace, 'compile_commands.json');
+  writeFileSync(database, JSON.stringify([{ directory: workspace, file: 'log.bpf.c', arguments: ['clang-19', '-target', 'bpf', '-DBPF_NO_GLOBAL_DATA', '-c', 'log.bpf.c'] }]));
+  const frameOf = async (argv: string[]) => {
+    const result = await runCli(['estimate', '--kernel', '6.18', '--format', 'json', ...argv, source]);
+    assert.equal(result.code, 0, result.stderr);
+    return JSON.parse(result.stdout).functions.find((f: { name: string }) => f.name === 'entry');
+  };
+  const rodata = await frameOf([]);
+  assert.equal(rodata.frameBytes, 0, 'libbpf keeps the format in .rodata by default');
+  const stack = await frameOf(['--compile-commands', database]);
+  assert.equal(stack.frameBytes, 24, 'the 17-byte format (with its NUL) takes three slots on the stack');
+  assert.equal(stack.items[0].what, 'printk-format');
+  const undefinedAgain = await frameOf(['--compile-commands', database, '-D', 'BPF_NO_GLOBAL_DATA_UNUSED']);
+  assert.equal(undefinedAgain.frameBytes, 24, '-D adds to the database, it does not replace it');
+  assert.equal((await runCli(['estimate', '--compile-commands', join(workspace, 'missing.json'), source])).code, 2);
+});

@@ -4,6 +4,7 @@
  * verdict. Exit 0 when no program breaks a stack rule, 1 when one does, 2 for bad usage or unreadable input.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { type ProgramReport, type SubprogramReport, printAsRejected, printedStackDepths, verdictReport } from '../rules/report';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
@@ -13,6 +14,7 @@ import type { Tree } from '../source/parser';
 import { buildSourceFrameGraphs } from '../source/sourceCallGraph';
 import { type ReadFile, StatCheckedFiles } from '../source/headerIndex';
 import { type TranslationUnit, type TranslationUnitOptions, TranslationUnitCache, analyzeTranslationUnit } from '../source/translationUnit';
+import { applyDefinitions, compileFlagsFor, findCompileCommands, readCompileCommands } from '../source/compileCommands';
 import { type FlagSpec, UsageError, parseArgs } from './args';
 import { type CommandIo, profilesFromFlags } from './io';
 
@@ -22,6 +24,7 @@ export const ESTIMATE_FLAGS: Record<string, FlagSpec> = {
   '--kernel': { value: true, repeat: true },
   '--no-jit': { value: false },
   '--format': { value: true },
+  '--compile-commands': { value: true },
 };
 
 export interface EstimateReport {
@@ -211,7 +214,19 @@ export async function estimateCommand(argv: string[], io: CommandIo): Promise<nu
     io.stderr(`bpf-stack-lens: ${file}: ${(error as Error).message}\n`);
     return 2;
   }
-  const report = await estimateSource(file, text, profiles, { includeDirs: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] });
+  // compile_commands.json first (given, else in the working directory or build/), then -I and -D.
+  const givenDatabase = args.flags.get('--compile-commands')?.[0];
+  if (givenDatabase !== undefined && !existsSync(givenDatabase)) {
+    io.stderr(`bpf-stack-lens: ${givenDatabase}: no such file\n`);
+    return 2;
+  }
+  const database = findCompileCommands(givenDatabase ?? '', [process.cwd()]);
+  const entries = database ? readCompileCommands(database) : undefined;
+  if (database && !entries) io.stderr(`bpf-stack-lens: warning: ${database} is not a compilation database; ignored\n`);
+  const flags = database && entries ? compileFlagsFor(entries, file, dirname(database)) : undefined;
+  const defines = applyDefinitions(args.flags.get('-D') ?? [], applyDefinitions(flags?.defines ?? []));
+  const includeDirs = [...(flags?.includeDirs ?? []), ...(args.flags.get('-I') ?? [])];
+  const report = await estimateSource(file, text, profiles, { includeDirs, defines: Object.fromEntries(defines) });
   if (format === 'json') io.stdout(`${JSON.stringify(report, null, 2)}\n`);
   else io.stdout(formatEstimateText(report));
   const violated = report.programs.some((program) => program.verdicts.some((verdict) => !verdict.accepted));

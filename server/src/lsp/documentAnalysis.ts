@@ -4,8 +4,8 @@
  * file; the source estimate provides one from the C text as the editor has it. Diagnostics, hover
  * and CodeLens read only this shape, so each provider plugs in without touching them.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { resolvedPath } from '../common/paths';
 import type { ProgramReport } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
 import type { FunctionFrame } from '../source/frameEstimate';
@@ -69,12 +69,5 @@ export function diagnosticSourceOf(origin: AnalysisOrigin): string {
   return `bpf-stack-lens (${origin})`;
 }
 
-/** An absolute path with symbolic links resolved where the file exists, so the two sides compare equal. */
-export function resolvedPath(filePath: string): string {
-  const absolute = path.resolve(filePath);
-  try {
-    return fs.realpathSync.native(absolute);
-  } catch {
-    return absolute;
-  }
-}
+
+export { resolvedPath };

@@ -17,7 +17,7 @@ import type { KernelProfile } from '../rules/kernelProfile';
 import { DEFAULT_SYSTEM_INCLUDE_DIRS, type ReadFile, StatCheckedFiles, readFileFromDisk, resolveInclude } from '../source/headerIndex';
 import { createPreprocessorState, definitionsFromText, type Macro } from '../source/preprocessor';
 import { analyzeTranslationUnit, type TranslationUnitOptions } from '../source/translationUnit';
-import { type CompileFlags, compileFlagsFor, findCompileCommands, readCompileCommands } from './compileCommands';
+import { type CompileFlags, applyDefinitions, compileFlagsFor, findCompileCommands, readCompileCommands } from '../source/compileCommands';
 import { type DocumentAnalysisProvider, type DocumentStackAnalysis, resolvedPath } from './documentAnalysis';
 import type { LensSettings } from './settings';
 
@@ -235,15 +235,7 @@ export class SourceEstimates implements DocumentAnalysisProvider {
     const flags = databaseEntries && this.database ? compileFlagsFor(databaseEntries, filePath, path.dirname(this.database.path)) : undefined;
     const defines = new Map<string, string>();
     for (const forced of flags?.forcedIncludes ?? []) for (const [name, value] of forcedIncludeDefines(forced, this.host.openText(resolvedPath(forced)))) defines.set(name, value);
-    for (const definition of flags?.defines ?? []) {
-      if (definition.startsWith('!')) {
-        defines.delete(definition.slice(1));
-        continue;
-      }
-      const equals = definition.indexOf('=');
-      if (equals === -1) defines.set(definition, '1');
-      else defines.set(definition.slice(0, equals), definition.slice(equals + 1));
-    }
+    applyDefinitions(flags?.defines ?? [], defines);
     for (const [name, value] of Object.entries(this.settings?.defines ?? {})) defines.set(name, value);
     // The printk model is only a default for files that do not decide it themselves.
     if (this.settings?.printkModel === 'stack') defines.set('BPF_NO_GLOBAL_DATA', defines.get('BPF_NO_GLOBAL_DATA') ?? '1');

@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { resolvedPath } from './documentAnalysis';
+import { resolvedPath } from '../common/paths';
 
 /** The flags of one compile command that change what the preprocessor sees. */
 export interface CompileFlags {
@@ -123,4 +123,21 @@ export function splitCommandLine(command: string): string[] {
   }
   if (inWord) words.push(word);
   return words;
+}
+
+/**
+ * Applies -D definitions (`NAME`, `NAME=VALUE`) and -U removals (`!NAME`) in order, as clang does,
+ * onto `into` (which may hold earlier definitions), and returns it.
+ */
+export function applyDefinitions(definitions: readonly string[], into = new Map<string, string>()): Map<string, string> {
+  for (const definition of definitions) {
+    if (definition.startsWith('!')) {
+      into.delete(definition.slice(1));
+      continue;
+    }
+    const equals = definition.indexOf('=');
+    if (equals === -1) into.set(definition, '1');
+    else into.set(definition.slice(0, equals), definition.slice(equals + 1));
+  }
+  return into;
 }

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { compileFlagsFor, findCompileCommands, readCompileCommands, splitCommandLine } from '../../server/src/lsp/compileCommands';
+import { compileFlagsFor, findCompileCommands, readCompileCommands, splitCommandLine } from '../../server/src/source/compileCommands';
 
 test('command strings split like a shell', () => {
   assert.deepEqual(splitCommandLine(`clang -DMSG="a b" '-DQ=it''s' -I\\ dir x.c`), ['clang', '-DMSG=a b', '-DQ=its', '-I dir', 'x.c']);
