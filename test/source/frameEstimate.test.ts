@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { type EstimateReport, estimateCommand, estimateSource } from '../../server/src/cli/estimateCommand';
 import { UsageError } from '../../server/src/cli/args';
-import { stringLiteralBytes } from '../../server/src/source/frameEstimate';
+import { stringLiteralBytes } from '../../server/src/source/constExpr';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 import { type Fixture, listFixtures } from '../support/fixtures';
 
@@ -104,6 +104,7 @@ test('callbacks: bpf_loop is a callback edge, a timer callback is an async root'
 test('string literal sizes count escapes as one byte', () => {
   assert.equal(stringLiteralBytes('"a\\n"'), 2);
   assert.equal(stringLiteralBytes('"\\x41\\0\\101z"'), 4);
+  assert.equal(stringLiteralBytes('"\\u00e9x"'), 3, 'a universal character name is stored as UTF-8');
 });
 
 test('the estimate command: JSON shape, exit status, usage errors', async () => {

@@ -10,6 +10,7 @@
  * `unsigned long long ___param[N]` on the stack: 8 bytes per argument.
  */
 import { roundUp } from '../rules/kernelProfile';
+import { stringLiteralBytes } from '../source/constExpr';
 import type { Node, Tree } from '../source/parser';
 import type { LensSettings } from './settings';
 import { enclosingFunction, functionNameOf, type LspQueries } from './syntax';
@@ -143,28 +144,7 @@ function localStringArray(functionNode: Node, name: string): Node | undefined {
  * UTF-8 bytes of the code point); the literal's characters count their UTF-8 bytes, as clang stores them.
  */
 export function cStringBytes(node: Node): number | undefined {
-  if (node.type === 'concatenated_string') {
-    let total = 0;
-    for (const part of node.namedChildren) {
-      if (!part || part.type !== 'string_literal') continue;
-      const bytes = cStringBytes(part);
-      if (bytes === undefined) return undefined;
-      total += bytes - 1;
-    }
-    return total + 1;
-  }
-  if (node.type !== 'string_literal' || !node.text.startsWith('"')) return undefined;
-  let bytes = 0;
-  for (const part of node.namedChildren) {
-    if (!part) continue;
-    if (part.type === 'string_content') bytes += Buffer.byteLength(part.text, 'utf8');
-    else if (part.type === 'escape_sequence') bytes += escapeBytes(part.text);
-  }
-  return bytes + 1;
-}
-
-function escapeBytes(escape: string): number {
-  const unicode = /^\\[uU]([0-9a-fA-F]+)$/.exec(escape);
-  if (unicode) return Buffer.byteLength(String.fromCodePoint(Number.parseInt(unicode[1], 16)), 'utf8');
-  return 1;
+  const parts = node.type === 'concatenated_string' ? node.namedChildren.filter((part): part is Node => part?.type === 'string_literal') : [node];
+  if (parts.length === 0 || parts.some((part) => part.type !== 'string_literal' || !part.text.startsWith('"'))) return undefined;
+  return parts.reduce((bytes, part) => bytes + stringLiteralBytes(part.text), 0) + 1;
 }

@@ -418,6 +418,14 @@ export function literalBytes(body: string): number[] {
       while (j < body.length && /[0-9a-fA-F]/.test(body[j])) j++;
       bytes.push(parseInt(body.slice(i + 1, j), 16) & 0xff);
       i = j - 1;
+    } else if (next === 'u' || next === 'U') {
+      // A universal character name: the code point, stored as UTF-8 in a plain string.
+      const digits = next === 'u' ? 4 : 8;
+      const hex = body.slice(i + 1, i + 1 + digits);
+      const codePoint = /^[0-9a-fA-F]+$/.test(hex) ? Number.parseInt(hex, 16) : Number.NaN;
+      if (codePoint <= 0x10ffff) for (const byte of Buffer.from(String.fromCodePoint(codePoint), 'utf8')) bytes.push(byte);
+      else bytes.push(next.charCodeAt(0));
+      if (codePoint <= 0x10ffff) i += hex.length;
     } else if (next !== undefined && next >= '0' && next <= '7') {
       let j = i;
       while (j < body.length && j < i + 3 && body[j] >= '0' && body[j] <= '7') j++;
@@ -428,6 +436,16 @@ export function literalBytes(body: string): number[] {
     }
   }
   return bytes;
+}
+
+/**
+ * Bytes a plain string literal's contents take (`"a\\n"` → 2), without the terminating NUL: what
+ * a `char fmt[] = "..."` puts on the stack, less one.
+ */
+export function stringLiteralBytes(literal: string): number {
+  const open = literal.indexOf('"');
+  const close = literal.lastIndexOf('"');
+  return literalBytes(literal.slice(open + 1, close > open ? close : undefined)).length;
 }
 
 function charLiteralValue(text: string): number {

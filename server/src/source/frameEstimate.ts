@@ -49,7 +49,7 @@ import { tokenize } from './lexer';
 import type { TranslationUnit } from './translationUnit';
 import type { CType } from './types';
 import { typeToString } from './types';
-import { parseIntegerLiteral } from './constExpr';
+import { parseIntegerLiteral, stringLiteralBytes } from './constExpr';
 import { packageFile } from './packageRoot';
 
 export type FrameItemKind = 'local' | 'printk-format' | 'printk-args' | 'inlined';
@@ -1113,29 +1113,3 @@ function unsizedArrayBytes(unit: TranslationUnit, element: CType, init: Node | u
   return 0;
 }
 
-/** Bytes of a C string literal's contents (without the NUL). */
-export function stringLiteralBytes(literal: string): number {
-  const open = literal.indexOf('"');
-  const body = literal.slice(open + 1, literal.lastIndexOf('"'));
-  let bytes = 0;
-  for (let i = 0; i < body.length; i++) {
-    const c = body[i];
-    if (c !== '\\') {
-      bytes += Buffer.byteLength(c);
-      continue;
-    }
-    const next = body[i + 1] ?? '';
-    if (next === 'x') {
-      i++;
-      while (/[0-9a-fA-F]/.test(body[i + 1] ?? '')) i++;
-    } else if (/[0-7]/.test(next)) {
-      let digits = 0;
-      while (digits < 3 && /[0-7]/.test(body[i + 1] ?? '')) {
-        i++;
-        digits++;
-      }
-    } else i++;
-    bytes++;
-  }
-  return bytes;
-}
