@@ -3,6 +3,7 @@
  * not a BPF object, never a stack trace.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,4 +40,27 @@ test('a missing file, a directory and a text file are unreadable input', async (
 test('--help and --version answer on stdout', async () => {
   assert.match((await runCli(['--help'])).stdout, /bpf-stack-lens check/);
   assert.equal((await runCli(['--version'])).stdout, 'test\n');
+});
+
+test('every command answers --help with its own usage line, and exit 0', async () => {
+  for (const command of ['check', 'dump', 'estimate', 'types', 'lsp']) {
+    const result = await runCli([command, '--help']);
+    assert.equal(result.code, 0, command);
+    assert.match(result.stdout, new RegExp(`^usage:\\n  bpf-stack-lens ${command} `));
+    assert.equal(result.stdout.trim().split('\n').length, 2, result.stdout);
+  }
+});
+
+/*
+ * The installed entry point loads `check` from the bundle and the other commands from out/, so a
+ * usage error thrown by an out/ module must still be recognised as one by the bundle's main.
+ */
+test('through bin/bpf-stack-lens.js, a bad option of any command is exit 2 without a stack trace', () => {
+  const bin = join(__dirname, '..', '..', '..', 'bin', 'bpf-stack-lens.js');
+  for (const argv of [['estimate', '--bogus', 'x.c'], ['types', '--bogus', 'x.h'], ['dump', '--bogus', 'x.o'], ['check', '--bogus', 'x.o']]) {
+    const result = spawnSync(process.execPath, [bin, ...argv], { encoding: 'utf8' });
+    assert.equal(result.status, 2, `${argv.join(' ')}: ${result.stderr}`);
+    assert.match(result.stderr, new RegExp(`^bpf-stack-lens ${argv[0]}: unknown option --bogus\\n`));
+    assert.doesNotMatch(result.stderr, /internal error|\n\s+at /);
+  }
 });

@@ -16,7 +16,17 @@ export interface ParsedArgs {
   positionals: string[];
 }
 
-export class UsageError extends Error {}
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/**
+ * Whether `error` is a UsageError. Not `instanceof`: `check` runs from the bundle (dist/cli.js) and
+ * the other commands from out/, so one process can hold two copies of the class.
+ */
+export function isUsageError(error: unknown): error is UsageError {
+  return error instanceof Error && error.name === 'UsageError';
+}
 
 export function parseArgs(argv: string[], specs: Record<string, FlagSpec>): ParsedArgs {
   const flags = new Map<string, string[]>();

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UsageError } from './args';
+import { isUsageError } from './args';
 import type { CommandIo } from './io';
 
 const USAGE = `usage:
@@ -57,6 +57,11 @@ export async function main(argv: string[], io?: Partial<CommandIo>): Promise<num
     fullIo.stdout(`${fullIo.version}\n`);
     return 0;
   }
+  if (name !== undefined && Object.hasOwn(COMMANDS, name) && rest.some((arg) => arg === '--help' || arg === '-h')) {
+    const lines = USAGE.split('\n').filter((line) => line.trimStart().startsWith(`bpf-stack-lens ${name} `));
+    fullIo.stdout(`usage:\n${lines.join('\n')}\n`);
+    return 0;
+  }
   const command = name === undefined || !Object.hasOwn(COMMANDS, name) ? undefined : COMMANDS[name]();
   if (!command) {
     fullIo.stderr(`bpf-stack-lens: ${name === undefined ? 'no command given' : `unknown command "${name}"`}\n${USAGE}\n`);
@@ -65,7 +70,7 @@ export async function main(argv: string[], io?: Partial<CommandIo>): Promise<num
   try {
     return await command(rest, fullIo);
   } catch (error) {
-    if (error instanceof UsageError) {
+    if (isUsageError(error)) {
       fullIo.stderr(`bpf-stack-lens ${name}: ${error.message}\n${USAGE}\n`);
       return 2;
     }

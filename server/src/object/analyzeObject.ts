@@ -17,9 +17,8 @@ import {
 import { type Btf, readBtf } from './btf';
 import { type BtfExt, type LineInfo, readBtfExt } from './btfExt';
 import { readElf } from './elf';
-import type { Instruction } from './instruction';
-import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms, transientInstructions } from './program';
-import { type ReadOnlyData, type StackDepthResult, computeStackDepth } from './stackDepth';
+import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms } from './program';
+import { type ReadOnlyData, type StackDepthResult, computeStackDepth, isReachable } from './stackDepth';
 
 export interface ObjectReport {
   path: string;
@@ -75,8 +74,8 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
 
   const depths = new Map<ObjectFunction, StackDepthResult>();
   const readOnlyData = new Map<number, ReadOnlyData>();
-  const readOnlyAddress = (fn: ObjectFunction, insn: Instruction) => {
-    const relocation = insn.width === 2 ? fn.relocations.get(insn.offset) : undefined;
+  const readOnlyAddress = (fn: ObjectFunction, slot: number, imm: number) => {
+    const relocation = fn.relocations.get(slot);
     const symbol = relocation && elf.symbols[relocation.symbolIndex];
     const section = symbol && elf.sections[symbol.sectionIndex];
     // libbpf freezes .rodata before loading, so the verifier reads these bytes as constants.
@@ -86,16 +85,14 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
       data = { bytes: section.data, littleEndian: elf.littleEndian };
       readOnlyData.set(section.index, data);
     }
-    return { data, offset: symbol.value + insn.imm };
+    return { data, offset: symbol.value + imm };
   };
   const depthOf = (sub: Subprogram) => {
     const { fn } = sub;
     let result = depths.get(fn);
     if (!result) {
-      // Objects for this pass only: the function's code stays packed for the rest of the analysis.
-      const instructions = transientInstructions(fn);
-      result = computeStackDepth(instructions, {
-        readOnlyAddress: (index) => readOnlyAddress(fn, instructions[index]),
+      result = computeStackDepth(fn.packed, {
+        readOnlyAddress: (slot, imm) => readOnlyAddress(fn, slot, imm),
         recordAccesses: options.recordStackAccesses,
       });
       depths.set(fn, result);
@@ -107,7 +104,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     ext?.lineTables.get(fn.section.name)?.locate(offsetAt(fn, index) ?? fn.start);
 
   const programReports = programs.map((program): ProgramReport => {
-    const entered = enteredSubprograms(program, (sub) => depthOf(sub).reachable);
+    const entered = enteredSubprograms(program, (sub, index) => isReachable(depthOf(sub), index));
     const subprograms = program.subprograms.map((sub, index): SubprogramReport => {
       const depth = depthOf(sub);
       // A static function that no live code calls is never verified: its depth stays 0.
@@ -170,7 +167,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
  * Which subprograms the verifier enters: the main function, every global function (verified on its
  * own), and whatever a reachable call or callback of an entered one names.
  */
-function enteredSubprograms(program: BpfProgram, reachableOf: (sub: Subprogram) => boolean[]): Set<number> {
+function enteredSubprograms(program: BpfProgram, reachable: (sub: Subprogram, index: number) => boolean): Set<number> {
   const entered = new Set<number>([0]);
   program.subprograms.forEach((sub, index) => {
     if (sub.fn.isGlobal) entered.add(index);
@@ -178,9 +175,8 @@ function enteredSubprograms(program: BpfProgram, reachableOf: (sub: Subprogram) 
   const work = [...entered];
   while (work.length > 0) {
     const sub = program.subprograms[work.pop()!];
-    const reachable = reachableOf(sub);
     for (const call of sub.calls) {
-      if (reachable[call.at] && !entered.has(call.callee)) {
+      if (reachable(sub, call.at) && !entered.has(call.callee)) {
         entered.add(call.callee);
         work.push(call.callee);
       }

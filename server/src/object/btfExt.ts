@@ -61,29 +61,48 @@ export interface CoreRelocation {
 }
 
 /**
- * One section's line info, decoded record by record on demand: a program asks for a handful of
- * lines (function starts, calls, tail calls) out of one per instruction.
+ * One section's line info, read record by record on demand, straight from .BTF.ext: a program asks
+ * for a handful of lines (function starts, calls, tail calls) out of one per instruction, so
+ * nothing is decoded or copied ahead. Records lie in runs (one per section entry of the block,
+ * nearly always a single run) of fixed-size records whose insn_off ascends.
  */
 export class LineTable {
+  /** The index of the first record of each run, and of the end: the runs' boundaries. */
+  private readonly runFirsts: number[] = [0];
+
   constructor(
-    /** insn_off of each record, in instructions, in the compiler's order (ascending). */
-    readonly insnOffsets: Uint32Array,
-    private readonly positions: Uint32Array,
     private readonly view: DataView,
     private readonly littleEndian: boolean,
+    private readonly recordSize: number,
+    /** Byte position in .BTF.ext of each run's first record, and its record count. */
+    private readonly runs: { at: number; count: number }[],
     private readonly string: (offset: number) => string,
-  ) {}
+  ) {
+    for (const run of runs) this.runFirsts.push(this.runFirsts[this.runFirsts.length - 1] + run.count);
+  }
 
   get length(): number {
-    return this.insnOffsets.length;
+    return this.runFirsts[this.runFirsts.length - 1];
+  }
+
+  /** Byte position of record `index` in .BTF.ext. */
+  private positionOf(index: number): number {
+    let run = 0;
+    while (index >= this.runFirsts[run + 1]) run++;
+    return this.runs[run].at + (index - this.runFirsts[run]) * this.recordSize;
+  }
+
+  /** The insn_off of record `index`, in instructions (an object counts bytes; libbpf divides by 8). */
+  insnOffsetAt(index: number): number {
+    return this.view.getUint32(this.positionOf(index), this.littleEndian) >>> 3;
   }
 
   /** The record at `index`. */
   at(index: number): LineInfo {
-    const at = this.positions[index];
+    const at = this.positionOf(index);
     const lineColumn = this.view.getUint32(at + 12, this.littleEndian);
     return {
-      insnOffset: this.insnOffsets[index],
+      insnOffset: this.view.getUint32(at, this.littleEndian) >>> 3,
       file: this.string(this.view.getUint32(at + 4, this.littleEndian)),
       lineText: this.string(this.view.getUint32(at + 8, this.littleEndian)),
       // line_col packs the line into the top 22 bits and the column into the low 10.
@@ -105,7 +124,7 @@ export class LineTable {
   locate(insnOffset: number): { file: string; line: number; column: number } | undefined {
     const found = this.indexAt(insnOffset);
     if (found < 0) return undefined;
-    const at = this.positions[found];
+    const at = this.positionOf(found);
     const lineColumn = this.view.getUint32(at + 12, this.littleEndian);
     return { file: this.string(this.view.getUint32(at + 4, this.littleEndian)), line: lineColumn >>> 10, column: lineColumn & 0x3ff };
   }
@@ -113,11 +132,11 @@ export class LineTable {
   /** The index of the last record at or before an instruction, or -1. */
   private indexAt(insnOffset: number): number {
     let low = 0;
-    let high = this.insnOffsets.length - 1;
+    let high = this.length - 1;
     let found = -1;
     while (low <= high) {
       const middle = (low + high) >> 1;
-      if (this.insnOffsets[middle] <= insnOffset) {
+      if (this.insnOffsetAt(middle) <= insnOffset) {
         found = middle;
         low = middle + 1;
       } else {
@@ -221,8 +240,10 @@ function readBtfExtSection(
 
   const lineInfo = new LazyMap<string, LineInfo[]>();
   const ext: BtfExt = { funcInfo: new Map(), lineInfo, lineTables: new Map(), coreRelocations: new Map() };
+  const layoutOf = (name: string, offsetField: number, minRecord: number) =>
+    walkBlock(view, littleEndian, headerLength, offsetField, name, minRecord, string, problems);
   const block = (name: string, offsetField: number, minRecord: number) =>
-    readBlock(view, littleEndian, headerLength, offsetField, name, minRecord, string, problems);
+    readBlock(view, littleEndian, layoutOf(name, offsetField, minRecord), name, problems);
 
   for (const { sectionName, records } of block('func info', 8, FUNC_INFO_MIN_RECORD)) {
     ext.funcInfo.set(
@@ -230,8 +251,9 @@ function readBtfExtSection(
       Array.from(records.positions, (at, index) => ({ insnOffset: records.insnOffsets[index], typeId: view.getUint32(at + 4, littleEndian) })),
     );
   }
-  for (const { sectionName, records } of block('line info', 16, LINE_INFO_MIN_RECORD)) {
-    const table = new LineTable(records.insnOffsets, records.positions, view, littleEndian, string);
+  const lines = layoutOf('line info', 16, LINE_INFO_MIN_RECORD);
+  for (const { sectionName, runs } of lines?.sections ?? []) {
+    const table = new LineTable(view, littleEndian, lines!.recordSize, runs, string);
     ext.lineTables.set(sectionName, table);
     lineInfo.setLazy(sectionName, () => table.all());
   }
@@ -260,11 +282,17 @@ interface SectionRecords {
   records: { positions: Uint32Array; insnOffsets: Uint32Array };
 }
 
+/** A block's layout: its record size and, per section, where its runs of records lie. */
+interface BlockLayout {
+  recordSize: number;
+  sections: { sectionName: string; runs: { at: number; count: number }[] }[];
+}
+
 /**
- * Walks one block (func info, line info or CO-RE relocations). Every record starts with insn_off,
- * so it is read and converted here; the caller reads the remaining fields at `at`.
+ * Checks one block's framing (record size, section headers, counts that fit) without visiting its
+ * records: line info has a record per instruction, and LineTable reads only those asked for.
  */
-function readBlock(
+function walkBlock(
   view: DataView,
   le: boolean,
   headerLength: number,
@@ -273,27 +301,26 @@ function readBlock(
   minRecordSize: number,
   string: (offset: number) => string,
   problems: Problem[],
-): SectionRecords[] {
-  const result: SectionRecords[] = [];
+): BlockLayout | undefined {
   const start = headerLength + view.getUint32(offsetField, le);
   const length = view.getUint32(offsetField + 4, le);
-  if (length === 0) return result;
+  if (length === 0) return undefined;
   const end = start + length;
   if (end > view.byteLength) {
     problems.push({ message: `.BTF.ext: ${blockName} at ${hex(start)} + ${hex(length)} runs past the end of the section (${hex(view.byteLength)} bytes)`, offset: offsetField });
-    return result;
+    return undefined;
   }
   if (length < 4) {
     problems.push({ message: `.BTF.ext: ${blockName} at ${hex(start)} is too short to hold its record size`, offset: start });
-    return result;
+    return undefined;
   }
   const recordSize = view.getUint32(start, le);
   if (recordSize < minRecordSize || recordSize % 4 !== 0) {
     problems.push({ message: `.BTF.ext: ${blockName} record size ${recordSize} is invalid (at least ${minRecordSize}, a multiple of 4)`, offset: start });
-    return result;
+    return undefined;
   }
+  const layout: BlockLayout = { recordSize, sections: [] };
   let at = start + 4;
-  let misalignedReported = false;
   while (at < end) {
     if (at + 8 > end) {
       problems.push({ message: `.BTF.ext: ${blockName}: truncated section header at byte ${hex(at)}`, offset: at });
@@ -306,32 +333,40 @@ function readBlock(
       problems.push({ message: `.BTF.ext: ${blockName} for section ${sectionName || '?'}: ${count} records of ${recordSize} bytes run past the end of the block`, offset: at });
       break;
     }
-    const positions = new Uint32Array(count);
-    const insnOffsets = new Uint32Array(count);
-    for (let i = 0; i < count; i++, at += recordSize) {
-      const byteOffset = view.getUint32(at, le);
-      // (byteOffset & 7) and (byteOffset >>> 3) are % 8 and floor(/ 8) for a u32, without the float arithmetic.
-      if ((byteOffset & (INSTRUCTION_SLOT_BYTES - 1)) !== 0 && !misalignedReported) {
-        misalignedReported = true;
-        problems.push({ message: `.BTF.ext: ${blockName} for section ${sectionName}: insn_off ${hex(byteOffset)} at byte ${hex(at)} is not a multiple of 8`, offset: at });
-      }
-      positions[i] = at;
-      insnOffsets[i] = byteOffset >>> 3;
-    }
     // Several entries for one section are unusual but legal; keep them all.
-    const existing = result.find((r) => r.sectionName === sectionName);
-    if (existing) {
-      existing.records = { positions: concat(existing.records.positions, positions), insnOffsets: concat(existing.records.insnOffsets, insnOffsets) };
-    } else {
-      result.push({ sectionName, records: { positions, insnOffsets } });
-    }
+    const existing = layout.sections.find((section) => section.sectionName === sectionName);
+    if (existing) existing.runs.push({ at, count });
+    else layout.sections.push({ sectionName, runs: [{ at, count }] });
+    at += count * recordSize;
   }
-  return result;
+  return layout;
 }
 
-function concat(a: Uint32Array, b: Uint32Array): Uint32Array {
-  const joined = new Uint32Array(a.length + b.length);
-  joined.set(a);
-  joined.set(b, a.length);
-  return joined;
+/**
+ * Reads the records of a block whose records are few (func info, CO-RE relocations): every record's
+ * insn_off, converted to instructions and checked to be a multiple of 8; the caller reads the
+ * remaining fields at each position.
+ */
+function readBlock(view: DataView, le: boolean, layout: BlockLayout | undefined, blockName: string, problems: Problem[]): SectionRecords[] {
+  if (!layout) return [];
+  let misalignedReported = false;
+  return layout.sections.map(({ sectionName, runs }) => {
+    const count = runs.reduce((sum, run) => sum + run.count, 0);
+    const positions = new Uint32Array(count);
+    const insnOffsets = new Uint32Array(count);
+    let i = 0;
+    for (const run of runs) {
+      for (let r = 0, at = run.at; r < run.count; r++, i++, at += layout.recordSize) {
+        const byteOffset = view.getUint32(at, le);
+        // (byteOffset & 7) and (byteOffset >>> 3) are % 8 and floor(/ 8) for a u32, without the float arithmetic.
+        if ((byteOffset & (INSTRUCTION_SLOT_BYTES - 1)) !== 0 && !misalignedReported) {
+          misalignedReported = true;
+          problems.push({ message: `.BTF.ext: ${blockName} for section ${sectionName}: insn_off ${hex(byteOffset)} at byte ${hex(at)} is not a multiple of 8`, offset: at });
+        }
+        positions[i] = at;
+        insnOffsets[i] = byteOffset >>> 3;
+      }
+    }
+    return { sectionName, records: { positions, insnOffsets } };
+  });
 }

@@ -173,6 +173,31 @@ export interface PackedInstructions {
   lddwHighs: Map<number, number>;
   /** src_reg by index where it differs from the bytes (libbpf's rewrites). */
   srcOverrides: Map<number, number>;
+  /**
+   * The index of every instruction of class JMP or JMP32 (jumps, calls, exits) and every lddw,
+   * ascending: all that the passes over control flow and calls look at, a small part of the code.
+   */
+  controls: Int32Array;
+}
+
+/** A function's code: instructions `first` to `end` (exclusive) of its section's packed code. */
+export interface PackedRange {
+  code: PackedInstructions;
+  first: number;
+  end: number;
+}
+
+/** The position in `code.controls` of the first control instruction at or after instruction `index`. */
+export function firstControlAtOrAfter(code: PackedInstructions, index: number): number {
+  const { controls } = code;
+  let low = 0;
+  let high = controls.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (controls[middle] < index) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /** The opcode of instruction `index` of packed code. */
@@ -192,6 +217,8 @@ export function decodePackedInstructions(
   const slotCount = Math.floor(data.length / INSTRUCTION_SLOT_BYTES);
   const offsets = new Int32Array(slotCount);
   const lddwHighs = new Map<number, number>();
+  const controls = new Int32Array(slotCount);
+  let controlCount = 0;
   let count = 0;
   let unknownOpcodes = 0;
   const bytes = data;
@@ -202,6 +229,8 @@ export function decodePackedInstructions(
     const opcode = bytes[at];
     const index = count++;
     offsets[index] = slot;
+    const cls = opcode & 0x07;
+    if (cls === BPF_JMP || cls === BPF_JMP32 || opcode === LDDW_OPCODE) controls[controlCount++] = index;
     const known = KNOWN_OPCODES[opcode];
     if (known === 1) continue;
     if (opcode === LDDW_OPCODE) {
@@ -245,12 +274,23 @@ export function decodePackedInstructions(
       offset: at,
     });
   }
-  const code: PackedInstructions = { count, offsets, bytes: data, littleEndian, lddwHighs, srcOverrides: new Map() };
+  const code: PackedInstructions = {
+    count,
+    offsets,
+    bytes: data,
+    littleEndian,
+    lddwHighs,
+    srcOverrides: new Map(),
+    controls: controls.subarray(0, controlCount),
+  };
   return { code, problems: inFile(problems, sectionFileOffset) };
 }
 
-/** Fills `instruction` with instruction `index` of packed code (imm64 undefined unless a complete lddw). */
-function readPacked(code: PackedInstructions, index: number, instruction: Instruction): void {
+/**
+ * Fills `instruction` with instruction `index` of packed code (imm64 undefined unless a complete
+ * lddw): one object reused for a whole pass reads the code without allocating per instruction.
+ */
+export function readPacked(code: PackedInstructions, index: number, instruction: Instruction): void {
   const { bytes } = code;
   const slot = code.offsets[index];
   const at = slot * INSTRUCTION_SLOT_BYTES;

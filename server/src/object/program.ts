@@ -13,8 +13,10 @@ import {
   BPF_TAIL_CALL_HELPER,
   type Instruction,
   type PackedInstructions,
+  type PackedRange,
   applyLibbpfSourceRegistersPacked,
   decodePackedInstructions,
+  firstControlAtOrAfter,
   isHelperCall,
   isKfuncCall,
   isPseudoCall,
@@ -37,24 +39,23 @@ export interface ObjectFunction {
   /** The relocations of the function's section, by instruction offset. */
   relocations: ReadonlyMap<number, ElfRelocation>;
   /**
-   * Where `instructions` come from when the function was read from an object: its section's
-   * packed code, from index `first` to `end` (exclusive). `instructions` is built on first use;
-   * the analysis reads the packed code and builds objects only for what it inspects.
+   * Where `instructions` come from: its section's packed code, from index `first` to `end`
+   * (exclusive). `instructions` is built on first use; the analysis reads the packed code and
+   * builds objects only for what it inspects.
    */
-  packed?: { code: PackedInstructions; first: number; end: number };
+  packed: PackedRange;
 }
 
-/** The instruction at `index` of a function, built from its packed code when it has one. */
+/** The instruction at `index` of a function, built from its packed code. */
 export function instructionAt(fn: ObjectFunction, index: number): Instruction | undefined {
   const { packed } = fn;
-  if (!packed) return fn.instructions[index];
   if (index < 0 || packed.first + index >= packed.end) return undefined;
   return materializeInstructions(packed.code, packed.first + index, packed.first + index + 1)[0];
 }
 
 /** How many instructions a function has, without building them. */
 export function instructionCount(fn: ObjectFunction): number {
-  return fn.packed ? fn.packed.end - fn.packed.first : fn.instructions.length;
+  return fn.packed.end - fn.packed.first;
 }
 
 const transientPool: Instruction[] = [];
@@ -65,7 +66,7 @@ const transientPool: Instruction[] = [];
  */
 export function transientInstructions(fn: ObjectFunction): Instruction[] {
   const { packed } = fn;
-  return packed ? instructionsInto(packed.code, packed.first, packed.end, transientPool) : fn.instructions;
+  return instructionsInto(packed.code, packed.first, packed.end, transientPool);
 }
 
 /** A call out of a function: a bpf2bpf call, or a function whose address is taken. */
@@ -172,7 +173,7 @@ class CodeFunction implements ObjectFunction {
     readonly start: number,
     readonly isGlobal: boolean,
     readonly relocations: ReadonlyMap<number, ElfRelocation>,
-    readonly packed: { code: PackedInstructions; first: number; end: number },
+    readonly packed: PackedRange,
   ) {}
 
   get instructions(): Instruction[] {
@@ -213,11 +214,11 @@ function buildProgram(
   const walk = (index: number) => {
     const subprogram = subprograms[index];
     const { fn } = subprogram;
-    const count = instructionCount(fn);
-    const packed = fn.packed;
-    for (let at = 0; at < count; at++) {
-      // Only calls (0x85) and lddw (0x18) matter here; the rest of the code is skipped cheaply.
-      const opcode = packed ? packedOpcode(packed.code, packed.first + at) : fn.instructions[at].opcode;
+    const { code, first, end } = fn.packed;
+    // Only calls (0x85) and lddw (0x18) matter here: the section's control instructions hold them.
+    for (let c = firstControlAtOrAfter(code, first); c < code.controls.length && code.controls[c] < end; c++) {
+      const at = code.controls[c] - first;
+      const opcode = packedOpcode(code, code.controls[c]);
       if (opcode !== 0x85 && opcode !== 0x18) continue;
       const insn = instructionAt(fn, at)!;
       if (isHelperCall(insn) && insn.imm === BPF_TAIL_CALL_HELPER) subprogram.tailCalls.push(at);

@@ -18,10 +18,16 @@
  * Like the verifier, the walk skips branches it can decide: a condition on constants, including
  * values read from .rodata, which libbpf freezes before loading (`const volatile` switches set at
  * load time keep their object defaults here). Code behind such a branch touches nothing.
+ *
+ * The pass reads the function's packed code (instruction.ts) through one reused Instruction, and
+ * keeps register values in typed arrays: a large object has hundreds of thousands of instructions,
+ * and an object per value or per instruction is garbage the whole-object check pays for.
  */
 import { hiddenSlots } from '../rules/report';
-import type { Instruction } from './instruction';
 import {
+  type Instruction,
+  type PackedInstructions,
+  type PackedRange,
   isExit,
   isHelperCall,
   isKfuncCall,
@@ -31,6 +37,8 @@ import {
   isStoreToMemory,
   jumpTarget,
   memoryAccessSize,
+  firstControlAtOrAfter,
+  readPacked,
 } from './instruction';
 
 /** One access to the stack: `bytes` bytes at fp+offset (offset < 0), or a pointer handed to a call. */
@@ -52,24 +60,21 @@ export interface StackDepthResult {
   hiddenBytes: number;
   hiddenReasons: string[];
   accesses: StackAccess[];
-  /** Per instruction: whether the verifier can reach it from the function's entry. */
-  reachable: boolean[];
+  /**
+   * The instructions the verifier cannot reach from the function's entry, as ranges (`from`
+   * included, `to` excluded) in ascending order; usually none.
+   */
+  unreachable: { from: number; to: number }[];
 }
 
-/**
- * A known constant: a safe integer as a number, anything else as a bigint, so that every value has
- * one representation (=== compares them) and the common small constants cost no BigInt arithmetic.
- */
-type Constant = number | bigint;
-
-type RegisterValue =
-  | { kind: 'fp'; offset: number }
-  | { kind: 'const'; value: Constant }
-  /** The address of a function (ld_imm64 with BPF_PSEUDO_FUNC), as bpf_loop and timers take it. */
-  | { kind: 'function'; imm: number }
-  /** A pointer into read-only data whose bytes are known (a .rodata variable). */
-  | { kind: 'readonly'; data: ReadOnlyData; offset: number }
-  | undefined;
+/** Whether the verifier reaches the function's `index`th instruction. */
+export function isReachable(result: StackDepthResult, index: number): boolean {
+  for (const range of result.unreachable) {
+    if (index < range.from) return true;
+    if (index < range.to) return false;
+  }
+  return true;
+}
 
 /** The bytes of a frozen read-only map as the object initialises them. */
 export interface ReadOnlyData {
@@ -78,315 +83,501 @@ export interface ReadOnlyData {
 }
 
 export interface StackDepthOptions {
-  /** For ld_imm64s (by index) that load the address of read-only data: the data and the byte offset. */
-  readOnlyAddress?(index: number): { data: ReadOnlyData; offset: number } | undefined;
+  /**
+   * For a complete lddw (by its slot and the low half of its immediate) that loads the address of
+   * read-only data: the data and the byte offset.
+   */
+  readOnlyAddress?(slot: number, imm: number): { data: ReadOnlyData; offset: number } | undefined;
   /** Keep every stack access (for a disassembly); without it only the depth is worked out. */
   recordAccesses?: boolean;
 }
 
-interface State {
-  registers: RegisterValue[];
-  /** 8-byte stack slots (by fp offset) holding a spilled frame-pointer value. */
-  spills: Map<number, RegisterValue>;
-}
+/*
+ * What a register holds. `number` and `ref` complete the kind:
+ *   FP        the frame pointer plus `number`
+ *   CONSTANT  the safe integer `number`
+ *   BIG       the constant `ref` (a bigint outside the safe integers)
+ *   FUNCTION  the address of a function (ld_imm64 with BPF_PSEUDO_FUNC), imm `number`
+ *   READONLY  a pointer `number` bytes into the read-only data `ref`
+ * Unused fields are 0 and undefined, so two values are the same exactly when all three are.
+ */
+const UNKNOWN = 0;
+const FP = 1;
+const CONSTANT = 2;
+const BIG = 3;
+const FUNCTION = 4;
+const READONLY = 5;
 
+type Reference = bigint | ReadOnlyData | undefined;
+
+const REGISTERS = 11;
 const BPF_LOOP_HELPER = 181;
 const FOUND_MAY_GOTO = 1;
 const FOUND_BPF_LOOP_INLINED = 2;
+const NO_ACCESSES: StackAccess[] = [];
 
-function constant(value: bigint): Constant {
-  return value >= -9007199254740991n && value <= 9007199254740991n ? Number(value) : value;
+const CLASS_LD = 0x00;
+const CLASS_LDX = 0x01;
+const CLASS_ST = 0x02;
+const CLASS_STX = 0x03;
+const CLASS_ALU = 0x04;
+const CLASS_JMP = 0x05;
+const CLASS_JMP32 = 0x06;
+const CLASS_ALU64 = 0x07;
+
+export function computeStackDepth(range: PackedRange, options: StackDepthOptions = {}): StackDepthResult {
+  return walker.analyze(range, options);
 }
 
-function bigOf(value: Constant): bigint {
-  return typeof value === 'bigint' ? value : BigInt(value);
-}
+/**
+ * The dataflow runs over basic blocks: a state is kept only where a block starts, and carried
+ * through the block in the working registers, so the walk allocates per block, not per
+ * instruction. Blocks are taken lowest first (jumps mostly go forward, so straight-line code is
+ * walked once) and a block is walked again whenever its entry state changes; so the last walk of
+ * every reached block saw its final entry state, and what that walk found (the deepest access,
+ * bpf_loop and may_goto) is what a separate pass over the final states would find.
+ *
+ * One walker serves every function, one at a time and to the end: its per-block and
+ * per-instruction arrays only grow, so an object of thousands of functions does not leave
+ * thousands of arrays behind for the garbage collector.
+ */
+class DepthWalk {
+  private code!: PackedInstructions;
+  private first = 0;
+  private count = 0;
+  private readOnlyAddress: StackDepthOptions['readOnlyAddress'];
+  /** The deepest byte (as a positive distance below fp) touched by the last walkBlock. */
+  private deepest = 0;
+  /** The instruction being looked at, refilled from the packed code. */
+  private readonly insn: Instruction = { offset: 0, opcode: 0, class: 0, dst: 0, src: 0, off: 0, imm: 0, width: 1, imm64: undefined };
 
-export function computeStackDepth(instructions: Instruction[], options: StackDepthOptions = {}): StackDepthResult {
-  const count = instructions.length;
-  if (count === 0) return { checkedDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: [], reachable: [] };
-  const indexOf = indexOfOffsetLookup(instructions);
-  const { starts, ends, blockAt } = basicBlocks(instructions, indexOf);
-  const blockCount = starts.length;
-  const readOnlyAddress = options.readOnlyAddress;
-  const record = options.recordAccesses === true;
+  // The working state: registers, and the 8-byte slots (by fp offset) that hold a spilled fp value.
+  private readonly kinds = new Uint8Array(REGISTERS);
+  private readonly numbers = new Float64Array(REGISTERS);
+  private readonly refs: Reference[] = new Array(REGISTERS).fill(undefined);
+  private readonly spills = new Map<number, number>();
 
-  // The dataflow runs over basic blocks: a state is kept only where a block starts, and carried
-  // through the block in place, so the walk allocates per block, not per instruction. Blocks are
-  // taken lowest first (jumps mostly go forward, so straight-line code is walked once) and a block
-  // is walked again whenever its entry state changes; so the last walk of every reached block saw
-  // its final entry state, and what that walk found (the deepest access, bpf_loop and may_goto) is
-  // what a separate pass over the final states would find.
-  const inStates: (State | undefined)[] = new Array(blockCount).fill(undefined);
-  const { queued, blockDeepest, blockFound } = blockScratch(blockCount);
-  inStates[0] = initialState();
-  queued[0] = 1;
-  let cursor = 0;
-  let steps = 0;
-  // Each merge only forgets facts, so this terminates; the bound guards against a bug, not a loop.
-  const maxSteps = blockCount * 64 + 1024;
-  const state: State = { registers: new Array(11).fill(undefined), spills: new Map() };
-  while (steps++ < maxSteps) {
-    while (cursor < blockCount && queued[cursor] === 0) cursor++;
-    if (cursor === blockCount) break;
-    const block = cursor;
-    queued[block] = 0;
-    copyState(inStates[block]!, state);
-    const end = ends[block];
+  // Per instruction: whether a block starts there, and which.
+  private leader = new Uint8Array(256);
+  private blockAt = new Int32Array(256);
+  // Per block: where it starts (it ends where the next starts), whether it has been entered and
+  // with which state, whether it waits for a walk, and what its last walk found.
+  private blocks = 0;
+  private starts = new Int32Array(64);
+  private entered = new Uint8Array(64);
+  private queued = new Uint8Array(64);
+  private blockDeepest = new Float64Array(64);
+  private blockFound = new Uint8Array(64);
+  private entryKinds = new Uint8Array(64 * REGISTERS);
+  private entryNumbers = new Float64Array(64 * REGISTERS);
+  private entryRefs: Reference[] = new Array(64 * REGISTERS).fill(undefined);
+  private entrySpills: (Map<number, number> | undefined)[] = new Array(64).fill(undefined);
+
+  analyze(range: PackedRange, options: StackDepthOptions): StackDepthResult {
+    this.code = range.code;
+    this.first = range.first;
+    this.count = Math.max(0, range.end - range.first);
+    this.readOnlyAddress = options.readOnlyAddress;
+    if (this.count === 0) return { checkedDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: NO_ACCESSES, unreachable: [] };
+    this.findBlocks();
+    this.solve();
+
+    const { blocks, entered, blockDeepest, blockFound } = this;
     let deepest = 0;
     let found = 0;
-    for (let index = starts[block]; index < end; index++) {
-      const insn = instructions[index];
-      if (!record) {
-        const offset = deepestAccessOf(insn, state);
-        if (-offset > deepest) deepest = -offset;
-        if (insn.opcode === 0xe5) found |= FOUND_MAY_GOTO;
-        else if (insn.opcode === 0x85 && insn.src === 0 && insn.imm === BPF_LOOP_HELPER && bpfLoopInlined(state)) found |= FOUND_BPF_LOOP_INLINED;
+    const unreachable: { from: number; to: number }[] = [];
+    for (let block = 0; block < blocks; block++) {
+      if (entered[block] === 0) {
+        // Unreachable from the entry: the verifier never looks at it.
+        const last = unreachable[unreachable.length - 1];
+        if (last?.to === this.starts[block]) last.to = this.endOf(block);
+        else unreachable.push({ from: this.starts[block], to: this.endOf(block) });
+        continue;
       }
-      transfer(insn, state, insn.class === CLASS_LD && readOnlyAddress ? readOnlyAddress(index) : undefined);
+      if (blockDeepest[block] > deepest) deepest = blockDeepest[block];
+      found |= blockFound[block];
     }
-    blockDeepest[block] = deepest;
-    blockFound[block] = found;
-    const last = instructions[end - 1];
-    if (isExit(last)) continue;
-    const next = end < count ? end : -1;
-    const target = jumpTarget(last);
-    if (target === undefined) {
-      if (next >= 0) cursor = flowInto(blockAt[next], state, inStates, queued, cursor);
-      continue;
+    let accesses = NO_ACCESSES;
+    if (options.recordAccesses === true) {
+      // Every reached block once more from its final entry state, this time keeping what it touches.
+      accesses = [];
+      for (let block = 0; block < blocks; block++) {
+        if (entered[block] === 0) continue;
+        this.loadEntry(block);
+        this.walkBlock(block, accesses);
+      }
+      accesses.sort((a, b) => a.at - b.at);
     }
-    const targetIndex = indexOf(target);
-    const unconditional = last.opcode === 0x05 || last.opcode === 0x06;
-    const taken = unconditional ? true : decideBranch(last, state);
-    if (taken !== true && next >= 0) cursor = flowInto(blockAt[next], state, inStates, queued, cursor);
-    if (taken !== false && targetIndex >= 0) cursor = flowInto(blockAt[targetIndex], state, inStates, queued, cursor);
+    this.readOnlyAddress = undefined;
+
+    const checkedDepth = Math.ceil(deepest / 8) * 8;
+    const hidden = hiddenSlots({ bpfLoopInlined: (found & FOUND_BPF_LOOP_INLINED) !== 0, mayGoto: (found & FOUND_MAY_GOTO) !== 0 });
+    return { checkedDepth, hiddenBytes: hidden.bytes, hiddenReasons: hidden.reasons, accesses, unreachable };
   }
 
-  const reachable: boolean[] = new Array(count).fill(false);
-  let deepest = 0;
-  let found = 0;
-  for (let block = 0; block < blockCount; block++) {
-    if (!inStates[block]) continue; // Unreachable from the entry: the verifier never looks at it.
-    reachable.fill(true, starts[block], ends[block]);
-    if (blockDeepest[block] > deepest) deepest = blockDeepest[block];
-    found |= blockFound[block];
+  /** Walks blocks until no entry state changes. */
+  private solve(): void {
+    const { blocks, queued, count, insn } = this;
+    this.kinds.fill(UNKNOWN);
+    this.numbers.fill(0);
+    this.refs.fill(undefined);
+    this.kinds[10] = FP;
+    this.spills.clear();
+    this.saveEntry(0);
+    queued[0] = 1;
+    let cursor = 0;
+    let steps = 0;
+    // Each merge only forgets facts, so this terminates; the bound guards against a bug, not a loop.
+    const maxSteps = blocks * 64 + 1024;
+    while (steps++ < maxSteps) {
+      while (cursor < blocks && queued[cursor] === 0) cursor++;
+      if (cursor === blocks) break;
+      const block = cursor;
+      queued[block] = 0;
+      this.loadEntry(block);
+      this.blockFound[block] = this.walkBlock(block, undefined);
+      this.blockDeepest[block] = this.deepest;
+      const end = this.endOf(block);
+      readPacked(this.code, this.first + end - 1, insn);
+      if (isExit(insn)) continue;
+      const next = end < count ? this.blockAt[end] : -1;
+      const target = jumpTarget(insn);
+      if (target === undefined) {
+        if (next >= 0) cursor = this.flowInto(next, cursor);
+        continue;
+      }
+      const targetIndex = this.indexOfSlot(target);
+      const targetBlock = targetIndex >= 0 ? this.blockAt[targetIndex] : -1;
+      const unconditional = insn.opcode === 0x05 || insn.opcode === 0x06;
+      const taken = unconditional ? true : this.decideBranch(insn);
+      if (taken !== true && next >= 0) cursor = this.flowInto(next, cursor);
+      if (taken !== false && targetBlock >= 0) cursor = this.flowInto(targetBlock, cursor);
+    }
   }
-  const accesses: StackAccess[] = [];
-  if (record) {
-    deepest = 0;
-    found = 0;
-    for (let block = 0; block < blockCount; block++) {
-      const entry = inStates[block];
-      if (!entry) continue;
-      copyState(entry, state);
-      for (let at = starts[block]; at < ends[block]; at++) {
-        const insn = instructions[at];
+
+  private endOf(block: number): number {
+    return block + 1 < this.blocks ? this.starts[block + 1] : this.count;
+  }
+
+  /**
+   * Runs one block from the working state, leaving it the state at the block's end. Returns what it
+   * found (may_goto, an inlined bpf_loop); the deepest access is left in `deepest`. With `accesses`,
+   * every access is recorded there too.
+   */
+  private walkBlock(block: number, accesses: StackAccess[] | undefined): number {
+    const { insn, kinds, numbers } = this;
+    const end = this.endOf(block);
+    let deepest = 0;
+    let found = 0;
+    for (let index = this.starts[block]; index < end; index++) {
+      readPacked(this.code, this.first + index, insn);
+      const cls = insn.class;
+      if (cls === CLASS_JMP || cls === CLASS_JMP32) {
         if (insn.opcode === 0xe5) found |= FOUND_MAY_GOTO;
-        for (const access of accessesOf(insn, at, state)) {
-          accesses.push(access);
-          if (-access.offset > deepest) deepest = -access.offset;
+        else if (isHelperCall(insn) || isKfuncCall(insn) || isPseudoCall(insn)) {
+          // The callee reads or writes what r1..r5 point at.
+          for (let r = 1; r <= 5; r++) {
+            if (kinds[r] !== FP || numbers[r] >= 0) continue;
+            if (-numbers[r] > deepest) deepest = -numbers[r];
+            accesses?.push({ at: index, offset: numbers[r], bytes: 0, kind: 'pointer-to-call' });
+          }
+          if (insn.imm === BPF_LOOP_HELPER && isHelperCall(insn) && this.bpfLoopInlined()) found |= FOUND_BPF_LOOP_INLINED;
         }
-        if (isHelperCall(insn) && insn.imm === BPF_LOOP_HELPER && bpfLoopInlined(state)) found |= FOUND_BPF_LOOP_INLINED;
-        transfer(insn, state, insn.class === CLASS_LD && readOnlyAddress ? readOnlyAddress(at) : undefined);
+      } else if (cls === CLASS_LDX || cls === CLASS_ST || cls === CLASS_STX) {
+        const load = isLoadFromMemory(insn);
+        const base = load ? insn.src : isStoreToMemory(insn) ? insn.dst : -1;
+        if (base >= 0 && kinds[base] === FP) {
+          const offset = numbers[base] + insn.off;
+          if (-offset > deepest) deepest = -offset;
+          if (accesses) accesses.push(this.accessRecord(index, offset, load));
+        }
+      }
+      this.transfer();
+    }
+    this.deepest = deepest;
+    return found;
+  }
+
+  private accessRecord(at: number, offset: number, load: boolean): StackAccess {
+    const { insn } = this;
+    const access: StackAccess = { at, offset, bytes: memoryAccessSize(insn), kind: load ? 'load' : 'store' };
+    if (load) return access;
+    if (insn.class === CLASS_ST) access.value = BigInt(insn.imm);
+    else if (insn.class === CLASS_STX && (insn.opcode & 0xe0) === 0x60) {
+      const kind = this.kinds[insn.src];
+      if (kind === CONSTANT) access.value = BigInt(this.numbers[insn.src]);
+      else if (kind === BIG) access.value = this.refs[insn.src] as bigint;
+    }
+    return access;
+  }
+
+  /** bpf_loop is inlined when r2 holds a known callback and r4 (flags) is known to be 0. */
+  private bpfLoopInlined(): boolean {
+    return this.kinds[2] === FUNCTION && this.kinds[4] === CONSTANT && this.numbers[4] === 0;
+  }
+
+  private set(register: number, kind: number, value: number, ref: Reference): void {
+    this.kinds[register] = kind;
+    this.numbers[register] = value;
+    this.refs[register] = ref;
+  }
+
+  private setConstant(register: number, value: number | bigint): void {
+    if (typeof value === 'number') this.set(register, CONSTANT, value, undefined);
+    else if (value >= -9007199254740991n && value <= 9007199254740991n) this.set(register, CONSTANT, Number(value), undefined);
+    else this.set(register, BIG, 0, value);
+  }
+
+  private forget(register: number): void {
+    this.set(register, UNKNOWN, 0, undefined);
+  }
+
+  /** A register's constant, or undefined when it holds no known constant. */
+  private constantIn(register: number): number | bigint | undefined {
+    const kind = this.kinds[register];
+    if (kind === CONSTANT) return this.numbers[register];
+    if (kind === BIG) return this.refs[register] as bigint;
+    return undefined;
+  }
+
+  /** Applies the current instruction to the working state. */
+  private transfer(): void {
+    const { insn, kinds, numbers } = this;
+    const op = insn.opcode & 0xf0;
+    const usesImmediate = (insn.opcode & 0x08) === 0;
+    const cls = insn.class;
+    const dst = insn.dst;
+
+    if (cls === CLASS_ALU64) {
+      const dstKind = kinds[dst];
+      if (op === 0xb0 && insn.off === 0) {
+        // mov: an immediate, or a copy of a register.
+        if (usesImmediate) this.set(dst, CONSTANT, insn.imm, undefined);
+        else this.set(dst, kinds[insn.src], numbers[insn.src], this.refs[insn.src]);
+      } else if ((op === 0x00 || op === 0x10) && usesImmediate && dstKind !== UNKNOWN) {
+        const delta = op === 0x00 ? insn.imm : -insn.imm;
+        if (dstKind === FP || dstKind === READONLY) numbers[dst] += delta;
+        else if (dstKind === CONSTANT || dstKind === BIG) this.setConstant(dst, addConstant(this.constantIn(dst)!, delta));
+        else this.forget(dst);
+      } else if (op === 0x00 && !usesImmediate && kinds[insn.src] === FP && (dstKind === CONSTANT || dstKind === BIG)) {
+        // r1 = -56; r1 += r10
+        this.set(dst, FP, numbers[insn.src] + Number(this.constantIn(dst)), undefined);
+      } else if (op === 0x00 && !usesImmediate && dstKind === FP && (kinds[insn.src] === CONSTANT || kinds[insn.src] === BIG)) {
+        numbers[dst] += Number(this.constantIn(insn.src));
+      } else {
+        this.forget(dst);
+      }
+      return;
+    }
+    if (cls === CLASS_ALU) {
+      if (op === 0xb0 && usesImmediate && insn.off === 0) this.set(dst, CONSTANT, insn.imm >>> 0, undefined);
+      else this.forget(dst);
+      return;
+    }
+    if (cls === CLASS_JMP || cls === CLASS_JMP32) {
+      if (isHelperCall(insn) || isKfuncCall(insn) || isPseudoCall(insn)) {
+        for (let r = 0; r <= 5; r++) this.forget(r);
+      }
+      return;
+    }
+    if (cls === CLASS_LD) {
+      if (isPseudoFunc(insn)) {
+        this.set(dst, FUNCTION, insn.imm, undefined);
+        return;
+      }
+      const readOnly = insn.imm64 !== undefined ? this.readOnlyAddress?.(insn.offset, insn.imm) : undefined;
+      if (readOnly) this.set(dst, READONLY, readOnly.offset, readOnly.data);
+      else if (insn.imm64 !== undefined && insn.src === 0) this.setConstant(dst, insn.imm64);
+      else this.forget(dst);
+      return;
+    }
+    if (isLoadFromMemory(insn)) {
+      const base = insn.src;
+      const size = memoryAccessSize(insn);
+      const signExtends = (insn.opcode & 0xe0) === 0x80; // BPF_MEMSX
+      if (kinds[base] === FP && size === 8) {
+        const spilled = this.spills.get(numbers[base] + insn.off);
+        if (spilled === undefined) this.forget(dst);
+        else this.set(dst, FP, spilled, undefined);
+      } else if (kinds[base] === READONLY && !signExtends) {
+        const value = readConstant(this.refs[base] as ReadOnlyData, numbers[base] + insn.off, size);
+        if (value === undefined) this.forget(dst);
+        else this.setConstant(dst, value);
+      } else {
+        this.forget(dst);
+      }
+      return;
+    }
+    if (isStoreToMemory(insn)) {
+      if (kinds[dst] === FP) {
+        const offset = numbers[dst] + insn.off;
+        const size = memoryAccessSize(insn);
+        const { spills } = this;
+        if (spills.size > 0) {
+          // Deleting the entry being visited is allowed while iterating a Map.
+          for (const slot of spills.keys()) {
+            if (slot < offset + size && offset < slot + 8) spills.delete(slot);
+          }
+        }
+        const isRegisterStore = cls === CLASS_STX && (insn.opcode & 0xe0) === 0x60;
+        if (isRegisterStore && size === 8 && kinds[insn.src] === FP) spills.set(offset, numbers[insn.src]);
+      }
+      // Atomic fetch operations write their source register (or r0 for cmpxchg).
+      if ((insn.opcode & 0xe0) === 0xc0) {
+        if (insn.imm === 0xf1) this.forget(0);
+        else if (insn.imm & 0x01) this.forget(insn.src);
       }
     }
-    accesses.sort((a, b) => a.at - b.at);
   }
 
-  const checkedDepth = Math.ceil(deepest / 8) * 8;
-  const hidden = hiddenSlots({ bpfLoopInlined: (found & FOUND_BPF_LOOP_INLINED) !== 0, mayGoto: (found & FOUND_MAY_GOTO) !== 0 });
-  return { checkedDepth, hiddenBytes: hidden.bytes, hiddenReasons: hidden.reasons, accesses, reachable };
-}
-
-/** bpf_loop is inlined when r2 holds a known callback and r4 (flags) is known to be 0. */
-function bpfLoopInlined(state: State): boolean {
-  const flags = state.registers[4];
-  return state.registers[2]?.kind === 'function' && flags?.kind === 'const' && flags.value === 0;
-}
-
-/** Merges the state at the end of a block into a successor's entry; queues the successor if that changed. Returns the new scan cursor. */
-function flowInto(successor: number, state: State, inStates: (State | undefined)[], queued: Uint8Array, cursor: number): number {
-  const previous = inStates[successor];
-  if (previous) {
-    if (!meetInto(previous, state)) return cursor;
-  } else {
-    const copy: State = { registers: new Array(11).fill(undefined), spills: new Map() };
-    copyState(state, copy);
-    inStates[successor] = copy;
-  }
-  queued[successor] = 1;
-  return successor < cursor ? successor : cursor;
-}
-
-/** The instruction index at a slot offset, or -1: a binary search when the offsets ascend (as decoded), a map otherwise. */
-function indexOfOffsetLookup(instructions: Instruction[]): (offset: number) => number {
-  let ascending = true;
-  for (let i = 1; ascending && i < instructions.length; i++) ascending = instructions[i].offset > instructions[i - 1].offset;
-  if (ascending) {
-    return (offset) => {
-      let low = 0;
-      let high = instructions.length;
-      while (low < high) {
-        const middle = (low + high) >> 1;
-        if (instructions[middle].offset < offset) low = middle + 1;
-        else high = middle;
-      }
-      return low < instructions.length && instructions[low].offset === offset ? low : -1;
-    };
-  }
-  const map = new Map<number, number>();
-  instructions.forEach((insn, index) => map.set(insn.offset, index));
-  return (offset) => map.get(offset) ?? -1;
-}
-
-function initialState(): State {
-  const registers: RegisterValue[] = new Array(11).fill(undefined);
-  registers[10] = { kind: 'fp', offset: 0 };
-  return { registers, spills: new Map() };
-}
-
-/** Makes `to` a copy of `from` (registers and spills), reusing `to`'s storage. */
-function copyState(from: State, to: State): void {
-  for (let r = 0; r < 11; r++) to.registers[r] = from.registers[r];
-  to.spills.clear();
-  for (const [offset, value] of from.spills) to.spills.set(offset, value);
-}
-
-function sameValue(a: RegisterValue, b: RegisterValue): boolean {
-  if (a === b) return true;
-  if (a === undefined || b === undefined) return false;
-  if (a.kind === 'fp' && b.kind === 'fp') return a.offset === b.offset;
-  if (a.kind === 'const' && b.kind === 'const') return a.value === b.value;
-  if (a.kind === 'function' && b.kind === 'function') return a.imm === b.imm;
-  if (a.kind === 'readonly' && b.kind === 'readonly') return a.data === b.data && a.offset === b.offset;
-  return false;
-}
-
-/** Forgets in `into` every fact `other` does not share; whether anything was forgotten. */
-function meetInto(into: State, other: State): boolean {
-  let changed = false;
-  for (let r = 0; r < 11; r++) {
-    const value = into.registers[r];
-    if (value !== undefined && !sameValue(value, other.registers[r])) {
-      into.registers[r] = undefined;
-      changed = true;
+  /** The outcome of the current conditional jump on known constants, or undefined when it depends on data. */
+  private decideBranch(insn: Instruction): boolean | undefined {
+    const op = insn.opcode & 0xf0;
+    if (op === 0xe0) return undefined; // may_goto: the verifier explores both ways.
+    const leftValue = this.constantIn(insn.dst);
+    if (leftValue === undefined) return undefined;
+    const rightValue = (insn.opcode & 0x08) === 0 ? insn.imm : this.constantIn(insn.src);
+    if (rightValue === undefined) return undefined;
+    const narrow = insn.class === CLASS_JMP32; // JMP32 compares the low 32 bits.
+    if (typeof leftValue === 'number' && typeof rightValue === 'number' && op !== 0x40) {
+      return narrow ? compare(op, low32(leftValue), low32(rightValue)) : compare(op, leftValue, rightValue);
     }
+    return compareBig(op, narrow ? 32 : 64, BigInt(leftValue), BigInt(rightValue));
   }
-  if (into.spills.size > 0) {
-    for (const [offset, value] of into.spills) {
-      if (!sameValue(value, other.spills.get(offset))) {
-        into.spills.delete(offset);
+
+  /** Saves the working state as the entry state of `block`. */
+  private saveEntry(block: number): void {
+    const base = block * REGISTERS;
+    for (let r = 0; r < REGISTERS; r++) {
+      this.entryKinds[base + r] = this.kinds[r];
+      this.entryNumbers[base + r] = this.numbers[r];
+      this.entryRefs[base + r] = this.refs[r];
+    }
+    this.entrySpills[block] = this.spills.size > 0 ? new Map(this.spills) : undefined;
+    this.entered[block] = 1;
+  }
+
+  /** Makes the working state the entry state of `block`. */
+  private loadEntry(block: number): void {
+    const base = block * REGISTERS;
+    for (let r = 0; r < REGISTERS; r++) {
+      this.kinds[r] = this.entryKinds[base + r];
+      this.numbers[r] = this.entryNumbers[base + r];
+      this.refs[r] = this.entryRefs[base + r];
+    }
+    this.spills.clear();
+    const spills = this.entrySpills[block];
+    if (spills) for (const [slot, offset] of spills) this.spills.set(slot, offset);
+  }
+
+  /** Merges the working state into a successor's entry; queues the successor if that changed. Returns the new scan cursor. */
+  private flowInto(successor: number, cursor: number): number {
+    if (this.entered[successor] === 0) this.saveEntry(successor);
+    else if (!this.meetInto(successor)) return cursor;
+    this.queued[successor] = 1;
+    return successor < cursor ? successor : cursor;
+  }
+
+  /** Forgets in the entry state of `block` every fact the working state does not share; whether anything was forgotten. */
+  private meetInto(block: number): boolean {
+    const base = block * REGISTERS;
+    const { entryKinds, entryNumbers, entryRefs } = this;
+    let changed = false;
+    for (let r = 0; r < REGISTERS; r++) {
+      const at = base + r;
+      if (entryKinds[at] === UNKNOWN) continue;
+      if (entryKinds[at] !== this.kinds[r] || entryNumbers[at] !== this.numbers[r] || entryRefs[at] !== this.refs[r]) {
+        entryKinds[at] = UNKNOWN;
+        entryNumbers[at] = 0;
+        entryRefs[at] = undefined;
         changed = true;
       }
     }
-  }
-  return changed;
-}
-
-/**
- * Work arrays, reused from function to function (the analysis runs one function at a time, to the
- * end): a large object has thousands of functions, and fresh typed arrays for each one add up to
- * garbage-collection work of their own. Each call hands out zeroed (blockAt: -1) arrays of at
- * least the length asked for.
- */
-let scratchLeader = new Uint8Array(256);
-let scratchBlockAt = new Int32Array(256);
-let scratchQueued = new Uint8Array(64);
-let scratchBlockDeepest = new Float64Array(64);
-let scratchBlockFound = new Uint8Array(64);
-
-function instructionScratch(count: number): { leader: Uint8Array; blockAt: Int32Array } {
-  if (scratchLeader.length < count) {
-    scratchLeader = new Uint8Array(count * 2);
-    scratchBlockAt = new Int32Array(count * 2);
-  }
-  scratchLeader.fill(0, 0, count);
-  scratchBlockAt.fill(-1, 0, count);
-  return { leader: scratchLeader, blockAt: scratchBlockAt };
-}
-
-function blockScratch(blockCount: number): { queued: Uint8Array; blockDeepest: Float64Array; blockFound: Uint8Array } {
-  if (scratchQueued.length < blockCount) {
-    scratchQueued = new Uint8Array(blockCount * 2);
-    scratchBlockDeepest = new Float64Array(blockCount * 2);
-    scratchBlockFound = new Uint8Array(blockCount * 2);
-  }
-  scratchQueued.fill(0, 0, blockCount);
-  scratchBlockDeepest.fill(0, 0, blockCount);
-  scratchBlockFound.fill(0, 0, blockCount);
-  return { queued: scratchQueued, blockDeepest: scratchBlockDeepest, blockFound: scratchBlockFound };
-}
-
-/**
- * Basic blocks in instruction order: block b runs from starts[b] to one before ends[b]; blockAt
- * maps the first instruction of each block to its number.
- */
-function basicBlocks(instructions: Instruction[], indexOf: (offset: number) => number): { starts: number[]; ends: number[]; blockAt: Int32Array } {
-  const count = instructions.length;
-  const { leader, blockAt } = instructionScratch(count);
-  leader[0] = 1;
-  for (let index = 0; index < count; index++) {
-    const insn = instructions[index];
-    const cls = insn.class;
-    if (cls !== 0x05 && cls !== 0x06) continue;
-    const target = jumpTarget(insn);
-    if (target !== undefined) {
-      const targetIndex = indexOf(target);
-      if (targetIndex >= 0) leader[targetIndex] = 1;
+    const spills = this.entrySpills[block];
+    if (spills) {
+      for (const [slot, offset] of spills) {
+        if (this.spills.get(slot) !== offset) {
+          spills.delete(slot);
+          changed = true;
+        }
+      }
     }
-    if ((target !== undefined || isExit(insn)) && index + 1 < count) leader[index + 1] = 1;
+    return changed;
   }
-  const starts: number[] = [];
-  for (let index = 0; index < count; index++) {
-    if (leader[index] === 0) continue;
-    blockAt[index] = starts.length;
-    starts.push(index);
+
+  /** The instruction index (within the function) at a slot offset, or -1; slots ascend in packed code. */
+  private indexOfSlot(slot: number): number {
+    const { offsets } = this.code;
+    let low = this.first;
+    let high = this.first + this.count;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (offsets[middle] < slot) low = middle + 1;
+      else high = middle;
+    }
+    return low < this.first + this.count && offsets[low] === slot ? low - this.first : -1;
   }
-  const ends: number[] = new Array(starts.length);
-  for (let block = 0; block < starts.length; block++) ends[block] = block + 1 < starts.length ? starts[block + 1] : count;
-  return { starts, ends, blockAt };
+
+  /**
+   * Basic blocks in instruction order: a block starts at the entry, at every jump target and after
+   * every jump and exit; `starts` lists them, `blockAt` maps each start to its block.
+   */
+  private findBlocks(): void {
+    const { count, insn, code, first } = this;
+    if (this.leader.length < count) {
+      this.leader = new Uint8Array(count * 2);
+      this.blockAt = new Int32Array(count * 2);
+    }
+    const { leader, blockAt } = this;
+    leader.fill(0, 0, count);
+    leader[0] = 1;
+    // Only jumps and exits end blocks: the section's control instructions in this function.
+    const { controls } = code;
+    for (let c = firstControlAtOrAfter(code, first); c < controls.length && controls[c] < first + count; c++) {
+      const index = controls[c] - first;
+      readPacked(code, controls[c], insn);
+      const target = jumpTarget(insn);
+      if (target !== undefined) {
+        const targetIndex = this.indexOfSlot(target);
+        if (targetIndex >= 0) leader[targetIndex] = 1;
+      }
+      if ((target !== undefined || isExit(insn)) && index + 1 < count) leader[index + 1] = 1;
+    }
+    let blocks = 0;
+    for (let index = 0; index < count; index++) if (leader[index] !== 0) blocks++;
+    this.reserveBlocks(blocks);
+    blocks = 0;
+    for (let index = 0; index < count; index++) {
+      if (leader[index] === 0) continue;
+      blockAt[index] = blocks;
+      this.starts[blocks++] = index;
+    }
+    this.blocks = blocks;
+  }
+
+  /** Room for `blocks` blocks, each not entered, not queued, with nothing found. */
+  private reserveBlocks(blocks: number): void {
+    if (this.starts.length < blocks) {
+      const room = blocks * 2;
+      this.starts = new Int32Array(room);
+      this.entered = new Uint8Array(room);
+      this.queued = new Uint8Array(room);
+      this.blockDeepest = new Float64Array(room);
+      this.blockFound = new Uint8Array(room);
+      this.entryKinds = new Uint8Array(room * REGISTERS);
+      this.entryNumbers = new Float64Array(room * REGISTERS);
+      // What a block's entry holds is written when it is first entered, so stale values are never read.
+      this.entryRefs = new Array(room * REGISTERS).fill(undefined);
+      this.entrySpills = new Array(room).fill(undefined);
+    }
+    this.entered.fill(0, 0, blocks);
+    this.queued.fill(0, 0, blocks);
+    this.blockDeepest.fill(0, 0, blocks);
+    this.blockFound.fill(0, 0, blocks);
+  }
 }
 
-/** The outcome of a conditional jump on known constants, or undefined when it depends on data. */
-function decideBranch(insn: Instruction, state: State): boolean | undefined {
-  const op = insn.opcode & 0xf0;
-  if (op === 0xe0) return undefined; // may_goto: the verifier explores both ways.
-  const left = state.registers[insn.dst];
-  if (left?.kind !== 'const') return undefined;
-  let rightValue: Constant;
-  if ((insn.opcode & 0x08) === 0) rightValue = insn.imm;
-  else {
-    const right = state.registers[insn.src];
-    if (right?.kind !== 'const') return undefined;
-    rightValue = right.value;
-  }
-  const narrow = insn.class === 0x06; // JMP32 compares the low 32 bits.
-  const leftValue = left.value;
-  if (typeof leftValue === 'number' && typeof rightValue === 'number' && op !== 0x40) {
-    return narrow ? compare(op, low32(leftValue), low32(rightValue)) : compare(op, leftValue, rightValue);
-  }
-  const bits = narrow ? 32 : 64;
-  const l = bigOf(leftValue);
-  const r = bigOf(rightValue);
-  const unsignedLeft = BigInt.asUintN(bits, l);
-  const unsignedRight = BigInt.asUintN(bits, r);
-  const signedLeft = BigInt.asIntN(bits, l);
-  const signedRight = BigInt.asIntN(bits, r);
-  switch (op) {
-    case 0x10: return unsignedLeft === unsignedRight;
-    case 0x50: return unsignedLeft !== unsignedRight;
-    case 0x20: return unsignedLeft > unsignedRight;
-    case 0x30: return unsignedLeft >= unsignedRight;
-    case 0xa0: return unsignedLeft < unsignedRight;
-    case 0xb0: return unsignedLeft <= unsignedRight;
-    case 0x40: return (unsignedLeft & unsignedRight) !== 0n;
-    case 0x60: return signedLeft > signedRight;
-    case 0x70: return signedLeft >= signedRight;
-    case 0xc0: return signedLeft < signedRight;
-    case 0xd0: return signedLeft <= signedRight;
-    default: return undefined;
-  }
-}
+const walker = new DepthWalk();
 
 /** The low 32 bits of a safe integer, as a signed 32-bit number. */
 function low32(value: number): number {
@@ -415,8 +606,30 @@ function compare(op: number, l: number, r: number): boolean | undefined {
   }
 }
 
+/** The same comparison on any two 64-bit constants (and jset), at the jump's width. */
+function compareBig(op: number, bits: number, l: bigint, r: bigint): boolean | undefined {
+  const unsignedLeft = BigInt.asUintN(bits, l);
+  const unsignedRight = BigInt.asUintN(bits, r);
+  const signedLeft = BigInt.asIntN(bits, l);
+  const signedRight = BigInt.asIntN(bits, r);
+  switch (op) {
+    case 0x10: return unsignedLeft === unsignedRight;
+    case 0x50: return unsignedLeft !== unsignedRight;
+    case 0x20: return unsignedLeft > unsignedRight;
+    case 0x30: return unsignedLeft >= unsignedRight;
+    case 0xa0: return unsignedLeft < unsignedRight;
+    case 0xb0: return unsignedLeft <= unsignedRight;
+    case 0x40: return (unsignedLeft & unsignedRight) !== 0n;
+    case 0x60: return signedLeft > signedRight;
+    case 0x70: return signedLeft >= signedRight;
+    case 0xc0: return signedLeft < signedRight;
+    case 0xd0: return signedLeft <= signedRight;
+    default: return undefined;
+  }
+}
+
 /** Reads `size` bytes of read-only data as an unsigned integer, or undefined past its end. */
-function readConstant(data: ReadOnlyData, offset: number, size: number): Constant | undefined {
+function readConstant(data: ReadOnlyData, offset: number, size: number): number | bigint | undefined {
   if (offset < 0 || offset + size > data.bytes.length) return undefined;
   if (size <= 4) {
     let value = 0;
@@ -428,145 +641,14 @@ function readConstant(data: ReadOnlyData, offset: number, size: number): Constan
     const byte = BigInt(data.bytes[offset + (data.littleEndian ? i : size - 1 - i)]);
     value |= byte << BigInt(8 * i);
   }
-  return constant(value);
-}
-
-const CLASS_LD = 0x00;
-const CLASS_LDX = 0x01;
-const CLASS_ALU = 0x04;
-const CLASS_ALU64 = 0x07;
-
-/** Applies one instruction to the state, in place. */
-function transfer(insn: Instruction, state: State, readOnly: { data: ReadOnlyData; offset: number } | undefined): void {
-  const { registers } = state;
-  const op = insn.opcode & 0xf0;
-  const usesImmediate = (insn.opcode & 0x08) === 0;
-  const cls = insn.class;
-
-  if (cls === CLASS_ALU64) {
-    const dst = registers[insn.dst];
-    if (op === 0xb0 && insn.off === 0) {
-      // mov: a copy of a register, or an immediate.
-      registers[insn.dst] = usesImmediate ? { kind: 'const', value: insn.imm } : registers[insn.src];
-    } else if ((op === 0x00 || op === 0x10) && usesImmediate && dst) {
-      const delta = op === 0x00 ? insn.imm : -insn.imm;
-      if (dst.kind === 'fp') registers[insn.dst] = { kind: 'fp', offset: dst.offset + delta };
-      else if (dst.kind === 'readonly') registers[insn.dst] = { kind: 'readonly', data: dst.data, offset: dst.offset + delta };
-      else if (dst.kind === 'const') registers[insn.dst] = { kind: 'const', value: addConstant(dst.value, delta) };
-      else registers[insn.dst] = undefined;
-    } else if (op === 0x00 && !usesImmediate && dst?.kind === 'const' && registers[insn.src]?.kind === 'fp') {
-      // r1 = -56; r1 += r10
-      const fp = registers[insn.src] as { kind: 'fp'; offset: number };
-      registers[insn.dst] = { kind: 'fp', offset: fp.offset + Number(dst.value) };
-    } else if (op === 0x00 && !usesImmediate && dst?.kind === 'fp' && registers[insn.src]?.kind === 'const') {
-      const delta = Number((registers[insn.src] as { kind: 'const'; value: Constant }).value);
-      registers[insn.dst] = { kind: 'fp', offset: dst.offset + delta };
-    } else {
-      registers[insn.dst] = undefined;
-    }
-    return;
-  }
-  if (cls === CLASS_ALU) {
-    registers[insn.dst] = op === 0xb0 && usesImmediate && insn.off === 0 ? { kind: 'const', value: insn.imm >>> 0 } : undefined;
-    return;
-  }
-  if (cls === 0x05 || cls === 0x06) {
-    if (isHelperCall(insn) || isKfuncCall(insn) || isPseudoCall(insn)) {
-      for (let r = 0; r <= 5; r++) registers[r] = undefined;
-    }
-    return;
-  }
-  if (cls === CLASS_LD) {
-    if (isPseudoFunc(insn)) registers[insn.dst] = { kind: 'function', imm: insn.imm };
-    else if (readOnly) registers[insn.dst] = { kind: 'readonly', data: readOnly.data, offset: readOnly.offset };
-    else registers[insn.dst] = insn.imm64 !== undefined && insn.src === 0 ? { kind: 'const', value: constant(insn.imm64) } : undefined;
-    return;
-  }
-  if (cls === CLASS_LDX && isLoadFromMemory(insn)) {
-    const base = registers[insn.src];
-    const size = memoryAccessSize(insn);
-    const signExtends = (insn.opcode & 0xe0) === 0x80; // BPF_MEMSX
-    if (base?.kind === 'fp' && size === 8) registers[insn.dst] = state.spills.get(base.offset + insn.off);
-    else if (base?.kind === 'readonly' && !signExtends) {
-      const value = readConstant(base.data, base.offset + insn.off, size);
-      registers[insn.dst] = value === undefined ? undefined : { kind: 'const', value };
-    } else registers[insn.dst] = undefined;
-    return;
-  }
-  if (isStoreToMemory(insn)) {
-    const base = registers[insn.dst];
-    if (base?.kind === 'fp') {
-      const offset = base.offset + insn.off;
-      const size = memoryAccessSize(insn);
-      if (state.spills.size > 0) {
-        // Deleting the entry being visited is allowed while iterating a Map.
-        for (const slot of state.spills.keys()) {
-          if (slot < offset + size && offset < slot + 8) state.spills.delete(slot);
-        }
-      }
-      const isRegisterStore = insn.class === 0x03 && (insn.opcode & 0xe0) === 0x60;
-      if (isRegisterStore && size === 8 && registers[insn.src]?.kind === 'fp') state.spills.set(offset, registers[insn.src]);
-    }
-    // Atomic fetch operations write their source register (or r0 for cmpxchg).
-    if ((insn.opcode & 0xe0) === 0xc0) {
-      if (insn.imm === 0xf1) registers[0] = undefined;
-      else if (insn.imm & 0x01) registers[insn.src] = undefined;
-    }
-  }
+  return value;
 }
 
 /** A constant plus a 32-bit delta, wrapped to 64 bits as the ALU64 add does. */
-function addConstant(value: Constant, delta: number): Constant {
+function addConstant(value: number | bigint, delta: number): number | bigint {
   if (typeof value === 'number') {
     const sum = value + delta;
     if (Number.isSafeInteger(sum)) return sum;
   }
-  return constant(BigInt.asIntN(64, bigOf(value) + BigInt(delta)));
-}
-
-/** The lowest frame-pointer offset the instruction touches (0 for none), without building records. */
-function deepestAccessOf(insn: Instruction, state: State): number {
-  const { registers } = state;
-  const cls = insn.class;
-  if (cls === CLASS_ALU64 || cls === CLASS_ALU || cls === CLASS_LD) return 0;
-  if (cls === 0x05 || cls === 0x06) {
-    if (!(isHelperCall(insn) || isKfuncCall(insn) || isPseudoCall(insn))) return 0;
-    let lowest = 0;
-    for (let r = 1; r <= 5; r++) {
-      const value = registers[r];
-      if (value?.kind === 'fp' && value.offset < lowest) lowest = value.offset;
-    }
-    return lowest;
-  }
-  const base = isLoadFromMemory(insn) ? registers[insn.src] : isStoreToMemory(insn) ? registers[insn.dst] : undefined;
-  return base?.kind === 'fp' ? Math.min(0, base.offset + insn.off) : 0;
-}
-
-function accessesOf(insn: Instruction, at: number, state: State): StackAccess[] {
-  const { registers } = state;
-  if (isHelperCall(insn) || isKfuncCall(insn) || isPseudoCall(insn)) {
-    const pointers: StackAccess[] = [];
-    for (let r = 1; r <= 5; r++) {
-      const value = registers[r];
-      if (value?.kind === 'fp' && value.offset < 0) pointers.push({ at, offset: value.offset, bytes: 0, kind: 'pointer-to-call' });
-    }
-    return pointers;
-  }
-  if (isLoadFromMemory(insn)) {
-    const base = registers[insn.src];
-    if (base?.kind !== 'fp') return [];
-    return [{ at, offset: base.offset + insn.off, bytes: memoryAccessSize(insn), kind: 'load' }];
-  }
-  if (isStoreToMemory(insn)) {
-    const base = registers[insn.dst];
-    if (base?.kind !== 'fp') return [];
-    const access: StackAccess = { at, offset: base.offset + insn.off, bytes: memoryAccessSize(insn), kind: 'store' };
-    if (insn.class === 0x02) access.value = BigInt(insn.imm);
-    else if (insn.class === 0x03 && (insn.opcode & 0xe0) === 0x60) {
-      const source = registers[insn.src];
-      if (source?.kind === 'const') access.value = bigOf(source.value);
-    }
-    return [access];
-  }
-  return [];
+  return BigInt.asIntN(64, BigInt(value) + BigInt(delta));
 }
