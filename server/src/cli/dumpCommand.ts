@@ -79,7 +79,8 @@ export function dumpProgram(program: BpfProgram, analysis: ObjectAnalysis): stri
 }
 
 function describeAccess(access: StackAccess): string {
-  const range = `fp${access.offset}`;
+  // A pointer known only from below (fp-48 plus an index) says so: the verifier counts its lowest byte.
+  const range = access.fromBelow ? `fp${access.offset} or above` : `fp${access.offset}`;
   if (access.kind === 'pointer-to-call') return `passes stack pointer ${range}`;
   const verb = access.kind === 'store' ? 'writes' : 'reads';
   const text = access.value === undefined ? '' : asciiOf(access.value, access.bytes);

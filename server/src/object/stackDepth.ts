@@ -51,6 +51,11 @@ export interface StackAccess {
   kind: 'store' | 'load' | 'pointer-to-call';
   /** For stores of an immediate or a known constant: the value, so a dump can show strings built on the stack. */
   value?: bigint;
+  /**
+   * The pointer's offset is only known from below (a run-time index, or paths that met): `offset`
+   * is the lowest the access can reach, which is what the verifier counts.
+   */
+  fromBelow?: true;
 }
 
 export interface StackDepthResult {
@@ -95,6 +100,9 @@ export interface StackDepthOptions {
 /*
  * What a register holds. `number` and `ref` complete the kind:
  *   FP        the frame pointer plus `number`
+ *   FP_RANGE  the frame pointer plus `number` or more: the stack pointer of paths that met with
+ *             different offsets, or plus an index the verifier bounds (`buf[i]`). The verifier
+ *             follows each path, or the index's minimum, so the deepest byte it sees is `number`'s.
  *   CONSTANT  the safe integer `number`
  *   BIG       the constant `ref` (a bigint outside the safe integers)
  *   FUNCTION  the address of a function (ld_imm64 with BPF_PSEUDO_FUNC), imm `number`
@@ -107,6 +115,9 @@ const CONSTANT = 2;
 const BIG = 3;
 const FUNCTION = 4;
 const READONLY = 5;
+const FP_RANGE = 6;
+/** After this many walks of a block, a stack pointer whose lowest offset still moves is forgotten. */
+const WIDEN_AFTER_WALKS = 8;
 
 type Reference = bigint | ReadOnlyData | undefined;
 
@@ -168,6 +179,7 @@ class DepthWalk {
   private queued = new Uint8Array(64);
   private blockDeepest = new Float64Array(64);
   private blockFound = new Uint8Array(64);
+  private walks = new Uint16Array(64);
   private entryKinds = new Uint8Array(64 * REGISTERS);
   private entryNumbers = new Float64Array(64 * REGISTERS);
   private entryRefs: Reference[] = new Array(64 * REGISTERS).fill(undefined);
@@ -236,7 +248,9 @@ class DepthWalk {
       queued[block] = 0;
       this.loadEntry(block);
       this.blockFound[block] = this.walkBlock(block, undefined);
-      this.blockDeepest[block] = this.deepest;
+      // Every walk of a block follows paths the verifier follows too: the deepest of them counts.
+      if (this.deepest > this.blockDeepest[block]) this.blockDeepest[block] = this.deepest;
+      if (this.walks[block] < 0xffff) this.walks[block]++;
       const end = this.endOf(block);
       readPacked(this.code, this.first + end - 1, insn);
       if (isExit(insn)) continue;
@@ -261,8 +275,9 @@ class DepthWalk {
 
   /**
    * Runs one block from the working state, leaving it the state at the block's end. Returns what it
-   * found (may_goto, an inlined bpf_loop); the deepest access is left in `deepest`. With `accesses`,
-   * every access is recorded there too.
+   * found (may_goto, an inlined bpf_loop) as the last walk of the block sees it, since the verifier
+   * inlines bpf_loop only if every path agrees; the deepest access is left in `deepest`. With
+   * `accesses`, every access is recorded there too.
    */
   private walkBlock(block: number, accesses: StackAccess[] | undefined): number {
     const { insn, kinds, numbers } = this;
@@ -277,19 +292,27 @@ class DepthWalk {
         else if (isHelperCall(insn) || isKfuncCall(insn) || isPseudoCall(insn)) {
           // The callee reads or writes what r1..r5 point at.
           for (let r = 1; r <= 5; r++) {
-            if (kinds[r] !== FP || numbers[r] >= 0) continue;
+            if ((kinds[r] !== FP && kinds[r] !== FP_RANGE) || numbers[r] >= 0) continue;
             if (-numbers[r] > deepest) deepest = -numbers[r];
-            accesses?.push({ at: index, offset: numbers[r], bytes: 0, kind: 'pointer-to-call' });
+            if (accesses) {
+              const access: StackAccess = { at: index, offset: numbers[r], bytes: 0, kind: 'pointer-to-call' };
+              if (kinds[r] === FP_RANGE) access.fromBelow = true;
+              accesses.push(access);
+            }
           }
           if (insn.imm === BPF_LOOP_HELPER && isHelperCall(insn) && this.bpfLoopInlined()) found |= FOUND_BPF_LOOP_INLINED;
         }
       } else if (cls === CLASS_LDX || cls === CLASS_ST || cls === CLASS_STX) {
         const load = isLoadFromMemory(insn);
         const base = load ? insn.src : isStoreToMemory(insn) ? insn.dst : -1;
-        if (base >= 0 && kinds[base] === FP) {
+        if (base >= 0 && (kinds[base] === FP || kinds[base] === FP_RANGE)) {
           const offset = numbers[base] + insn.off;
           if (-offset > deepest) deepest = -offset;
-          if (accesses) accesses.push(this.accessRecord(index, offset, load));
+          if (accesses) {
+            const access = this.accessRecord(index, offset, load);
+            if (kinds[base] === FP_RANGE) access.fromBelow = true;
+            accesses.push(access);
+          }
         }
       }
       this.transfer();
@@ -356,14 +379,11 @@ class DepthWalk {
         else this.set(dst, kinds[insn.src], numbers[insn.src], this.refs[insn.src]);
       } else if ((op === 0x00 || op === 0x10) && usesImmediate && dstKind !== UNKNOWN) {
         const delta = op === 0x00 ? insn.imm : -insn.imm;
-        if (dstKind === FP || dstKind === READONLY) numbers[dst] += delta;
+        if (dstKind === FP || dstKind === FP_RANGE || dstKind === READONLY) numbers[dst] += delta;
         else if (dstKind === CONSTANT || dstKind === BIG) this.setConstant(dst, addConstant(this.constantIn(dst)!, delta));
         else this.forget(dst);
-      } else if (op === 0x00 && !usesImmediate && kinds[insn.src] === FP && (dstKind === CONSTANT || dstKind === BIG)) {
-        // r1 = -56; r1 += r10
-        this.set(dst, FP, numbers[insn.src] + Number(this.constantIn(dst)), undefined);
-      } else if (op === 0x00 && !usesImmediate && dstKind === FP && (kinds[insn.src] === CONSTANT || kinds[insn.src] === BIG)) {
-        numbers[dst] += Number(this.constantIn(insn.src));
+      } else if (op === 0x00 && !usesImmediate) {
+        this.addRegister(dst, insn.src);
       } else {
         this.forget(dst);
       }
@@ -409,6 +429,11 @@ class DepthWalk {
       return;
     }
     if (isStoreToMemory(insn)) {
+      if (kinds[dst] === FP_RANGE && this.spills.size > 0) {
+        // The store may land anywhere from its lowest offset up: no spill there survives it.
+        const lowest = numbers[dst] + insn.off;
+        for (const slot of this.spills.keys()) if (slot + 8 > lowest) this.spills.delete(slot);
+      }
       if (kinds[dst] === FP) {
         const offset = numbers[dst] + insn.off;
         const size = memoryAccessSize(insn);
@@ -427,6 +452,33 @@ class DepthWalk {
         if (insn.imm === 0xf1) this.forget(0);
         else if (insn.imm & 0x01) this.forget(insn.src);
       }
+    }
+  }
+
+  /**
+   * dst += src (64-bit). A stack pointer plus a constant moves; plus any other scalar (pointer plus
+   * pointer is not allowed, so an unknown operand is a scalar) it becomes a range from where it was:
+   * the verifier accepts such an access only with the index bounded, and clang's indexes start at 0.
+   */
+  private addRegister(dst: number, src: number): void {
+    const { kinds, numbers } = this;
+    const dstKind = kinds[dst];
+    const srcKind = kinds[src];
+    const dstIsStack = dstKind === FP || dstKind === FP_RANGE;
+    const srcIsStack = srcKind === FP || srcKind === FP_RANGE;
+    const dstIsConstant = dstKind === CONSTANT || dstKind === BIG;
+    const srcIsConstant = srcKind === CONSTANT || srcKind === BIG;
+    if (srcIsStack && dstIsConstant) {
+      // r1 = -56; r1 += r10
+      this.set(dst, srcKind, numbers[src] + Number(this.constantIn(dst)), undefined);
+    } else if (dstIsStack && srcIsConstant) {
+      numbers[dst] += Number(this.constantIn(src));
+    } else if (dstIsStack && srcKind === UNKNOWN) {
+      kinds[dst] = FP_RANGE;
+    } else if (srcIsStack && dstKind === UNKNOWN) {
+      this.set(dst, FP_RANGE, numbers[src], undefined);
+    } else {
+      this.forget(dst);
     }
   }
 
@@ -485,13 +537,30 @@ class DepthWalk {
     let changed = false;
     for (let r = 0; r < REGISTERS; r++) {
       const at = base + r;
-      if (entryKinds[at] === UNKNOWN) continue;
-      if (entryKinds[at] !== this.kinds[r] || entryNumbers[at] !== this.numbers[r] || entryRefs[at] !== this.refs[r]) {
-        entryKinds[at] = UNKNOWN;
-        entryNumbers[at] = 0;
-        entryRefs[at] = undefined;
+      const entryKind = entryKinds[at];
+      if (entryKind === UNKNOWN) continue;
+      const kind = this.kinds[r];
+      if (entryKind === kind && entryNumbers[at] === this.numbers[r] && entryRefs[at] === this.refs[r]) continue;
+      const entryIsStack = entryKind === FP || entryKind === FP_RANGE;
+      if (entryIsStack && (kind === FP || kind === FP_RANGE)) {
+        // Stack pointers at different offsets meet as a range from the lowest of them.
+        const lowest = Math.min(entryNumbers[at], this.numbers[r]);
+        if (entryKind === FP_RANGE && lowest === entryNumbers[at]) continue;
+        if (entryKind === FP_RANGE && this.walks[block] >= WIDEN_AFTER_WALKS) {
+          // A pointer that keeps moving down (p-- in a loop) would never settle.
+          entryKinds[at] = UNKNOWN;
+          entryNumbers[at] = 0;
+        } else {
+          entryKinds[at] = FP_RANGE;
+          entryNumbers[at] = lowest;
+        }
         changed = true;
+        continue;
       }
+      entryKinds[at] = UNKNOWN;
+      entryNumbers[at] = 0;
+      entryRefs[at] = undefined;
+      changed = true;
     }
     const spills = this.entrySpills[block];
     if (spills) {
@@ -564,6 +633,7 @@ class DepthWalk {
       this.queued = new Uint8Array(room);
       this.blockDeepest = new Float64Array(room);
       this.blockFound = new Uint8Array(room);
+      this.walks = new Uint16Array(room);
       this.entryKinds = new Uint8Array(room * REGISTERS);
       this.entryNumbers = new Float64Array(room * REGISTERS);
       // What a block's entry holds is written when it is first entered, so stale values are never read.
@@ -574,6 +644,7 @@ class DepthWalk {
     this.queued.fill(0, 0, blocks);
     this.blockDeepest.fill(0, 0, blocks);
     this.blockFound.fill(0, 0, blocks);
+    this.walks.fill(0, 0, blocks);
   }
 }
 
