@@ -3,6 +3,8 @@
  * the disassembly with the on-stack format string, and the types report.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { repositoryRoot } from '../support/kernel';
@@ -81,4 +83,15 @@ test('estimate takes defines from compile_commands.json before -D: BPF_NO_GLOBAL
   const undefinedAgain = await frameOf(['--compile-commands', database, '-D', 'BPF_NO_GLOBAL_DATA_UNUSED']);
   assert.equal(undefinedAgain.frameBytes, 24, '-D adds to the database, it does not replace it');
   assert.equal((await runCli(['estimate', '--compile-commands', join(workspace, 'missing.json'), source])).code, 2);
+});
+
+test('estimate says which headers it could not find, in the JSON and in the text', async () => {
+  const directory = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-missing-'));
+  const source = join(directory, 'prog.bpf.c');
+  writeFileSync(source, '#include "vmlinux_missing.h"\n\nint prog(void *ctx)\n{\n\tchar buf[64];\n\treturn buf[0];\n}\n');
+  const json = await runCli(['estimate', '--kernel', '6.18', '--format', 'json', source]);
+  const report = JSON.parse(json.stdout);
+  assert.deepEqual(report.problems[0], { message: "'vmlinux_missing.h' file not found", offset: 0, line: 1, column: 1 });
+  const text = await runCli(['estimate', '--kernel', '6.18', source]);
+  assert.match(text.stdout, /warning: line 1: 'vmlinux_missing\.h' file not found: its types count 0 bytes here/);
 });

@@ -31,6 +31,28 @@ export interface EstimateReport {
   file: string;
   functions: FunctionFrame[];
   programs: ProgramReport[];
+  /**
+   * What could not be read: headers not found (their types then count 0 bytes), declarations not
+   * understood. `line` and `column` (1-based) point into `file` when the problem has a place there.
+   */
+  problems: EstimateProblem[];
+}
+
+export interface EstimateProblem {
+  message: string;
+  offset?: number;
+  line?: number;
+  column?: number;
+}
+
+/** Problems with their line and column in `text`, the main file. */
+function placedProblems(problems: readonly { message: string; offset?: number }[], text: string): EstimateProblem[] {
+  return problems.map(({ message, offset }) => {
+    if (offset === undefined || offset < 0 || offset > text.length) return { message };
+    const before = text.slice(0, offset);
+    const line = before.split('\n').length;
+    return { message, offset, line, column: offset - before.lastIndexOf('\n') };
+  });
 }
 
 /**
@@ -160,7 +182,8 @@ export async function estimateSource(
     await owner.runPrepared();
     estimates = await owner.withTree(unit.aligned.text, (tree): FunctionEstimate[] | undefined => (tree ? estimateFrames(unit, tree, owner.cache) : undefined));
   }
-  if (!estimates) return { file, functions: [], programs: [] };
+  const problems = placedProblems(unit.problems, text);
+  if (!estimates) return { file, functions: [], programs: [], problems };
   const programs = buildSourceFrameGraphs(unit.file, estimates).map(({ name, section, graph, functions, verified }): ProgramReport => {
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
     const subprograms = graph.subprograms.map((node, index): SubprogramReport => {
@@ -191,7 +214,7 @@ export async function estimateSource(
       verdicts,
     };
   });
-  return { file, functions: estimates.map(frameOf), programs };
+  return { file, functions: estimates.map(frameOf), programs, problems };
 }
 
 
@@ -245,6 +268,12 @@ export function formatEstimateText(report: EstimateReport): string {
       lines.push(`    ${String(item.bytes).padStart(4)}  ${item.what} ${item.name}: ${item.type} (line ${item.line}${shared})`);
     }
   }
+  const missing = report.problems.filter((problem) => / file not found$/.test(problem.message));
+  for (const problem of missing) {
+    lines.push(`  warning: line ${problem.line ?? '?'}: ${problem.message}: its types count 0 bytes here (add -I, or a compile_commands.json)`);
+  }
+  const others = report.problems.length - missing.length;
+  if (others > 0) lines.push(`  note: ${others} declaration${others === 1 ? '' : 's'} could not be read (--format json lists them)`);
   for (const program of report.programs) {
     lines.push(`program ${program.name} SEC("${program.section}") [${program.type}] stack depth ${program.stackDepths}`);
     for (const verdict of program.verdicts) {

@@ -40,7 +40,7 @@ export function analysesReport(analyses: DocumentStackAnalysis[], lineText: (loc
   const objects = analyses.filter((analysis) => analysis.origin === 'object');
   const parts = objects.length > 0 ? [formatTextReport(objects.map((analysis) => ({ path: analysis.path, problems: [], programs: analysis.programs })), { lineText })] : [];
   for (const estimate of analyses.filter((analysis) => analysis.origin === 'source estimate')) {
-    parts.push(formatEstimateText({ file: estimate.path, functions: estimate.frames ?? [], programs: estimate.programs }));
+    parts.push(formatEstimateText({ file: estimate.path, functions: estimate.frames ?? [], programs: estimate.programs, problems: [] }));
   }
   return parts.join('\n');
 }
