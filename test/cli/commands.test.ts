@@ -93,5 +93,5 @@ test('estimate says which headers it could not find, in the JSON and in the text
   const report = JSON.parse(json.stdout);
   assert.deepEqual(report.problems[0], { message: "'vmlinux_missing.h' file not found", offset: 0, line: 1, column: 1 });
   const text = await runCli(['estimate', '--kernel', '6.18', source]);
-  assert.match(text.stdout, /warning: line 1: 'vmlinux_missing\.h' file not found: its types count 0 bytes here/);
+  assert.match(text.stdout, /note: line 1: 'vmlinux_missing\.h' file not found; its types count 0 bytes here/);
 });

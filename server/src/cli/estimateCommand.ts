@@ -256,6 +256,9 @@ export async function estimateCommand(argv: string[], io: CommandIo): Promise<nu
   return violated ? 1 : 0;
 }
 
+/** How many problems the text report lists before it only counts them. */
+const MAX_TEXT_PROBLEMS = 8;
+
 /** A short human report: each function's frame and items, then each program's verdicts. */
 export function formatEstimateText(report: EstimateReport): string {
   const lines: string[] = [`${report.file}: estimated from source (locals with disjoint lifetimes share slots)`];
@@ -268,12 +271,15 @@ export function formatEstimateText(report: EstimateReport): string {
       lines.push(`    ${String(item.bytes).padStart(4)}  ${item.what} ${item.name}: ${item.type} (line ${item.line}${shared})`);
     }
   }
-  const missing = report.problems.filter((problem) => / file not found$/.test(problem.message));
-  for (const problem of missing) {
-    lines.push(`  warning: line ${problem.line ?? '?'}: ${problem.message}: its types count 0 bytes here (add -I, or a compile_commands.json)`);
+  // Headers first: a header not found leaves its types at 0 bytes, which every estimate below feels.
+  const aboutHeaders = (problem: EstimateProblem) => /file not found|vmlinux\.h/.test(problem.message);
+  const problems = [...report.problems.filter(aboutHeaders), ...report.problems.filter((problem) => !aboutHeaders(problem))];
+  for (const problem of problems.slice(0, MAX_TEXT_PROBLEMS)) {
+    const where = problem.line === undefined ? '' : `line ${problem.line}: `;
+    const advice = / file not found/.test(problem.message) ? '; its types count 0 bytes here (add -I, or a compile_commands.json)' : '';
+    lines.push(`  note: ${where}${problem.message}${advice}`);
   }
-  const others = report.problems.length - missing.length;
-  if (others > 0) lines.push(`  note: ${others} declaration${others === 1 ? '' : 's'} could not be read (--format json lists them)`);
+  if (problems.length > MAX_TEXT_PROBLEMS) lines.push(`  note: ${problems.length - MAX_TEXT_PROBLEMS} more (--format json lists them all)`);
   for (const program of report.programs) {
     lines.push(`program ${program.name} SEC("${program.section}") [${program.type}] stack depth ${program.stackDepths}`);
     for (const verdict of program.verdicts) {

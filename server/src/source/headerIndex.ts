@@ -21,6 +21,7 @@ import type { IncludeRequest, Macro, PreprocessHandler, PreprocessorState } from
 import type { DeclarationParser } from './declarations';
 import type { Declarations, TypeEnvironment } from './types';
 import { emptyDeclarations } from './types';
+import { runningKernelVmlinuxHeader } from './runningKernelHeader';
 import type { Problem } from '../common/problem';
 
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
@@ -253,6 +254,11 @@ export interface IncludeContext {
 export interface HeaderIndexOptions {
   /** Directory for the persistent cache; null keeps the index in memory only. */
   cacheDir?: string | null;
+  /**
+   * Where "vmlinux.h" is on no include path, use the running kernel's, generated from its BTF
+   * (runningKernelHeader.ts); true unless set to false.
+   */
+  runningKernelVmlinux?: boolean;
 }
 
 export interface HeaderIndexStatistics {
@@ -281,8 +287,11 @@ export class HeaderIndex {
   private readonly frames: RecordingFrame[] = [];
   private readonly hashes = new Map<string, { text: string; hash: string }>();
 
+  private readonly runningKernelVmlinux: boolean;
+
   constructor(options: HeaderIndexOptions = {}) {
     this.cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
+    this.runningKernelVmlinux = options.runningKernelVmlinux ?? true;
   }
 
   /** Drops the in-memory entries (the disk cache stays). */
@@ -296,18 +305,19 @@ export class HeaderIndex {
     return {
       tokens: onTokens,
       include: (request) => this.include(request, context),
-      hasInclude: (request) => resolveInclude(request, context.search, context.exists ?? existsOnDisk) !== undefined,
+      hasInclude: (request) => this.resolve(request, context).resolved !== undefined,
     };
   }
 
   /** Processes one #include: replays the header from the index, or reads it and indexes it. */
   include(request: IncludeRequest, context: IncludeContext): void {
-    const resolved = resolveInclude(request, context.search, context.exists ?? existsOnDisk);
+    const { resolved, note } = this.resolve(request, context);
     context.includes.push({ spelled: request.spelled, resolved, fromFile: request.fromFile, offset: request.offset });
     if (!resolved) {
-      this.reportProblem(context, request, `'${request.spelled}' file not found`);
+      this.reportProblem(context, request, `'${request.spelled}' file not found${note ? ` (${note})` : ''}`);
       return;
     }
+    if (note) this.reportProblem(context, request, note);
     if (context.state.onceFiles.has(resolved)) return;
     const text = context.readFile(resolved);
     if (text === undefined) {
@@ -325,6 +335,18 @@ export class HeaderIndex {
     }
     this.statistics.misses++;
     this.indexHeader(resolved, text, contentHash, searchKey, context);
+  }
+
+  /**
+   * Where an include leads: the search path, and for a "vmlinux.h" found nowhere the running
+   * kernel's (with a note saying so, or why there is none).
+   */
+  private resolve(request: IncludeRequest, context: IncludeContext): { resolved?: string; note?: string } {
+    const resolved = resolveInclude(request, context.search, context.exists ?? existsOnDisk);
+    if (resolved || !this.runningKernelVmlinux || request.spelled !== 'vmlinux.h') return { resolved };
+    const header = runningKernelVmlinuxHeader(this.cacheDir);
+    if ('reason' in header) return { note: header.reason };
+    return { resolved: header.path, note: `'vmlinux.h' is on no include path: using the running kernel's, ${header.description}` };
   }
 
   /** The content hash of `text`, read from `file`: free when the index has hashed that text already. */
