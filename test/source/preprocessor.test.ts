@@ -206,3 +206,18 @@ test('BPF_NO_GLOBAL_DATA puts bpf_printk\'s format on the stack, as libbpf docum
   const many = rodata.aligned.text.split('\n')[text.split('\n').findIndex((l) => l.includes('bpf_printk("many'))];
   assert.match(many, /unsigned long long ___param \[ 4 \]/);
 });
+
+test('a __has_ operator that a macro expands to is answered after expansion, as glibc\'s cdefs.h needs', () => {
+  const { text, problems } = expand(
+    [
+      '#define my_has_attribute(attr) __has_attribute (attr)',
+      '#if my_has_attribute (__nothrow__) && !my_has_attribute (__no_such_attribute__)',
+      'int has_nothrow;',
+      '#else',
+      'int lacks_nothrow;',
+      '#endif',
+    ].join('\n'),
+  );
+  assert.deepEqual(problems, []);
+  assert.equal(text.trim(), 'int has_nothrow;');
+});

@@ -25,7 +25,7 @@ import { runningKernelVmlinuxHeader } from './runningKernelHeader';
 import type { Problem } from '../common/problem';
 
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
-const CACHE_FORMAT_VERSION = 7;
+const CACHE_FORMAT_VERSION = 8;
 const MAX_VARIANTS_PER_HEADER = 8;
 
 /** Where <...> headers are searched after the -I directories, for a BPF target on Debian. */

@@ -376,6 +376,10 @@ const KNOWN_ATTRIBUTES = new Set([
   'pure', 'cold', 'hot', 'format', 'nonnull', 'deprecated', 'visibility', 'warn_unused_result',
   'fallthrough', 'may_alias', 'mode', 'cleanup', 'counted_by', 'address_space', 'bpf_fastcall',
   'overloadable', 'transparent_union', 'designated_init', 'flatten', 'naked', 'no_sanitize', 'uninitialized',
+  'nothrow', 'malloc', 'alloc_size', 'alloc_align', 'assume_aligned', 'returns_nonnull', 'leaf', 'sentinel',
+  'artificial', 'returns_twice', 'constructor', 'destructor', 'weakref', 'ifunc', 'nodebug', 'minsize',
+  'optnone', 'retain', 'target', 'vector_size', 'ext_vector_type', 'error', 'warning', 'diagnose_if',
+  'enable_if', 'no_stack_protector', 'convergent', 'noduplicate', 'warn_unused', 'gnu_inline',
 ]);
 
 const HAS_OPERATORS = new Set([
@@ -616,7 +620,9 @@ export class MacroExpander {
       }
       prepared.push(token);
     }
-    const expanded = this.expand(prepared);
+    // A macro may expand to a __has_* operator (glibc's __glibc_has_attribute(x) is
+    // __has_attribute(x)); clang answers those after expansion as well.
+    const expanded = this.answerHasOperators(this.expand(prepared), handler);
     const result = evaluateConstant(expanded, 0, expanded.length, {
       // Identifiers left after expansion are 0 in #if (C11 6.10.1p4).
       identifier: (name) => (name === 'true' ? 1n : 0n),
@@ -626,6 +632,24 @@ export class MacroExpander {
       return false;
     }
     return result.value !== 0n;
+  }
+
+  /** `tokens` with each `__has_x(...)` replaced by its answer, 1 or 0. */
+  private answerHasOperators(tokens: Token[], handler: PreprocessHandler): Token[] {
+    if (!tokens.some((token) => token.kind === TokenKind.Identifier && HAS_OPERATORS.has(token.text))) return tokens;
+    const answered: Token[] = [];
+    for (let i = 0; i < tokens.length; i++) {
+      const token = tokens[i];
+      if (token.kind === TokenKind.Identifier && HAS_OPERATORS.has(token.text) && tokens[i + 1]?.text === '(') {
+        let close = i + 1;
+        while (close < tokens.length && tokens[close].text !== ')') close++;
+        answered.push(numberToken(this.hasOperator(token.text, tokens.slice(i + 2, close), handler, token.offset) ? 1 : 0, token));
+        i = close;
+        continue;
+      }
+      answered.push(token);
+    }
+    return answered;
   }
 
   private hasOperator(operator: string, inner: Token[], handler: PreprocessHandler, offset: number): boolean {
