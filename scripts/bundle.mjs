@@ -1,12 +1,13 @@
-// Bundles the extension for the .vsix: dist/client.js (the VS Code side) and dist/server.js (the
-// language server), both CommonJS for Node, with `vscode` left to the editor. dist/cli.js is the
-// command line's `check` path in one file, which bin/bpf-stack-lens.js loads instead of out/ when
-// it is at least as new as out/server/src/cli/main.js: resolving and reading some forty small
-// modules is a noticeable part of a whole `check` run. The other commands stay in out/, loaded on
-// demand as before, so the bundle holds only what `check` needs. web-tree-sitter is
-// aliased to its CommonJS build because its ES module build breaks inside a CJS bundle
-// (createRequire(undefined) at Parser.init). The two .wasm files go next to the bundle, where
-// server/src/source/parser.ts looks for the runtime once node_modules is gone.
+// Bundles the extension for the .vsix: dist/client.js (the VS Code side), dist/server.js (the
+// language server) and dist/estimateWorker.js (its source-estimate thread), all CommonJS for
+// Node, with `vscode` left to the editor. dist/cli.js is the command line's `check` path in one
+// file, which bin/bpf-stack-lens.js loads instead of out/ when it is at least as new as
+// out/server/src/cli/main.js: resolving and reading some forty small modules is a noticeable part
+// of a whole `check` run. The other commands stay in out/, loaded on demand as before, so the
+// bundle holds only what `check` needs. web-tree-sitter is aliased to its CommonJS build because
+// its ES module build breaks inside a CJS bundle (createRequire(undefined) at Parser.init). The
+// two .wasm files go next to the bundle, where server/src/source/parser.ts looks for the runtime
+// once node_modules is gone.
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -52,9 +53,11 @@ await Promise.all([
   build({ ...common, entryPoints: [join(root, 'server', 'src', 'cli', 'main.ts')], outfile: join(dist, 'cli.js'), plugins: [...common.plugins, cliOnDemand] }),
   build({ ...common, entryPoints: [join(root, 'client', 'src', 'extension.ts')], outfile: join(dist, 'client.js') }),
   build({ ...common, entryPoints: [join(root, 'server', 'src', 'lsp', 'main.ts')], outfile: join(dist, 'server.js') }),
+  // The source estimate's worker thread, which the server starts from beside itself.
+  build({ ...common, entryPoints: [join(root, 'server', 'src', 'lsp', 'estimateWorker.ts')], outfile: join(dist, 'estimateWorker.js') }),
 ]);
 
 for (const wasm of [join(root, 'grammars', 'tree-sitter-c.wasm'), join(root, 'node_modules', 'web-tree-sitter', 'web-tree-sitter.wasm')]) {
   copyFileSync(wasm, join(dist, wasm.split(/[\\/]/).pop()));
 }
-console.log('bundled dist/client.js, dist/server.js, dist/cli.js and the tree-sitter wasm files');
+console.log('bundled dist/client.js, dist/server.js, dist/estimateWorker.js, dist/cli.js and the tree-sitter wasm files');

@@ -3,6 +3,7 @@
  * driven by vscode-jsonrpc's message connection, the way an editor drives it; clang-19 for building
  * objects; and applying the server's text edits to a string.
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,7 +55,11 @@ export class LspSession {
   private stderr = '';
   exited = false;
 
+  /** What the client answers to workspace/configuration; change it, then send didChangeConfiguration. */
+  settings: unknown;
+
   constructor(settings: unknown) {
+    this.settings = settings;
     this.process = spawn(process.execPath, [join(REPO, 'bin', 'bpf-stack-lens.js'), 'lsp', '--stdio'], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.process.stderr?.on('data', (chunk) => (this.stderr += String(chunk)));
     this.process.on('exit', () => (this.exited = true));
@@ -71,7 +76,7 @@ export class LspSession {
     this.connection.onNotification('window/showMessage', (params: { message: string }) => {
       this.logs.push(params.message);
     });
-    this.connection.onRequest('workspace/configuration', (params: { items: unknown[] }) => params.items.map(() => settings));
+    this.connection.onRequest('workspace/configuration', (params: { items: unknown[] }) => params.items.map(() => this.settings));
     this.connection.onRequest('client/registerCapability', () => null);
     this.connection.onRequest('client/unregisterCapability', () => null);
     this.connection.onRequest('workspace/codeLens/refresh', () => null);
@@ -101,6 +106,12 @@ export class LspSession {
       },
     });
     await this.connection.sendNotification('initialized', {});
+  }
+
+  /** Changes the settings the way VS Code does: the client answers with the new ones, and tells the server to ask. */
+  async changeSettings(settings: unknown): Promise<void> {
+    this.settings = settings;
+    await this.connection.sendNotification('workspace/didChangeConfiguration', { settings: null });
   }
 
   diagnostics(uri: string): Diagnostic[] | undefined {
@@ -135,6 +146,20 @@ export class LspSession {
     await sleep(100);
     this.connection.dispose();
     if (!this.exited) this.process.kill();
+  }
+}
+
+/**
+ * Asks until `ask` gives something `holds` accepts, and returns it: requests are answered from
+ * whatever analyses exist at the time, and the estimate comes in on its own thread when it is done.
+ */
+export async function poll<T>(ask: () => Promise<T>, holds: (value: T) => boolean, what: string, timeoutMs = 30000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await ask();
+    if (holds(value)) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
+    await sleep(50);
   }
 }
 

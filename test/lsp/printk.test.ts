@@ -1,6 +1,7 @@
 /**
- * The stack bytes of each printk form, with the format length taken from tree-sitter's string
- * literal (escapes count one byte, the NUL is added, the total is rounded up to 8-byte slots).
+ * The stack bytes of each printk form by libbpf's rules (the fallback when there is no source
+ * estimate), with the format length taken from tree-sitter's string literal (escapes count one
+ * byte, the NUL is added, the total is rounded up to 8-byte slots).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -13,7 +14,7 @@ async function costs(source: string, settings: Partial<LensSettings> = {}): Prom
   const document = await CDocument.create(source);
   try {
     const calls = findPrintkCalls(document.tree, await lspQueries(), { ...DEFAULT_SETTINGS, ...settings });
-    return calls.map((call) => [call.callee, call.stackBytes, call.formatBytes]);
+    return calls.map((call) => [call.callee, call.libbpfCost.stackBytes, call.formatBytes]);
   } finally {
     document.dispose();
   }

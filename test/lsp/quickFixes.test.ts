@@ -43,7 +43,7 @@ async function applyFix(text: string, file: string, prefix: string): Promise<str
     const document = TextDocument.create(uri, 'c', 1, text);
     const at = text.indexOf(PRINTK_CALL) + 2;
     const snapshot = { uri, path: file, text, tree: parsed.tree, document, queries: await lspQueries() };
-    const fix = quickFixes(snapshot, { start: at, end: at }, [], DEFAULT_SETTINGS).find((candidate) => candidate.title.startsWith(prefix));
+    const fix = quickFixes(snapshot, { start: at, end: at }, [], [], DEFAULT_SETTINGS).find((candidate) => candidate.title.startsWith(prefix));
     assert.ok(fix, `a fix starting with "${prefix}"`);
     return TextDocument.applyEdits(document, fix.edits.map((edit) => ({ range: { start: document.positionAt(edit.start), end: document.positionAt(edit.end) }, newText: edit.newText })));
   } finally {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { CodeAction, CodeLens, Diagnostic, Hover, MarkupContent } from 'vscode-languageserver-protocol';
-import { LspSession, applyEdits, compileBpf, hasClang, seedWorkspace, sleep } from './harness';
+import { LspSession, applyEdits, compileBpf, hasClang, poll, seedWorkspace, sleep } from './harness';
 
 const TAIL_CALL_MESSAGE = 'tail_calls are not allowed when call stack of previous frames is 256 bytes. Too large';
 const SETTINGS = { kernels: ['6.1', '6.18'] };
@@ -108,7 +108,12 @@ test('hover on the printk shows the bytes its stack format costs', { skip }, asy
 });
 
 test('CodeLens above each measured function', { skip }, async () => {
-  const lenses: CodeLens[] = await session.connection.sendRequest('textDocument/codeLens', { textDocument: { uri } });
+  // The estimate runs on its worker and requests do not wait for it: ask until it has come in.
+  const lenses = await poll(
+    (): Promise<CodeLens[]> => session.connection.sendRequest('textDocument/codeLens', { textDocument: { uri } }),
+    (candidates) => candidates.some((lens) => lens.command?.title.includes('estimated')),
+    'the estimate in the lenses',
+  );
   const entry = lenses.find((lens) => lens.range.start.line === ENTRY_LINE);
   assert.equal(entry?.command?.title, 'frame 200 B measured · 200 B estimated · 256 B at tail call (6.1, rejected) · 240 B (6.18)');
   assert.equal(lenses.length, 3, 'entry, process and do_tail');

@@ -27,7 +27,16 @@ test('the defaults are the documented ones', () => {
     defines: {},
     compileCommands: '',
     printkModel: 'auto',
+    estimateFromSource: true,
   });
+});
+
+test('a dotted setting is read nested, as VS Code sends it, or flat', () => {
+  assert.equal(readSettings({ sourceEstimate: { enabled: false } }).settings.estimateFromSource, false);
+  assert.equal(readSettings({ 'sourceEstimate.enabled': false }).settings.estimateFromSource, false);
+  const wrong = readSettings({ sourceEstimate: { enabled: 'no' } });
+  assert.equal(wrong.settings.estimateFromSource, true);
+  assert.match(wrong.errors[0], /bpfStackLens\.sourceEstimate\.enabled/);
 });
 
 test('values of the wrong type fall back to the default, with a message', () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { CodeLens, Diagnostic, Hover, MarkupContent } from 'vscode-languageserver-protocol';
-import { LspSession, compileBpf, hasClang, seedWorkspace, sleep } from './harness';
+import { LspSession, compileBpf, hasClang, poll, seedWorkspace, sleep } from './harness';
 
 const TAIL_CALL_MESSAGE = 'tail_calls are not allowed when call stack of previous frames is 256 bytes. Too large';
 const SETTINGS = { kernels: ['6.1', '6.18'] };
@@ -37,17 +37,6 @@ function messageOf(diagnostic: Diagnostic): string {
 
 function from(uri: string, source: string, code?: string): Diagnostic[] {
   return (session.diagnostics(uri) ?? []).filter((diagnostic) => diagnostic.source === source && (code === undefined || diagnostic.code === code));
-}
-
-/** Asks until `ask` gives something `holds` accepts: requests are answered from whatever analyses exist at the time. */
-async function poll<T>(ask: () => Promise<T>, holds: (value: T) => boolean, what: string, timeoutMs = 15000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await ask();
-    if (holds(value)) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
-    await sleep(50);
-  }
 }
 
 /** The lens title over `entry`, whose name is on `line`. */

@@ -1,6 +1,7 @@
 /**
- * Quick fixes for the bytes a printk puts on the stack, offered on the printk itself and on every
- * stack diagnostic whose chain runs through a function with such a printk:
+ * Quick fixes for the bytes a printk puts on the stack (as printkCost.ts counts them), offered on
+ * the printk itself and on every stack diagnostic whose chain runs through a function with such a
+ * printk:
  *   (a) remove the statement;
  *   (b) move the format to .rodata: `static const char fmt_N[] = "...";` at file scope above the
  *       function and `bpf_trace_printk(fmt_N, sizeof(fmt_N), args...)` in place of the call;
@@ -12,8 +13,10 @@
 import type { Node } from '../source/parser';
 import type { TextSpan } from './convert';
 import type { FindingData } from './diagnostics';
+import type { DocumentStackAnalysis } from './documentAnalysis';
 import type { SyntaxSnapshot } from './documents';
-import { type PrintkCall, findPrintkCalls } from './printk';
+import type { PrintkCall } from './printk';
+import { type CostedPrintkCall, costedPrintkCalls } from './printkCost';
 import type { LensSettings } from './settings';
 import { insertionPointAbove } from './syntax';
 
@@ -30,8 +33,14 @@ const TRACE_PRINTK_MAX_ARGS = 3;
 /** A BPF function takes at most 5 arguments in registers r1-r5. */
 const BPF_MAX_CALL_ARGS = 5;
 
-export function quickFixes(snapshot: SyntaxSnapshot, span: TextSpan, diagnostics: (FindingData | undefined)[], settings: LensSettings): QuickFix[] {
-  const printks = findPrintkCalls(snapshot.tree, snapshot.queries, settings).filter((call) => call.statement && call.stackBytes > 0);
+export function quickFixes(
+  snapshot: SyntaxSnapshot,
+  span: TextSpan,
+  diagnostics: (FindingData | undefined)[],
+  analyses: DocumentStackAnalysis[],
+  settings: LensSettings,
+): QuickFix[] {
+  const printks = costedPrintkCalls(snapshot, analyses, settings).filter((call) => call.statement && call.cost.stackBytes > 0);
   const fixes: QuickFix[] = [];
   for (const printk of printks) {
     const statement = printk.statement as Node;
@@ -55,18 +64,18 @@ function onChain(printk: PrintkCall, data: FindingData): boolean {
   return counted.includes(printk.functionName);
 }
 
-function fixesFor(printk: PrintkCall, text: string, diagnostics: number[]): QuickFix[] {
+function fixesFor(printk: CostedPrintkCall, text: string, diagnostics: number[]): QuickFix[] {
   const statement = printk.statement as Node;
   const owner = printk.functionName ? ` of ${printk.functionName}` : '';
   const fixes: QuickFix[] = [];
-  fixes.push({ title: `Remove this ${printk.callee} (frees ${printk.stackBytes} B of the frame${owner})`, edits: [removeStatement(statement, text)], diagnostics });
+  fixes.push({ title: `Remove this ${printk.callee} (frees ${printk.cost.stackBytes} B of the frame${owner})`, edits: [removeStatement(statement, text)], diagnostics });
 
   const args = printk.args.map((arg) => arg.text);
   const literalFormat = printk.formatBytes !== undefined;
   if (literalFormat && printk.functionNode && args.length <= TRACE_PRINTK_MAX_ARGS) {
     const name = freshName(text, 'fmt');
     fixes.push({
-      title: `Move the format of this ${printk.callee} to .rodata (static const char ${name}[]; frees ${printk.stackBytes} B)`,
+      title: `Move the format of this ${printk.callee} to .rodata (static const char ${name}[]; frees ${printk.cost.stackBytes} B)`,
       edits: [
         { ...at(insertionPointAbove(printk.functionNode, text)), newText: `static const char ${name}[] = ${printk.format.text};\n\n` },
         { start: printk.call.startIndex, end: printk.call.endIndex, newText: `bpf_trace_printk(${[name, `sizeof(${name})`, ...args].join(', ')})` },
@@ -88,7 +97,7 @@ function fixesFor(printk: PrintkCall, text: string, diagnostics: number[]): Quic
  * printk argument is a scalar or a pointer, both fit in a 64-bit register, and the explicit cast
  * keeps clang from rejecting a pointer passed as an integer.
  */
-function helperFix(printk: PrintkCall, text: string, args: string[]): Omit<QuickFix, 'diagnostics'> {
+function helperFix(printk: CostedPrintkCall, text: string, args: string[]): Omit<QuickFix, 'diagnostics'> {
   const functionNode = printk.functionNode as Node;
   const name = freshName(text, `${printk.functionName ?? 'bpf'}_printk`);
   const indent = /^\t/m.test(functionNode.text) ? '\t' : '    ';
@@ -99,7 +108,7 @@ function helperFix(printk: PrintkCall, text: string, args: string[]): Omit<Quick
     `static __attribute__((noinline)) void ${name}(${params})\n{\n${indent}${printk.callee}(${innerArgs});\n}\n\n`;
   const call = `${name}(${args.map((arg) => `(unsigned long long)(${arg})`).join(', ')})`;
   return {
-    title: `Move this ${printk.callee} into a noinline helper ${name}() (its ${printk.stackBytes} B leave the frame of ${printk.functionName ?? 'the caller'})`,
+    title: `Move this ${printk.callee} into a noinline helper ${name}() (its ${printk.cost.stackBytes} B leave the frame of ${printk.functionName ?? 'the caller'})`,
     edits: [
       { ...at(insertionPointAbove(functionNode, text)), newText: helper },
       { start: printk.call.startIndex, end: printk.call.endIndex, newText: call },

@@ -26,6 +26,8 @@ export interface DocumentStackAnalysis {
   profiles: KernelProfile[];
   /** What each function's frame is made of, when the analysis knows (only the source estimate does). */
   frames?: FunctionFrame[];
+  /** The text the estimate was made from: its items' lines describe this text, and no other version of the document. */
+  estimatedText?: string;
 }
 
 export interface DocumentAnalysisProvider {
@@ -68,6 +70,5 @@ export function againstUnsavedChanges(analyses: DocumentStackAnalysis[], dirty: 
 export function diagnosticSourceOf(origin: AnalysisOrigin): string {
   return `bpf-stack-lens (${origin})`;
 }
-
 
 export { resolvedPath };

@@ -110,6 +110,13 @@ export class OpenDocuments {
     return undefined;
   }
 
+  /** The text of every open file, by resolved path. */
+  textsByPath(): Map<string, string> {
+    const texts = new Map<string, string>();
+    for (const entry of this.open.values()) if (entry.path) texts.set(entry.path, entry.document.getText());
+    return texts;
+  }
+
   async snapshot(uri: string): Promise<SyntaxSnapshot | undefined> {
     const entry = this.open.get(uri);
     if (!entry) return undefined;

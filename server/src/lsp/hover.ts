@@ -3,7 +3,7 @@
  * counts it (with what the estimate's frame is made of), rounded for each kernel, and
  * every chain through it that reaches a tail call, with the running total the verifier compares
  * against 256 bytes. On a bpf_printk (or bpf_trace_printk, or a macro that builds its format on the
- * stack), the bytes that call puts on its function's stack and why.
+ * stack), the bytes that call puts on its function's stack and why, as printkCost.ts counts them.
  */
 import type { ProgramReport, SubprogramReport, VerdictReport } from '../object/analyzeObject';
 import { type KernelProfile, profileLabel, ruleSetFor } from '../rules/kernelProfile';
@@ -11,7 +11,7 @@ import { TAIL_CALL_CALLERS_LIMIT } from '../rules/stackRules';
 import type { TextSpan } from './convert';
 import type { DocumentStackAnalysis } from './documentAnalysis';
 import type { SyntaxSnapshot } from './documents';
-import { findPrintkCalls } from './printk';
+import { costedPrintkCalls } from './printkCost';
 import type { LensSettings } from './settings';
 import { functionDefinitions, functionNamedAt } from './syntax';
 
@@ -26,7 +26,7 @@ export function hoverAt(snapshot: SyntaxSnapshot, offset: number, analyses: Docu
     const markdown = functionHover(fn.name, analyses);
     return markdown ? { markdown, span: { start: fn.nameNode.startIndex, end: fn.nameNode.endIndex } } : undefined;
   }
-  const printk = findPrintkCalls(snapshot.tree, snapshot.queries, settings).find((call) => {
+  const printk = costedPrintkCalls(snapshot, analyses, settings).find((call) => {
     const callee = call.call.childForFieldName('function');
     return callee !== null && callee.startIndex <= offset && offset <= callee.endIndex;
   });
@@ -34,7 +34,7 @@ export function hoverAt(snapshot: SyntaxSnapshot, offset: number, analyses: Docu
   const where = printk.functionName ? ` of \`${printk.functionName}\`` : '';
   const format = printk.formatBytes === undefined ? '' : `\n\nFormat string: ${printk.formatBytes} bytes with the NUL.`;
   return {
-    markdown: `**${printk.callee}** puts **${printk.stackBytes} B** on the stack${where}.\n\n${printk.reason}${format}`,
+    markdown: `**${printk.callee}** puts **${printk.cost.stackBytes} B** on the stack${where}.\n\n${printk.cost.reason}${format}`,
     span: { start: printk.call.startIndex, end: printk.call.endIndex },
   };
 }

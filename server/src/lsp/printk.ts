@@ -1,6 +1,7 @@
 /**
- * The bpf_printk family: finds each call in a file and says how many bytes it puts on its function's
- * stack, which is what hover shows and what the quick fixes take off the tail-call path.
+ * The bpf_printk family: finds each call in a file, and says what libbpf's rules make it put on its
+ * function's stack. Those rules are the fallback: when a source estimate of the text exists, the
+ * bytes come from the frame it counted (printkCost.ts), which sees the macros as they really expand.
  *
  * libbpf's bpf_printk with up to 3 arguments keeps its format in .rodata (`static const char
  * ____fmt[]`) and costs nothing, unless BPF_NO_GLOBAL_DATA is defined: then the format is a local
@@ -27,13 +28,20 @@ export interface PrintkCall {
   formatBytes?: number;
   /** The arguments after the format. */
   args: Node[];
-  /** Bytes the call puts on the stack of its function. */
-  stackBytes: number;
-  /** Why, in one sentence, for hover. */
-  reason: string;
+  /** What the call puts on the stack by libbpf's rules, reasoned from the unexpanded call. */
+  libbpfCost: StackCost;
+  /** The local array a bpf_trace_printk's format names (`char fmt[] = "..."` in the function), with its 1-based line. */
+  localFormat?: { name: string; line: number };
   /** The function that makes the call. */
   functionNode?: Node;
   functionName?: string;
+}
+
+export interface StackCost {
+  /** Bytes the call puts on the stack of its function. */
+  stackBytes: number;
+  /** Why, in a sentence or two, for hover. */
+  reason: string;
 }
 
 /** The macros of a file that build their format on the stack, and whether BPF_NO_GLOBAL_DATA is defined. */
@@ -64,7 +72,7 @@ export function findPrintkCalls(tree: Tree, queries: LspQueries, settings: Pick<
     if (!format) continue;
     const args = callee === 'bpf_trace_printk' ? rest.slice(1) : rest;
     const functionNode = enclosingFunction(call);
-    const cost = stackCost(callee, format, args, functionNode, settings.printkModel, context);
+    const localFormat = callee === 'bpf_trace_printk' && format.type === 'identifier' && functionNode ? localStringArray(functionNode, format.text) : undefined;
     calls.push({
       call,
       statement: call.parent?.type === 'expression_statement' ? call.parent : undefined,
@@ -72,7 +80,8 @@ export function findPrintkCalls(tree: Tree, queries: LspQueries, settings: Pick<
       format,
       formatBytes: cStringBytes(format),
       args,
-      ...cost,
+      libbpfCost: libbpfStackCost(callee, format, args, localFormat?.value, settings.printkModel, context),
+      localFormat: localFormat && { name: format.text, line: localFormat.declaration.startPosition.row + 1 },
       functionNode,
       functionName: functionNode ? functionNameOf(functionNode) : undefined,
     });
@@ -80,19 +89,19 @@ export function findPrintkCalls(tree: Tree, queries: LspQueries, settings: Pick<
   return calls;
 }
 
-/** A macro body that copies its format into a local array and hands it to bpf_trace_printk. */
+/** A macro body that copies its format into a local array (sized or not) and hands it to bpf_trace_printk. */
 function buildsFormatOnStack(body: string): boolean {
-  return /\bbpf_trace_printk\s*\(/.test(body) && /(^|[^\w])char\s+\w+\s*\[\s*\]\s*=/.test(body) && !/\bstatic\b/.test(body);
+  return /\bbpf_trace_printk\s*\(/.test(body) && /(^|[^\w])char\s+\w+\s*\[[^\]]*\]\s*=/.test(body) && !/\bstatic\b/.test(body);
 }
 
-function stackCost(
+function libbpfStackCost(
   callee: string,
   format: Node,
   args: Node[],
-  functionNode: Node | undefined,
+  localFormatValue: Node | undefined,
   model: LensSettings['printkModel'],
   context: PrintkContext,
-): { stackBytes: number; reason: string } {
+): StackCost {
   const formatBytes = cStringBytes(format);
   const onStack = (why: string) =>
     formatBytes === undefined
@@ -107,32 +116,28 @@ function stackCost(
     return { stackBytes: 0, reason: 'libbpf keeps the format in .rodata (static const char ____fmt[]): no stack bytes.' };
   }
   if (callee === 'bpf_trace_printk') {
-    if (format.type === 'identifier' && functionNode) {
-      const local = localStringArray(functionNode, format.text);
-      if (local) return onLocalArray(local);
-    }
+    if (localFormatValue) return onLocalArray(localFormatValue);
     return { stackBytes: 0, reason: 'The format is not a local array, so the call puts nothing on the stack.' };
   }
   return onStack(`${callee} copies its format into a local char array`);
 }
 
-function onLocalArray(value: Node): { stackBytes: number; reason: string } {
+function onLocalArray(value: Node): StackCost {
   const bytes = cStringBytes(value);
   if (bytes === undefined) return { stackBytes: 0, reason: 'The format is a local array of unknown size.' };
   return { stackBytes: roundUp(bytes, 8), reason: `The format is a local array: ${bytes} bytes with the NUL, ${roundUp(bytes, 8)} in 8-byte slots.` };
 }
 
-/** The initializer of `char NAME[] = "..."` declared (not static) in the function, if any. */
-function localStringArray(functionNode: Node, name: string): Node | undefined {
+/** `char NAME[] = "..."` declared (not static) in the function, with its initializer, if any. */
+function localStringArray(functionNode: Node, name: string): { declaration: Node; value: Node } | undefined {
   const body = functionNode.childForFieldName('body');
   for (const declaration of body?.descendantsOfType('declaration') ?? []) {
     if (!declaration || /\bstatic\b/.test(declaration.text.slice(0, declaration.text.indexOf(name)))) continue;
     for (const init of declaration.childrenForFieldName('declarator')) {
       if (init?.type !== 'init_declarator') continue;
       const declarator = init.childForFieldName('declarator');
-      if (declarator?.type === 'array_declarator' && declarator.childForFieldName('declarator')?.text === name) {
-        return init.childForFieldName('value') ?? undefined;
-      }
+      const value = init.childForFieldName('value');
+      if (declarator?.type === 'array_declarator' && declarator.childForFieldName('declarator')?.text === name && value) return { declaration, value };
     }
   }
   return undefined;

@@ -38,7 +38,8 @@ import {
   type StackReportParams,
 } from './protocol';
 import { DEFAULT_SETTINGS, type LensSettings, SETTINGS_SECTION, kernelProfilesOf, readSettings } from './settings';
-import { type ProgressHandle, SourceEstimates } from './sourceEstimate';
+import type { ProgressHandle } from './estimateThread';
+import { SourceEstimates } from './sourceEstimate';
 import { analysesReport, fileStatus, objectReport } from './stackReport';
 
 /** Quiet time after an object's last change before it is read: a build rewrites a file in bursts. */
@@ -47,6 +48,8 @@ const OBJECT_DEBOUNCE_MS = 150;
 const OBJECT_RETRY_MS = 300;
 /** Quiet time after the last edit of a document before its source is estimated again. */
 const ESTIMATE_DEBOUNCE_MS = 200;
+/** How long a CodeLens request from a client that cannot be asked to refresh waits for a running estimate. */
+const LENS_ESTIMATE_WAIT_MS = 3000;
 
 export function startServer(connection: Connection = createConnection(ProposedFeatures.all)): Connection {
   const log = (message: string) => connection.console.log(message);
@@ -58,6 +61,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   let showsProgress = false;
   const estimates = new SourceEstimates({
     openText: (filePath) => documents.byPath(filePath)?.getText(),
+    openBuffers: () => documents.textsByPath(),
     log,
     debounceMs: ESTIMATE_DEBOUNCE_MS,
     beginProgress: (title) => (showsProgress ? beginProgress(connection, title) : Promise.resolve(undefined)),
@@ -74,6 +78,8 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   let registersWatchers = false;
   let refreshesLenses = false;
   let watcherRegistration: Promise<Disposable> | undefined;
+  /** The roots, globs and kernels the object index was last configured with. */
+  let configuredObjectInputs: string | undefined;
 
   /** Every analysis of a document, objects counted stale while the editor holds unsaved changes. */
   const analysesOf = (uri: string) => {
@@ -110,6 +116,10 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     for (const note of [...read.errors, ...kernels.notes]) void connection.window.showWarningMessage(`bpf-stack-lens: ${note}`);
     registerWatchers();
     estimates.configure(settings, profiles, roots);
+    // A rescan forgets every object until it is read again: only settings the objects depend on warrant one.
+    const objectInputs = JSON.stringify([roots, settings.objectGlobs, profiles]);
+    if (objectInputs === configuredObjectInputs) return;
+    configuredObjectInputs = objectInputs;
     await objects.configure(roots, settings.objectGlobs, profiles);
   };
 
@@ -204,11 +214,15 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     const snapshot = await documents.snapshot(params.textDocument.uri);
     if (!snapshot) return [];
     const ours = params.context.diagnostics.filter((diagnostic) => findingDataOf(diagnostic) !== undefined);
-    const fixes = quickFixes(snapshot, rangeToSpan(snapshot.document, params.range), ours.map(findingDataOf), settingsFor(snapshot.path));
+    const fixes = quickFixes(snapshot, rangeToSpan(snapshot.document, params.range), ours.map(findingDataOf), analysesOf(params.textDocument.uri), settingsFor(snapshot.path));
     return fixes.map((fix) => toCodeAction(snapshot.document, fix, fix.diagnostics.map((index) => ours[index])));
   });
 
   connection.onCodeLens(async (params) => {
+    // A client that cannot be told to ask again would keep lenses without the estimate that is about
+    // to come in, so its request waits a little for it; other requests never wait.
+    const filePath = documents.pathOf(params.textDocument.uri);
+    if (!refreshesLenses && filePath) await atMost(estimates.settled(filePath), LENS_ESTIMATE_WAIT_MS);
     const snapshot = await documents.snapshot(params.textDocument.uri);
     if (!snapshot?.path) return [];
     return codeLenses(snapshot, analysesOf(params.textDocument.uri)).map((lens) => toCodeLens(snapshot.document, lens));
@@ -235,6 +249,12 @@ async function beginProgress(connection: Connection, title: string): Promise<Pro
   } catch {
     return undefined;
   }
+}
+
+/** Resolves when `promise` does, or after `ms`, whichever comes first. */
+function atMost(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
 }
 
 function pathOfUri(uri: string): string | undefined {

@@ -18,6 +18,8 @@ export interface LensSettings {
   defines: Record<string, string>;
   compileCommands: string;
   printkModel: PrintkModel;
+  /** Estimate frames from the C text while you type; off, only built objects are analysed. */
+  estimateFromSource: boolean;
 }
 
 /** The JSON-schema part of a setting, as VS Code's `contributes.configuration` takes it. */
@@ -31,9 +33,16 @@ interface SettingSchema {
   markdownDescription: string;
 }
 
+/** A setting as declared: its schema, and its name when that is not the field's. */
+type SettingDeclaration<T> = SettingSchema & {
+  default: T;
+  /** The name under `bpfStackLens.` when it differs from the field: VS Code groups dotted names (`sourceEstimate.enabled`) under one heading. */
+  name?: string;
+};
+
 export const SETTINGS_SECTION = 'bpfStackLens';
 
-export const SETTINGS: { [K in keyof LensSettings]: SettingSchema & { default: LensSettings[K] } } = {
+export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSettings[K]> } = {
   kernels: {
     type: 'array',
     items: { type: 'string' },
@@ -80,6 +89,13 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingSchema & { default: L
     default: 'auto',
     markdownDescription: 'How `bpf_printk` stores its format string, which decides the stack bytes each call costs.',
   },
+  estimateFromSource: {
+    name: 'sourceEstimate.enabled',
+    type: 'boolean',
+    default: true,
+    markdownDescription:
+      'Estimate every open C file\'s frames from its source while you type, before and between builds. Off, only the built objects are shown, and a `bpf_printk`\'s bytes follow libbpf\'s rules.',
+  },
 };
 
 export const DEFAULT_SETTINGS: LensSettings = Object.fromEntries(
@@ -89,7 +105,7 @@ export const DEFAULT_SETTINGS: LensSettings = Object.fromEntries(
 /** `contributes.configuration` for package.json, derived from SETTINGS. */
 export function contributedConfiguration(): { title: string; properties: Record<string, SettingSchema> } {
   const properties: Record<string, SettingSchema> = {};
-  for (const [name, setting] of Object.entries(SETTINGS)) properties[`${SETTINGS_SECTION}.${name}`] = setting;
+  for (const [field, { name, ...schema }] of Object.entries(SETTINGS) as [string, SettingDeclaration<unknown>][]) properties[`${SETTINGS_SECTION}.${name ?? field}`] = schema;
   return { title: 'BPF Stack Lens', properties };
 }
 
@@ -99,13 +115,25 @@ export function readSettings(raw: unknown): { settings: LensSettings; errors: st
   const errors: string[] = [];
   const settings = structuredClone(DEFAULT_SETTINGS);
   const assign = settings as unknown as Record<string, unknown>;
-  for (const [name, setting] of Object.entries(SETTINGS) as [string, SettingSchema][]) {
-    const value = source[name];
+  for (const [field, setting] of Object.entries(SETTINGS) as [string, SettingDeclaration<unknown>][]) {
+    const name = setting.name ?? field;
+    const value = valueOf(source, name);
     if (value === undefined || value === null) continue;
-    if (fitsSchema(value, setting)) assign[name] = structuredClone(value);
+    if (fitsSchema(value, setting)) assign[field] = structuredClone(value);
     else errors.push(`${SETTINGS_SECTION}.${name}: ${JSON.stringify(value)} is not a valid ${setting.type}; using the default`);
   }
   return { settings, errors };
+}
+
+/**
+ * A setting's value by its dotted name. VS Code's getConfiguration nests dotted names
+ * (`{ sourceEstimate: { enabled: false } }`); a hand-written client may send them flat.
+ */
+function valueOf(source: Record<string, unknown>, dottedName: string): unknown {
+  if (dottedName in source) return source[dottedName];
+  let value: unknown = source;
+  for (const part of dottedName.split('.')) value = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[part] : undefined;
+  return value;
 }
 
 function fitsSchema(value: unknown, setting: SettingSchema): boolean {

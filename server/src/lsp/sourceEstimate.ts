@@ -4,49 +4,32 @@
  * rule engine as the objects. It answers before anything is built, and while the built object is
  * stale.
  *
- * A run starts a short quiet time after the last change, because typing produces bursts; a run
- * whose document changed again meanwhile is dropped at its next await rather than published. The
- * first analysis of a file whose headers are large (vmlinux.h runs to megabytes) indexes them one
- * #include at a time, yielding between them, so that the editor can show progress and a newer edit
- * can cancel the run.
+ * A run starts a short quiet time after the last change, because typing produces bursts, and runs
+ * on a worker thread (estimateThread.ts), so that indexing a large header never holds up hovers and
+ * other requests. A change supersedes the document's queued or running estimate: its result is never
+ * computed to the end, let alone published. `bpfStackLens.sourceEstimate.enabled` turns it all off.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { estimateSource } from '../cli/estimateCommand';
 import type { KernelProfile } from '../rules/kernelProfile';
-import { DEFAULT_SYSTEM_INCLUDE_DIRS, type ReadFile, StatCheckedFiles, readFileFromDisk, resolveInclude } from '../source/headerIndex';
+import { readFileFromDisk } from '../source/headerIndex';
 import { createPreprocessorState, definitionsFromText, type Macro } from '../source/preprocessor';
-import { analyzeTranslationUnit, type TranslationUnitOptions } from '../source/translationUnit';
 import { type CompileFlags, applyDefinitions, compileFlagsFor, findCompileCommands, readCompileCommands } from '../source/compileCommands';
 import { type DocumentAnalysisProvider, type DocumentStackAnalysis, resolvedPath } from './documentAnalysis';
+import { type EstimateInput, EstimateThread, type EstimateThreadHost } from './estimateThread';
 import type { LensSettings } from './settings';
 
-/** A progress indicator in the editor, begun by the host. */
-export interface ProgressHandle {
-  report(message: string, percentage: number): void;
-  done(): void;
-}
-
-export interface SourceEstimateHost {
+export interface SourceEstimateHost extends EstimateThreadHost {
   /** The text of an open document, by resolved path, so unsaved buffers stand in for files. */
   openText(filePath: string): string | undefined;
-  log(message: string): void;
-  /** Begins a progress indicator; undefined when the client cannot show one. */
-  beginProgress(title: string): Promise<ProgressHandle | undefined>;
   /** Quiet time after the last change before a run. */
   debounceMs: number;
 }
-
-/** Direct includes at least this large make the first analysis of a file index them with progress shown. */
-export const LARGE_HEADER_BYTES = 512 * 1024;
 
 interface Estimate {
   analysis: DocumentStackAnalysis;
   /** Every file the run read (headers and compile database), so that a change to one re-runs it. */
   dependencies: Set<string>;
 }
-
-const INCLUDE_LINE = /^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]/;
 
 export class SourceEstimates implements DocumentAnalysisProvider {
   readonly origin = 'source estimate' as const;
@@ -55,18 +38,19 @@ export class SourceEstimates implements DocumentAnalysisProvider {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** Bumped on every change of a file's inputs, so that an older run never overwrites a newer one. */
   private readonly generations = new Map<string, number>();
-  /** Files whose headers were indexed once already in this session: no progress after the first analysis. */
-  private readonly analyzedOnce = new Set<string>();
   private readonly listeners: ((sourcePaths: string[] | 'all') => void)[] = [];
-  private settings: Pick<LensSettings, 'includePaths' | 'defines' | 'compileCommands' | 'printkModel'> | undefined;
+  /** Files with an estimate waiting or running, each with what resolves once none is. */
+  private readonly unsettled = new Map<string, { settled: Promise<void>; resolve: () => void }>();
+  private settings: Pick<LensSettings, 'includePaths' | 'defines' | 'compileCommands' | 'printkModel' | 'estimateFromSource'> | undefined;
   private profiles: KernelProfile[] = [];
   private roots: string[] = [];
   /** The compile database, read once per configuration and again when it changes on disk. */
   private database: { path: string; entries: ReturnType<typeof readCompileCommands> } | undefined;
-  /** Files not open in the editor, as last read from disk: re-read only when their size or mtime changes (vmlinux.h is megabytes). */
-  private readonly diskFiles = new StatCheckedFiles();
+  private readonly thread: EstimateThread;
 
-  constructor(private readonly host: SourceEstimateHost) {}
+  constructor(private readonly host: SourceEstimateHost) {
+    this.thread = new EstimateThread(host);
+  }
 
   onDidChange(listener: (sourcePaths: string[] | 'all') => void): void {
     this.listeners.push(listener);
@@ -77,13 +61,23 @@ export class SourceEstimates implements DocumentAnalysisProvider {
     return estimate ? [estimate.analysis] : [];
   }
 
-  /** New settings, kernels or workspace roots: every tracked file is estimated again. */
+  /** New settings, kernels or workspace roots: every tracked file is estimated again, or, with the estimate turned off, forgotten. */
   configure(settings: LensSettings, profiles: KernelProfile[], roots: string[]): void {
     this.settings = settings;
     this.profiles = profiles;
     this.roots = roots;
     this.loadDatabase();
-    for (const filePath of this.tracked) this.schedule(filePath, 0);
+    if (settings.estimateFromSource) {
+      for (const filePath of this.tracked) this.schedule(filePath, 0);
+      return;
+    }
+    for (const filePath of this.tracked) {
+      this.cancel(filePath);
+      this.settle(filePath);
+    }
+    const forgotten = [...this.estimates.keys()];
+    this.estimates.clear();
+    if (forgotten.length > 0) this.emit(forgotten);
   }
 
   /** A document was opened: estimate it at once, since there is no burst of typing to wait out. */
@@ -99,9 +93,8 @@ export class SourceEstimates implements DocumentAnalysisProvider {
 
   closed(filePath: string): void {
     this.tracked.delete(filePath);
-    this.bump(filePath);
-    clearTimeout(this.timers.get(filePath));
-    this.timers.delete(filePath);
+    this.cancel(filePath);
+    this.settle(filePath);
     if (this.estimates.delete(filePath)) this.emit([filePath]);
   }
 
@@ -122,6 +115,11 @@ export class SourceEstimates implements DocumentAnalysisProvider {
     for (const affected of this.affectedBy(resolved)) if (affected !== resolved) this.schedule(affected, this.host.debounceMs);
   }
 
+  /** Resolves once the file has no estimate waiting or running. */
+  settled(filePath: string): Promise<void> {
+    return this.unsettled.get(filePath)?.settled ?? Promise.resolve();
+  }
+
   /** The -D definitions a file is estimated with, for features that reason about macros themselves (the printk model). */
   definesFor(filePath: string): Record<string, string> {
     return Object.fromEntries(this.optionsFor(filePath).defines.map(([name, value]) => [name, value]));
@@ -130,7 +128,8 @@ export class SourceEstimates implements DocumentAnalysisProvider {
   dispose(): void {
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
-    this.diskFiles.clear();
+    this.thread.dispose();
+    for (const filePath of [...this.unsettled.keys()]) this.settle(filePath);
   }
 
   private affectedBy(filePath: string): string[] {
@@ -151,17 +150,40 @@ export class SourceEstimates implements DocumentAnalysisProvider {
     return generation;
   }
 
-  private schedule(filePath: string, delayMs: number): void {
-    if (!this.settings) return;
+  /** Stops whatever estimate of the file is waiting or running: a newer change or a close made it stale. */
+  private cancel(filePath: string): number {
     const generation = this.bump(filePath);
     clearTimeout(this.timers.get(filePath));
+    this.timers.delete(filePath);
+    this.thread.supersede(filePath);
+    return generation;
+  }
+
+  private schedule(filePath: string, delayMs: number): void {
+    if (!this.settings?.estimateFromSource) return;
+    const generation = this.cancel(filePath);
+    // Whoever waits for the file waits through re-runs, for the estimate of its latest text.
+    if (!this.unsettled.has(filePath)) {
+      let resolve = () => {};
+      const settled = new Promise<void>((resolvePromise) => (resolve = resolvePromise));
+      this.unsettled.set(filePath, { settled, resolve });
+    }
     this.timers.set(
       filePath,
       setTimeout(() => {
         this.timers.delete(filePath);
-        this.run(filePath, generation).catch((error) => this.host.log(`${filePath}: cannot estimate: ${error instanceof Error ? error.stack : String(error)}`));
+        this.run(filePath, generation)
+          .catch((error) => this.host.log(`${filePath}: cannot estimate: ${error instanceof Error ? error.stack : String(error)}`))
+          .finally(() => {
+            if (this.generations.get(filePath) === generation) this.settle(filePath);
+          });
       }, delayMs),
     );
+  }
+
+  private settle(filePath: string): void {
+    this.unsettled.get(filePath)?.resolve();
+    this.unsettled.delete(filePath);
   }
 
   private isCurrent(filePath: string, generation: number): boolean {
@@ -169,64 +191,37 @@ export class SourceEstimates implements DocumentAnalysisProvider {
   }
 
   private async run(filePath: string, generation: number): Promise<void> {
-    const text = this.host.openText(filePath);
-    if (text === undefined) return;
-    const { defines, flags } = this.optionsFor(filePath);
-    const dependencies = new Set<string>();
+    const result = await this.thread.estimate(filePath, () => this.inputFor(filePath));
+    if (!result || !this.isCurrent(filePath, generation)) return;
+    const dependencies = new Set(result.dependencies);
     if (this.database) dependencies.add(resolvedPath(this.database.path));
-    const readFile: ReadFile = (file) => {
-      dependencies.add(resolvedPath(file));
-      return this.host.openText(resolvedPath(file)) ?? this.diskFiles.read(file);
-    };
-    const options: TranslationUnitOptions = {
-      includeDirs: [...(flags?.includeDirs ?? []), ...(this.settings?.includePaths ?? []).map((dir) => path.resolve(this.roots[0] ?? path.dirname(filePath), dir))],
-      defines: defines.map(([name, value]) => `${name}=${value}`),
-      readFile,
-    };
-    if (!this.analyzedOnce.has(filePath)) {
-      const finished = await this.indexHeadersWithProgress(filePath, text, options, generation);
-      if (!finished) return;
-    }
-    const report = await estimateSource(filePath, text, this.profiles, options);
-    if (!this.isCurrent(filePath, generation)) return;
-    this.analyzedOnce.add(filePath);
     this.estimates.set(filePath, {
       analysis: {
         origin: 'source estimate',
         label: `${path.basename(filePath)} (estimated from the source)`,
         path: filePath,
-        programs: report.programs,
+        programs: result.report.programs,
         profiles: this.profiles,
-        frames: report.functions,
+        frames: result.report.functions,
+        estimatedText: result.text,
       },
       dependencies,
     });
     this.emit([filePath]);
   }
 
-  /**
-   * Indexes the headers of a file one #include at a time (each step preprocesses the text up to the
-   * next include, so every header is indexed with the macros it will really see), reporting each
-   * one. Only when the direct includes are large: small sets index faster than a progress bar
-   * appears. Returns false when a newer change made the run stale.
-   */
-  private async indexHeadersWithProgress(filePath: string, text: string, options: TranslationUnitOptions, generation: number): Promise<boolean> {
-    const includes = topLevelIncludes(filePath, text, options.includeDirs ?? []);
-    const totalBytes = includes.reduce((sum, include) => sum + include.bytes, 0);
-    if (totalBytes < LARGE_HEADER_BYTES) return true;
-    const progress = await this.host.beginProgress(`Indexing the headers of ${path.basename(filePath)}`);
-    try {
-      for (const [index, include] of includes.entries()) {
-        if (!this.isCurrent(filePath, generation)) return false;
-        progress?.report(`${include.spelled} (${formatBytes(include.bytes)})`, Math.round((100 * index) / includes.length));
-        // Let the report go out and newer edits come in before the long synchronous step.
-        await new Promise((resolve) => setImmediate(resolve));
-        analyzeTranslationUnit(filePath, text.slice(0, include.endOffset), options);
-      }
-      return this.isCurrent(filePath, generation);
-    } finally {
-      progress?.done();
-    }
+  /** What the worker needs for one run, read when the run's turn comes; undefined once the document is closed. */
+  private inputFor(filePath: string): EstimateInput | undefined {
+    const text = this.host.openText(filePath);
+    if (text === undefined) return undefined;
+    const { defines, flags } = this.optionsFor(filePath);
+    return {
+      filePath,
+      text,
+      profiles: this.profiles,
+      includeDirs: [...(flags?.includeDirs ?? []), ...(this.settings?.includePaths ?? []).map((dir) => path.resolve(this.roots[0] ?? path.dirname(filePath), dir))],
+      defines: defines.map(([name, value]) => `${name}=${value}`),
+    };
   }
 
   /** Definitions from the settings, the compile database (its -include files' macros first) and the printk model, in that order of precedence. */
@@ -248,39 +243,6 @@ export class SourceEstimates implements DocumentAnalysisProvider {
   }
 }
 
-interface TopLevelInclude {
-  spelled: string;
-  /** The offset just past the directive's line, where the step that indexes it stops. */
-  endOffset: number;
-  bytes: number;
-}
-
-/** The #include lines of a file, with the size of each header they resolve to (0 when not found). */
-function topLevelIncludes(filePath: string, text: string, includeDirs: readonly string[]): TopLevelInclude[] {
-  const includes: TopLevelInclude[] = [];
-  let offset = 0;
-  for (const line of text.split('\n')) {
-    const lineEnd = offset + line.length + 1;
-    const match = INCLUDE_LINE.exec(line);
-    if (match) {
-      const resolved = resolveInclude(
-        { spelled: match[2], angled: match[1] === '<', next: false, fromFile: filePath, offset },
-        { includeDirs: includeDirs.map((dir) => path.resolve(dir)), systemIncludeDirs: DEFAULT_SYSTEM_INCLUDE_DIRS },
-        (file) => fs.existsSync(file),
-      );
-      let bytes = 0;
-      try {
-        if (resolved) bytes = fs.statSync(resolved).size;
-      } catch {
-        // A header that vanished costs nothing to index.
-      }
-      includes.push({ spelled: match[2], endOffset: Math.min(lineEnd, text.length), bytes });
-    }
-    offset = lineEnd;
-  }
-  return includes;
-}
-
 /**
  * The macros a forced include (-include FILE) defines, as -D definitions. Its types are not seen:
  * the estimate takes the file's text as it is, and forced includes are almost always configuration
@@ -300,8 +262,4 @@ function defineOf(macro: Macro): [string, string] {
   if (!macro.params) return [macro.name, macro.spelling.trim()];
   const close = macro.spelling.indexOf(')') + 1;
   return [`${macro.name}${macro.spelling.slice(0, close)}`, macro.spelling.slice(close).trim()];
-}
-
-function formatBytes(bytes: number): string {
-  return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MB` : `${Math.ceil(bytes / 1024)} KB`;
 }
