@@ -181,3 +181,25 @@ test('the first analysis of a file with a big header reports progress', async ()
   await sleep(800);
   assert.equal(session.progress.length, afterFirst);
 });
+
+test('a header the estimate cannot find is a warning on its #include line, and goes once it is found', async () => {
+  const headerDirectory = join(workspace, 'generated');
+  const missingPath = join(workspace, 'missing_header.bpf.c');
+  const missingUri = pathToFileURL(missingPath).href;
+  const text = '#include "flow_types.h"\n\n__attribute__((section("tc"))) int prog(void *ctx)\n{\n\tstruct flow f = {};\n\treturn f.bytes[0];\n}\n';
+  writeFileSync(missingPath, text);
+  await open(missingUri, text);
+  await session.until(() => from(missingUri, ESTIMATE, 'estimate-header').length > 0, 'the header warning');
+  const [warning] = from(missingUri, ESTIMATE, 'estimate-header');
+  assert.equal(warning.range.start.line, 0);
+  assert.equal(warning.severity, 2);
+  assert.match(messageOf(warning), /^'flow_types\.h' file not found: its types count 0 bytes in the stack estimate/);
+
+  // With the header on the include path the warning goes, and the frame has the struct's bytes.
+  mkdirSync(headerDirectory, { recursive: true });
+  writeFileSync(join(headerDirectory, 'flow_types.h'), 'struct flow { unsigned char bytes[96]; };\n');
+  await session.changeSettings({ ...SETTINGS, includePaths: [headerDirectory] });
+  await session.until(() => from(missingUri, ESTIMATE, 'estimate-header').length === 0, 'the header warning to go');
+  await poll(() => entryLens(missingUri, 2), (title) => /^frame 96 B estimated/.test(title ?? ''), 'the frame with the header\'s struct');
+  await session.changeSettings(SETTINGS);
+});

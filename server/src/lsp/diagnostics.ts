@@ -74,6 +74,8 @@ export function stackFindings(documentPath: string, analyses: DocumentStackAnaly
     }
   }
 
+  for (const analysis of analyses) shown.push(...headerFindings(documentPath, analysis));
+
   const findings = new Map<string, StackFinding>();
   for (const finding of shown) {
     // A contributor is one diagnostic however many violations it feeds.
@@ -81,6 +83,34 @@ export function stackFindings(documentPath: string, analyses: DocumentStackAnaly
     if (!findings.has(key)) findings.set(key, finding);
   }
   return [...findings.values()].sort((a, b) => a.location.line - b.location.line || a.location.column - b.location.column);
+}
+
+/** The rule code of a diagnostic about a header the estimate could not find, or had to stand in for. */
+export const HEADER_RULE = 'estimate-header';
+
+/**
+ * The estimate's problems with the document's own #include lines: a header not found leaves its
+ * types at 0 bytes in every frame below (a warning); a vmlinux.h taken from the running kernel is
+ * information. Problems inside headers or declarations are the compiler's to report, not ours.
+ */
+function headerFindings(documentPath: string, analysis: DocumentStackAnalysis): StackFinding[] {
+  if (analysis.origin === 'object' || !samePath(analysis.path, documentPath)) return [];
+  return (analysis.problems ?? []).flatMap((problem): StackFinding[] => {
+    if (problem.line === undefined || problem.column === undefined) return [];
+    const notFound = / file not found/.test(problem.message);
+    if (!notFound && !/vmlinux\.h/.test(problem.message)) return [];
+    return [
+      {
+        location: { file: analysis.path, line: problem.line, column: problem.column },
+        severity: notFound ? 'warning' : 'information',
+        message: notFound ? `${problem.message}: its types count 0 bytes in the stack estimate (set bpfStackLens.includePaths, or a compile_commands.json)` : problem.message,
+        rule: HEADER_RULE,
+        source: diagnosticSourceOf(analysis.origin),
+        related: [],
+        data: { program: '', chain: [], rule: HEADER_RULE },
+      },
+    ];
+  });
 }
 
 function analysisFindings(documentPath: string, analysis: DocumentStackAnalysis): StackFinding[] {

@@ -4,6 +4,7 @@
  * file; the source estimate provides one from the C text as the editor has it. Diagnostics, hover
  * and CodeLens read only this shape, so each provider plugs in without touching them.
  */
+import type { EstimateProblem } from '../cli/estimateCommand';
 import * as path from 'node:path';
 import { resolvedPath } from '../common/paths';
 import type { ProgramReport } from '../object/analyzeObject';
@@ -28,6 +29,8 @@ export interface DocumentStackAnalysis {
   frames?: FunctionFrame[];
   /** The text the estimate was made from: its items' lines describe this text, and no other version of the document. */
   estimatedText?: string;
+  /** What the estimate could not read (headers not found, ...), placed in the document where it can be. */
+  problems?: EstimateProblem[];
 }
 
 export interface DocumentAnalysisProvider {

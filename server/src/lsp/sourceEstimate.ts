@@ -204,6 +204,7 @@ export class SourceEstimates implements DocumentAnalysisProvider {
         profiles: this.profiles,
         frames: result.report.functions,
         estimatedText: result.text,
+        problems: result.report.problems,
       },
       dependencies,
     });
