@@ -1,0 +1,111 @@
+/**
+ * The object analyzer on programs we did not write: every program of the real-world corpus whose
+ * stack the 6.18 verifier judged must get the verifier's own "stack depth" line and verdict from
+ * `check`, and no program the verifier rejected for another reason may be said to break a stack
+ * rule. The committed objects make this run without clang or bpf(); VERIFIER.json holds what the
+ * kernel said (test/fixtures/realworld/measure.mjs re-measures it).
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+import { analyzeObject } from '../server/src/object/analyzeObject';
+import { kernelVerifierAvailable } from './support/kernel';
+import { type RealWorldProgram, isCompared, isStackRuleError, readRealWorldCorpus } from './support/realworld';
+
+const corpus = readRealWorldCorpus();
+const PROFILE = { version: '6.18', jit: true };
+
+/**
+ * Programs whose line is known to differ from the kernel's, with why. The test fails when one of
+ * them starts to agree, so that this list only ever says what is still true.
+ */
+const KNOWN_DIFFERENCES = new Map<string, string>([
+  // Static subprograms are verified per call site with the caller's registers: a constant argument
+  // decides branches inside the callee, and a subprogram only reachable from the dead side is
+  // removed before the line is printed. The object analyzer judges each function on its own.
+  ['linux-selftests/test_xdp_noinline.bpf.o:balancer_ingress_v4', 'process_packet(..., is_ipv6 = false): its IPv6 subprograms are dead and removed'],
+  ['linux-selftests/test_xdp_noinline.bpf.o:balancer_ingress_v6', 'process_packet(..., is_ipv6 = true): its IPv4 subprograms are dead and removed'],
+  ['linux-selftests/cpumask_success.bpf.o:test_global_mask_nested_deep_array_rcu', 'every call passes mask1 = NULL, so the create_cpumask call is dead and removed'],
+]);
+
+function keyOf(program: Pick<RealWorldProgram, "object" | "name">): string {
+  return `${program.object}:${program.name}`;
+}
+
+test('the corpus is broad: at least 200 sources, 400 compared programs, every origin', () => {
+  const objects = new Set(corpus.programs.map((program) => program.object));
+  const origins = new Set([...objects].map((object) => object.split('/')[0]));
+  assert.ok(objects.size >= 200, `${objects.size} objects`);
+  assert.ok(corpus.programs.filter(isCompared).length >= 400);
+  assert.deepEqual([...origins].sort(), ['bcc-libbpf-tools', 'libbpf-bootstrap', 'linux-samples', 'linux-selftests', 'linux-tools']);
+});
+
+test(`check gives the ${corpus.kernel} verifier's stack depth line and verdict for every program it judged`, (t) => {
+  const byObject = new Map<string, RealWorldProgram[]>();
+  for (const program of corpus.programs) byObject.set(program.object, [...(byObject.get(program.object) ?? []), program]);
+  const mismatches: string[] = [];
+  const nowAgreeing: string[] = [];
+  let compared = 0;
+  let exact = 0;
+  let verdicts = 0;
+  for (const [object, programs] of byObject) {
+    const path = join(corpus.directory, object);
+    const { report } = analyzeObject(new Uint8Array(readFileSync(path)), path, [PROFILE]);
+    for (const program of programs) {
+      const ours = report.programs.find((candidate) => candidate.name === program.name);
+      const verdict = ours?.verdicts[0];
+      const violation = verdict?.violations.find((candidate) => candidate.reportedByKernel) ?? verdict?.violations[0];
+      if (!isCompared(program)) {
+        // Rejected for something else, or never verified: we must not claim a stack violation the kernel never reported.
+        if (program.status === 'rejected' && !isStackRuleError(program.error) && verdict && !verdict.accepted) {
+          mismatches.push(`${keyOf(program)}: kernel rejects it for "${program.error}", check claims "${violation?.message}"`);
+        }
+        continue;
+      }
+      compared++;
+      const kernelAccepted = program.status === 'ok';
+      const verdictAgrees = verdict !== undefined && verdict.accepted === kernelAccepted && (kernelAccepted || program.error?.startsWith(violation?.message ?? '\0') === true);
+      if (verdictAgrees) verdicts++;
+      const lineAgrees = ours?.stackDepths === program.stackDepth;
+      if (lineAgrees) exact++;
+      const known = KNOWN_DIFFERENCES.get(keyOf(program));
+      if (lineAgrees && verdictAgrees) {
+        if (known) nowAgreeing.push(keyOf(program));
+        continue;
+      }
+      if (!known) {
+        mismatches.push(
+          `${keyOf(program)}: kernel ${program.stackDepth} ${kernelAccepted ? 'accepted' : `"${program.error}"`}, check ${ours?.stackDepths} ${verdict?.accepted ? 'accepted' : `"${violation?.message}"`}`,
+        );
+      }
+    }
+  }
+  t.diagnostic(`real-world corpus vs the ${corpus.kernel} verifier: stack depth line exact ${exact}/${compared}, verdict ${verdicts}/${compared}`);
+  assert.deepEqual(mismatches, [], 'programs where check and the kernel disagree');
+  assert.deepEqual(nowAgreeing, [], 'listed as known differences but now agreeing: take them off the list');
+});
+
+/*
+ * The numbers above are only as good as VERIFIER.json: on the kernel it was measured on, measure it
+ * again and require the same statuses and lines, so that nobody edits it by hand.
+ */
+test('VERIFIER.json is what this kernel\'s verifier says today', (t) => {
+  if (release() !== corpus.kernel) return t.skip(`VERIFIER.json was measured on ${corpus.kernel}, this is ${release()}`);
+  const availability = kernelVerifierAvailable();
+  if (!availability.available) return t.skip(availability.reason ?? 'the kernel verifier is not available');
+  const out = join(mkdtempSync(join(tmpdir(), 'bpf-stack-lens-realworld-')), 'VERIFIER.json');
+  const run = spawnSync(process.execPath, [join(corpus.directory, 'measure.mjs'), '--out', out], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  const now = JSON.parse(readFileSync(out, 'utf8')) as { objects: { object: string; programs: { name: string; status: string; stack_depth?: string }[] }[] };
+  const measured = new Map(now.objects.flatMap(({ object, programs }) => programs.map((program) => [keyOf({ object, name: program.name }), program] as const)));
+  const changed = corpus.programs.filter((program) => {
+    const today = measured.get(keyOf(program));
+    return today?.status !== program.status || today?.stack_depth !== program.stackDepth;
+  });
+  assert.deepEqual(changed.map(keyOf), []);
+  assert.equal(measured.size, corpus.programs.length);
+});
