@@ -142,12 +142,18 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     };
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
     if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
+    let stackDepths = printedStackDepths(subprograms, verdicts[0]);
+    if ((verdicts[0]?.accepted ?? true) && throwsWithoutCallback(program, entered, (sub, index) => isReachable(depthOf(sub), index), btf)) {
+      // After a successful check the verifier appends the default exception callback (r0 = r1;
+      // exit) as a subprogram of its own, depth 0, and prints it (do_misc_fixups, add_hidden_subprog).
+      stackDepths += '+0';
+    }
     return {
       name: program.name,
       section: program.section,
       type: program.programType,
       subprograms,
-      stackDepths: printedStackDepths(subprograms, verdicts[0]),
+      stackDepths,
       verdicts,
     };
   });
@@ -167,6 +173,28 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
  * Which subprograms the verifier enters: the main function, every global function (verified on its
  * own), and whatever a reachable call or callback of an entered one names.
  */
+/**
+ * Whether a program reaches bpf_throw from code the verifier walks and declares no exception
+ * callback of its own (a BTF decl tag "exception_callback:NAME" on the main function): then the
+ * verifier supplies the default callback.
+ */
+function throwsWithoutCallback(
+  program: BpfProgram,
+  entered: Set<number>,
+  reachable: (sub: Subprogram, index: number) => boolean,
+  btf: Btf | undefined,
+): boolean {
+  const throws = program.subprograms.some(
+    (sub, index) => entered.has(index) && sub.kfuncCalls.some((call) => call.name === 'bpf_throw' && reachable(sub, call.at)),
+  );
+  if (!throws) return false;
+  const mainName = program.subprograms[0].fn.name;
+  const types = btf?.types ?? [];
+  return !types.some(
+    (type) => type.kind === 'decl_tag' && type.name.startsWith('exception_callback:') && types[type.type ?? 0]?.kind === 'func' && types[type.type ?? 0]?.name === mainName,
+  );
+}
+
 function enteredSubprograms(program: BpfProgram, reachable: (sub: Subprogram, index: number) => boolean): Set<number> {
   const entered = new Set<number>([0]);
   program.subprograms.forEach((sub, index) => {

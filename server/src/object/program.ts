@@ -83,6 +83,8 @@ export interface Subprogram {
   calls: ObjectCall[];
   /** Index in `fn.instructions` of each bpf_tail_call. */
   tailCalls: number[];
+  /** Each kfunc call: where, and the kfunc's name (its extern symbol). */
+  kfuncCalls: { at: number; name: string }[];
   /** Whether the code registers this function as an async callback (timer, workqueue). */
   isAsyncCallback: boolean;
 }
@@ -205,7 +207,7 @@ function buildProgram(
 
   const append = (fn: ObjectFunction): number => {
     const index = subprograms.length;
-    subprograms.push({ fn, calls: [], tailCalls: [], isAsyncCallback: false });
+    subprograms.push({ fn, calls: [], tailCalls: [], kfuncCalls: [], isAsyncCallback: false });
     indexOf.set(fn, index);
     walk(index);
     return index;
@@ -222,6 +224,10 @@ function buildProgram(
       if (opcode !== 0x85 && opcode !== 0x18) continue;
       const insn = instructionAt(fn, at)!;
       if (isHelperCall(insn) && insn.imm === BPF_TAIL_CALL_HELPER) subprogram.tailCalls.push(at);
+      if (isKfuncCall(insn)) {
+        const name = kfuncName(elf, fn, insn);
+        if (name !== undefined) subprogram.kfuncCalls.push({ at, name });
+      }
       const pseudoCall = isPseudoCall(insn);
       if (!pseudoCall && !isPseudoFunc(insn)) continue;
       const target = resolveTarget(elf, fn, insn, pseudoCall, bySectionStart);

@@ -487,10 +487,10 @@ class DepthWalk {
     const op = insn.opcode & 0xf0;
     if (op === 0xe0) return undefined; // may_goto: the verifier explores both ways.
     const leftValue = this.constantIn(insn.dst);
-    if (leftValue === undefined) return undefined;
     const rightValue = (insn.opcode & 0x08) === 0 ? insn.imm : this.constantIn(insn.src);
     if (rightValue === undefined) return undefined;
     const narrow = insn.class === CLASS_JMP32; // JMP32 compares the low 32 bits.
+    if (leftValue === undefined) return decideByUnsignedLimits(op, narrow ? 32 : 64, rightValue);
     if (typeof leftValue === 'number' && typeof rightValue === 'number' && op !== 0x40) {
       return narrow ? compare(op, low32(leftValue), low32(rightValue)) : compare(op, leftValue, rightValue);
     }
@@ -675,6 +675,22 @@ function compare(op: number, l: number, r: number): boolean | undefined {
     case 0xd0: return l <= r;
     default: return undefined;
   }
+}
+
+/**
+ * A comparison of an unknown value with 0 or with the largest unsigned value decides itself (x >= 0
+ * and x <= U64_MAX always hold, unsigned), as the verifier's bounds decide it: bpf_assert_range(x,
+ * 0, ~0ULL) never throws.
+ */
+function decideByUnsignedLimits(op: number, bits: number, right: number | bigint): boolean | undefined {
+  const limit = BigInt.asUintN(bits, BigInt(right));
+  const isZero = limit === 0n;
+  const isMax = limit === (1n << BigInt(bits)) - 1n;
+  if (op === 0x30 && isZero) return true; // x >= 0
+  if (op === 0xa0 && isZero) return false; // x < 0
+  if (op === 0xb0 && isMax) return true; // x <= MAX
+  if (op === 0x20 && isMax) return false; // x > MAX
+  return undefined;
 }
 
 /** The same comparison on any two 64-bit constants (and jset), at the jump's width. */
