@@ -23,14 +23,7 @@ const PROFILE = { version: '6.18', jit: true };
  * Programs whose line is known to differ from the kernel's, with why. The test fails when one of
  * them starts to agree, so that this list only ever says what is still true.
  */
-const KNOWN_DIFFERENCES = new Map<string, string>([
-  // Static subprograms are verified per call site with the caller's registers: a constant argument
-  // decides branches inside the callee, and a subprogram only reachable from the dead side is
-  // removed before the line is printed. The object analyzer judges each function on its own.
-  ['linux-selftests/test_xdp_noinline.bpf.o:balancer_ingress_v4', 'process_packet(..., is_ipv6 = false): its IPv6 subprograms are dead and removed'],
-  ['linux-selftests/test_xdp_noinline.bpf.o:balancer_ingress_v6', 'process_packet(..., is_ipv6 = true): its IPv4 subprograms are dead and removed'],
-  ['linux-selftests/cpumask_success.bpf.o:test_global_mask_nested_deep_array_rcu', 'every call passes mask1 = NULL, so the create_cpumask call is dead and removed'],
-]);
+const KNOWN_DIFFERENCES = new Map<string, string>([]);
 
 function keyOf(program: Pick<RealWorldProgram, "object" | "name">): string {
   return `${program.object}:${program.name}`;

@@ -51,7 +51,7 @@ export function dumpProgram(program: BpfProgram, analysis: ObjectAnalysis): stri
   }
 
   program.subprograms.forEach((sub, index) => {
-    const depth = analysis.depths.get(sub.fn);
+    const depth = analysis.depths.get(program)?.[index];
     const linkage = index === 0 ? 'main' : sub.fn.isGlobal ? 'global' : 'static';
     out.push('');
     out.push(`; #${index} ${sub.fn.name} (${linkage}) stack depth ${depth ? depth.checkedDepth + depth.hiddenBytes : '?'}`);

@@ -18,7 +18,8 @@ import { type Btf, readBtf } from './btf';
 import { type BtfExt, type LineInfo, readBtfExt } from './btfExt';
 import { readElf } from './elf';
 import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms } from './program';
-import { type ReadOnlyData, type StackDepthResult, computeStackDepth, isReachable } from './stackDepth';
+import { sameArguments, verifyProgram } from './programVerification';
+import { type CallArguments, type ReadOnlyData, type StackDepthResult, computeStackDepth, isReachable } from './stackDepth';
 
 export interface ObjectReport {
   path: string;
@@ -34,7 +35,8 @@ export { verdictReport } from '../rules/report';
 export interface ObjectAnalysis {
   report: ObjectReport;
   programs: BpfProgram[];
-  depths: Map<ObjectFunction, StackDepthResult>;
+  /** Per program, per subprogram: its stack analysis as the verifier enters it in that program. */
+  depths: Map<BpfProgram, StackDepthResult[]>;
   btf?: Btf;
   /** The source line an instruction of a function came from. */
   lineOf(fn: ObjectFunction, instructionIndex: number): LineInfo | undefined;
@@ -72,7 +74,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   const { programs, problems: programProblems } = buildPrograms(elf);
   problems.push(...programProblems);
 
-  const depths = new Map<ObjectFunction, StackDepthResult>();
+  const depths = new Map<BpfProgram, StackDepthResult[]>();
   const readOnlyData = new Map<number, ReadOnlyData>();
   const readOnlyAddress = (fn: ObjectFunction, slot: number, imm: number) => {
     const relocation = fn.relocations.get(slot);
@@ -87,16 +89,19 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     }
     return { data, offset: symbol.value + imm };
   };
-  const depthOf = (sub: Subprogram) => {
+  // A function shared by several programs, or entered with the same arguments, is analysed once.
+  const analyses = new Map<ObjectFunction, { args: CallArguments | undefined; result: StackDepthResult }[]>();
+  const analyze = (sub: Subprogram, args: CallArguments | undefined): StackDepthResult => {
     const { fn } = sub;
-    let result = depths.get(fn);
-    if (!result) {
-      result = computeStackDepth(fn.packed, {
-        readOnlyAddress: (slot, imm) => readOnlyAddress(fn, slot, imm),
-        recordAccesses: options.recordStackAccesses,
-      });
-      depths.set(fn, result);
-    }
+    const known = analyses.get(fn) ?? [];
+    const found = known.find((entry) => sameArguments(entry.args, args));
+    if (found) return found.result;
+    const result = computeStackDepth(fn.packed, {
+      entryArguments: args,
+      readOnlyAddress: (slot, imm) => readOnlyAddress(fn, slot, imm),
+      recordAccesses: options.recordStackAccesses,
+    });
+    analyses.set(fn, [...known, { args, result }]);
     return result;
   };
   const lineOf = (fn: ObjectFunction, index: number) => lines(fn.section.name, offsetAt(fn, index) ?? fn.start);
@@ -104,9 +109,12 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     ext?.lineTables.get(fn.section.name)?.locate(offsetAt(fn, index) ?? fn.start);
 
   const programReports = programs.map((program): ProgramReport => {
-    const entered = enteredSubprograms(program, (sub, index) => isReachable(depthOf(sub), index));
+    const { results, entered } = verifyProgram(program, analyze);
+    // A subprogram never entered is shown as its code reads, knowing nothing of its arguments.
+    const programDepths = program.subprograms.map((sub, index) => results[index] ?? analyze(sub, undefined));
+    depths.set(program, programDepths);
     const subprograms = program.subprograms.map((sub, index): SubprogramReport => {
-      const depth = depthOf(sub);
+      const depth = programDepths[index];
       // A static function that no live code calls is never verified: its depth stays 0.
       const verified = entered.has(index);
       return {
@@ -143,7 +151,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
     if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
     let stackDepths = printedStackDepths(subprograms, verdicts[0]);
-    if ((verdicts[0]?.accepted ?? true) && throwsWithoutCallback(program, entered, (sub, index) => isReachable(depthOf(sub), index), btf)) {
+    if ((verdicts[0]?.accepted ?? true) && throwsWithoutCallback(program, entered, programDepths, btf)) {
       // After a successful check the verifier appends the default exception callback (r0 = r1;
       // exit) as a subprogram of its own, depth 0, and prints it (do_misc_fixups, add_hidden_subprog).
       stackDepths += '+0';
@@ -170,22 +178,13 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
 }
 
 /**
- * Which subprograms the verifier enters: the main function, every global function (verified on its
- * own), and whatever a reachable call or callback of an entered one names.
- */
-/**
  * Whether a program reaches bpf_throw from code the verifier walks and declares no exception
  * callback of its own (a BTF decl tag "exception_callback:NAME" on the main function): then the
  * verifier supplies the default callback.
  */
-function throwsWithoutCallback(
-  program: BpfProgram,
-  entered: Set<number>,
-  reachable: (sub: Subprogram, index: number) => boolean,
-  btf: Btf | undefined,
-): boolean {
+function throwsWithoutCallback(program: BpfProgram, entered: Set<number>, depths: StackDepthResult[], btf: Btf | undefined): boolean {
   const throws = program.subprograms.some(
-    (sub, index) => entered.has(index) && sub.kfuncCalls.some((call) => call.name === 'bpf_throw' && reachable(sub, call.at)),
+    (sub, index) => entered.has(index) && sub.kfuncCalls.some((call) => call.name === 'bpf_throw' && isReachable(depths[index], call.at)),
   );
   if (!throws) return false;
   const mainName = program.subprograms[0].fn.name;
@@ -194,27 +193,6 @@ function throwsWithoutCallback(
     (type) => type.kind === 'decl_tag' && type.name.startsWith('exception_callback:') && types[type.type ?? 0]?.kind === 'func' && types[type.type ?? 0]?.name === mainName,
   );
 }
-
-function enteredSubprograms(program: BpfProgram, reachable: (sub: Subprogram, index: number) => boolean): Set<number> {
-  const entered = new Set<number>([0]);
-  program.subprograms.forEach((sub, index) => {
-    if (sub.fn.isGlobal) entered.add(index);
-  });
-  const work = [...entered];
-  while (work.length > 0) {
-    const sub = program.subprograms[work.pop()!];
-    for (const call of sub.calls) {
-      if (reachable(sub, call.at) && !entered.has(call.callee)) {
-        entered.add(call.callee);
-        work.push(call.callee);
-      }
-    }
-  }
-  return entered;
-}
-
-
-
 
 /** The slot offset of a function's instruction, read from its packed code when it has one. */
 function offsetAt(fn: ObjectFunction, index: number): number | undefined {

@@ -58,6 +58,7 @@ export interface StackAccess {
   fromBelow?: true;
 }
 
+
 export interface StackDepthResult {
   /** The depth the verifier checks: deepest touched byte, rounded up to 8. */
   checkedDepth: number;
@@ -70,6 +71,8 @@ export interface StackDepthResult {
    * included, `to` excluded) in ascending order; usually none.
    */
   unreachable: { from: number; to: number }[];
+  /** At each bpf2bpf call the verifier reaches (by instruction index): what r1..r5 hold. */
+  callArguments: Map<number, CallArguments>;
 }
 
 /** Whether the verifier reaches the function's `index`th instruction. */
@@ -87,7 +90,30 @@ export interface ReadOnlyData {
   littleEndian: boolean;
 }
 
+/**
+ * A value a static subprogram gets in r1..r5 that the verifier knows, since it verifies the callee
+ * with the caller's registers: a constant, a function's address, an address in read-only data.
+ * (A pointer to the caller's stack is the caller's: it stays out.)
+ */
+export type ArgumentValue =
+  | { kind: 'constant'; value: number | bigint }
+  | { kind: 'function'; imm: number }
+  | { kind: 'readonly'; data: ReadOnlyData; offset: number };
+
+/** r1..r5 (index 0 is r1); undefined where nothing is known. */
+export type CallArguments = readonly (ArgumentValue | undefined)[];
+
+export function sameArgument(a: ArgumentValue | undefined, b: ArgumentValue | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  if (a.kind === 'constant' && b.kind === 'constant') return a.value === b.value;
+  if (a.kind === 'function' && b.kind === 'function') return a.imm === b.imm;
+  if (a.kind === 'readonly' && b.kind === 'readonly') return a.data === b.data && a.offset === b.offset;
+  return false;
+}
+
 export interface StackDepthOptions {
+  /** What the function gets in r1..r5 from every call site (the verifier's view of a static callee). */
+  entryArguments?: CallArguments;
   /**
    * For a complete lddw (by its slot and the low half of its immediate) that loads the address of
    * read-only data: the data and the byte offset.
@@ -159,6 +185,8 @@ class DepthWalk {
   private readOnlyAddress: StackDepthOptions['readOnlyAddress'];
   /** The deepest byte (as a positive distance below fp) touched by the last walkBlock. */
   private deepest = 0;
+  /** r1..r5 at each bpf2bpf call, as the last walk of its block saw them (the final state). */
+  private callArguments = new Map<number, CallArguments>();
   /** The instruction being looked at, refilled from the packed code. */
   private readonly insn: Instruction = { offset: 0, opcode: 0, class: 0, dst: 0, src: 0, off: 0, imm: 0, width: 1, imm64: undefined };
 
@@ -190,9 +218,10 @@ class DepthWalk {
     this.first = range.first;
     this.count = Math.max(0, range.end - range.first);
     this.readOnlyAddress = options.readOnlyAddress;
-    if (this.count === 0) return { checkedDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: NO_ACCESSES, unreachable: [] };
+    if (this.count === 0) return { checkedDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: NO_ACCESSES, unreachable: [], callArguments: new Map() };
     this.findBlocks();
-    this.solve();
+    this.callArguments = new Map();
+    this.solve(options.entryArguments);
 
     const { blocks, entered, blockDeepest, blockFound } = this;
     let deepest = 0;
@@ -224,16 +253,21 @@ class DepthWalk {
 
     const checkedDepth = Math.ceil(deepest / 8) * 8;
     const hidden = hiddenSlots({ bpfLoopInlined: (found & FOUND_BPF_LOOP_INLINED) !== 0, mayGoto: (found & FOUND_MAY_GOTO) !== 0 });
-    return { checkedDepth, hiddenBytes: hidden.bytes, hiddenReasons: hidden.reasons, accesses, unreachable };
+    return { checkedDepth, hiddenBytes: hidden.bytes, hiddenReasons: hidden.reasons, accesses, unreachable, callArguments: this.callArguments };
   }
 
   /** Walks blocks until no entry state changes. */
-  private solve(): void {
+  private solve(entryArguments: CallArguments | undefined): void {
     const { blocks, queued, count, insn } = this;
     this.kinds.fill(UNKNOWN);
     this.numbers.fill(0);
     this.refs.fill(undefined);
     this.kinds[10] = FP;
+    entryArguments?.forEach((value, index) => {
+      if (value?.kind === 'constant') this.setConstant(index + 1, value.value);
+      else if (value?.kind === 'function') this.set(index + 1, FUNCTION, value.imm, undefined);
+      else if (value?.kind === 'readonly') this.set(index + 1, READONLY, value.offset, value.data);
+    });
     this.spills.clear();
     this.saveEntry(0);
     queued[0] = 1;
@@ -301,6 +335,7 @@ class DepthWalk {
             }
           }
           if (insn.imm === BPF_LOOP_HELPER && isHelperCall(insn) && this.bpfLoopInlined()) found |= FOUND_BPF_LOOP_INLINED;
+          if (isPseudoCall(insn)) this.callArguments.set(index, this.argumentsNow());
         }
       } else if (cls === CLASS_LDX || cls === CLASS_ST || cls === CLASS_STX) {
         const load = isLoadFromMemory(insn);
@@ -332,6 +367,19 @@ class DepthWalk {
       else if (kind === BIG) access.value = this.refs[insn.src] as bigint;
     }
     return access;
+  }
+
+  /** What r1..r5 hold now, as a callee would get them. */
+  private argumentsNow(): CallArguments {
+    const values: (ArgumentValue | undefined)[] = [];
+    for (let r = 1; r <= 5; r++) {
+      const kind = this.kinds[r];
+      if (kind === CONSTANT || kind === BIG) values.push({ kind: 'constant', value: this.constantIn(r)! });
+      else if (kind === FUNCTION) values.push({ kind: 'function', imm: this.numbers[r] });
+      else if (kind === READONLY) values.push({ kind: 'readonly', data: this.refs[r] as ReadOnlyData, offset: this.numbers[r] });
+      else values.push(undefined);
+    }
+    return values;
   }
 
   /** bpf_loop is inlined when r2 holds a known callback and r4 (flags) is known to be 0. */
@@ -382,16 +430,16 @@ class DepthWalk {
         if (dstKind === FP || dstKind === FP_RANGE || dstKind === READONLY) numbers[dst] += delta;
         else if (dstKind === CONSTANT || dstKind === BIG) this.setConstant(dst, addConstant(this.constantIn(dst)!, delta));
         else this.forget(dst);
-      } else if (op === 0x00 && !usesImmediate) {
+      } else if (op === 0x00 && !usesImmediate && !(this.constantIn(dst) !== undefined && this.constantIn(insn.src) !== undefined)) {
         this.addRegister(dst, insn.src);
       } else {
-        this.forget(dst);
+        this.foldConstant(64);
       }
       return;
     }
     if (cls === CLASS_ALU) {
       if (op === 0xb0 && usesImmediate && insn.off === 0) this.set(dst, CONSTANT, insn.imm >>> 0, undefined);
-      else this.forget(dst);
+      else this.foldConstant(32);
       return;
     }
     if (cls === CLASS_JMP || cls === CLASS_JMP32) {
@@ -453,6 +501,23 @@ class DepthWalk {
         else if (insn.imm & 0x01) this.forget(insn.src);
       }
     }
+  }
+
+  /**
+   * An ALU operation on constants, computed as the verifier does (it tracks them exactly): a
+   * `wide >>= 32` after `wide <<= 32` still decides the branch on it. Anything else is forgotten;
+   * the 32-bit class works on the low halves and zero-extends.
+   */
+  private foldConstant(bits: 32 | 64): void {
+    const { insn } = this;
+    const dst = insn.dst;
+    const op = insn.opcode & 0xf0;
+    const usesImmediate = (insn.opcode & 0x08) === 0;
+    const left = this.constantIn(dst);
+    const right = usesImmediate ? insn.imm : this.constantIn(insn.src);
+    const folded = op === 0xb0 ? moveConstant(bits, insn.off, right) : left === undefined || right === undefined ? undefined : aluConstant(op, bits, insn.off, left, right);
+    if (folded === undefined) this.forget(dst);
+    else this.setConstant(dst, folded);
   }
 
   /**
@@ -729,6 +794,52 @@ function readConstant(data: ReadOnlyData, offset: number, size: number): number 
     value |= byte << BigInt(8 * i);
   }
   return value;
+}
+
+/** mov and movsx (off = 8, 16, 32: sign-extend that many low bits) of a constant, at the class's width. */
+function moveConstant(bits: 32 | 64, off: number, value: number | bigint | undefined): bigint | undefined {
+  if (value === undefined) return undefined;
+  let result = BigInt(value);
+  if (off === 8 || off === 16 || off === 32) result = BigInt.asIntN(off, result);
+  else if (off !== 0) return undefined;
+  return bits === 32 ? BigInt.asUintN(32, result) : BigInt.asIntN(64, result);
+}
+
+/**
+ * One ALU operation on two constants at the class's width (BPF semantics: division by zero gives
+ * 0, modulo by zero leaves the dividend; off = 1 makes div and mod signed), as a signed 64-bit
+ * value, 32-bit results zero-extended. Undefined for byte swaps and unknown operations.
+ */
+function aluConstant(op: number, bits: 32 | 64, off: number, leftValue: number | bigint, rightValue: number | bigint): bigint | undefined {
+  const width = BigInt(bits);
+  const left = BigInt.asUintN(bits, BigInt(leftValue));
+  const right = BigInt.asUintN(bits, BigInt(rightValue));
+  const signedLeft = BigInt.asIntN(bits, left);
+  const signedRight = BigInt.asIntN(bits, right);
+  const shift = right & (width - 1n);
+  let result: bigint;
+  switch (op) {
+    case 0x00: result = left + right; break;
+    case 0x10: result = left - right; break;
+    case 0x20: result = left * right; break;
+    case 0x30:
+      if (right === 0n) result = 0n;
+      else result = off === 1 ? signedLeft / signedRight : left / right;
+      break;
+    case 0x40: result = left | right; break;
+    case 0x50: result = left & right; break;
+    case 0x60: result = left << shift; break;
+    case 0x70: result = left >> shift; break;
+    case 0x80: result = -left; break;
+    case 0x90:
+      if (right === 0n) result = left;
+      else result = off === 1 ? signedLeft % signedRight : left % right;
+      break;
+    case 0xa0: result = left ^ right; break;
+    case 0xc0: result = signedLeft >> shift; break;
+    default: return undefined;
+  }
+  return bits === 32 ? BigInt.asUintN(32, result) : BigInt.asIntN(64, result);
 }
 
 /** A constant plus a 32-bit delta, wrapped to 64 bits as the ALU64 add does. */
