@@ -14,7 +14,7 @@ import { test } from 'node:test';
 
 import { analyzeObject } from '../server/src/object/analyzeObject';
 import { kernelVerifierAvailable } from './support/kernel';
-import { type RealWorldProgram, isCompared, isStackRuleError, readRealWorldCorpus } from './support/realworld';
+import { type RealWorldProgram, compareWithKernel, isCompared, readRealWorldCorpus } from './support/realworld';
 
 const corpus = readRealWorldCorpus();
 const PROFILE = { version: '6.18', jit: true };
@@ -49,31 +49,20 @@ test(`check gives the ${corpus.kernel} verifier's stack depth line and verdict f
     const path = join(corpus.directory, object);
     const { report } = analyzeObject(new Uint8Array(readFileSync(path)), path, [PROFILE]);
     for (const program of programs) {
-      const ours = report.programs.find((candidate) => candidate.name === program.name);
-      const verdict = ours?.verdicts[0];
-      const violation = verdict?.violations.find((candidate) => candidate.reportedByKernel) ?? verdict?.violations[0];
-      if (!isCompared(program)) {
+      const comparison = compareWithKernel(program, report.programs.find((candidate) => candidate.name === program.name), 'check');
+      if (!comparison.compared) {
         // Rejected for something else, or never verified: we must not claim a stack violation the kernel never reported.
-        if (program.status === 'rejected' && !isStackRuleError(program.error) && verdict && !verdict.accepted) {
-          mismatches.push(`${keyOf(program)}: kernel rejects it for "${program.error}", check claims "${violation?.message}"`);
-        }
+        if (comparison.falseClaim) mismatches.push(`${keyOf(program)}: kernel rejects it for "${program.error}", check claims "${comparison.falseClaim}"`);
         continue;
       }
       compared++;
-      const kernelAccepted = program.status === 'ok';
-      const verdictAgrees = verdict !== undefined && verdict.accepted === kernelAccepted && (kernelAccepted || program.error?.startsWith(violation?.message ?? '\0') === true);
-      if (verdictAgrees) verdicts++;
-      const lineAgrees = ours?.stackDepths === program.stackDepth;
-      if (lineAgrees) exact++;
+      if (comparison.lineAgrees) exact++;
+      if (comparison.verdictAgrees) verdicts++;
       const known = KNOWN_DIFFERENCES.get(keyOf(program));
-      if (lineAgrees && verdictAgrees) {
+      if (comparison.lineAgrees && comparison.verdictAgrees) {
         if (known) nowAgreeing.push(keyOf(program));
-        continue;
-      }
-      if (!known) {
-        mismatches.push(
-          `${keyOf(program)}: kernel ${program.stackDepth} ${kernelAccepted ? 'accepted' : `"${program.error}"`}, check ${ours?.stackDepths} ${verdict?.accepted ? 'accepted' : `"${violation?.message}"`}`,
-        );
+      } else if (!known) {
+        mismatches.push(comparison.description);
       }
     }
   }

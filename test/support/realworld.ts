@@ -52,3 +52,40 @@ export function readRealWorldCorpus(): RealWorldCorpus {
   );
   return { kernel: measured.kernel, directory, programs };
 }
+
+/** How an analyzer's report of one program compares with what the kernel said. */
+export interface KernelComparison {
+  /** Whether the kernel judged the program's stack (see isCompared). */
+  compared: boolean;
+  /** Whether the analyzer reported the program at all. */
+  reported: boolean;
+  lineAgrees: boolean;
+  /** Same accept or reject, and for a rejection the same first message; undefined when not reported. */
+  verdictAgrees?: boolean;
+  /** For a program the kernel rejected for another reason: the stack violation the analyzer claims. */
+  falseClaim?: string;
+  /** One line for a failure message: both sides' line and verdict. */
+  description: string;
+}
+
+/** The part of a ProgramReport (object or estimate) the comparison reads. */
+interface ReportedProgram {
+  stackDepths: string;
+  verdicts: { accepted: boolean; violations: { message: string; reportedByKernel?: boolean }[] }[];
+}
+
+/** Compares an analyzer's report of `program` (its first verdict, the 6.18 profile) with the kernel's. */
+export function compareWithKernel(program: RealWorldProgram, ours: ReportedProgram | undefined, analyzer: string): KernelComparison {
+  const verdict = ours?.verdicts[0];
+  const violation = verdict?.violations.find((candidate) => candidate.reportedByKernel) ?? verdict?.violations[0];
+  const kernelAccepted = program.status === 'ok';
+  const description = `${program.object}:${program.name}: kernel ${program.stackDepth} ${kernelAccepted ? 'accepted' : `"${program.error}"`}, ${analyzer} ${ours?.stackDepths} ${
+    verdict === undefined ? 'not reported' : verdict.accepted ? 'accepted' : `"${violation?.message}"`
+  }`;
+  if (!isCompared(program)) {
+    const claims = program.status === 'rejected' && !isStackRuleError(program.error) && verdict !== undefined && !verdict.accepted;
+    return { compared: false, reported: ours !== undefined, lineAgrees: false, falseClaim: claims ? violation?.message : undefined, description };
+  }
+  const verdictAgrees = verdict === undefined ? undefined : verdict.accepted === kernelAccepted && (kernelAccepted || program.error?.startsWith(violation?.message ?? '\0') === true);
+  return { compared: true, reported: ours !== undefined, lineAgrees: ours?.stackDepths === program.stackDepth, verdictAgrees, description };
+}

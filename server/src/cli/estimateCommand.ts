@@ -12,7 +12,7 @@ import { type FunctionEstimate, type FunctionFrame, FrameEstimateCache, defaultF
 import { CDocument } from '../source/parser';
 import type { Tree } from '../source/parser';
 import { buildSourceFrameGraphs } from '../source/sourceCallGraph';
-import { type ReadFile, StatCheckedFiles } from '../source/headerIndex';
+import { type HeaderFunctionSource, type ReadFile, StatCheckedFiles } from '../source/headerIndex';
 import { type TranslationUnit, type TranslationUnitOptions, TranslationUnitCache, analyzeTranslationUnit } from '../source/translationUnit';
 import { applyDefinitions, compileFlagsFor, findCompileCommands, readCompileCommands } from '../source/compileCommands';
 import { type FlagSpec, UsageError, parseArgs } from './args';
@@ -63,6 +63,8 @@ function placedProblems(problems: readonly { message: string; offset?: number }[
  */
 export class EstimateSession {
   private documentPromise: Promise<CDocument> | undefined;
+  /** One document per header that defines functions, by path, reparsed incrementally as well. */
+  private readonly headerDocuments = new Map<string, Promise<CDocument>>();
   private disposed = false;
 
   /** The document's include prefix as last analysed (headers' types and macros), reused while it stays the same. */
@@ -108,16 +110,19 @@ export class EstimateSession {
     this.prepared = undefined;
     clearTimeout(prepared.timer);
     if (this.disposed || this.documentPromise) return;
-    await this.withTree(prepared.unit.aligned.text, (tree) => (tree ? estimateFrames(prepared.unit, tree, null) : undefined));
+    await this.withTree(prepared.unit, (tree, headerTrees) => (tree ? estimateFrames(prepared.unit, tree, null, headerTrees) : undefined));
   }
 
   /**
-   * Runs `use` on the tree of `text`, reparsed incrementally from the previous one. `use` runs
-   * synchronously right after the reparse, so an overlapping call cannot replace the tree under it.
+   * Runs `use` on the tree of the unit's text and those of its headers that define functions, each
+   * reparsed incrementally from the previous one. `use` runs synchronously right after the reparses,
+   * so an overlapping call cannot replace a tree under it.
    */
-  async withTree<T>(text: string, use: (tree: Tree | null) => T): Promise<T> {
+  async withTree<T>(unit: Pick<TranslationUnit, 'aligned' | 'headerSources'>, use: (tree: Tree | null, headerTrees: Tree[]) => T): Promise<T> {
+    const text = unit.aligned.text;
     this.documentPromise ??= CDocument.create(text);
     const document = await this.documentPromise;
+    const headerDocuments = await Promise.all(unit.headerSources.map((source) => this.headerDocument(source)));
     if (this.disposed) throw new Error('EstimateSession used after dispose');
     let tree: Tree | null;
     try {
@@ -126,7 +131,23 @@ export class EstimateSession {
       // tree-sitter gave no tree: nothing to estimate.
       tree = null;
     }
-    return use(tree);
+    let headerTrees: Tree[];
+    try {
+      headerTrees = headerDocuments.map((headerDocument, index) => headerDocument.update(unit.headerSources[index].text));
+    } catch {
+      // Without the headers' trees, the main file's functions are still estimated.
+      headerTrees = [];
+    }
+    return use(tree, headerTrees);
+  }
+
+  private headerDocument(source: HeaderFunctionSource): Promise<CDocument> {
+    let document = this.headerDocuments.get(source.file);
+    if (!document) {
+      document = CDocument.create(source.text);
+      this.headerDocuments.set(source.file, document);
+    }
+    return document;
   }
 
   dispose(): void {
@@ -137,6 +158,8 @@ export class EstimateSession {
     this.files.clear();
     void this.documentPromise?.then((document) => document.dispose());
     this.documentPromise = undefined;
+    for (const headerDocument of this.headerDocuments.values()) void headerDocument.then((document) => document.dispose());
+    this.headerDocuments.clear();
   }
 }
 
@@ -180,7 +203,7 @@ export async function estimateSource(
   }
   if (!estimates) {
     await owner.runPrepared();
-    estimates = await owner.withTree(unit.aligned.text, (tree): FunctionEstimate[] | undefined => (tree ? estimateFrames(unit, tree, owner.cache) : undefined));
+    estimates = await owner.withTree(unit, (tree, headerTrees): FunctionEstimate[] | undefined => (tree ? estimateFrames(unit, tree, owner.cache, headerTrees) : undefined));
   }
   const problems = placedProblems(unit.problems, text);
   if (!estimates) return { file, functions: [], programs: [], problems };

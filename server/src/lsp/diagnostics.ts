@@ -19,7 +19,7 @@ import type { SourceLocation } from '../common/problem';
 import type { ProgramReport, ViolationReport } from '../object/analyzeObject';
 import { profileLabel } from '../rules/kernelProfile';
 import type { FrameItem } from '../source/frameEstimate';
-import { type DocumentStackAnalysis, diagnosticSourceOf, resolvedPath } from './documentAnalysis';
+import { type DocumentStackAnalysis, diagnosticSourceOf, documentFrame, resolvedPath } from './documentAnalysis';
 
 /** Items at least this large are named as contributors even when they are plain locals. */
 export const HEAVY_ITEM_BYTES = 64;
@@ -222,7 +222,7 @@ function contributorFindings(documentPath: string, analysis: DocumentStackAnalys
   const findings: StackFinding[] = [];
   for (const frame of counted) {
     if (frame.privateStack) continue;
-    const items = analysis.frames.find((candidate) => candidate.name === frame.name)?.items ?? [];
+    const items = documentFrame(analysis.frames, frame.name)?.items ?? [];
     for (const item of items.filter(isHeavy)) {
       findings.push({
         location: { file: documentPath, line: item.line, column: 0 },

@@ -75,3 +75,12 @@ export function diagnosticSourceOf(origin: AnalysisOrigin): string {
 }
 
 export { resolvedPath };
+
+/**
+ * The estimate's frame of the function `name` defined in the document itself: frames of functions
+ * that headers define have their lines in the header, which diagnostics and hovers on the
+ * document must not point at.
+ */
+export function documentFrame(frames: readonly FunctionFrame[] | undefined, name: string | undefined): FunctionFrame | undefined {
+  return frames?.find((frame) => frame.name === name && frame.file === undefined);
+}

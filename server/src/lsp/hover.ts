@@ -9,7 +9,7 @@ import type { ProgramReport, SubprogramReport, VerdictReport } from '../object/a
 import { type KernelProfile, profileLabel, ruleSetFor } from '../rules/kernelProfile';
 import { TAIL_CALL_CALLERS_LIMIT } from '../rules/stackRules';
 import type { TextSpan } from './convert';
-import type { DocumentStackAnalysis } from './documentAnalysis';
+import { type DocumentStackAnalysis, documentFrame } from './documentAnalysis';
 import type { SyntaxSnapshot } from './documents';
 import { costedPrintkCalls } from './printkCost';
 import type { LensSettings } from './settings';
@@ -72,7 +72,7 @@ function programSection(sub: SubprogramReport, program: ProgramReport, analysis:
   const how = analysis.origin === 'object' ? `measured in \`${analysis.label}\`` : 'estimated from the source';
   lines.push(`**${sub.name}** — frame **${sub.stackDepth} B**${hidden}, ${how} (program \`${program.name}\`, SEC("${program.section}"))`);
   if (analysis.staleReason) lines.push(`\n_Stale: ${analysis.staleReason}._`);
-  const items = analysis.frames?.find((frame) => frame.name === sub.name)?.items ?? [];
+  const items = documentFrame(analysis.frames, sub.name)?.items ?? [];
   if (items.length > 0) lines.push(`\nMade of: ${items.map((item) => `\`${item.name}\` ${item.bytes} B (line ${item.line})`).join(' · ')}`);
   lines.push('');
   const rounded = analysis.profiles.map((profile) => `${profileLabel(profile)}: ${ruleSetFor(profile).roundStackDepth(sub.checkedDepth)} B`);

@@ -10,7 +10,7 @@
  * for a macro's locals is the line of the macro's name, so a call owns the objects on its lines.
  */
 import type { FrameItem, FunctionFrame } from '../source/frameEstimate';
-import type { DocumentStackAnalysis } from './documentAnalysis';
+import { type DocumentStackAnalysis, documentFrame } from './documentAnalysis';
 import type { SyntaxSnapshot } from './documents';
 import { type PrintkCall, type StackCost, findPrintkCalls } from './printk';
 import type { LensSettings } from './settings';
@@ -36,7 +36,7 @@ export function costedPrintkCalls(snapshot: SyntaxSnapshot, analyses: DocumentSt
   }
   const itemsByCall = estimatedItems(calls, frames);
   return calls.map((call, index) => {
-    const frame = frames.find((candidate) => candidate.name === call.functionName);
+    const frame = documentFrame(frames, call.functionName);
     const cost = frame ? estimatedCost(call, itemsByCall[index], frame) : byLibbpfRules(call, 'The source estimate has no frame for the function around this call: these bytes follow libbpf\'s rules.');
     return { ...call, cost };
   });
@@ -58,7 +58,7 @@ function estimatedItems(calls: PrintkCall[], frames: FunctionFrame[]): FrameItem
   const inSourceOrder = calls.map((call, index) => ({ call, index })).sort((a, b) => a.call.call.startIndex - b.call.call.startIndex);
   const itemsByCall: FrameItem[][] = calls.map(() => []);
   inSourceOrder.forEach(({ call, index }, position) => {
-    const items = frames.find((frame) => frame.name === call.functionName)?.items ?? [];
+    const items = documentFrame(frames, call.functionName)?.items ?? [];
     const { first, last } = lines(call);
     const next = inSourceOrder[position + 1]?.call;
     const sharesLine = next !== undefined && next.functionName === call.functionName && lines(next).first <= last;

@@ -1,11 +1,15 @@
 /**
- * The source side's frame estimate: for every function the main file defines, the stack bytes its
- * locals take, read from the preprocessed text as tree-sitter parses it and measured with the file's
- * own types.
+ * The source side's frame estimate: for every function the main file defines (and the headers it
+ * includes: their static inline helpers, pyperf.h's programs, usdt.bpf.h's global functions), the
+ * stack bytes its locals take, read from the preprocessed text as tree-sitter parses it and measured
+ * with the file's own types.
  *
  * The model:
  *   - aggregates (structs, unions, arrays) always live on the stack; scalars and pointers live in
- *     registers unless their address is taken (`&x`) or they are volatile;
+ *     registers unless their address is taken (`&x`), they are volatile, or they are an asm operand
+ *     that may be memory ("g", "m": __sink()). A parameter whose address is taken is copied to the
+ *     stack for the whole body. A compound literal whose address is taken (`&(int){0}`), or an array
+ *     one, is an object of its block. A zero-length array still takes a byte (a slot);
  *   - every such local is a stack object of its type's size and alignment, live from its declaration
  *     to the end of its block (clang's lifetime markers are scope-based; a variable whose address
  *     escapes into a call therefore lives to the end of its block, which is the conservative choice);
@@ -26,10 +30,11 @@
  *   - after macro expansion bpf_printk's on-stack format is `char ____fmt[] = "..."` (BPF_NO_GLOBAL_DATA
  *     or a hand-written macro) and its argument array is `unsigned long long ___param[N]`: they are
  *     reported as 'printk-format' and 'printk-args';
- *   - a static function that is always_inline, or plain static and only ever called directly, is
- *     inlined: each call adds its stack objects to the caller's (with their lifetimes, so they are
- *     colored with the caller's), and its calls and tail calls become the caller's. noinline, global
- *     and callback functions are frames of their own;
+ *   - a function that is always_inline, or static or global (not __weak) and only ever called
+ *     directly, is inlined: each call adds its stack objects to the caller's (with their lifetimes, so they are
+ *     colored with the caller's), and its calls and tail calls become the caller's. noinline, weak
+ *     and callback functions are frames of their own. A SEC() on the prototype (libbpf's BPF_PROG
+ *     family) makes the definition a program;
  *   - what the verifier adds to the printed depth after the check is reported apart, as hidden bytes:
  *     an inlined bpf_loop (flags a known 0, a function as callback) adds 24 bytes, may_goto
  *     (can_loop/cond_break) 16 bytes on x86-64 with the timed may_goto.
@@ -83,6 +88,11 @@ export interface SourceCall {
 
 export interface FunctionFrame {
   name: string;
+  /**
+   * The header that defines the function (its line, items and calls are in that file); absent for
+   * the main file's functions.
+   */
+  file?: string;
   /** 1-based line of the function's name. */
   line: number;
   /** The SEC("...") name, null for functions that are not programs. */
@@ -135,12 +145,16 @@ interface RawCall extends SourceCall {
 
 /** One function as walked, independent of its neighbours (lines relative to `baseRow`). */
 interface RawFunction {
+  /** The header that defines it; undefined for the main file. */
+  file?: string;
   name: string;
   line: number;
   section: string | null;
   isStatic: boolean;
   noinline: boolean;
   alwaysInline: boolean;
+  /** __weak: another object may replace it, so clang never inlines it. */
+  weak: boolean;
   ownItems: FrameItem[];
   slots: Slot[];
   /** Number of program points the body takes. */
@@ -216,7 +230,7 @@ export function defaultFrameEstimateCache(): FrameEstimateCache {
 }
 
 /** Bumped whenever RawFunction's shape changes. The code key below covers changes of the walker itself. */
-const FRAME_CACHE_FORMAT = 1;
+const FRAME_CACHE_FORMAT = 2;
 const FLUSH_DELAY_MS = 2000;
 
 let codeKeyValue: string | undefined;
@@ -419,19 +433,29 @@ interface Known {
 /** What the file scope tells a function walk. */
 interface FileContext {
   unit: TranslationUnit;
+  /** The text the functions' tree was parsed from: the main file's, or a header's. */
+  text: string;
   /** File-scope constants: `const` globals (compile time) and `const volatile` ones (load time). */
   globals: Map<string, Known>;
+  /** SEC() names given on a function's prototype rather than its definition, by function. */
+  declaredSections: Map<string, string>;
 }
 
 /**
- * Estimates the frame of every function defined in the main file. `tree` must be tree-sitter's parse
- * of `unit.aligned.text`. Pass null as `cache` to walk everything afresh.
+ * Estimates the frame of every function defined in the main file and in the headers that define
+ * functions (unit.headerSources). `tree` must be tree-sitter's parse of `unit.aligned.text`, and
+ * headerTrees[i], when given, that of unit.headerSources[i].text. Pass null as `cache` to walk
+ * everything afresh.
  */
-export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEstimateCache | null = sharedCache): FunctionEstimate[] {
-  const text = unit.aligned.text;
-  const topLevel = tree.rootNode.namedChildren.filter((node): node is Node => node !== null);
-  const definitions = topLevel.filter((node) => node.type === 'function_definition');
-  const context: FileContext = { unit, globals: fileConstants(unit, topLevel) };
+export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEstimateCache | null = sharedCache, headerTrees: readonly Tree[] = []): FunctionEstimate[] {
+  const sources = [
+    { file: undefined, text: unit.aligned.text, tree },
+    ...headerTrees.slice(0, unit.headerSources.length).map((headerTree, index) => ({ file: unit.headerSources[index].file, text: unit.headerSources[index].text, tree: headerTree })),
+  ];
+  const parsed = sources.map((source) => {
+    const topLevel = source.tree.rootNode.namedChildren.filter((node): node is Node => node !== null);
+    return { ...source, topLevel, definitions: topLevel.filter((node) => node.type === 'function_definition') };
+  });
 
   // Everything a function's walk depends on besides its own text: the file-scope declarations of the
   // main file (types, constants; function bodies excluded), the content of the headers and files the
@@ -445,6 +469,7 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
     hash.update(unit.file);
     hash.update('\0');
     hash.update(unit.dependencyKey);
+    const { text, definitions } = parsed[0];
     let from = 0;
     for (const definition of definitions) {
       const body = definition.childForFieldName('body');
@@ -459,32 +484,36 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
   const raws: RawFunction[] = [];
   const stored: [string, number][] = [];
   const walks = new Map<string, RawFunction>();
-  for (const definition of definitions) {
-    const row = definition.startPosition.row;
-    let raw: RawFunction | undefined;
-    let key = '';
-    if (cache) {
-      key = `${signature}\0${text.slice(definition.startIndex, definition.endIndex)}`;
-      raw = cache.get(key);
-      if (!raw && store) {
-        raw = store.get(key);
-        if (raw) {
-          cache.misses--;
-          cache.hits++;
-          cache.diskHits++;
-          cache.set(key, raw);
+  for (const { file, text, topLevel, definitions } of parsed) {
+    const context: FileContext = { unit, text, globals: fileConstants(unit, topLevel), declaredSections: prototypeSections(topLevel) };
+    for (const definition of definitions) {
+      const row = definition.startPosition.row;
+      let raw: RawFunction | undefined;
+      let key = '';
+      if (cache) {
+        key = `${signature}\0${file ?? ''}\0${text.slice(definition.startIndex, definition.endIndex)}`;
+        raw = cache.get(key);
+        if (!raw && store) {
+          raw = store.get(key);
+          if (raw) {
+            cache.misses--;
+            cache.hits++;
+            cache.diskHits++;
+            cache.set(key, raw);
+          }
         }
       }
-    }
-    if (!raw) {
-      raw = readFunction(context, definition, row);
-      if (raw && cache) cache.set(key, raw);
-    }
-    if (raw) {
-      raws.push(rebase(raw, row));
-      if (store) {
-        stored.push([key, row]);
-        walks.set(key, raw);
+      if (!raw) {
+        raw = readFunction(context, definition, row);
+        if (raw && file !== undefined) raw.file = file;
+        if (raw && cache) cache.set(key, raw);
+      }
+      if (raw) {
+        raws.push(rebase(raw, row));
+        if (store) {
+          stored.push([key, row]);
+          walks.set(key, raw);
+        }
       }
     }
   }
@@ -515,14 +544,17 @@ interface Resolved {
   mayGoto: boolean;
 }
 
-function resolveFunctions(raws: RawFunction[]): FunctionEstimate[] {
-  const byName = new Map(raws.map((raw) => [raw.name, raw]));
+function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
+  // One definition per name: the main file's come first and win over a header's.
+  const byName = new Map<string, RawFunction>();
+  for (const raw of all) if (!byName.has(raw.name)) byName.set(raw.name, raw);
+  const raws = [...byName.values()];
 
   // Functions whose address is taken (callbacks) are never inlined.
   const addressTaken = new Set<string>();
   for (const raw of raws) for (const call of raw.rawCalls) if (call.kind === 'callback' && call.deadness !== COMPILE_DEAD) addressTaken.add(call.callee);
   const isInlined = (raw: RawFunction) =>
-    raw.section === null && raw.isStatic && !raw.noinline && (raw.alwaysInline || !addressTaken.has(raw.name));
+    raw.section === null && (raw.isStatic || !raw.weak) && !raw.noinline && (raw.alwaysInline || !addressTaken.has(raw.name));
 
   const results = new Map<string, Resolved>();
   const inProgress = new Set<string>();
@@ -601,6 +633,7 @@ function resolveFunctions(raws: RawFunction[]): FunctionEstimate[] {
     const { bytes: hiddenBytes, reasons: hiddenReasons } = hiddenSlots({ bpfLoopInlined, mayGoto });
     const estimate: FunctionEstimate = {
       name: raw.name,
+      ...(raw.file !== undefined ? { file: raw.file } : {}),
       line: raw.line,
       section: raw.section,
       inline: isInlined(raw),
@@ -662,6 +695,7 @@ function colorAndLayout(slots: Slot[], items: FrameItem[]): number {
 export function frameOf(estimate: FunctionEstimate): FunctionFrame {
   return {
     name: estimate.name,
+    ...(estimate.file !== undefined ? { file: estimate.file } : {}),
     line: estimate.line,
     section: estimate.section,
     inline: estimate.inline,
@@ -685,6 +719,30 @@ function functionName(declarator: Node | null): Node | undefined {
     node = node.childForFieldName('declarator');
   }
   return undefined;
+}
+
+const SECTION_ATTRIBUTE = /\bsection\s*\(\s*"([^"]*)"/;
+
+/**
+ * Sections given on prototypes. libbpf's BPF_PROG family expands `SEC("x") int BPF_PROG(name, ...)`
+ * to `SEC("x") int name(unsigned long long *ctx); ... typeof(name(0)) name(unsigned long long *ctx)
+ * { return ____name(...); }`: the attribute sits on the prototype, and clang applies it to the
+ * definition that follows.
+ */
+function prototypeSections(topLevel: Node[]): Map<string, string> {
+  const sections = new Map<string, string>();
+  for (const declaration of topLevel) {
+    if (declaration.type !== 'declaration') continue;
+    // As for definitions: an attribute that ends the previous declaration may be attached here.
+    const text = declaration.text.replace(/;\s*$/, '');
+    const section = SECTION_ATTRIBUTE.exec(text.slice(text.lastIndexOf(';') + 1))?.[1];
+    if (section === undefined) continue;
+    for (const declarator of declaration.childrenForFieldName('declarator')) {
+      const name = functionName(declarator);
+      if (name) sections.set(name.text, section);
+    }
+  }
+  return sections;
 }
 
 /**
@@ -712,7 +770,7 @@ function fileConstants(unit: TranslationUnit, topLevel: Node[]): Map<string, Kno
       const name = declarator.childForFieldName('declarator');
       const value = declarator.childForFieldName('value');
       if (name?.type !== 'identifier' || !value) continue;
-      const known = evaluate(value, { unit, globals: constants }, new Set());
+      const known = evaluate(value, { unit, text: '', globals: constants, declaredSections: new Map() }, new Set());
       if (known) constants.set(name.text, { value: known.value, deadness: isVolatile ? LOAD_DEAD : known.deadness });
     }
   }
@@ -810,6 +868,8 @@ class FunctionWalker {
   private readonly scopes: Slot[][] = [];
   private readonly addressTaken = new Set<string>();
   private readonly shadowed = new Set<string>();
+  /** Names the body declares (a local hides the parameter of the same name from `&`). */
+  private readonly declaredInBody = new Set<string>();
 
   constructor(
     private readonly context: FileContext,
@@ -823,16 +883,46 @@ class FunctionWalker {
       const root = rootIdentifier(pointer.childForFieldName('argument'));
       if (root) this.addressTaken.add(root);
     }
+    // An asm operand that may be memory ("g", "m": bpf_misc.h's __sink(x) is `asm volatile("" : "+g"(x))`)
+    // is given one by clang for BPF: the variable lives on the stack, as if its address were taken.
+    for (const operand of [...body.descendantsOfType('gnu_asm_output_operand'), ...body.descendantsOfType('gnu_asm_input_operand')]) {
+      const constraint = operand?.childForFieldName('constraint')?.text ?? '';
+      if (!/^"[^"]*[gm][^"]*"$/.test(constraint)) continue;
+      const root = rootIdentifier(operand?.childForFieldName('value') ?? null);
+      if (root) this.addressTaken.add(root);
+    }
     // Parameters and locals hide file-scope constants of the same name.
     for (const identifier of definition.childForFieldName('declarator')?.descendantsOfType('identifier') ?? []) if (identifier) this.shadowed.add(identifier.text);
     for (const declaration of body.descendantsOfType('declaration')) {
       for (const declarator of declaration?.childrenForFieldName('declarator') ?? []) {
         const name = innermostName(declarator);
-        if (name) this.shadowed.add(name);
+        if (name) {
+          this.shadowed.add(name);
+          this.declaredInBody.add(name);
+        }
       }
     }
+    // A parameter whose address is taken is copied to the stack on entry and lives to the return.
+    this.scopes.push([]);
+    const start = ++this.point;
+    const parameters = functionParameters(definition.childForFieldName('declarator'));
+    for (const parameter of parameters) {
+      const name = innermostName(parameter.childForFieldName('declarator'));
+      if (!name || !this.addressTaken.has(name) || this.declaredInBody.has(name)) continue;
+      this.addSlots(parameterItems(this.context.unit, parameter, this.baseRow), start);
+    }
     this.statement(body, LIVE);
+    this.closeScope();
     this.raw.points = this.point + 1;
+  }
+
+  private addSlots(items: { item: FrameItem; size: number; align: number }[], start: number): void {
+    for (const { item, size, align } of items) {
+      const slot: Slot = { item: this.raw.ownItems.length, size, align, start, end: start };
+      this.raw.ownItems.push(item);
+      this.raw.slots.push(slot);
+      this.scopes[this.scopes.length - 1]?.push(slot);
+    }
   }
 
   /** Visits a node; returns how surely control does not fall through it (LIVE = it may). */
@@ -922,13 +1012,7 @@ class FunctionWalker {
       if (declarator?.type === 'init_declarator') this.expression(declarator.childForFieldName('value'), deadness);
     }
     if (deadness !== LIVE) return;
-    const start = ++this.point;
-    for (const { item, size, align } of localItems(this.context.unit, node, this.addressTaken, this.baseRow)) {
-      const slot: Slot = { item: this.raw.ownItems.length, size, align, start, end: start };
-      this.raw.ownItems.push(item);
-      this.raw.slots.push(slot);
-      this.scopes[this.scopes.length - 1]?.push(slot);
-    }
+    this.addSlots(localItems(this.context.unit, node, this.addressTaken, this.baseRow), ++this.point);
   }
 
   /** Visits an expression (or any node) in evaluation order: calls, statement expressions, asm. */
@@ -952,6 +1036,10 @@ class FunctionWalker {
         return;
       case 'call_expression':
         this.call(node, deadness);
+        return;
+      case 'compound_literal_expression':
+        this.expression(node.childForFieldName('value'), deadness);
+        if (deadness === LIVE) this.addSlots(compoundLiteralItems(this.context.unit, node, this.baseRow), ++this.point);
         return;
       case 'declaration':
       case 'if_statement':
@@ -1014,12 +1102,12 @@ function readFunction(context: FileContext, definition: Node, baseRow: number): 
   const nameNode = functionName(definition.childForFieldName('declarator'));
   const body = definition.childForFieldName('body');
   if (!nameNode || !body) return undefined;
-  const text = context.unit.aligned.text;
+  const text = context.text;
   // tree-sitter attaches an attribute that ends the previous declaration (`} m SEC(".maps");`) to
   // this definition: the header starts after the last ';'.
   const fullHeader = text.slice(definition.startIndex, body.startIndex);
   const header = fullHeader.slice(fullHeader.lastIndexOf(';') + 1);
-  const section = /\bsection\s*\(\s*"([^"]*)"/.exec(header)?.[1] ?? null;
+  const section = SECTION_ATTRIBUTE.exec(header)?.[1] ?? context.declaredSections.get(nameNode.text) ?? null;
   const isStatic = definition.namedChildren.some((child) => child?.type === 'storage_class_specifier' && child.text === 'static');
   const raw: RawFunction = {
     name: nameNode.text,
@@ -1027,6 +1115,7 @@ function readFunction(context: FileContext, definition: Node, baseRow: number): 
     section,
     isStatic,
     noinline: /\bnoinline\b|__noinline__/.test(header),
+    weak: /\bweak\b|__weak__/.test(header),
     alwaysInline: /\balways_inline\b|__always_inline__/.test(header),
     ownItems: [],
     slots: [],
@@ -1067,29 +1156,75 @@ function localItems(unit: TranslationUnit, declaration: Node, addressTaken: Set<
     if (name && value) initializers.set(name, value);
   }
 
-  const tokens = tokenize(declaration.text);
+  const line = declaration.startPosition.row + 1 - baseRow;
+  return stackObjects(unit, declaration.text, line, initializers, (name, aggregate) => aggregate || isVolatile || addressTaken.has(name));
+}
+
+/**
+ * A compound literal is an unnamed object of its block: `&(int){0}` (a map key written in place) or
+ * an array literal, which decays to its address, lives on the stack. A struct literal that only
+ * initialises or is assigned to a variable is folded into that variable by clang.
+ */
+function compoundLiteralItems(unit: TranslationUnit, literal: Node, baseRow: number): { item: FrameItem; size: number; align: number }[] {
+  const type = literal.childForFieldName('type');
+  if (!type) return [];
+  const parent = literal.parent;
+  const addressTaken = parent?.type === 'pointer_expression' && parent.childForFieldName('operator')?.type === '&';
+  const tokens = tokenize(type.text);
+  const parsed = unit.declarations.parseTypeName(tokens, 0, tokens.length);
+  if (!parsed || parsed.next !== tokens.length) return [];
+  if (!addressTaken && unit.layout.resolve(parsed.type).k !== 'array') return [];
+  const item: FrameItem = { what: 'local', name: '(compound literal)', type: typeToString(parsed.type), bytes: roundToSlots(parsed.layout.size), line: literal.startPosition.row + 1 - baseRow };
+  return [{ item, size: parsed.layout.size, align: Math.max(1, parsed.layout.align) }];
+}
+
+/** A parameter copied to the stack (its address is taken): a local of its type, to the items list. */
+function parameterItems(unit: TranslationUnit, parameter: Node, baseRow: number): { item: FrameItem; size: number; align: number }[] {
+  return stackObjects(unit, `${parameter.text};`, parameter.startPosition.row + 1 - baseRow, new Map(), () => true);
+}
+
+/** The stack objects a declaration's text declares, those `onStack` keeps, sized with the file's types. */
+function stackObjects(
+  unit: TranslationUnit,
+  text: string,
+  line: number,
+  initializers: Map<string, Node>,
+  onStack: (name: string, aggregate: boolean) => boolean,
+): { item: FrameItem; size: number; align: number }[] {
+  const tokens = tokenize(text);
   const problemsBefore = unit.declarations.problems.length;
   const declared = unit.declarations.parseDeclaration(tokens, 0, tokens.length);
   unit.declarations.problems.splice(problemsBefore);
 
   const items: { item: FrameItem; size: number; align: number }[] = [];
-  const line = declaration.startPosition.row + 1 - baseRow;
   for (const name of declared) {
     if (name.isTypedef) continue;
     const resolved = unit.layout.resolve(name.type);
     if (resolved.k === 'function') continue;
     const aggregate = resolved.k === 'struct' || resolved.k === 'union' || resolved.k === 'array';
-    if (!aggregate && !isVolatile && !addressTaken.has(name.name)) continue;
+    if (!onStack(name.name, aggregate)) continue;
     const layout = unit.layout.layoutOf(name.type);
     let size = layout.size;
     if (resolved.k === 'array' && resolved.n === undefined) {
       size = unsizedArrayBytes(unit, resolved.of, initializers.get(name.name));
+    } else if (resolved.k === 'array' && resolved.n === 0 && /\[\s*0\s*\]/.test(text)) {
+      // A zero-length array (BPF_SEQ_PRINTF's `___param[0]` with no arguments) passed by address
+      // is still an object: LLVM gives it a byte, which takes a slot.
+      size = 1;
     }
     const what: FrameItemKind = name.name === '____fmt' ? 'printk-format' : name.name === '___param' ? 'printk-args' : 'local';
     const type = resolved.k === 'array' && resolved.n === undefined ? `${typeToString(resolved.of)}[${size / Math.max(1, unit.layout.layoutOf(resolved.of).size)}]` : typeToString(name.type);
     items.push({ item: { what, name: name.name, type, bytes: roundToSlots(size), line }, size, align: Math.max(1, layout.align) });
   }
   return items;
+}
+
+/** The parameter declarations of a function definition's declarator. */
+function functionParameters(declarator: Node | null): Node[] {
+  let node = declarator;
+  while (node && node.type !== 'function_declarator') node = node.childForFieldName('declarator');
+  const list = node?.childForFieldName('parameters');
+  return list?.namedChildren.filter((child): child is Node => child?.type === 'parameter_declaration') ?? [];
 }
 
 function innermostName(node: Node | null): string | undefined {

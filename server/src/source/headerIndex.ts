@@ -16,20 +16,32 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { lineOfOffset, lineStarts, tokenize, TokenKind } from './lexer';
-import { definitionsFromText, preprocessFile } from './preprocessor';
+import type { Token } from './lexer';
+import { definitionsFromText, preprocessFile, renderAligned } from './preprocessor';
 import type { IncludeRequest, Macro, PreprocessHandler, PreprocessorState } from './preprocessor';
 import type { DeclarationParser } from './declarations';
 import type { Declarations, TypeEnvironment } from './types';
 import { emptyDeclarations } from './types';
 import { runningKernelVmlinuxHeader } from './runningKernelHeader';
+import { clangResourceIncludeDir } from './clangResourceDir';
+import { rewriteForTreeSitter } from './treeSitterTokens';
 import type { Problem } from '../common/problem';
 
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
-const CACHE_FORMAT_VERSION = 8;
+const CACHE_FORMAT_VERSION = 9;
 const MAX_VARIANTS_PER_HEADER = 8;
 
-/** Where <...> headers are searched after the -I directories, for a BPF target on Debian. */
-export const DEFAULT_SYSTEM_INCLUDE_DIRS: readonly string[] = ['/usr/local/include', '/usr/include', '/usr/include/x86_64-linux-gnu'];
+/**
+ * Where <...> headers are searched after the -I directories, in clang -target bpf's order (its
+ * resource directory before /usr/include), then Debian's multiarch folder, which BPF builds on
+ * Debian pass with -I for <asm/types.h>.
+ */
+export const DEFAULT_SYSTEM_INCLUDE_DIRS: readonly string[] = [
+  '/usr/local/include',
+  ...[clangResourceIncludeDir()].filter((directory): directory is string => directory !== undefined),
+  '/usr/include',
+  '/usr/include/x86_64-linux-gnu',
+];
 
 export function defaultCacheDir(): string {
   const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
@@ -169,6 +181,18 @@ interface HeaderEntry {
   undefines: string[];
   onceFiles: string[];
   problems: string[];
+  /** The headers that define functions (this one and those it includes), preprocessed, in include order. */
+  functionSources: HeaderFunctionSource[];
+}
+
+/**
+ * A header that defines functions (static inline helpers, pyperf.h's programs, usdt.bpf.h's global
+ * functions), preprocessed as it was included and rendered line for line like the main file, for
+ * tree-sitter: its functions are frames and programs as much as the main file's.
+ */
+export interface HeaderFunctionSource {
+  file: string;
+  text: string;
 }
 
 /**
@@ -236,6 +260,7 @@ interface RecordingFrame {
   files: Map<string, string>;
   onceFiles: Set<string>;
   problems: string[];
+  functionSources: HeaderFunctionSource[];
 }
 
 /** What one translation unit gives the index to work with. */
@@ -249,6 +274,8 @@ export interface IncludeContext {
   problems: Problem[];
   /** Every header included, in order, with where it resolved to. */
   includes: { spelled: string; resolved?: string; fromFile: string; offset: number }[];
+  /** Receives the headers that define functions, in include order. */
+  functionSources?: HeaderFunctionSource[];
 }
 
 export interface HeaderIndexOptions {
@@ -301,7 +328,7 @@ export class HeaderIndex {
   }
 
   /** The handler a preprocessFile() call uses for its includes within one translation unit. */
-  handlerFor(context: IncludeContext, onTokens: (batch: import('./lexer').Token[]) => void): PreprocessHandler {
+  handlerFor(context: IncludeContext, onTokens: (batch: Token[]) => void): PreprocessHandler {
     return {
       tokens: onTokens,
       include: (request) => this.include(request, context),
@@ -419,10 +446,12 @@ export class HeaderIndex {
     for (const name of entry.undefines) context.state.macros.delete(name);
     for (const file of entry.onceFiles) context.state.onceFiles.add(file);
     for (const message of entry.problems) context.problems.push({ message });
+    context.functionSources?.push(...entry.functionSources);
     for (const frame of this.frames) {
       frame.filter.addAll(loaded.filter);
       for (const [file, hash] of entry.files) frame.files.set(file, hash);
       for (const file of entry.onceFiles) frame.onceFiles.add(file);
+      frame.functionSources.push(...entry.functionSources);
     }
     // The headers around the innermost one take its problems when it is done.
     this.frames[this.frames.length - 1]?.problems.push(...entry.problems);
@@ -431,7 +460,9 @@ export class HeaderIndex {
   private indexHeader(file: string, text: string, contentHash: string, searchKey: string, context: IncludeContext): void {
     const entryMacros = new Map(context.state.macros);
     const declarations = emptyDeclarations();
-    const frame: RecordingFrame = { filter: new IdentifierFilter(), files: new Map([[file, contentHash]]), onceFiles: new Set(), problems: [] };
+    const frame: RecordingFrame = { filter: new IdentifierFilter(), files: new Map([[file, contentHash]]), onceFiles: new Set(), problems: [], functionSources: [] };
+    // The header's own tokens after preprocessing (not those of the headers it includes).
+    const ownTokens: Token[] = [];
     const tokens = tokenize(text);
     for (const token of tokens) if (token.kind === TokenKind.Identifier) frame.filter.add(token.text);
     const environment = context.parser.environment;
@@ -439,10 +470,19 @@ export class HeaderIndex {
     this.frames.push(frame);
     const headerProblems: Problem[] = [];
     try {
-      const handler = this.handlerFor(context, (batch) => context.parser.feed(batch));
+      const handler = this.handlerFor(context, (batch) => {
+        for (const token of batch) ownTokens.push(token);
+        context.parser.feed(batch);
+      });
       const parserProblemsBefore = context.parser.problems.length;
       preprocessFile(file, text, context.state, handler, headerProblems, tokens);
       context.parser.finish();
+      if (definesFunction(ownTokens)) {
+        const isTypeName = (candidate: readonly Token[], start: number, end: number) => context.parser.parseTypeName(candidate, start, end)?.next === end;
+        const source = { file, text: renderAligned(text, rewriteForTreeSitter(ownTokens, isTypeName)).text };
+        frame.functionSources.push(source);
+        context.functionSources?.push(source);
+      }
       // Declaration problems inside the header carry offsets into the header: say where in words.
       const parserProblems = context.parser.problems.splice(parserProblemsBefore);
       headerProblems.push(...parserProblems);
@@ -477,6 +517,7 @@ export class HeaderIndex {
       undefines,
       onceFiles: [...frame.onceFiles],
       problems: frame.problems,
+      functionSources: frame.functionSources,
     };
     const loaded: LoadedEntry = { entry, filter: frame.filter, declarations };
     const variants = this.entries.get(contentHash) ?? [];
@@ -489,6 +530,7 @@ export class HeaderIndex {
       outer.filter.addAll(frame.filter);
       for (const [name, hash] of frame.files) outer.files.set(name, hash);
       for (const once of frame.onceFiles) outer.onceFiles.add(once);
+      outer.functionSources.push(...frame.functionSources);
     }
     // Problems go one level up only: that header hands them on when it is done.
     this.frames[this.frames.length - 1]?.problems.push(...frame.problems);
@@ -558,4 +600,22 @@ export class HeaderIndex {
       // The cache is an optimisation: a read-only or full disk must not break analysis.
     }
   }
+}
+
+/**
+ * Whether preprocessed tokens hold a function definition: a `{` at file scope right after a `)` (a
+ * parameter list, or the attribute that follows one). A struct or initializer brace follows a name,
+ * `struct` or `=`. Most headers (vmlinux.h) define none and are never handed to tree-sitter.
+ */
+function definesFunction(tokens: readonly Token[]): boolean {
+  let depth = 0;
+  for (let index = 0; index < tokens.length; index++) {
+    const token = tokens[index];
+    if (token.kind !== TokenKind.Punctuator) continue;
+    if (token.text === '{') {
+      if (depth === 0 && index > 0 && tokens[index - 1].text === ')') return true;
+      depth++;
+    } else if (token.text === '}') depth = Math.max(0, depth - 1);
+  }
+  return false;
 }

@@ -385,7 +385,7 @@ const KNOWN_ATTRIBUTES = new Set([
 const HAS_OPERATORS = new Set([
   '__has_include', '__has_include_next', '__has_attribute', '__has_c_attribute', '__has_cpp_attribute',
   '__has_builtin', '__has_feature', '__has_extension', '__has_declspec_attribute', '__is_identifier',
-  '__has_warning',
+  '__has_warning', '__building_module',
 ]);
 
 /** Expands macros in token lists; one per file, because __FILE__ and problems belong to the file. */

@@ -77,22 +77,24 @@ function buildSourceProgram(
   for (const fn of order) for (const call of fn.calls) if (call.kind === 'callback' && call.async) asyncCallbacks.add(call.callee);
 
   const subprograms = order.map((fn, index): FrameNode => {
+    // A function from a header is located there, and so are its calls (an inlined callee's are at its call site).
+    const where = fn.file ?? file;
     const calls: FrameCall[] = [];
     for (const call of fn.calls) {
       const callee = indexOf.get(call.callee);
       if (callee === undefined || byName.get(call.callee)?.inline) continue;
-      calls.push({ callee, kind: call.kind, source: { file, line: call.line, column: call.column } });
+      calls.push({ callee, kind: call.kind, source: { file: where, line: call.line, column: call.column } });
     }
     const tail = fn.tailCalls[0];
     return {
       name: fn.name,
       stackDepth: entered.has(index) ? fn.frameBytes : 0,
       hasTailCall: fn.tailCalls.length > 0,
-      tailCallSource: tail ? { file, line: tail.line, column: tail.column } : undefined,
+      tailCallSource: tail ? { file: where, line: tail.line, column: tail.column } : undefined,
       isGlobal: fn.isGlobal,
       isAsyncCallback: asyncCallbacks.has(fn.name),
       calls,
-      source: { file, line: fn.line, column: 1 },
+      source: { file: where, line: fn.line, column: 1 },
     };
   });
   return {

@@ -13,9 +13,10 @@ import type { AlignedText, MacroTable, PreprocessHandler, PreprocessorState } fr
 import { DeclarationParser } from './declarations';
 import type { DeclaredName } from './declarations';
 import { DEFAULT_SYSTEM_INCLUDE_DIRS, HeaderIndex, readFileFromDisk, resolveInclude } from './headerIndex';
-import type { IncludeContext, IncludeSearch, ReadFile } from './headerIndex';
+import type { HeaderFunctionSource, IncludeContext, IncludeSearch, ReadFile } from './headerIndex';
 import { LayoutEngine } from './layout';
 import { TypeEnvironment } from './types';
+import { rewriteForTreeSitter } from './treeSitterTokens';
 import type { Problem } from '../common/problem';
 
 export interface TranslationUnitOptions {
@@ -57,6 +58,8 @@ export interface TranslationUnit {
   /** The macro table at the end of the file. */
   macros: MacroTable;
   includes: IncludedHeader[];
+  /** The included headers that define functions, preprocessed (their functions are estimated too). */
+  headerSources: HeaderFunctionSource[];
   /** Parts of the main file skipped by #if, as [start, end) offsets. */
   inactiveRanges: [number, number][];
   /** Offsets are into the main file; problems in headers have the header and line in the message. */
@@ -110,6 +113,7 @@ interface PrefixSnapshot {
   mainTokens: Token[];
   mainFileNames: DeclaredName[];
   includes: IncludedHeader[];
+  headerSources: HeaderFunctionSource[];
   inactiveRanges: [number, number][];
   preprocessorProblems: Problem[];
   parserProblems: Problem[];
@@ -318,7 +322,7 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
   const mainTokens = batches.length < 1000 ? ([] as Token[]).concat(...batches) : batches.flat();
   return {
     file: absoluteFile,
-    aligned: renderAligned(text, mainTokens),
+    aligned: renderAligned(text, rewriteForTreeSitter(mainTokens, (tokens, start, end) => declarations.parseTypeName(tokens, start, end)?.next === end)),
     tokens: mainTokens,
     environment,
     layout,
@@ -326,6 +330,7 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
     mainFileNames,
     macros: state.macros,
     includes: snapshot.includes,
+    headerSources: snapshot.headerSources,
     inactiveRanges: [...snapshot.inactiveRanges, ...result.inactiveRanges],
     problems,
     dependencyKey: restProbes.length === 0 ? snapshotDependencyKey(snapshot) : createHash('sha1').update(snapshotDependencyKey(snapshot)).update(restProbes.join('\n')).digest('hex'),
@@ -371,6 +376,7 @@ function analyzePrefix(
     },
     problems: preprocessorProblems,
     includes: [],
+    functionSources: [],
   };
   const mainTokens: Token[] = [];
   const handler = index.handlerFor(context, (batch) => {
@@ -411,10 +417,21 @@ function analyzePrefix(
     mainTokens,
     mainFileNames,
     includes: context.includes,
+    headerSources: uniqueSources(context.functionSources ?? []),
     inactiveRanges: result.inactiveRanges,
     preprocessorProblems,
     parserProblems,
     reads,
     probes,
   };
+}
+
+/** Each header's functions once: a header without a guard included twice defines them twice over. */
+function uniqueSources(sources: readonly HeaderFunctionSource[]): HeaderFunctionSource[] {
+  const seen = new Set<string>();
+  return sources.filter((source) => {
+    if (seen.has(source.file)) return false;
+    seen.add(source.file);
+    return true;
+  });
 }

@@ -1,0 +1,246 @@
+/**
+ * Idioms of real BPF programs (libbpf's macros, bpf_experimental.h, selftests' helpers) that the
+ * estimator must see through, each a small program whose frames clang-19 -fstack-usage confirms
+ * when it is installed. The real-world corpus test (test/realworld.estimate.test.ts) measures the
+ * same on whole programs against the kernel.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type EstimateReport, EstimateSession, estimateSource } from '../../server/src/cli/estimateCommand';
+import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
+import { DEFAULT_SYSTEM_INCLUDE_DIRS } from '../../server/src/source/headerIndex';
+import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
+import { hasClang, runClang, temporaryDirectory } from './helpers';
+
+const { profiles } = parseKernelProfiles(['6.18'], true);
+
+/** What every snippet starts with: the few libbpf definitions it uses, spelled as libbpf does. */
+const PRELUDE = `#define SEC(name) __attribute__((section(name), used))
+#define __always_inline inline __attribute__((always_inline))
+#define __noinline __attribute__((noinline))
+static long (*bpf_probe_read_kernel)(void *dst, unsigned int size, const void *src) = (void *) 113;
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *) 1;
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value, unsigned long long flags) = (void *) 2;
+struct { int x; } hmap SEC(".maps");
+`;
+
+/** Writes `files` (the first is the main file) to a fresh folder; returns the main file's path. */
+function writeSnippet(files: Record<string, string>): string {
+  const directory = temporaryDirectory('idiom');
+  for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(directory, name), text);
+  return path.join(directory, Object.keys(files)[0]);
+}
+
+async function estimateFile(file: string): Promise<EstimateReport> {
+  const session = new EstimateSession(new FrameEstimateCache());
+  try {
+    return await estimateSource(file, fs.readFileSync(file, 'utf8'), profiles, { includeDirs: [path.dirname(file)] }, session);
+  } finally {
+    session.dispose();
+  }
+}
+
+/** clang-19's frame of every function it emits (-fstack-usage), by name; undefined without clang. */
+function clangFrames(file: string): Map<string, number> | undefined {
+  if (!hasClang()) return undefined;
+  const object = file.replace(/\.c$/, '.o');
+  // -g: __builtin_btf_type_id needs debug info (without it clang-19's backend aborts).
+  const result = runClang(['-O2', '-g', '-fstack-usage', '-I', path.dirname(file), '-c', file, '-o', object]);
+  assert.equal(result.status, 0, result.stderr);
+  const frames = new Map<string, number>();
+  for (const line of fs.readFileSync(object.replace(/\.o$/, '.su'), 'utf8').split('\n')) {
+    const [where, bytes] = line.split('\t');
+    if (where && bytes) frames.set(where.slice(where.lastIndexOf(':') + 1), Number(bytes));
+  }
+  return frames;
+}
+
+/** The estimate's frame of every function that is not inlined, by name. */
+function estimatedFrames(report: EstimateReport): Map<string, number> {
+  return new Map(report.functions.filter((fn) => !fn.inline).map((fn) => [fn.name, fn.frameBytes]));
+}
+
+/** Estimates the snippet, checks `expected` frames against the estimate and (when here) clang. */
+async function assertFrames(files: Record<string, string>, expected: Record<string, number>): Promise<EstimateReport> {
+  const file = writeSnippet(files);
+  const report = await estimateFile(file);
+  const estimated = estimatedFrames(report);
+  const compiled = clangFrames(file);
+  for (const [name, bytes] of Object.entries(expected)) {
+    assert.equal(estimated.get(name), bytes, `estimated frame of ${name}`);
+    if (compiled) assert.equal(compiled.get(name), bytes, `clang's frame of ${name}`);
+  }
+  return report;
+}
+
+const BPF_PROG = `#define BPF_PROG(name, args...) \\
+name(unsigned long long *ctx); \\
+static __always_inline typeof(name(0)) ____##name(unsigned long long *ctx, ##args); \\
+typeof(name(0)) name(unsigned long long *ctx) \\
+{ \\
+	_Pragma("GCC diagnostic push") \\
+	_Pragma("GCC diagnostic ignored \\"-Wint-conversion\\"") \\
+	return ____##name(ctx, (void *)ctx[0]); \\
+	_Pragma("GCC diagnostic pop") \\
+} \\
+static __always_inline typeof(name(0)) ____##name(unsigned long long *ctx, ##args)
+`;
+
+test('a BPF_PROG program is the outer function, its SEC() from the prototype, the body inlined into it', async () => {
+  const report = await assertFrames(
+    {
+      'prog.c': `${PRELUDE}${BPF_PROG}
+static __always_inline int record(unsigned int pid)
+{
+	unsigned long long ts = 1;
+	bpf_map_update_elem(&hmap, &pid, &ts, 0);
+	return 0;
+}
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(wakeup, void *p)
+{
+	char buf[16];
+	bpf_probe_read_kernel(buf, sizeof(buf), p);
+	return record(buf[1]);
+}
+`,
+    },
+    // buf (16), and record()'s ts (8) and pid, whose address is taken (4, in an 8-byte slot).
+    { wakeup: 32 },
+  );
+  const program = report.programs.find((candidate) => candidate.name === 'wakeup');
+  assert.equal(program?.section, 'tp_btf/sched_wakeup');
+  assert.equal(program?.stackDepths, '32');
+  assert.equal(report.functions.find((fn) => fn.name === '____wakeup')?.inline, true);
+});
+
+test('functions and programs defined in an included header are frames of their own file', async () => {
+  const header = `#define SEC(name) __attribute__((section(name), used))
+static long (*bpf_getsockopt)(void *ctx, int level, int optname, void *optval, int optlen) = (void *) 57;
+__attribute__((noinline)) int get_priority(void *ctx)
+{
+	int prio;
+	return bpf_getsockopt(ctx, 1, 12, &prio, sizeof(prio));
+}
+SEC("tc")
+int header_prog(void *ctx)
+{
+	char buf[32];
+	bpf_getsockopt(ctx, 1, 2, buf, sizeof(buf));
+	return get_priority(ctx);
+}
+`;
+  const report = await assertFrames(
+    {
+      'main.c': `#include "helpers.h"
+SEC("cgroup/sendmsg4")
+int main_prog(void *ctx)
+{
+	return get_priority(ctx);
+}
+`,
+      'helpers.h': header,
+    },
+    { get_priority: 8, header_prog: 32, main_prog: 0 },
+  );
+  const helper = report.functions.find((fn) => fn.name === 'get_priority');
+  assert.ok(helper?.file?.endsWith('helpers.h'), 'located in the header');
+  assert.equal(helper?.line, 3);
+  assert.equal(report.programs.find((program) => program.name === 'main_prog')?.stackDepths, '0+8');
+  const fromHeader = report.programs.find((program) => program.name === 'header_prog');
+  assert.equal(fromHeader?.stackDepths, '32+8');
+  assert.ok(fromHeader?.subprograms[0].source?.file.endsWith('helpers.h'));
+});
+
+test('typeof of an expression (bpf_obj_new, BPF_PROG) does not hide the functions after it', async () => {
+  const report = await assertFrames(
+    {
+      'prog.c': `${PRELUDE}struct node { long key; long data; };
+static void *(*bpf_obj_new_impl)(unsigned long long type_id, void *meta) = (void *) 7;
+#define bpf_obj_new(type) ((type *)bpf_obj_new_impl(__builtin_btf_type_id(*(typeof(type) *)0, 0), 0))
+__noinline int make(struct node *n)
+{
+	struct node *m = bpf_obj_new(typeof(*n));
+	char buf[16];
+	bpf_probe_read_kernel(buf, sizeof(buf), m);
+	return buf[3];
+}
+SEC("tc")
+int after(void *ctx)
+{
+	char buf[24];
+	bpf_probe_read_kernel(buf, sizeof(buf), ctx);
+	return make(ctx) + buf[1];
+}
+`,
+    },
+    { make: 16, after: 24 },
+  );
+  assert.equal(report.programs.find((program) => program.name === 'after')?.stackDepths, '24+16');
+});
+
+test('clang puts on the stack: compound literals by address, "+g" asm operands, zero-length arrays passed on', async () => {
+  await assertFrames(
+    {
+      'prog.c': `${PRELUDE}static long (*bpf_seq_printf)(void *m, const char *fmt, unsigned int fmt_size, const void *data, unsigned int data_len) = (void *) 126;
+#define __sink(expr) asm volatile("" : "+g"(expr))
+SEC("tc")
+int literal_key(void *ctx)
+{
+	return bpf_map_lookup_elem(&hmap, &(int){0}) != 0;
+}
+__noinline int sink(void *skb)
+{
+	int ret = bpf_map_lookup_elem(&hmap, skb) != 0;
+	__sink(ret);
+	__sink(skb);
+	return ret;
+}
+SEC("tc")
+int sinks(void *ctx)
+{
+	return sink(ctx);
+}
+SEC("iter/bpf_map")
+int no_arguments(void *m)
+{
+	static const char fmt[] = "x";
+	unsigned long long ___param[0];
+	return bpf_seq_printf(m, fmt, sizeof(fmt), ___param, sizeof(___param));
+}
+`,
+    },
+    { literal_key: 8, sink: 16, no_arguments: 8 },
+  );
+});
+
+// clang's limits.h and stdint.h go on to glibc's, which wants gnu/stubs-32.h under -target bpf: not here.
+test("clang's own headers are found in its resource directory, and #if answers __building_module", async (t) => {
+  const report = await estimateFile(
+    writeSnippet({
+      'prog.c': `#include <stddef.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#define SEC(name) __attribute__((section(name), used))
+#if __building_module(stddef)
+#error not a module
+#endif
+SEC("tc")
+int sized(void *ctx)
+{
+	volatile size_t sizes[4] = {};
+	volatile bool flags[sizeof(size_t)] = {};
+	return sizes[1] + flags[2];
+}
+`,
+    }),
+  );
+  if (!DEFAULT_SYSTEM_INCLUDE_DIRS.some((directory) => fs.existsSync(path.join(directory, 'stddef.h')))) {
+    t.skip('no clang resource directory on this machine');
+    return;
+  }
+  assert.deepEqual(report.problems, []);
+  assert.equal(report.functions.find((fn) => fn.name === 'sized')?.frameBytes, 40);
+});
