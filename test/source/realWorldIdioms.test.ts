@@ -244,3 +244,38 @@ int sized(void *ctx)
   assert.deepEqual(report.problems, []);
   assert.equal(report.functions.find((fn) => fn.name === 'sized')?.frameBytes, 40);
 });
+
+test('BPF_CORE_READ\'s typeof((src)->a->b) __r takes the read field\'s slot, in a return and in an if (anonymous members too)', async () => {
+  // libbpf's bpf_core_read.h, reduced to the two-hop read it expands to.
+  const coreRead = `#define ___type(src, a, b) typeof((src)->a->b)
+#define CORE_READ2(src, a, b) ({ void *__t; ___type(src, a, b) __r; \\
+	bpf_probe_read_kernel(&__t, sizeof(__t), &(src)->a); \\
+	bpf_probe_read_kernel(&__r, sizeof(__r), &((typeof((src)->a))__t)->b); __r; })
+#define CORE_READ1(src, a) ({ typeof((src)->a) __r; bpf_probe_read_kernel(&__r, sizeof(__r), &(src)->a); __r; })
+struct mm { unsigned long long total_vm; };
+struct task { struct { int pid; struct task *parent; }; struct mm *mm; };
+`;
+  await assertFrames(
+    {
+      'core.c': `${PRELUDE}${coreRead}
+__noinline int own_pid(struct task *task)
+{
+	return CORE_READ1(task, pid);
+}
+__noinline int big_vm(struct task *task)
+{
+	if (CORE_READ2(task, mm, total_vm) > 1000)
+		return 1;
+	return 0;
+}
+SEC("tp/sched/sched_switch")
+int prog(void *ctx)
+{
+	return own_pid(ctx) + big_vm(ctx);
+}
+`,
+    },
+    // own_pid: an int __r in an 8-byte slot; big_vm: the __t pointer and an 8-byte __r.
+    { own_pid: 8, big_vm: 16 },
+  );
+});

@@ -153,6 +153,11 @@ export class DeclarationParser {
   private readonly constantContext: ConstantContext;
   /** Called for every declared name at file scope (functions, variables, typedefs). */
   onDeclaredName?: (declared: DeclaredName) => void;
+  /**
+   * The type of an expression, for `typeof(expression)`: set while a function's locals are read,
+   * where names have types (expressionType.ts); elsewhere such a typeof stays unknown.
+   */
+  expressionType?: (tokens: readonly Token[], start: number, end: number) => CType | undefined;
 
   constructor(readonly environment: TypeEnvironment, readonly problems: Problem[], layout?: LayoutEngine) {
     this.layout = layout ?? new LayoutEngine(environment);
@@ -435,7 +440,10 @@ export class DeclarationParser {
           if (!cursor.isPunctuator('(')) cursor.fail(`expected '(' after ${text}`);
           const close = cursor.matching();
           const inner = this.parseTypeName(cursor.tokens, cursor.position + 1, close);
-          named = inner && inner.next === close ? inner.type : { k: 'unknown', why: 'typeof of an expression' };
+          named =
+            inner && inner.next === close
+              ? inner.type
+              : (this.expressionType?.(cursor.tokens, cursor.position + 1, close) ?? { k: 'unknown', why: 'typeof of an expression' });
           cursor.position = close + 1;
           continue;
         }

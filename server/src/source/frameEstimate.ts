@@ -54,6 +54,8 @@ import { tokenize } from './lexer';
 import type { TranslationUnit } from './translationUnit';
 import type { CType } from './types';
 import { typeToString } from './types';
+import { expressionType } from './expressionType';
+import { decodeTypeofPlaceholders } from './treeSitterTokens';
 import { parseIntegerLiteral, stringLiteralBytes } from './constExpr';
 import { packageFile } from './packageRoot';
 
@@ -870,6 +872,9 @@ class FunctionWalker {
   private readonly shadowed = new Set<string>();
   /** Names the body declares (a local hides the parameter of the same name from `&`). */
   private readonly declaredInBody = new Set<string>();
+  /** The declared type of each parameter and local seen so far, for `typeof(expression)`. */
+  private readonly localTypes = new Map<string, CType>();
+  private readonly noteType = (name: string, type: CType) => this.localTypes.set(name, type);
 
   constructor(
     private readonly context: FileContext,
@@ -878,6 +883,24 @@ class FunctionWalker {
   ) {}
 
   run(definition: Node, body: Node): void {
+    // BPF_CORE_READ's `typeof((src)->a) __r` is sized by the types of the names in scope.
+    const declarations = this.context.unit.declarations;
+    const outerExpressionType = declarations.expressionType;
+    declarations.expressionType = (tokens, start, end) =>
+      expressionType(tokens, start, end, {
+        typeOf: (name) => this.localTypes.get(name),
+        environment: declarations.environment,
+        resolve: (type) => declarations.layout.resolve(type),
+        typeName: (typeTokens, typeStart, typeEnd) => declarations.parseTypeName(typeTokens, typeStart, typeEnd),
+      });
+    try {
+      this.walk(definition, body);
+    } finally {
+      declarations.expressionType = outerExpressionType;
+    }
+  }
+
+  private walk(definition: Node, body: Node): void {
     for (const pointer of body.descendantsOfType('pointer_expression')) {
       if (!pointer || pointer.childForFieldName('operator')?.type !== '&') continue;
       const root = rootIdentifier(pointer.childForFieldName('argument'));
@@ -908,8 +931,9 @@ class FunctionWalker {
     const parameters = functionParameters(definition.childForFieldName('declarator'));
     for (const parameter of parameters) {
       const name = innermostName(parameter.childForFieldName('declarator'));
-      if (!name || !this.addressTaken.has(name) || this.declaredInBody.has(name)) continue;
-      this.addSlots(parameterItems(this.context.unit, parameter, this.baseRow), start);
+      const onStack = name !== undefined && this.addressTaken.has(name) && !this.declaredInBody.has(name);
+      const items = parameterItems(this.context.unit, parameter, this.baseRow, this.noteType);
+      if (onStack) this.addSlots(items, start);
     }
     this.statement(body, LIVE);
     this.closeScope();
@@ -1012,7 +1036,7 @@ class FunctionWalker {
       if (declarator?.type === 'init_declarator') this.expression(declarator.childForFieldName('value'), deadness);
     }
     if (deadness !== LIVE) return;
-    this.addSlots(localItems(this.context.unit, node, this.addressTaken, this.baseRow), ++this.point);
+    this.addSlots(localItems(this.context.unit, node, this.addressTaken, this.baseRow, this.noteType), ++this.point);
   }
 
   /** Visits an expression (or any node) in evaluation order: calls, statement expressions, asm. */
@@ -1144,7 +1168,13 @@ function rootIdentifier(node: Node | null): string | undefined {
   return undefined;
 }
 
-function localItems(unit: TranslationUnit, declaration: Node, addressTaken: Set<string>, baseRow: number): { item: FrameItem; size: number; align: number }[] {
+function localItems(
+  unit: TranslationUnit,
+  declaration: Node,
+  addressTaken: Set<string>,
+  baseRow: number,
+  noteType?: (name: string, type: CType) => void,
+): { item: FrameItem; size: number; align: number }[] {
   const specifiers = declaration.namedChildren.filter((child): child is Node => child !== null);
   if (specifiers.some((child) => child.type === 'storage_class_specifier' && (child.text === 'static' || child.text === 'extern'))) return [];
   const isVolatile = specifiers.some((child) => child.type === 'type_qualifier' && /volatile/.test(child.text));
@@ -1157,7 +1187,7 @@ function localItems(unit: TranslationUnit, declaration: Node, addressTaken: Set<
   }
 
   const line = declaration.startPosition.row + 1 - baseRow;
-  return stackObjects(unit, declaration.text, line, initializers, (name, aggregate) => aggregate || isVolatile || addressTaken.has(name));
+  return stackObjects(unit, declaration.text, line, initializers, (name, aggregate) => aggregate || isVolatile || addressTaken.has(name), noteType);
 }
 
 /**
@@ -1179,8 +1209,13 @@ function compoundLiteralItems(unit: TranslationUnit, literal: Node, baseRow: num
 }
 
 /** A parameter copied to the stack (its address is taken): a local of its type, to the items list. */
-function parameterItems(unit: TranslationUnit, parameter: Node, baseRow: number): { item: FrameItem; size: number; align: number }[] {
-  return stackObjects(unit, `${parameter.text};`, parameter.startPosition.row + 1 - baseRow, new Map(), () => true);
+function parameterItems(
+  unit: TranslationUnit,
+  parameter: Node,
+  baseRow: number,
+  noteType?: (name: string, type: CType) => void,
+): { item: FrameItem; size: number; align: number }[] {
+  return stackObjects(unit, `${parameter.text};`, parameter.startPosition.row + 1 - baseRow, new Map(), () => true, noteType);
 }
 
 /** The stack objects a declaration's text declares, those `onStack` keeps, sized with the file's types. */
@@ -1190,8 +1225,11 @@ function stackObjects(
   line: number,
   initializers: Map<string, Node>,
   onStack: (name: string, aggregate: boolean) => boolean,
+  /** Told every declared name's type, on the stack or not. */
+  noteType?: (name: string, type: CType) => void,
 ): { item: FrameItem; size: number; align: number }[] {
-  const tokens = tokenize(text);
+  // The tree spells a typeof(expression) as a placeholder; the declaration parser sizes the typeof.
+  const tokens = tokenize(decodeTypeofPlaceholders(text));
   const problemsBefore = unit.declarations.problems.length;
   const declared = unit.declarations.parseDeclaration(tokens, 0, tokens.length);
   unit.declarations.problems.splice(problemsBefore);
@@ -1199,6 +1237,7 @@ function stackObjects(
   const items: { item: FrameItem; size: number; align: number }[] = [];
   for (const name of declared) {
     if (name.isTypedef) continue;
+    noteType?.(name.name, name.type);
     const resolved = unit.layout.resolve(name.type);
     if (resolved.k === 'function') continue;
     const aggregate = resolved.k === 'struct' || resolved.k === 'union' || resolved.k === 'array';

@@ -3,21 +3,35 @@
  * given. tree-sitter-c takes `typeof(T)` as a type only when T is a type name; `typeof(expr)` (libbpf's
  * BPF_PROG family: `typeof(name(0)) name(unsigned long long *ctx) {...}`; bpf_experimental.h's
  * `(typeof(*n) *)bpf_obj_new_impl(...)`) derails the parse and loses the functions around it. Such
- * a typeof becomes one identifier, which tree-sitter reads as a type name. The declaration parser
- * could not size `typeof(expr)` either (it is an unknown type both ways), so nothing is lost.
+ * a typeof becomes one identifier, which tree-sitter reads as a type name. The identifier spells
+ * the expression in hex, so that whoever reads a declaration's text from the tree can put the
+ * typeof back (decodeTypeofPlaceholders) and size it: BPF_CORE_READ's `typeof((src)->a) __r` is on
+ * the stack of every CO-RE read.
  */
 import { TokenKind } from './lexer';
 import type { Token } from './lexer';
 
 const TYPEOF_KEYWORDS = new Set(['typeof', '__typeof__', '__typeof', 'typeof_unqual', '__typeof_unqual__']);
 
-/** What stands for a `typeof(expression)`: an identifier no program declares. */
-export const TYPEOF_EXPRESSION_PLACEHOLDER = '__typeof_expression__';
+/** What stands for a `typeof(expression)`: an identifier no program declares, the expression's text in hex. */
+const PLACEHOLDER_PREFIX = '__typeof_expr_';
+const PLACEHOLDER = /__typeof_expr_([0-9a-f]*)__/g;
+
+function placeholderFor(expression: readonly Token[]): string {
+  const text = expression.map((token) => token.text).join(' ');
+  return `${PLACEHOLDER_PREFIX}${Buffer.from(text, 'utf8').toString('hex')}__`;
+}
+
+/** `text` (a declaration as the tree has it) with each placeholder turned back into its typeof. */
+export function decodeTypeofPlaceholders(text: string): string {
+  if (!text.includes(PLACEHOLDER_PREFIX)) return text;
+  return text.replace(PLACEHOLDER, (_, hex: string) => `typeof(${Buffer.from(hex, 'hex').toString('utf8')})`);
+}
 
 /** Whether tokens[start, end) is exactly a type name. */
 export type TypeNameTest = (tokens: readonly Token[], start: number, end: number) => boolean;
 
-/** `tokens` with every `typeof(expression)` replaced by TYPEOF_EXPRESSION_PLACEHOLDER; the same array when there is none. */
+/** `tokens` with every `typeof(expression)` replaced by its placeholder; the same array when there is none. */
 export function rewriteForTreeSitter(tokens: readonly Token[], isTypeName: TypeNameTest): readonly Token[] {
   let out: Token[] | undefined;
   let copied = 0;
@@ -28,7 +42,7 @@ export function rewriteForTreeSitter(tokens: readonly Token[], isTypeName: TypeN
     if (close === undefined || isTypeName(tokens, index + 2, close)) continue;
     out ??= [];
     for (let keep = copied; keep < index; keep++) out.push(tokens[keep]);
-    out.push({ kind: TokenKind.Identifier, text: TYPEOF_EXPRESSION_PLACEHOLDER, offset: token.offset, flags: token.flags });
+    out.push({ kind: TokenKind.Identifier, text: placeholderFor(tokens.slice(index + 2, close)), offset: token.offset, flags: token.flags });
     copied = close + 1;
     index = close;
   }

@@ -1,0 +1,150 @@
+/**
+ * The type of a C expression, as far as `typeof(expression)` in a local's declaration needs it.
+ * libbpf's BPF_CORE_READ(src, a, b) declares its result as `typeof((src)->a->b) __r` and passes
+ * `&__r` to bpf_probe_read_kernel, so every CO-RE read puts `__r` on the stack; without the
+ * expression's type that slot would count 0 bytes.
+ *
+ * What is understood: names (locals and parameters in scope), parentheses, casts to a type name,
+ * `->` and `.` member access (anonymous members searched through), `*`, `&`, subscripts and the
+ * address-of/dereference of those. Anything else is unknown, and the caller keeps its unknown type.
+ */
+import type { Token } from './lexer';
+import type { CType, RecordDef, TypeEnvironment } from './types';
+
+export interface ExpressionScope {
+  /** The declared type of a name in scope (local or parameter). */
+  typeOf(name: string): CType | undefined;
+  environment: TypeEnvironment;
+  /** Follows typedefs to the type they name (the layout engine's). */
+  resolve(type: CType): CType;
+  /** Parses a type name at tokens[start, end): a cast's type. */
+  typeName(tokens: readonly Token[], start: number, end: number): { type: CType; next: number } | undefined;
+}
+
+export function expressionType(tokens: readonly Token[], start: number, end: number, scope: ExpressionScope): CType | undefined {
+  const reader = new ExpressionReader(tokens, end, scope);
+  reader.position = start;
+  const type = reader.unary();
+  return type !== undefined && reader.position === end ? type : undefined;
+}
+
+class ExpressionReader {
+  position = 0;
+
+  constructor(
+    private readonly tokens: readonly Token[],
+    private readonly end: number,
+    private readonly scope: ExpressionScope,
+  ) {}
+
+  private peek(offset = 0): string | undefined {
+    const at = this.position + offset;
+    return at < this.end ? this.tokens[at].text : undefined;
+  }
+
+  /** The index of the `)` or `]` that closes the bracket at `open`. */
+  private closing(open: number): number | undefined {
+    let depth = 0;
+    for (let at = open; at < this.end; at++) {
+      const text = this.tokens[at].text;
+      if (text === '(' || text === '[') depth++;
+      else if (text === ')' || text === ']') {
+        depth--;
+        if (depth === 0) return at;
+      }
+    }
+    return undefined;
+  }
+
+  unary(): CType | undefined {
+    const text = this.peek();
+    if (text === '*') {
+      this.position++;
+      const operand = this.unary();
+      return operand === undefined ? undefined : this.pointee(operand);
+    }
+    if (text === '&') {
+      this.position++;
+      const operand = this.unary();
+      return operand === undefined ? undefined : { k: 'pointer', to: operand };
+    }
+    if (text === '(') {
+      const close = this.closing(this.position);
+      if (close === undefined) return undefined;
+      const cast = this.scope.typeName(this.tokens, this.position + 1, close);
+      if (cast && cast.next === close) {
+        this.position = close + 1;
+        const operand = this.unary();
+        return operand === undefined ? undefined : cast.type;
+      }
+    }
+    return this.postfix();
+  }
+
+  private postfix(): CType | undefined {
+    let type = this.primary();
+    while (type !== undefined && this.position < this.end) {
+      const text = this.peek();
+      if ((text === '->' || text === '.') && this.position + 1 < this.end) {
+        const record = this.record(text === '->' ? this.pointee(type) : type);
+        const field = record && findField(record, this.tokens[this.position + 1].text, this.scope);
+        if (!field) return undefined;
+        type = field;
+        this.position += 2;
+      } else if (text === '[') {
+        const close = this.closing(this.position);
+        if (close === undefined) return undefined;
+        type = this.pointee(type);
+        this.position = close + 1;
+      } else {
+        break;
+      }
+    }
+    return type;
+  }
+
+  private primary(): CType | undefined {
+    const token = this.tokens[this.position];
+    if (!token) return undefined;
+    if (token.text === '(') {
+      const close = this.closing(this.position);
+      if (close === undefined) return undefined;
+      const inner = expressionType(this.tokens, this.position + 1, close, this.scope);
+      this.position = close + 1;
+      return inner;
+    }
+    const type = /^[A-Za-z_]\w*$/.test(token.text) ? this.scope.typeOf(token.text) : undefined;
+    if (type !== undefined) this.position++;
+    return type;
+  }
+
+  /** What a pointer or array points at, through typedefs. */
+  private pointee(type: CType | undefined): CType | undefined {
+    const resolved = type && this.scope.resolve(type);
+    if (resolved?.k === 'pointer') return resolved.to;
+    if (resolved?.k === 'array') return resolved.of;
+    return undefined;
+  }
+
+  private record(type: CType | undefined): RecordDef | undefined {
+    return recordOf(type, this.scope);
+  }
+}
+
+function recordOf(type: CType | undefined, scope: ExpressionScope): RecordDef | undefined {
+  const resolved = type && scope.resolve(type);
+  if (resolved?.k !== 'struct' && resolved?.k !== 'union') return undefined;
+  return resolved.def ?? (resolved.tag ? scope.environment.record(resolved.tag) : undefined);
+}
+
+/** A member's type by name, looking through anonymous struct and union members as C does. */
+function findField(record: RecordDef, name: string, scope: ExpressionScope, depth = 0): CType | undefined {
+  for (const field of record.fields) {
+    if (field.name === name) return field.type;
+    if (field.name !== undefined || depth >= 16) continue;
+    const inner = recordOf(field.type, scope);
+    const found = inner && findField(inner, name, scope, depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
