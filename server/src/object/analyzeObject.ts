@@ -108,6 +108,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   const locationOf = (fn: ObjectFunction, index: number): SourceLocation | undefined =>
     ext?.lineTables.get(fn.section.name)?.locate(offsetAt(fn, index) ?? fn.start);
 
+  const exceptionCallbackOwners = functionsWithExceptionCallbacks(btf);
   const programReports = programs.map((program): ProgramReport => {
     const { results, entered } = verifyProgram(program, analyze);
     // A subprogram never entered is shown as its code reads, knowing nothing of its arguments.
@@ -144,14 +145,14 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
         tailCallSource: subprograms[index].tailCalls[0],
         isGlobal: sub.fn.isGlobal,
         isAsyncCallback: sub.isAsyncCallback,
-        calls: sub.calls.map((call) => ({ callee: call.callee, kind: call.kind, source: locationOf(sub.fn, call.at) })),
+        calls: sub.calls.map((call, position) => ({ callee: call.callee, kind: call.kind, source: subprograms[index].calls[position].source })),
         source: subprograms[index].source,
       })),
     };
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
     if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
     let stackDepths = printedStackDepths(subprograms, verdicts[0]);
-    if ((verdicts[0]?.accepted ?? true) && throwsWithoutCallback(program, entered, programDepths, btf)) {
+    if ((verdicts[0]?.accepted ?? true) && throwsWithoutCallback(program, entered, programDepths, exceptionCallbackOwners)) {
       // After a successful check the verifier appends the default exception callback (r0 = r1;
       // exit) as a subprogram of its own, depth 0, and prints it (do_misc_fixups, add_hidden_subprog).
       stackDepths += '+0';
@@ -182,16 +183,23 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
  * callback of its own (a BTF decl tag "exception_callback:NAME" on the main function): then the
  * verifier supplies the default callback.
  */
-function throwsWithoutCallback(program: BpfProgram, entered: Set<number>, depths: StackDepthResult[], btf: Btf | undefined): boolean {
-  const throws = program.subprograms.some(
+function throwsWithoutCallback(program: BpfProgram, entered: Set<number>, depths: StackDepthResult[], exceptionCallbackOwners: Set<string>): boolean {
+  if (exceptionCallbackOwners.has(program.subprograms[0].fn.name)) return false;
+  return program.subprograms.some(
     (sub, index) => entered.has(index) && sub.kfuncCalls.some((call) => call.name === 'bpf_throw' && isReachable(depths[index], call.at)),
   );
-  if (!throws) return false;
-  const mainName = program.subprograms[0].fn.name;
+}
+
+/** The functions that declare an exception callback: a BTF decl tag "exception_callback:NAME" on their FUNC. */
+function functionsWithExceptionCallbacks(btf: Btf | undefined): Set<string> {
+  const owners = new Set<string>();
   const types = btf?.types ?? [];
-  return !types.some(
-    (type) => type.kind === 'decl_tag' && type.name.startsWith('exception_callback:') && types[type.type ?? 0]?.kind === 'func' && types[type.type ?? 0]?.name === mainName,
-  );
+  for (const type of types) {
+    if (type.kind !== 'decl_tag' || !type.name.startsWith('exception_callback:')) continue;
+    const target = types[type.type ?? 0];
+    if (target?.kind === 'func') owners.add(target.name);
+  }
+  return owners;
 }
 
 /** The slot offset of a function's instruction, read from its packed code when it has one. */

@@ -87,6 +87,8 @@ export class LineTable {
 
   /** Byte position of record `index` in .BTF.ext. */
   private positionOf(index: number): number {
+    // Nearly always one run: a section's records in one piece.
+    if (this.runs.length === 1) return this.runs[0].at + index * this.recordSize;
     let run = 0;
     while (index >= this.runFirsts[run + 1]) run++;
     return this.runs[run].at + (index - this.runFirsts[run]) * this.recordSize;
