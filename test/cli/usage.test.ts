@@ -64,3 +64,13 @@ test('through bin/bpf-stack-lens.js, a bad option of any command is exit 2 witho
     assert.doesNotMatch(result.stderr, /internal error|\n\s+at /);
   }
 });
+
+test('an object with no programs says why, on check and on dump', async () => {
+  const library = join(__dirname, '..', '..', '..', 'test', 'object', 'data', 'library.bpf.o');
+  const check = await runCli(['check', '--kernel', '6.18', library]);
+  assert.equal(check.code, 0);
+  assert.match(check.stdout, /warning: no programs: every function \(helper\) is in \.text; libbpf loads only functions of other sections \(SEC\("\.\.\."\)\) as programs/);
+  const dump = await runCli(['dump', library]);
+  assert.equal(dump.code, 0);
+  assert.match(dump.stderr, /no programs: every function \(helper\) is in \.text/);
+});

@@ -126,6 +126,11 @@ export function buildPrograms(elf: ElfFile): ProgramsResult {
     }
     programs.push(buildProgram(elf, fn, bySectionStart, problems));
   }
+  if (programs.length === 0 && functions.length > 0) {
+    // A library object, or SEC() forgotten: nothing here is loaded as a program on its own.
+    const names = functions.slice(0, 5).map((fn) => fn.name).join(', ') + (functions.length > 5 ? ', ...' : '');
+    problems.push({ message: `no programs: every function (${names}) is in .text; libbpf loads only functions of other sections (SEC("...")) as programs` });
+  }
   return { programs, functions, problems };
 }
 

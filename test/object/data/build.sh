@@ -21,3 +21,7 @@ printf 'int answer(void) { return 42; }\n' > notbpf.c
 clang-19 -O2 -c notbpf.c -o x86_64.o
 clang-19 -O2 -target i386-linux-gnu -c notbpf.c -o i386.o
 rm notbpf.c
+# Only .text functions (a library, or SEC() forgotten): nothing libbpf would load as a program.
+printf 'int helper(int x)\n{\n\tvolatile char b[64];\n\n\tb[x & 63] = 1;\n\treturn b[0];\n}\n' > library.bpf.c
+clang-19 $CFLAGS -target bpf -c library.bpf.c -o library.bpf.o
+rm library.bpf.c
