@@ -95,3 +95,14 @@ test('estimate says which headers it could not find, in the JSON and in the text
   const text = await runCli(['estimate', '--kernel', '6.18', source]);
   assert.match(text.stdout, /note: line 1: 'vmlinux_missing\.h' file not found; its types count 0 bytes here/);
 });
+
+test('a program that reaches bpf_throw shows the verifier\'s default exception callback as an added subprogram', async () => {
+  const exceptions = join(repositoryRoot(), 'test', 'fixtures', 'realworld', 'linux-selftests', 'exceptions.bpf.o');
+  const json = JSON.parse((await runCli(['check', '--kernel', '6.18', '--format', 'json', exceptions])).stdout);
+  const program = json.objects[0].programs.find((candidate: { name: string }) => candidate.name === 'exception_throw_always_1');
+  assert.equal(program.stackDepths, '0+0');
+  assert.equal(program.subprograms.length, 1);
+  assert.deepEqual(program.addedSubprograms, ['default exception callback']);
+  const text = (await runCli(['check', '--kernel', '6.18', exceptions])).stdout;
+  assert.match(text, /program exception_throw_always_1 .*stack depth 0\+0\n.*\n {4}\+ {2}default exception callback: 0 B, added by the verifier after its check/);
+});

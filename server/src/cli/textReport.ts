@@ -44,6 +44,7 @@ function formatProgram(program: ProgramReport, sources: SourceLines): string[] {
       `    #${index} ${sub.name.padEnd(nameWidth)} ${String(sub.stackDepth).padStart(4)} B  ${where(sub.source).padEnd(20)}${notes.length ? ` ${notes.join('; ')}` : ''}`.trimEnd(),
     );
   });
+  for (const added of program.addedSubprograms ?? []) out.push(`    +  ${added}: 0 B, added by the verifier after its check`);
   for (const verdict of program.verdicts) out.push(...formatVerdict(verdict, sources));
   return out;
 }

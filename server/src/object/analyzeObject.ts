@@ -151,20 +151,21 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     };
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
     if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
-    let stackDepths = printedStackDepths(subprograms, verdicts[0]);
-    if ((verdicts[0]?.accepted ?? true) && throwsWithoutCallback(program, entered, programDepths, exceptionCallbackOwners)) {
-      // After a successful check the verifier appends the default exception callback (r0 = r1;
-      // exit) as a subprogram of its own, depth 0, and prints it (do_misc_fixups, add_hidden_subprog).
-      stackDepths += '+0';
-    }
-    return {
+    const report: ProgramReport = {
       name: program.name,
       section: program.section,
       type: program.programType,
       subprograms,
-      stackDepths,
+      stackDepths: printedStackDepths(subprograms, verdicts[0]),
       verdicts,
     };
+    if ((verdicts[0]?.accepted ?? true) && throwsWithoutCallback(program, entered, programDepths, exceptionCallbackOwners)) {
+      // After a successful check the verifier appends the default exception callback (r0 = r1;
+      // exit) as a subprogram of its own, depth 0, and prints it (do_misc_fixups, add_hidden_subprog).
+      report.stackDepths += '+0';
+      report.addedSubprograms = ['default exception callback'];
+    }
+    return report;
   });
 
   return {

@@ -54,7 +54,13 @@ export interface ProgramReport {
   section: string;
   type: string;
   subprograms: SubprogramReport[];
+  /**
+   * The verifier's "stack depth" line: the printed subprograms in order, then any the verifier adds
+   * itself after its check (see addedSubprograms), so it can have more numbers than `subprograms`.
+   */
   stackDepths: string;
+  /** Subprograms the verifier appends after a successful check, last in `stackDepths` (depth 0). */
+  addedSubprograms?: string[];
   verdicts: VerdictReport[];
 }
 
