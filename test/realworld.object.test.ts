@@ -91,3 +91,29 @@ test('VERIFIER.json is what this kernel\'s verifier says today', (t) => {
   assert.deepEqual(changed.map(keyOf), []);
   assert.equal(measured.size, corpus.programs.length);
 });
+
+/*
+ * The objects are built against a vmlinux.h of this kernel, so on it build.sh must make the committed
+ * bytes again: a sample of the sources (every twentieth, and the first of each origin) is rebuilt.
+ */
+test('the committed objects are what build.sh makes of their sources', (t) => {
+  if (release() !== corpus.kernel) return t.skip(`the objects were built against ${corpus.kernel}'s vmlinux.h, this is ${release()}`);
+  for (const tool of ['clang-19', 'llvm-strip-19', 'bpftool']) {
+    if (spawnSync(tool, ['--version']).status !== 0) return t.skip(`${tool} is not installed`);
+  }
+  const objects = [...new Set(corpus.programs.map((program) => program.object))].sort();
+  const origins = new Set<string>();
+  const sample = objects.filter((object, index) => {
+    const origin = object.split('/')[0];
+    const first = !origins.has(origin);
+    origins.add(origin);
+    return first || index % 20 === 0;
+  });
+  const out = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-realworld-build-'));
+  const sources = sample.map((object) => object.replace(/\.o$/, '.c'));
+  const build = spawnSync('bash', [join(corpus.directory, 'build.sh'), out], { encoding: 'utf8', env: { ...process.env, ONLY: sources.join(' ') } });
+  assert.equal(build.status, 0, build.stderr);
+  const differing = sample.filter((object) => !readFileSync(join(out, object)).equals(new Uint8Array(readFileSync(join(corpus.directory, object)))));
+  assert.deepEqual(differing, []);
+  t.diagnostic(`rebuilt ${sample.length} of ${objects.length} objects: byte for byte the committed ones`);
+});
