@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type ProgramReport, type SubprogramReport, printAsRejected, printedStackDepths, verdictReport } from '../rules/report';
+import { type ProgramReport, type SubprogramReport, addVerifierSubprograms, printAsRejected, printedStackDepths, verdictReport } from '../rules/report';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
 import { type FunctionEstimate, type FunctionFrame, FrameEstimateCache, defaultFrameEstimateCache, estimateFrames, estimateFramesFromCache, frameOf } from '../source/frameEstimate';
@@ -207,7 +207,7 @@ export async function estimateSource(
   }
   const problems = placedProblems(unit.problems, text);
   if (!estimates) return { file, functions: [], programs: [], problems };
-  const programs = buildSourceFrameGraphs(unit.file, estimates).map(({ name, section, graph, functions, verified }): ProgramReport => {
+  const programs = buildSourceFrameGraphs(unit.file, estimates).map(({ name, section, graph, functions, verified, throwsWithoutCallback }): ProgramReport => {
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
     const subprograms = graph.subprograms.map((node, index): SubprogramReport => {
       const fn = functions[index];
@@ -228,14 +228,9 @@ export async function estimateSource(
       };
     });
     if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
-    return {
-      name,
-      section,
-      type: graph.programType,
-      subprograms,
-      stackDepths: printedStackDepths(subprograms, verdicts[0]),
-      verdicts,
-    };
+    const report: ProgramReport = { name, section, type: graph.programType, subprograms, stackDepths: printedStackDepths(subprograms, verdicts[0]), verdicts };
+    addVerifierSubprograms(report, throwsWithoutCallback);
+    return report;
   });
   return { file, functions: estimates.map(frameOf), programs, problems };
 }

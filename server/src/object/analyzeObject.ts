@@ -10,6 +10,7 @@ import { judgeStack } from '../rules/stackRules';
 import {
   type ProgramReport,
   type SubprogramReport,
+  addVerifierSubprograms,
   printAsRejected,
   printedStackDepths,
   verdictReport,
@@ -159,12 +160,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
       stackDepths: printedStackDepths(subprograms, verdicts[0]),
       verdicts,
     };
-    if ((verdicts[0]?.accepted ?? true) && throwsWithoutCallback(program, entered, programDepths, exceptionCallbackOwners)) {
-      // After a successful check the verifier appends the default exception callback (r0 = r1;
-      // exit) as a subprogram of its own, depth 0, and prints it (do_misc_fixups, add_hidden_subprog).
-      report.stackDepths += '+0';
-      report.addedSubprograms = ['default exception callback'];
-    }
+    addVerifierSubprograms(report, throwsWithoutCallback(program, entered, programDepths, exceptionCallbackOwners));
     return report;
   });
 

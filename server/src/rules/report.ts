@@ -64,6 +64,18 @@ export interface ProgramReport {
   verdicts: VerdictReport[];
 }
 
+/**
+ * Subprograms the verifier appends itself after a successful check, printed last in its line: the
+ * default exception callback (r0 = r1; exit, depth 0) of a program that reaches bpf_throw without
+ * declaring a callback of its own (do_misc_fixups, add_hidden_subprog). Both analyses say whether
+ * the program throws; this is where it shows.
+ */
+export function addVerifierSubprograms(report: ProgramReport, throwsWithoutCallback: boolean): void {
+  if (!throwsWithoutCallback || !(report.verdicts[0]?.accepted ?? true)) return;
+  report.stackDepths += '+0';
+  report.addedSubprograms = ['default exception callback'];
+}
+
 /** Slots the verifier adds after check_max_stack_depth: printed in its line, never judged. */
 export const BPF_LOOP_INLINE_EXTRA = 24;
 /** The timed may_goto counter takes two slots on x86-64 (6.13+); measured +16 on 6.18. */

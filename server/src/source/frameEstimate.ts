@@ -31,10 +31,14 @@
  *     or a hand-written macro) and its argument array is `unsigned long long ___param[N]`: they are
  *     reported as 'printk-format' and 'printk-args';
  *   - a function that is always_inline, or static or global (not __weak) and only ever called
- *     directly, is inlined: each call adds its stack objects to the caller's (with their lifetimes, so they are
- *     colored with the caller's), and its calls and tail calls become the caller's. noinline, weak
+ *     directly, is inlined — unless it is static, called from several places and large, which
+ *     clang's inliner keeps out of line (OUT_OF_LINE_NODES): each call adds its stack objects to
+ *     the caller's (with their lifetimes, so they are colored with the caller's), and its calls and
+ *     tail calls become the caller's. noinline, weak
  *     and callback functions are frames of their own. A SEC() on the prototype (libbpf's BPF_PROG
  *     family) makes the definition a program;
+ *   - sizeof, _Alignof and _Static_assert operands are never evaluated: `&x` there takes no address;
+ *     `typeof(x)` of a volatile x declares a volatile (on the stack) too;
  *   - what the verifier adds to the printed depth after the check is reported apart, as hidden bytes:
  *     an inlined bpf_loop (flags a known 0, a function as callback) adds 24 bytes, may_goto
  *     (can_loop/cond_break) 16 bytes on x86-64 with the timed may_goto.
@@ -55,7 +59,7 @@ import type { TranslationUnit } from './translationUnit';
 import type { CType } from './types';
 import { typeToString } from './types';
 import { expressionType } from './expressionType';
-import { decodeTypeofPlaceholders } from './treeSitterTokens';
+import { decodeTypeofPlaceholders, typeofOperandName } from './treeSitterTokens';
 import { parseIntegerLiteral, stringLiteralBytes } from './constExpr';
 import { packageFile } from './packageRoot';
 
@@ -120,6 +124,10 @@ export interface FunctionEstimate extends FunctionFrame {
   calls: SourceCall[];
   /** Lines/columns of bpf_tail_call / bpf_tail_call_static, inlined callees' included (dead code too). */
   tailCalls: { line: number; column: number }[];
+  /** Live code calls bpf_throw (a call, or bpf_assert's `call bpf_throw` in asm), inlined callees' included. */
+  throws: boolean;
+  /** The function `__exception_cb(name)` names as this program's exception callback. */
+  exceptionCallback?: string;
 }
 
 const TAIL_CALL_HELPERS = new Set(['bpf_tail_call', 'bpf_tail_call_static']);
@@ -166,6 +174,10 @@ interface RawFunction {
   tailCalls: { line: number; column: number; deadness: Deadness }[];
   bpfLoopInlined: boolean;
   mayGoto: boolean;
+  throws: boolean;
+  exceptionCallback?: string;
+  /** Syntax nodes of the body: the size clang's inliner weighs (see OUT_OF_LINE_NODES). */
+  bodyNodes: number;
 }
 
 /** Rounds up to whole 8-byte stack slots. */
@@ -232,7 +244,7 @@ export function defaultFrameEstimateCache(): FrameEstimateCache {
 }
 
 /** Bumped whenever RawFunction's shape changes. The code key below covers changes of the walker itself. */
-const FRAME_CACHE_FORMAT = 2;
+const FRAME_CACHE_FORMAT = 3;
 const FLUSH_DELAY_MS = 2000;
 
 let codeKeyValue: string | undefined;
@@ -544,7 +556,21 @@ interface Resolved {
   tailCalls: { line: number; column: number; deadness: Deadness }[];
   bpfLoopInlined: boolean;
   mayGoto: boolean;
+  throws: boolean;
+  /** Syntax nodes of the body and of every live inlined callee's. */
+  nodes: number;
 }
+
+/**
+ * The size from which a static function that is not always_inline and is called from two places or
+ * more stays out of line. LLVM's inliner compares an instruction cost with 225 (325 with `inline`);
+ * measured on the real-world corpus (clang-19 -Rpass=inline: cpumask_success's create_cpumask_set
+ * and _global_mask_array_rcu, rbtree's __add_three, local_kptr_stash's create_and_stash), that cost
+ * crosses the threshold between 200 and 300 tree-sitter nodes of body, inlined callees included.
+ * Not modelled: call sites clang deems cold (after a chain of early returns), where the threshold is
+ * 45 and even a function called once stays out of line.
+ */
+const OUT_OF_LINE_NODES = 250;
 
 function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
   // One definition per name: the main file's come first and win over a header's.
@@ -558,6 +584,11 @@ function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
   const isInlined = (raw: RawFunction) =>
     raw.section === null && (raw.isStatic || !raw.weak) && !raw.noinline && (raw.alwaysInline || !addressTaken.has(raw.name));
 
+  // clang's inliner: a static function called once is inlined whatever its size (LLVM's bonus for
+  // the last call of a local function); one called from several places only when it is small.
+  const callSites = new Map<string, number>();
+  for (const raw of raws) for (const call of raw.rawCalls) if (call.kind === 'call' && call.deadness !== COMPILE_DEAD) callSites.set(call.callee, (callSites.get(call.callee) ?? 0) + 1);
+  const keptOutOfLine = (raw: RawFunction, nodes: number) => !raw.alwaysInline && raw.isStatic && (callSites.get(raw.name) ?? 0) >= 2 && nodes >= OUT_OF_LINE_NODES;
   const results = new Map<string, Resolved>();
   const inProgress = new Set<string>();
   const resolve = (raw: RawFunction): Resolved => {
@@ -570,6 +601,7 @@ function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
     const tailCalls = raw.tailCalls.map((tail) => ({ ...tail }));
     let bpfLoopInlined = raw.bpfLoopInlined;
     let mayGoto = raw.mayGoto;
+    let throws = raw.throws;
 
     // Every inlined call inserts the callee's program points right after the call's.
     const expansions: { point: number; length: number }[] = [];
@@ -579,6 +611,7 @@ function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
       if (call.kind === 'call' && callee && isInlined(callee) && !inProgress.has(callee.name)) {
         if (call.deadness === COMPILE_DEAD) continue;
         const resolved = resolve(callee);
+        if (!resolved.estimate.inline) continue;
         inlined.set(call, resolved);
         if (call.deadness === LIVE) expansions.push({ point: call.point, length: resolved.points + 1 });
       }
@@ -613,6 +646,7 @@ function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
           }
           bpfLoopInlined ||= resolved.bpfLoopInlined;
           mayGoto ||= resolved.mayGoto;
+          throws ||= resolved.throws;
         }
         // What the inlined body calls, it calls from here; in dead code, dead calls.
         for (const inner of resolved.calls) {
@@ -631,6 +665,9 @@ function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
     }
     tailCalls.sort((a, b) => a.line - b.line || a.column - b.column);
 
+    // The size the inliner weighs: the body with what was inlined into it.
+    let nodes = raw.bodyNodes;
+    for (const [call, resolved] of inlined) if (call.deadness === LIVE) nodes += resolved.nodes;
     const frameBytes = colorAndLayout(slots, items);
     const { bytes: hiddenBytes, reasons: hiddenReasons } = hiddenSlots({ bpfLoopInlined, mayGoto });
     const estimate: FunctionEstimate = {
@@ -638,7 +675,7 @@ function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
       ...(raw.file !== undefined ? { file: raw.file } : {}),
       line: raw.line,
       section: raw.section,
-      inline: isInlined(raw),
+      inline: isInlined(raw) && !keptOutOfLine(raw, nodes),
       frameBytes,
       items,
       hiddenBytes,
@@ -649,9 +686,11 @@ function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
       alwaysInline: raw.alwaysInline,
       calls: calls.map(({ callee, kind, async, line, column, dead }) => (dead ? { callee, kind, async, line, column, dead } : { callee, kind, async, line, column })),
       tailCalls: tailCalls.map(({ line, column }) => ({ line, column })),
+      throws,
+      ...(raw.exceptionCallback !== undefined ? { exceptionCallback: raw.exceptionCallback } : {}),
     };
     const points = raw.points + expansions.reduce((sum, expansion) => sum + expansion.length, 0);
-    const resolved: Resolved = { estimate, slots, points, calls, tailCalls, bpfLoopInlined, mayGoto };
+    const resolved: Resolved = { estimate, slots, points, calls, tailCalls, bpfLoopInlined, mayGoto, throws, nodes };
     inProgress.delete(raw.name);
     results.set(raw.name, resolved);
     return resolved;
@@ -724,6 +763,8 @@ function functionName(declarator: Node | null): Node | undefined {
 }
 
 const SECTION_ATTRIBUTE = /\bsection\s*\(\s*"([^"]*)"/;
+/** bpf_experimental.h's `__exception_cb(name)`: btf_decl_tag("exception_callback:" #name), the strings already pasted or not. */
+const EXCEPTION_CALLBACK_TAG = /\bbtf_decl_tag\s*\(\s*"exception_callback:"?\s*"?(\w+)"/;
 
 /**
  * Sections given on prototypes. libbpf's BPF_PROG family expands `SEC("x") int BPF_PROG(name, ...)`
@@ -875,6 +916,8 @@ class FunctionWalker {
   /** The declared type of each parameter and local seen so far, for `typeof(expression)`. */
   private readonly localTypes = new Map<string, CType>();
   private readonly noteType = (name: string, type: CType) => this.localTypes.set(name, type);
+  /** Locals declared volatile: `typeof(x)` of one is volatile too (the type model has no qualifiers). */
+  private readonly volatileLocals = new Set<string>();
 
   constructor(
     private readonly context: FileContext,
@@ -902,7 +945,7 @@ class FunctionWalker {
 
   private walk(definition: Node, body: Node): void {
     for (const pointer of body.descendantsOfType('pointer_expression')) {
-      if (!pointer || pointer.childForFieldName('operator')?.type !== '&') continue;
+      if (!pointer || pointer.childForFieldName('operator')?.type !== '&' || isUnevaluated(pointer)) continue;
       const root = rootIdentifier(pointer.childForFieldName('argument'));
       if (root) this.addressTaken.add(root);
     }
@@ -1036,7 +1079,7 @@ class FunctionWalker {
       if (declarator?.type === 'init_declarator') this.expression(declarator.childForFieldName('value'), deadness);
     }
     if (deadness !== LIVE) return;
-    this.addSlots(localItems(this.context.unit, node, this.addressTaken, this.baseRow, this.noteType), ++this.point);
+    this.addSlots(localItems(this.context.unit, node, this.addressTaken, this.volatileLocals, this.baseRow, this.noteType), ++this.point);
   }
 
   /** Visits an expression (or any node) in evaluation order: calls, statement expressions, asm. */
@@ -1057,6 +1100,7 @@ class FunctionWalker {
       }
       case 'gnu_asm_expression':
         if (deadness === LIVE && /\bmay_goto\b/.test(node.text)) this.raw.mayGoto = true;
+        if (deadness === LIVE && /\bcall\s+bpf_throw\b/.test(node.text)) this.raw.throws = true;
         return;
       case 'call_expression':
         this.call(node, deadness);
@@ -1079,6 +1123,8 @@ class FunctionWalker {
       case 'identifier':
       case 'field_identifier':
       case 'comment':
+      case 'sizeof_expression':
+      case 'alignof_expression':
         return;
       default:
         for (const child of node.namedChildren) this.expression(child, deadness);
@@ -1087,6 +1133,7 @@ class FunctionWalker {
 
   private call(node: Node, deadness: Deadness): void {
     const callee = node.childForFieldName('function');
+    if (callee?.type === 'identifier' && STATIC_ASSERTS.has(callee.text)) return;
     const argumentList = node.childForFieldName('arguments');
     if (callee && callee.type !== 'identifier') this.expression(callee, deadness);
     const args = argumentList?.namedChildren.filter((child): child is Node => child !== null && child.type !== 'comment') ?? [];
@@ -1096,6 +1143,7 @@ class FunctionWalker {
     const calleeName = callee?.type === 'identifier' ? callee.text : undefined;
     const point = ++this.point;
     if (calleeName && TAIL_CALL_HELPERS.has(calleeName)) this.raw.tailCalls.push({ line, column, deadness });
+    if (calleeName === 'bpf_throw' && deadness === LIVE) this.raw.throws = true;
     const callbacks: RawCall[] = [];
     // A function named as an argument is a callback (bpf_loop, bpf_for_each_map_elem, timers).
     for (const argument of args) {
@@ -1148,9 +1196,32 @@ function readFunction(context: FileContext, definition: Node, baseRow: number): 
     tailCalls: [],
     bpfLoopInlined: false,
     mayGoto: false,
+    throws: false,
+    bodyNodes: body.descendantCount,
   };
+  const exceptionCallback = EXCEPTION_CALLBACK_TAG.exec(header)?.[1];
+  if (exceptionCallback !== undefined) raw.exceptionCallback = exceptionCallback;
   new FunctionWalker(context, raw, baseRow).run(definition, body);
   return raw;
+}
+
+/** tree-sitter reads `_Static_assert(e, "...")` in a body as a call. */
+const STATIC_ASSERTS = new Set(['_Static_assert', 'static_assert']);
+
+/**
+ * Whether `node` sits in an operand clang never evaluates: sizeof, _Alignof, _Static_assert.
+ * bpf_experimental.h's `_Static_assert(sizeof(&(LHS)), "... lvalue")` takes no address at run time.
+ */
+function isUnevaluated(node: Node): boolean {
+  for (let current = node.parent; current; current = current.parent) {
+    if (current.type === 'sizeof_expression' || current.type === 'alignof_expression') return true;
+    if (current.type === 'call_expression') {
+      const callee = current.childForFieldName('function');
+      if (callee?.type === 'identifier' && STATIC_ASSERTS.has(callee.text)) return true;
+    }
+    if (current.type === 'function_definition') return false;
+  }
+  return false;
 }
 
 /** `x`, `x.f`, `x[3].f` -> "x". */
@@ -1172,16 +1243,22 @@ function localItems(
   unit: TranslationUnit,
   declaration: Node,
   addressTaken: Set<string>,
+  volatileLocals: Set<string>,
   baseRow: number,
   noteType?: (name: string, type: CType) => void,
 ): { item: FrameItem; size: number; align: number }[] {
   const specifiers = declaration.namedChildren.filter((child): child is Node => child !== null);
   if (specifiers.some((child) => child.type === 'storage_class_specifier' && (child.text === 'static' || child.text === 'extern'))) return [];
-  const isVolatile = specifiers.some((child) => child.type === 'type_qualifier' && /volatile/.test(child.text));
+  // bpf_experimental.h's bpf_cmp_unlikely copies its operand into `typeof(LHS) __lhs`: a volatile
+  // LHS makes __lhs volatile, a second stack slot.
+  const typeofName = typeofOperandName(declaration.childForFieldName('type')?.text ?? '');
+  const isVolatile =
+    specifiers.some((child) => child.type === 'type_qualifier' && /volatile/.test(child.text)) || (typeofName !== undefined && volatileLocals.has(typeofName));
   const initializers = new Map<string, Node>();
   for (const child of declaration.childrenForFieldName('declarator')) {
+    const name = innermostName(child);
+    if (name && isVolatile) volatileLocals.add(name);
     if (child?.type !== 'init_declarator') continue;
-    const name = innermostName(child.childForFieldName('declarator'));
     const value = child.childForFieldName('value');
     if (name && value) initializers.set(name, value);
   }

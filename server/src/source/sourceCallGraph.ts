@@ -21,6 +21,12 @@ export interface SourceProgram {
   functions: FunctionEstimate[];
   /** Per subprogram: whether the verifier enters it (false: only dead code calls it, depth 0). */
   verified: boolean[];
+  /**
+   * Code the verifier enters calls bpf_throw and the main function names no exception callback
+   * (`__exception_cb`): after a successful check the verifier appends its default one (r0 = r1;
+   * exit) as a subprogram of depth 0, which the printed line ends with ("+0").
+   */
+  throwsWithoutCallback: boolean;
 }
 
 export function buildSourceFrameGraphs(file: string, estimates: readonly FunctionEstimate[]): SourceProgram[] {
@@ -43,7 +49,7 @@ function buildSourceProgram(
   file: string,
   main: FunctionEstimate,
   byName: ReadonlyMap<string, FunctionEstimate>,
-): { graph: FrameGraph; functions: FunctionEstimate[]; verified: boolean[] } {
+): { graph: FrameGraph; functions: FunctionEstimate[]; verified: boolean[]; throwsWithoutCallback: boolean } {
   const order: FunctionEstimate[] = [];
   const indexOf = new Map<string, number>();
   const visit = (fn: FunctionEstimate) => {
@@ -101,5 +107,6 @@ function buildSourceProgram(
     graph: { programType: programTypeForSection(main.section ?? ''), subprograms },
     functions: order,
     verified: order.map((_, index) => entered.has(index)),
+    throwsWithoutCallback: main.exceptionCallback === undefined && order.some((fn, index) => entered.has(index) && fn.throws),
   };
 }

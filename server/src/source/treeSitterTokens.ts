@@ -28,6 +28,17 @@ export function decodeTypeofPlaceholders(text: string): string {
   return text.replace(PLACEHOLDER, (_, hex: string) => `typeof(${Buffer.from(hex, 'hex').toString('utf8')})`);
 }
 
+/**
+ * The variable a placeholder's `typeof(x)` (or `typeof((x))`) names, when `typeSpecifier` is such a
+ * placeholder: the typeof keeps x's qualifiers, which the type model does not carry.
+ */
+export function typeofOperandName(typeSpecifier: string): string | undefined {
+  const match = new RegExp(`^${PLACEHOLDER.source}$`).exec(typeSpecifier);
+  if (!match) return undefined;
+  const expression = Buffer.from(match[1], 'hex').toString('utf8');
+  return /^(?:\(\s*)*([A-Za-z_]\w*)(?:\s*\))*$/.exec(expression)?.[1];
+}
+
 /** Whether tokens[start, end) is exactly a type name. */
 export type TypeNameTest = (tokens: readonly Token[], start: number, end: number) => boolean;
 
