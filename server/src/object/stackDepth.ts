@@ -171,8 +171,9 @@ export function computeStackDepth(range: PackedRange, options: StackDepthOptions
  * through the block in the working registers, so the walk allocates per block, not per
  * instruction. Blocks are taken lowest first (jumps mostly go forward, so straight-line code is
  * walked once) and a block is walked again whenever its entry state changes; so the last walk of
- * every reached block saw its final entry state, and what that walk found (the deepest access,
- * bpf_loop and may_goto) is what a separate pass over the final states would find.
+ * every reached block saw its final entry state, and what it found (bpf_loop, may_goto, the
+ * arguments of its calls) is what a separate pass over the final states would find. The deepest
+ * access is the deepest of all walks: each followed paths the verifier follows too.
  *
  * One walker serves every function, one at a time and to the end: its per-block and
  * per-instruction arrays only grow, so an object of thousands of functions does not leave
