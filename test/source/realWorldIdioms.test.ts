@@ -433,3 +433,112 @@ int second(void *ctx)
     ['16+16', '8+16'],
   );
 });
+
+test('SROA: an aggregate or addressed scalar that only inlined callees dereference at constant offsets lives in registers', async () => {
+  const report = await assertFrames(
+    {
+      'prog.c': `${PRELUDE}struct pkt { unsigned short proto; unsigned short offset; unsigned char outer; };
+static __always_inline int parse(const unsigned char *data, struct pkt *pkt, unsigned int *off)
+{
+	pkt->proto = data[12];
+	pkt->outer = data[13];
+	*off += pkt->proto;
+	return bpf_map_lookup_elem(&hmap, data) != 0;
+}
+SEC("xdp")
+int split(unsigned char *data)
+{
+	struct pkt pkt = { 0 };
+	unsigned short swap[3];
+	unsigned int off = 14;
+	swap[0] = data[0];
+	swap[1] = data[1];
+	swap[2] = data[2];
+	data[3] = swap[2];
+	if (!parse(data, &pkt, &off))
+		return 1;
+	return pkt.outer + off + swap[0];
+}
+/* Its address goes to a helper: it stays. */
+SEC("xdp")
+int kept(unsigned char *data)
+{
+	struct pkt pkt = { 0 };
+	unsigned int off = 14;
+	parse(data, &pkt, &off);
+	return bpf_map_update_elem(&hmap, data, &pkt, 0);
+}
+`,
+    },
+    { split: 0, kept: 8 },
+  );
+  assert.deepEqual(
+    report.functions.find((fn) => fn.name === 'kept')?.items.map((item) => item.name),
+    ['pkt'],
+  );
+});
+
+test('a __naked function: the deepest r10 offset of its asm is its frame, `call %[f]` with __imm(f) calls f', async () => {
+  const report = await assertFrames(
+    {
+      'prog.c': `${PRELUDE}#define __naked __attribute__((naked))
+#define __imm(name) [name]"i"(name)
+static __noinline void dummy(void) {}
+SEC("socket")
+__naked int naked_stack(void *ctx)
+{
+	asm volatile ("					\\
+		*(u64*)(r10 - 128) = r1;		\\
+		r1 = *(u8 *)(r10 - 8 );			\\
+		call %[dummy];				\\
+		r0 = 0;					\\
+		exit;					\\
+"
+		      :
+		      : __imm(dummy)
+		      : "r0", "r1");
+}
+`,
+    },
+    // clang gives a naked function no frame of its own: its asm is all of it.
+    { dummy: 0 },
+  );
+  assert.equal(report.functions.find((fn) => fn.name === 'naked_stack')?.frameBytes, 128);
+  assert.deepEqual(
+    report.programs.map((program) => program.stackDepths),
+    ['128+0'],
+  );
+});
+
+test("an uninitialised array's lifetime starts at its first use; sizeof of a global string array sizes a local", async () => {
+  await assertFrames(
+    {
+      'prog.c': `${PRELUDE}static long (*bpf_sysctl_get_name)(void *ctx, char *buf, unsigned long buf_len, unsigned long long flags) = (void *) 101;
+static long (*bpf_sysctl_get_current_value)(void *ctx, char *buf, unsigned long buf_len) = (void *) 102;
+const char wanted[] = "net/ipv4/tcp_mem";
+static __always_inline int is_wanted(void *ctx)
+{
+	char name[sizeof(wanted)];
+	if (bpf_sysctl_get_name(ctx, name, sizeof(name), 0) != sizeof(wanted) - 1)
+		return 0;
+	return name[0] == wanted[0];
+}
+SEC("cgroup/sysctl")
+int first_use(void *ctx)
+{
+	char value[64];
+	if (!is_wanted(ctx))
+		return 0;
+	return bpf_sysctl_get_current_value(ctx, value, sizeof(value));
+}
+__noinline int out_of_line(void *ctx)
+{
+	char name[sizeof(wanted)];
+	return bpf_sysctl_get_name(ctx, name, sizeof(name), 0);
+}
+`,
+    },
+    // name (17 bytes) is dead before value's first use: they share 64 bytes.
+    { first_use: 64, out_of_line: 24 },
+  );
+});

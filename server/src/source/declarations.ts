@@ -11,7 +11,7 @@
  */
 import { TokenKind } from './lexer';
 import type { Token } from './lexer';
-import { evaluateConstant } from './constExpr';
+import { evaluateConstant, stringLiteralsSize } from './constExpr';
 import type { ConstantContext, ParsedTypeName } from './constExpr';
 import { DEFAULT_ATTRIBUTE_ALIGNMENT, LayoutEngine } from './layout';
 import type { CType, EnumDef, FieldDef, RecordDef, ScalarName, TypeEnvironment } from './types';
@@ -165,6 +165,13 @@ export class DeclarationParser {
       identifier: (name) => this.environment.constant(name),
       typeName: (tokens, index, end) => this.parseTypeName(tokens, index, end),
       offsetOf: (type, path) => this.layout.offsetOf(type, path),
+      // `sizeof(x)`, `sizeof(*p)` of a local or parameter, where expressions have types.
+      sizeOfExpression: (tokens, start, end) => {
+        const type = this.expressionType?.(tokens, start, end);
+        if (!type) return undefined;
+        const layout = this.layout.layoutOf(type);
+        return layout.complete ? layout.size : undefined;
+      },
     };
   }
 
@@ -301,6 +308,12 @@ export class DeclarationParser {
         const close = cursor.matching();
         body = [cursor.token!.offset, cursor.tokens[close].offset];
         cursor.position = close + 1;
+      }
+      // `char name[] = "..."`: the string's length completes the array (sizeof(name) elsewhere).
+      if (!isFunctionDefinition && type.k === 'array' && type.n === undefined && cursor.isPunctuator('=')) {
+        const strings = stringLiteralsSize(cursor.tokens, cursor.position + 1, cursor.tokens.length);
+        const element = this.layout.layoutOf(type.of).size;
+        if (strings && element > 0 && strings.size % element === 0) type = { ...type, n: strings.size / element };
       }
       if (declarator.name !== undefined && this.onDeclaredName) {
         this.onDeclaredName({

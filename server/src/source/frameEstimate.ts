@@ -11,6 +11,7 @@
  *     stack for the whole body. A compound literal whose address is taken (`&(int){0}`), or an array
  *     one, is an object of its block. A zero-length array still takes a byte (a slot);
  *   - every such local is a stack object of its type's size and alignment, live from its declaration
+ *     (an uninitialised struct or array: from its first use, as StackColoring starts lifetimes)
  *     to the end of its block (clang's lifetime markers are scope-based; a variable whose address
  *     escapes into a call therefore lives to the end of its block, which is the conservative choice);
  *   - objects whose lifetimes do not overlap share space the way LLVM's StackColoring merges them:
@@ -37,14 +38,20 @@
  *     tail calls become the caller's. noinline, weak
  *     and callback functions are frames of their own. A SEC() on the prototype (libbpf's BPF_PROG
  *     family) makes the definition a program;
+ *   - SROA: a struct, array or scalar whose address only goes to inlined callees that dereference
+ *     it at constant offsets (and whose members and elements are only read and written at constant
+ *     offsets) is split into registers and takes no stack; one whose address reaches a helper, an
+ *     out-of-line function or anything else stays;
+ *   - a `__naked` function's frame is its asm's: the deepest `r10 - N` it addresses, and the
+ *     functions it calls through `call %[f]` with `__imm(f)`;
  *   - sizeof, _Alignof and _Static_assert operands are never evaluated: `&x` there takes no address;
  *     `typeof(x)` of a volatile x declares a volatile (on the stack) too;
  *   - what the verifier adds to the printed depth after the check is reported apart, as hidden bytes:
  *     an inlined bpf_loop (flags a known 0, a function as callback) adds 24 bytes, may_goto
  *     (can_loop/cond_break) 16 bytes on x86-64 with the timed may_goto.
  *
- * Not modelled: clang keeping a memcpy'd struct or the used elements of a small volatile array in
- * registers, spills of values kept across calls.
+ * Not modelled: clang keeping a memcpy'd struct, an array indexed in a loop it unrolls, or the used
+ * elements of a small volatile array in registers, spills of values kept across calls.
  *
  * Incremental use: the walk of each function is cached by its text and the types and constants it
  * could see, so re-estimating a file after a one-line edit re-walks one function.
@@ -146,6 +153,12 @@ interface Slot {
   align: number;
   start: number;
   end: number;
+  /**
+   * SROA: clang splits the object into registers when each of these calls (callee, argument index),
+   * the only ones its address goes to, is inlined and the callee's parameter is only dereferenced at
+   * constant offsets. Empty: nothing takes its address, it is always split. Absent: it stays.
+   */
+  sroa?: [callee: string, argument: number][];
 }
 
 interface RawCall extends SourceCall {
@@ -178,6 +191,11 @@ interface RawFunction {
   exceptionCallback?: string;
   /** Syntax nodes of the body: the size clang's inliner weighs (see OUT_OF_LINE_NODES). */
   bodyNodes: number;
+  /**
+   * Per parameter: the calls the pointer is passed on to when it is otherwise only dereferenced at
+   * constant offsets (see Slot.sroa), null when it is used any other way.
+   */
+  sroaParameters: ([callee: string, argument: number][] | null)[];
 }
 
 /** Rounds up to whole 8-byte stack slots. */
@@ -244,7 +262,7 @@ export function defaultFrameEstimateCache(): FrameEstimateCache {
 }
 
 /** Bumped whenever RawFunction's shape changes. The code key below covers changes of the walker itself. */
-const FRAME_CACHE_FORMAT = 3;
+const FRAME_CACHE_FORMAT = 4;
 const FLUSH_DELAY_MS = 2000;
 
 let codeKeyValue: string | undefined;
@@ -453,6 +471,8 @@ interface FileContext {
   globals: Map<string, Known>;
   /** SEC() names given on a function's prototype rather than its definition, by function. */
   declaredSections: Map<string, string>;
+  /** The types of the main file's global variables, for `sizeof(global)` in a body. */
+  globalTypes?: Map<string, CType>;
 }
 
 /**
@@ -495,11 +515,13 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
     signature = hash.digest('hex');
   }
 
+  const globalTypes = new Map<string, CType>();
+  for (const declared of unit.mainFileNames) if (!declared.isTypedef && !declared.isFunctionDefinition && declared.type.k !== 'function') globalTypes.set(declared.name, declared.type);
   const raws: RawFunction[] = [];
   const stored: [string, number][] = [];
   const walks = new Map<string, RawFunction>();
   for (const { file, text, topLevel, definitions } of parsed) {
-    const context: FileContext = { unit, text, globals: fileConstants(unit, topLevel), declaredSections: prototypeSections(topLevel) };
+    const context: FileContext = { unit, text, globals: fileConstants(unit, topLevel), declaredSections: prototypeSections(topLevel), globalTypes };
     for (const definition of definitions) {
       const row = definition.startPosition.row;
       let raw: RawFunction | undefined;
@@ -630,7 +652,27 @@ function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
       }
       return point + before[low];
     };
-    for (const slot of raw.slots) slots.push({ ...slot, start: mapped(slot.start), end: mapped(slot.end) });
+    // SROA: an object whose address only goes to inlined callees that dereference it at constant
+    // offsets is split into registers: its slot and item go.
+    const splitParameter = (callee: string, argument: number, seen: Set<string>): boolean => {
+      const key = `${callee}\0${argument}`;
+      if (seen.has(key)) return false;
+      seen.add(key);
+      const target = byName.get(callee);
+      const conditions = target?.sroaParameters[argument];
+      return !!conditions && results.get(callee)?.estimate.inline === true && conditions.every(([next, index]) => splitParameter(next, index, seen));
+    };
+    const split = new Set<number>();
+    for (const slot of raw.slots) if (slot.sroa?.every(([callee, argument]) => splitParameter(callee, argument, new Set()))) split.add(slot.item);
+    const newIndex = new Map<number, number>();
+    items.forEach((_, index) => {
+      if (!split.has(index)) newIndex.set(index, newIndex.size);
+    });
+    if (split.size > 0) items.splice(0, items.length, ...items.filter((_, index) => !split.has(index)));
+    for (const slot of raw.slots) {
+      const item = newIndex.get(slot.item);
+      if (item !== undefined) slots.push({ ...slot, item, start: mapped(slot.start), end: mapped(slot.end) });
+    }
 
     for (const call of raw.rawCalls) {
       const callee = byName.get(call.callee);
@@ -918,11 +960,18 @@ class FunctionWalker {
   private readonly noteType = (name: string, type: CType) => this.localTypes.set(name, type);
   /** Locals declared volatile: `typeof(x)` of one is volatile too (the type model has no qualifiers). */
   private readonly volatileLocals = new Set<string>();
+  /** Names clang cannot split into registers: asm memory operands, names declared twice. */
+  private readonly pinned = new Set<string>();
+  private body: Node | undefined;
+  /** Uninitialised locals not used yet, by name: their slots start at the first use. */
+  private readonly firstUse = new Map<string, Slot>();
 
   constructor(
     private readonly context: FileContext,
     private readonly raw: RawFunction,
     private readonly baseRow: number,
+    /** `__naked`: the body is asm that addresses the stack through r10 itself. */
+    private readonly naked = false,
   ) {}
 
   run(definition: Node, body: Node): void {
@@ -931,7 +980,7 @@ class FunctionWalker {
     const outerExpressionType = declarations.expressionType;
     declarations.expressionType = (tokens, start, end) =>
       expressionType(tokens, start, end, {
-        typeOf: (name) => this.localTypes.get(name),
+        typeOf: (name) => this.localTypes.get(name) ?? (this.shadowed.has(name) ? undefined : this.context.globalTypes?.get(name)),
         environment: declarations.environment,
         resolve: (type) => declarations.layout.resolve(type),
         typeName: (typeTokens, typeStart, typeEnd) => declarations.parseTypeName(typeTokens, typeStart, typeEnd),
@@ -955,7 +1004,10 @@ class FunctionWalker {
       const constraint = operand?.childForFieldName('constraint')?.text ?? '';
       if (!/^"[^"]*[gm][^"]*"$/.test(constraint)) continue;
       const root = rootIdentifier(operand?.childForFieldName('value') ?? null);
-      if (root) this.addressTaken.add(root);
+      if (root) {
+        this.addressTaken.add(root);
+        this.pinned.add(root);
+      }
     }
     // Parameters and locals hide file-scope constants of the same name.
     for (const identifier of definition.childForFieldName('declarator')?.descendantsOfType('identifier') ?? []) if (identifier) this.shadowed.add(identifier.text);
@@ -964,10 +1016,12 @@ class FunctionWalker {
         const name = innermostName(declarator);
         if (name) {
           this.shadowed.add(name);
+          if (this.declaredInBody.has(name)) this.pinned.add(name);
           this.declaredInBody.add(name);
         }
       }
     }
+    this.body = body;
     // A parameter whose address is taken is copied to the stack on entry and lives to the return.
     this.scopes.push([]);
     const start = ++this.point;
@@ -977,6 +1031,7 @@ class FunctionWalker {
       const onStack = name !== undefined && this.addressTaken.has(name) && !this.declaredInBody.has(name);
       const items = parameterItems(this.context.unit, parameter, this.baseRow, this.noteType);
       if (onStack) this.addSlots(items, start);
+      this.raw.sroaParameters.push(name === undefined || this.declaredInBody.has(name) ? null : (splitConditions(body, name, 'pointer', this.context, this.shadowed) ?? null));
     }
     this.statement(body, LIVE);
     this.closeScope();
@@ -1079,7 +1134,20 @@ class FunctionWalker {
       if (declarator?.type === 'init_declarator') this.expression(declarator.childForFieldName('value'), deadness);
     }
     if (deadness !== LIVE) return;
+    const slots = this.raw.slots.length;
     this.addSlots(localItems(this.context.unit, node, this.addressTaken, this.volatileLocals, this.baseRow, this.noteType), ++this.point);
+    const initialized = new Set(node.childrenForFieldName('declarator').filter((declarator) => declarator?.type === 'init_declarator').map((declarator) => innermostName(declarator)));
+    for (const slot of this.raw.slots.slice(slots)) {
+      const name = this.raw.ownItems[slot.item].name;
+      const type = this.localTypes.get(name);
+      const kind = type && this.context.unit.layout.resolve(type).k;
+      const mode = kind === 'array' ? 'array' : kind === 'struct' || kind === 'union' ? 'object' : 'scalar';
+      // LLVM's StackColoring starts an object's lifetime at its first use: an uninitialised aggregate's later.
+      if (!initialized.has(name) && mode !== 'scalar') this.firstUse.set(name, slot);
+      if (!this.body || !type || this.pinned.has(name) || this.volatileLocals.has(name)) continue;
+      const conditions = splitConditions(this.body, name, mode, this.context, this.shadowed);
+      if (conditions) slot.sroa = conditions;
+    }
   }
 
   /** Visits an expression (or any node) in evaluation order: calls, statement expressions, asm. */
@@ -1101,6 +1169,7 @@ class FunctionWalker {
       case 'gnu_asm_expression':
         if (deadness === LIVE && /\bmay_goto\b/.test(node.text)) this.raw.mayGoto = true;
         if (deadness === LIVE && /\bcall\s+bpf_throw\b/.test(node.text)) this.raw.throws = true;
+        if (this.naked) this.nakedAsm(node, deadness);
         return;
       case 'call_expression':
         this.call(node, deadness);
@@ -1118,9 +1187,16 @@ class FunctionWalker {
       case 'labeled_statement':
         this.statement(node, deadness);
         return;
+      case 'identifier': {
+        const slot = this.firstUse.get(node.text);
+        if (slot) {
+          slot.start = Math.max(slot.start, this.point);
+          this.firstUse.delete(node.text);
+        }
+        return;
+      }
       case 'string_literal':
       case 'number_literal':
-      case 'identifier':
       case 'field_identifier':
       case 'comment':
       case 'sizeof_expression':
@@ -1128,6 +1204,28 @@ class FunctionWalker {
         return;
       default:
         for (const child of node.namedChildren) this.expression(child, deadness);
+    }
+  }
+
+  /**
+   * The asm body of a `__naked` function is its whole code: clang gives it no frame, the asm's own
+   * `r10 - N` stores and loads are its stack (the deepest N, in 8-byte slots), and `call %[f]` with
+   * `__imm(f)` (`[f] "i"(f)`) calls f.
+   */
+  private nakedAsm(node: Node, deadness: Deadness): void {
+    const code = node.childForFieldName('assembly_code')?.text ?? '';
+    let deepest = 0;
+    for (const match of code.matchAll(/\br10\s*(?:-|\+\s*-)\s*(\d+)/g)) deepest = Math.max(deepest, Number(match[1]));
+    if (deepest > 0 && deadness === LIVE) {
+      const item: FrameItem = { what: 'local', name: '(asm stack)', type: `r10 - ${deepest}`, bytes: roundToSlots(deepest), line: node.startPosition.row + 1 - this.baseRow };
+      this.addSlots([{ item, size: deepest, align: 8 }], ++this.point);
+    }
+    const called = new Set([...code.matchAll(/\bcall\s+%\[(\w+)\]/g)].map((match) => match[1]));
+    for (const operand of node.descendantsOfType('gnu_asm_input_operand')) {
+      const symbol = operand?.childForFieldName('symbol')?.text;
+      const value = operand?.childForFieldName('value');
+      if (!operand || symbol === undefined || !called.has(symbol) || value?.type !== 'identifier') continue;
+      this.raw.rawCalls.push({ callee: value.text, kind: 'call', async: false, line: operand.startPosition.row + 1 - this.baseRow, column: operand.startPosition.column + 1, point: ++this.point, deadness });
     }
   }
 
@@ -1198,11 +1296,77 @@ function readFunction(context: FileContext, definition: Node, baseRow: number): 
     mayGoto: false,
     throws: false,
     bodyNodes: body.descendantCount,
+    sroaParameters: [],
   };
   const exceptionCallback = EXCEPTION_CALLBACK_TAG.exec(header)?.[1];
   if (exceptionCallback !== undefined) raw.exceptionCallback = exceptionCallback;
-  new FunctionWalker(context, raw, baseRow).run(definition, body);
+  new FunctionWalker(context, raw, baseRow, /\bnaked\b/.test(header)).run(definition, body);
   return raw;
+}
+
+/**
+ * Whether SROA can split `name` (a local struct or array, or a pointer parameter) into registers:
+ * every use is a member or element at a constant offset (`x.f`, `x[2].f`, `p->f`, `*p`) that is
+ * not itself addressed or passed to a call, or hands the address on as a call's argument (`f(&x)`,
+ * `f(p)`). Returns those calls (callee, argument index), or undefined when some use escapes.
+ */
+function splitConditions(body: Node, name: string, mode: 'object' | 'array' | 'pointer' | 'scalar', context: FileContext, shadowed: ReadonlySet<string>): [string, number][] | undefined {
+  const conditions: [string, number][] = [];
+  const constantIndex = (node: Node) => {
+    const index = node.childForFieldName('index');
+    return index !== null && evaluate(index, context, shadowed) !== undefined;
+  };
+  const passedAs = (node: Node): [string, number] | undefined => {
+    const list = node.parent;
+    const call = list?.parent;
+    const callee = call?.childForFieldName('function');
+    if (list?.type !== 'argument_list' || call?.type !== 'call_expression' || callee?.type !== 'identifier') return undefined;
+    const args = list.namedChildren.filter((child): child is Node => child !== null && child.type !== 'comment');
+    return [callee.text, args.findIndex((arg) => arg.id === node.id)];
+  };
+  for (const use of body.descendantsOfType('identifier')) {
+    if (!use || use.text !== name || isUnevaluated(use)) continue;
+    const parent = use.parent;
+    if (!parent) return undefined;
+    if (parent.childForFieldName('declarator')?.id === use.id) continue;
+    const operator = parent.childForFieldName('operator')?.type;
+    const isArgument = parent.childForFieldName('argument')?.id === use.id;
+    let top: Node | undefined;
+    if (isArgument && parent.type === 'field_expression' && operator === (mode === 'pointer' ? '->' : '.')) top = parent;
+    else if (isArgument && parent.type === 'subscript_expression' && mode !== 'object' && constantIndex(parent)) top = parent;
+    else if (isArgument && parent.type === 'pointer_expression' && operator === '*' && mode === 'pointer') top = parent;
+    if (top) {
+      for (let up = top.parent; up && up.childForFieldName('argument')?.id === top.id; up = up.parent) {
+        if (up.type === 'field_expression' && up.childForFieldName('operator')?.type === '.') top = up;
+        else if (up.type === 'subscript_expression' && constantIndex(up)) top = up;
+        else break;
+      }
+      const around = top.parent;
+      if (!around || (around.type === 'pointer_expression' && around.childForFieldName('operator')?.type === '&')) return undefined;
+      // A member passed on by value is a load, unless it is an array (its address) or a struct.
+      if (around.type === 'argument_list' && !isScalarValue(top, context)) return undefined;
+      continue;
+    }
+    // The address handed on: `f(&x)`, an array or a pointer as an argument.
+    let operand = use;
+    while (operand.parent?.type === 'parenthesized_expression') operand = operand.parent;
+    const around = operand.parent;
+    const addressed = around?.type === 'pointer_expression' && around.childForFieldName('operator')?.type === '&' ? around : undefined;
+    if (mode === 'scalar' && !addressed) continue;
+    const address = addressed && mode !== 'pointer' ? addressed : mode === 'array' || mode === 'pointer' ? use : undefined;
+    const passed = address && passedAs(address);
+    if (!passed) return undefined;
+    conditions.push(passed);
+  }
+  return conditions;
+}
+
+/** Whether the expression's type is known to be a scalar, a pointer or an enum. */
+function isScalarValue(node: Node, context: FileContext): boolean {
+  const tokens = tokenize(node.text);
+  const type = context.unit.declarations.expressionType?.(tokens, 0, tokens.length);
+  const kind = type && context.unit.layout.resolve(type).k;
+  return kind === 'scalar' || kind === 'pointer' || kind === 'enum';
 }
 
 /** tree-sitter reads `_Static_assert(e, "...")` in a body as a call. */

@@ -28,7 +28,7 @@ import { rewriteForTreeSitter } from './treeSitterTokens';
 import type { Problem } from '../common/problem';
 
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
-const CACHE_FORMAT_VERSION = 10;
+const CACHE_FORMAT_VERSION = 11;
 const MAX_VARIANTS_PER_HEADER = 8;
 
 /**
