@@ -557,15 +557,22 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
   return resolveFunctions(raws);
 }
 
-/** A cached walk (lines relative to the definition's first row) placed at `row`. */
+/** The last placement of each cached walk: an edit elsewhere in the file leaves most functions where they were. */
+const placements = new WeakMap<RawFunction, { row: number; placed: RawFunction }>();
+
+/** A cached walk (lines relative to the definition's first row) placed at `row`; nothing downstream changes it. */
 function rebase(raw: RawFunction, row: number): RawFunction {
-  return {
+  const last = placements.get(raw);
+  if (last?.row === row) return last.placed;
+  const placed = {
     ...raw,
     line: raw.line + row,
     ownItems: raw.ownItems.map((item) => ({ ...item, line: item.line + row })),
     rawCalls: raw.rawCalls.map((call) => ({ ...call, line: call.line + row })),
     tailCalls: raw.tailCalls.map((tail) => ({ ...tail, line: tail.line + row })),
   };
+  placements.set(raw, { row, placed });
+  return placed;
 }
 
 interface Resolved {
