@@ -827,6 +827,50 @@ class AlignedWriter {
   }
 }
 
+/** renderAligned's anchors while they are collected: one set of grow-only arrays for every call. */
+class AnchorScratch {
+  private static out = new Int32Array(1024);
+  private static original = new Int32Array(1024);
+  private static exact = new Uint8Array(1024);
+  private static scratch = new AnchorScratch();
+  length = 0;
+
+  static start(): AnchorScratch {
+    AnchorScratch.scratch.length = 0;
+    return AnchorScratch.scratch;
+  }
+
+  push(out: number, original: number, exact: boolean): void {
+    if (this.length === AnchorScratch.out.length) {
+      const grow = <T extends Int32Array | Uint8Array>(array: T, make: (size: number) => T): T => {
+        const grown = make(array.length * 2);
+        grown.set(array);
+        return grown;
+      };
+      AnchorScratch.out = grow(AnchorScratch.out, (size) => new Int32Array(size));
+      AnchorScratch.original = grow(AnchorScratch.original, (size) => new Int32Array(size));
+      AnchorScratch.exact = grow(AnchorScratch.exact, (size) => new Uint8Array(size));
+    }
+    AnchorScratch.out[this.length] = out;
+    AnchorScratch.original[this.length] = original;
+    AnchorScratch.exact[this.length] = exact ? 1 : 0;
+    this.length++;
+  }
+
+  lastOriginal(): number {
+    return AnchorScratch.original[this.length - 1];
+  }
+
+  /** The anchors at their final size, owned by the caller. */
+  finish(): { anchorOut: Int32Array; anchorOriginal: Int32Array; anchorExact: Uint8Array } {
+    return {
+      anchorOut: AnchorScratch.out.slice(0, this.length),
+      anchorOriginal: AnchorScratch.original.slice(0, this.length),
+      anchorExact: AnchorScratch.exact.slice(0, this.length),
+    };
+  }
+}
+
 export interface AlignedText {
   text: string;
   /** Offset in the original file of an offset in `text`. */
@@ -846,9 +890,9 @@ export function renderAligned(original: string, tokens: readonly Token[]): Align
   let column = 0;
   let previousFromMacro = false;
   // Anchors: where an output token starts and where its origin is, for tokens not at their column.
-  const anchorOut: number[] = [];
-  const anchorOriginal: number[] = [];
-  const anchorExact: boolean[] = [];
+  // Built in scratch arrays reused from call to call, then copied out at their final size: a
+  // re-render on every edit should not leave growing arrays behind.
+  const anchors = AnchorScratch.start();
   for (let t = 0; t < tokens.length; t++) {
     const token = tokens[t];
     const offset = token.offset;
@@ -881,14 +925,10 @@ export function renderAligned(original: string, tokens: readonly Token[]): Align
       column++;
     }
     if (fromMacro || column !== originalColumn) {
-      anchorOut.push(outLength);
-      anchorOriginal.push(offset);
-      anchorExact.push(!fromMacro);
-    } else if (anchorOut.length > 0 && anchorOriginal[anchorOriginal.length - 1] !== offset) {
+      anchors.push(outLength, offset, !fromMacro);
+    } else if (anchors.length > 0 && anchors.lastOriginal() !== offset) {
       // Back in step with the original: an anchor here ends the previous one's reach.
-      anchorOut.push(outLength);
-      anchorOriginal.push(offset);
-      anchorExact.push(true);
+      anchors.push(outLength, offset, true);
     }
     const text = token.text;
     out.text(text);
@@ -900,6 +940,7 @@ export function renderAligned(original: string, tokens: readonly Token[]): Align
   if (lastLine > line) out.repeat(10, lastLine - line);
   const text = out.toString();
   const outStarts = lineStarts(text);
+  const { anchorOut, anchorOriginal, anchorExact } = anchors.finish();
   return {
     text,
     originalOffset(offset: number): number {
@@ -917,7 +958,7 @@ export function renderAligned(original: string, tokens: readonly Token[]): Align
       const row = lineOfOffset(outStarts, offset);
       const rowStart = outStarts[row - 1];
       if (found !== -1 && anchorOut[found] >= rowStart) {
-        return anchorExact[found] ? anchorOriginal[found] + (offset - anchorOut[found]) : anchorOriginal[found];
+        return anchorExact[found] === 1 ? anchorOriginal[found] + (offset - anchorOut[found]) : anchorOriginal[found];
       }
       const originalRowStart = starts[Math.min(row, starts.length) - 1] ?? original.length;
       return Math.min(originalRowStart + (offset - rowStart), original.length);
