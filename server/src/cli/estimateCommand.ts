@@ -192,6 +192,22 @@ export async function estimateSource(
   options: TranslationUnitOptions = {},
   session?: EstimateSession,
 ): Promise<EstimateReport> {
+  try {
+    return await estimateSourceUnguarded(file, text, profiles, options, session);
+  } catch (error) {
+    // Input nested deeper than any compiler accepts can exhaust the stack: say so, do not crash.
+    if (!(error instanceof RangeError)) throw error;
+    return { file, functions: [], programs: [], problems: [{ message: `${file} nests too deeply to estimate (the stack ran out): ${error.message}` }] };
+  }
+}
+
+async function estimateSourceUnguarded(
+  file: string,
+  text: string,
+  profiles: readonly KernelProfile[],
+  options: TranslationUnitOptions,
+  session: EstimateSession | undefined,
+): Promise<EstimateReport> {
   const owner = session ?? implicitSession(file);
   const unit = analyzeTranslationUnit(file, text, { ...options, readFile: owner.readFile(options.readFile), cache: options.cache ?? owner.units });
   let estimates: FunctionEstimate[] | undefined;

@@ -601,6 +601,9 @@ interface Resolved {
  */
 const OUT_OF_LINE_NODES = 250;
 
+/** Syntax-tree levels expression() follows: several times what clang's 256 nested brackets give. */
+const MAX_EXPRESSION_DEPTH = 2048;
+
 function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
   // One definition per name: the main file's come first and win over a header's.
   const byName = new Map<string, RawFunction>();
@@ -1157,9 +1160,22 @@ class FunctionWalker {
     }
   }
 
+  /** How deep expression() has descended: clang refuses brackets nested past 256, so real code stays shallow. */
+  private expressionDepth = 0;
+
   /** Visits an expression (or any node) in evaluation order: calls, statement expressions, asm. */
   private expression(node: Node | null, deadness: Deadness): void {
     if (!node) return;
+    if (this.expressionDepth >= MAX_EXPRESSION_DEPTH) return;
+    this.expressionDepth++;
+    try {
+      this.visitExpression(node, deadness);
+    } finally {
+      this.expressionDepth--;
+    }
+  }
+
+  private visitExpression(node: Node, deadness: Deadness): void {
     switch (node.type) {
       case 'compound_statement':
         this.statement(node, deadness);

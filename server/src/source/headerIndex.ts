@@ -30,6 +30,10 @@ import type { Problem } from '../common/problem';
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
 const CACHE_FORMAT_VERSION = 11;
 const MAX_VARIANTS_PER_HEADER = 8;
+/** clang's limit on nested #includes (-fbracket-depth aside): deeper is an error there too. */
+const MAX_INCLUDE_DEPTH = 200;
+/** How often one header may be open inside itself before its self-inclusion is taken for a mistake. */
+const MAX_SELF_INCLUDES = 8;
 
 /**
  * Where <...> headers are searched after the -I directories, in clang -target bpf's order (its
@@ -338,7 +342,18 @@ export class HeaderIndex {
 
   /** Processes one #include: replays the header from the index, or reads it and indexes it. */
   include(request: IncludeRequest, context: IncludeContext): void {
+    if (this.frames.length >= MAX_INCLUDE_DEPTH) {
+      // A header that includes itself without a guard would recurse until the stack runs out.
+      this.reportProblem(context, request, `#include nested too deeply (${MAX_INCLUDE_DEPTH} levels): '${request.spelled}' is not read`);
+      return;
+    }
     const { resolved, note } = this.resolve(request, context);
+    if (resolved && this.openCount(resolved) >= MAX_SELF_INCLUDES) {
+      // An unguarded header that includes itself only ends at clang's depth limit, an error there;
+      // each level would be read and cached again, so stop early.
+      this.reportProblem(context, request, `'${request.spelled}' includes itself ${MAX_SELF_INCLUDES} levels deep without a guard: not read further`);
+      return;
+    }
     context.includes.push({ spelled: request.spelled, resolved, fromFile: request.fromFile, offset: request.offset });
     if (!resolved) {
       this.reportProblem(context, request, `'${request.spelled}' file not found${note ? ` (${note})` : ''}`);
@@ -361,7 +376,20 @@ export class HeaderIndex {
       return;
     }
     this.statistics.misses++;
-    this.indexHeader(resolved, text, contentHash, searchKey, context);
+    try {
+      this.indexHeader(resolved, text, contentHash, searchKey, context);
+    } catch (error) {
+      // Headers that include each other hundreds of levels deep exhaust the stack before any limit.
+      if (!(error instanceof RangeError)) throw error;
+      this.reportProblem(context, request, `'${request.spelled}' nests includes too deeply to read (the stack ran out)`);
+    }
+  }
+
+  /** How many of the headers being read right now are `file`. */
+  private openCount(file: string): number {
+    let count = 0;
+    for (const frame of this.frames) if (frame.files.keys().next().value === file) count++;
+    return count;
   }
 
   /**

@@ -1,0 +1,39 @@
+/**
+ * Sources no compiler accepts must still get an answer, not a crash: a header that includes itself
+ * without a guard (clang: "#include nested too deeply"), and brackets nested far past clang's 256.
+ */
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EstimateSession, estimateSource } from '../../server/src/cli/estimateCommand';
+import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
+import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
+import { temporaryDirectory } from './helpers';
+
+const { profiles } = parseKernelProfiles(['6.18'], true);
+
+async function estimate(file: string) {
+  const session = new EstimateSession(new FrameEstimateCache());
+  try {
+    return await estimateSource(file, fs.readFileSync(file, 'utf8'), profiles, {}, session);
+  } finally {
+    session.dispose();
+  }
+}
+
+test('a file that includes itself without a guard, next to a deeply nested expression, is estimated with a problem', async () => {
+  const directory = temporaryDirectory('pathological');
+  const file = path.join(directory, 'self.c');
+  fs.writeFileSync(file, `#include "self.c"\nint f(void) { return ${'('.repeat(5000)}1${')'.repeat(5000)}; }\n`);
+  const report = await estimate(file);
+  assert.ok(report.problems.some((problem) => /nested|deeply|includes itself/.test(problem.message)), report.problems.map((problem) => problem.message).join('\n'));
+});
+
+test('brackets nested 20,000 deep do not exhaust the stack', async () => {
+  const directory = temporaryDirectory('pathological');
+  const file = path.join(directory, 'deep.c');
+  fs.writeFileSync(file, `__attribute__((section("tc"))) int f(void *ctx) { char b[32]; return b[0] + ${'('.repeat(20000)}1${')'.repeat(20000)}; }\n`);
+  const report = await estimate(file);
+  assert.equal(report.functions.find((fn) => fn.name === 'f')?.frameBytes !== undefined, true);
+});
