@@ -199,10 +199,9 @@ function functionsWithExceptionCallbacks(btf: Btf | undefined): Set<string> {
   return owners;
 }
 
-/** The slot offset of a function's instruction, read from its packed code when it has one. */
+/** The slot offset of a function's instruction, read from its packed code. */
 function offsetAt(fn: ObjectFunction, index: number): number | undefined {
   const { packed } = fn;
-  if (!packed) return fn.instructions[index]?.offset;
   return index >= 0 && packed.first + index < packed.end ? packed.code.offsets[packed.first + index] : undefined;
 }
 

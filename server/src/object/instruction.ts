@@ -187,14 +187,23 @@ export interface PackedRange {
   end: number;
 }
 
-/** The position in `code.controls` of the first control instruction at or after instruction `index`. */
-export function firstControlAtOrAfter(code: PackedInstructions, index: number): number {
-  const { controls } = code;
-  let low = 0;
-  let high = controls.length;
+/**
+ * Where a function's control instructions lie in `code.controls`: positions `from` to `to`
+ * (exclusive), for passes that look only at jumps, calls and lddw.
+ */
+export function controlsOf(range: PackedRange): { from: number; to: number } {
+  const { controls } = range.code;
+  return { from: lowerBound(controls, range.first), to: lowerBound(controls, range.end) };
+}
+
+/**
+ * The first position in `sorted` (ascending) from `low` to `high` (exclusive) whose value is at
+ * least `value`, or `high`: instruction offsets, control positions and slots are all searched so.
+ */
+export function lowerBound(sorted: Int32Array, value: number, low = 0, high = sorted.length): number {
   while (low < high) {
     const middle = (low + high) >> 1;
-    if (controls[middle] < index) low = middle + 1;
+    if (sorted[middle] < value) low = middle + 1;
     else high = middle;
   }
   return low;

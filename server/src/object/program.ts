@@ -16,7 +16,8 @@ import {
   type PackedRange,
   applyLibbpfSourceRegistersPacked,
   decodePackedInstructions,
-  firstControlAtOrAfter,
+  controlsOf,
+  lowerBound,
   isHelperCall,
   isKfuncCall,
   isPseudoCall,
@@ -161,8 +162,8 @@ function readFunctions(elf: ElfFile, problems: Problem[]): ObjectFunction[] {
       // A zero size happens in hand-written assembly; the function then runs to the next symbol.
       const nextStart = position + 1 < symbols.length ? symbols[position + 1].value / 8 : section.size / 8;
       const end = symbol.size > 0 ? start + symbol.size / 8 : nextStart;
-      const first = lowerBound(code, start);
-      const last = Math.max(first, lowerBound(code, end));
+      const first = lowerBound(code.offsets, start, 0, code.count);
+      const last = Math.max(first, lowerBound(code.offsets, end, 0, code.count));
       functions.push(new CodeFunction(symbol.name, section, symbol, start, symbol.bind !== STB_LOCAL, relocations, { code, first, end: last }));
     });
   }
@@ -189,18 +190,6 @@ class CodeFunction implements ObjectFunction {
   }
 }
 
-/** The first instruction whose offset is at least `offset`, by binary search (offsets ascend). */
-function lowerBound(code: PackedInstructions, offset: number): number {
-  let low = 0;
-  let high = code.count;
-  while (low < high) {
-    const middle = (low + high) >> 1;
-    if (code.offsets[middle] < offset) low = middle + 1;
-    else high = middle;
-  }
-  return low;
-}
-
 function buildProgram(
   elf: ElfFile,
   main: ObjectFunction,
@@ -221,9 +210,10 @@ function buildProgram(
   const walk = (index: number) => {
     const subprogram = subprograms[index];
     const { fn } = subprogram;
-    const { code, first, end } = fn.packed;
+    const { code, first } = fn.packed;
     // Only calls (0x85) and lddw (0x18) matter here: the section's control instructions hold them.
-    for (let c = firstControlAtOrAfter(code, first); c < code.controls.length && code.controls[c] < end; c++) {
+    const { from, to } = controlsOf(fn.packed);
+    for (let c = from; c < to; c++) {
       const at = code.controls[c] - first;
       const opcode = packedOpcode(code, code.controls[c]);
       if (opcode !== 0x85 && opcode !== 0x18) continue;

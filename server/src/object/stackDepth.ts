@@ -37,7 +37,8 @@ import {
   isStoreToMemory,
   jumpTarget,
   memoryAccessSize,
-  firstControlAtOrAfter,
+  controlsOf,
+  lowerBound,
   readPacked,
 } from './instruction';
 
@@ -643,14 +644,9 @@ class DepthWalk {
   /** The instruction index (within the function) at a slot offset, or -1; slots ascend in packed code. */
   private indexOfSlot(slot: number): number {
     const { offsets } = this.code;
-    let low = this.first;
-    let high = this.first + this.count;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (offsets[middle] < slot) low = middle + 1;
-      else high = middle;
-    }
-    return low < this.first + this.count && offsets[low] === slot ? low - this.first : -1;
+    const end = this.first + this.count;
+    const at = lowerBound(offsets, slot, this.first, end);
+    return at < end && offsets[at] === slot ? at - this.first : -1;
   }
 
   /**
@@ -668,7 +664,8 @@ class DepthWalk {
     leader[0] = 1;
     // Only jumps and exits end blocks: the section's control instructions in this function.
     const { controls } = code;
-    for (let c = firstControlAtOrAfter(code, first); c < controls.length && controls[c] < first + count; c++) {
+    const { from, to } = controlsOf({ code, first, end: first + count });
+    for (let c = from; c < to; c++) {
       const index = controls[c] - first;
       readPacked(code, controls[c], insn);
       const target = jumpTarget(insn);
