@@ -8,15 +8,15 @@
  * `->` and `.` member access (anonymous members searched through), `*`, `&`, subscripts and the
  * address-of/dereference of those. Anything else is unknown, and the caller keeps its unknown type.
  */
+import type { LayoutEngine } from './layout';
 import type { Token } from './lexer';
-import type { CType, RecordDef, TypeEnvironment } from './types';
+import type { CType } from './types';
 
 export interface ExpressionScope {
   /** The declared type of a name in scope (local or parameter). */
   typeOf(name: string): CType | undefined;
-  environment: TypeEnvironment;
-  /** Follows typedefs to the type they name (the layout engine's). */
-  resolve(type: CType): CType;
+  /** The layout engine's typedef resolution and member lookup (anonymous members included). */
+  layout: Pick<LayoutEngine, 'resolve' | 'findField'>;
   /** Parses a type name at tokens[start, end): a cast's type. */
   typeName(tokens: readonly Token[], start: number, end: number): { type: CType; next: number } | undefined;
 }
@@ -86,10 +86,10 @@ class ExpressionReader {
     while (type !== undefined && this.position < this.end) {
       const text = this.peek();
       if ((text === '->' || text === '.') && this.position + 1 < this.end) {
-        const record = this.record(text === '->' ? this.pointee(type) : type);
-        const field = record && findField(record, this.tokens[this.position + 1].text, this.scope);
+        const owner = text === '->' ? this.pointee(type) : type;
+        const field = owner && this.scope.layout.findField(owner, this.tokens[this.position + 1].text);
         if (!field) return undefined;
-        type = field;
+        type = field.type;
         this.position += 2;
       } else if (text === '[') {
         const close = this.closing(this.position);
@@ -120,31 +120,9 @@ class ExpressionReader {
 
   /** What a pointer or array points at, through typedefs. */
   private pointee(type: CType | undefined): CType | undefined {
-    const resolved = type && this.scope.resolve(type);
+    const resolved = type && this.scope.layout.resolve(type);
     if (resolved?.k === 'pointer') return resolved.to;
     if (resolved?.k === 'array') return resolved.of;
     return undefined;
   }
-
-  private record(type: CType | undefined): RecordDef | undefined {
-    return recordOf(type, this.scope);
-  }
-}
-
-function recordOf(type: CType | undefined, scope: ExpressionScope): RecordDef | undefined {
-  const resolved = type && scope.resolve(type);
-  if (resolved?.k !== 'struct' && resolved?.k !== 'union') return undefined;
-  return resolved.def ?? (resolved.tag ? scope.environment.record(resolved.tag) : undefined);
-}
-
-/** A member's type by name, looking through anonymous struct and union members as C does. */
-function findField(record: RecordDef, name: string, scope: ExpressionScope, depth = 0): CType | undefined {
-  for (const field of record.fields) {
-    if (field.name === name) return field.type;
-    if (field.name !== undefined || depth >= 16) continue;
-    const inner = recordOf(field.type, scope);
-    const found = inner && findField(inner, name, scope, depth + 1);
-    if (found) return found;
-  }
-  return undefined;
 }

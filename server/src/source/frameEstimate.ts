@@ -991,8 +991,7 @@ class FunctionWalker {
     declarations.expressionType = (tokens, start, end) =>
       expressionType(tokens, start, end, {
         typeOf: (name) => this.localTypes.get(name) ?? (this.shadowed.has(name) ? undefined : this.context.globalTypes?.get(name)),
-        environment: declarations.environment,
-        resolve: (type) => declarations.layout.resolve(type),
+        layout: declarations.layout,
         typeName: (typeTokens, typeStart, typeEnd) => declarations.parseTypeName(typeTokens, typeStart, typeEnd),
       });
     try {
