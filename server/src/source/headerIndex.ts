@@ -30,8 +30,6 @@ import type { Problem } from '../common/problem';
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
 const CACHE_FORMAT_VERSION = 11;
 const MAX_VARIANTS_PER_HEADER = 8;
-/** clang's limit on nested #includes (-fbracket-depth aside): deeper is an error there too. */
-const MAX_INCLUDE_DEPTH = 200;
 /** How often one header may be open inside itself before its self-inclusion is taken for a mistake. */
 const MAX_SELF_INCLUDES = 8;
 
@@ -342,11 +340,6 @@ export class HeaderIndex {
 
   /** Processes one #include: replays the header from the index, or reads it and indexes it. */
   include(request: IncludeRequest, context: IncludeContext): void {
-    if (this.frames.length >= MAX_INCLUDE_DEPTH) {
-      // A header that includes itself without a guard would recurse until the stack runs out.
-      this.reportProblem(context, request, `#include nested too deeply (${MAX_INCLUDE_DEPTH} levels): '${request.spelled}' is not read`);
-      return;
-    }
     const { resolved, note } = this.resolve(request, context);
     if (resolved && this.openCount(resolved) >= MAX_SELF_INCLUDES) {
       // An unguarded header that includes itself only ends at clang's depth limit, an error there;
@@ -506,8 +499,7 @@ export class HeaderIndex {
       preprocessFile(file, text, context.state, handler, headerProblems, tokens);
       context.parser.finish();
       if (definesFunction(ownTokens)) {
-        const isTypeName = (candidate: readonly Token[], start: number, end: number) => context.parser.parseTypeName(candidate, start, end)?.next === end;
-        const source = { file, text: renderAligned(text, rewriteForTreeSitter(ownTokens, isTypeName)).text };
+        const source = { file, text: renderAligned(text, rewriteForTreeSitter(ownTokens, context.parser)).text };
         frame.functionSources.push(source);
         context.functionSources?.push(source);
       }

@@ -322,7 +322,7 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
   const mainTokens = batches.length < 1000 ? ([] as Token[]).concat(...batches) : batches.flat();
   return {
     file: absoluteFile,
-    aligned: renderAligned(text, rewriteForTreeSitter(mainTokens, (tokens, start, end) => declarations.parseTypeName(tokens, start, end)?.next === end)),
+    aligned: renderAligned(text, rewriteForTreeSitter(mainTokens, declarations)),
     tokens: mainTokens,
     environment,
     layout,

@@ -39,18 +39,21 @@ export function typeofOperandName(typeSpecifier: string): string | undefined {
   return /^(?:\(\s*)*([A-Za-z_]\w*)(?:\s*\))*$/.exec(expression)?.[1];
 }
 
-/** Whether tokens[start, end) is exactly a type name. */
-export type TypeNameTest = (tokens: readonly Token[], start: number, end: number) => boolean;
+/** What tells a type name from an expression: the declaration parser. */
+export interface TypeNameParser {
+  parseTypeName(tokens: readonly Token[], start: number, end: number): { next: number } | undefined;
+}
 
 /** `tokens` with every `typeof(expression)` replaced by its placeholder; the same array when there is none. */
-export function rewriteForTreeSitter(tokens: readonly Token[], isTypeName: TypeNameTest): readonly Token[] {
+export function rewriteForTreeSitter(tokens: readonly Token[], types: TypeNameParser): readonly Token[] {
+  const isTypeName = (start: number, end: number) => types.parseTypeName(tokens, start, end)?.next === end;
   let out: Token[] | undefined;
   let copied = 0;
   for (let index = 0; index < tokens.length; index++) {
     const token = tokens[index];
     if (token.kind !== TokenKind.Identifier || !TYPEOF_KEYWORDS.has(token.text) || tokens[index + 1]?.text !== '(') continue;
     const close = matchingParenthesis(tokens, index + 1);
-    if (close === undefined || isTypeName(tokens, index + 2, close)) continue;
+    if (close === undefined || isTypeName(index + 2, close)) continue;
     out ??= [];
     for (let keep = copied; keep < index; keep++) out.push(tokens[keep]);
     out.push({ kind: TokenKind.Identifier, text: placeholderFor(tokens.slice(index + 2, close)), offset: token.offset, flags: token.flags });
