@@ -13,6 +13,7 @@ import { test } from 'node:test';
 
 import { type Fixture, fixtureObjectExists, fixturesDirectory, listFixtures } from './support/fixtures';
 import { kernelVerifierAvailable, repositoryRoot, runningKernelVersion, verifyProgram } from './support/kernel';
+import { skipOrFail } from './support/unavailable';
 
 /** The kernel whose lines are measured rather than derived; every program must have one. */
 const REFERENCE_KERNEL = '6.18';
@@ -47,12 +48,12 @@ for (const fixture of fixtures) {
   test(`kernel ${runningKernel} verifier agrees with ${basename(fixture.source)}`, async (t) => {
     const availability = kernelVerifierAvailable();
     if (!availability.available) {
-      t.skip(availability.reason ?? 'the kernel verifier is not available');
+      skipOrFail(t, availability.reason ?? 'the kernel verifier is not available');
       return;
     }
     const expectations = fixture.expectations.filter((expectation) => expectation.kernel === runningKernel);
     if (expectations.length === 0) {
-      t.skip(`no EXPECT lines for kernel ${runningKernel} (the running kernel)`);
+      skipOrFail(t, `no EXPECT lines for kernel ${runningKernel} (the running kernel)`);
       return;
     }
     for (const expected of expectations) {
@@ -91,7 +92,7 @@ function disassembly(objectPath: string): string {
 test('committed fixture objects are up to date with their sources', (t) => {
   if (headerError !== undefined) throw headerError;
   if (!commandWorks('clang-19') || !commandWorks('llvm-objdump-19')) {
-    t.skip('clang-19 or llvm-objdump-19 is not installed');
+    skipOrFail(t, 'clang-19 or llvm-objdump-19 is not installed');
     return;
   }
   const scratch = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-fixtures-'));

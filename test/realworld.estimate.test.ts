@@ -16,6 +16,7 @@ import { EstimateSession, estimateSource } from '../server/src/cli/estimateComma
 import { FrameEstimateCache } from '../server/src/source/frameEstimate';
 import { repositoryRoot } from './support/kernel';
 import { type RealWorldProgram, compareWithKernel, readRealWorldCorpus } from './support/realworld';
+import { skipUnlessCI } from './support/unavailable';
 
 const corpus = readRealWorldCorpus();
 const PROFILE = { version: '6.18', jit: true };
@@ -67,7 +68,7 @@ function ensureVmlinuxHeader(): string | undefined {
 
 const skipReason = ensureVmlinuxHeader();
 
-test(`estimate agrees with the ${corpus.kernel} verifier on the real-world corpus at least as often as before`, { skip: skipReason }, async (t) => {
+test(`estimate agrees with the ${corpus.kernel} verifier on the real-world corpus at least as often as before`, { skip: skipUnlessCI(skipReason) }, async (t) => {
   const byObject = new Map<string, RealWorldProgram[]>();
   for (const program of corpus.programs) byObject.set(program.object, [...(byObject.get(program.object) ?? []), program]);
   // One cache, never written to disk: the test measures the estimator, not a previous run.

@@ -15,6 +15,7 @@ import { test } from 'node:test';
 import { analyzeObject } from '../server/src/object/analyzeObject';
 import { kernelVerifierAvailable, repositoryRoot, verifyProgram } from './support/kernel';
 import { type RealWorldProgram, compareWithKernel, isCompared, readRealWorldCorpus } from './support/realworld';
+import { skipOrFail } from './support/unavailable';
 
 const corpus = readRealWorldCorpus();
 const PROFILE = { version: '6.18', jit: true };
@@ -76,9 +77,9 @@ test(`check gives the ${corpus.kernel} verifier's stack depth line and verdict f
  * again and require the same statuses and lines, so that nobody edits it by hand.
  */
 test('VERIFIER.json is what this kernel\'s verifier says today', (t) => {
-  if (release() !== corpus.kernel) return t.skip(`VERIFIER.json was measured on ${corpus.kernel}, this is ${release()}`);
+  if (release() !== corpus.kernel) return skipOrFail(t, `VERIFIER.json was measured on ${corpus.kernel}, this is ${release()}`);
   const availability = kernelVerifierAvailable();
-  if (!availability.available) return t.skip(availability.reason ?? 'the kernel verifier is not available');
+  if (!availability.available) return skipOrFail(t, availability.reason ?? 'the kernel verifier is not available');
   const out = join(mkdtempSync(join(tmpdir(), 'bpf-stack-lens-realworld-')), 'VERIFIER.json');
   const run = spawnSync(process.execPath, [join(corpus.directory, 'measure.mjs'), '--out', out], { encoding: 'utf8' });
   assert.equal(run.status, 0, run.stderr);
@@ -99,9 +100,9 @@ test('VERIFIER.json is what this kernel\'s verifier says today', (t) => {
  * another folder clang may order a few BTF strings differently.)
  */
 test('the committed objects are what build.sh makes of their sources', (t) => {
-  if (release() !== corpus.kernel) return t.skip(`the objects were built against ${corpus.kernel}'s vmlinux.h, this is ${release()}`);
+  if (release() !== corpus.kernel) return skipOrFail(t, `the objects were built against ${corpus.kernel}'s vmlinux.h, this is ${release()}`);
   for (const tool of ['clang-19', 'llvm-strip-19', 'bpftool']) {
-    if (spawnSync(tool, ['--version']).status !== 0) return t.skip(`${tool} is not installed`);
+    if (spawnSync(tool, ['--version']).status !== 0) return skipOrFail(t, `${tool} is not installed`);
   }
   const objects = [...new Set(corpus.programs.map((program) => program.object))].sort();
   const origins = new Set<string>();
@@ -130,12 +131,12 @@ test('the committed objects are what build.sh makes of their sources', (t) => {
  */
 test('check agrees with the kernel on the same sources built with -O1, -mcpu=v1 and -mcpu=v4', (t) => {
   const availability = kernelVerifierAvailable();
-  if (!availability.available) return t.skip(availability.reason ?? 'the kernel verifier is not available');
-  if (spawnSync('clang-19', ['--version']).status !== 0) return t.skip('clang-19 is not installed');
+  if (!availability.available) return skipOrFail(t, availability.reason ?? 'the kernel verifier is not available');
+  if (spawnSync('clang-19', ['--version']).status !== 0) return skipOrFail(t, 'clang-19 is not installed');
   const vmlinux = join(repositoryRoot(), '.cache', 'realworld');
   if (!existsSync(join(vmlinux, 'vmlinux.h'))) {
     const build = spawnSync('bash', [join(corpus.directory, 'build.sh'), mkdtempSync(join(tmpdir(), 'bpf-stack-lens-vmlinux-'))], { encoding: 'utf8', env: { ...process.env, ONLY: 'none' } });
-    if (!existsSync(join(vmlinux, 'vmlinux.h'))) return t.skip(`no vmlinux.h for the corpus: ${build.stderr.trim().split('\n')[0]}`);
+    if (!existsSync(join(vmlinux, 'vmlinux.h'))) return skipOrFail(t, `no vmlinux.h for the corpus: ${build.stderr.trim().split('\n')[0]}`);
   }
   const sources = [...new Set(corpus.programs.map((program) => program.object.replace(/\.o$/, '.c')))].sort().filter((_, index) => index % 12 === 0);
   const out = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-variants-'));

@@ -17,8 +17,8 @@ export const vsixPath = join(repo, 'dist', 'bpf-stack-lens.vsix');
 export const exampleWorkspace = join(repo, 'examples', 'workspace');
 
 /**
- * Installs (or finds in the cache) code-server, Node 24 and playwright-core with scripts/editors.sh.
- * Returns { tools } or { reason } for a skip.
+ * Installs (or finds in the cache) code-server, Node 24, playwright-core and Neovim 0.10 with
+ * scripts/editors.sh. Returns { tools } or { reason } for a skip.
  */
 export function editorTools({ install = true } = {}) {
   if (install) {
@@ -37,7 +37,8 @@ export function editorTools({ install = true } = {}) {
     if (!env[key] || !existsSync(env[key])) return { reason: `${key} missing from ${toolsDir} (run bash scripts/editors.sh)` };
   }
   if (!existsSync(chromiumPath)) return { reason: `${chromiumPath} is missing (apt-get install chromium)` };
-  return { tools: { node24: env.NODE24, codeServer: env.CODE_SERVER, playwrightCore: env.PLAYWRIGHT_CORE } };
+  const nvimCurrent = env.NVIM_CURRENT && existsSync(env.NVIM_CURRENT) ? env.NVIM_CURRENT : undefined;
+  return { tools: { node24: env.NODE24, codeServer: env.CODE_SERVER, playwrightCore: env.PLAYWRIGHT_CORE, nvimCurrent } };
 }
 
 function lastLine(text) {

@@ -1,54 +1,81 @@
-// A real LSP client other than our own: Neovim's built-in one (Debian's 0.7.2, `apt-get install
-// neovim`), headless, on a copy of the seed with its object built by clang-19. Skips when either
-// is missing. Run with `node --test test/editors/` after `npm run build`.
+// Neovim, headless, with the README's own snippets as its init.lua (read from README.md, so the
+// README shows what is tested): Debian 12's Neovim 0.7 (`apt-get install neovim`) with the 0.7
+// snippet, and Debian 13's Neovim 0.10 (unpacked into .cache/editors/ by scripts/editors.sh) with the
+// 0.10+ snippet. Each opens a copy of the seed next to its clang-19 object and must show what a user
+// sees: the tail-call diagnostic for 6.1 (which only the snippet's settings ask for: the running
+// kernel passes it), the hover on `entry`, and the CodeLens. Run with `node --test test/editors/`
+// after `npm run build`. Skips on a developer machine without the tools; fails in CI.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { skipUnlessCI } from '../../out/test/support/unavailable.js';
+import { editorTools, hasCommand } from './code-server-driver.mjs';
+import { editorEnvironment, positionOf, readmeSnippet, repo, seedProject } from './lsp-clients.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = join(here, '..', '..');
+const TAIL_CALL = /^tail_calls are not allowed when call stack of previous frames is 256 bytes\. Too large/;
 
-function available(command, args) {
+/** Runs one Neovim on the seed with `snippet` as its init.lua; returns what the driver saw. */
+function runNeovim(nvim, snippet) {
+  const { scratch, project, home, source } = seedProject('bpf-stack-lens-nvim-');
   try {
-    execFileSync(command, args, { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
+    const init = join(home, '.config', 'nvim', 'init.lua');
+    mkdirSync(join(home, '.config', 'nvim'), { recursive: true });
+    writeFileSync(init, snippet);
+    const hover = positionOf(readFileSync(source, 'utf8'), 'entry(');
+    const resultFile = join(scratch, 'result.json');
+    const run = spawnSync(nvim, ['--headless', '-u', init, '-c', `luafile ${join(repo, 'test', 'editors', 'neovim-driver.lua')}`, source], {
+      cwd: project,
+      encoding: 'utf8',
+      timeout: 90000,
+      env: editorEnvironment(home, { BSL_RESULT: resultFile, BSL_HOVER_LINE: String(hover.line), BSL_HOVER_CHARACTER: String(hover.character + 1) }),
+    });
+    const output = `${run.stdout}${run.stderr}${run.error ? String(run.error) : ''}`;
+    assert.ok(existsSync(resultFile), `Neovim wrote no result:\n${output}`);
+    if (process.env.BSL_DEBUG) console.error(readFileSync(resultFile, 'utf8'), output);
+    return { result: JSON.parse(readFileSync(resultFile, 'utf8')), output, project, tailCallLine: positionOf(readFileSync(source, 'utf8'), 'bpf_tail_call(').line };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
   }
 }
 
-const skip = !available('nvim', ['--version'])
-  ? 'nvim is not installed (apt-get install neovim)'
-  : !available('clang-19', ['--version'])
-    ? 'clang-19 is not installed'
-    : false;
+/** What every Neovim must show on the seed. */
+function assertSeenOnSeed({ result, output, project, tailCallLine }) {
+  assert.doesNotMatch(output, /Error detected|\bE\d{2,4}:/, 'Neovim reported no error');
+  assert.deepEqual(result.clients.map((client) => client.name), ['bpf-stack-lens'], `one client on the buffer\n${output}`);
+  assert.equal(result.clients[0].root, project, 'the root is the project folder');
+  const atTailCall = result.diagnostics.filter((diagnostic) => diagnostic.lnum === tailCallLine && TAIL_CALL.test(diagnostic.message));
+  assert.equal(atTailCall.length, 1, `the tail-call diagnostic, once: ${JSON.stringify(result.diagnostics, null, 1)}\n${output}`);
+  assert.equal(atTailCall[0].severity, 1, 'an error');
+  assert.match(atTailCall[0].message, /rejected on 6\.1/);
+  assert.match(String(result.hover), /\*\*entry\*\*.*200 B/);
+  assert.ok(result.lenses.some((lens) => /200 B/.test(lens.title) && /6\.1/.test(lens.title)), `a lens with entry's frame and 6.1: ${JSON.stringify(result.lenses)}`);
+}
 
-test('Neovim shows the tail-call diagnostic, hover and CodeLens', { skip, timeout: 60000 }, () => {
-  const workspace = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-nvim-'));
-  try {
-    const source = join(workspace, 'seed.bpf.c');
-    copyFileSync(join(repo, 'examples', 'workspace', 'seed.bpf.c'), source);
-    execFileSync('clang-19', ['-O2', '-g', '-target', 'bpf', '-I/usr/include/x86_64-linux-gnu', '-c', source, '-o', join(workspace, 'seed.bpf.o')]);
-    const resultFile = join(workspace, 'result.json');
-    const run = spawnSync('nvim', ['--headless', '--clean', '-c', `luafile ${join(here, 'neovim.lua')}`, source], {
-      cwd: workspace,
-      encoding: 'utf8',
-      timeout: 45000,
-      env: { ...process.env, BSL_NODE: process.execPath, BSL_BIN: join(repo, 'bin', 'bpf-stack-lens.js'), BSL_WORKSPACE: workspace, BSL_RESULT: resultFile },
-    });
-    const result = JSON.parse(readFileSync(resultFile, 'utf8'));
-    assert.equal(result.diagnostics.length, 1, `${run.stdout}${run.stderr}`);
-    const [diagnostic] = result.diagnostics;
-    assert.equal(diagnostic.lnum, 82);
-    assert.equal(diagnostic.source, 'bpf-stack-lens (object)');
-    assert.match(diagnostic.message, /^tail_calls are not allowed when call stack of previous frames is 256 bytes\. Too large\nrejected on 6\.1; passes on 6\.18/);
-    assert.match(result.hover, /\*\*entry\*\* — frame \*\*200 B\*\*/);
-    assert.ok(result.lenses.includes('frame 200 B measured · 200 B estimated · 256 B at tail call (6.1, rejected) · 240 B (6.18)'), result.lenses.join('\n'));
-  } finally {
-    rmSync(workspace, { recursive: true, force: true });
-  }
+const clang = hasCommand('clang-19') ? false : 'clang-19 is not installed (bash scripts/setup.sh)';
+
+test('Neovim 0.7 with the README snippet: diagnostic, hover and CodeLens on the seed', {
+  skip: skipUnlessCI(clang || (!hasCommand('nvim') && 'nvim is not installed (bash scripts/setup.sh)')),
+  timeout: 120000,
+}, () => {
+  const version = execFileSync('nvim', ['--version'], { encoding: 'utf8' }).split('\n')[0];
+  assert.match(version, /^NVIM v0\.7\./, 'the system Neovim is Debian 12\'s 0.7');
+  const seen = runNeovim('nvim', readmeSnippet('-- bpf-stack-lens for Neovim 0.7'));
+  assert.match(seen.result.version, /^0\.7\./);
+  assertSeenOnSeed(seen);
+});
+
+function currentNeovim() {
+  const { tools, reason } = editorTools();
+  if (reason) return { reason };
+  if (!tools.nvimCurrent) return { reason: 'Neovim 0.10 is not in .cache/editors (bash scripts/editors.sh)' };
+  return { nvim: tools.nvimCurrent };
+}
+const current = clang ? { reason: clang } : currentNeovim();
+
+test('Neovim 0.10+ with the README snippet: diagnostic, hover and CodeLens on the seed', { skip: skipUnlessCI(current.reason), timeout: 120000 }, () => {
+  const seen = runNeovim(current.nvim, readmeSnippet('-- bpf-stack-lens for Neovim 0.10+'));
+  assert.match(seen.result.version, /^0\.(1\d|[2-9]\d)\./, `Neovim 0.10 or later, not ${seen.result.version}`);
+  assertSeenOnSeed(seen);
 });

@@ -14,9 +14,10 @@ import { pathToFileURL } from 'node:url';
 import { IPCMessageReader, IPCMessageWriter, createMessageConnection } from 'vscode-jsonrpc/node';
 import type { Hover, MarkupContent } from 'vscode-languageserver-protocol';
 import { REPO, SEED_SOURCE, poll } from './harness';
+import { skipUnlessCI } from '../support/unavailable';
 
 const bundle = join(REPO, 'dist', 'server.js');
-const skip = existsSync(bundle) ? false : 'dist/server.js is not built (npm run build)';
+const skip = skipUnlessCI(existsSync(bundle) ? false : 'dist/server.js is not built (npm run build)');
 
 test('the bundled server runs over IPC from the .vsix layout', { skip }, async () => {
   const extension = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-vsix-'));

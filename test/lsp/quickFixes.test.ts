@@ -16,6 +16,7 @@ import { lspQueries } from '../../server/src/lsp/syntax';
 import { DEFAULT_SETTINGS } from '../../server/src/lsp/settings';
 import { CDocument } from '../../server/src/source/parser';
 import { compileBpf, hasClang, seedWorkspace } from './harness';
+import { skipPartOrFail, skipUnlessCI } from '../support/unavailable';
 
 const PROFILES = [
   { version: '6.1', jit: true },
@@ -58,7 +59,7 @@ const FIXES: [string, string, (fixed: string) => void][] = [
 ];
 
 for (const [prefix, name, check] of FIXES) {
-  test(`quick fix "${name}" compiles, passes on 6.1 and loads`, { skip: hasClang() ? false : 'clang-19 is not installed' }, async (t) => {
+  test(`quick fix "${name}" compiles, passes on 6.1 and loads`, { skip: skipUnlessCI(hasClang() ? false : 'clang-19 is not installed') }, async (t) => {
     const { workspace, source } = seedWorkspace(`bpf-stack-lens-fix-${name}-`);
     try {
       const fixed = await applyFix(readFileSync(source, 'utf8'), source, prefix);
@@ -75,7 +76,7 @@ for (const [prefix, name, check] of FIXES) {
 
       const unavailable = kernelUnavailable();
       if (unavailable) {
-        t.diagnostic(`kernel load skipped: ${unavailable}`);
+        skipPartOrFail(t, `kernel load: ${unavailable}`);
         return;
       }
       const pin = `/sys/fs/bpf/bpf-stack-lens-fix-${name}-${process.pid}`;
@@ -83,7 +84,7 @@ for (const [prefix, name, check] of FIXES) {
         const load = spawnSync('bpftool', ['-d', 'prog', 'loadall', object, pin], { encoding: 'utf8' });
         const log = `${load.stdout}${load.stderr}`;
         if (load.status !== 0 && /Operation not permitted|EPERM/.test(log)) {
-          t.diagnostic('kernel load skipped: bpf() is not permitted here');
+          skipPartOrFail(t, 'kernel load: bpf() is not permitted here');
           return;
         }
         assert.equal(load.status, 0, `the kernel rejected the fixed program:\n${log.split('\n').slice(-30).join('\n')}`);

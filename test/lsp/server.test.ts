@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { CodeAction, CodeLens, Diagnostic, Hover, MarkupContent } from 'vscode-languageserver-protocol';
 import { LspSession, applyEdits, compileBpf, hasClang, poll, seedWorkspace, sleep } from './harness';
+import { skipUnlessCI } from '../support/unavailable';
 
 const TAIL_CALL_MESSAGE = 'tail_calls are not allowed when call stack of previous frames is 256 bytes. Too large';
 const SETTINGS = { kernels: ['6.1', '6.18'] };
@@ -24,7 +25,7 @@ const PROCESS_CALL_LINE = 120;
 /** Debounce (150 ms) plus the one retry (300 ms) plus slack: after this the server has given up on a file. */
 const SETTLE_MS = 1200;
 
-const skip = hasClang() ? false : 'clang-19 is not installed (apt-get install clang-19)';
+const skip = skipUnlessCI(hasClang() ? false : 'clang-19 is not installed (apt-get install clang-19)');
 
 let session: LspSession;
 let workspace: string;

@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { CodeLens, Diagnostic, Hover, MarkupContent } from 'vscode-languageserver-protocol';
 import { LspSession, compileBpf, hasClang, poll, seedWorkspace, sleep } from './harness';
+import { skipUnlessCI } from '../support/unavailable';
 
 const TAIL_CALL_MESSAGE = 'tail_calls are not allowed when call stack of previous frames is 256 bytes. Too large';
 const SETTINGS = { kernels: ['6.1', '6.18'] };
@@ -121,7 +122,7 @@ test('compile_commands.json with -DBPF_NO_GLOBAL_DATA puts bpf_printk\'s format 
   assert.match((hover?.contents as MarkupContent).value, /\*\*bpf_printk\*\* puts \*\*48 B\*\* on the stack of `entry`/);
 });
 
-const skipClang = hasClang() ? false : 'clang-19 is not installed (apt-get install clang-19)';
+const skipClang = skipUnlessCI(hasClang() ? false : 'clang-19 is not installed (apt-get install clang-19)');
 
 test('a fresh object takes over from the estimate', { skip: skipClang }, async () => {
   mkdirSync(join(workspace, 'build'), { recursive: true });

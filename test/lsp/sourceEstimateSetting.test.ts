@@ -10,13 +10,14 @@ import { after, before, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { CodeLens, Diagnostic } from 'vscode-languageserver-protocol';
 import { LspSession, compileBpf, hasClang, poll, seedWorkspace } from './harness';
+import { skipUnlessCI } from '../support/unavailable';
 
 const SETTINGS = { kernels: ['6.1', '6.18'] };
 const ENTRY_LINE = 98;
 const ESTIMATE = 'bpf-stack-lens (source estimate)';
 const OBJECT = 'bpf-stack-lens (object)';
 
-const skip = hasClang() ? false : 'clang-19 is not installed (apt-get install clang-19)';
+const skip = skipUnlessCI(hasClang() ? false : 'clang-19 is not installed (apt-get install clang-19)');
 
 let session: LspSession;
 let workspace: string;

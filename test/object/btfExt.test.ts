@@ -4,6 +4,7 @@ import { type Btf, readBtf } from '../../server/src/object/btf';
 import { type BtfExt, readBtfExt } from '../../server/src/object/btfExt';
 import { type ElfFile, STT_FUNC } from '../../server/src/object/elf';
 import { BPF_OBJECTS, OBJECT_PAIRS, codeSections, dataPath, decodeSection, loadObject, readDataText, runTool, toolMissing } from './testData';
+import { skipOrFail } from '../support/unavailable';
 
 function extOf(name: string): { elf: ElfFile; btf: Btf; ext: BtfExt } {
   const elf = loadObject(name);
@@ -87,7 +88,7 @@ test('CO-RE relocations: kind, type and access string', () => {
 
 test('CO-RE relocations agree with llvm-objdump-19 -r', (t) => {
   const missing = toolMissing('llvm-objdump-19');
-  if (missing) return t.skip(missing);
+  if (missing) return skipOrFail(t, missing);
   const llvmKinds: Record<string, string> = {
     byte_off: 'field_byte_offset',
     byte_sz: 'field_byte_size',

@@ -6,6 +6,7 @@ import { helperName } from '../../server/src/object/helperNames';
 import { BPF_DW, type Instruction, decodeInstructions, sizeField } from '../../server/src/object/instruction';
 import { encodeLddw, encodeSlot } from './encode';
 import { BPF_OBJECTS, assertGolden, codeSections, dataPath, decodeSection, loadObject, runTool, toolMissing } from './testData';
+import { skipOrFail } from '../support/unavailable';
 
 function one(raw: Parameters<typeof encodeSlot>[0]): Instruction {
   return decodeInstructions(encodeSlot(raw), true, 'test').instructions[0];
@@ -156,7 +157,7 @@ function llvmToKernel(text: string, decoded: Instruction): string {
 
 test('every instruction of every committed object prints as llvm-objdump-19 reads it', (t) => {
   const missing = toolMissing('llvm-objdump-19');
-  if (missing) return t.skip(missing);
+  if (missing) return skipOrFail(t, missing);
   let compared = 0;
   for (const name of BPF_OBJECTS) {
     const elf = loadObject(name);

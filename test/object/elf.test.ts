@@ -16,6 +16,7 @@ import {
   readElf,
 } from '../../server/src/object/elf';
 import { BPF_OBJECTS, OBJECT_PAIRS, dataPath, loadObject, readData, runTool, toolMissing } from './testData';
+import { skipOrFail } from '../support/unavailable';
 
 function symbol(elf: ElfFile, name: string) {
   const found = elf.symbols.find((s) => s.name === name && s.type !== STT_SECTION);
@@ -100,7 +101,7 @@ interface ReadelfJson {
 
 test('every committed BPF object reads as llvm-readelf-19 reads it', (t) => {
   const missing = toolMissing('llvm-readelf-19');
-  if (missing) return t.skip(missing);
+  if (missing) return skipOrFail(t, missing);
   for (const name of BPF_OBJECTS) {
     const elf = loadObject(name);
     const json = runTool('llvm-readelf-19', ['--elf-output-style=JSON', '-S', '-s', '-r', '--wide', dataPath(name)]);

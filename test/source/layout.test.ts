@@ -11,6 +11,7 @@ import { typesReport } from '../../server/src/source/typesReport';
 import { HeaderIndex } from '../../server/src/source/headerIndex';
 import { analyzeTranslationUnit } from '../../server/src/source/translationUnit';
 import { dataFile, hasClang, layoutExpectations, runClang, temporaryDirectory } from './helpers';
+import { skipUnlessCI } from '../support/unavailable';
 
 const fixture = dataFile('layout.c');
 const fixtureText = fs.readFileSync(fixture, 'utf8');
@@ -20,7 +21,7 @@ test('the fixture states many layouts', () => {
   assert.ok(expectations.length >= 30, `only ${expectations.length} expectations`);
 });
 
-test('clang-19 agrees with every expectation in layout.c', { skip: !hasClang() && 'clang-19 is not installed' }, () => {
+test('clang-19 agrees with every expectation in layout.c', { skip: skipUnlessCI(!hasClang() && 'clang-19 is not installed') }, () => {
   const asserts = expectations.map(
     ({ kind, name, size, align }) =>
       `_Static_assert(sizeof(${kind} ${name}) == ${size}, "${name} size");\n_Static_assert(_Alignof(${kind} ${name}) == ${align}, "${name} align");`,

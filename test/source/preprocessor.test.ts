@@ -15,6 +15,7 @@ import { spell, tokenize } from '../../server/src/source/lexer';
 import type { Token } from '../../server/src/source/lexer';
 import { CDocument } from '../../server/src/source/parser';
 import { dataFile, hasClang, layoutExpectations, runClang, temporaryDirectory } from './helpers';
+import { skipUnlessCI } from '../support/unavailable';
 
 const mainFile = dataFile(path.join('preprocessor', 'main.c'));
 const includeDir = dataFile(path.join('preprocessor', 'include'));
@@ -35,7 +36,7 @@ function expand(text: string): { text: string; problems: string[] } {
   return { text: spell(tokens), problems: problems.map((problem) => problem.message) };
 }
 
-test('clang-19 agrees with every expectation in preprocessor/main.c', { skip: !hasClang() && 'clang-19 is not installed' }, () => {
+test('clang-19 agrees with every expectation in preprocessor/main.c', { skip: skipUnlessCI(!hasClang() && 'clang-19 is not installed') }, () => {
   const asserts = expectations.map(
     ({ kind, name, size, align }) => `_Static_assert(sizeof(${kind} ${name}) == ${size} && _Alignof(${kind} ${name}) == ${align}, "${name}");`,
   );
@@ -169,7 +170,7 @@ test('the main file is rendered line for line, with expansions where their macro
   }
 });
 
-test('the main file after preprocessing is token for token what clang -E makes of it', { skip: (!hasClang() && 'clang-19 is not installed') || (!libbpfPresent && 'libbpf-dev is not installed') }, () => {
+test('the main file after preprocessing is token for token what clang -E makes of it', { skip: skipUnlessCI((!hasClang() && 'clang-19 is not installed') || (!libbpfPresent && 'libbpf-dev is not installed')) }, () => {
   const file = dataFile('printk.bpf.c');
   const text = fs.readFileSync(file, 'utf8');
   for (const defines of [[], ['BPF_NO_GLOBAL_DATA']]) {
@@ -194,7 +195,7 @@ test('the main file after preprocessing is token for token what clang -E makes o
   }
 });
 
-test('BPF_NO_GLOBAL_DATA puts bpf_printk\'s format on the stack, as libbpf documents', { skip: !libbpfPresent && 'libbpf-dev is not installed' }, () => {
+test('BPF_NO_GLOBAL_DATA puts bpf_printk\'s format on the stack, as libbpf documents', { skip: skipUnlessCI(!libbpfPresent && 'libbpf-dev is not installed') }, () => {
   const file = dataFile('printk.bpf.c');
   const text = fs.readFileSync(file, 'utf8');
   const rodata = analyzeTranslationUnit(file, text, { index: memoryIndex() });

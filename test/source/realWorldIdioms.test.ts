@@ -13,6 +13,7 @@ import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
 import { DEFAULT_SYSTEM_INCLUDE_DIRS } from '../../server/src/source/headerIndex';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 import { hasClang, runClang, temporaryDirectory } from './helpers';
+import { skipOrFail } from '../support/unavailable';
 
 const { profiles } = parseKernelProfiles(['6.18'], true);
 
@@ -238,7 +239,7 @@ int sized(void *ctx)
     }),
   );
   if (!DEFAULT_SYSTEM_INCLUDE_DIRS.some((directory) => fs.existsSync(path.join(directory, 'stddef.h')))) {
-    t.skip('no clang resource directory on this machine');
+    skipOrFail(t, 'no clang resource directory on this machine');
     return;
   }
   assert.deepEqual(report.problems, []);

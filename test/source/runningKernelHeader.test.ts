@@ -10,13 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli } from '../support/cli';
+import { skipUnlessCI } from '../support/unavailable';
 import { KERNEL_BTF, runningKernelVmlinuxHeader } from '../../server/src/source/runningKernelHeader';
 
-const skip = !existsSync(KERNEL_BTF)
-  ? `${KERNEL_BTF} is missing`
-  : spawnSync('bpftool', ['version']).status !== 0
-    ? 'bpftool is not installed'
-    : false;
+const skip = skipUnlessCI(
+  !existsSync(KERNEL_BTF)
+    ? `${KERNEL_BTF} is missing`
+    : spawnSync('bpftool', ['version']).status !== 0
+      ? 'bpftool is not installed'
+      : false,
+);
 
 test('the generated header is bpftool\'s dump of the kernel BTF, made once per kernel build', { skip }, () => {
   const cache = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-vmlinux-'));

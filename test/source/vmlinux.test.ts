@@ -15,6 +15,7 @@ import { type Btf, readBtf } from '../../server/src/object/btf';
 import { typesReport } from '../../server/src/source/typesReport';
 import { HeaderIndex } from '../../server/src/source/headerIndex';
 import { hasClang, runClang, temporaryDirectory } from './helpers';
+import { skipUnlessCI } from '../support/unavailable';
 
 const KERNEL_BTF = '/sys/kernel/btf/vmlinux';
 
@@ -22,11 +23,13 @@ function bpftoolAvailable(): boolean {
   return spawnSync('bpftool', ['version'], { encoding: 'utf8' }).status === 0;
 }
 
-const skip = !fs.existsSync(KERNEL_BTF)
-  ? `${KERNEL_BTF} is absent: no kernel BTF to compare against`
-  : !bpftoolAvailable()
-    ? 'bpftool is not installed'
-    : false;
+const skip = skipUnlessCI(
+  !fs.existsSync(KERNEL_BTF)
+    ? `${KERNEL_BTF} is absent: no kernel BTF to compare against`
+    : !bpftoolAvailable()
+      ? 'bpftool is not installed'
+      : false,
+);
 
 /** Sizes of every named struct and union in raw BTF (`[12] STRUCT 'name' size=N vlen=M`); names can repeat. */
 function btfRecordSizes(rawDump: string): Map<string, Set<number>> {
