@@ -19,7 +19,8 @@ import {
   createConnection,
 } from 'vscode-languageserver/node';
 import type { SourceLocation } from '../common/problem';
-import type { KernelProfile } from '../rules/kernelProfile';
+import { type KernelProfile, profileLabel } from '../rules/kernelProfile';
+import { findCompileCommands } from '../source/compileCommands';
 import { quickFixes } from './codeActions';
 import { codeLenses } from './codeLens';
 import { findingDataOf, offsetOf, rangeToSpan, toCodeAction, toCodeLens, toDiagnostic, toHover, uriToPath } from './convert';
@@ -66,6 +67,9 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     debounceMs: ESTIMATE_DEBOUNCE_MS,
     beginProgress: (title) => (showsProgress ? beginProgress(connection, title) : Promise.resolve(undefined)),
   });
+  /** When each file was last opened, edited or changed on disk, to say in the log how long its estimate took. */
+  const estimateRequested = new Map<string, number>();
+  const requestEstimate = (filePath: string) => estimateRequested.set(resolvedPath(filePath), performance.now());
   const analyses = new DocumentAnalyses();
   analyses.register(objects);
   analyses.register(estimates);
@@ -75,6 +79,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   let roots: string[] = [];
   let initializationOptions: InitializationOptions = {};
   let pullsConfiguration = false;
+  let registersConfiguration = false;
   let registersWatchers = false;
   let refreshesLenses = false;
   let watcherRegistration: Promise<Disposable> | undefined;
@@ -98,12 +103,41 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   };
 
   analyses.onDidChange((sourcePaths) => {
+    if (sourcePaths !== 'all') for (const sourcePath of sourcePaths) logEstimate(sourcePath);
     for (const uri of documents.uris()) {
       const filePath = documents.pathOf(uri);
       if (sourcePaths === 'all' || (filePath && sourcePaths.includes(filePath))) publish(uri);
     }
     if (refreshesLenses) connection.sendRequest(CodeLensRefreshRequest.type).catch(() => undefined);
   });
+
+  /**
+   * One line per new estimate of an open file, for whoever has to find out why a number is what it
+   * is: how long it took, what it found, and which includes it could not resolve (whose types then
+   * count 0 bytes).
+   */
+  const logEstimate = (sourcePath: string) => {
+    const estimate = estimates.analysesFor(sourcePath)[0];
+    const requested = estimateRequested.get(sourcePath);
+    if (!estimate || requested === undefined) return;
+    estimateRequested.delete(sourcePath);
+    const unresolved = (estimate.problems ?? []).filter((problem) => / file not found/.test(problem.message)).map((problem) => problem.message.replace(/ file not found.*$/, ''));
+    const elapsed = Math.round(performance.now() - requested);
+    log(
+      `${sourcePath}: estimated ${estimate.frames?.length ?? 0} function(s), ${estimate.programs.length} program(s) in ${elapsed} ms after the last change (of which ${ESTIMATE_DEBOUNCE_MS} ms quiet time)` +
+        (unresolved.length > 0 ? `; includes not found: ${unresolved.join(', ')} (set bpfStackLens.includePaths or a compile_commands.json)` : '; every include found'),
+    );
+  };
+
+  /** What the settings amount to, in the log: the kernels judged for and where the estimate's flags come from. */
+  const logConfiguration = (kernelsFromSettings: boolean) => {
+    const database = findCompileCommands(settings.compileCommands, roots);
+    const searched = roots.flatMap((root) => [`${root}/compile_commands.json`, `${root}/build/compile_commands.json`]).join(', ');
+    log(`kernels: ${profiles.map(profileLabel).join(', ')}${kernelsFromSettings ? '' : ' (the running kernel: bpfStackLens.kernels is empty)'}`);
+    log(`workspace folders: ${roots.join(', ') || 'none'}; objects: ${settings.objectGlobs.join(', ')}`);
+    log(`compile database: ${database ?? (settings.compileCommands ? `${settings.compileCommands} (not found)` : `none (looked for ${searched || 'none without a workspace folder'})`)}`);
+    log(`include paths from the settings: ${settings.includePaths.join(', ') || 'none'}; definitions: ${Object.entries(settings.defines).map(([name, value]) => `${name}=${value}`).join(' ') || 'none'}`);
+  };
 
   /** Reads the settings (pulled from the client when it can answer), then rescans with them. */
   const configure = async (pushed?: unknown) => {
@@ -114,6 +148,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     const kernels = kernelProfilesOf(settings);
     profiles = kernels.profiles;
     for (const note of [...read.errors, ...kernels.notes]) void connection.window.showWarningMessage(`bpf-stack-lens: ${note}`);
+    logConfiguration(settings.kernels.length > 0);
     registerWatchers();
     estimates.configure(settings, profiles, roots);
     // A rescan forgets every object until it is read again: only settings the objects depend on warrant one.
@@ -138,6 +173,8 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     roots = workspaceRoots(params);
     const workspace = params.capabilities.workspace;
     pullsConfiguration = workspace?.configuration === true;
+    // Registering with a client that cannot take it makes eglot warn on every start.
+    registersConfiguration = pullsConfiguration && workspace?.didChangeConfiguration?.dynamicRegistration === true;
     registersWatchers = workspace?.didChangeWatchedFiles?.dynamicRegistration === true && initializationOptions.clientWatchesObjects !== true;
     refreshesLenses = workspace?.codeLens?.refreshSupport === true;
     showsProgress = params.capabilities.window?.workDoneProgress === true;
@@ -153,7 +190,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   });
 
   connection.onInitialized(() => {
-    if (pullsConfiguration) void connection.client.register(DidChangeConfigurationNotification.type, { section: SETTINGS_SECTION }).catch(() => undefined);
+    if (registersConfiguration) void connection.client.register(DidChangeConfigurationNotification.type, { section: SETTINGS_SECTION }).catch(() => undefined);
     configure().catch((error) => log(`cannot apply the settings: ${String(error)}`));
   });
 
@@ -166,13 +203,19 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     documents.opened(textDocument.uri, textDocument.languageId, textDocument.version, textDocument.text);
     publish(textDocument.uri);
     const filePath = documents.pathOf(textDocument.uri);
-    if (filePath) estimates.opened(filePath);
+    if (filePath) {
+      requestEstimate(filePath);
+      estimates.opened(filePath);
+    }
   });
   connection.onDidChangeTextDocument(({ textDocument, contentChanges }) => {
     const wasDirty = documents.isDirty(textDocument.uri);
     documents.changed(textDocument.uri, textDocument.version, contentChanges);
     const filePath = documents.pathOf(textDocument.uri);
-    if (filePath) estimates.edited(filePath);
+    if (filePath) {
+      requestEstimate(filePath);
+      estimates.edited(filePath);
+    }
     // The first unsaved edit makes the objects stale at once; the estimate follows after its quiet time.
     if (!wasDirty) publish(textDocument.uri);
   });
