@@ -37,3 +37,22 @@ export function profilesFromFlags(args: ParsedArgs, io: CommandIo): KernelProfil
   if (profiles.length === 0) throw new UsageError('--kernel needs at least one version');
   return profiles;
 }
+
+let stdoutClosed = false;
+let stdoutWatched = false;
+
+/**
+ * Writes to the process's stdout. A reader that stops early (`check | head`) closes the pipe: like
+ * any Unix tool the command then drops the rest of its output instead of crashing on EPIPE, and
+ * still exits with its verdict.
+ */
+export function writeProcessStdout(text: string): void {
+  if (!stdoutWatched) {
+    stdoutWatched = true;
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      stdoutClosed = true;
+    });
+  }
+  if (!stdoutClosed) process.stdout.write(text);
+}

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isUsageError } from './args';
-import type { CommandIo } from './io';
+import { type CommandIo, writeProcessStdout } from './io';
 
 const USAGE = `usage:
   bpf-stack-lens check [--kernel V[,V...]] [--no-jit] [--format text|json|sarif] OBJ...
@@ -44,7 +44,7 @@ export function packageVersion(): string {
 
 export async function main(argv: string[], io?: Partial<CommandIo>): Promise<number> {
   const fullIo: CommandIo = {
-    stdout: io?.stdout ?? ((text) => process.stdout.write(text)),
+    stdout: io?.stdout ?? writeProcessStdout,
     stderr: io?.stderr ?? ((text) => process.stderr.write(text)),
     version: io?.version ?? packageVersion(),
   };
