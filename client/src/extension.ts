@@ -1,7 +1,8 @@
 /**
  * The VS Code extension: starts the bundled language server (dist/server.js) over IPC, watches the
- * configured object globs for it, shows the current file's verdict in the status bar, and adds the
- * commands to restart the server, check any object, and show the current file's stack report.
+ * configured object globs, the sources and the compile database for it, shows the current file's
+ * verdict in the status bar, and adds the commands to restart the server, check any object, and
+ * show the current file's stack report (a read-only document).
  */
 import * as vscode from 'vscode';
 import { LanguageClient, type LanguageClientOptions, type ServerOptions, TransportKind } from 'vscode-languageclient/node';
@@ -17,10 +18,16 @@ import {
 } from '../../server/src/lsp/protocol';
 
 const SECTION = 'bpfStackLens';
+/** The scheme of the read-only report documents: `bpf-stack-lens-report:/NAME?QUERY`. */
+const REPORT_SCHEME = 'bpf-stack-lens-report';
+/** A C file holds BPF programs when it places a function in a section, as libbpf's SEC() does. */
+const BPF_PROGRAM_MARK = /\bSEC\s*\(|__attribute__\s*\(\(\s*section\s*\(/;
 
 let client: LanguageClient | undefined;
 let statusItem: vscode.StatusBarItem;
 let output: vscode.LogOutputChannel;
+/** Tells VS Code to read a report document again, each time it is shown. */
+const reportChanged = new vscode.EventEmitter<vscode.Uri>();
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   output = vscode.window.createOutputChannel('BPF Stack Lens', { log: true });
@@ -32,6 +39,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('bpfStackLens.restartServer', () => restart(context)),
     vscode.commands.registerCommand('bpfStackLens.analyzeObject', analyzeObject),
     vscode.commands.registerCommand('bpfStackLens.showStackReport', showStackReport),
+    reportChanged,
+    vscode.workspace.registerTextDocumentContentProvider(REPORT_SCHEME, { onDidChange: reportChanged.event, provideTextDocumentContent: reportContent }),
     vscode.window.onDidChangeActiveTextEditor(() => void updateStatus()),
     vscode.languages.onDidChangeDiagnostics(() => void updateStatus()),
     vscode.workspace.onDidChangeConfiguration((event) => {
@@ -55,7 +64,9 @@ async function start(context: vscode.ExtensionContext): Promise<void> {
   };
   const configuration = vscode.workspace.getConfiguration(SECTION);
   const globs = configuration.get<string[]>('objectGlobs', ['**/*.o']);
-  const watchers = [...globs, '**/*.{c,h}'].map((glob) => vscode.workspace.createFileSystemWatcher(glob));
+  // The server leaves watching to this client: the objects, the sources (whose times decide
+  // staleness) and the compile database (its flags decide the estimate).
+  const watchers = [...globs, '**/*.{c,h}', '**/compile_commands.json'].map((glob) => vscode.workspace.createFileSystemWatcher(glob));
   context.subscriptions.push(...watchers);
   // A WorkspaceConfiguration carries functions too; the server needs only the values.
   const initializationOptions: InitializationOptions = { settings: JSON.parse(JSON.stringify(configuration)), clientWatchesObjects: true };
@@ -64,10 +75,28 @@ async function start(context: vscode.ExtensionContext): Promise<void> {
     synchronize: { configurationSection: SECTION, fileEvents: watchers },
     initializationOptions,
     outputChannel: output,
+    middleware: {
+      provideCodeActions: (document, range, context, token, next) => whileRunning(() => next(document, range, context, token)),
+      provideHover: (document, position, token, next) => whileRunning(() => next(document, position, token)),
+      provideCodeLenses: (document, token, next) => whileRunning(() => next(document, token)),
+    },
   };
   client = new LanguageClient('bpfStackLens', 'BPF Stack Lens', serverOptions, clientOptions);
   await client.start();
   await updateStatus();
+}
+
+/**
+ * A request still in flight when the window reloads or the server restarts fails with "Channel has
+ * been closed"; its answer is moot, so it ends quietly instead of as a provider failure in the log.
+ */
+async function whileRunning<T>(request: () => vscode.ProviderResult<T>): Promise<T | null | undefined> {
+  try {
+    return await request();
+  } catch (error) {
+    if (!client?.isRunning()) return undefined;
+    throw error;
+  }
 }
 
 async function restart(context: vscode.ExtensionContext): Promise<void> {
@@ -78,11 +107,14 @@ async function restart(context: vscode.ExtensionContext): Promise<void> {
 /** Counts status requests, so that an answer overtaken by a newer request is dropped. */
 let statusTicket = 0;
 
-/** The status bar: the verdict for the file in the active editor, hidden for other languages. */
+/**
+ * The status bar: the verdict for the file in the active editor; hidden for other languages, and
+ * for C files with no BPF program and no object built from them (userspace loaders and tools).
+ */
 async function updateStatus(): Promise<void> {
   const ticket = ++statusTicket;
   const editor = vscode.window.activeTextEditor;
-  if (!client || !editor || editor.document.languageId !== 'c') {
+  if (!client || !editor || editor.document.languageId !== 'c' || !client.isRunning()) {
     statusItem.hide();
     return;
   }
@@ -91,12 +123,17 @@ async function updateStatus(): Promise<void> {
     const status = await client.sendRequest<FileStatus>(FILE_STATUS_REQUEST, params);
     // Diagnostics change in bursts; an older answer arriving last must not overwrite a newer one.
     if (ticket !== statusTicket) return;
+    if (status.state === 'none' && !BPF_PROGRAM_MARK.test(editor.document.getText())) {
+      statusItem.hide();
+      return;
+    }
     const icon = status.state === 'rejected' ? '$(error)' : status.state === 'passes' ? '$(check)' : status.state === 'stale' ? '$(history)' : '$(circle-slash)';
     statusItem.text = `${icon} ${status.text}`;
     statusItem.tooltip = status.tooltip;
     statusItem.show();
   } catch (error) {
-    output.warn(`status: ${String(error)}`);
+    // A server that is stopping has nothing to say about the file.
+    if (client?.isRunning()) output.warn(`status: ${String(error)}`);
   }
 }
 
@@ -105,19 +142,37 @@ async function analyzeObject(): Promise<void> {
   if (!client) return;
   const picked = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'BPF objects': ['o'], 'All files': ['*'] }, openLabel: 'Check' });
   if (!picked?.[0]) return;
-  const params: CheckObjectParams = { path: picked[0].fsPath };
-  await showText(await client.sendRequest<string>(CHECK_OBJECT_REQUEST, params));
+  await showReport(picked[0].fsPath, { check: picked[0].fsPath });
 }
 
 /** Shows the report of the objects built from the current file (or the file a lens was clicked in). */
 async function showStackReport(uri?: string | vscode.Uri): Promise<void> {
   const target = uri?.toString() ?? vscode.window.activeTextEditor?.document.uri.toString();
   if (!client || !target) return;
-  const params: StackReportParams = { uri: target };
-  await showText(await client.sendRequest<string>(STACK_REPORT_REQUEST, params));
+  await showReport(vscode.Uri.parse(target).fsPath, { source: target });
 }
 
-async function showText(content: string): Promise<void> {
-  const document = await vscode.workspace.openTextDocument({ content, language: 'plaintext' });
+/**
+ * Opens the report as a read-only document named after the file it describes, so closing it never
+ * asks to save anything; showing it again reads it afresh.
+ */
+async function showReport(describedPath: string, query: { check: string } | { source: string }): Promise<void> {
+  const name = `${describedPath.split('/').pop() ?? describedPath} — stack report`;
+  const uri = vscode.Uri.from({ scheme: REPORT_SCHEME, path: `/${name}`, query: new URLSearchParams(query).toString() });
+  reportChanged.fire(uri);
+  const document = await vscode.workspace.openTextDocument(uri);
   await vscode.window.showTextDocument(document, { preview: false });
+}
+
+/** The text of a report document: the server's `check` report of an object, or of a source's objects. */
+async function reportContent(uri: vscode.Uri): Promise<string> {
+  if (!client) return 'The BPF Stack Lens server is not running (BPF Stack Lens: Restart the language server).';
+  const query = new URLSearchParams(uri.query);
+  const check = query.get('check');
+  if (check !== null) {
+    const params: CheckObjectParams = { path: check };
+    return client.sendRequest<string>(CHECK_OBJECT_REQUEST, params);
+  }
+  const params: StackReportParams = { uri: query.get('source') ?? '' };
+  return client.sendRequest<string>(STACK_REPORT_REQUEST, params);
 }

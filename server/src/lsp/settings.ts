@@ -76,7 +76,7 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSetti
   compileCommands: {
     type: 'string',
     default: '',
-    markdownDescription: 'Path of a `compile_commands.json` to take include paths and definitions from. Empty means none.',
+    markdownDescription: 'Path of a `compile_commands.json` to take include paths and definitions from, relative to the first workspace folder. Empty looks for `compile_commands.json`, then `build/compile_commands.json`, in each workspace folder. Edits to it apply without a reload.',
   },
   printkModel: {
     type: 'string',
