@@ -40,5 +40,5 @@ fi
 
 say "npm ci (installs the pinned packages and builds)"
 npm ci --no-audit --no-fund
-say "code-server, Node 24 and playwright-core into .cache/editors/ (once, about two minutes)"
+say "code-server, Node 24, playwright-core and Neovim 0.10 into .cache/editors/ (once, about three minutes)"
 bash scripts/editors.sh
