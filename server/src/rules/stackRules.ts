@@ -118,6 +118,13 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
   const hasTailCall = nodes.some((node) => node.hasTailCall);
   const programMayUsePrivateStack = rules.privateStackFor(kind) && !hasTailCall;
   const assumes = [...rules.assumes];
+  const hasAsyncCallback = nodes.some((node) => node.isAsyncCallback);
+  if (profile.probed?.asyncCallbacksAreRoots === undefined && profile.probed && hasAsyncCallback) {
+    assumes.push(`async callbacks ${rules.asyncCallbacksAreRoots ? 'are' : 'are not'} roots of their own: assumed from the release; the probe cannot load a timer`);
+  }
+  if (profile.probed?.tailCallsWithCalls === undefined && profile.probed && hasTailCall && nodes.length > 1) {
+    assumes.push(`tail calls ${rules.tailCallsWithCalls ? 'may' : 'may not'} be mixed with bpf-to-bpf calls: assumed from the release; the probe could not load one`);
+  }
   if (profile.probed && upstreamPrivateStack(kind) && profile.probed.privateStack[privateStackKey(kind)] === undefined) {
     assumes.push(
       `${programMayUsePrivateStack ? 'a private' : 'no private'} stack for ${kind.type} programs (expected attach type ${kind.expectedAttachType}${kind.sleepable ? ', sleepable' : ''}): assumed from the release; the probe could not load one`,
