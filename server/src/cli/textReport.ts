@@ -49,13 +49,23 @@ function formatProgram(program: ProgramReport, sources: SourceLines): string[] {
   return out;
 }
 
+/** What the kernel's own log would say, and what the verdict rests on besides the rules. */
+function verdictContext(verdict: VerdictReport): string[] {
+  const out: string[] = [];
+  if (verdict.stackDepthLine) out.push(`      verifier prints: ${verdict.stackDepthLine}`);
+  for (const line of verdict.subprogramStackLines ?? []) out.push(`        subprog ${line.index} (${line.name}) ${line.kind} stack ${line.stack}`);
+  for (const note of verdict.notes ?? []) out.push(`      warning: ${note}`);
+  for (const assumption of verdict.assumes ?? []) out.push(`      assumes: ${assumption}`);
+  return out;
+}
+
 function formatVerdict(verdict: VerdictReport, sources: SourceLines): string[] {
   const label = profileLabel({ version: verdict.kernel, jit: verdict.jit });
   if (verdict.accepted) {
     const tail = verdict.tailCalls.map((reach) => `; ${reach.callersDepth} B before the tail call in ${reach.name}`).join('');
-    return [`    kernel ${label}: passes (deepest chain ${verdict.maxCombinedDepth} B of 512${tail})`];
+    return [`    kernel ${label}: passes (deepest chain ${verdict.maxCombinedDepth} B of 512${tail})`, ...verdictContext(verdict)];
   }
-  const out = [`    kernel ${label}: REJECTED`];
+  const out = [`    kernel ${label}: REJECTED`, ...verdictContext(verdict)];
   for (const violation of verdict.violations) {
     out.push(`      ${violation.reportedByKernel ? 'error' : 'also'}: ${violation.message}`);
     const chain = violation.frames

@@ -38,6 +38,7 @@ import {
   STACK_REPORT_REQUEST,
   type StackReportParams,
 } from './protocol';
+import { probeRunningKernel } from '../probe/kernelProbe';
 import { DEFAULT_SETTINGS, type LensSettings, SETTINGS_SECTION, kernelProfilesOf, readSettings } from './settings';
 import type { ProgressHandle } from './estimateThread';
 import { SourceEstimates } from './sourceEstimate';
@@ -145,6 +146,8 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     if (pullsConfiguration) raw = await connection.workspace.getConfiguration(SETTINGS_SECTION).catch(() => raw);
     const read = readSettings(raw);
     settings = read.settings;
+    // Judging "the running kernel" needs its probed facts; the probe runs in a child process.
+    if (settings.kernels.length === 0) await probeRunningKernel();
     const kernels = kernelProfilesOf(settings);
     profiles = kernels.profiles;
     for (const note of [...read.errors, ...kernels.notes]) void connection.window.showWarningMessage(`bpf-stack-lens: ${note}`);

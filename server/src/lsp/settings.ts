@@ -151,8 +151,9 @@ function fitsSchema(value: unknown, setting: SettingSchema): boolean {
 
 /** The kernel profiles the settings ask for; the running kernel when they name none. */
 export function kernelProfilesOf(settings: LensSettings): { profiles: KernelProfile[]; notes: string[] } {
-  const { profiles, errors } = parseKernelProfiles(settings.kernels, settings.jit);
-  if (profiles.length > 0) return { profiles, notes: errors };
-  const { profile, note } = runningKernelProfile();
+  const { profiles, errors, warnings } = parseKernelProfiles(settings.kernels, settings.jit);
+  if (profiles.length > 0) return { profiles, notes: [...errors, ...warnings] };
+  // The server probes the running kernel in the background first (probeRunningKernel); here only the cache is read.
+  const { profile, note } = runningKernelProfile({ probe: 'cached' });
   return { profiles: [{ ...profile, jit: settings.jit && profile.jit }], notes: [...errors, ...(note ? [note] : [])] };
 }

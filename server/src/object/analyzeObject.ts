@@ -10,6 +10,7 @@ import { judgeStack } from '../rules/stackRules';
 import {
   type ProgramReport,
   type SubprogramReport,
+  addStackDepthLines,
   addVerifierSubprograms,
   printAsRejected,
   printedStackDepths,
@@ -123,6 +124,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
         name: sub.fn.name,
         stackDepth: verified ? depth.checkedDepth + depth.hiddenBytes : 0,
         checkedDepth: verified ? depth.checkedDepth : 0,
+        byteDepth: verified ? depth.byteDepth : 0,
         verified,
         hiddenBytes: depth.hiddenReasons,
         hasTailCall: sub.tailCalls.length > 0,
@@ -139,6 +141,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     });
     const graph: FrameGraph = {
       programType: program.programType,
+      section: program.section,
       subprograms: program.subprograms.map((sub, index) => ({
         name: sub.fn.name,
         stackDepth: subprograms[index].checkedDepth,
@@ -151,6 +154,8 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
       })),
     };
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
+    const throws = throwsWithoutCallback(program, entered, programDepths, exceptionCallbackOwners);
+    addStackDepthLines(subprograms, verdicts, profiles, throws);
     if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
     const report: ProgramReport = {
       name: program.name,
@@ -160,7 +165,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
       stackDepths: printedStackDepths(subprograms, verdicts[0]),
       verdicts,
     };
-    addVerifierSubprograms(report, throwsWithoutCallback(program, entered, programDepths, exceptionCallbackOwners));
+    addVerifierSubprograms(report, throws);
     return report;
   });
 

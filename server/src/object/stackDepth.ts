@@ -63,6 +63,11 @@ export interface StackAccess {
 export interface StackDepthResult {
   /** The depth the verifier checks: deepest touched byte, rounded up to 8. */
   checkedDepth: number;
+  /**
+   * The deepest touched byte itself, unrounded: what kernels before 6.8 record as the subprogram's
+   * stack_depth (update_stack_depth took -off; 6.8 grew the stack in whole slots instead).
+   */
+  byteDepth: number;
   /** Bytes the verifier adds after the check, and prints in its "stack depth" line. */
   hiddenBytes: number;
   hiddenReasons: string[];
@@ -220,7 +225,7 @@ class DepthWalk {
     this.first = range.first;
     this.count = Math.max(0, range.end - range.first);
     this.readOnlyAddress = options.readOnlyAddress;
-    if (this.count === 0) return { checkedDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: NO_ACCESSES, unreachable: [], callArguments: new Map() };
+    if (this.count === 0) return { checkedDepth: 0, byteDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: NO_ACCESSES, unreachable: [], callArguments: new Map() };
     this.findBlocks();
     this.callArguments = new Map();
     this.solve(options.entryArguments);
@@ -255,7 +260,7 @@ class DepthWalk {
 
     const checkedDepth = Math.ceil(deepest / 8) * 8;
     const hidden = hiddenSlots({ bpfLoopInlined: (found & FOUND_BPF_LOOP_INLINED) !== 0, mayGoto: (found & FOUND_MAY_GOTO) !== 0 });
-    return { checkedDepth, hiddenBytes: hidden.bytes, hiddenReasons: hidden.reasons, accesses, unreachable, callArguments: this.callArguments };
+    return { checkedDepth, byteDepth: deepest, hiddenBytes: hidden.bytes, hiddenReasons: hidden.reasons, accesses, unreachable, callArguments: this.callArguments };
   }
 
   /** Walks blocks until no entry state changes. */

@@ -35,5 +35,7 @@ export interface FrameNode {
 export interface FrameGraph {
   /** The BPF program type, as libbpf derives it from the SEC name ("kprobe", "sched_cls", ...). */
   programType: string;
+  /** The SEC name, which also gives the expected attach type and sleepability (object/programType.ts). */
+  section?: string;
   subprograms: FrameNode[];
 }

@@ -1,62 +1,167 @@
 /**
  * A kernel profile: the facts about a kernel that change how check_max_stack_depth judges a program.
- * Each fact is tied to the kernel release that introduced it (kernel/bpf/verifier.c), so one program
- * can be judged for many kernels at once ("passes on 6.18, fails on 6.1").
+ * Each fact is tied to the kernel release that introduced it (kernel/bpf/verifier.c) and, where a
+ * distribution backported or changed it, to the releases measured on real kernels, so one program
+ * can be judged for many kernels at once ("passes on 6.18, fails on 6.1"). A profile of the running
+ * kernel can carry probed facts instead (see common/kernelProbe.ts): what its verifier did with tiny
+ * probe programs beats what its version suggests.
  */
 
 export interface KernelProfile {
-  /** "6.18", as the user wrote it or as uname reports it (major.minor). */
+  /** "6.18" or "6.1.170", as the user wrote it (normalised) or as uname reports it. */
   version: string;
   /** Whether programs are JIT-compiled (/proc/sys/net/core/bpf_jit_enable != 0). */
   jit: boolean;
+  /** What probe loads showed about this very kernel; absent for kernels judged by release. */
+  probed?: ProbedKernelFacts;
+  /** Facts about the running kernel that could not be probed and so are assumed from its version. */
+  unprobed?: string[];
+}
+
+/**
+ * What the running kernel's verifier did with the probe programs. A missing entry means the probe
+ * could not tell (EPERM from a sandbox gate, no attach target), and the release's rule stands.
+ */
+export interface ProbedKernelFacts {
+  /** GNU build-id of the kernel (from /sys/kernel/notes): two builds with one version can differ. */
+  buildId: string;
+  /** uname -r at probe time, for messages. */
+  release: string;
+  /** Private stack per program kind (privateStackKey): true = private, false = shared. */
+  privateStack: Record<string, boolean>;
+  sixteenByteRounding?: boolean;
+  asyncCallbacksAreRoots?: boolean;
+  maxCallFrames?: number;
+  /** Whether bpf-to-bpf calls and tail calls may be mixed in one program. */
+  tailCallsWithCalls?: boolean;
 }
 
 export interface KernelVersion {
   major: number;
   minor: number;
+  /** The stable release's patch level, when given ("6.1.170" → 170). */
+  patch?: number;
 }
 
-/** Parses "6.18", "6.18.44-fc-v769" or "v5.15"; returns undefined for anything else. */
+/** Parses "6.18", "6.1.170", "6.18.44-fc-v769" or "v5.15"; returns undefined for anything else. */
 export function parseKernelVersion(text: string): KernelVersion | undefined {
-  const match = /^v?(\d+)\.(\d+)/.exec(text.trim());
+  const match = /^v?(\d+)\.(\d+)(?:\.(\d+))?(?![\d.])/.exec(text.trim());
   if (!match) return undefined;
-  return { major: Number(match[1]), minor: Number(match[2]) };
+  return { major: Number(match[1]), minor: Number(match[2]), ...(match[3] === undefined ? {} : { patch: Number(match[3]) }) };
 }
 
 function atLeast(version: KernelVersion, major: number, minor: number): boolean {
   return version.major > major || (version.major === major && version.minor >= minor);
 }
 
+/** The oldest kernel the rules model: 4.16 brought bpf-to-bpf calls, and with them every rule here. */
+export const OLDEST_MODELED: KernelVersion = { major: 4, minor: 16 };
+/** The newest kernel whose verifier was measured (Debian 7.3-rc7 in the kernel lab). */
+export const NEWEST_MEASURED: KernelVersion = { major: 7, minor: 3 };
+
+/** How the verifier's statistics print the stack: see stackDepthLine in report.ts. */
+export type StackLineFormat = 'bytes' | 'slots' | 'slots-max' | 'max-only';
+
 /** The rule switches derived from a profile; the rule engine reads only these. */
 export interface KernelRuleSet {
   /** round_up_stack_depth(): 16 with the JIT from 6.9, else round_up(max(d, 1), 32). */
   roundStackDepth(depth: number): number;
-  /** 6.5 split check_max_stack_depth per root: async callbacks are checked as their own roots. */
+  /** 6.5 split check_max_stack_depth per root (backported to 6.1.y): async callbacks are their own roots. */
   asyncCallbacksAreRoots: boolean;
-  /** 6.13 private stacks for kprobe/tracepoint/raw_tp/perf_event programs on the x86-64/arm64 JIT. */
-  privateStack: boolean;
+  /** Whether a program of this kind, with no tail call, may run subprograms on a private stack. */
+  privateStackFor(attach: ProgramKind): boolean;
+  /** MAX_CALL_FRAMES: 8, 16 from 7.2. */
+  maxCallFrames: number;
+  /** Before 7.2 every frame counts; from 7.2 a global subprogram starts a new frame count. */
+  globalCallsCountFrames: boolean;
+  /** allow_tail_call_in_subprogs(): the x86-64 JIT from 5.10; never for the interpreter. */
+  tailCallsWithCalls: boolean;
+  stackLineFormat: StackLineFormat;
+  /** Warnings about the version itself (outside what the rules model). */
+  notes: string[];
+  /** Facts assumed rather than measured or probed for this kernel. */
+  assumes: string[];
 }
 
-/** Program types whose subprograms may run on a private per-CPU stack (bpf_enable_priv_stack). */
-export const PRIVATE_STACK_PROGRAM_TYPES: ReadonlySet<string> = new Set([
-  'kprobe',
-  'tracepoint',
-  'perf_event',
-  'raw_tracepoint',
-]);
+/** The part of a program's identity that decides its private-stack eligibility. */
+export interface ProgramKind {
+  type: string;
+  expectedAttachType: string;
+  sleepable: boolean;
+}
+
+/** The key probed private-stack results are stored under: "kprobe/trace_kprobe_multi/sleepable". */
+export function privateStackKey(kind: ProgramKind): string {
+  return `${kind.type}/${kind.expectedAttachType}${kind.sleepable ? '/sleepable' : ''}`;
+}
+
+/**
+ * bpf_enable_priv_stack() upstream from 6.13 (measured on Debian 7.2 and 7.3): kprobe, tracepoint,
+ * perf_event and raw_tracepoint programs, and tracing programs that pass the recursion check (every
+ * tracing attach type but iter). raw_tp.w, lsm, struct_ops, syscall and networking types never.
+ */
+export function upstreamPrivateStack(kind: ProgramKind): boolean {
+  if (['kprobe', 'tracepoint', 'perf_event', 'raw_tracepoint'].includes(kind.type)) return true;
+  return kind.type === 'tracing' && kind.expectedAttachType !== 'trace_iter';
+}
 
 /** The smallest rounded frame that moves to the private stack (BPF_PRIV_STACK_MIN_SIZE). */
 export const PRIVATE_STACK_MIN_BYTES = 64;
 
+function label(version: KernelVersion): string {
+  return `${version.major}.${version.minor}`;
+}
+
+/** The version the rules are applied as: out-of-range versions are clamped, with a note. */
+function modeledVersion(version: KernelVersion): { version: KernelVersion; notes: string[] } {
+  const written = `${label(version)}${version.patch === undefined ? '' : `.${version.patch}`}`;
+  if (!atLeast(version, OLDEST_MODELED.major, OLDEST_MODELED.minor)) {
+    return {
+      version: OLDEST_MODELED,
+      notes: [`kernel ${written} is older than any the rules model (${label(OLDEST_MODELED)}, the first with bpf-to-bpf calls); judged as ${label(OLDEST_MODELED)}`],
+    };
+  }
+  if (!atLeast(NEWEST_MEASURED, version.major, version.minor)) {
+    return {
+      version: NEWEST_MEASURED,
+      notes: [`kernel ${written} is newer than any measured (newest: ${label(NEWEST_MEASURED)}); judged with ${label(NEWEST_MEASURED)}'s behaviour`],
+    };
+  }
+  return { version, notes: [] };
+}
+
 export function ruleSetFor(profile: KernelProfile): KernelRuleSet {
-  const version = parseKernelVersion(profile.version) ?? { major: 6, minor: 18 };
-  const sixteenByteRounding = profile.jit && atLeast(version, 6, 9);
+  const parsed = parseKernelVersion(profile.version) ?? { major: 6, minor: 18 };
+  const { version, notes } = modeledVersion(parsed);
+  const probed = profile.probed;
+  const assumes = [...(profile.unprobed ?? [])];
+
+  const sixteenByteRounding = profile.jit && (probed?.sixteenByteRounding ?? atLeast(version, 6, 9));
+  // The 6.5 fix is in 6.1.y: measured on 6.1.170. Which 6.1.y first carried it was not measured.
+  const is61 = version.major === 6 && version.minor === 1;
+  let asyncRoots = probed?.asyncCallbacksAreRoots ?? (atLeast(version, 6, 5) || (is61 && (version.patch === undefined || version.patch >= 170)));
+  if (probed?.asyncCallbacksAreRoots === undefined && is61 && version.patch !== undefined && version.patch < 170) {
+    asyncRoots = false;
+    assumes.push(`async callbacks share the main program's stack check on 6.1.${version.patch} (the backport was measured on 6.1.170 only)`);
+  }
+  // 6.12.y carries the private-stack bookkeeping but never uses it (measured on 6.12.107).
+  const releaseHasPrivateStack = profile.jit && atLeast(version, 6, 13);
+  const maxCallFrames = probed?.maxCallFrames ?? (atLeast(version, 7, 2) ? 16 : 8);
   return {
-    roundStackDepth: sixteenByteRounding
-      ? (depth) => roundUp(depth, 16)
-      : (depth) => roundUp(Math.max(depth, 1), 32),
-    asyncCallbacksAreRoots: atLeast(version, 6, 5),
-    privateStack: profile.jit && atLeast(version, 6, 13),
+    roundStackDepth: sixteenByteRounding ? (depth) => roundUp(depth, 16) : (depth) => roundUp(Math.max(depth, 1), 32),
+    asyncCallbacksAreRoots: asyncRoots,
+    privateStackFor: (kind) => {
+      if (!profile.jit) return false;
+      const measured = probed?.privateStack[privateStackKey(kind)];
+      if (measured !== undefined) return measured;
+      return releaseHasPrivateStack && upstreamPrivateStack(kind);
+    },
+    maxCallFrames,
+    globalCallsCountFrames: maxCallFrames <= 8,
+    tailCallsWithCalls: profile.jit && (probed?.tailCallsWithCalls ?? atLeast(version, 5, 10)),
+    stackLineFormat: !atLeast(version, 6, 8) ? 'bytes' : !atLeast(version, 7, 2) ? 'slots' : !atLeast(version, 7, 3) ? 'slots-max' : 'max-only',
+    notes,
+    assumes,
   };
 }
 
@@ -70,20 +175,25 @@ export function profileLabel(profile: KernelProfile): string {
 }
 
 /**
- * Parses a list of kernel versions ("6.1,6.18"), as the CLI and the settings take it. Returns the
- * profiles and, for each entry that is not a version, a message.
+ * Parses a list of kernel versions ("6.1,6.18", "6.1.170"), as the CLI and the settings take it.
+ * Returns the profiles, for each entry that is not a version a message, and warnings for versions
+ * outside what the rules model (they are still judged, as the nearest modeled kernel).
  */
-export function parseKernelProfiles(versions: string[], jit: boolean): { profiles: KernelProfile[]; errors: string[] } {
+export function parseKernelProfiles(versions: string[], jit: boolean): { profiles: KernelProfile[]; errors: string[]; warnings: string[] } {
   const profiles: KernelProfile[] = [];
   const errors: string[] = [];
+  const warnings: string[] = [];
   for (const entry of versions.flatMap((text) => text.split(',')).map((text) => text.trim()).filter(Boolean)) {
     const version = parseKernelVersion(entry);
     if (!version) {
-      errors.push(`"${entry}" is not a kernel version (expected MAJOR.MINOR, like 6.1)`);
+      errors.push(`"${entry}" is not a kernel version (expected MAJOR.MINOR or an exact release, like 6.1 or 6.1.170)`);
       continue;
     }
-    const label = `${version.major}.${version.minor}`;
-    if (!profiles.some((profile) => profile.version === label)) profiles.push({ version: label, jit });
+    const written = version.patch === undefined ? label(version) : `${label(version)}.${version.patch}`;
+    if (profiles.some((profile) => profile.version === written)) continue;
+    const profile: KernelProfile = { version: written, jit };
+    profiles.push(profile);
+    warnings.push(...ruleSetFor(profile).notes);
   }
-  return { profiles, errors };
+  return { profiles, errors, warnings };
 }

@@ -5,6 +5,7 @@
  * editor and the tests never disagree about what the kernel prints.
  */
 import type { SourceLocation } from '../common/problem';
+import { type KernelProfile, ruleSetFor } from './kernelProfile';
 import type { Verdict } from './stackRules';
 
 export interface SubprogramReport {
@@ -13,6 +14,8 @@ export interface SubprogramReport {
   stackDepth: number;
   /** The depth check_max_stack_depth judges. */
   checkedDepth: number;
+  /** The deepest byte touched, unrounded (what kernels before 6.8 print); the object side only. */
+  byteDepth?: number;
   /** Why stackDepth exceeds checkedDepth, if it does. */
   hiddenBytes: string[];
   /** False for a static function only dead code calls: the verifier never enters it. */
@@ -47,6 +50,22 @@ export interface VerdictReport {
   maxCombinedDepth: number;
   maxCombinedChain: string[];
   tailCalls: { name: string; callersDepth: number; chain: string[]; source?: SourceLocation }[];
+  /** Warnings about the kernel version: outside what the rules model, judged as the nearest one. */
+  notes: string[];
+  /** Facts about this kernel the verdict depends on that were neither measured nor probed. */
+  assumes: string[];
+  /** The statistics line this kernel's verifier prints, word for word ("stack depth 240+16+8"). */
+  stackDepthLine?: string;
+  /** From 7.3 the per-subprogram numbers are on lines of their own, one per subprogram. */
+  subprogramStackLines?: SubprogramStackLine[];
+}
+
+/** One "subprog N (name) static|global|main insns_self A insns_total B stack S" line of 7.3. */
+export interface SubprogramStackLine {
+  index: number;
+  name: string;
+  kind: 'static' | 'global' | 'main';
+  stack: number;
 }
 
 export interface ProgramReport {
@@ -116,6 +135,55 @@ export function printAsRejected(subprograms: SubprogramReport[], verdict: Verdic
   if (reported?.phase === 'do_check') subprograms[reported.subprogram].stackDepth = 0;
 }
 
+/**
+ * Each verdict's own "stack depth" line, as that kernel prints it. Call before printAsRejected:
+ * `stackDepth` must still be the accepted program's depth (hidden slots included).
+ *
+ *   before 6.8  stack depth 237+13+8         each number the deepest byte touched
+ *   6.8 - 7.1   stack depth 240+16+8[+0]     allocated slots; +0 for the default exception callback
+ *   7.2         stack depth 240+16 max 256   max = the deepest rounded chain; no +0
+ *   7.3         stack depth max 256          then one "subprog N (...) ... stack S" line each
+ */
+export function addStackDepthLines(
+  subprograms: readonly SubprogramReport[],
+  verdicts: VerdictReport[],
+  profiles: readonly KernelProfile[],
+  throwsWithoutCallback: boolean,
+): void {
+  verdicts.forEach((verdict, position) => {
+    const profile = profiles[position];
+    if (!profile) return;
+    const format = ruleSetFor(profile).stackLineFormat;
+    const reported = verdict.violations.find((violation) => violation.reportedByKernel);
+    const printed = subprograms.flatMap((sub, index) => {
+      // An accepted program's line leaves out what the verifier removed as dead; a rejected one has
+      // every subprogram, at what the check saw, and 0 for one do_check never finished.
+      if (verdict.accepted && !sub.verified) return [];
+      const unfinished = reported?.phase === 'do_check' && reported.subprogram === index;
+      if (!verdict.accepted) {
+        return [{ sub, index, depth: unfinished ? 0 : format === 'bytes' ? (sub.byteDepth ?? sub.checkedDepth) : sub.checkedDepth }];
+      }
+      // The slots added after the check (bpf_loop, may_goto) are whole slots on top of the rounded depth.
+      const hidden = sub.stackDepth > sub.checkedDepth;
+      return [{ sub, index, depth: format === 'bytes' && !hidden ? (sub.byteDepth ?? sub.checkedDepth) : sub.stackDepth }];
+    });
+    const numbers = printed.map((entry) => entry.depth);
+    if ((format === 'bytes' || format === 'slots') && throwsWithoutCallback && verdict.accepted) numbers.push(0);
+    const sum = numbers.join('+');
+    if (format === 'bytes' || format === 'slots') verdict.stackDepthLine = `stack depth ${sum}`;
+    else if (format === 'slots-max') verdict.stackDepthLine = `stack depth ${sum} max ${verdict.maxCombinedDepth}`;
+    else {
+      verdict.stackDepthLine = `stack depth max ${verdict.maxCombinedDepth}`;
+      verdict.subprogramStackLines = printed.map(({ sub, index, depth }) => ({
+        index,
+        name: sub.name,
+        kind: index === 0 ? 'main' : sub.isGlobal ? 'global' : 'static',
+        stack: depth,
+      }));
+    }
+  });
+}
+
 export function verdictReport(verdict: Verdict): VerdictReport {
   return {
     kernel: verdict.kernel,
@@ -146,5 +214,7 @@ export function verdictReport(verdict: Verdict): VerdictReport {
       chain: reach.chain,
       source: reach.source,
     })),
+    notes: verdict.notes,
+    assumes: verdict.assumes,
   };
 }

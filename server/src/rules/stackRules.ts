@@ -9,31 +9,34 @@
  *      up to 256 bytes or more;
  *   2. its own frame is rounded; with a private stack it must fit 512 bytes alone (subprog-stack),
  *      otherwise it is added to the chain, which must stay within 512 bytes (combined-stack);
- *   3. each call out of it must not make the chain longer than 8 frames (call-depth).
+ *   3. each call out of it must not make the chain longer than 8 frames (call-depth); from 7.2 the
+ *      limit is 16 and a global subprogram starts a new count, as it is verified on its own.
  *
  * One rule fires earlier, in do_check, which follows static calls as it verifies: a run of more than
  * 8 static frames (counted from the main function or the last global one, since global functions are
  * verified on their own) is "the call stack of 9 frames is too deep", without the "!" of the walk.
- * The kernel meets it before check_max_stack_depth runs, so it is the one printed.
+ * The kernel meets it before check_max_stack_depth runs, so it is the one printed. So is the check of
+ * check_map_func_compatibility that refuses a tail call in a program with bpf-to-bpf calls where
+ * allow_tail_call_in_subprogs() is false: before 5.10, and without the JIT on any kernel.
  *
  * The kernel stops at the first violation. We go on, so the user sees every chain that breaks a
  * rule, and mark the one the kernel will print.
  */
 import type { SourceLocation } from '../common/problem';
+import { programAttachForSection } from '../object/programType';
 import type { FrameGraph } from './frameGraph';
-import {
-  type KernelProfile,
-  PRIVATE_STACK_MIN_BYTES,
-  PRIVATE_STACK_PROGRAM_TYPES,
-  ruleSetFor,
-} from './kernelProfile';
+import { type KernelProfile, PRIVATE_STACK_MIN_BYTES, type ProgramKind, privateStackKey, ruleSetFor, upstreamPrivateStack } from './kernelProfile';
 
 export const MAX_BPF_STACK = 512;
+/** MAX_CALL_FRAMES up to 7.1; see KernelRuleSet.maxCallFrames. */
 export const MAX_CALL_FRAMES = 8;
 /** A function with a tail call must be entered with less than this many bytes of callers' frames. */
 export const TAIL_CALL_CALLERS_LIMIT = 256;
 
-export type RuleId = 'tail-call-depth' | 'combined-stack' | 'call-depth' | 'subprog-stack';
+export type RuleId = 'tail-call-depth' | 'combined-stack' | 'call-depth' | 'subprog-stack' | 'tail-call-with-calls';
+
+/** check_map_func_compatibility's message where tail calls and bpf-to-bpf calls may not be mixed. */
+export const TAIL_CALL_WITH_CALLS_MESSAGE = 'tail_calls are not allowed in programs with bpf-to-bpf calls';
 
 /** One frame of a chain, from the root down. */
 export interface ChainFrame {
@@ -87,6 +90,16 @@ export interface Verdict {
   tailCalls: TailCallReach[];
   /** Subprograms that run on a private stack under this profile. */
   privateStackSubprograms: number[];
+  /** Warnings about the kernel version (outside what the rules model). */
+  notes: string[];
+  /** Facts about the kernel this verdict assumed without measuring or probing them. */
+  assumes: string[];
+}
+
+/** The program kind a graph was loaded as: from its SEC name when known, else its type alone. */
+export function programKindOf(graph: FrameGraph): ProgramKind {
+  if (graph.section !== undefined) return programAttachForSection(graph.section);
+  return { type: graph.programType, expectedAttachType: 'none', sleepable: false };
 }
 
 type PrivateStackMode = 'unknown' | 'none' | 'adaptive';
@@ -101,10 +114,22 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
   let maxCombinedDepth = 0;
   let maxCombinedChain: string[] = [];
 
-  const programMayUsePrivateStack =
-    rules.privateStack &&
-    PRIVATE_STACK_PROGRAM_TYPES.has(graph.programType) &&
-    !nodes.some((node) => node.hasTailCall);
+  const kind = programKindOf(graph);
+  const hasTailCall = nodes.some((node) => node.hasTailCall);
+  const programMayUsePrivateStack = rules.privateStackFor(kind) && !hasTailCall;
+  const assumes = [...rules.assumes];
+  const hasAsyncCallback = nodes.some((node) => node.isAsyncCallback);
+  if (profile.probed?.asyncCallbacksAreRoots === undefined && profile.probed && hasAsyncCallback) {
+    assumes.push(`async callbacks ${rules.asyncCallbacksAreRoots ? 'are' : 'are not'} roots of their own: assumed from the release; the probe cannot load a timer`);
+  }
+  if (profile.probed?.tailCallsWithCalls === undefined && profile.probed && hasTailCall && nodes.length > 1) {
+    assumes.push(`tail calls ${rules.tailCallsWithCalls ? 'may' : 'may not'} be mixed with bpf-to-bpf calls: assumed from the release; the probe could not load one`);
+  }
+  if (profile.probed && upstreamPrivateStack(kind) && profile.probed.privateStack[privateStackKey(kind)] === undefined) {
+    assumes.push(
+      `${programMayUsePrivateStack ? 'a private' : 'no private'} stack for ${kind.type} programs (expected attach type ${kind.expectedAttachType}${kind.sleepable ? ', sleepable' : ''}): assumed from the release; the probe could not load one`,
+    );
+  }
 
   const record = (violation: Omit<Violation, 'reportedByKernel' | 'chain' | 'phase'>, phase: Violation['phase'] = 'check_max_stack_depth') => {
     const chain = violation.frames.map((frame) => frame.name);
@@ -202,7 +227,7 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
       if (frames.some((f) => f.subprogram === call.callee)) continue;
       const calleeFrameIndex = frames.length;
       const staticRun = callee.isGlobal ? 0 : staticFramesFromUnitRoot(frames) + 1;
-      if (staticRun > MAX_CALL_FRAMES) {
+      if (staticRun > rules.maxCallFrames) {
         record(
           {
             rule: 'call-depth',
@@ -216,7 +241,7 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
         );
         continue;
       }
-      if (calleeFrameIndex >= MAX_CALL_FRAMES) {
+      if (rules.globalCallsCountFrames && calleeFrameIndex >= rules.maxCallFrames) {
         record({
           rule: 'call-depth',
           message: `the call stack of ${calleeFrameIndex} frames is too deep !`,
@@ -250,6 +275,21 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     callSource,
   });
 
+  if (!rules.tailCallsWithCalls && hasTailCall && nodes.length > 1) {
+    const tailCaller = nodes.findIndex((node) => node.hasTailCall);
+    record(
+      {
+        rule: 'tail-call-with-calls',
+        message: TAIL_CALL_WITH_CALLS_MESSAGE,
+        depth: 0,
+        frames: [calleeFrame(tailCaller)],
+        subprogram: tailCaller,
+        source: nodes[tailCaller].tailCallSource ?? nodes[tailCaller].source,
+      },
+      'do_check',
+    );
+  }
+
   // The kernel checks async-callback roots first (highest index first), then main, so that a
   // function shared with an async callback is already pinned to the normal stack.
   if (nodes.length > 0) {
@@ -273,5 +313,7 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     maxCombinedChain,
     tailCalls: [...tailCalls.values()].sort((a, b) => a.subprogram - b.subprogram),
     privateStackSubprograms: modes.flatMap((mode, index) => (mode === 'adaptive' ? [index] : [])),
+    notes: rules.notes,
+    assumes,
   };
 }

@@ -104,7 +104,7 @@ function buildSourceProgram(
     };
   });
   return {
-    graph: { programType: programTypeForSection(main.section ?? ''), subprograms },
+    graph: { programType: programTypeForSection(main.section ?? ''), section: main.section ?? undefined, subprograms },
     functions: order,
     verified: order.map((_, index) => entered.has(index)),
     throwsWithoutCallback: main.exceptionCallback === undefined && order.some((fn, index) => entered.has(index) && fn.throws),
