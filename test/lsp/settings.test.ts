@@ -28,6 +28,7 @@ test('the defaults are the documented ones', () => {
     compileCommands: '',
     printkModel: 'auto',
     estimateFromSource: true,
+    scratchMapMinBytes: 128,
   });
 });
 

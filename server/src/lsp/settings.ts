@@ -20,15 +20,18 @@ export interface LensSettings {
   printkModel: PrintkModel;
   /** Estimate frames from the C text while you type; off, only built objects are analysed. */
   estimateFromSource: boolean;
+  /** Locals (structs, arrays) of at least this many bytes get the quick fix that moves them into a per-CPU scratch map. */
+  scratchMapMinBytes: number;
 }
 
 /** The JSON-schema part of a setting, as VS Code's `contributes.configuration` takes it. */
 interface SettingSchema {
-  type: 'array' | 'boolean' | 'object' | 'string';
+  type: 'array' | 'boolean' | 'number' | 'object' | 'string';
   items?: { type: 'string' };
   additionalProperties?: { type: 'string' };
   enum?: string[];
   enumDescriptions?: string[];
+  minimum?: number;
   default: unknown;
   markdownDescription: string;
 }
@@ -96,6 +99,14 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSetti
     markdownDescription:
       'Estimate every open C file\'s frames from its source while you type, before and between builds. Off, only the built objects are shown, and a `bpf_printk`\'s bytes follow libbpf\'s rules.',
   },
+  scratchMapMinBytes: {
+    name: 'quickFixes.scratchMapMinBytes',
+    type: 'number',
+    minimum: 8,
+    default: 128,
+    markdownDescription:
+      'Local structs and arrays of at least this many bytes get a quick fix that moves them off the stack into a per-CPU array map (`BPF_MAP_TYPE_PERCPU_ARRAY`, one entry) used as scratch space.',
+  },
 };
 
 export const DEFAULT_SETTINGS: LensSettings = Object.fromEntries(
@@ -142,6 +153,8 @@ function fitsSchema(value: unknown, setting: SettingSchema): boolean {
       return Array.isArray(value) && value.every((item) => typeof item === 'string');
     case 'boolean':
       return typeof value === 'boolean';
+    case 'number':
+      return typeof value === 'number' && Number.isFinite(value) && (setting.minimum === undefined || value >= setting.minimum);
     case 'object':
       return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((item) => typeof item === 'string');
     case 'string':

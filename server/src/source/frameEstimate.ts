@@ -82,6 +82,13 @@ export interface FrameItem {
   line: number;
   /** The object shares its slots with this item's (their lifetimes do not overlap). */
   sharedWith?: string;
+  /** The 1-based line of the item named by `sharedWith`, which may share its name with others (two printks' `____fmt`). */
+  sharedWithLine?: number;
+  /**
+   * What the frame loses without this object: the frame colored and laid out again without its
+   * slots, so 0 for one that only reuses another's slots. Absent for frames too large to recolor per item.
+   */
+  freesBytes?: number;
 }
 
 /** A call out of a function, as written (inlined callees' calls are already folded in). */
@@ -604,6 +611,9 @@ const OUT_OF_LINE_NODES = 250;
 /** Syntax-tree levels expression() follows: several times what clang's 256 nested brackets give. */
 const MAX_EXPRESSION_DEPTH = 2048;
 
+/** Frames up to this many stack objects are colored once more per object, to say what each one frees (quadratic in the slots). */
+const MAX_RECOLORED_SLOTS = 128;
+
 function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
   // One definition per name: the main file's come first and win over a header's.
   const byName = new Map<string, RawFunction>();
@@ -721,6 +731,12 @@ function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
     let nodes = raw.bodyNodes;
     for (const [call, resolved] of inlined) if (call.deadness === LIVE) nodes += resolved.nodes;
     const frameBytes = colorAndLayout(slots, items);
+    if (slots.length <= MAX_RECOLORED_SLOTS) {
+      items.forEach((item, index) => {
+        const others = slots.filter((slot) => slot.item !== index);
+        item.freesBytes = frameBytes - colorAndLayout(others, items.map((other) => ({ ...other, sharedWith: undefined })));
+      });
+    }
     const { bytes: hiddenBytes, reasons: hiddenReasons } = hiddenSlots({ bpfLoopInlined, mayGoto });
     const estimate: FunctionEstimate = {
       name: raw.name,
@@ -773,7 +789,10 @@ function colorAndLayout(slots: Slot[], items: FrameItem[]): number {
       aligns[first] = Math.max(aligns[first], aligns[second]);
       const into = items[slots[first].item];
       const from = items[slots[second].item];
-      if (into && from && into !== from && from.sharedWith === undefined) from.sharedWith = into.name;
+      if (into && from && into !== from && from.sharedWith === undefined) {
+        from.sharedWith = into.name;
+        from.sharedWithLine = into.line;
+      }
     }
   }
   let offset = 0;
