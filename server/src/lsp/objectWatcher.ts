@@ -8,6 +8,7 @@
  * short delay, and one that is still incomplete then contributes nothing: results come only from
  * whole files, and a bad file never stops the server.
  */
+import { readRegularFileAsync } from '../common/safeRead';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SourceLocation } from '../common/problem';
@@ -191,7 +192,10 @@ async function readWhole(filePath: string): Promise<ReadResult> {
   try {
     const before = await fs.promises.stat(filePath);
     if (!before.isFile()) return { kind: 'missing' };
-    const buffer = await fs.promises.readFile(filePath);
+    // Read through the safe reader: the file can become a FIFO or a device between the stat and the read.
+    const read = await readRegularFileAsync(filePath);
+    if ('reason' in read) return { kind: 'missing' };
+    const buffer = read.bytes;
     const after = await fs.promises.stat(filePath);
     if (before.size !== after.size || before.mtimeMs !== after.mtimeMs || buffer.byteLength !== after.size) return { kind: 'changing' };
     return { kind: 'whole', bytes: new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), mtimeMs: after.mtimeMs };
