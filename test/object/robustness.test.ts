@@ -9,6 +9,9 @@ import { readBtfExt } from '../../server/src/object/btfExt';
 import { formatInstruction } from '../../server/src/object/disassemble';
 import { SHF_EXECINSTR, readElf } from '../../server/src/object/elf';
 import { applyLibbpfSourceRegisters, decodeInstructions } from '../../server/src/object/instruction';
+import { analyzeObject } from '../../server/src/object/analyzeObject';
+import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
+import { craftObject } from '../fuzz/craftObject';
 import { readData } from './testData';
 
 /** Runs every decoder on the bytes; returns how many problems they reported in all. */
@@ -61,3 +64,15 @@ for (const name of ['calls.bpf.o', 'calls.bpfeb.o', 'types.bpf.o']) {
     assert.ok(reported > 0, 'corruption should be noticed at least sometimes');
   });
 }
+
+test('a static call chain 3,000 functions deep is built without exhausting the stack, and judged too deep', () => {
+  const bytes = craftObject({ chain: 3000, programs: 1 });
+  const analysis = analyzeObject(bytes, 'deep.o', parseKernelProfiles(['6.18'], true).profiles);
+  const [program] = analysis.report.programs;
+  assert.equal(program.subprograms.length, 3001);
+  // Libbpf's order: the chain appended depth-first, f0 first.
+  assert.deepEqual(program.subprograms.slice(0, 3).map((sub) => sub.name), ['p0', 'f0', 'f1']);
+  const [verdict] = program.verdicts;
+  assert.equal(verdict.accepted, false);
+  assert.ok(verdict.violations.some((violation) => violation.rule === 'call-depth' && /call stack of 9 frames is too deep/.test(violation.message)), JSON.stringify(verdict.violations[0]?.message));
+});
