@@ -11,6 +11,7 @@ import { SHF_EXECINSTR, readElf } from '../../server/src/object/elf';
 import { applyLibbpfSourceRegisters, decodeInstructions } from '../../server/src/object/instruction';
 import { analyzeObject } from '../../server/src/object/analyzeObject';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
+import { withSharedSubprograms } from '../../server/src/cli/sharedSubprograms';
 import { craftObject } from '../fuzz/craftObject';
 import { readData } from './testData';
 
@@ -75,4 +76,22 @@ test('a static call chain 3,000 functions deep is built without exhausting the s
   const [verdict] = program.verdicts;
   assert.equal(verdict.accepted, false);
   assert.ok(verdict.violations.some((violation) => violation.rule === 'call-depth' && /call stack of 9 frames is too deep/.test(violation.message)), JSON.stringify(verdict.violations[0]?.message));
+});
+
+test('a thousand programs sharing one chain share their subprogram reports, and the JSON writes each once', () => {
+  const bytes = craftObject({ chain: 40, programs: 600 });
+  const report = analyzeObject(bytes, 'shared.o', parseKernelProfiles(['6.18'], true).profiles).report;
+  assert.equal(report.programs.length, 600);
+  // f5 is not where any program is rejected, so every program holds the same object for it.
+  assert.equal(report.programs[0].subprograms[6], report.programs[599].subprograms[6]);
+  const shared = withSharedSubprograms(report);
+  assert.ok(shared.sharedSubprograms && shared.sharedSubprograms.length < 600 * 3, String(shared.sharedSubprograms?.length));
+  const first = shared.programs[0];
+  assert.equal(first.subprogramsShared, true);
+  assert.deepEqual(first.subprograms.map((sub) => sub.name), ['p0']);
+  assert.deepEqual(first.subprogramRefs!.map((ref) => shared.sharedSubprograms![ref].name), report.programs[0].subprograms.map((sub) => sub.name));
+  assert.ok(shared.problems.some((problem) => /sharedSubprograms/.test(problem.message)));
+  // Below the threshold the report is unchanged.
+  const small = analyzeObject(craftObject({ chain: 3, programs: 2 }), 'small.o', parseKernelProfiles(['6.18'], true).profiles).report;
+  assert.equal(withSharedSubprograms(small), small);
 });

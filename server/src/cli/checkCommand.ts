@@ -9,6 +9,7 @@ import type { KernelProfile } from '../rules/kernelProfile';
 import { type FlagSpec, UsageError, parseArgs } from './args';
 import { type CommandIo, profilesFromFlags, readInput } from './io';
 import { toSarif } from './sarif';
+import { withSharedSubprograms } from './sharedSubprograms';
 import { formatTextReport } from './textReport';
 
 export const CHECK_FLAGS: Record<string, FlagSpec> = {
@@ -44,7 +45,7 @@ export function checkCommand(argv: string[], io: CommandIo): number {
     reports.push(analysis.report);
   }
 
-  if (format === 'json') io.stdout(`${JSON.stringify({ objects: reports }, null, 2)}\n`);
+  if (format === 'json') io.stdout(`${JSON.stringify({ objects: reports.map(withSharedSubprograms) }, null, 2)}\n`);
   else if (format === 'sarif') io.stdout(`${JSON.stringify(toSarif(reports, io.version), null, 2)}\n`);
   else {
     // Line info may name any file; lines are quoted only from the working directory, the objects'
