@@ -48,6 +48,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       if (event.affectsConfiguration(`${SECTION}.objectGlobs`)) void restart(context);
     }),
   );
+  // Restricted Mode: VS Code withholds the workspace's values of the settings package.json marks as
+  // restricted (they name files to read); everything else works, since nothing from the workspace runs.
+  if (!vscode.workspace.isTrusted) output.info('Restricted Mode: objects and sources are analysed; the workspace\'s includePaths and compileCommands are not applied.');
   await start(context);
 }
 

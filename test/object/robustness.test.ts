@@ -9,6 +9,10 @@ import { readBtfExt } from '../../server/src/object/btfExt';
 import { formatInstruction } from '../../server/src/object/disassemble';
 import { SHF_EXECINSTR, readElf } from '../../server/src/object/elf';
 import { applyLibbpfSourceRegisters, decodeInstructions } from '../../server/src/object/instruction';
+import { analyzeObject } from '../../server/src/object/analyzeObject';
+import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
+import { withSharedSubprograms } from '../../server/src/cli/sharedSubprograms';
+import { craftObject } from '../fuzz/craftObject';
 import { readData } from './testData';
 
 /** Runs every decoder on the bytes; returns how many problems they reported in all. */
@@ -61,3 +65,33 @@ for (const name of ['calls.bpf.o', 'calls.bpfeb.o', 'types.bpf.o']) {
     assert.ok(reported > 0, 'corruption should be noticed at least sometimes');
   });
 }
+
+test('a static call chain 3,000 functions deep is built without exhausting the stack, and judged too deep', () => {
+  const bytes = craftObject({ chain: 3000, programs: 1 });
+  const analysis = analyzeObject(bytes, 'deep.o', parseKernelProfiles(['6.18'], true).profiles);
+  const [program] = analysis.report.programs;
+  assert.equal(program.subprograms.length, 3001);
+  // Libbpf's order: the chain appended depth-first, f0 first.
+  assert.deepEqual(program.subprograms.slice(0, 3).map((sub) => sub.name), ['p0', 'f0', 'f1']);
+  const [verdict] = program.verdicts;
+  assert.equal(verdict.accepted, false);
+  assert.ok(verdict.violations.some((violation) => violation.rule === 'call-depth' && /call stack of 9 frames is too deep/.test(violation.message)), JSON.stringify(verdict.violations[0]?.message));
+});
+
+test('a thousand programs sharing one chain share their subprogram reports, and the JSON writes each once', () => {
+  const bytes = craftObject({ chain: 40, programs: 600 });
+  const report = analyzeObject(bytes, 'shared.o', parseKernelProfiles(['6.18'], true).profiles).report;
+  assert.equal(report.programs.length, 600);
+  // f5 is not where any program is rejected, so every program holds the same object for it.
+  assert.equal(report.programs[0].subprograms[6], report.programs[599].subprograms[6]);
+  const shared = withSharedSubprograms(report);
+  assert.ok(shared.sharedSubprograms && shared.sharedSubprograms.length < 600 * 3, String(shared.sharedSubprograms?.length));
+  const first = shared.programs[0];
+  assert.equal(first.subprogramsShared, true);
+  assert.deepEqual(first.subprograms.map((sub) => sub.name), ['p0']);
+  assert.deepEqual(first.subprogramRefs!.map((ref) => shared.sharedSubprograms![ref].name), report.programs[0].subprograms.map((sub) => sub.name));
+  assert.ok(shared.problems.some((problem) => /sharedSubprograms/.test(problem.message)));
+  // Below the threshold the report is unchanged.
+  const small = analyzeObject(craftObject({ chain: 3, programs: 2 }), 'small.o', parseKernelProfiles(['6.18'], true).profiles).report;
+  assert.equal(withSharedSubprograms(small), small);
+});

@@ -7,7 +7,9 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EstimateSession, estimateSource } from '../../server/src/cli/estimateCommand';
+import { MAX_DECLARATION_NESTING } from '../../server/src/source/declarations';
 import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
+import { typesReport } from '../../server/src/source/typesReport';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 import { temporaryDirectory } from './helpers';
 
@@ -36,4 +38,24 @@ test('brackets nested 20,000 deep do not exhaust the stack', async () => {
   fs.writeFileSync(file, `__attribute__((section("tc"))) int f(void *ctx) { char b[32]; return b[0] + ${'('.repeat(20000)}1${')'.repeat(20000)}; }\n`);
   const report = await estimate(file);
   assert.equal(report.functions.find((fn) => fn.name === 'f')?.frameBytes !== undefined, true);
+});
+
+test('3,000 nested structs are refused past the nesting limit with a problem, and the outer types still lay out', () => {
+  const directory = temporaryDirectory('pathological');
+  const file = path.join(directory, 'nested.h');
+  const depth = 3000;
+  const opening = Array.from({ length: depth }, (_, i) => `struct s${i} { int a${i}; `).join('');
+  fs.writeFileSync(file, `struct before { long x; };\n${opening} int z; ${'};'.repeat(depth)}\nstruct after { char c[12]; };\n`);
+  const report = typesReport(file);
+  assert.ok(report.problems.some((problem) => problem.message.includes(`nested deeper than ${MAX_DECLARATION_NESTING} levels`)), report.problems.map((problem) => problem.message).join('\n'));
+  assert.equal(report.types.find((type) => type.name === 'before')?.size, 8);
+  assert.equal(report.types.find((type) => type.name === 'after')?.size, 12);
+});
+
+test('a declarator in 3,000 parentheses is refused with a problem, not a stack overflow', async () => {
+  const directory = temporaryDirectory('pathological');
+  const file = path.join(directory, 'parens.c');
+  fs.writeFileSync(file, `__attribute__((section("tc"))) int f(void *ctx) { char b[32]; int ${'('.repeat(3000)}x${')'.repeat(3000)}; return b[0]; }\n`);
+  const report = await estimate(file);
+  assert.ok(report.functions.some((fn) => fn.name === 'f'), JSON.stringify(report.problems));
 });

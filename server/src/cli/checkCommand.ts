@@ -2,18 +2,21 @@
  * `bpf-stack-lens check [--kernel V[,V...]] [--no-jit] [--format text|json|sarif] OBJ...`
  * Exit 0 when no program breaks a stack rule, 1 when one does, 2 for bad usage or unreadable input.
  */
-import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { type QuotePolicy, quoteSourceLine } from '../common/safeRead';
 import { type ObjectReport, analyzeObject } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { type FlagSpec, UsageError, parseArgs } from './args';
 import { type CommandIo, profilesFromFlags, readInput } from './io';
 import { toSarif } from './sarif';
+import { withSharedSubprograms } from './sharedSubprograms';
 import { formatTextReport } from './textReport';
 
 export const CHECK_FLAGS: Record<string, FlagSpec> = {
   '--kernel': { value: true, repeat: true },
   '--no-jit': { value: false },
   '--format': { value: true },
+  '--quote-root': { value: true, repeat: true },
 };
 
 export function checkCommand(argv: string[], io: CommandIo): number {
@@ -42,31 +45,32 @@ export function checkCommand(argv: string[], io: CommandIo): number {
     reports.push(analysis.report);
   }
 
-  if (format === 'json') io.stdout(`${JSON.stringify({ objects: reports }, null, 2)}\n`);
+  if (format === 'json') io.stdout(`${JSON.stringify({ objects: reports.map(withSharedSubprograms) }, null, 2)}\n`);
   else if (format === 'sarif') io.stdout(`${JSON.stringify(toSarif(reports, io.version), null, 2)}\n`);
-  else io.stdout(formatTextReport(reports, { lineText: (location) => sourceLine(location.file, location.line, compiledLines) }));
+  else {
+    // Line info may name any file; lines are quoted only from the working directory, the objects'
+    // directories and any --quote-root, so an object cannot make the report print /etc/shadow.
+    const policy: QuotePolicy = { roots: [process.cwd(), ...args.positionals.map((path) => dirname(path)), ...(args.flags.get('--quote-root') ?? [])] };
+    io.stdout(formatTextReport(reports, { lineText: (location) => sourceLine(location.file, location.line, compiledLines, policy) }));
+  }
 
   if (unreadable) return 2;
   const violated = reports.some((report) => report.programs.some((program) => program.verdicts.some((verdict) => !verdict.accepted)));
   return violated ? 1 : 0;
 }
 
-const fileLines = new Map<string, string[] | undefined>();
+const fileLines = new Map<string, string[] | { withheld: string }>();
 
-/** The line as it is on disk now; BTF's copy (the line as it was compiled) when the file is gone. */
-function sourceLine(file: string, line: number, fromBtf: ((file: string, line: number) => string | undefined)[]): string | undefined {
-  if (!fileLines.has(file)) {
-    try {
-      fileLines.set(file, readFileSync(file, 'utf8').split('\n'));
-    } catch {
-      fileLines.set(file, undefined);
-    }
-  }
-  const onDisk = fileLines.get(file)?.[line - 1];
-  if (onDisk !== undefined) return onDisk;
+/**
+ * The line as it is on disk now; BTF's copy (the line as it was compiled, part of the object itself)
+ * when the file is gone or may not be quoted; a note saying why when there is neither.
+ */
+function sourceLine(file: string, line: number, fromBtf: ((file: string, line: number) => string | undefined)[], policy: QuotePolicy): string | undefined {
+  const onDisk = quoteSourceLine(file, line, policy, fileLines);
+  if (onDisk && 'text' in onDisk) return onDisk.text;
   for (const lookup of fromBtf) {
     const text = lookup(file, line);
     if (text !== undefined) return text;
   }
-  return undefined;
+  return onDisk && 'withheld' in onDisk ? `(line not quoted: ${onDisk.withheld})` : undefined;
 }

@@ -8,6 +8,8 @@
  * short delay, and one that is still incomplete then contributes nothing: results come only from
  * whole files, and a bad file never stops the server.
  */
+import { type GlobMatcher, compileGlob } from '../common/globs';
+import { readRegularFileAsync } from '../common/safeRead';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SourceLocation } from '../common/problem';
@@ -45,7 +47,7 @@ export class ObjectIndex implements DocumentAnalysisProvider {
   private readonly generations = new Map<string, number>();
   private readonly listeners: ((sourcePaths: string[] | 'all') => void)[] = [];
   private profiles: KernelProfile[] = [];
-  private matchers: RegExp[] = [];
+  private matchers: GlobMatcher[] = [];
   private roots: string[] = [];
   /** While a rescan runs, listeners hear once at its end rather than once per object. */
   private scanning = false;
@@ -59,7 +61,11 @@ export class ObjectIndex implements DocumentAnalysisProvider {
   /** Sets roots, globs and profiles, then rescans every root; resolves when every object found was read. */
   async configure(roots: string[], globs: string[], profiles: KernelProfile[]): Promise<void> {
     this.roots = roots.map((root) => path.resolve(root));
-    this.matchers = globs.map(globToRegExp);
+    // Settings are validated before they get here; a glob that still does not compile matches nothing.
+    this.matchers = globs.flatMap((glob) => {
+      const compiled = compileGlob(glob);
+      return 'matcher' in compiled ? [compiled.matcher] : [];
+    });
     this.profiles = profiles;
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
@@ -120,7 +126,7 @@ export class ObjectIndex implements DocumentAnalysisProvider {
 
   private matches(relativePath: string): boolean {
     const normalized = relativePath.split(path.sep).join('/');
-    return this.matchers.some((matcher) => matcher.test(normalized));
+    return this.matchers.some((matcher) => matcher(normalized));
   }
 
   private bump(objectPath: string): number {
@@ -191,7 +197,10 @@ async function readWhole(filePath: string): Promise<ReadResult> {
   try {
     const before = await fs.promises.stat(filePath);
     if (!before.isFile()) return { kind: 'missing' };
-    const buffer = await fs.promises.readFile(filePath);
+    // Read through the safe reader: the file can become a FIFO or a device between the stat and the read.
+    const read = await readRegularFileAsync(filePath);
+    if ('reason' in read) return { kind: 'missing' };
+    const buffer = read.bytes;
     const after = await fs.promises.stat(filePath);
     if (before.size !== after.size || before.mtimeMs !== after.mtimeMs || buffer.byteLength !== after.size) return { kind: 'changing' };
     return { kind: 'whole', bytes: new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength), mtimeMs: after.mtimeMs };
@@ -289,31 +298,4 @@ function scanForObjects(root: string, matches: (relativePath: string) => boolean
     }
   }
   return found;
-}
-
-/**
- * A glob as a regular expression over '/'-separated relative paths: `**` crosses folders (and
- * `**\/` matches none), `*` and `?` do not, `{a,b}` is a choice. Enough for the settings' globs.
- */
-export function globToRegExp(glob: string): RegExp {
-  let pattern = '';
-  let braces = 0;
-  for (let index = 0; index < glob.length; index++) {
-    const char = glob[index];
-    if (char === '*' && glob[index + 1] === '*') {
-      const slashAfter = glob[index + 2] === '/';
-      pattern += slashAfter ? '(?:.*/)?' : '.*';
-      index += slashAfter ? 2 : 1;
-    } else if (char === '*') pattern += '[^/]*';
-    else if (char === '?') pattern += '[^/]';
-    else if (char === '{') {
-      braces++;
-      pattern += '(?:';
-    } else if (char === '}' && braces > 0) {
-      braces--;
-      pattern += ')';
-    } else if (char === ',' && braces > 0) pattern += '|';
-    else pattern += char.replace(/[.+^$()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${pattern}$`);
 }

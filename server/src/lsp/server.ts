@@ -4,7 +4,7 @@
  * everything that can fail on a user's files is contained, so a bad object or a surprising client
  * never takes the server down.
  */
-import { readFileSync } from 'node:fs';
+import { quoteSourceLine } from '../common/safeRead';
 import {
   CodeActionKind,
   CodeLensRefreshRequest,
@@ -12,9 +12,11 @@ import {
   DidChangeConfigurationNotification,
   DidChangeWatchedFilesNotification,
   type Disposable,
+  ErrorCodes,
   type InitializeParams,
   type InitializeResult,
   ProposedFeatures,
+  ResponseError,
   TextDocumentSyncKind,
   createConnection,
 } from 'vscode-languageserver/node';
@@ -274,9 +276,13 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     return codeLenses(snapshot, analysesOf(params.textDocument.uri)).map((lens) => toCodeLens(snapshot.document, lens));
   });
 
-  connection.onRequest(FILE_STATUS_REQUEST, (params: FileStatusParams) => fileStatus(analysesOf(params.uri)));
-  connection.onRequest(STACK_REPORT_REQUEST, (params: StackReportParams) => analysesReport(analysesOf(params.uri), (location) => lineText(location, documents)));
-  connection.onRequest(CHECK_OBJECT_REQUEST, (params: CheckObjectParams) => objectReport(params.path, profiles));
+  connection.onRequest(FILE_STATUS_REQUEST, (params: FileStatusParams) => fileStatus(analysesOf(uriParam(params, 'fileStatus'))));
+  connection.onRequest(STACK_REPORT_REQUEST, (params: StackReportParams) => analysesReport(analysesOf(uriParam(params, 'stackReport')), (location) => lineText(location, documents, roots)));
+  connection.onRequest(CHECK_OBJECT_REQUEST, (params: CheckObjectParams) => {
+    // A number here would be read as a file descriptor (descriptor 2 froze the server).
+    if (typeof params?.path !== 'string' || params.path === '') throw new ResponseError(ErrorCodes.InvalidParams, 'checkObject needs a path (a non-empty string)');
+    return objectReport(params.path, profiles, roots);
+  });
 
   connection.onShutdown(() => {
     objects.dispose();
@@ -308,6 +314,13 @@ function pathOfUri(uri: string): string | undefined {
   return filePath && resolvedPath(filePath);
 }
 
+/** A request's `uri` parameter, checked: the client is the workspace's to script. */
+function uriParam(params: unknown, request: string): string {
+  const uri = (params as { uri?: unknown } | null | undefined)?.uri;
+  if (typeof uri !== 'string') throw new ResponseError(ErrorCodes.InvalidParams, `${request} needs a uri (a string)`);
+  return uri;
+}
+
 function workspaceRoots(params: InitializeParams): string[] {
   const uris = params.workspaceFolders?.map((folder) => folder.uri) ?? (params.rootUri ? [params.rootUri] : []);
   const roots = uris.flatMap((uri) => uriToPath(uri) ?? []);
@@ -316,12 +329,10 @@ function workspaceRoots(params: InitializeParams): string[] {
 }
 
 /** A source line as the editor has it, else as it is on disk. */
-function lineText(location: SourceLocation, documents: OpenDocuments): string | undefined {
+function lineText(location: SourceLocation, documents: OpenDocuments, roots: readonly string[]): string | undefined {
   const open = documents.byPath(location.file);
   if (open) return open.getText({ start: { line: location.line - 1, character: 0 }, end: { line: location.line, character: 0 } }).replace(/\r?\n$/, '');
-  try {
-    return readFileSync(location.file, 'utf8').split('\n')[location.line - 1];
-  } catch {
-    return undefined;
-  }
+  const onDisk = quoteSourceLine(location.file, location.line, { roots });
+  if (onDisk === undefined) return undefined;
+  return 'text' in onDisk ? onDisk.text : `(line not quoted: ${onDisk.withheld})`;
 }

@@ -4,6 +4,7 @@
  * two drift), and the server reads whatever a client sends through `readSettings`, which falls back
  * to the defaults for anything missing or of the wrong type, so a bad settings file never stops it.
  */
+import { compileGlob } from '../common/globs';
 import { runningKernelProfile } from '../common/runningKernel';
 import { type KernelProfile, parseKernelProfiles } from '../rules/kernelProfile';
 
@@ -133,6 +134,12 @@ export function readSettings(raw: unknown): { settings: LensSettings; errors: st
     if (fitsSchema(value, setting)) assign[field] = structuredClone(value);
     else errors.push(`${SETTINGS_SECTION}.${name}: ${JSON.stringify(value)} is not a valid ${setting.type}; using the default`);
   }
+  // A glob picomatch refuses, or one too costly to match, is dropped alone; the others still apply.
+  settings.objectGlobs = settings.objectGlobs.filter((glob) => {
+    const compiled = compileGlob(glob);
+    if ('error' in compiled) errors.push(`${SETTINGS_SECTION}.objectGlobs: ${JSON.stringify(glob)} is ignored: ${compiled.error}`);
+    return 'matcher' in compiled;
+  });
   return { settings, errors };
 }
 

@@ -3,7 +3,8 @@
  * was built from it?) and the same text report as `bpf-stack-lens check`, for one file's objects or
  * for any object picked by hand.
  */
-import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { quoteSourceLine, readRegularFile } from '../common/safeRead';
 import type { SourceLocation } from '../common/problem';
 import { analyzeObject } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
@@ -46,25 +47,19 @@ export function analysesReport(analyses: DocumentStackAnalysis[], lineText: (loc
 }
 
 /** The `check` report of any object file. */
-export function objectReport(objectPath: string, profiles: KernelProfile[]): string {
-  let bytes: Uint8Array;
-  try {
-    const buffer = readFileSync(objectPath);
-    bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  } catch (error) {
-    return `${objectPath}: cannot read: ${(error as Error).message}\n`;
-  }
+export function objectReport(objectPath: string, profiles: KernelProfile[], quoteRoots: readonly string[] = []): string {
+  const read = readRegularFile(objectPath);
+  if ('reason' in read) return `${objectPath}: cannot read: ${read.reason}\n`;
+  const bytes = new Uint8Array(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength);
   const analysis = analyzeObject(bytes, objectPath, profiles);
   if (!analysis.readable) return `${objectPath}: ${analysis.report.problems.map((problem) => problem.message).join('; ')}\n`;
   return formatTextReport([analysis.report], {
-    lineText: (location) => diskLine(location) ?? analysis.lineTextOf(location.file, location.line),
+    lineText: (location) => {
+      // Quoted from disk only under the workspace or next to the object; else the object's own copy.
+      const onDisk = quoteSourceLine(location.file, location.line, { roots: [...quoteRoots, dirname(objectPath)] });
+      if (onDisk && 'text' in onDisk) return onDisk.text;
+      const compiled = analysis.lineTextOf(location.file, location.line);
+      return compiled ?? (onDisk && 'withheld' in onDisk ? `(line not quoted: ${onDisk.withheld})` : undefined);
+    },
   });
-}
-
-function diskLine(location: SourceLocation): string | undefined {
-  try {
-    return readFileSync(location.file, 'utf8').split('\n')[location.line - 1];
-  } catch {
-    return undefined;
-  }
 }

@@ -111,6 +111,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     ext?.lineTables.get(fn.section.name)?.locate(offsetAt(fn, index) ?? fn.start);
 
   const exceptionCallbackOwners = functionsWithExceptionCallbacks(btf);
+  const sharedReports = new SharedSubprogramReports();
   const programReports = programs.map((program): ProgramReport => {
     const { results, entered } = verifyProgram(program, analyze);
     // A subprogram never entered is shown as its code reads, knowing nothing of its arguments.
@@ -120,7 +121,12 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
       const depth = programDepths[index];
       // A static function that no live code calls is never verified: its depth stays 0.
       const verified = entered.has(index);
-      return {
+      // A subprogram shared by many programs, analysed the same way in each, is one report object:
+      // a thousand programs over one chain of a thousand functions would otherwise be a million.
+      const shareKey = sharedReports.keyOf(sub, depth, verified);
+      const shared = index > 0 ? sharedReports.get(shareKey) : undefined;
+      if (shared) return shared;
+      const report: SubprogramReport = {
         name: sub.fn.name,
         stackDepth: verified ? depth.checkedDepth + depth.hiddenBytes : 0,
         checkedDepth: verified ? depth.checkedDepth : 0,
@@ -138,6 +144,8 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
           source: locationOf(sub.fn, call.at),
         })),
       };
+      if (index > 0) sharedReports.set(shareKey, report);
+      return report;
     });
     const graph: FrameGraph = {
       programType: program.programType,
@@ -178,6 +186,31 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     lineTextOf: lazyLineTexts(ext),
     readable: true,
   };
+}
+
+/** Subprogram reports shared between programs: the same function, analysed alike, called alike. */
+class SharedSubprogramReports {
+  private readonly reports = new Map<string, SubprogramReport>();
+  private readonly depthIds = new Map<StackDepthResult, number>();
+  private readonly functionIds = new Map<ObjectFunction, number>();
+
+  /** Equal keys mean equal reports: the function, its analysis, whether it was verified, and where its calls go. */
+  keyOf(sub: Subprogram, depth: StackDepthResult, verified: boolean): string {
+    const id = <T>(ids: Map<T, number>, value: T) => {
+      let known = ids.get(value);
+      if (known === undefined) ids.set(value, (known = ids.size));
+      return known;
+    };
+    return `${id(this.functionIds, sub.fn)}:${id(this.depthIds, depth)}:${verified}:${sub.isAsyncCallback}`;
+  }
+
+  get(key: string): SubprogramReport | undefined {
+    return this.reports.get(key);
+  }
+
+  set(key: string, report: SubprogramReport): void {
+    this.reports.set(key, report);
+  }
 }
 
 /**

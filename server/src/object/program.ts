@@ -199,47 +199,55 @@ function buildProgram(
   const subprograms: Subprogram[] = [];
   const indexOf = new Map<ObjectFunction, number>();
 
+  // libbpf appends a callee the first time it is met and walks it at once, before the rest of the
+  // caller: a depth-first walk, kept on an explicit stack so that a chain thousands of functions
+  // deep costs memory, not the JavaScript call stack.
+  const walking: { index: number; cursor: number; to: number }[] = [];
   const append = (fn: ObjectFunction): number => {
     const index = subprograms.length;
     subprograms.push({ fn, calls: [], tailCalls: [], kfuncCalls: [], isAsyncCallback: false });
     indexOf.set(fn, index);
-    walk(index);
+    const { from, to } = controlsOf(fn.packed);
+    walking.push({ index, cursor: from, to });
     return index;
   };
 
-  const walk = (index: number) => {
-    const subprogram = subprograms[index];
+  append(main);
+  while (walking.length > 0) {
+    const frame = walking[walking.length - 1];
+    if (frame.cursor >= frame.to) {
+      walking.pop();
+      continue;
+    }
+    const c = frame.cursor++;
+    const subprogram = subprograms[frame.index];
     const { fn } = subprogram;
     const { code, first } = fn.packed;
     // Only calls (0x85) and lddw (0x18) matter here: the section's control instructions hold them.
-    const { from, to } = controlsOf(fn.packed);
-    for (let c = from; c < to; c++) {
-      const at = code.controls[c] - first;
-      const opcode = packedOpcode(code, code.controls[c]);
-      if (opcode !== 0x85 && opcode !== 0x18) continue;
-      const insn = instructionAt(fn, at)!;
-      if (isHelperCall(insn) && insn.imm === BPF_TAIL_CALL_HELPER) subprogram.tailCalls.push(at);
-      if (isKfuncCall(insn)) {
-        const name = kfuncName(elf, fn, insn);
-        if (name !== undefined) subprogram.kfuncCalls.push({ at, name });
-      }
-      const pseudoCall = isPseudoCall(insn);
-      if (!pseudoCall && !isPseudoFunc(insn)) continue;
-      const target = resolveTarget(elf, fn, insn, pseudoCall, bySectionStart);
-      if (!target) {
-        problems.push({
-          message: `${fn.name}: ${pseudoCall ? 'call' : 'function address'} at instruction ${insn.offset} of section ${fn.section.name} points at no function`,
-          offset: fn.section.offset + insn.offset * 8,
-        });
-        continue;
-      }
-      const callee = indexOf.get(target) ?? append(target);
-      subprogram.calls.push({ at, kind: pseudoCall ? 'call' : 'callback', callee });
-      if (!pseudoCall && registersAsyncCallback(elf, fn, at)) subprograms[callee].isAsyncCallback = true;
+    const at = code.controls[c] - first;
+    const opcode = packedOpcode(code, code.controls[c]);
+    if (opcode !== 0x85 && opcode !== 0x18) continue;
+    const insn = instructionAt(fn, at)!;
+    if (isHelperCall(insn) && insn.imm === BPF_TAIL_CALL_HELPER) subprogram.tailCalls.push(at);
+    if (isKfuncCall(insn)) {
+      const name = kfuncName(elf, fn, insn);
+      if (name !== undefined) subprogram.kfuncCalls.push({ at, name });
     }
-  };
-
-  append(main);
+    const pseudoCall = isPseudoCall(insn);
+    if (!pseudoCall && !isPseudoFunc(insn)) continue;
+    const target = resolveTarget(elf, fn, insn, pseudoCall, bySectionStart);
+    if (!target) {
+      problems.push({
+        message: `${fn.name}: ${pseudoCall ? 'call' : 'function address'} at instruction ${insn.offset} of section ${fn.section.name} points at no function`,
+        offset: fn.section.offset + insn.offset * 8,
+      });
+      continue;
+    }
+    const known = indexOf.get(target);
+    const callee = known ?? append(target);
+    subprogram.calls.push({ at, kind: pseudoCall ? 'call' : 'callback', callee });
+    if (!pseudoCall && registersAsyncCallback(elf, fn, at)) subprograms[callee].isAsyncCallback = true;
+  }
   return {
     name: main.name,
     section: main.section.name,

@@ -130,9 +130,13 @@ export function printedStackDepths(subprograms: SubprogramReport[], verdict: Ver
  */
 export function printAsRejected(subprograms: SubprogramReport[], verdict: VerdictReport): void {
   if (verdict.accepted) return;
-  for (const sub of subprograms) sub.stackDepth = sub.checkedDepth;
+  // Entries are replaced, not changed: the object analyzer shares one entry between programs.
+  const print = (index: number, stackDepth: number) => {
+    if (subprograms[index].stackDepth !== stackDepth) subprograms[index] = { ...subprograms[index], stackDepth };
+  };
+  subprograms.forEach((sub, index) => print(index, sub.checkedDepth));
   const reported = verdict.violations.find((violation) => violation.reportedByKernel);
-  if (reported?.phase === 'do_check') subprograms[reported.subprogram].stackDepth = 0;
+  if (reported?.phase === 'do_check') print(reported.subprogram, 0);
 }
 
 /**

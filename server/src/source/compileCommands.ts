@@ -5,6 +5,7 @@
  * malformed database yields no flags rather than an error, because the estimate is still useful
  * without them.
  */
+import { isRegularFile, readRegularText } from '../common/safeRead';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolvedPath } from '../common/paths';
@@ -31,7 +32,7 @@ export function findCompileCommands(setting: string, roots: readonly string[]): 
   if (setting) return path.resolve(roots[0] ?? process.cwd(), setting);
   for (const root of roots) {
     for (const candidate of [path.join(root, 'compile_commands.json'), path.join(root, 'build', 'compile_commands.json')]) {
-      if (fs.existsSync(candidate)) return candidate;
+      if (isRegularFile(candidate)) return candidate;
     }
   }
   return undefined;
@@ -40,7 +41,9 @@ export function findCompileCommands(setting: string, roots: readonly string[]): 
 /** Reads a database; undefined when it is missing or is not a JSON array. */
 export function readCompileCommands(databasePath: string): CompileCommandEntry[] | undefined {
   try {
-    const parsed: unknown = JSON.parse(fs.readFileSync(databasePath, 'utf8'));
+    const text = readRegularText(databasePath);
+    if (text === undefined) return undefined;
+    const parsed: unknown = JSON.parse(text);
     return Array.isArray(parsed) ? parsed.filter((entry): entry is CompileCommandEntry => typeof entry === 'object' && entry !== null) : undefined;
   } catch {
     return undefined;

@@ -23,6 +23,13 @@ class ParseError extends Error {
   }
 }
 
+/**
+ * How deeply records and parenthesised declarators may nest: clang's default bracket depth. Each
+ * level is a JavaScript call, so without a limit a generated header's 3,000 nested structs ran the
+ * stack out; past it the declaration fails with a problem that says so.
+ */
+export const MAX_DECLARATION_NESTING = 256;
+
 class Cursor {
   constructor(readonly tokens: readonly Token[], public position: number, readonly end: number) {}
 
@@ -158,6 +165,9 @@ export class DeclarationParser {
    * where names have types (expressionType.ts); elsewhere such a typeof stays unknown.
    */
   expressionType?: (tokens: readonly Token[], start: number, end: number) => CType | undefined;
+
+  /** Records and parenthesised declarators open around the current token (see MAX_DECLARATION_NESTING). */
+  private nesting = 0;
 
   constructor(readonly environment: TypeEnvironment, readonly problems: Problem[], layout?: LayoutEngine) {
     this.layout = layout ?? new LayoutEngine(environment);
@@ -501,6 +511,17 @@ export class DeclarationParser {
     return { tag, attributes };
   }
 
+  /** Runs one nesting level deeper, or fails the declaration past MAX_DECLARATION_NESTING. */
+  private nested<T>(cursor: Cursor, parse: () => T): T {
+    if (this.nesting >= MAX_DECLARATION_NESTING) cursor.fail(`declarations nested deeper than ${MAX_DECLARATION_NESTING} levels`);
+    this.nesting++;
+    try {
+      return parse();
+    } finally {
+      this.nesting--;
+    }
+  }
+
   private recordSpecifier(cursor: Cursor, kind: 'struct' | 'union'): CType {
     const { tag, attributes } = this.tagAndAttributes(cursor);
     if (!cursor.isPunctuator('{')) {
@@ -509,7 +530,7 @@ export class DeclarationParser {
     }
     const close = cursor.matching();
     cursor.position++;
-    const fields = this.members(cursor, close);
+    const fields = this.nested(cursor, () => this.members(cursor, close));
     cursor.position = close + 1;
     this.leadingAttributes(cursor, attributes);
     const def: RecordDef = { kind, fields };
@@ -664,7 +685,7 @@ export class DeclarationParser {
       cursor.position++;
     } else if (cursor.isPunctuator('(') && this.startsNestedDeclarator(cursor)) {
       cursor.position++;
-      inner = this.declarator(cursor, abstract);
+      inner = this.nested(cursor, () => this.declarator(cursor, abstract));
       cursor.expect(')');
     } else if (!abstract) {
       cursor.fail('expected a declarator');

@@ -10,6 +10,7 @@
  * includes (tested with a Bloom filter of their identifiers), with its definition. An entry is reused
  * only when those definitions are the same again and no file it read has changed.
  */
+import { isRegularFile, readRegularFile } from '../common/safeRead';
 import { isAscii } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -58,12 +59,10 @@ export interface IncludeSearch {
 /** A file system seen through a callback, so that an editor's unsaved buffers can stand in for files. */
 export type ReadFile = (file: string) => string | undefined;
 
+/** A header named by an #include may be a FIFO or /dev/zero: only regular files within the cap are read. */
 export const readFileFromDisk: ReadFile = (file) => {
-  try {
-    return decodeText(fs.readFileSync(file));
-  } catch {
-    return undefined;
-  }
+  const read = readRegularFile(file);
+  return 'bytes' in read ? decodeText(read.bytes) : undefined;
 };
 
 /**
@@ -296,8 +295,9 @@ export interface HeaderIndexStatistics {
   misses: number;
 }
 
+/** Include resolution finds regular files only: a directory or a device named like a header is no header. */
 function existsOnDisk(file: string): boolean {
-  return fs.existsSync(file);
+  return isRegularFile(file);
 }
 
 function hashText(text: string): string {

@@ -3,6 +3,7 @@
  * read through the header index, its own declarations parsed into the same type environment, and
  * its text rendered line-aligned for tree-sitter. This is the entry point of the source side.
  */
+import { isRegularFile } from '../common/safeRead';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -265,7 +266,7 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
     systemIncludeDirs: options.systemIncludeDirs ?? DEFAULT_SYSTEM_INCLUDE_DIRS,
   };
   const readFile = options.readFile ?? readFileFromDisk;
-  const exists = (candidate: string) => fs.existsSync(candidate);
+  const exists = isRegularFile;
   const optionsKey = JSON.stringify([defines, search.includeDirs, search.systemIncludeDirs]);
 
   // The include prefix: reused when the text still starts with it and nothing it read changed.
