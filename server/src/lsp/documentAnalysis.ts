@@ -4,7 +4,7 @@
  * file; the source estimate provides one from the C text as the editor has it. Diagnostics, hover
  * and CodeLens read only this shape, so each provider plugs in without touching them.
  */
-import type { EstimateProblem } from '../cli/estimateCommand';
+import type { EstimateProblem } from '../source/estimateSource';
 import * as path from 'node:path';
 import { resolvedPath } from '../common/paths';
 import type { ProgramReport } from '../object/analyzeObject';
