@@ -4,8 +4,7 @@
  * verdict. Exit 0 when no program breaks a stack rule, 1 when one does, 2 for bad usage or unreadable input.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { applyDefinitions, compileFlagsFor, findCompileCommands, readCompileCommands } from '../source/compileCommands';
+import { loadCompileDatabase, unitOptionsFor } from '../source/unitOptions';
 import { type EstimateProblem, type EstimateReport, estimateSource } from '../source/estimateSource';
 import { type FlagSpec, UsageError, parseArgs } from './args';
 import { type CommandIo, profilesFromFlags } from './io';
@@ -46,13 +45,10 @@ export async function estimateCommand(argv: string[], io: CommandIo): Promise<nu
     io.stderr(`bpf-stack-lens: ${givenDatabase}: no such file\n`);
     return 2;
   }
-  const database = findCompileCommands(givenDatabase ?? '', [process.cwd()]);
-  const entries = database ? readCompileCommands(database) : undefined;
-  if (database && !entries) io.stderr(`bpf-stack-lens: warning: ${database} is not a compilation database; ignored\n`);
-  const flags = database && entries ? compileFlagsFor(entries, file, dirname(database)) : undefined;
-  const defines = applyDefinitions(args.flags.get('-D') ?? [], applyDefinitions(flags?.defines ?? []));
-  const includeDirs = [...(flags?.includeDirs ?? []), ...(args.flags.get('-I') ?? [])];
-  const report = await estimateSource(file, text, profiles, { includeDirs, defines: Object.fromEntries(defines) });
+  const database = loadCompileDatabase(givenDatabase ?? '', [process.cwd()]);
+  if (database && !database.entries) io.stderr(`bpf-stack-lens: warning: ${database.path} is not a compilation database; ignored\n`);
+  const options = unitOptionsFor(file, { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] });
+  const report = await estimateSource(file, text, profiles, { includeDirs: options.includeDirs, defines: Object.fromEntries(options.defines) });
   if (format === 'json') io.stdout(`${JSON.stringify(report, null, 2)}\n`);
   else io.stdout(formatEstimateText(report));
   const violated = report.programs.some((program) => program.verdicts.some((verdict) => !verdict.accepted));
