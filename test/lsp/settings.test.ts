@@ -28,6 +28,10 @@ test('the defaults are the documented ones', () => {
     compileCommands: '',
     printkModel: 'auto',
     estimateFromSource: true,
+    bufferCompile: 'auto',
+    bufferCompileDebounceMs: 1500,
+    bufferCompileClang: '',
+    bufferCompileFlags: [],
   });
 });
 

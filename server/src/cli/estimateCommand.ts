@@ -94,7 +94,10 @@ async function compiledReport(
     return estimate;
   }
   const { flags, refused } = bufferCompileFlags(file, { ...input, includePaths: input.includePaths.map((dir) => path.resolve(dir)), settingsFlags: [] });
-  if (refused.length > 0) io.stderr(`bpf-stack-lens: warning: not passed to the compiler (they load code or read flags from files): ${refused.join(' ')}\n`);
+  if (refused.length > 0) {
+    io.stderr(`bpf-stack-lens: not compiled: the compile command carries ${refused.join(' ')}, which would load code or read flags from files; the numbers are the estimate's\n`);
+    return estimate;
+  }
   const result = await compileBuffer({
     file,
     text,

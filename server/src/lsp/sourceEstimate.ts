@@ -219,12 +219,19 @@ export class SourceEstimates implements DocumentAnalysisProvider {
   /** The file's include paths and definitions from the compile database and the settings, as the CLI computes them from its flags. */
   optionsFor(filePath: string): UnitOptions {
     return unitOptionsFor(filePath, {
-      database: this.database,
-      includePaths: (this.settings?.includePaths ?? []).map((dir) => path.resolve(this.roots[0] ?? path.dirname(filePath), dir)),
-      defines: Object.entries(this.settings?.defines ?? {}).map(([name, value]) => `${name}=${value}`),
+      ...this.configuredInputFor(filePath),
       printkModel: this.settings?.printkModel,
       openText: (file) => this.host.openText(resolvedPath(file)),
     });
+  }
+
+  /** The compile database and the settings' include paths (absolute) and definitions, which the estimate and the buffer compile of a file both start from. */
+  configuredInputFor(filePath: string): { database?: CompileDatabase; includePaths: string[]; defines: string[] } {
+    return {
+      database: this.database,
+      includePaths: (this.settings?.includePaths ?? []).map((dir) => path.resolve(this.roots[0] ?? path.dirname(filePath), dir)),
+      defines: Object.entries(this.settings?.defines ?? {}).map(([name, value]) => `${name}=${value}`),
+    };
   }
 
   private emit(sourcePaths: string[] | 'all'): void {
