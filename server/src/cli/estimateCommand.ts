@@ -68,7 +68,7 @@ export async function estimateCommand(argv: string[], io: CommandIo): Promise<nu
   if (database && !database.entries) io.stderr(`bpf-stack-lens: warning: ${database.path} is not a compilation database; ignored\n`);
   const options = unitOptionsFor(file, { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] });
   const estimate = await estimateSource(file, text, profiles, { includeDirs: options.includeDirs, defines: Object.fromEntries(options.defines) });
-  const report = args.flags.has('--compile') ? await compiledReport(estimate, text, args.flags.get('--clang')?.[0] ?? '', { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] }, profiles, io) : estimate;
+  const report = args.booleans.has('--compile') ? await compiledReport(estimate, text, args.flags.get('--clang')?.[0] ?? '', { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] }, profiles, io) : estimate;
   if (format === 'json') io.stdout(`${JSON.stringify(report, null, 2)}\n`);
   else io.stdout(formatEstimateText(report));
   const violated = report.programs.some((program) => program.verdicts.some((verdict) => !verdict.accepted));
