@@ -15,6 +15,8 @@ import {
   type InitializationOptions,
   STACK_REPORT_REQUEST,
   type StackReportParams,
+  WORKSPACE_TRUST_NOTIFICATION,
+  type WorkspaceTrustParams,
 } from '../../server/src/lsp/protocol';
 
 const SECTION = 'bpfStackLens';
@@ -43,6 +45,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.workspace.registerTextDocumentContentProvider(REPORT_SCHEME, { onDidChange: reportChanged.event, provideTextDocumentContent: reportContent }),
     vscode.window.onDidChangeActiveTextEditor(() => void updateStatus()),
     vscode.languages.onDidChangeDiagnostics(() => void updateStatus()),
+    // The server compiles buffers in the background only in a trusted workspace.
+    vscode.workspace.onDidGrantWorkspaceTrust(() => void client?.sendNotification(WORKSPACE_TRUST_NOTIFICATION, { trusted: true } satisfies WorkspaceTrustParams)),
     vscode.workspace.onDidChangeConfiguration((event) => {
       // The watchers are made from the globs at start, so new globs need a new client.
       if (event.affectsConfiguration(`${SECTION}.objectGlobs`)) void restart(context);
@@ -72,7 +76,10 @@ async function start(context: vscode.ExtensionContext): Promise<void> {
   const watchers = [...globs, '**/*.{c,h}', '**/compile_commands.json'].map((glob) => vscode.workspace.createFileSystemWatcher(glob));
   context.subscriptions.push(...watchers);
   // A WorkspaceConfiguration carries functions too; the server needs only the values.
-  const initializationOptions: InitializationOptions = { settings: JSON.parse(JSON.stringify(configuration)), clientWatchesObjects: true };
+  const initializationOptions: InitializationOptions = { settings: JSON.parse(JSON.stringify(configuration)),
+    clientWatchesObjects: true,
+    workspaceTrusted: vscode.workspace.isTrusted,
+  };
   const clientOptions: LanguageClientOptions = {
     documentSelector: [{ scheme: 'file', language: 'c' }],
     synchronize: { configurationSection: SECTION, fileEvents: watchers },

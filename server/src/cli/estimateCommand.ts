@@ -1,22 +1,27 @@
 /**
- * `bpf-stack-lens estimate [-I DIR]... [-D NAME[=VAL]]... [--kernel V[,V...]] [--no-jit] [--format text|json] FILE.c`
+ * `bpf-stack-lens estimate [-I DIR]... [-D NAME[=VAL]]... [--compile-commands FILE] [--compile [--clang PATH]] [--kernel V[,V...]] [--no-jit] [--format text|json] FILE.c`
  * Estimates from the C source, without compiling it, every function's stack frame and every program's
- * verdict. Exit 0 when no program breaks a stack rule, 1 when one does, 2 for bad usage or unreadable input.
+ * verdict; with --compile, the programs are measured in the file compiled by clang (the safe subset of
+ * its recorded flags) instead. Exit 0 when no program breaks a stack rule, 1 when one does, 2 for bad
+ * usage or unreadable input.
  */
 import { existsSync, readFileSync } from 'node:fs';
+<<<<<<< HEAD
 import { dirname } from 'node:path';
 import { type ProgramReport, type SubprogramReport, addStackDepthLines, addVerifierSubprograms, printAsRejected, printedStackDepths, verdictReport } from '../rules/report';
+=======
+import * as path from 'node:path';
+import { compileBuffer, resolveClang } from '../compile/bufferCompile';
+import { type BufferCompileFlagsInput, bufferCompileFlags } from '../compile/compileFlags';
+>>>>>>> compile
 import type { KernelProfile } from '../rules/kernelProfile';
-import { judgeStack } from '../rules/stackRules';
-import { type FunctionEstimate, type FunctionFrame, FrameEstimateCache, defaultFrameEstimateCache, estimateFrames, estimateFramesFromCache, frameOf } from '../source/frameEstimate';
-import { CDocument } from '../source/parser';
-import type { Tree } from '../source/parser';
-import { buildSourceFrameGraphs } from '../source/sourceCallGraph';
-import { type HeaderFunctionSource, type ReadFile, StatCheckedFiles } from '../source/headerIndex';
-import { type TranslationUnit, type TranslationUnitOptions, TranslationUnitCache, analyzeTranslationUnit } from '../source/translationUnit';
-import { applyDefinitions, compileFlagsFor, findCompileCommands, readCompileCommands } from '../source/compileCommands';
+import { loadCompileDatabase, unitOptionsFor } from '../source/unitOptions';
+import { type EstimateProblem, type EstimateReport, estimateSource } from '../source/estimateSource';
 import { type FlagSpec, UsageError, parseArgs } from './args';
 import { type CommandIo, profilesFromFlags } from './io';
+
+// The source pipeline lives in source/estimateSource.ts; re-exported for callers that import it from here.
+export { type EstimateProblem, type EstimateReport, EstimateSession, estimateSource } from '../source/estimateSource';
 
 export const ESTIMATE_FLAGS: Record<string, FlagSpec> = {
   '-I': { value: true, repeat: true },
@@ -25,19 +30,22 @@ export const ESTIMATE_FLAGS: Record<string, FlagSpec> = {
   '--no-jit': { value: false },
   '--format': { value: true },
   '--compile-commands': { value: true },
+  '--compile': { value: false },
+  '--clang': { value: true },
 };
 
-export interface EstimateReport {
-  file: string;
-  functions: FunctionFrame[];
-  programs: ProgramReport[];
-  /**
-   * What could not be read: headers not found (their types then count 0 bytes), declarations not
-   * understood. `line` and `column` (1-based) point into `file` when the problem has a place there.
-   */
-  problems: EstimateProblem[];
+/** How long a compile runs before the CLI says on stderr that it is under way. */
+const SLOW_COMPILE_MS = 1000;
+/** A compile that takes longer than this is given up, and the estimate stands. */
+const COMPILE_TIMEOUT_MS = 120_000;
+
+/** `estimate --compile`: the estimate's report with the programs measured in the compiled object instead. */
+export interface CompiledEstimateReport extends EstimateReport {
+  /** Set when the programs come from compiling the file (`--compile`), not from the estimate. */
+  compiledFromBuffer?: { clang: string; flags: string[]; milliseconds: number };
 }
 
+<<<<<<< HEAD
 export interface EstimateProblem {
   message: string;
   offset?: number;
@@ -254,6 +262,8 @@ async function estimateSourceUnguarded(
 
 
 
+=======
+>>>>>>> compile
 export async function estimateCommand(argv: string[], io: CommandIo): Promise<number> {
   const args = parseArgs(argv, ESTIMATE_FLAGS);
   const format = args.flags.get('--format')?.[0] ?? 'text';
@@ -278,25 +288,63 @@ export async function estimateCommand(argv: string[], io: CommandIo): Promise<nu
     io.stderr(`bpf-stack-lens: ${givenDatabase}: no such file\n`);
     return 2;
   }
-  const database = findCompileCommands(givenDatabase ?? '', [process.cwd()]);
-  const entries = database ? readCompileCommands(database) : undefined;
-  if (database && !entries) io.stderr(`bpf-stack-lens: warning: ${database} is not a compilation database; ignored\n`);
-  const flags = database && entries ? compileFlagsFor(entries, file, dirname(database)) : undefined;
-  const defines = applyDefinitions(args.flags.get('-D') ?? [], applyDefinitions(flags?.defines ?? []));
-  const includeDirs = [...(flags?.includeDirs ?? []), ...(args.flags.get('-I') ?? [])];
-  const report = await estimateSource(file, text, profiles, { includeDirs, defines: Object.fromEntries(defines) });
+  const database = loadCompileDatabase(givenDatabase ?? '', [process.cwd()]);
+  if (database && !database.entries) io.stderr(`bpf-stack-lens: warning: ${database.path} is not a compilation database; ignored\n`);
+  const options = unitOptionsFor(file, { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] });
+  const estimate = await estimateSource(file, text, profiles, { includeDirs: options.includeDirs, defines: Object.fromEntries(options.defines) });
+  const report = args.booleans.has('--compile') ? await compiledReport(estimate, text, args.flags.get('--clang')?.[0] ?? '', { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] }, profiles, io) : estimate;
   if (format === 'json') io.stdout(`${JSON.stringify(report, null, 2)}\n`);
   else io.stdout(formatEstimateText(report));
   const violated = report.programs.some((program) => program.verdicts.some((verdict) => !verdict.accepted));
   return violated ? 1 : 0;
 }
 
+/**
+ * The programs of the file compiled by clang with the safe subset of its flags, in place of the
+ * estimate's; the estimate's report when it does not compile (the reason goes to stderr).
+ */
+async function compiledReport(
+  estimate: EstimateReport,
+  text: string,
+  clangSetting: string,
+  input: Omit<BufferCompileFlagsInput, 'settingsFlags'>,
+  profiles: KernelProfile[],
+  io: CommandIo,
+): Promise<CompiledEstimateReport> {
+  const file = path.resolve(estimate.file);
+  const { clang, problem } = resolveClang(clangSetting, [process.cwd()]);
+  if (!clang) {
+    io.stderr(`bpf-stack-lens: cannot compile ${estimate.file}: ${problem}; the numbers are the estimate's\n`);
+    return estimate;
+  }
+  const { flags, refused } = bufferCompileFlags(file, { ...input, includePaths: input.includePaths.map((dir) => path.resolve(dir)), settingsFlags: [] });
+  if (refused.length > 0) {
+    io.stderr(`bpf-stack-lens: not compiled: the compile command carries ${refused.join(' ')}, which would load code or read flags from files; the numbers are the estimate's\n`);
+    return estimate;
+  }
+  const result = await compileBuffer({
+    file,
+    text,
+    flags,
+    clang,
+    profiles,
+    timeoutMs: COMPILE_TIMEOUT_MS,
+    slowAfterMs: SLOW_COMPILE_MS,
+    onSlow: () => io.stderr(`bpf-stack-lens: compiling ${estimate.file} with ${clang}...\n`),
+  });
+  if (result.kind === 'compiled') return { ...estimate, programs: result.programs, compiledFromBuffer: { clang, flags, milliseconds: result.milliseconds } };
+  const reason = result.kind === 'failed' ? `does not compile:\n${result.message}\n` : result.kind === 'timed out' ? `took over ${result.timeoutMs} ms to compile; ` : '';
+  io.stderr(`bpf-stack-lens: ${estimate.file} ${reason}the numbers are the estimate's\n`);
+  return estimate;
+}
+
 /** How many problems the text report lists before it only counts them. */
 const MAX_TEXT_PROBLEMS = 8;
 
 /** A short human report: each function's frame and items, then each program's verdicts. */
-export function formatEstimateText(report: EstimateReport): string {
+export function formatEstimateText(report: CompiledEstimateReport): string {
   const lines: string[] = [`${report.file}: estimated from source (locals with disjoint lifetimes share slots)`];
+  if (report.compiledFromBuffer) lines.push(`  programs: compiled from the buffer by ${report.compiledFromBuffer.clang} in ${report.compiledFromBuffer.milliseconds} ms (exact)`);
   for (const fn of report.functions) {
     const tags = [fn.section !== null ? `SEC("${fn.section}")` : '', fn.inline ? 'inline' : ''].filter(Boolean).join(' ');
     const hidden = fn.hiddenBytes > 0 ? ` (+${fn.hiddenBytes} printed only: ${fn.hiddenReasons.join(', ')})` : '';

@@ -19,7 +19,7 @@ import type { SourceLocation } from '../common/problem';
 import type { ProgramReport, ViolationReport } from '../object/analyzeObject';
 import { profileLabel } from '../rules/kernelProfile';
 import type { FrameItem } from '../source/frameEstimate';
-import { type DocumentStackAnalysis, diagnosticSourceOf, documentFrame, resolvedPath } from './documentAnalysis';
+import { type DocumentStackAnalysis, diagnosticSourceFor, diagnosticSourceOf, documentFrame, resolvedPath } from './documentAnalysis';
 
 /** Items at least this large are named as contributors even when they are plain locals. */
 export const HEAVY_ITEM_BYTES = 64;
@@ -165,7 +165,7 @@ function programFindings(documentPath: string, analysis: DocumentStackAnalysis, 
         severity: analysis.staleReason ? 'information' : 'error',
         message: `${message}\n${verdictText} · program ${program.name}: ${chainText} (${rejectedOn[0]}) · ${analysis.label}${stale}`,
         rule: group.rule,
-        source: diagnosticSourceOf(analysis.origin),
+        source: diagnosticSourceFor(analysis),
         related: relatedFrames(violation, program, rejectedOn[0]),
         data: { program: program.name, chain: violation.chain, rule: violation.rule },
       };

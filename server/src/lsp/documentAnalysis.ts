@@ -4,7 +4,7 @@
  * file; the source estimate provides one from the C text as the editor has it. Diagnostics, hover
  * and CodeLens read only this shape, so each provider plugs in without touching them.
  */
-import type { EstimateProblem } from '../cli/estimateCommand';
+import type { EstimateProblem } from '../source/estimateSource';
 import * as path from 'node:path';
 import { resolvedPath } from '../common/paths';
 import type { ProgramReport } from '../object/analyzeObject';
@@ -31,6 +31,8 @@ export interface DocumentStackAnalysis {
   estimatedText?: string;
   /** What the estimate could not read (headers not found, ...), placed in the document where it can be. */
   problems?: EstimateProblem[];
+  /** Set on an object compiled from the buffer in the background, which carries its own staleness (buffer edited since). */
+  compiledFromBuffer?: true;
 }
 
 export interface DocumentAnalysisProvider {
@@ -65,8 +67,22 @@ export class DocumentAnalyses {
 export function againstUnsavedChanges(analyses: DocumentStackAnalysis[], dirty: boolean): DocumentStackAnalysis[] {
   if (!dirty) return analyses;
   return analyses.map((analysis) =>
-    analysis.origin === 'object' && !analysis.staleReason ? { ...analysis, staleReason: `the document has unsaved changes since ${path.basename(analysis.path)} was built` } : analysis,
+    analysis.origin === 'object' && !analysis.staleReason && !analysis.compiledFromBuffer ? { ...analysis, staleReason: `the document has unsaved changes since ${path.basename(analysis.path)} was built` } : analysis,
   );
+}
+
+/**
+ * The buffer's compile stands in for a built object: while a fresh built object describes the
+ * text, the compile of the same text would only repeat it, so it is left out.
+ */
+export function withBufferCompile(analyses: DocumentStackAnalysis[]): DocumentStackAnalysis[] {
+  const built = analyses.some((analysis) => analysis.origin === 'object' && !analysis.compiledFromBuffer && !analysis.staleReason);
+  return built ? analyses.filter((analysis) => !analysis.compiledFromBuffer) : analyses;
+}
+
+/** The diagnostic source name of an analysis: its origin's, or "compiled from the buffer". */
+export function diagnosticSourceFor(analysis: Pick<DocumentStackAnalysis, 'origin' | 'compiledFromBuffer'>): string {
+  return analysis.compiledFromBuffer ? 'bpf-stack-lens (compiled from the buffer)' : diagnosticSourceOf(analysis.origin);
 }
 
 /** The diagnostic source name for an origin. */

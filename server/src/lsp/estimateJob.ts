@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { estimateSource, type EstimateReport } from '../cli/estimateCommand';
+import { estimateSource, type EstimateReport } from '../source/estimateSource';
 import { resolvedPath } from '../common/paths';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { DEFAULT_SYSTEM_INCLUDE_DIRS, type ReadFile, StatCheckedFiles, resolveInclude } from '../source/headerIndex';

@@ -7,7 +7,7 @@
  */
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import type { EstimateReport } from '../cli/estimateCommand';
+import type { EstimateReport } from '../source/estimateSource';
 import type { EstimateReply, EstimateRequest } from './estimateJob';
 import type { EstimateWorkerData } from './estimateWorker';
 

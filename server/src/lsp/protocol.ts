@@ -32,4 +32,12 @@ export interface InitializationOptions {
   settings?: unknown;
   /** The client registers watchers for the object globs itself; the server need not. */
   clientWatchesObjects?: boolean;
+  /** Whether the user trusts the workspace (VS Code workspace trust); absent from clients that do not say. */
+  workspaceTrusted?: boolean;
+}
+
+/** Client → server: the workspace's trust changed (VS Code grants trust while the window stays open). */
+export const WORKSPACE_TRUST_NOTIFICATION = 'bpfStackLens/workspaceTrust';
+export interface WorkspaceTrustParams {
+  trusted: boolean;
 }

@@ -27,7 +27,9 @@ import { quickFixes } from './codeActions';
 import { codeLenses } from './codeLens';
 import { findingDataOf, offsetOf, rangeToSpan, toCodeAction, toCodeLens, toDiagnostic, toHover, uriToPath } from './convert';
 import { stackFindings } from './diagnostics';
-import { DocumentAnalyses, againstUnsavedChanges, resolvedPath } from './documentAnalysis';
+import { BufferCompiles, bufferCompileAllowed } from './bufferCompile';
+import { bufferCompileFlags } from '../compile/compileFlags';
+import { DocumentAnalyses, againstUnsavedChanges, resolvedPath, withBufferCompile } from './documentAnalysis';
 import { OpenDocuments } from './documents';
 import { hoverAt } from './hover';
 import { ObjectIndex } from './objectWatcher';
@@ -39,6 +41,8 @@ import {
   type InitializationOptions,
   STACK_REPORT_REQUEST,
   type StackReportParams,
+  WORKSPACE_TRUST_NOTIFICATION,
+  type WorkspaceTrustParams,
 } from './protocol';
 import { probeRunningKernel } from '../probe/kernelProbe';
 import { DEFAULT_SETTINGS, type LensSettings, SETTINGS_SECTION, kernelProfilesOf, readSettings } from './settings';
@@ -73,9 +77,26 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   /** When each file was last opened, edited or changed on disk, to say in the log how long its estimate took. */
   const estimateRequested = new Map<string, number>();
   const requestEstimate = (filePath: string) => estimateRequested.set(resolvedPath(filePath), performance.now());
+  const bufferCompiles = new BufferCompiles({
+    openText: (filePath) => documents.byPath(filePath)?.getText(),
+    compileFlagsFor: (filePath) => bufferCompileFlags(filePath, { ...estimates.configuredInputFor(filePath), settingsFlags: settings.bufferCompileFlags }),
+    log,
+    beginProgress: (title) => (showsProgress ? beginProgress(connection, title) : Promise.resolve(undefined)),
+  });
+  /** What the client said about workspace trust: undefined when it says nothing (clients other than VS Code). */
+  let workspaceTrusted: boolean | undefined;
+  const configureBufferCompiles = () =>
+    bufferCompiles.configure({
+      enabled: bufferCompileAllowed(settings.bufferCompile, workspaceTrusted),
+      debounceMs: settings.bufferCompileDebounceMs,
+      clangSetting: settings.bufferCompileClang,
+      profiles,
+      roots,
+    });
   const analyses = new DocumentAnalyses();
   analyses.register(objects);
   analyses.register(estimates);
+  analyses.register(bufferCompiles);
 
   let settings: LensSettings = DEFAULT_SETTINGS;
   let profiles: KernelProfile[] = [];
@@ -92,7 +113,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   /** Every analysis of a document, objects counted stale while the editor holds unsaved changes. */
   const analysesOf = (uri: string) => {
     const filePath = documents.pathOf(uri) ?? pathOfUri(uri);
-    return filePath ? againstUnsavedChanges(analyses.analysesFor(filePath), documents.isDirty(uri)) : [];
+    return filePath ? withBufferCompile(againstUnsavedChanges(analyses.analysesFor(filePath), documents.isDirty(uri))) : [];
   };
 
   /** The settings as they apply to one file: its definitions include the compile database's. */
@@ -156,6 +177,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     logConfiguration(settings.kernels.length > 0);
     registerWatchers();
     estimates.configure(settings, profiles, roots);
+    configureBufferCompiles();
     // A rescan forgets every object until it is read again: only settings the objects depend on warrant one.
     const objectInputs = JSON.stringify([roots, settings.objectGlobs, profiles]);
     if (objectInputs === configuredObjectInputs) return;
@@ -175,6 +197,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
 
   connection.onInitialize((params: InitializeParams): InitializeResult => {
     initializationOptions = (params.initializationOptions ?? {}) as InitializationOptions;
+    workspaceTrusted = typeof initializationOptions.workspaceTrusted === 'boolean' ? initializationOptions.workspaceTrusted : undefined;
     roots = workspaceRoots(params);
     const workspace = params.capabilities.workspace;
     pullsConfiguration = workspace?.configuration === true;
@@ -204,6 +227,11 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     configure(pushed).catch((error) => log(`cannot apply the settings: ${String(error)}`));
   });
 
+  connection.onNotification(WORKSPACE_TRUST_NOTIFICATION, (params: WorkspaceTrustParams) => {
+    workspaceTrusted = params.trusted === true;
+    configureBufferCompiles();
+  });
+
   connection.onDidOpenTextDocument(({ textDocument }) => {
     documents.opened(textDocument.uri, textDocument.languageId, textDocument.version, textDocument.text);
     publish(textDocument.uri);
@@ -211,6 +239,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     if (filePath) {
       requestEstimate(filePath);
       estimates.opened(filePath);
+      bufferCompiles.opened(filePath);
     }
   });
   connection.onDidChangeTextDocument(({ textDocument, contentChanges }) => {
@@ -220,6 +249,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     if (filePath) {
       requestEstimate(filePath);
       estimates.edited(filePath);
+      bufferCompiles.edited(filePath);
     }
     // The first unsaved edit makes the objects stale at once; the estimate follows after its quiet time.
     if (!wasDirty) publish(textDocument.uri);
@@ -233,6 +263,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     documents.closed(textDocument.uri);
     if (filePath) {
       estimates.closed(filePath);
+      bufferCompiles.closed(filePath);
       // Files that read this header from its buffer read it from disk now.
       estimates.fileChanged(filePath);
     }
@@ -245,6 +276,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
       if (!filePath) continue;
       objects.fileChanged(filePath);
       estimates.fileChanged(filePath);
+      bufferCompiles.fileChanged(filePath);
       // A source saved outside the editor changes whether its objects are stale.
       const open = documents.uris().find((uri) => documents.pathOf(uri) === resolvedPath(filePath));
       if (open) publish(open);
@@ -287,6 +319,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   connection.onShutdown(() => {
     objects.dispose();
     estimates.dispose();
+    bufferCompiles.dispose();
   });
   connection.listen();
   return connection;

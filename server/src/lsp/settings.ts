@@ -21,13 +21,36 @@ export interface LensSettings {
   printkModel: PrintkModel;
   /** Estimate frames from the C text while you type; off, only built objects are analysed. */
   estimateFromSource: boolean;
+<<<<<<< HEAD
   /** Locals (structs, arrays) of at least this many bytes get the quick fix that moves them into a per-CPU scratch map. */
   scratchMapMinBytes: number;
+=======
+  /** Compile the buffer in the background for exact numbers: see BufferCompileMode. */
+  bufferCompile: BufferCompileMode;
+  bufferCompileDebounceMs: number;
+  /** The compiler for buffer compiles; empty finds clang on PATH. */
+  bufferCompileClang: string;
+  /** Flags for buffer compiles of files no compile_commands.json entry names. */
+  bufferCompileFlags: string[];
+>>>>>>> compile
 }
+
+/**
+ * When the buffer is compiled in the background. "auto": in a workspace the client reports trusted
+ * (VS Code), never in a client that reports no trust. "on": also in clients that report no trust.
+ * Never in a workspace the client reports untrusted, whatever the setting.
+ */
+export type BufferCompileMode = 'auto' | 'on' | 'off';
 
 /** The JSON-schema part of a setting, as VS Code's `contributes.configuration` takes it. */
 interface SettingSchema {
   type: 'array' | 'boolean' | 'number' | 'object' | 'string';
+<<<<<<< HEAD
+=======
+  /** VS Code's scope: "machine" keeps a workspace's settings file from setting it (tool paths). */
+  scope?: 'machine';
+  minimum?: number;
+>>>>>>> compile
   items?: { type: 'string' };
   additionalProperties?: { type: 'string' };
   enum?: string[];
@@ -100,6 +123,7 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSetti
     markdownDescription:
       'Estimate every open C file\'s frames from its source while you type, before and between builds. Off, only the built objects are shown, and a `bpf_printk`\'s bytes follow libbpf\'s rules.',
   },
+<<<<<<< HEAD
   scratchMapMinBytes: {
     name: 'quickFixes.scratchMapMinBytes',
     type: 'number',
@@ -107,6 +131,41 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSetti
     default: 128,
     markdownDescription:
       'Local structs and arrays of at least this many bytes get a quick fix that moves them off the stack into a per-CPU array map (`BPF_MAP_TYPE_PERCPU_ARRAY`, one entry) used as scratch space.',
+=======
+  bufferCompile: {
+    name: 'bufferCompile.enabled',
+    type: 'string',
+    enum: ['auto', 'on', 'off'],
+    enumDescriptions: [
+      'In a trusted workspace (VS Code workspace trust); off in editors that do not report trust.',
+      'Also in editors that do not report workspace trust; never in a workspace VS Code does not trust.',
+      'Never: the estimate and built objects only.',
+    ],
+    default: 'auto',
+    markdownDescription:
+      'Compile the buffer (unsaved edits included) with clang in the background when a compile command is known for the file (`compile_commands.json` or `bpfStackLens.bufferCompile.flags`), and show the exact numbers of the object in place of the estimate. Only the safe subset of the recorded flags is passed (`-I -isystem -D -U -include -std -target -m* -O* -g -W* -f*`); a command that loads code (`-fplugin`, `-Xclang`, `@file`, ...) is not compiled.',
+  },
+  bufferCompileDebounceMs: {
+    name: 'bufferCompile.debounceMs',
+    type: 'number',
+    minimum: 0,
+    default: 1500,
+    markdownDescription: 'Quiet time after the last edit before the buffer is compiled; a newer edit cancels a compile under way.',
+  },
+  bufferCompileClang: {
+    name: 'bufferCompile.clang',
+    type: 'string',
+    scope: 'machine',
+    default: '',
+    markdownDescription: 'The clang for buffer compiles: an absolute path, or a name on `PATH`. Empty finds `clang` or `clang-NN` on `PATH`. A compiler inside the workspace is never run.',
+  },
+  bufferCompileFlags: {
+    name: 'bufferCompile.flags',
+    type: 'array',
+    items: { type: 'string' },
+    default: [],
+    markdownDescription: 'Compile flags for buffer compiles of files that no `compile_commands.json` entry names, such as `["-O2", "-target", "bpf"]`; filtered like the database\'s. `includePaths` and `defines` are added to every buffer compile.',
+>>>>>>> compile
   },
 };
 

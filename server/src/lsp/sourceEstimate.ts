@@ -11,9 +11,7 @@
  */
 import * as path from 'node:path';
 import type { KernelProfile } from '../rules/kernelProfile';
-import { readFileFromDisk } from '../source/headerIndex';
-import { createPreprocessorState, definitionsFromText, type Macro } from '../source/preprocessor';
-import { type CompileFlags, applyDefinitions, compileFlagsFor, findCompileCommands, readCompileCommands } from '../source/compileCommands';
+import { type CompileDatabase, type UnitOptions, loadCompileDatabase, unitOptionsFor } from '../source/unitOptions';
 import { type DocumentAnalysisProvider, type DocumentStackAnalysis, resolvedPath } from './documentAnalysis';
 import { type EstimateInput, EstimateThread, type EstimateThreadHost } from './estimateThread';
 import type { LensSettings } from './settings';
@@ -45,7 +43,7 @@ export class SourceEstimates implements DocumentAnalysisProvider {
   private profiles: KernelProfile[] = [];
   private roots: string[] = [];
   /** The compile database, read once per configuration and again when it changes on disk. */
-  private database: { path: string; entries: ReturnType<typeof readCompileCommands> } | undefined;
+  private database: CompileDatabase | undefined;
   private readonly thread: EstimateThread;
 
   constructor(private readonly host: SourceEstimateHost) {
@@ -139,9 +137,8 @@ export class SourceEstimates implements DocumentAnalysisProvider {
   }
 
   private loadDatabase(): void {
-    const databasePath = this.settings ? findCompileCommands(this.settings.compileCommands, this.roots) : undefined;
-    this.database = databasePath ? { path: databasePath, entries: readCompileCommands(databasePath) } : undefined;
-    if (databasePath && !this.database?.entries) this.host.log(`${databasePath}: not a compile database (a JSON array of entries); ignored`);
+    this.database = this.settings ? loadCompileDatabase(this.settings.compileCommands, this.roots) : undefined;
+    if (this.database && !this.database.entries) this.host.log(`${this.database.path}: not a compile database (a JSON array of entries); ignored`);
   }
 
   private bump(filePath: string): number {
@@ -215,52 +212,29 @@ export class SourceEstimates implements DocumentAnalysisProvider {
   private inputFor(filePath: string): EstimateInput | undefined {
     const text = this.host.openText(filePath);
     if (text === undefined) return undefined;
-    const { defines, flags } = this.optionsFor(filePath);
-    return {
-      filePath,
-      text,
-      profiles: this.profiles,
-      includeDirs: [...(flags?.includeDirs ?? []), ...(this.settings?.includePaths ?? []).map((dir) => path.resolve(this.roots[0] ?? path.dirname(filePath), dir))],
-      defines: defines.map(([name, value]) => `${name}=${value}`),
-    };
+    const { includeDirs, defines } = this.optionsFor(filePath);
+    return { filePath, text, profiles: this.profiles, includeDirs, defines: defines.map(([name, value]) => `${name}=${value}`) };
   }
 
-  /** Definitions from the settings, the compile database (its -include files' macros first) and the printk model, in that order of precedence. */
-  private optionsFor(filePath: string): { defines: [string, string][]; flags?: CompileFlags } {
-    const databaseEntries = this.database?.entries;
-    const flags = databaseEntries && this.database ? compileFlagsFor(databaseEntries, filePath, path.dirname(this.database.path)) : undefined;
-    const defines = new Map<string, string>();
-    for (const forced of flags?.forcedIncludes ?? []) for (const [name, value] of forcedIncludeDefines(forced, this.host.openText(resolvedPath(forced)))) defines.set(name, value);
-    applyDefinitions(flags?.defines ?? [], defines);
-    for (const [name, value] of Object.entries(this.settings?.defines ?? {})) defines.set(name, value);
-    // The printk model is only a default for files that do not decide it themselves.
-    if (this.settings?.printkModel === 'stack') defines.set('BPF_NO_GLOBAL_DATA', defines.get('BPF_NO_GLOBAL_DATA') ?? '1');
-    if (this.settings?.printkModel === 'rodata') defines.delete('BPF_NO_GLOBAL_DATA');
-    return { defines: [...defines], flags };
+  /** The file's include paths and definitions from the compile database and the settings, as the CLI computes them from its flags. */
+  optionsFor(filePath: string): UnitOptions {
+    return unitOptionsFor(filePath, {
+      ...this.configuredInputFor(filePath),
+      printkModel: this.settings?.printkModel,
+      openText: (file) => this.host.openText(resolvedPath(file)),
+    });
+  }
+
+  /** The compile database and the settings' include paths (absolute) and definitions, which the estimate and the buffer compile of a file both start from. */
+  configuredInputFor(filePath: string): { database?: CompileDatabase; includePaths: string[]; defines: string[] } {
+    return {
+      database: this.database,
+      includePaths: (this.settings?.includePaths ?? []).map((dir) => path.resolve(this.roots[0] ?? path.dirname(filePath), dir)),
+      defines: Object.entries(this.settings?.defines ?? {}).map(([name, value]) => `${name}=${value}`),
+    };
   }
 
   private emit(sourcePaths: string[] | 'all'): void {
     for (const listener of this.listeners) listener(sourcePaths);
   }
-}
-
-/**
- * The macros a forced include (-include FILE) defines, as -D definitions. Its types are not seen:
- * the estimate takes the file's text as it is, and forced includes are almost always configuration
- * headers of macros.
- */
-function forcedIncludeDefines(file: string, openText: string | undefined): [string, string][] {
-  const text = openText ?? readFileFromDisk(file);
-  if (text === undefined) return [];
-  const state = createPreprocessorState();
-  const predefined = new Set(state.macros.keys());
-  definitionsFromText(text, state, []);
-  return [...state.macros.values()].filter((macro) => !predefined.has(macro.name)).map(defineOf);
-}
-
-/** A macro as the name and value of a -D: `F(a,...)` and its body for function-like ones, whose spelling starts with the parameter list. */
-function defineOf(macro: Macro): [string, string] {
-  if (!macro.params) return [macro.name, macro.spelling.trim()];
-  const close = macro.spelling.indexOf(')') + 1;
-  return [`${macro.name}${macro.spelling.slice(0, close)}`, macro.spelling.slice(close).trim()];
 }

@@ -20,7 +20,7 @@ export interface CompileFlags {
   forcedIncludes: string[];
 }
 
-interface CompileCommandEntry {
+export interface CompileCommandEntry {
   directory?: unknown;
   file?: unknown;
   arguments?: unknown;
@@ -50,8 +50,8 @@ export function readCompileCommands(databasePath: string): CompileCommandEntry[]
   }
 }
 
-/** The flags of the entry for `sourcePath` (the last one, as clangd takes it), or undefined when none names it. */
-export function compileFlagsFor(entries: readonly CompileCommandEntry[], sourcePath: string, databaseDirectory: string): CompileFlags | undefined {
+/** The argument vector and working directory of the entry for `sourcePath` (the last one, as clangd takes it), or undefined when none names it. */
+export function compileArgumentsFor(entries: readonly CompileCommandEntry[], sourcePath: string, databaseDirectory: string): { argv: string[]; directory: string } | undefined {
   const wanted = resolvedPath(sourcePath);
   for (let index = entries.length - 1; index >= 0; index--) {
     const entry = entries[index];
@@ -63,9 +63,15 @@ export function compileFlagsFor(entries: readonly CompileCommandEntry[], sourceP
       : typeof entry.command === 'string'
         ? splitCommandLine(entry.command)
         : [];
-    return preprocessorFlags(argv, directory);
+    return { argv, directory };
   }
   return undefined;
+}
+
+/** The flags of the entry for `sourcePath`, or undefined when none names it. */
+export function compileFlagsFor(entries: readonly CompileCommandEntry[], sourcePath: string, databaseDirectory: string): CompileFlags | undefined {
+  const command = compileArgumentsFor(entries, sourcePath, databaseDirectory);
+  return command && preprocessorFlags(command.argv, command.directory);
 }
 
 /**

@@ -1,0 +1,238 @@
+/**
+ * The source side's front door, as analyzeObject is the object side's: C text in, every function's
+ * estimated frame and every program's verdict out, without compiling. EstimateSession keeps what one
+ * open document's estimates share between calls.
+ */
+import { type ProgramReport, type SubprogramReport, addVerifierSubprograms, printAsRejected, printedStackDepths, verdictReport } from '../rules/report';
+import type { KernelProfile } from '../rules/kernelProfile';
+import { judgeStack } from '../rules/stackRules';
+import { type FunctionEstimate, type FunctionFrame, FrameEstimateCache, defaultFrameEstimateCache, estimateFrames, estimateFramesFromCache, frameOf } from './frameEstimate';
+import { CDocument } from './parser';
+import type { Tree } from './parser';
+import { buildSourceFrameGraphs } from './sourceCallGraph';
+import { type HeaderFunctionSource, type ReadFile, StatCheckedFiles } from './headerIndex';
+import { type TranslationUnit, type TranslationUnitOptions, TranslationUnitCache, analyzeTranslationUnit } from './translationUnit';
+
+export interface EstimateReport {
+  file: string;
+  functions: FunctionFrame[];
+  programs: ProgramReport[];
+  /**
+   * What could not be read: headers not found (their types then count 0 bytes), declarations not
+   * understood. `line` and `column` (1-based) point into `file` when the problem has a place there.
+   */
+  problems: EstimateProblem[];
+}
+
+export interface EstimateProblem {
+  message: string;
+  offset?: number;
+  line?: number;
+  column?: number;
+}
+
+/** Problems with their line and column in `text`, the main file. */
+function placedProblems(problems: readonly { message: string; offset?: number }[], text: string): EstimateProblem[] {
+  return problems.map(({ message, offset }) => {
+    if (offset === undefined || offset < 0 || offset > text.length) return { message };
+    const before = text.slice(0, offset);
+    const line = before.split('\n').length;
+    return { message, offset, line, column: offset - before.lastIndexOf('\n') };
+  });
+}
+
+/**
+ * What estimateSource keeps between calls on one document: its syntax tree (reparsed incrementally,
+ * tree.edit + parse(text, oldTree), from the changed span of the preprocessed text) and the walks of
+ * its functions. One per open document; calls on the same session may overlap (everything after the
+ * first await is synchronous). dispose() frees the tree.
+ */
+export class EstimateSession {
+  private documentPromise: Promise<CDocument> | undefined;
+  /** One document per header that defines functions, by path, reparsed incrementally as well. */
+  private readonly headerDocuments = new Map<string, Promise<CDocument>>();
+  private disposed = false;
+
+  /** The document's include prefix as last analysed (headers' types and macros), reused while it stays the same. */
+  readonly units = new TranslationUnitCache(2);
+
+  /** Headers as last read, checked against their size and mtime before reuse. */
+  private readonly files = new StatCheckedFiles();
+  private prepared: { unit: TranslationUnit; timer: NodeJS.Timeout } | undefined;
+
+  constructor(readonly cache: FrameEstimateCache = defaultFrameEstimateCache()) {}
+
+  /**
+   * A ReadFile that skips re-reading unchanged files (vmlinux.h is 5 MB): wraps `inner`, or reads
+   * from disk. A caller's own readFile (open editor buffers) is always asked, never cached.
+   */
+  readFile(inner?: ReadFile): ReadFile {
+    return inner ?? this.files.read;
+  }
+
+  /** Whether a parse of the document exists or is under way. */
+  get hasDocument(): boolean {
+    return this.documentPromise !== undefined;
+  }
+
+  /**
+   * Builds the tree of `unit` soon, when the process is otherwise idle, and walks its functions once
+   * (the result is discarded: it compiles the walker and decodes the types the file uses), so that
+   * the next estimate, after an edit, costs what any other edit costs. Used when an estimate came
+   * from the cache without a tree. The timer does not keep the process alive: a one-shot command
+   * exits without it. An estimate that needs the tree before the timer fires does this first.
+   */
+  prepare(unit: TranslationUnit): void {
+    if (this.documentPromise || this.prepared || this.disposed) return;
+    const timer = setTimeout(() => void this.runPrepared().catch(() => undefined), 0);
+    timer.unref();
+    this.prepared = { unit, timer };
+  }
+
+  /** Runs what prepare() scheduled, now, if it has not run yet. */
+  async runPrepared(): Promise<void> {
+    const prepared = this.prepared;
+    if (!prepared) return;
+    this.prepared = undefined;
+    clearTimeout(prepared.timer);
+    if (this.disposed || this.documentPromise) return;
+    await this.withTree(prepared.unit, (tree, headerTrees) => (tree ? estimateFrames(prepared.unit, tree, null, headerTrees) : undefined));
+  }
+
+  /**
+   * Runs `use` on the tree of the unit's text and those of its headers that define functions, each
+   * reparsed incrementally from the previous one. `use` runs synchronously right after the reparses,
+   * so an overlapping call cannot replace a tree under it.
+   */
+  async withTree<T>(unit: Pick<TranslationUnit, 'aligned' | 'headerSources'>, use: (tree: Tree | null, headerTrees: Tree[]) => T): Promise<T> {
+    const text = unit.aligned.text;
+    this.documentPromise ??= CDocument.create(text);
+    const document = await this.documentPromise;
+    const headerDocuments = await Promise.all(unit.headerSources.map((source) => this.headerDocument(source)));
+    if (this.disposed) throw new Error('EstimateSession used after dispose');
+    let tree: Tree | null;
+    try {
+      tree = document.update(text);
+    } catch {
+      // tree-sitter gave no tree: nothing to estimate.
+      tree = null;
+    }
+    let headerTrees: Tree[];
+    try {
+      headerTrees = headerDocuments.map((headerDocument, index) => headerDocument.update(unit.headerSources[index].text));
+    } catch {
+      // Without the headers' trees, the main file's functions are still estimated.
+      headerTrees = [];
+    }
+    return use(tree, headerTrees);
+  }
+
+  private headerDocument(source: HeaderFunctionSource): Promise<CDocument> {
+    let document = this.headerDocuments.get(source.file);
+    if (!document) {
+      document = CDocument.create(source.text);
+      this.headerDocuments.set(source.file, document);
+    }
+    return document;
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    if (this.prepared) clearTimeout(this.prepared.timer);
+    this.prepared = undefined;
+    this.units.clear();
+    this.files.clear();
+    void this.documentPromise?.then((document) => document.dispose());
+    this.documentPromise = undefined;
+    for (const headerDocument of this.headerDocuments.values()) void headerDocument.then((document) => document.dispose());
+    this.headerDocuments.clear();
+  }
+}
+
+/** Sessions for callers that pass none: the last few files estimated, by path. */
+const MAX_IMPLICIT_SESSIONS = 16;
+const implicitSessions = new Map<string, EstimateSession>();
+
+function implicitSession(file: string): EstimateSession {
+  let session = implicitSessions.get(file);
+  if (session) implicitSessions.delete(file);
+  else session = new EstimateSession();
+  implicitSessions.set(file, session);
+  while (implicitSessions.size > MAX_IMPLICIT_SESSIONS) {
+    const [oldestFile, oldest] = implicitSessions.entries().next().value as [string, EstimateSession];
+    implicitSessions.delete(oldestFile);
+    oldest.dispose();
+  }
+  return session;
+}
+
+/**
+ * Estimates `text` (the content of `file`) and judges every program for every profile. Repeated calls
+ * for the same file reuse its previous parse and the walks of the functions that did not change; pass
+ * a `session` per open document to control that (by default the last 16 files get one each).
+ */
+export async function estimateSource(
+  file: string,
+  text: string,
+  profiles: readonly KernelProfile[],
+  options: TranslationUnitOptions = {},
+  session?: EstimateSession,
+): Promise<EstimateReport> {
+  try {
+    return await estimateSourceUnguarded(file, text, profiles, options, session);
+  } catch (error) {
+    // Input nested deeper than any compiler accepts can exhaust the stack: say so, do not crash.
+    if (!(error instanceof RangeError)) throw error;
+    return { file, functions: [], programs: [], problems: [{ message: `${file} nests too deeply to estimate (the stack ran out): ${error.message}` }] };
+  }
+}
+
+async function estimateSourceUnguarded(
+  file: string,
+  text: string,
+  profiles: readonly KernelProfile[],
+  options: TranslationUnitOptions,
+  session: EstimateSession | undefined,
+): Promise<EstimateReport> {
+  const owner = session ?? implicitSession(file);
+  const unit = analyzeTranslationUnit(file, text, { ...options, readFile: owner.readFile(options.readFile), cache: options.cache ?? owner.units });
+  let estimates: FunctionEstimate[] | undefined;
+  if (!owner.hasDocument) {
+    // A file estimated before with the same text and headers (a fresh process opening it): the
+    // walks come from the cache and need no tree; the tree is built when the process is idle.
+    estimates = estimateFramesFromCache(unit, owner.cache);
+    if (estimates) owner.prepare(unit);
+  }
+  if (!estimates) {
+    await owner.runPrepared();
+    estimates = await owner.withTree(unit, (tree, headerTrees): FunctionEstimate[] | undefined => (tree ? estimateFrames(unit, tree, owner.cache, headerTrees) : undefined));
+  }
+  const problems = placedProblems(unit.problems, text);
+  if (!estimates) return { file, functions: [], programs: [], problems };
+  const programs = buildSourceFrameGraphs(unit.file, estimates).map(({ name, section, graph, functions, verified, throwsWithoutCallback }): ProgramReport => {
+    const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
+    const subprograms = graph.subprograms.map((node, index): SubprogramReport => {
+      const fn = functions[index];
+      const entered = verified[index];
+      return {
+        name: node.name,
+        // The printed depth: what the check saw plus the slots the verifier adds after it.
+        stackDepth: entered ? node.stackDepth + fn.hiddenBytes : 0,
+        checkedDepth: node.stackDepth,
+        hiddenBytes: entered ? [...fn.hiddenReasons] : [],
+        verified: entered,
+        hasTailCall: node.hasTailCall,
+        isGlobal: node.isGlobal,
+        isAsyncCallback: node.isAsyncCallback,
+        source: node.source,
+        tailCalls: node.tailCallSource ? [node.tailCallSource] : [],
+        calls: node.calls.map((call) => ({ callee: graph.subprograms[call.callee].name, kind: call.kind, source: call.source })),
+      };
+    });
+    if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
+    const report: ProgramReport = { name, section, type: graph.programType, subprograms, stackDepths: printedStackDepths(subprograms, verdicts[0]), verdicts };
+    addVerifierSubprograms(report, throwsWithoutCallback);
+    return report;
+  });
+  return { file, functions: estimates.map(frameOf), programs, problems };
+}
