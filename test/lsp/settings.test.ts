@@ -28,14 +28,11 @@ test('the defaults are the documented ones', () => {
     compileCommands: '',
     printkModel: 'auto',
     estimateFromSource: true,
-<<<<<<< HEAD
     scratchMapMinBytes: 128,
-=======
     bufferCompile: 'auto',
     bufferCompileDebounceMs: 1500,
     bufferCompileClang: '',
     bufferCompileFlags: [],
->>>>>>> compile
   });
 });
 

@@ -21,10 +21,8 @@ export interface LensSettings {
   printkModel: PrintkModel;
   /** Estimate frames from the C text while you type; off, only built objects are analysed. */
   estimateFromSource: boolean;
-<<<<<<< HEAD
   /** Locals (structs, arrays) of at least this many bytes get the quick fix that moves them into a per-CPU scratch map. */
   scratchMapMinBytes: number;
-=======
   /** Compile the buffer in the background for exact numbers: see BufferCompileMode. */
   bufferCompile: BufferCompileMode;
   bufferCompileDebounceMs: number;
@@ -32,7 +30,6 @@ export interface LensSettings {
   bufferCompileClang: string;
   /** Flags for buffer compiles of files no compile_commands.json entry names. */
   bufferCompileFlags: string[];
->>>>>>> compile
 }
 
 /**
@@ -45,12 +42,8 @@ export type BufferCompileMode = 'auto' | 'on' | 'off';
 /** The JSON-schema part of a setting, as VS Code's `contributes.configuration` takes it. */
 interface SettingSchema {
   type: 'array' | 'boolean' | 'number' | 'object' | 'string';
-<<<<<<< HEAD
-=======
   /** VS Code's scope: "machine" keeps a workspace's settings file from setting it (tool paths). */
   scope?: 'machine';
-  minimum?: number;
->>>>>>> compile
   items?: { type: 'string' };
   additionalProperties?: { type: 'string' };
   enum?: string[];
@@ -123,7 +116,6 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSetti
     markdownDescription:
       'Estimate every open C file\'s frames from its source while you type, before and between builds. Off, only the built objects are shown, and a `bpf_printk`\'s bytes follow libbpf\'s rules.',
   },
-<<<<<<< HEAD
   scratchMapMinBytes: {
     name: 'quickFixes.scratchMapMinBytes',
     type: 'number',
@@ -131,7 +123,7 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSetti
     default: 128,
     markdownDescription:
       'Local structs and arrays of at least this many bytes get a quick fix that moves them off the stack into a per-CPU array map (`BPF_MAP_TYPE_PERCPU_ARRAY`, one entry) used as scratch space.',
-=======
+  },
   bufferCompile: {
     name: 'bufferCompile.enabled',
     type: 'string',
@@ -165,7 +157,6 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSetti
     items: { type: 'string' },
     default: [],
     markdownDescription: 'Compile flags for buffer compiles of files that no `compile_commands.json` entry names, such as `["-O2", "-target", "bpf"]`; filtered like the database\'s. `includePaths` and `defines` are added to every buffer compile.',
->>>>>>> compile
   },
 };
 

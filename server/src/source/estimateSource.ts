@@ -3,7 +3,7 @@
  * estimated frame and every program's verdict out, without compiling. EstimateSession keeps what one
  * open document's estimates share between calls.
  */
-import { type ProgramReport, type SubprogramReport, addVerifierSubprograms, printAsRejected, printedStackDepths, verdictReport } from '../rules/report';
+import { type ProgramReport, type SubprogramReport, addStackDepthLines, addVerifierSubprograms, printAsRejected, printedStackDepths, verdictReport } from '../rules/report';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
 import { type FunctionEstimate, type FunctionFrame, FrameEstimateCache, defaultFrameEstimateCache, estimateFrames, estimateFramesFromCache, frameOf } from './frameEstimate';
@@ -229,6 +229,7 @@ async function estimateSourceUnguarded(
         calls: node.calls.map((call) => ({ callee: graph.subprograms[call.callee].name, kind: call.kind, source: call.source })),
       };
     });
+    addStackDepthLines(subprograms, verdicts, profiles, throwsWithoutCallback);
     if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
     const report: ProgramReport = { name, section, type: graph.programType, subprograms, stackDepths: printedStackDepths(subprograms, verdicts[0]), verdicts };
     addVerifierSubprograms(report, throwsWithoutCallback);
