@@ -31,7 +31,7 @@ import { defaultCacheDir } from '../source/headerIndex';
 import { PROBE_LOADER_SOURCE } from './probeLoader';
 
 /** Bumped when the probes or their reading change, so old cached profiles are not trusted. */
-const PROBE_FORMAT = 1;
+const PROBE_FORMAT = 2;
 
 export interface ProbeOutcome {
   facts?: ProbedKernelFacts;
@@ -108,6 +108,37 @@ function staticChain(frames: number): string {
   return code.join('');
 }
 
+/**
+ * The program BTF a tail call in a subprogram needs (check_abnormal_return: "tail_call is not allowed
+ * in subprogs without BTF"): int, a prototype "int (void)", and FUNCs main and sub; plus func_info
+ * records {insn_off, type_id} for main at 0 and sub at `subAt`.
+ */
+function twoFunctionBtf(subAt: number): { btf: string; funcInfo: string } {
+  const strings = Buffer.from('\0int\0main\0sub\0');
+  const words = [
+    1, 0x01000000, 4, 0x01000020, // [1] INT "int": 4 bytes, signed, 32 bits
+    0, 0x0d000000, 1, // [2] FUNC_PROTO returning int, no parameters
+    5, 0x0c000000, 2, // [3] FUNC "main" (static)
+    10, 0x0c000000, 2, // [4] FUNC "sub" (static)
+  ];
+  const types = Buffer.alloc(words.length * 4);
+  words.forEach((word, index) => types.writeUInt32LE(word, index * 4));
+  const header = Buffer.alloc(24);
+  header.writeUInt16LE(0xeb9f, 0);
+  header.writeUInt8(1, 2);
+  header.writeUInt32LE(24, 4);
+  header.writeUInt32LE(0, 8);
+  header.writeUInt32LE(types.length, 12);
+  header.writeUInt32LE(types.length, 16);
+  header.writeUInt32LE(strings.length, 20);
+  const funcInfo = Buffer.alloc(16);
+  funcInfo.writeUInt32LE(0, 0);
+  funcInfo.writeUInt32LE(3, 4);
+  funcInfo.writeUInt32LE(subAt, 8);
+  funcInfo.writeUInt32LE(4, 12);
+  return { btf: [header, types, strings].map((part) => part.toString('hex')).join(''), funcInfo: funcInfo.toString('hex') };
+}
+
 /** main calls sub, sub tail-calls through a prog array (the loader puts its fd where imm is -1). */
 function callThenTailCall(): string {
   const loadMap = insn(0x18, 2, 1, 0, -1) + insn(0, 0, 0, 0, 0);
@@ -181,8 +212,8 @@ interface ProbeLine {
 function probeLines(): ProbeLine[] {
   const targets = attachTargets(new Set(PRIVATE_STACK_PROBES.flatMap((probe) => (probe.target ? [probe.target] : []))));
   const lines: ProbeLine[] = [];
-  const add = (name: string, type: number, attach: number, flags: number, btfId: number, code: string) =>
-    lines.push({ name, line: `${name} ${type} ${attach} ${flags} ${btfId} ${code}` });
+  const add = (name: string, type: number, attach: number, flags: number, btfId: number, code: string, btf?: { btf: string; funcInfo: string }) =>
+    lines.push({ name, line: `${name} ${type} ${attach} ${flags} ${btfId} ${code}${btf ? ` ${btf.btf} ${btf.funcInfo}` : ''}` });
   for (const probe of PRIVATE_STACK_PROBES) {
     const btfId = probe.target ? targets.get(probe.target) : 0;
     if (btfId === undefined) continue;
@@ -191,7 +222,7 @@ function probeLines(): ProbeLine[] {
   }
   add('rounding', PROG_TYPE.socket_filter, 0, 0, 0, mainCallsSub(264, 240));
   add('frames', PROG_TYPE.socket_filter, 0, 0, 0, staticChain(9));
-  add('tailcalls', PROG_TYPE.socket_filter, 0, 0, 0, callThenTailCall());
+  add('tailcalls', PROG_TYPE.socket_filter, 0, 0, 0, callThenTailCall(), twoFunctionBtf(3));
   return lines;
 }
 
