@@ -8,7 +8,8 @@
  *                           [HEX_BTF HEX_FUNC_INFO]   (program BTF and its func_info records)
  * Output, one line each:    NAME ok | NAME rejected LAST_LOG_LINE | NAME errno N
  * An ld_imm64 with src_reg BPF_PSEUDO_MAP_FD and imm -1 is given the fd of a one-slot prog array,
- * so a probe can make a tail call.
+ * so a probe can make a tail call; with imm -2, the fd of a one-element array whose value (BTF type
+ * 3 of the probe's BTF, key type 1) holds a bpf_timer, so a probe can arm a timer callback.
  */
 export const PROBE_LOADER_SOURCE = String.raw`
 #include <errno.h>
@@ -30,6 +31,10 @@ union attr {
     uint64_t line_info; uint32_t line_info_cnt, attach_btf_id;
   } prog;
   struct { uint64_t btf, btf_log_buf; uint32_t btf_size, btf_log_size, btf_log_level; } btf;
+  struct {
+    uint32_t map_type, key_size, value_size, max_entries, map_flags, inner_map_fd, numa_node;
+    char map_name[16]; uint32_t map_ifindex, btf_fd, btf_key_type_id, btf_value_type_id;
+  } btf_map;
   char pad[160];
 };
 
@@ -56,7 +61,7 @@ int main(void) {
     int fields = sscanf(line, "%63s %u %u %u %u %65999s %8199s %8199s", name, &type, &attach, &flags, &btf_id, hex, btf_hex, func_info_hex);
     if (fields != 6 && fields != 8) continue;
     size_t bytes = unhex(hex, insns, sizeof insns);
-    int btf_fd = -1;
+    int btf_fd = -1, timer_map = -1;
     size_t func_info_bytes = 0;
     if (fields == 8) {
       memset(&a, 0, sizeof a);
@@ -64,10 +69,15 @@ int main(void) {
       btf_fd = syscall(SYS_bpf, 18, &a, sizeof a);
       if (btf_fd < 0) { printf("%s errno %d\n", name, errno); fflush(stdout); continue; }
       func_info_bytes = unhex(func_info_hex, func_info, sizeof func_info);
+      memset(&a, 0, sizeof a);
+      a.btf_map.map_type = 2; a.btf_map.key_size = 4; a.btf_map.value_size = 16; a.btf_map.max_entries = 1;
+      a.btf_map.btf_fd = btf_fd; a.btf_map.btf_key_type_id = 1; a.btf_map.btf_value_type_id = 3;
+      timer_map = syscall(SYS_bpf, 0, &a, sizeof a);
     }
     for (size_t i = 0; i + 16 <= bytes; i += 8) {
       int32_t imm; memcpy(&imm, insns + i + 4, 4);
       if (insns[i] == 0x18 && (insns[i + 1] >> 4) == 1 && imm == -1) { memcpy(insns + i + 4, &prog_array, 4); i += 8; }
+      else if (insns[i] == 0x18 && (insns[i + 1] >> 4) == 1 && imm == -2) { memcpy(insns + i + 4, &timer_map, 4); i += 8; }
     }
     memset(&a, 0, sizeof a);
     log_buf[0] = 0;
@@ -81,6 +91,7 @@ int main(void) {
     }
     int fd = syscall(SYS_bpf, 5, &a, sizeof a);
     if (btf_fd >= 0) close(btf_fd);
+    if (timer_map >= 0) close(timer_map);
     if (fd >= 0) { printf("%s ok\n", name); close(fd); fflush(stdout); continue; }
     int error = errno;
     char *last = 0;
