@@ -73,6 +73,8 @@ test('this machine\'s kernel, probed: check without --kernel agrees with its ver
     // Every kernel with a private stack gives it to tracepoints; the socket-filter probes always load.
     const privateStack = outcome.facts.privateStack;
     assert.equal(outcome.facts.sixteenByteRounding !== undefined && outcome.facts.maxCallFrames !== undefined, true, JSON.stringify(outcome.raw));
+    assert.notEqual(outcome.facts.tailCallsWithCalls, undefined, JSON.stringify(outcome.raw));
+    assert.notEqual(outcome.facts.asyncCallbacksAreRoots, undefined, JSON.stringify(outcome.raw));
     // EPERM from a sandbox gate is "unknown", never "shared".
     for (const [name, answer] of Object.entries(outcome.raw ?? {})) {
       if (/^errno 1$/.test(answer) && name.startsWith('private:')) assert.equal(privateStack[name.slice(8)], undefined, name);

@@ -190,3 +190,11 @@ test('each kernel prints its own stack-depth line', () => {
   ]);
   assert.equal(verdicts[3].subprogramStackLines, undefined);
 });
+
+test('a running kernel that could not be probed: every verdict says what it assumed', () => {
+  const unprobed: KernelProfile = { version: '6.18', jit: true, unprobed: ['the running kernel (6.18.44) was not probed (EPERM): its rules come from its version'] };
+  const verdict = judgeStack(privateStackProbe('kprobe/f'), unprobed);
+  assert.equal(verdict.accepted, true);
+  assert.deepEqual(verdict.assumes, unprobed.unprobed);
+  assert.deepEqual(verdictReport(verdict).assumes, unprobed.unprobed);
+});

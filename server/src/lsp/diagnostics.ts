@@ -160,10 +160,13 @@ function programFindings(documentPath: string, analysis: DocumentStackAnalysis, 
       const verdictText = `rejected on ${rejectedOn.join(', ')}${passes.length > 0 ? `; passes on ${passes.join(', ')}` : ''}`;
       const chainText = violation.frames.map((frame) => `${frame.name} ${frame.roundedDepth} B`).join(' → ');
       const stale = analysis.staleReason ? ` (stale: ${analysis.staleReason})` : '';
+      // What the verdicts rest on besides measured rules: versions outside the model, unprobed facts.
+      const caveats = [...new Set(program.verdicts.flatMap((verdict) => [...(verdict.notes ?? []), ...(verdict.assumes ?? []).map((fact) => `assumes ${fact}`)]))];
+      const caveatText = caveats.map((caveat) => `\n${caveat}`).join('');
       const finding: StackFinding = {
         location: group.location,
         severity: analysis.staleReason ? 'information' : 'error',
-        message: `${message}\n${verdictText} · program ${program.name}: ${chainText} (${rejectedOn[0]}) · ${analysis.label}${stale}`,
+        message: `${message}\n${verdictText} · program ${program.name}: ${chainText} (${rejectedOn[0]}) · ${analysis.label}${stale}${caveatText}`,
         rule: group.rule,
         source: diagnosticSourceFor(analysis),
         related: relatedFrames(violation, program, rejectedOn[0]),

@@ -11,11 +11,12 @@
  *   frames:     a 9-frame static chain: accepted = 16-frame limit, "9 frames is too deep" = 8
  *   tail calls: main calls a subprog that tail-calls: accepted, or "tail_calls are not allowed in
  *               programs with bpf-to-bpf calls"
+ *   async roots: main 264 arms a timer whose callback writes fp-480: accepted = the callback is a
+ *               root of its own, "combined stack size of 2 calls" = it adds to main's chain
  *
  * EPERM (a sandbox gate in front of tracing loads, or no privilege) and loads that fail for any other
  * reason leave the fact unknown, never "rejected": the release's rule then stands and the verdict
- * says what it assumed. Async callbacks as roots need a map with a BTF-described bpf_timer, which a
- * raw load cannot give; that fact stays with the release and is listed as assumed.
+ * says what it assumed.
  *
  * This is I/O at the edge: it spawns a C compiler once (the loader's binary is cached by source hash)
  * and the loader; nothing here throws.
@@ -31,7 +32,7 @@ import { defaultCacheDir } from '../source/headerIndex';
 import { PROBE_LOADER_SOURCE } from './probeLoader';
 
 /** Bumped when the probes or their reading change, so old cached profiles are not trusted. */
-const PROBE_FORMAT = 1;
+const PROBE_FORMAT = 3;
 
 export interface ProbeOutcome {
   facts?: ProbedKernelFacts;
@@ -108,6 +109,89 @@ function staticChain(frames: number): string {
   return code.join('');
 }
 
+/** A BTF blob (header, types as 32-bit words, strings) and func_info records {insn_off, type_id}. */
+function btfBlob(strings: string, words: number[], funcInfo: [number, number][]): { btf: string; funcInfo: string } {
+  const stringBytes = Buffer.from(strings);
+  const types = Buffer.alloc(words.length * 4);
+  words.forEach((word, index) => types.writeUInt32LE(word >>> 0, index * 4));
+  const header = Buffer.alloc(24);
+  header.writeUInt16LE(0xeb9f, 0);
+  header.writeUInt8(1, 2);
+  header.writeUInt32LE(24, 4);
+  header.writeUInt32LE(0, 8);
+  header.writeUInt32LE(types.length, 12);
+  header.writeUInt32LE(types.length, 16);
+  header.writeUInt32LE(stringBytes.length, 20);
+  const records = Buffer.alloc(funcInfo.length * 8);
+  funcInfo.forEach(([insnOffset, typeId], index) => {
+    records.writeUInt32LE(insnOffset, index * 8);
+    records.writeUInt32LE(typeId, index * 8 + 4);
+  });
+  return { btf: [header, types, stringBytes].map((part) => part.toString('hex')).join(''), funcInfo: records.toString('hex') };
+}
+
+/**
+ * The program BTF a tail call in a subprogram needs (check_abnormal_return: "tail_call is not allowed
+ * in subprogs without BTF"): int, a prototype "int (void)", and FUNCs main and sub at 0 and `subAt`.
+ */
+function twoFunctionBtf(subAt: number): { btf: string; funcInfo: string } {
+  const words = [
+    1, 0x01000000, 4, 0x01000020, // [1] INT "int": 4 bytes, signed, 32 bits
+    0, 0x0d000000, 1, // [2] FUNC_PROTO returning int, no parameters
+    5, 0x0c000000, 2, // [3] FUNC "main" (static)
+    10, 0x0c000000, 2, // [4] FUNC "sub" (static)
+  ];
+  return btfBlob('\0int\0main\0sub\0', words, [[0, 3], [subAt, 4]]);
+}
+
+/**
+ * The timer probe's BTF: [1] int (the map's key), [2] struct bpf_timer (16 bytes), [3] struct val
+ * { struct bpf_timer t; } (the map's value, as the loader expects), [4] int (void), [5] main, [6] cb.
+ */
+function timerBtf(callbackAt: number): { btf: string; funcInfo: string } {
+  const words = [
+    1, 0x01000000, 4, 0x01000020, // [1] INT "int"
+    5, 0x04000000, 16, // [2] STRUCT "bpf_timer", 16 bytes, no members described
+    15, 0x04000001, 16, 19, 2, 0, // [3] STRUCT "val" { "t": type 2 at bit 0 }
+    0, 0x0d000000, 1, // [4] FUNC_PROTO int (void)
+    21, 0x0c000000, 4, // [5] FUNC "main"
+    26, 0x0c000000, 4, // [6] FUNC "cb"
+  ];
+  return btfBlob('\0int\0bpf_timer\0val\0t\0main\0cb\0', words, [[0, 5], [callbackAt, 6]]);
+}
+
+/**
+ * main (264 bytes) arms a timer whose callback writes fp-480. As roots of their own they load; added
+ * to main's chain (kernels before the 6.5 fix) they are 272 + 480 = 752 bytes, over 512.
+ */
+function timerCallbackProgram(): string {
+  const loadTimerMap = (dst: number) => insn(0x18, dst, 1, 0, -2) + insn(0, 0, 0, 0, 0);
+  return [
+    movR1Zero,
+    insn(0x63, 10, 1, -4, 0), // *(u32 *)(r10 - 4) = r1: the key
+    storeR1At(-264),
+    insn(0xbf, 2, 10, 0, 0), // r2 = r10
+    insn(0x07, 2, 0, 0, -4), // r2 += -4
+    loadTimerMap(1),
+    insn(0x85, 0, 0, 0, 1), // bpf_map_lookup_elem
+    insn(0x15, 0, 0, 10, 0), // if r0 == 0 goto exit
+    insn(0xbf, 6, 0, 0, 0), // r6 = r0
+    insn(0xbf, 1, 6, 0, 0), // r1 = r6
+    loadTimerMap(2),
+    insn(0xb7, 3, 0, 0, 0), // r3 = 0
+    insn(0x85, 0, 0, 0, 169), // bpf_timer_init
+    insn(0xbf, 1, 6, 0, 0), // r1 = r6
+    insn(0x18, 2, 4, 0, 4) + insn(0, 0, 0, 0, 0), // r2 = cb (BPF_PSEUDO_FUNC, instruction 21)
+    insn(0x85, 0, 0, 0, 170), // bpf_timer_set_callback
+    movR0Zero,
+    exit,
+    movR1Zero, // cb:
+    storeR1At(-480),
+    movR0Zero,
+    exit,
+  ].join('');
+}
+
 /** main calls sub, sub tail-calls through a prog array (the loader puts its fd where imm is -1). */
 function callThenTailCall(): string {
   const loadMap = insn(0x18, 2, 1, 0, -1) + insn(0, 0, 0, 0, 0);
@@ -181,8 +265,8 @@ interface ProbeLine {
 function probeLines(): ProbeLine[] {
   const targets = attachTargets(new Set(PRIVATE_STACK_PROBES.flatMap((probe) => (probe.target ? [probe.target] : []))));
   const lines: ProbeLine[] = [];
-  const add = (name: string, type: number, attach: number, flags: number, btfId: number, code: string) =>
-    lines.push({ name, line: `${name} ${type} ${attach} ${flags} ${btfId} ${code}` });
+  const add = (name: string, type: number, attach: number, flags: number, btfId: number, code: string, btf?: { btf: string; funcInfo: string }) =>
+    lines.push({ name, line: `${name} ${type} ${attach} ${flags} ${btfId} ${code}${btf ? ` ${btf.btf} ${btf.funcInfo}` : ''}` });
   for (const probe of PRIVATE_STACK_PROBES) {
     const btfId = probe.target ? targets.get(probe.target) : 0;
     if (btfId === undefined) continue;
@@ -191,7 +275,8 @@ function probeLines(): ProbeLine[] {
   }
   add('rounding', PROG_TYPE.socket_filter, 0, 0, 0, mainCallsSub(264, 240));
   add('frames', PROG_TYPE.socket_filter, 0, 0, 0, staticChain(9));
-  add('tailcalls', PROG_TYPE.socket_filter, 0, 0, 0, callThenTailCall());
+  add('tailcalls', PROG_TYPE.socket_filter, 0, 0, 0, callThenTailCall(), twoFunctionBtf(3));
+  add('asyncroots', PROG_TYPE.socket_filter, 0, 0, 0, timerCallbackProgram(), timerBtf(21));
   return lines;
 }
 
@@ -212,6 +297,7 @@ export function factsFromAnswers(answers: Record<string, string>, buildId: strin
   const rounding = verdict('rounding', /combined stack size of 2 calls is 544/);
   const frames = verdict('frames', /call stack of 9 frames is too deep/);
   const tailCalls = verdict('tailcalls', /tail_calls are not allowed in (non-JITed )?programs with bpf-to-bpf calls/);
+  const asyncRoots = verdict('asyncroots', /combined stack size of 2 calls is/);
   return {
     buildId,
     release: kernelRelease,
@@ -219,6 +305,7 @@ export function factsFromAnswers(answers: Record<string, string>, buildId: strin
     ...(rounding === undefined ? {} : { sixteenByteRounding: rounding }),
     ...(frames === undefined ? {} : { maxCallFrames: frames ? 16 : 8 }),
     ...(tailCalls === undefined ? {} : { tailCallsWithCalls: tailCalls }),
+    ...(asyncRoots === undefined ? {} : { asyncCallbacksAreRoots: asyncRoots }),
   };
 }
 

@@ -120,7 +120,7 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
   const assumes = [...rules.assumes];
   const hasAsyncCallback = nodes.some((node) => node.isAsyncCallback);
   if (profile.probed?.asyncCallbacksAreRoots === undefined && profile.probed && hasAsyncCallback) {
-    assumes.push(`async callbacks ${rules.asyncCallbacksAreRoots ? 'are' : 'are not'} roots of their own: assumed from the release; the probe cannot load a timer`);
+    assumes.push(`async callbacks ${rules.asyncCallbacksAreRoots ? 'are' : 'are not'} roots of their own: assumed from the release; the probe could not load one`);
   }
   if (profile.probed?.tailCallsWithCalls === undefined && profile.probed && hasTailCall && nodes.length > 1) {
     assumes.push(`tail calls ${rules.tailCallsWithCalls ? 'may' : 'may not'} be mixed with bpf-to-bpf calls: assumed from the release; the probe could not load one`);
