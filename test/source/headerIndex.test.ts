@@ -82,3 +82,31 @@ test('include resolution: quotes look beside the includer first, angle brackets 
   assert.equal(resolveInclude({ spelled: 'main.c', angled: true, next: false, fromFile, offset: 0 }, search, exists), undefined);
   assert.equal(resolveInclude({ spelled: 'main.c', angled: false, next: false, fromFile: path.join(directory, 'x.c'), offset: 0 }, search, exists), path.join(directory, 'main.c'));
 });
+
+test('a cached header is read again when an include would now resolve elsewhere, or a __has_include target appears', () => {
+  const directory = temporaryDirectory('index');
+  const [first, second] = ['a', 'b'].map((name) => path.join(directory, name));
+  for (const folder of [first, second]) fs.mkdirSync(folder);
+  fs.writeFileSync(path.join(first, 'outer.h'), '#include <inner.h>\n#if __has_include(<extra.h>)\n#include <extra.h>\n#else\nstruct extra { char x[8]; };\n#endif\n');
+  fs.writeFileSync(path.join(second, 'inner.h'), 'struct inner { char data[8]; };\n');
+  const main = path.join(directory, 'main.c');
+  fs.writeFileSync(main, '#include <outer.h>\n');
+  const cacheDir = path.join(directory, 'cache');
+  const includeDirs = [first, second];
+  assert.deepEqual(sizes(typesReport(main, { includeDirs, index: new HeaderIndex({ cacheDir }) })), { inner: 8, extra: 8 });
+
+  // A header earlier on the search path now answers <inner.h>: a new process must not replay the old meaning.
+  fs.writeFileSync(path.join(first, 'inner.h'), 'struct inner { char data[304]; };\n');
+  const afterShadow = new HeaderIndex({ cacheDir });
+  assert.deepEqual(sizes(typesReport(main, { includeDirs, index: afterShadow })), { inner: 304, extra: 8 });
+  assert.equal(afterShadow.statistics.diskHits, 0);
+
+  // The file __has_include asked about appears.
+  fs.writeFileSync(path.join(second, 'extra.h'), 'struct extra { char x[304]; };\n');
+  assert.deepEqual(sizes(typesReport(main, { includeDirs, index: new HeaderIndex({ cacheDir }) })), { inner: 304, extra: 304 });
+
+  // Nothing changed since: the entry is reused from disk.
+  const unchanged = new HeaderIndex({ cacheDir });
+  assert.deepEqual(sizes(typesReport(main, { includeDirs, index: unchanged })), { inner: 304, extra: 304 });
+  assert.equal(unchanged.statistics.diskHits, 1);
+});

@@ -29,7 +29,7 @@ import { rewriteForTreeSitter } from './treeSitterTokens';
 import type { Problem } from '../common/problem';
 
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
-const CACHE_FORMAT_VERSION = 11;
+const CACHE_FORMAT_VERSION = 12;
 const MAX_VARIANTS_PER_HEADER = 8;
 /** How often one header may be open inside itself before its self-inclusion is taken for a mistake. */
 const MAX_SELF_INCLUDES = 8;
@@ -122,6 +122,11 @@ export function resolveInclude(request: IncludeRequest, search: IncludeSearch, e
   return undefined;
 }
 
+/** An include request as the cache records it: what was asked, from where (the offset does not matter). */
+function resolutionKey(request: IncludeRequest): string {
+  return JSON.stringify([request.spelled, request.angled, request.next, request.fromFile]);
+}
+
 /** A Bloom filter over identifiers: 2^20 bits, 3 probes, about 1.5 % false positives at vmlinux.h's ~100k names. */
 class IdentifierFilter {
   static readonly BITS = 1 << 20;
@@ -177,6 +182,11 @@ interface HeaderEntry {
   identifierFilter: string;
   /** Every file read, this one included, with its content hash. */
   files: [string, string][];
+  /**
+   * Every #include and __has_include resolved while reading it, with where each led ('' for
+   * nowhere): a header added earlier on the search path, or one that appears, changes its meaning.
+   */
+  resolutions: [string, string][];
   /** Net effect on the macro table: `#define` lines to replay and names to #undef. */
   defines: string[];
   undefines: string[];
@@ -259,6 +269,7 @@ function encodeDeclarations(declarations: Declarations): string {
 interface RecordingFrame {
   filter: IdentifierFilter;
   files: Map<string, string>;
+  resolutions: Map<string, string>;
   onceFiles: Set<string>;
   problems: string[];
   functionSources: HeaderFunctionSource[];
@@ -390,6 +401,14 @@ export class HeaderIndex {
    * kernel's (with a note saying so, or why there is none).
    */
   private resolve(request: IncludeRequest, context: IncludeContext): { resolved?: string; note?: string } {
+    const result = this.resolveUnrecorded(request, context);
+    // Every header being read depends on where this include led, and on where it did not.
+    const key = resolutionKey(request);
+    for (const frame of this.frames) frame.resolutions.set(key, result.resolved ?? '');
+    return result;
+  }
+
+  private resolveUnrecorded(request: IncludeRequest, context: IncludeContext): { resolved?: string; note?: string } {
     const resolved = resolveInclude(request, context.search, context.exists ?? existsOnDisk);
     if (resolved || !this.runningKernelVmlinux || request.spelled !== 'vmlinux.h') return { resolved };
     const header = runningKernelVmlinuxHeader(this.cacheDir);
@@ -441,7 +460,7 @@ export class HeaderIndex {
       const entry = candidate.entry;
       if (entry.file !== file || entry.includeSearchKey !== searchKey) continue;
       if (this.environmentKey(candidate.filter, context.state.macros) !== entry.environmentKey) continue;
-      if (!this.filesUnchanged(entry, context)) continue;
+      if (!this.filesUnchanged(entry, context) || !this.resolutionsUnchanged(entry, context)) continue;
       if (fromDisk) this.statistics.diskHits++;
       else this.statistics.memoryHits++;
       return candidate;
@@ -454,6 +473,15 @@ export class HeaderIndex {
       if (file === entry.file) continue;
       const text = context.readFile(file);
       if (text === undefined || this.contentHash(file, text) !== hash) return false;
+    }
+    return true;
+  }
+
+  private resolutionsUnchanged(entry: HeaderEntry, context: IncludeContext): boolean {
+    for (const [key, resolved] of entry.resolutions) {
+      const [spelled, angled, next, fromFile] = JSON.parse(key) as [string, boolean, boolean, string];
+      const now = this.resolveUnrecorded({ spelled, angled, next, fromFile, offset: 0 }, context).resolved ?? '';
+      if (now !== resolved) return false;
     }
     return true;
   }
@@ -471,6 +499,7 @@ export class HeaderIndex {
     for (const frame of this.frames) {
       frame.filter.addAll(loaded.filter);
       for (const [file, hash] of entry.files) frame.files.set(file, hash);
+      for (const [key, resolved] of entry.resolutions) frame.resolutions.set(key, resolved);
       for (const file of entry.onceFiles) frame.onceFiles.add(file);
       frame.functionSources.push(...entry.functionSources);
     }
@@ -481,7 +510,7 @@ export class HeaderIndex {
   private indexHeader(file: string, text: string, contentHash: string, searchKey: string, context: IncludeContext): void {
     const entryMacros = new Map(context.state.macros);
     const declarations = emptyDeclarations();
-    const frame: RecordingFrame = { filter: new IdentifierFilter(), files: new Map([[file, contentHash]]), onceFiles: new Set(), problems: [], functionSources: [] };
+    const frame: RecordingFrame = { filter: new IdentifierFilter(), files: new Map([[file, contentHash]]), resolutions: new Map(), onceFiles: new Set(), problems: [], functionSources: [] };
     // The header's own tokens after preprocessing (not those of the headers it includes).
     const ownTokens: Token[] = [];
     const tokens = tokenize(text);
@@ -533,6 +562,7 @@ export class HeaderIndex {
       environmentKey: this.environmentKey(frame.filter, entryMacros),
       identifierFilter: '',
       files: [...frame.files],
+      resolutions: [...frame.resolutions],
       defines,
       undefines,
       onceFiles: [...frame.onceFiles],
@@ -549,6 +579,7 @@ export class HeaderIndex {
     for (const outer of this.frames) {
       outer.filter.addAll(frame.filter);
       for (const [name, hash] of frame.files) outer.files.set(name, hash);
+      for (const [key, resolved] of frame.resolutions) outer.resolutions.set(key, resolved);
       for (const once of frame.onceFiles) outer.onceFiles.add(once);
       outer.functionSources.push(...frame.functionSources);
     }
