@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { Diagnostic } from 'vscode-languageserver-protocol';
+import { bufferCompileAllowed } from '../../server/src/lsp/bufferCompile';
 import { analyzeObject } from '../../server/src/object/analyzeObject';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 import { CLANG, LspSession, compileBpf, hasClang, poll, seedWorkspace } from './harness';
@@ -121,7 +122,7 @@ test('a buffer that does not compile keeps the estimate, with a status note', { 
   await session.until(() => from(COMPILED).length > 0, 'the compiled numbers again');
 });
 
-test('an untrusted workspace, or the setting at auto without trust, compiles nothing', { skip }, async () => {
+test('an untrusted workspace, or the setting off, compiles nothing; auto compiles once trusted', { skip }, async () => {
   await session.until(() => from(COMPILED).length > 0, 'the compiled numbers');
   await session.connection.sendNotification('bpfStackLens/workspaceTrust', { trusted: false });
   await session.until(() => from(COMPILED).length === 0 && from(ESTIMATE).length > 0, 'the estimate alone in an untrusted workspace');
@@ -185,4 +186,12 @@ test('an edit kills the compile under way, and a long compile shows progress', {
     await slowSession.close();
     rmSync(tools, { recursive: true, force: true });
   }
+});
+
+test('trust decides first: auto compiles only where the client reports a trusted workspace, on also where it reports nothing', () => {
+  assert.equal(bufferCompileAllowed('auto', true), true);
+  assert.equal(bufferCompileAllowed('auto', undefined), false, 'clients that report no trust: off by default');
+  assert.equal(bufferCompileAllowed('on', undefined), true);
+  assert.equal(bufferCompileAllowed('on', false), false, 'never in a workspace the client reports untrusted');
+  assert.equal(bufferCompileAllowed('off', true), false);
 });
