@@ -7,14 +7,16 @@
  * workspace compile nothing.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { Diagnostic } from 'vscode-languageserver-protocol';
+import { bufferCompileAllowed } from '../../server/src/lsp/bufferCompile';
 import { analyzeObject } from '../../server/src/object/analyzeObject';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
-import { CLANG, LspSession, compileBpf, hasClang, seedWorkspace } from './harness';
+import { CLANG, LspSession, compileBpf, hasClang, poll, seedWorkspace } from './harness';
 
 const COMPILED = 'bpf-stack-lens (compiled from the buffer)';
 const ESTIMATE = 'bpf-stack-lens (source estimate)';
@@ -120,7 +122,7 @@ test('a buffer that does not compile keeps the estimate, with a status note', { 
   await session.until(() => from(COMPILED).length > 0, 'the compiled numbers again');
 });
 
-test('an untrusted workspace, or the setting at auto without trust, compiles nothing', { skip }, async () => {
+test('an untrusted workspace, or the setting off, compiles nothing; auto compiles once trusted', { skip }, async () => {
   await session.until(() => from(COMPILED).length > 0, 'the compiled numbers');
   await session.connection.sendNotification('bpfStackLens/workspaceTrust', { trusted: false });
   await session.until(() => from(COMPILED).length === 0 && from(ESTIMATE).length > 0, 'the estimate alone in an untrusted workspace');
@@ -160,3 +162,36 @@ async function pollStatus(holds: (current: { text: string; tooltip: string; stat
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+test('an edit kills the compile under way, and a long compile shows progress', { skip }, async () => {
+  // A compiler outside the workspace that takes two seconds and logs what it does.
+  const tools = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-slow-clang-'));
+  const log = join(tools, 'log');
+  const slowClang = join(tools, 'clang');
+  writeFileSync(slowClang, `#!/bin/sh\necho start >> '${log}'\nsleep 2\necho compile >> '${log}'\nexec ${CLANG} "$@"\n`);
+  chmodSync(slowClang, 0o755);
+  const slowSession = new LspSession(settings({ enabled: 'on', clang: slowClang, debounceMs: 0 }));
+  try {
+    writeFileSync(join(workspace, 'compile_commands.json'), JSON.stringify([{ directory: workspace, file: 'seed.bpf.c', arguments: ['clang-19', '-O2', '-target', 'bpf', '-I/usr/include/x86_64-linux-gnu', '-c', 'seed.bpf.c'] }]));
+    await slowSession.initialize(workspace, settings({ enabled: 'on', clang: slowClang, debounceMs: 0 }), { workDoneProgress: true });
+    await slowSession.connection.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'c', version: 1, text } });
+    await poll(async () => existsSync(log), Boolean, 'the first compile to start');
+    await slowSession.connection.sendNotification('textDocument/didChange', { textDocument: { uri, version: 2 }, contentChanges: [{ text: `${text}\n/* edited */\n` }] });
+    await slowSession.until(() => (slowSession.diagnostics(uri) ?? []).some((diagnostic) => diagnostic.source === COMPILED), 'the compile of the edited buffer', 30000);
+    assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), ['start', 'start', 'compile'], 'the first compile was killed before it reached clang');
+    const titles = slowSession.progress.flatMap((entry) => (entry.kind === 'progress' && entry.value.kind === 'begin' ? [entry.value.title] : []));
+    assert.ok(titles.includes('Compiling seed.bpf.c from the buffer'), `progress titles: ${titles.join(', ')}`);
+    await slowSession.until(() => slowSession.progress.some((entry) => entry.kind === 'progress' && entry.value.kind === 'end'), 'the progress to end');
+  } finally {
+    await slowSession.close();
+    rmSync(tools, { recursive: true, force: true });
+  }
+});
+
+test('trust decides first: auto compiles only where the client reports a trusted workspace, on also where it reports nothing', () => {
+  assert.equal(bufferCompileAllowed('auto', true), true);
+  assert.equal(bufferCompileAllowed('auto', undefined), false, 'clients that report no trust: off by default');
+  assert.equal(bufferCompileAllowed('on', undefined), true);
+  assert.equal(bufferCompileAllowed('on', false), false, 'never in a workspace the client reports untrusted');
+  assert.equal(bufferCompileAllowed('off', true), false);
+});

@@ -30,7 +30,7 @@ test('flags that load code or read flags from files are refused and named', () =
 });
 
 test('flags that would write beside the user\'s files or produce no object are dropped', () => {
-  const { flags } = safeCompileFlags(['clang', '-fsyntax-only', '-fcrash-diagnostics-dir=.', '-fmodules-cache-path=.', '-save-temps', '-O1'], '/build');
+  const { flags } = safeCompileFlags(['clang', '-fsyntax-only', '-fcrash-diagnostics-dir=.', '-fmodules-cache-path=.', '-fmodule-output=x.pcm', '-fproc-stat-report=victim.c', '-foptimization-record-file=victim.c', '-save-temps', '-O1'], '/build');
   assert.deepEqual(flags, ['-O1']);
 });
 

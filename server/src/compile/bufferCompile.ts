@@ -135,8 +135,9 @@ function runClang(request: BufferCompileRequest, args: string[], directory: stri
       clearTimeout(timeoutTimer);
       request.signal?.removeEventListener('abort', abort);
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      // Wait for the process to be gone before the caller removes its directory.
-      if (child.exitCode === null && child.signalCode === null) child.once('close', () => resolve(outcome));
+      // Wait for the process to be gone before the caller removes its directory ('exit', not 'close':
+      // a grandchild may hold stderr open after the compiler itself is dead).
+      if (child.exitCode === null && child.signalCode === null) child.once('exit', () => resolve(outcome));
       else resolve(outcome);
     };
     const abort = () => end({ kind: 'cancelled' });
