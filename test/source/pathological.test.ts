@@ -10,6 +10,7 @@ import { EstimateSession, estimateSource } from '../../server/src/cli/estimateCo
 import { MAX_DECLARATION_NESTING } from '../../server/src/source/declarations';
 import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
 import { typesReport } from '../../server/src/source/typesReport';
+import { MAX_EXPANDED_TOKENS } from '../../server/src/source/preprocessor';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 import { temporaryDirectory } from './helpers';
 
@@ -58,4 +59,16 @@ test('a declarator in 3,000 parentheses is refused with a problem, not a stack o
   fs.writeFileSync(file, `__attribute__((section("tc"))) int f(void *ctx) { char b[32]; int ${'('.repeat(3000)}x${')'.repeat(3000)}; return b[0]; }\n`);
   const report = await estimate(file);
   assert.ok(report.functions.some((fn) => fn.name === 'f'), JSON.stringify(report.problems));
+});
+
+test('a macro that doubles twenty times is cut off at the expansion budget, and the estimate says it is partial', async () => {
+  const directory = temporaryDirectory('pathological');
+  const file = path.join(directory, 'blowup.c');
+  const doublings = Array.from({ length: 20 }, (_, i) => `#define A${i + 1} A${i} A${i}`).join('\n');
+  fs.writeFileSync(file, `#define A0 x +\n${doublings}\n__attribute__((section("tc"))) int f(void *ctx) { int x = 1; return A20 1; }\n`);
+  const report = await estimate(file);
+  assert.ok(
+    report.problems.some((problem) => problem.message.includes(`more than ${MAX_EXPANDED_TOKENS} tokens`) && problem.message.includes('partial')),
+    report.problems.map((problem) => problem.message).join('\n'),
+  );
 });

@@ -35,6 +35,30 @@ export interface PreprocessorState {
   onceFiles: Set<string>;
   /** Next value of __COUNTER__. */
   counter: number;
+  /** What macro expansion may still cost in this translation unit; unbounded when absent. */
+  budget?: ExpansionBudget;
+}
+
+/**
+ * Macro expansion bounded in tokens and time: `#define A1 A0 A0` twenty times over makes a million
+ * tokens (35 s and 1.8 GB here before the bound). Past either limit expansion stops, the rest of the
+ * translation unit is not expanded, and one problem says the estimate is partial.
+ */
+export interface ExpansionBudget {
+  tokensLeft: number;
+  /** performance.now() after which expansion stops. */
+  deadline: number;
+  /** Why expansion stopped, once it has. */
+  exhausted?: string;
+}
+
+/** Tokens macro substitution may produce per translation unit (clang has no such limit; real code stays far below). */
+export const MAX_EXPANDED_TOKENS = 1_000_000;
+/** Milliseconds of macro expansion per translation unit. */
+export const EXPANSION_TIME_BUDGET_MS = 10_000;
+
+export function expansionBudget(): ExpansionBudget {
+  return { tokensLeft: MAX_EXPANDED_TOKENS, deadline: performance.now() + EXPANSION_TIME_BUDGET_MS };
 }
 
 export interface IncludeRequest {
@@ -405,8 +429,12 @@ export class MacroExpander {
   expand(input: Token[]): Token[] {
     const macros = this.state.macros;
     const output: Token[] = [];
+    const budget = this.state.budget;
+    if (budget?.exhausted) return output;
     const reader = new TokenReader(input);
+    let steps = 0;
     for (let token = reader.next(); token !== undefined; token = reader.next()) {
+      if (budget && (++steps & 1023) === 0 && this.overBudget(budget, token)) return output;
       if (token.kind !== TokenKind.Identifier) {
         output.push(token);
         continue;
@@ -438,6 +466,18 @@ export class MacroExpander {
       reader.pushFront(this.substitute(macro, collected.args, { ...token, hide: inherited }));
     }
     return output;
+  }
+
+  /** Whether the budget is spent; the first time, says so with a problem. */
+  private overBudget(budget: ExpansionBudget, token: Token): boolean {
+    if (budget.exhausted) return true;
+    if (budget.tokensLeft > 0 && performance.now() <= budget.deadline) return false;
+    budget.exhausted =
+      budget.tokensLeft <= 0
+        ? `macro expansion produced more than ${MAX_EXPANDED_TOKENS} tokens`
+        : `macro expansion took more than ${EXPANSION_TIME_BUDGET_MS / 1000} s`;
+    this.problems.push({ message: `${budget.exhausted}: the rest of ${this.file} is not expanded, so this estimate is partial`, offset: token.offset });
+    return true;
   }
 
   /** _Pragma disappears, __LINE__ and friends become literals. Returns whether it handled the token. */
@@ -592,6 +632,7 @@ export class MacroExpander {
     if (result.length > 0) {
       result[0].flags = (result[0].flags & ~TokenFlags.SpaceBefore) | (invocation.flags & TokenFlags.SpaceBefore);
     }
+    if (this.state.budget) this.state.budget.tokensLeft -= result.length;
     return result;
   }
 

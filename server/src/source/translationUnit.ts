@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tokenize, tokenizeUntil, TokenFlags, TokenKind } from './lexer';
 import type { Token } from './lexer';
-import { createPreprocessorState, preprocessFile, renderAligned } from './preprocessor';
+import { createPreprocessorState, expansionBudget, preprocessFile, renderAligned } from './preprocessor';
 import type { AlignedText, MacroTable, PreprocessHandler, PreprocessorState } from './preprocessor';
 import { DeclarationParser } from './declarations';
 import type { DeclaredName } from './declarations';
@@ -290,7 +290,7 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
   snapshot.lastRestTokens = restTokens;
 
   // The rest of the file, in a scope on top of the prefix's.
-  const state: PreprocessorState = { macros: new Map(snapshot.macros), onceFiles: new Set(snapshot.onceFiles), counter: snapshot.counter };
+  const state: PreprocessorState = { macros: new Map(snapshot.macros), onceFiles: new Set(snapshot.onceFiles), counter: snapshot.counter, budget: expansionBudget() };
   const environment = new TypeEnvironment(undefined, snapshot.environment);
   const layout = new LayoutEngine(environment);
   const parserProblems: Problem[] = [];
@@ -352,7 +352,8 @@ function analyzePrefix(
   index: HeaderIndex,
   optionsKey: string,
 ): PrefixSnapshot {
-  const state = createPreprocessorState(defines);
+  // The include prefix (headers) has its own budget; the rest of the file gets a fresh one.
+  const state = { ...createPreprocessorState(defines), budget: expansionBudget() };
   const environment = new TypeEnvironment();
   const layout = new LayoutEngine(environment);
   const parserProblems: Problem[] = [];
