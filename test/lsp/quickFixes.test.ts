@@ -325,3 +325,16 @@ test('one frame over clang\'s 512 bytes: clang refuses it, and the scratch-map f
   assert.equal(600 - (frames.get('big') as number), claimedBytes(fix.title));
   loadsWithDepths(t, object, program);
 });
+
+test('bpfStackLens.quickFixes.scratchMapMinBytes decides which locals get the scratch-map fix', { skip }, async () => {
+  const file = await open('threshold.bpf.c', readFileSync(SCRATCH_SOURCE, 'utf8'));
+  const line = lineOf(file.text, 'struct pkt_ctx ctx = {};');
+  await actionsAt(file, line, (titles) => titles.length === 1);
+  await session.changeSettings({ ...SETTINGS, quickFixes: { scratchMapMinBytes: 241 } });
+  try {
+    // 240 B is under the threshold now: the declaration has no fix.
+    await actionsAt(file, line, (titles) => titles.length === 0);
+  } finally {
+    await session.changeSettings(SETTINGS);
+  }
+});

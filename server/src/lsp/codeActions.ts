@@ -112,8 +112,12 @@ function estimatedFrames(analyses: DocumentStackAnalysis[], text: string): Funct
   return analyses.find((analysis) => analysis.origin === 'source estimate' && analysis.estimatedText === text)?.frames;
 }
 
-/** The chain's functions whose frames count: a tail-calling function's own frame is not part of "previous frames". */
+/**
+ * The chain's functions whose frames count: a tail-calling function's own frame is not part of
+ * "previous frames". A diagnostic about one function (clang's own 512-byte limit) may name only it.
+ */
 function countedChain(data: FindingData): string[] {
+  if (data.chain.length === 0) return data.program ? [data.program] : [];
   return data.rule === 'tail-call-depth' ? data.chain.slice(0, -1) : data.chain;
 }
 
