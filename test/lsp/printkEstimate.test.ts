@@ -128,8 +128,9 @@ test('a macro that builds its format in a sized local of another name costs that
   assert.match(value, /\*\*log_msg\*\* puts \*\*64 B\*\* on the stack of `entry`/);
   assert.match(value, /`msg` \(char\[64\]\) 64 B/);
   const titles = await fixTitlesAt(differingUri, LOG_MSG_LINE);
-  assert.equal(titles[0], 'Remove this log_msg (frees 64 B of the frame of entry)');
-  assert.ok(titles.some((title) => title.startsWith('Move this log_msg into a noinline helper entry_printk_0() (its 64 B leave')), titles.join('\n'));
+  // The frame loses less than the 64 B: the other printks' objects on the lines below reuse its slots.
+  assert.equal(titles[0], 'Remove this log_msg (frees 24 B of the frame of entry)');
+  assert.ok(titles.some((title) => title.startsWith('Move this log_msg into a noinline helper entry_printk_0() (frees 24 B of the frame of entry; the helper')), titles.join('\n'));
 });
 
 test('a printk whose arguments a macro multiplies builds ___param for all of them', async () => {
@@ -137,7 +138,7 @@ test('a printk whose arguments a macro multiplies builds ___param for all of the
   const value = await estimatedHoverAt(differingUri, PAIR_LINE);
   assert.match(value, /\*\*bpf_printk\*\* puts \*\*32 B\*\* on the stack of `entry`/);
   assert.match(value, /`___param` \(unsigned long long\[4\], the arguments\) 32 B/);
-  assert.equal((await fixTitlesAt(differingUri, PAIR_LINE))[0], 'Remove this bpf_printk (frees 32 B of the frame of entry)');
+  assert.equal((await fixTitlesAt(differingUri, PAIR_LINE))[0], `Remove this bpf_printk (frees nothing: shares its slots with line ${LOG_MSG_LINE + 1})`);
 });
 
 test('a printk with 5 arguments costs its ___param array, as the estimate counts it', async () => {
@@ -151,7 +152,8 @@ test('BPF_NO_GLOBAL_DATA before the include: the 45-byte ____fmt is 48 B in the 
   assert.match(value, /\*\*bpf_printk\*\* puts \*\*48 B\*\* on the stack of `entry`/);
   assert.match(value, /`____fmt` \(char\[45\], the format copied to the stack\) 48 B/);
   assert.match(value, /Format string: 45 bytes with the NUL/);
-  assert.equal((await fixTitlesAt(onStackUri, ENTRY_PRINTK_LINE))[0], 'Remove this bpf_printk (frees 48 B of the frame of entry)');
+  // The inlined helper's 16-byte format shares the slots: clang-19 measures 48 B with the call, 16 B without.
+  assert.equal((await fixTitlesAt(onStackUri, ENTRY_PRINTK_LINE))[0], 'Remove this bpf_printk (frees 32 B of the frame of entry)');
 
   const inHelper = await estimatedHoverAt(onStackUri, HELPER_PRINTK_LINE);
   assert.match(inHelper, /puts \*\*16 B\*\* on the stack of `helper`/);

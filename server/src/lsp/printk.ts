@@ -35,6 +35,8 @@ export interface PrintkCall {
   /** The function that makes the call. */
   functionNode?: Node;
   functionName?: string;
+  /** BPF_NO_GLOBAL_DATA is in effect (from the settings, compile_commands.json or a #define in the file): no .rodata for this file. */
+  noGlobalData: boolean;
 }
 
 export interface StackCost {
@@ -84,6 +86,7 @@ export function findPrintkCalls(tree: Tree, queries: LspQueries, settings: Pick<
       localFormat: localFormat && { name: format.text, line: localFormat.declaration.startPosition.row + 1 },
       functionNode,
       functionName: functionNode ? functionNameOf(functionNode) : undefined,
+      noGlobalData: context.noGlobalData,
     });
   }
   return calls;
