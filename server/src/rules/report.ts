@@ -136,7 +136,45 @@ export function printAsRejected(subprograms: SubprogramReport[], verdict: Verdic
   };
   subprograms.forEach((sub, index) => print(index, sub.checkedDepth));
   const reported = verdict.violations.find((violation) => violation.reportedByKernel);
-  if (reported?.phase === 'do_check') print(reported.subprogram, 0);
+  for (const index of neverEntered(subprograms, reported)) print(index, 0);
+}
+
+/**
+ * The subprograms whose depth the verifier still has at 0 when do_check stops at `reported`: the one
+ * it was entering, and for the frame limit every static subprogram it would have met after that one
+ * (a 16-frame chain on a kernel allowing 8 prints 8 numbers, then zeros). do_check enters static
+ * callees depth first in call order, so those are the ones after it in that preorder. Global
+ * functions (and what they call) were verified before the main program and keep their depths.
+ */
+function neverEntered(subprograms: readonly SubprogramReport[], reported: ViolationReport | undefined): Set<number> {
+  const never = new Set<number>();
+  if (reported?.phase !== 'do_check') return never;
+  never.add(reported.subprogram);
+  if (reported.rule !== 'call-depth') return never;
+  const indexOf = new Map(subprograms.map((sub, index) => [sub.name, index]));
+  const calleesOf = (index: number) =>
+    subprograms[index].calls.map((call) => indexOf.get(call.callee)).filter((callee): callee is number => callee !== undefined);
+  const verifiedEarlier = new Set<number>();
+  const pending = subprograms.flatMap((sub, index) => (index !== 0 && sub.isGlobal ? [index] : []));
+  while (pending.length > 0) {
+    const index = pending.pop()!;
+    if (verifiedEarlier.has(index)) continue;
+    verifiedEarlier.add(index);
+    pending.push(...calleesOf(index));
+  }
+  // Iterative preorder walk from the main program: input depth must not decide our stack depth.
+  const entered = new Set<number>();
+  const stack: number[] = [0];
+  let stopped = false;
+  while (stack.length > 0) {
+    const index = stack.pop()!;
+    if (entered.has(index) || verifiedEarlier.has(index)) continue;
+    entered.add(index);
+    if (index === reported.subprogram) stopped = true;
+    if (stopped) never.add(index);
+    stack.push(...calleesOf(index).reverse());
+  }
+  return never;
 }
 
 /**
@@ -159,11 +197,12 @@ export function addStackDepthLines(
     if (!profile) return;
     const format = ruleSetFor(profile).stackLineFormat;
     const reported = verdict.violations.find((violation) => violation.reportedByKernel);
+    const unentered = neverEntered(subprograms, reported);
     const printed = subprograms.flatMap((sub, index) => {
       // An accepted program's line leaves out what the verifier removed as dead; a rejected one has
       // every subprogram, at what the check saw, and 0 for one do_check never finished.
       if (verdict.accepted && !sub.verified) return [];
-      const unfinished = reported?.phase === 'do_check' && reported.subprogram === index;
+      const unfinished = unentered.has(index);
       if (!verdict.accepted) {
         return [{ sub, index, depth: unfinished ? 0 : format === 'bytes' ? (sub.byteDepth ?? sub.checkedDepth) : sub.checkedDepth }];
       }
