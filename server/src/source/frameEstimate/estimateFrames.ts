@@ -22,6 +22,8 @@ export interface FrameEstimateOptions {
    * (FrameEstimates.partial says so). By default FRAME_TIME_BUDGET_MS from the call.
    */
   deadline?: number;
+  /** The clock the deadline is read on: performance.now by default; a test's counts calls instead. */
+  now?: () => number;
 }
 
 export interface FrameEstimates {
@@ -47,7 +49,8 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
   });
   const signature = cache ? fileScopeSignature(unit, parsed[0].text, parsed[0].definitions) : '';
   const store = cache?.diskStoreFor(unit);
-  const budget: TimeBudget = { deadline: options.deadline ?? performance.now() + FRAME_TIME_BUDGET_MS, exhausted: false };
+  const now = options.now ?? (() => performance.now());
+  const budget: TimeBudget = { deadline: options.deadline ?? now() + FRAME_TIME_BUDGET_MS, exhausted: false, now };
 
   const globalTypes = new Map<string, CType>();
   for (const declared of unit.mainFileNames) if (!declared.isTypedef && !declared.isFunctionDefinition && declared.type.k !== 'function') globalTypes.set(declared.name, declared.type);
@@ -60,6 +63,7 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
   for (const { file, text, topLevel, definitions } of parsed) {
     const context: FileContext = { unit, text, globals: fileConstants(unit, topLevel), declaredSections: prototypeSections(topLevel), globalTypes };
     for (const definition of definitions) {
+      if (!budget.exhausted && now() > budget.deadline) budget.exhausted = true;
       if (budget.exhausted) break;
       visited++;
       const row = definition.startPosition.row;
