@@ -33,7 +33,7 @@ import {
   packedOpcode,
 } from './instruction';
 import { lowerBound } from '../common/numbers';
-import { programTypeForSection } from './programType';
+import { programTypeForSection } from '../rules/programType';
 
 /** A function as it stands in the object: a symbol and its instructions. */
 export interface ObjectFunction {
