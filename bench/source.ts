@@ -13,7 +13,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { join, resolve } from 'node:path';
 import { EstimateSession, estimateSource } from '../server/src/cli/estimateCommand';
 import { parseKernelProfiles } from '../server/src/rules/kernelProfile';
+import { FrameEstimateCache } from '../server/src/source/frameEstimate';
 import { HeaderIndex } from '../server/src/source/headerIndex';
+import { wideFunction } from '../test/source/helpers';
 
 const root = resolve(__dirname, '..', '..');
 const work = join(root, '.cache', 'bench');
@@ -180,7 +182,22 @@ export async function sourceBench(): Promise<string[]> {
   } finally {
     rmSync(cacheDir, { recursive: true, force: true });
   }
+  out.push(await wideFunctionBench());
   return out;
+}
+
+/** 20,000 locals live together in one function (hostile input; StackColoring tried every pair: 10-22 s). */
+async function wideFunctionBench(): Promise<string> {
+  const file = join(work, 'wide.c');
+  writeFileSync(file, wideFunction(20000));
+  const { profiles } = parseKernelProfiles(['6.18'], true);
+  const session = new EstimateSession(new FrameEstimateCache());
+  const start = process.hrtime.bigint();
+  const report = await estimateSource(file, readFileSync(file, 'utf8'), profiles, { index: new HeaderIndex({ cacheDir: null }) }, session);
+  const elapsed = elapsedMs(start);
+  session.dispose();
+  const frame = report.functions.find((fn) => fn.name === 'wide')?.frameBytes;
+  return `  20,000 locals in one function: ${elapsed.toFixed(0)} ms, frame ${frame} B${report.partial ? ' (partial: the time budget ran out)' : ''}`;
 }
 
 if (require.main === module) {

@@ -3,16 +3,20 @@ import assert from 'node:assert/strict';
 import {
   BPF_ALU,
   BPF_ALU64,
+  BPF_JLE,
   BPF_JMP,
   BPF_JMP32,
   BPF_LD,
   BPF_LDX,
+  BPF_MOV,
   BPF_PSEUDO_FUNC,
   BPF_PSEUDO_KFUNC_CALL,
   BPF_ST,
   BPF_STX,
   BPF_TAIL_CALL_HELPER,
+  BPF_X,
   type Instruction,
+  aluOperation,
   applyLibbpfSourceRegisters,
   callTarget,
   decodeInstructions,
@@ -25,6 +29,7 @@ import {
   isPseudoFunc,
   isStoreToMemory,
   isTailCall,
+  jumpOperation,
   jumpTarget,
   memoryAccessSize,
   memoryBaseRegister,
@@ -330,4 +335,13 @@ test('every opcode byte decodes without throwing', () => {
       assert.ok(instructions.length >= 1);
     }
   }
+});
+
+test('ALU and jump operations are types of their own: 0xb0 is MOV in one class and JLE in the other', () => {
+  const jle = jumpOperation({ opcode: BPF_JMP | BPF_JLE | BPF_X });
+  assert.equal(jle, BPF_JLE);
+  assert.equal(aluOperation({ opcode: BPF_ALU64 | BPF_MOV | BPF_X }), BPF_MOV);
+  // The build fails if this comparison ever compiles: a jump's operation is never compared with BPF_MOV.
+  // @ts-expect-error JumpOp and AluOp have no overlap
+  assert.equal(jle === BPF_MOV, true);
 });

@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runningKernelProfile } from '../../server/src/common/runningKernel';
+import { runningKernelProfile } from '../../server/src/probe/runningKernel';
 import { analyzeObject } from '../../server/src/object/analyzeObject';
 import { factsFromAnswers, gnuBuildId, probeRunningKernelSync } from '../../server/src/probe/kernelProbe';
 import { readFileSync } from 'node:fs';

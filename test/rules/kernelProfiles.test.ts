@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { programAttachForSection } from '../../server/src/object/programType';
+import { programAttachForSection } from '../../server/src/rules/programType';
 import type { FrameGraph, FrameNode } from '../../server/src/rules/frameGraph';
 import { type KernelProfile, parseKernelProfiles, privateStackKey, ruleSetFor } from '../../server/src/rules/kernelProfile';
 import { type SubprogramReport, type VerdictReport, addStackDepthLines, verdictReport } from '../../server/src/rules/report';

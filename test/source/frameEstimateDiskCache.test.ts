@@ -1,7 +1,8 @@
 /**
- * The frame-walk cache on disk: a new process (simulated by reloading the stores) estimates an
- * unchanged file from the cache without a syntax tree, re-walks only the functions that changed,
- * and never reuses walks once a header they could depend on changed.
+ * The frame-walk cache on disk: a new process (simulated by a new cache, which loads its stores
+ * afresh once the last one wrote its own) estimates an unchanged file from the cache without a
+ * syntax tree, re-walks only the functions that changed, and never reuses walks once a header they
+ * could depend on changed.
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EstimateSession, estimateSource } from '../../server/src/cli/estimateCommand';
-import { FrameEstimateCache, reloadFrameEstimateCache } from '../../server/src/source/frameEstimate';
+import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
 import { HeaderIndex } from '../../server/src/source/headerIndex';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 
@@ -66,7 +67,7 @@ test('walks persist on disk: unchanged files need no tree, edits re-walk one fun
 
     const cold = await estimate(main, MAIN, cacheDir, true);
     assert.equal(cold.cache.diskHits, 0);
-    reloadFrameEstimateCache();
+    cold.cache.flush();
     assert.ok(readdirSync(cacheDir).some((name) => name.startsWith('frames-')), 'the walks are written beside the header index');
 
     // A new process, same text: every function from disk, no tree built.
@@ -74,7 +75,7 @@ test('walks persist on disk: unchanged files need no tree, edits re-walk one fun
     assert.deepEqual(warm.report, cold.report);
     assert.equal(warm.cache.diskHits, 3);
     assert.equal(warm.hadTree, false);
-    reloadFrameEstimateCache();
+    warm.cache.flush();
 
     // One function edited: the others come from disk, and the result is what a fresh walk gives.
     const edited = MAIN.replace('char a[24]', 'char a[120]');
@@ -83,7 +84,7 @@ test('walks persist on disk: unchanged files need no tree, edits re-walk one fun
     assert.equal(partly.cache.misses, 1);
     const fresh = await estimate(main, edited, null, false);
     assert.deepEqual(partly.report, fresh.report);
-    reloadFrameEstimateCache();
+    partly.cache.flush();
 
     // The header's struct grows: nothing stored may be reused.
     writeFileSync(join(directory, 'blob.h'), HEADER(200));
@@ -92,7 +93,7 @@ test('walks persist on disk: unchanged files need no tree, edits re-walk one fun
     const freshAfterHeader = await estimate(main, MAIN, null, false);
     assert.deepEqual(afterHeader.report, freshAfterHeader.report);
     assert.notDeepEqual(afterHeader.report, cold.report);
-    reloadFrameEstimateCache();
+    afterHeader.cache.flush();
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
@@ -106,14 +107,14 @@ test('a corrupt frame cache file is a miss, not an error', async () => {
     writeFileSync(join(directory, 'blob.h'), HEADER(40));
     writeFileSync(main, MAIN);
     const cold = await estimate(main, MAIN, cacheDir, true);
-    reloadFrameEstimateCache();
+    cold.cache.flush();
     for (const folder of readdirSync(cacheDir).filter((name) => name.startsWith('frames-'))) {
       for (const file of readdirSync(join(cacheDir, folder))) writeFileSync(join(cacheDir, folder, file), '{not json');
     }
     const again = await estimate(main, MAIN, cacheDir, true);
     assert.equal(again.cache.diskHits, 0);
     assert.deepEqual(again.report, cold.report);
-    reloadFrameEstimateCache();
+    again.cache.flush();
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }

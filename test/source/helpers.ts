@@ -40,3 +40,13 @@ export function layoutExpectations(text: string): { kind: 'struct' | 'union'; na
   }
   return expectations;
 }
+
+/**
+ * One program with `count` locals that all live to the end of its body: `volatile char bN[8]`, so
+ * every one is a stack object of its own slot and none can share (a frame of count × 8 bytes). Hostile
+ * input for the estimator's per-local work (StackColoring tried every pair: 20,000 took 10-22 s).
+ */
+export function wideFunction(count: number): string {
+  const locals = Array.from({ length: count }, (_, index) => `\tvolatile char b${index}[8]; b${index}[0] = ${index % 100};`).join('\n');
+  return `__attribute__((section("tc"))) int wide(void *ctx)\n{\n${locals}\n\treturn 0;\n}\n`;
+}

@@ -8,18 +8,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EstimateSession, estimateSource } from '../../server/src/cli/estimateCommand';
 import { MAX_DECLARATION_NESTING } from '../../server/src/source/declarations';
-import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
+import { FrameEstimateCache, estimateFrames } from '../../server/src/source/frameEstimate';
+import { CDocument } from '../../server/src/source/parser';
+import { analyzeTranslationUnit } from '../../server/src/source/translationUnit';
+import { HeaderIndex } from '../../server/src/source/headerIndex';
 import { typesReport } from '../../server/src/source/typesReport';
 import { MAX_EXPANDED_TOKENS } from '../../server/src/source/preprocessor';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
-import { temporaryDirectory } from './helpers';
+import { formatEstimateText } from '../../server/src/cli/estimateCommand';
+import { temporaryDirectory, wideFunction } from './helpers';
 
 const { profiles } = parseKernelProfiles(['6.18'], true);
 
-async function estimate(file: string) {
+async function estimate(file: string, timeBudgetMs?: number) {
   const session = new EstimateSession(new FrameEstimateCache());
   try {
-    return await estimateSource(file, fs.readFileSync(file, 'utf8'), profiles, {}, session);
+    return await estimateSource(file, fs.readFileSync(file, 'utf8'), profiles, timeBudgetMs === undefined ? {} : { timeBudgetMs }, session);
   } finally {
     session.dispose();
   }
@@ -71,4 +75,63 @@ test('a macro that doubles twenty times is cut off at the expansion budget, and 
     report.problems.some((problem) => problem.message.includes(`more than ${MAX_EXPANDED_TOKENS} tokens`) && problem.message.includes('partial')),
     report.problems.map((problem) => problem.message).join('\n'),
   );
+});
+
+test('20,000 locals live together in one function: every one gets its own slot', async () => {
+  const directory = temporaryDirectory('pathological');
+  const file = path.join(directory, 'wide.c');
+  fs.writeFileSync(file, wideFunction(20000));
+  // No budget: the test is that the estimate finishes and is whole (its time is in npm run bench).
+  const report = await estimate(file, Infinity);
+  const wide = report.functions.find((fn) => fn.name === 'wide');
+  assert.equal(report.partial, undefined, report.problems.map((problem) => problem.message).join('\n'));
+  assert.equal(wide?.frameBytes, 20000 * 8);
+  assert.equal(wide?.items.length, 20000);
+  assert.equal(wide?.items.some((item) => item.sharedWith !== undefined), false);
+});
+
+test('an estimate past its time budget ends partial, says so, and never calls its numbers exact', async () => {
+  const directory = temporaryDirectory('pathological');
+  const file = path.join(directory, 'wide-budget.c');
+  const before = `__attribute__((section("tc"))) int first(void *ctx) { volatile char a[16]; a[0] = 1; return 0; }\n`;
+  fs.writeFileSync(file, before + wideFunction(20000) + `static __attribute__((noinline)) int after(void *ctx) { volatile char c[64]; c[0] = 1; return 0; }\n`);
+  // One cache for both estimates below, to show that a partial walk is not kept.
+  const cache = new FrameEstimateCache();
+  const text = fs.readFileSync(file, 'utf8');
+  const report = await estimateSource(file, text, profiles, { timeBudgetMs: 0 }, new EstimateSession(cache));
+  assert.equal(report.partial, true);
+  const problem = report.problems.find((candidate) => candidate.message.includes('ran out of time'));
+  assert.ok(problem?.message.includes('so this estimate is partial'), report.problems.map((candidate) => candidate.message).join('\n'));
+  assert.equal(report.functions.some((fn) => fn.name === 'after'), false);
+  const printed = formatEstimateText(report);
+  assert.match(printed, /partial: the numbers below are lower bounds/);
+  for (const program of report.programs) assert.match(printed, new RegExp(`program ${program.name} .* stack depth at least .* \\(partial\\)`));
+  // With time to spare the same cache gives the whole estimate: the partial walk was not kept.
+  const whole = await estimateSource(file, text, profiles, { timeBudgetMs: Infinity }, new EstimateSession(cache));
+  assert.equal(whole.partial, undefined);
+  assert.equal(whole.functions.find((fn) => fn.name === 'wide')?.frameBytes, 20000 * 8);
+});
+
+test('the function under way when the budget runs out is a lower bound marked partial, and the ones after it are not walked', async () => {
+  const text = `__attribute__((section("tc"))) int first(void *ctx) { volatile char a[16]; a[0] = 1; return 0; }\n${wideFunction(5000)}static int after(void *ctx) { return 0; }\n`;
+  const unit = analyzeTranslationUnit('/virtual/wide.c', text, { index: new HeaderIndex({ cacheDir: null }) });
+  const document = await CDocument.create(unit.aligned.text);
+  try {
+    // A clock that ticks once per reading: the deadline falls inside the wide function's walk,
+    // whatever the machine's speed (the walker reads the clock every 1,024 steps).
+    let ticks = 0;
+    const cache = new FrameEstimateCache();
+    const frames = estimateFrames(unit, document.update(unit.aligned.text)!, cache, [], { deadline: 5, now: () => ticks++ });
+    assert.match(frames.partial ?? '', /wide was walked only in part and 1 more function was not walked, so this estimate is partial/);
+    assert.deepEqual(frames.functions.map((fn) => [fn.name, fn.partial ?? false]), [['first', false], ['wide', true]]);
+    const wide = frames.functions[1];
+    assert.ok(wide.frameBytes > 0 && wide.frameBytes < 5000 * 8, `${wide.frameBytes}`);
+    // Only the whole walk was kept: a second estimate walks wide again, and whole.
+    const again = estimateFrames(unit, document.update(unit.aligned.text)!, cache);
+    assert.equal(again.partial, undefined);
+    assert.deepEqual(again.functions.map((fn) => [fn.name, fn.frameBytes, fn.partial ?? false]), [['first', 16, false], ['wide', 5000 * 8, false], ['after', 0, false]]);
+    assert.equal(cache.hits, 1);
+  } finally {
+    document.dispose();
+  }
 });

@@ -119,12 +119,14 @@ const MAX_TEXT_PROBLEMS = 8;
 
 /** A short human report: each function's frame and items, then each program's verdicts. */
 export function formatEstimateText(report: CompiledEstimateReport): string {
-  const lines: string[] = [`${report.file}: estimated from source (locals with disjoint lifetimes share slots)`];
+  // A partial estimate (a budget ran out; a note says which) gives lower bounds, never a plain number.
+  const lines: string[] = [`${report.file}: estimated from source (locals with disjoint lifetimes share slots)${report.partial ? ', partial: the numbers below are lower bounds' : ''}`];
   if (report.compiledFromBuffer) lines.push(`  programs: compiled from the buffer by ${report.compiledFromBuffer.clang} in ${report.compiledFromBuffer.milliseconds} ms (exact)`);
   for (const fn of report.functions) {
     const tags = [fn.section !== null ? `SEC("${fn.section}")` : '', fn.inline ? 'inline' : ''].filter(Boolean).join(' ');
     const hidden = fn.hiddenBytes > 0 ? ` (+${fn.hiddenBytes} printed only: ${fn.hiddenReasons.join(', ')})` : '';
-    lines.push(`  ${fn.name} (line ${fn.line})${tags ? ` ${tags}` : ''}: ${fn.frameBytes} bytes${hidden}`);
+    const bytes = fn.partial ? `at least ${fn.frameBytes} bytes (partial)` : `${fn.frameBytes} bytes`;
+    lines.push(`  ${fn.name} (line ${fn.line})${tags ? ` ${tags}` : ''}: ${bytes}${hidden}`);
     for (const item of fn.items) {
       const shared = item.sharedWith !== undefined ? `, shares the slots of ${item.sharedWith}` : '';
       lines.push(`    ${String(item.bytes).padStart(4)}  ${item.what} ${item.name}: ${item.type} (line ${item.line}${shared})`);
@@ -140,7 +142,7 @@ export function formatEstimateText(report: CompiledEstimateReport): string {
   }
   if (problems.length > MAX_TEXT_PROBLEMS) lines.push(`  note: ${problems.length - MAX_TEXT_PROBLEMS} more (--format json lists them all)`);
   for (const program of report.programs) {
-    lines.push(`program ${program.name} SEC("${program.section}") [${program.type}] stack depth ${program.stackDepths}`);
+    lines.push(`program ${program.name} SEC("${program.section}") [${program.type}] stack depth ${report.partial && !report.compiledFromBuffer ? `at least ${program.stackDepths} (partial)` : program.stackDepths}`);
     for (const verdict of program.verdicts) {
       const reported = verdict.violations.find((violation) => violation.reportedByKernel) ?? verdict.violations[0];
       lines.push(`  kernel ${verdict.kernel}: ${verdict.accepted ? 'accepted' : `rejected: ${reported?.message ?? ''}`}`);

@@ -1,6 +1,6 @@
 /** What the commands share: where output goes, reading inputs, and kernel profiles from flags. */
 import { readFileSync } from 'node:fs';
-import { runningKernelProfile } from '../common/runningKernel';
+import { runningKernelProfile } from '../probe/runningKernel';
 import { type KernelProfile, parseKernelProfiles } from '../rules/kernelProfile';
 import { type ParsedArgs, UsageError } from './args';
 

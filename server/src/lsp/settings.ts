@@ -5,7 +5,7 @@
  * to the defaults for anything missing or of the wrong type, so a bad settings file never stops it.
  */
 import { compileGlob } from '../common/globs';
-import { runningKernelProfile } from '../common/runningKernel';
+import { runningKernelProfile } from '../probe/runningKernel';
 import { type KernelProfile, parseKernelProfiles } from '../rules/kernelProfile';
 
 /** How bpf_printk puts its format on the stack; "auto" decides from BPF_NO_GLOBAL_DATA. */

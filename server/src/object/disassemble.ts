@@ -10,7 +10,30 @@
 import { helperName } from './helperNames';
 import {
   BPF_ABS,
+  BPF_ADD,
   BPF_ALU,
+  BPF_AND,
+  BPF_ARSH,
+  BPF_B,
+  BPF_H,
+  BPF_JEQ,
+  BPF_JGE,
+  BPF_JGT,
+  BPF_JLE,
+  BPF_JLT,
+  BPF_JNE,
+  BPF_JSET,
+  BPF_JSGE,
+  BPF_JSGT,
+  BPF_JSLE,
+  BPF_JSLT,
+  BPF_LSH,
+  BPF_MUL,
+  BPF_OR,
+  BPF_RSH,
+  BPF_SUB,
+  BPF_W,
+  BPF_XOR,
   BPF_ALU64,
   BPF_ATOMIC,
   BPF_CALL,
@@ -49,8 +72,11 @@ import {
   BPF_X,
   BPF_XCHG,
   type Instruction,
+  type AluOp,
+  type JumpOp,
+  aluOperation,
+  jumpOperation,
   mode,
-  operation,
   sizeField,
   source,
 } from './instruction';
@@ -64,39 +90,40 @@ export interface FormatNames {
   loadTarget?: string;
 }
 
-const ALU_OPERATORS: Record<number, string> = {
-  0x00: '+=',
-  0x10: '-=',
-  0x20: '*=',
-  0x30: '/=',
-  0x40: '|=',
-  0x50: '&=',
-  0x60: '<<=',
-  0x70: '>>=',
-  0x90: '%=',
-  0xa0: '^=',
-  0xb0: '=',
-  0xc0: 's>>=',
+const ALU_OPERATORS: Record<AluOp, string> = {
+  [BPF_ADD]: '+=',
+  [BPF_SUB]: '-=',
+  [BPF_MUL]: '*=',
+  [BPF_DIV]: '/=',
+  [BPF_OR]: '|=',
+  [BPF_AND]: '&=',
+  [BPF_LSH]: '<<=',
+  [BPF_RSH]: '>>=',
+  [BPF_MOD]: '%=',
+  [BPF_XOR]: '^=',
+  [BPF_MOV]: '=',
+  [BPF_ARSH]: 's>>=',
 };
 
-const ATOMIC_OPERATIONS: Record<number, string> = { 0x00: 'add', 0x40: 'or', 0x50: 'and', 0xa0: 'xor' };
+/** The atomic operations without BPF_FETCH, in imm: ALU operations. */
+const ATOMIC_OPERATIONS: Record<AluOp, string> = { [BPF_ADD]: 'add', [BPF_OR]: 'or', [BPF_AND]: 'and', [BPF_XOR]: 'xor' };
 
-const JUMP_OPERATORS: Record<number, string> = {
-  0x10: '==',
-  0x20: '>',
-  0x30: '>=',
-  0x40: '&',
-  0x50: '!=',
-  0x60: 's>',
-  0x70: 's>=',
-  0xa0: '<',
-  0xb0: '<=',
-  0xc0: 's<',
-  0xd0: 's<=',
+const JUMP_OPERATORS: Record<JumpOp, string> = {
+  [BPF_JEQ]: '==',
+  [BPF_JGT]: '>',
+  [BPF_JGE]: '>=',
+  [BPF_JSET]: '&',
+  [BPF_JNE]: '!=',
+  [BPF_JSGT]: 's>',
+  [BPF_JSGE]: 's>=',
+  [BPF_JLT]: '<',
+  [BPF_JLE]: '<=',
+  [BPF_JSLT]: 's<',
+  [BPF_JSLE]: 's<=',
 };
 
-const UNSIGNED_SIZES: Record<number, string> = { 0x00: 'u32', 0x08: 'u16', 0x10: 'u8', 0x18: 'u64' };
-const SIGNED_SIZES: Record<number, string> = { 0x00: 's32', 0x08: 's16', 0x10: 's8' };
+const UNSIGNED_SIZES: Record<number, string> = { [BPF_W]: 'u32', [BPF_H]: 'u16', [BPF_B]: 'u8', [BPF_DW]: 'u64' };
+const SIGNED_SIZES: Record<number, string> = { [BPF_W]: 's32', [BPF_H]: 's16', [BPF_B]: 's8' };
 /** movsx's off gives the width of the sign-extended source. */
 const MOVSX_CASTS: Record<number, string> = { 8: '(s8)', 16: '(s16)', 32: '(s32)' };
 
@@ -140,7 +167,7 @@ export function formatInstruction(i: Instruction, names?: FormatNames): string {
 
 function formatAlu(i: Instruction): string {
   const reg = i.class === BPF_ALU ? 'w' : 'r';
-  const op = operation(i);
+  const op = aluOperation(i);
   if (op === BPF_END) {
     // ALU64 | END is the unconditional bswap of cpu v4; ALU | END converts to a byte order.
     if (i.class === BPF_ALU64) return `r${i.dst} = bswap${i.imm} r${i.dst}`;
@@ -166,9 +193,9 @@ function formatStx(i: Instruction): string {
   if (mode(i) === BPF_MEM) return `*(${size} *)${address} = r${i.src}`;
   if (mode(i) !== BPF_ATOMIC) return invalid(i);
   const width = sizeField(i) === BPF_DW ? '64' : '';
-  const plain = ATOMIC_OPERATIONS[i.imm];
-  if (plain !== undefined) return `lock *(${size} *)${address} ${ALU_OPERATORS[i.imm]} r${i.src}`;
-  const fetching = (i.imm & BPF_FETCH) !== 0 ? ATOMIC_OPERATIONS[i.imm & ~BPF_FETCH] : undefined;
+  const plain = ATOMIC_OPERATIONS[i.imm as AluOp];
+  if (plain !== undefined) return `lock *(${size} *)${address} ${ALU_OPERATORS[i.imm as AluOp]} r${i.src}`;
+  const fetching = (i.imm & BPF_FETCH) !== 0 ? ATOMIC_OPERATIONS[(i.imm & ~BPF_FETCH) as AluOp] : undefined;
   if (fetching !== undefined) return `r${i.src} = atomic${width}_fetch_${fetching}((${size} *)${address}, r${i.src})`;
   if (i.imm === BPF_CMPXCHG) return `r0 = atomic${width}_cmpxchg((${size} *)${address}, r0, r${i.src})`;
   if (i.imm === BPF_XCHG) return `r${i.src} = atomic${width}_xchg((${size} *)${address}, r${i.src})`;
@@ -199,7 +226,7 @@ function formatLd(i: Instruction, names: FormatNames | undefined): string {
 }
 
 function formatJump(i: Instruction, names: FormatNames | undefined): string {
-  const op = operation(i);
+  const op = jumpOperation(i);
   if (i.class === BPF_JMP && op === BPF_CALL) {
     if (i.src === BPF_PSEUDO_CALL) return names?.callTarget !== undefined ? `call ${names.callTarget}` : `call pc${signed(i.imm)}`;
     if (i.src === BPF_PSEUDO_KFUNC_CALL) {

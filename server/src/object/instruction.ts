@@ -15,6 +15,7 @@
  *              K = 0 (imm), X = 8 (register)
  */
 import type { Problem } from '../common/problem';
+import { lowerBound, partitionPoint } from '../common/numbers';
 import { type ElfFile, type ElfRelocation, SHF_EXECINSTR, SHN_UNDEF } from './elf';
 
 // Instruction classes, the low three bits of the opcode.
@@ -49,39 +50,48 @@ export const BPF_X = 0x08;
 export const BPF_TO_LE = 0x00;
 export const BPF_TO_BE = 0x08;
 
+/**
+ * ALU and jump operations share bits 4-7 and their values (0xb0 is MOV in one class, JLE in the
+ * other): each has a type of its own, so that the compiler refuses to compare a jump's operation
+ * with BPF_MOV, as cilium/ebpf's ALUOp and JumpOp do. Read them with aluOperation()/jumpOperation().
+ */
+declare const operationKind: unique symbol;
+export type AluOp = number & { readonly [operationKind]: 'alu' };
+export type JumpOp = number & { readonly [operationKind]: 'jump' };
+
 // ALU operations (bits 4-7).
-export const BPF_ADD = 0x00;
-export const BPF_SUB = 0x10;
-export const BPF_MUL = 0x20;
-export const BPF_DIV = 0x30;
-export const BPF_OR = 0x40;
-export const BPF_AND = 0x50;
-export const BPF_LSH = 0x60;
-export const BPF_RSH = 0x70;
-export const BPF_NEG = 0x80;
-export const BPF_MOD = 0x90;
-export const BPF_XOR = 0xa0;
-export const BPF_MOV = 0xb0;
-export const BPF_ARSH = 0xc0;
-export const BPF_END = 0xd0;
+export const BPF_ADD = 0x00 as AluOp;
+export const BPF_SUB = 0x10 as AluOp;
+export const BPF_MUL = 0x20 as AluOp;
+export const BPF_DIV = 0x30 as AluOp;
+export const BPF_OR = 0x40 as AluOp;
+export const BPF_AND = 0x50 as AluOp;
+export const BPF_LSH = 0x60 as AluOp;
+export const BPF_RSH = 0x70 as AluOp;
+export const BPF_NEG = 0x80 as AluOp;
+export const BPF_MOD = 0x90 as AluOp;
+export const BPF_XOR = 0xa0 as AluOp;
+export const BPF_MOV = 0xb0 as AluOp;
+export const BPF_ARSH = 0xc0 as AluOp;
+export const BPF_END = 0xd0 as AluOp;
 
 // Jump operations (bits 4-7).
-export const BPF_JA = 0x00;
-export const BPF_JEQ = 0x10;
-export const BPF_JGT = 0x20;
-export const BPF_JGE = 0x30;
-export const BPF_JSET = 0x40;
-export const BPF_JNE = 0x50;
-export const BPF_JSGT = 0x60;
-export const BPF_JSGE = 0x70;
-export const BPF_CALL = 0x80;
-export const BPF_EXIT = 0x90;
-export const BPF_JLT = 0xa0;
-export const BPF_JLE = 0xb0;
-export const BPF_JSLT = 0xc0;
-export const BPF_JSLE = 0xd0;
+export const BPF_JA = 0x00 as JumpOp;
+export const BPF_JEQ = 0x10 as JumpOp;
+export const BPF_JGT = 0x20 as JumpOp;
+export const BPF_JGE = 0x30 as JumpOp;
+export const BPF_JSET = 0x40 as JumpOp;
+export const BPF_JNE = 0x50 as JumpOp;
+export const BPF_JSGT = 0x60 as JumpOp;
+export const BPF_JSGE = 0x70 as JumpOp;
+export const BPF_CALL = 0x80 as JumpOp;
+export const BPF_EXIT = 0x90 as JumpOp;
+export const BPF_JLT = 0xa0 as JumpOp;
+export const BPF_JLE = 0xb0 as JumpOp;
+export const BPF_JSLT = 0xc0 as JumpOp;
+export const BPF_JSLE = 0xd0 as JumpOp;
 /** Conditional pseudo-jump; with src_reg BPF_MAY_GOTO it is `may_goto`. */
-export const BPF_JCOND = 0xe0;
+export const BPF_JCOND = 0xe0 as JumpOp;
 export const BPF_MAY_GOTO = 0;
 
 // Atomic operations, in the imm field of BPF_STX | BPF_ATOMIC.
@@ -110,9 +120,13 @@ export const BPF_REG_FP = 10;
 /** One slot of BPF code is 8 bytes; lddw takes two. */
 export const INSTRUCTION_SLOT_BYTES = 8;
 
-const LDDW_OPCODE = BPF_LD | BPF_IMM | BPF_DW;
+/** ld_imm64 (lddw): a 64-bit immediate over two slots. */
+export const LDDW_OPCODE = BPF_LD | BPF_IMM | BPF_DW;
 const MAX_REPORTED_UNKNOWN_OPCODES = 5;
-const CALL_OPCODE = BPF_JMP | BPF_CALL;
+/** A call of a helper, a kfunc or a subprogram (src_reg says which). */
+export const CALL_OPCODE = BPF_JMP | BPF_CALL;
+/** rX = rY, the 64-bit register copy. */
+export const MOV64_REGISTER_OPCODE = BPF_ALU64 | BPF_MOV | BPF_X;
 const EXIT_OPCODE = BPF_JMP | BPF_EXIT;
 
 export interface Instruction {
@@ -196,19 +210,6 @@ export function controlsOf(range: PackedRange): { from: number; to: number } {
   return { from: lowerBound(controls, range.first), to: lowerBound(controls, range.end) };
 }
 
-/**
- * The first position in `sorted` (ascending) from `low` to `high` (exclusive) whose value is at
- * least `value`, or `high`: instruction offsets, control positions and slots are all searched so.
- */
-export function lowerBound(sorted: Int32Array, value: number, low = 0, high = sorted.length): number {
-  while (low < high) {
-    const middle = (low + high) >> 1;
-    if (sorted[middle] < value) low = middle + 1;
-    else high = middle;
-  }
-  return low;
-}
-
 /** The opcode of instruction `index` of packed code. */
 export function packedOpcode(code: PackedInstructions, index: number): number {
   return code.bytes[code.offsets[index] * INSTRUCTION_SLOT_BYTES];
@@ -238,7 +239,7 @@ export function decodePackedInstructions(
     const opcode = bytes[at];
     const index = count++;
     offsets[index] = slot;
-    const cls = opcode & 0x07;
+    const cls = opcodeClass(opcode);
     if (cls === BPF_JMP || cls === BPF_JMP32 || opcode === LDDW_OPCODE) controls[controlCount++] = index;
     const known = KNOWN_OPCODES[opcode];
     if (known === 1) continue;
@@ -260,7 +261,7 @@ export function decodePackedInstructions(
       }
       lddwHighs.set(index, high);
       slot++;
-    } else if (known === 0 || !isKnownOpcode({ offset: slot, opcode, class: opcode & 0x07, dst: 0, src: 0, off: 0, imm: view.getInt32(at + 4, littleEndian), width: 1 })) {
+    } else if (known === 0 || !isKnownOpcode({ offset: slot, opcode, class: opcodeClass(opcode), dst: 0, src: 0, off: 0, imm: view.getInt32(at + 4, littleEndian), width: 1 })) {
       unknownOpcodes++;
       if (unknownOpcodes <= MAX_REPORTED_UNKNOWN_OPCODES) {
         problems.push({
@@ -307,7 +308,7 @@ export function readPacked(code: PackedInstructions, index: number, instruction:
   const regs = bytes[at + 1];
   instruction.offset = slot;
   instruction.opcode = opcode;
-  instruction.class = opcode & 0x07;
+  instruction.class = opcodeClass(opcode);
   if (code.littleEndian) {
     instruction.dst = regs & 0x0f;
     instruction.src = regs >> 4;
@@ -368,9 +369,24 @@ function hex(n: number): string {
   return '0x' + n.toString(16);
 }
 
-/** The operation bits of an ALU or jump opcode (BPF_ADD, BPF_JEQ, ...). */
-export function operation(i: Instruction): number {
-  return i.opcode & 0xf0;
+/** The class of an opcode (BPF_LD ... BPF_ALU64): its low three bits. */
+export function opcodeClass(opcode: number): number {
+  return opcode & 0x07;
+}
+
+/** The operation of an ALU or ALU64 opcode (BPF_ADD, BPF_MOV, ...). */
+export function aluOperation(i: Pick<Instruction, 'opcode'>): AluOp {
+  return (i.opcode & 0xf0) as AluOp;
+}
+
+/** The operation of a JMP or JMP32 opcode (BPF_JEQ, BPF_CALL, ...). */
+export function jumpOperation(i: Pick<Instruction, 'opcode'>): JumpOp {
+  return (i.opcode & 0xf0) as JumpOp;
+}
+
+/** Whether an ALU or jump opcode takes its right operand from imm (BPF_K) rather than src (BPF_X). */
+export function usesImmediate(i: Pick<Instruction, 'opcode'>): boolean {
+  return (i.opcode & BPF_X) === 0;
 }
 
 /** BPF_K or BPF_X for ALU and jump opcodes. */
@@ -384,7 +400,7 @@ export function sizeField(i: Instruction): number {
 }
 
 /** BPF_IMM, BPF_ABS, BPF_IND, BPF_MEM, BPF_MEMSX or BPF_ATOMIC for load and store opcodes. */
-export function mode(i: Instruction): number {
+export function mode(i: Pick<Instruction, 'opcode'>): number {
   return i.opcode & 0xe0;
 }
 
@@ -477,7 +493,7 @@ export function memoryAccessSize(i: Instruction): 1 | 2 | 4 | 8 {
  */
 export function jumpTarget(i: Instruction): number | undefined {
   if (i.class !== BPF_JMP && i.class !== BPF_JMP32) return undefined;
-  const op = operation(i);
+  const op = jumpOperation(i);
   if (op === BPF_CALL || op === BPF_EXIT) return undefined;
   if (i.class === BPF_JMP32 && op === BPF_JA) return i.offset + i.imm + 1;
   if (op === BPF_JA && source(i) === BPF_X) return undefined; // gotox: an indirect jump.
@@ -492,7 +508,7 @@ export function callTarget(i: Instruction): number | undefined {
 /** A jump whose fall-through is also possible (everything but JA, gotol and exit). */
 export function isConditionalJump(i: Instruction): boolean {
   if (i.class !== BPF_JMP && i.class !== BPF_JMP32) return false;
-  const op = operation(i);
+  const op = jumpOperation(i);
   return op !== BPF_JA && op !== BPF_CALL && op !== BPF_EXIT;
 }
 
@@ -502,7 +518,6 @@ export function isConditionalJump(i: Instruction): boolean {
  */
 export function isKnownOpcode(i: Instruction): boolean {
   const size = sizeField(i);
-  const op = operation(i);
   switch (i.class) {
     case BPF_LD:
       if (i.opcode === LDDW_OPCODE) return true;
@@ -517,16 +532,22 @@ export function isKnownOpcode(i: Instruction): boolean {
       if (i.imm === BPF_LOAD_ACQ || i.imm === BPF_STORE_REL) return true;
       return (size === BPF_W || size === BPF_DW) && isAtomicReadModifyWrite(i.imm);
     case BPF_ALU:
-    case BPF_ALU64:
+    case BPF_ALU64: {
+      const op = aluOperation(i);
       // 0xe0 and 0xf0 are unassigned; ALU64 has no byte-order source bit, only bswap (BPF_K).
       if (op > BPF_END) return false;
       return !(i.class === BPF_ALU64 && op === BPF_END && source(i) === BPF_X);
-    case BPF_JMP:
+    }
+    case BPF_JMP: {
+      const op = jumpOperation(i);
       if (op === BPF_CALL || op === BPF_EXIT || op === BPF_JCOND) return source(i) === BPF_K;
       return op <= BPF_JSLE;
-    case BPF_JMP32:
+    }
+    case BPF_JMP32: {
+      const op = jumpOperation(i);
       if (op === BPF_JA) return source(i) === BPF_K;
       return op !== BPF_CALL && op !== BPF_EXIT && op <= BPF_JSLE;
+    }
     default:
       return false;
   }
@@ -545,8 +566,8 @@ function isAtomicReadModifyWrite(imm: number): boolean {
 const KNOWN_OPCODES: Uint8Array = (() => {
   const table = new Uint8Array(256);
   for (let opcode = 0; opcode < 256; opcode++) {
-    const probe = (imm: number): boolean => isKnownOpcode({ offset: 0, opcode, class: opcode & 0x07, dst: 0, src: 0, off: 0, imm, width: 1 });
-    const isAtomicOpcode = (opcode & 0x07) === BPF_STX && (opcode & 0xe0) === BPF_ATOMIC;
+    const probe = (imm: number): boolean => isKnownOpcode({ offset: 0, opcode, class: opcodeClass(opcode), dst: 0, src: 0, off: 0, imm, width: 1 });
+    const isAtomicOpcode = opcodeClass(opcode) === BPF_STX && mode({ opcode }) === BPF_ATOMIC;
     table[opcode] = isAtomicOpcode ? 2 : probe(0) ? 1 : 0;
   }
   table[LDDW_OPCODE] = 3; // Known, with a second slot to read.
@@ -642,13 +663,7 @@ function forEachRelocatedInstruction(
     const slot = relocations[r].offset / INSTRUCTION_SLOT_BYTES;
     if (done.has(slot)) continue;
     done.add(slot);
-    let low = 0;
-    let high = count;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (offsetAt(middle) < slot) low = middle + 1;
-      else high = middle;
-    }
+    const low = partitionPoint(0, count, (index) => offsetAt(index) < slot);
     if (low < count && offsetAt(low) === slot) visit(low, relocations[r]);
   }
 }

@@ -10,14 +10,20 @@ import type { Problem } from '../common/problem';
 import type { ElfFile, ElfRelocation, ElfSection, ElfSymbol } from './elf';
 import { SHF_EXECINSTR, STB_LOCAL, STT_FUNC } from './elf';
 import {
+  BPF_ALU,
+  BPF_ALU64,
+  BPF_LD,
+  BPF_LDX,
   BPF_TAIL_CALL_HELPER,
+  CALL_OPCODE,
+  LDDW_OPCODE,
+  MOV64_REGISTER_OPCODE,
   type Instruction,
   type PackedInstructions,
   type PackedRange,
   applyLibbpfSourceRegistersPacked,
   decodePackedInstructions,
   controlsOf,
-  lowerBound,
   isHelperCall,
   isKfuncCall,
   isPseudoCall,
@@ -26,7 +32,8 @@ import {
   materializeInstructions,
   packedOpcode,
 } from './instruction';
-import { programTypeForSection } from './programType';
+import { lowerBound } from '../common/numbers';
+import { programTypeForSection } from '../rules/programType';
 
 /** A function as it stands in the object: a symbol and its instructions. */
 export interface ObjectFunction {
@@ -223,10 +230,10 @@ function buildProgram(
     const subprogram = subprograms[frame.index];
     const { fn } = subprogram;
     const { code, first } = fn.packed;
-    // Only calls (0x85) and lddw (0x18) matter here: the section's control instructions hold them.
+    // Only calls and lddw matter here: the section's control instructions hold them.
     const at = code.controls[c] - first;
     const opcode = packedOpcode(code, code.controls[c]);
-    if (opcode !== 0x85 && opcode !== 0x18) continue;
+    if (opcode !== CALL_OPCODE && opcode !== LDDW_OPCODE) continue;
     const insn = instructionAt(fn, at)!;
     if (isHelperCall(insn) && insn.imm === BPF_TAIL_CALL_HELPER) subprogram.tailCalls.push(at);
     if (isKfuncCall(insn)) {
@@ -298,7 +305,7 @@ function registersAsyncCallback(elf: ElfFile, fn: ObjectFunction, at: number): b
       return false;
     }
     // Follow a plain register copy of the address (rX = rY), which clang emits when it shuffles arguments.
-    if (insn.opcode === 0xbf && insn.src === register) {
+    if (insn.opcode === MOV64_REGISTER_OPCODE && insn.src === register) {
       register = insn.dst;
       continue;
     }
@@ -320,6 +327,6 @@ export function kfuncName(elf: ElfFile, fn: ObjectFunction, insn: Instruction): 
 /** Whether the instruction writes `register` (ALU, loads and lddw write dst). */
 function writesRegister(insn: Instruction, register: number): boolean {
   const cls = insn.class;
-  const writesDst = cls === 0x04 || cls === 0x07 || cls === 0x01 || cls === 0x00; // ALU, ALU64, LDX, LD
+  const writesDst = cls === BPF_ALU || cls === BPF_ALU64 || cls === BPF_LDX || cls === BPF_LD;
   return writesDst && insn.dst === register;
 }

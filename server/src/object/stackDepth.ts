@@ -25,7 +25,48 @@
  */
 import { hiddenSlots } from '../rules/report';
 import {
+  type AluOp,
+  BPF_ADD,
+  BPF_ALU,
+  BPF_ALU64,
+  BPF_AND,
+  BPF_ARSH,
+  BPF_ATOMIC,
+  BPF_CMPXCHG,
+  BPF_DIV,
+  BPF_FETCH,
+  BPF_JA,
+  BPF_JCOND,
+  BPF_JEQ,
+  BPF_JGE,
+  BPF_JGT,
+  BPF_JLE,
+  BPF_JLT,
+  BPF_JMP,
+  BPF_JMP32,
+  BPF_JNE,
+  BPF_JSET,
+  BPF_JSGE,
+  BPF_JSGT,
+  BPF_JSLE,
+  BPF_JSLT,
+  BPF_LD,
+  BPF_LDX,
+  BPF_LSH,
+  BPF_MEM,
+  BPF_MEMSX,
+  BPF_MOD,
+  BPF_MOV,
+  BPF_MUL,
+  BPF_NEG,
+  BPF_OR,
+  BPF_RSH,
+  BPF_ST,
+  BPF_STX,
+  BPF_SUB,
+  BPF_XOR,
   type Instruction,
+  type JumpOp,
   type PackedInstructions,
   type PackedRange,
   isExit,
@@ -35,12 +76,16 @@ import {
   isPseudoCall,
   isPseudoFunc,
   isStoreToMemory,
+  aluOperation,
+  jumpOperation,
   jumpTarget,
   memoryAccessSize,
+  mode,
   controlsOf,
-  lowerBound,
   readPacked,
+  usesImmediate,
 } from './instruction';
+import { lowerBound, roundToSlots } from '../common/numbers';
 
 /** One access to the stack: `bytes` bytes at fp+offset (offset < 0), or a pointer handed to a call. */
 export interface StackAccess {
@@ -159,14 +204,6 @@ const FOUND_MAY_GOTO = 1;
 const FOUND_BPF_LOOP_INLINED = 2;
 const NO_ACCESSES: StackAccess[] = [];
 
-const CLASS_LD = 0x00;
-const CLASS_LDX = 0x01;
-const CLASS_ST = 0x02;
-const CLASS_STX = 0x03;
-const CLASS_ALU = 0x04;
-const CLASS_JMP = 0x05;
-const CLASS_JMP32 = 0x06;
-const CLASS_ALU64 = 0x07;
 
 export function computeStackDepth(range: PackedRange, options: StackDepthOptions = {}): StackDepthResult {
   return walker.analyze(range, options);
@@ -258,7 +295,7 @@ class DepthWalk {
     }
     this.readOnlyAddress = undefined;
 
-    const checkedDepth = Math.ceil(deepest / 8) * 8;
+    const checkedDepth = roundToSlots(deepest);
     const hidden = hiddenSlots({ bpfLoopInlined: (found & FOUND_BPF_LOOP_INLINED) !== 0, mayGoto: (found & FOUND_MAY_GOTO) !== 0 });
     return { checkedDepth, byteDepth: deepest, hiddenBytes: hidden.bytes, hiddenReasons: hidden.reasons, accesses, unreachable, callArguments: this.callArguments };
   }
@@ -303,7 +340,8 @@ class DepthWalk {
       }
       const targetIndex = this.indexOfSlot(target);
       const targetBlock = targetIndex >= 0 ? this.blockAt[targetIndex] : -1;
-      const unconditional = insn.opcode === 0x05 || insn.opcode === 0x06;
+      // ja and gotol (JMP32 | JA) always jump.
+      const unconditional = insn.opcode === (BPF_JMP | BPF_JA) || insn.opcode === (BPF_JMP32 | BPF_JA);
       const taken = unconditional ? true : this.decideBranch(insn);
       if (taken !== true && next >= 0) cursor = this.flowInto(next, cursor);
       if (taken !== false && targetBlock >= 0) cursor = this.flowInto(targetBlock, cursor);
@@ -328,8 +366,8 @@ class DepthWalk {
     for (let index = this.starts[block]; index < end; index++) {
       readPacked(this.code, this.first + index, insn);
       const cls = insn.class;
-      if (cls === CLASS_JMP || cls === CLASS_JMP32) {
-        if (insn.opcode === 0xe5) found |= FOUND_MAY_GOTO;
+      if (cls === BPF_JMP || cls === BPF_JMP32) {
+        if (insn.opcode === (BPF_JMP | BPF_JCOND)) found |= FOUND_MAY_GOTO;
         else if (isHelperCall(insn) || isKfuncCall(insn) || isPseudoCall(insn)) {
           // The callee reads or writes what r1..r5 point at.
           for (let r = 1; r <= 5; r++) {
@@ -344,7 +382,7 @@ class DepthWalk {
           if (insn.imm === BPF_LOOP_HELPER && isHelperCall(insn) && this.bpfLoopInlined()) found |= FOUND_BPF_LOOP_INLINED;
           if (isPseudoCall(insn)) this.callArguments.set(index, this.argumentsNow());
         }
-      } else if (cls === CLASS_LDX || cls === CLASS_ST || cls === CLASS_STX) {
+      } else if (cls === BPF_LDX || cls === BPF_ST || cls === BPF_STX) {
         const load = isLoadFromMemory(insn);
         const base = load ? insn.src : isStoreToMemory(insn) ? insn.dst : -1;
         if (base >= 0 && (kinds[base] === FP || kinds[base] === FP_RANGE)) {
@@ -367,8 +405,8 @@ class DepthWalk {
     const { insn } = this;
     const access: StackAccess = { at, offset, bytes: memoryAccessSize(insn), kind: load ? 'load' : 'store' };
     if (load) return access;
-    if (insn.class === CLASS_ST) access.value = BigInt(insn.imm);
-    else if (insn.class === CLASS_STX && (insn.opcode & 0xe0) === 0x60) {
+    if (insn.class === BPF_ST) access.value = BigInt(insn.imm);
+    else if (insn.class === BPF_STX && mode(insn) === BPF_MEM) {
       const kind = this.kinds[insn.src];
       if (kind === CONSTANT) access.value = BigInt(this.numbers[insn.src]);
       else if (kind === BIG) access.value = this.refs[insn.src] as bigint;
@@ -421,41 +459,41 @@ class DepthWalk {
   /** Applies the current instruction to the working state. */
   private transfer(): void {
     const { insn, kinds, numbers } = this;
-    const op = insn.opcode & 0xf0;
-    const usesImmediate = (insn.opcode & 0x08) === 0;
+    const op = aluOperation(insn);
+    const immediate = usesImmediate(insn);
     const cls = insn.class;
     const dst = insn.dst;
 
-    if (cls === CLASS_ALU64) {
+    if (cls === BPF_ALU64) {
       const dstKind = kinds[dst];
-      if (op === 0xb0 && insn.off === 0) {
+      if (op === BPF_MOV && insn.off === 0) {
         // mov: an immediate, or a copy of a register.
-        if (usesImmediate) this.set(dst, CONSTANT, insn.imm, undefined);
+        if (immediate) this.set(dst, CONSTANT, insn.imm, undefined);
         else this.set(dst, kinds[insn.src], numbers[insn.src], this.refs[insn.src]);
-      } else if ((op === 0x00 || op === 0x10) && usesImmediate && dstKind !== UNKNOWN) {
-        const delta = op === 0x00 ? insn.imm : -insn.imm;
+      } else if ((op === BPF_ADD || op === BPF_SUB) && immediate && dstKind !== UNKNOWN) {
+        const delta = op === BPF_ADD ? insn.imm : -insn.imm;
         if (dstKind === FP || dstKind === FP_RANGE || dstKind === READONLY) numbers[dst] += delta;
         else if (dstKind === CONSTANT || dstKind === BIG) this.setConstant(dst, addConstant(this.constantIn(dst)!, delta));
         else this.forget(dst);
-      } else if (op === 0x00 && !usesImmediate && !(this.constantIn(dst) !== undefined && this.constantIn(insn.src) !== undefined)) {
+      } else if (op === BPF_ADD && !immediate && !(this.constantIn(dst) !== undefined && this.constantIn(insn.src) !== undefined)) {
         this.addRegister(dst, insn.src);
       } else {
         this.foldConstant(64);
       }
       return;
     }
-    if (cls === CLASS_ALU) {
-      if (op === 0xb0 && usesImmediate && insn.off === 0) this.set(dst, CONSTANT, insn.imm >>> 0, undefined);
+    if (cls === BPF_ALU) {
+      if (op === BPF_MOV && immediate && insn.off === 0) this.set(dst, CONSTANT, insn.imm >>> 0, undefined);
       else this.foldConstant(32);
       return;
     }
-    if (cls === CLASS_JMP || cls === CLASS_JMP32) {
+    if (cls === BPF_JMP || cls === BPF_JMP32) {
       if (isHelperCall(insn) || isKfuncCall(insn) || isPseudoCall(insn)) {
         for (let r = 0; r <= 5; r++) this.forget(r);
       }
       return;
     }
-    if (cls === CLASS_LD) {
+    if (cls === BPF_LD) {
       if (isPseudoFunc(insn)) {
         this.set(dst, FUNCTION, insn.imm, undefined);
         return;
@@ -469,7 +507,7 @@ class DepthWalk {
     if (isLoadFromMemory(insn)) {
       const base = insn.src;
       const size = memoryAccessSize(insn);
-      const signExtends = (insn.opcode & 0xe0) === 0x80; // BPF_MEMSX
+      const signExtends = mode(insn) === BPF_MEMSX;
       if (kinds[base] === FP && size === 8) {
         const spilled = this.spills.get(numbers[base] + insn.off);
         if (spilled === undefined) this.forget(dst);
@@ -499,13 +537,13 @@ class DepthWalk {
             if (slot < offset + size && offset < slot + 8) spills.delete(slot);
           }
         }
-        const isRegisterStore = cls === CLASS_STX && (insn.opcode & 0xe0) === 0x60;
+        const isRegisterStore = cls === BPF_STX && mode(insn) === BPF_MEM;
         if (isRegisterStore && size === 8 && kinds[insn.src] === FP) spills.set(offset, numbers[insn.src]);
       }
       // Atomic fetch operations write their source register (or r0 for cmpxchg).
-      if ((insn.opcode & 0xe0) === 0xc0) {
-        if (insn.imm === 0xf1) this.forget(0);
-        else if (insn.imm & 0x01) this.forget(insn.src);
+      if (mode(insn) === BPF_ATOMIC) {
+        if (insn.imm === BPF_CMPXCHG) this.forget(0);
+        else if (insn.imm & BPF_FETCH) this.forget(insn.src);
       }
     }
   }
@@ -518,11 +556,10 @@ class DepthWalk {
   private foldConstant(bits: 32 | 64): void {
     const { insn } = this;
     const dst = insn.dst;
-    const op = insn.opcode & 0xf0;
-    const usesImmediate = (insn.opcode & 0x08) === 0;
+    const op = aluOperation(insn);
     const left = this.constantIn(dst);
-    const right = usesImmediate ? insn.imm : this.constantIn(insn.src);
-    const folded = op === 0xb0 ? moveConstant(bits, insn.off, right) : left === undefined || right === undefined ? undefined : aluConstant(op, bits, insn.off, left, right);
+    const right = usesImmediate(insn) ? insn.imm : this.constantIn(insn.src);
+    const folded = op === BPF_MOV ? moveConstant(bits, insn.off, right) : left === undefined || right === undefined ? undefined : aluConstant(op, bits, insn.off, left, right);
     if (folded === undefined) this.forget(dst);
     else this.setConstant(dst, folded);
   }
@@ -556,14 +593,14 @@ class DepthWalk {
 
   /** The outcome of the current conditional jump on known constants, or undefined when it depends on data. */
   private decideBranch(insn: Instruction): boolean | undefined {
-    const op = insn.opcode & 0xf0;
-    if (op === 0xe0) return undefined; // may_goto: the verifier explores both ways.
+    const op = jumpOperation(insn);
+    if (op === BPF_JCOND) return undefined; // may_goto: the verifier explores both ways.
     const leftValue = this.constantIn(insn.dst);
-    const rightValue = (insn.opcode & 0x08) === 0 ? insn.imm : this.constantIn(insn.src);
+    const rightValue = usesImmediate(insn) ? insn.imm : this.constantIn(insn.src);
     if (rightValue === undefined) return undefined;
-    const narrow = insn.class === CLASS_JMP32; // JMP32 compares the low 32 bits.
+    const narrow = insn.class === BPF_JMP32; // JMP32 compares the low 32 bits.
     if (leftValue === undefined) return decideByUnsignedLimits(op, narrow ? 32 : 64, rightValue);
-    if (typeof leftValue === 'number' && typeof rightValue === 'number' && op !== 0x40) {
+    if (typeof leftValue === 'number' && typeof rightValue === 'number' && op !== BPF_JSET) {
       return narrow ? compare(op, low32(leftValue), low32(rightValue)) : compare(op, leftValue, rightValue);
     }
     return compareBig(op, narrow ? 32 : 64, BigInt(leftValue), BigInt(rightValue));
@@ -728,19 +765,19 @@ function low32(value: number): number {
  * the signed operators compare them as they are; the unsigned ones agree with them when the signs
  * match, and otherwise the negative one is the larger (its top bit is set).
  */
-function compare(op: number, l: number, r: number): boolean | undefined {
+function compare(op: JumpOp, l: number, r: number): boolean | undefined {
   const sameSign = l < 0 === r < 0;
   switch (op) {
-    case 0x10: return l === r;
-    case 0x50: return l !== r;
-    case 0x20: return sameSign ? l > r : l < 0;
-    case 0x30: return sameSign ? l >= r : l < 0;
-    case 0xa0: return sameSign ? l < r : r < 0;
-    case 0xb0: return sameSign ? l <= r : r < 0;
-    case 0x60: return l > r;
-    case 0x70: return l >= r;
-    case 0xc0: return l < r;
-    case 0xd0: return l <= r;
+    case BPF_JEQ: return l === r;
+    case BPF_JNE: return l !== r;
+    case BPF_JGT: return sameSign ? l > r : l < 0;
+    case BPF_JGE: return sameSign ? l >= r : l < 0;
+    case BPF_JLT: return sameSign ? l < r : r < 0;
+    case BPF_JLE: return sameSign ? l <= r : r < 0;
+    case BPF_JSGT: return l > r;
+    case BPF_JSGE: return l >= r;
+    case BPF_JSLT: return l < r;
+    case BPF_JSLE: return l <= r;
     default: return undefined;
   }
 }
@@ -750,35 +787,35 @@ function compare(op: number, l: number, r: number): boolean | undefined {
  * and x <= U64_MAX always hold, unsigned), as the verifier's bounds decide it: bpf_assert_range(x,
  * 0, ~0ULL) never throws.
  */
-function decideByUnsignedLimits(op: number, bits: number, right: number | bigint): boolean | undefined {
+function decideByUnsignedLimits(op: JumpOp, bits: number, right: number | bigint): boolean | undefined {
   const limit = BigInt.asUintN(bits, BigInt(right));
   const isZero = limit === 0n;
   const isMax = limit === (1n << BigInt(bits)) - 1n;
-  if (op === 0x30 && isZero) return true; // x >= 0
-  if (op === 0xa0 && isZero) return false; // x < 0
-  if (op === 0xb0 && isMax) return true; // x <= MAX
-  if (op === 0x20 && isMax) return false; // x > MAX
+  if (op === BPF_JGE && isZero) return true; // x >= 0
+  if (op === BPF_JLT && isZero) return false; // x < 0
+  if (op === BPF_JLE && isMax) return true; // x <= MAX
+  if (op === BPF_JGT && isMax) return false; // x > MAX
   return undefined;
 }
 
 /** The same comparison on any two 64-bit constants (and jset), at the jump's width. */
-function compareBig(op: number, bits: number, l: bigint, r: bigint): boolean | undefined {
+function compareBig(op: JumpOp, bits: number, l: bigint, r: bigint): boolean | undefined {
   const unsignedLeft = BigInt.asUintN(bits, l);
   const unsignedRight = BigInt.asUintN(bits, r);
   const signedLeft = BigInt.asIntN(bits, l);
   const signedRight = BigInt.asIntN(bits, r);
   switch (op) {
-    case 0x10: return unsignedLeft === unsignedRight;
-    case 0x50: return unsignedLeft !== unsignedRight;
-    case 0x20: return unsignedLeft > unsignedRight;
-    case 0x30: return unsignedLeft >= unsignedRight;
-    case 0xa0: return unsignedLeft < unsignedRight;
-    case 0xb0: return unsignedLeft <= unsignedRight;
-    case 0x40: return (unsignedLeft & unsignedRight) !== 0n;
-    case 0x60: return signedLeft > signedRight;
-    case 0x70: return signedLeft >= signedRight;
-    case 0xc0: return signedLeft < signedRight;
-    case 0xd0: return signedLeft <= signedRight;
+    case BPF_JEQ: return unsignedLeft === unsignedRight;
+    case BPF_JNE: return unsignedLeft !== unsignedRight;
+    case BPF_JGT: return unsignedLeft > unsignedRight;
+    case BPF_JGE: return unsignedLeft >= unsignedRight;
+    case BPF_JLT: return unsignedLeft < unsignedRight;
+    case BPF_JLE: return unsignedLeft <= unsignedRight;
+    case BPF_JSET: return (unsignedLeft & unsignedRight) !== 0n;
+    case BPF_JSGT: return signedLeft > signedRight;
+    case BPF_JSGE: return signedLeft >= signedRight;
+    case BPF_JSLT: return signedLeft < signedRight;
+    case BPF_JSLE: return signedLeft <= signedRight;
     default: return undefined;
   }
 }
@@ -813,7 +850,7 @@ function moveConstant(bits: 32 | 64, off: number, value: number | bigint | undef
  * 0, modulo by zero leaves the dividend; off = 1 makes div and mod signed), as a signed 64-bit
  * value, 32-bit results zero-extended. Undefined for byte swaps and unknown operations.
  */
-function aluConstant(op: number, bits: 32 | 64, off: number, leftValue: number | bigint, rightValue: number | bigint): bigint | undefined {
+function aluConstant(op: AluOp, bits: 32 | 64, off: number, leftValue: number | bigint, rightValue: number | bigint): bigint | undefined {
   const width = BigInt(bits);
   const left = BigInt.asUintN(bits, BigInt(leftValue));
   const right = BigInt.asUintN(bits, BigInt(rightValue));
@@ -822,24 +859,24 @@ function aluConstant(op: number, bits: 32 | 64, off: number, leftValue: number |
   const shift = right & (width - 1n);
   let result: bigint;
   switch (op) {
-    case 0x00: result = left + right; break;
-    case 0x10: result = left - right; break;
-    case 0x20: result = left * right; break;
-    case 0x30:
+    case BPF_ADD: result = left + right; break;
+    case BPF_SUB: result = left - right; break;
+    case BPF_MUL: result = left * right; break;
+    case BPF_DIV:
       if (right === 0n) result = 0n;
       else result = off === 1 ? signedLeft / signedRight : left / right;
       break;
-    case 0x40: result = left | right; break;
-    case 0x50: result = left & right; break;
-    case 0x60: result = left << shift; break;
-    case 0x70: result = left >> shift; break;
-    case 0x80: result = -left; break;
-    case 0x90:
+    case BPF_OR: result = left | right; break;
+    case BPF_AND: result = left & right; break;
+    case BPF_LSH: result = left << shift; break;
+    case BPF_RSH: result = left >> shift; break;
+    case BPF_NEG: result = -left; break;
+    case BPF_MOD:
       if (right === 0n) result = left;
       else result = off === 1 ? signedLeft % signedRight : left % right;
       break;
-    case 0xa0: result = left ^ right; break;
-    case 0xc0: result = signedLeft >> shift; break;
+    case BPF_XOR: result = left ^ right; break;
+    case BPF_ARSH: result = signedLeft >> shift; break;
     default: return undefined;
   }
   return bits === 32 ? BigInt.asUintN(32, result) : BigInt.asIntN(64, result);

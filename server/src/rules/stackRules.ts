@@ -23,7 +23,7 @@
  * rule, and mark the one the kernel will print.
  */
 import type { SourceLocation } from '../common/problem';
-import { programAttachForSection } from '../object/programType';
+import { programAttachForSection } from './programType';
 import type { FrameGraph } from './frameGraph';
 import { type KernelProfile, PRIVATE_STACK_MIN_BYTES, type ProgramKind, privateStackKey, ruleSetFor, upstreamPrivateStack } from './kernelProfile';
 

@@ -141,10 +141,10 @@ class Evaluator {
     if (!token) throw new EvaluationError('constant expression ends too early');
     if (token.kind === TokenKind.Punctuator) {
       switch (token.text) {
-        case '-': this.position++; { const v = this.unary(); return wrap(-v.value, v.unsigned); }
-        case '+': this.position++; return this.unary();
-        case '~': this.position++; { const v = this.unary(); return wrap(~v.value, v.unsigned); }
-        case '!': this.position++; return { value: this.unary().value === 0n ? 1n : 0n, unsigned: false };
+        case '-':
+        case '+':
+        case '~':
+        case '!': this.position++; return applyUnary(token.text, this.unary());
         case '&': {
           this.position++;
           return { value: BigInt(this.addressOfMember()), unsigned: true };
@@ -341,6 +341,36 @@ function convert(operand: ConstantValue, typeName: ParsedTypeName): ConstantValu
 
 function isBool(typeName: ParsedTypeName): boolean {
   return typeName.type.k === 'scalar' && typeName.type.name === '_Bool';
+}
+
+/** `-x`, `+x`, `~x`, `!x` with C's 64-bit wrapping; another operator gives 0. */
+function applyUnary(operator: string, operand: ConstantValue): ConstantValue {
+  switch (operator) {
+    case '-': return wrap(-operand.value, operand.unsigned);
+    case '+': return operand;
+    case '~': return wrap(~operand.value, operand.unsigned);
+    case '!': return { value: operand.value === 0n ? 1n : 0n, unsigned: false };
+  }
+  return ZERO;
+}
+
+/**
+ * The arithmetic of both constant evaluators, this one over tokens and the frame estimate's over
+ * tree-sitter nodes (frameEstimate/constants.ts): a unary or binary operator applied with C's usual
+ * conversions and 64-bit wrapping; undefined for an operator it does not know or a division by zero.
+ */
+export function unaryConstant(operator: string, operand: ConstantValue): ConstantValue | undefined {
+  return operator === '-' || operator === '+' || operator === '~' || operator === '!' ? applyUnary(operator, operand) : undefined;
+}
+
+export function binaryConstant(operator: string, left: ConstantValue, right: ConstantValue): ConstantValue | undefined {
+  if (!PRECEDENCE.has(operator)) return undefined;
+  try {
+    return applyBinary(operator, left, right);
+  } catch (error) {
+    if (error instanceof EvaluationError) return undefined;
+    throw error;
+  }
 }
 
 function applyBinary(operator: string, left: ConstantValue, right: ConstantValue): ConstantValue {

@@ -151,6 +151,15 @@ function isTypeKeyword(text: string): boolean {
 const MODE_BYTES: Record<string, number> = { QI: 1, HI: 2, SI: 4, DI: 8, TI: 16, byte: 1, word: 8, pointer: 8 };
 
 /**
+ * What a function body lends the declaration parser for one of its declarations: the types of the
+ * names in scope (expressionType.ts), and where the declaration's problems go.
+ */
+export interface DeclarationScope {
+  expressionType: (tokens: readonly Token[], start: number, end: number) => CType | undefined;
+  problems?: Problem[];
+}
+
+/**
  * Parses declarations into a TypeEnvironment. Feed it the tokens of a translation unit in order
  * (feed() parses every complete declaration so far, finish() the rest).
  */
@@ -161,10 +170,11 @@ export class DeclarationParser {
   /** Called for every declared name at file scope (functions, variables, typedefs). */
   onDeclaredName?: (declared: DeclaredName) => void;
   /**
-   * The type of an expression, for `typeof(expression)`: set while a function's locals are read,
-   * where names have types (expressionType.ts); elsewhere such a typeof stays unknown.
+   * The scope of the parseDeclaration()/parseTypeName() call under way, when its caller gave one:
+   * the types of the names a function body has in scope, and where its problems go. Only those two
+   * methods set it, for the length of the call.
    */
-  expressionType?: (tokens: readonly Token[], start: number, end: number) => CType | undefined;
+  private scope: DeclarationScope | undefined;
 
   /** Records and parenthesised declarators open around the current token (see MAX_DECLARATION_NESTING). */
   private nesting = 0;
@@ -177,12 +187,29 @@ export class DeclarationParser {
       offsetOf: (type, path) => this.layout.offsetOf(type, path),
       // `sizeof(x)`, `sizeof(*p)` of a local or parameter, where expressions have types.
       sizeOfExpression: (tokens, start, end) => {
-        const type = this.expressionType?.(tokens, start, end);
+        const type = this.scope?.expressionType(tokens, start, end);
         if (!type) return undefined;
         const layout = this.layout.layoutOf(type);
         return layout.complete ? layout.size : undefined;
       },
     };
+  }
+
+  /** Where problems go: the scope's list during a scoped call, the unit's otherwise. */
+  private get problemSink(): Problem[] {
+    return this.scope?.problems ?? this.problems;
+  }
+
+  /** Runs `parse` with `scope` as the scope of the call (see `scope`). */
+  private within<T>(scope: DeclarationScope | undefined, parse: () => T): T {
+    if (!scope) return parse();
+    const outer = this.scope;
+    this.scope = scope;
+    try {
+      return parse();
+    } finally {
+      this.scope = outer;
+    }
   }
 
   /** Adds tokens and parses every declaration that is complete (ends at a top-level ';'). */
@@ -229,7 +256,7 @@ export class DeclarationParser {
         this.externalDeclaration(cursor);
       } catch (error) {
         if (!(error instanceof ParseError)) throw error;
-        this.problems.push({ message: error.message, offset: error.offset });
+        this.problemSink.push({ message: error.message, offset: error.offset });
         cursor.position = before;
         const stop = cursor.findAtDepthZero([';']);
         cursor.position = Math.max(stop + 1, before + 1);
@@ -239,9 +266,14 @@ export class DeclarationParser {
 
   /**
    * Parses one declaration (a local variable, a struct definition inside a function) in
-   * tokens[start, end) and returns the names it declares with their types. Never throws.
+   * tokens[start, end) and returns the names it declares with their types. Never throws. `scope`
+   * gives the names' types for `typeof(expression)` and `sizeof(x)`, and a list for the problems.
    */
-  parseDeclaration(tokens: readonly Token[], start: number, end: number): DeclaredName[] {
+  parseDeclaration(tokens: readonly Token[], start: number, end: number, scope?: DeclarationScope): DeclaredName[] {
+    return this.within(scope, () => this.declaration(tokens, start, end));
+  }
+
+  private declaration(tokens: readonly Token[], start: number, end: number): DeclaredName[] {
     const declared: DeclaredName[] = [];
     const cursor = new Cursor(tokens, start, end);
     const previous = this.onDeclaredName;
@@ -250,7 +282,7 @@ export class DeclarationParser {
       this.externalDeclaration(cursor);
     } catch (error) {
       if (!(error instanceof ParseError)) throw error;
-      this.problems.push({ message: error.message, offset: error.offset });
+      this.problemSink.push({ message: error.message, offset: error.offset });
     } finally {
       this.onDeclaredName = previous;
     }
@@ -258,7 +290,11 @@ export class DeclarationParser {
   }
 
   /** Parses a type name (`struct foo *`, `unsigned long[4]`) at tokens[index]; undefined if none starts there. */
-  parseTypeName(tokens: readonly Token[], index: number, end: number): ParsedTypeName | undefined {
+  parseTypeName(tokens: readonly Token[], index: number, end: number, scope?: DeclarationScope): ParsedTypeName | undefined {
+    return this.within(scope, () => this.typeName(tokens, index, end));
+  }
+
+  private typeName(tokens: readonly Token[], index: number, end: number): ParsedTypeName | undefined {
     const first = tokens[index];
     if (!first || index >= end || first.kind !== TokenKind.Identifier) return undefined;
     if (!isTypeKeyword(first.text) && !this.environment.isTypedefName(first.text)) return undefined;
@@ -280,7 +316,7 @@ export class DeclarationParser {
   evaluate(tokens: readonly Token[], start: number, end: number, what: string): bigint | undefined {
     const result = evaluateConstant(tokens, start, end, this.constantContext);
     if ('error' in result) {
-      this.problems.push({ message: `${what}: ${result.error}`, offset: tokens[start]?.offset });
+      this.problemSink.push({ message: `${what}: ${result.error}`, offset: tokens[start]?.offset });
       return undefined;
     }
     return result.value;
@@ -466,7 +502,7 @@ export class DeclarationParser {
           named =
             inner && inner.next === close
               ? inner.type
-              : (this.expressionType?.(cursor.tokens, cursor.position + 1, close) ?? { k: 'unknown', why: 'typeof of an expression' });
+              : (this.scope?.expressionType(cursor.tokens, cursor.position + 1, close) ?? { k: 'unknown', why: 'typeof of an expression' });
           cursor.position = close + 1;
           continue;
         }
@@ -552,7 +588,7 @@ export class DeclarationParser {
         this.memberDeclaration(cursor, fields);
       } catch (error) {
         if (!(error instanceof ParseError)) throw error;
-        this.problems.push({ message: error.message, offset: error.offset });
+        this.problemSink.push({ message: error.message, offset: error.offset });
         cursor.position = before;
         cursor.position = Math.max(cursor.findAtDepthZero([';']) + 1, before + 1);
       }

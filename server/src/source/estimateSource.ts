@@ -6,7 +6,7 @@
 import { type ProgramReport, type SubprogramReport, addStackDepthLines, addVerifierSubprograms, printAsRejected, printedStackDepths, verdictReport } from '../rules/report';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
-import { type FunctionEstimate, type FunctionFrame, FrameEstimateCache, defaultFrameEstimateCache, estimateFrames, estimateFramesFromCache, frameOf } from './frameEstimate';
+import { FRAME_TIME_BUDGET_MS, type FunctionEstimate, type FunctionFrame, FrameEstimateCache, estimateFrames, estimateFramesFromCache, frameOf } from './frameEstimate';
 import { CDocument } from './parser';
 import type { Tree } from './parser';
 import { buildSourceFrameGraphs } from './sourceCallGraph';
@@ -22,6 +22,18 @@ export interface EstimateReport {
    * understood. `line` and `column` (1-based) point into `file` when the problem has a place there.
    */
   problems: EstimateProblem[];
+  /**
+   * The estimate stopped short of the whole file: macro expansion or the frame walk ran out of its
+   * budget (a problem says which). Functions marked `partial` and the programs that call them show
+   * lower bounds; functions not reached are absent. Absent when the estimate is whole.
+   */
+  partial?: true;
+}
+
+/** What estimateSource takes besides the translation unit's options. */
+export interface EstimateOptions extends TranslationUnitOptions {
+  /** Milliseconds the whole estimate of the file may take before it ends partial; FRAME_TIME_BUDGET_MS by default. */
+  timeBudgetMs?: number;
 }
 
 export interface EstimateProblem {
@@ -60,7 +72,8 @@ export class EstimateSession {
   private readonly files = new StatCheckedFiles();
   private prepared: { unit: TranslationUnit; timer: NodeJS.Timeout } | undefined;
 
-  constructor(readonly cache: FrameEstimateCache = defaultFrameEstimateCache()) {}
+  /** `cache` keeps the walks of functions; by default the process-wide one, which also persists them on disk. */
+  constructor(readonly cache: FrameEstimateCache = processFrameEstimateCache) {}
 
   /**
    * A ReadFile that skips re-reading unchanged files (vmlinux.h is 5 MB): wraps `inner`, or reads
@@ -96,7 +109,7 @@ export class EstimateSession {
     this.prepared = undefined;
     clearTimeout(prepared.timer);
     if (this.disposed || this.documentPromise) return;
-    await this.withTree(prepared.unit, (tree, headerTrees) => (tree ? estimateFrames(prepared.unit, tree, null, headerTrees) : undefined));
+    await this.withTree(prepared.unit, (tree, headerTrees) => (tree ? estimateFrames(prepared.unit, tree, null, headerTrees).functions : undefined));
   }
 
   /**
@@ -149,6 +162,12 @@ export class EstimateSession {
   }
 }
 
+/**
+ * The walks of functions shared by every session that is given no cache of its own: in memory, and
+ * on disk beside the header index (written shortly after an estimate and at process exit).
+ */
+const processFrameEstimateCache = new FrameEstimateCache(20000, true);
+
 /** Sessions for callers that pass none: the last few files estimated, by path. */
 const MAX_IMPLICIT_SESSIONS = 16;
 const implicitSessions = new Map<string, EstimateSession>();
@@ -175,7 +194,7 @@ export async function estimateSource(
   file: string,
   text: string,
   profiles: readonly KernelProfile[],
-  options: TranslationUnitOptions = {},
+  options: EstimateOptions = {},
   session?: EstimateSession,
 ): Promise<EstimateReport> {
   try {
@@ -191,11 +210,14 @@ async function estimateSourceUnguarded(
   file: string,
   text: string,
   profiles: readonly KernelProfile[],
-  options: TranslationUnitOptions,
+  { timeBudgetMs = FRAME_TIME_BUDGET_MS, ...options }: EstimateOptions,
   session: EstimateSession | undefined,
 ): Promise<EstimateReport> {
+  const deadline = performance.now() + timeBudgetMs;
   const owner = session ?? implicitSession(file);
   const unit = analyzeTranslationUnit(file, text, { ...options, readFile: owner.readFile(options.readFile), cache: options.cache ?? owner.units });
+  let partial = unit.expansionCutShort !== undefined;
+  const problems = [...unit.problems];
   let estimates: FunctionEstimate[] | undefined;
   if (!owner.hasDocument) {
     // A file estimated before with the same text and headers (a fresh process opening it): the
@@ -205,10 +227,16 @@ async function estimateSourceUnguarded(
   }
   if (!estimates) {
     await owner.runPrepared();
-    estimates = await owner.withTree(unit, (tree, headerTrees): FunctionEstimate[] | undefined => (tree ? estimateFrames(unit, tree, owner.cache, headerTrees) : undefined));
+    const frames = await owner.withTree(unit, (tree, headerTrees) => (tree ? estimateFrames(unit, tree, owner.cache, headerTrees, { deadline }) : undefined));
+    estimates = frames?.functions;
+    if (frames?.partial) {
+      partial = true;
+      problems.push({ message: frames.partial });
+    }
   }
-  const problems = placedProblems(unit.problems, text);
-  if (!estimates) return { file, functions: [], programs: [], problems };
+  const placed = placedProblems(problems, text);
+  const whole = partial ? { partial: true as const } : {};
+  if (!estimates) return { file, functions: [], programs: [], problems: placed, ...whole };
   const programs = buildSourceFrameGraphs(unit.file, estimates).map(({ name, section, graph, functions, verified, throwsWithoutCallback }): ProgramReport => {
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
     const subprograms = graph.subprograms.map((node, index): SubprogramReport => {
@@ -235,5 +263,5 @@ async function estimateSourceUnguarded(
     addVerifierSubprograms(report, throwsWithoutCallback);
     return report;
   });
-  return { file, functions: estimates.map(frameOf), programs, problems };
+  return { file, functions: estimates.map(frameOf), programs, problems: placed, ...whole };
 }

@@ -9,7 +9,7 @@
  * callee that only dead code calls, so its depth stays 0. Global functions are verified on their own
  * and keep their depth.
  */
-import { programTypeForSection } from '../object/programType';
+import { programTypeForSection } from '../rules/programType';
 import type { FrameCall, FrameGraph, FrameNode } from '../rules/frameGraph';
 import type { FunctionEstimate } from './frameEstimate';
 

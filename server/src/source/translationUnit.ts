@@ -73,6 +73,8 @@ export interface TranslationUnit {
   dependencyKey: string;
   /** The header index's persistent cache directory (null: memory only), for other caches to sit beside it. */
   cacheDir: string | null;
+  /** Macro expansion ran out of its budget (preprocessor.ts): why; the rest of the file was not expanded. */
+  expansionCutShort?: string;
 }
 
 let sharedIndex: HeaderIndex | undefined;
@@ -91,6 +93,8 @@ export function defaultHeaderIndex(): HeaderIndex {
  */
 interface PrefixSnapshot {
   optionsKey: string;
+  /** The include prefix's macro expansion ran out of its budget: why. */
+  expansionCutShort: string | undefined;
   index: HeaderIndex;
   /** text.slice(0, splitOffset). */
   prefixText: string;
@@ -336,6 +340,7 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
     problems,
     dependencyKey: restProbes.length === 0 ? snapshotDependencyKey(snapshot) : createHash('sha1').update(snapshotDependencyKey(snapshot)).update(restProbes.join('\n')).digest('hex'),
     cacheDir: index.cacheDir,
+    ...((snapshot.expansionCutShort ?? state.budget?.exhausted) !== undefined ? { expansionCutShort: snapshot.expansionCutShort ?? state.budget?.exhausted } : {}),
   };
 }
 
@@ -421,6 +426,7 @@ function analyzePrefix(
     includes: context.includes,
     headerSources: uniqueSources(context.functionSources ?? []),
     inactiveRanges: result.inactiveRanges,
+    expansionCutShort: state.budget.exhausted,
     preprocessorProblems,
     parserProblems,
     reads,

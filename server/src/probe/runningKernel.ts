@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { type ProbeOutcome, cachedRunningKernelFacts, probeRunningKernelSync } from '../probe/kernelProbe';
+import { type ProbeOutcome, cachedRunningKernelFacts, probeRunningKernelSync } from './kernelProbe';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { parseKernelVersion } from '../rules/kernelProfile';
 

@@ -1,0 +1,144 @@
+/**
+ * What the file scope tells a function walk: the SEC() names given on prototypes, the file's constants, and the value of a constant condition (over tree-sitter
+ * nodes, with constExpr.ts's arithmetic) with how dead the branch it rules out is.
+ */
+import { type ConstantValue, binaryConstant, parseIntegerLiteral, unaryConstant } from '../constExpr';
+import type { Node } from '../parser';
+import type { TranslationUnit } from '../translationUnit';
+import type { CType } from '../types';
+import { COMPILE_DEAD, LOAD_DEAD } from './model';
+import { functionName } from './syntax';
+
+/** A known value and whether clang already knows it (compile) or only the verifier (load). */
+export interface Known extends ConstantValue {
+  deadness: typeof LOAD_DEAD | typeof COMPILE_DEAD;
+}
+
+/** What the file scope tells a function walk. */
+export interface FileContext {
+  unit: TranslationUnit;
+  /** The text the functions' tree was parsed from: the main file's, or a header's. */
+  text: string;
+  /** File-scope constants: `const` globals (compile time) and `const volatile` ones (load time). */
+  globals: Map<string, Known>;
+  /** SEC() names given on a function's prototype rather than its definition, by function. */
+  declaredSections: Map<string, string>;
+  /** The types of the main file's global variables, for `sizeof(global)` in a body. */
+  globalTypes?: Map<string, CType>;
+}
+
+export const SECTION_ATTRIBUTE = /\bsection\s*\(\s*"([^"]*)"/;
+/** bpf_experimental.h's `__exception_cb(name)`: btf_decl_tag("exception_callback:" #name), the strings already pasted or not. */
+export const EXCEPTION_CALLBACK_TAG = /\bbtf_decl_tag\s*\(\s*"exception_callback:"?\s*"?(\w+)"/;
+
+/**
+ * Sections given on prototypes. libbpf's BPF_PROG family expands `SEC("x") int BPF_PROG(name, ...)`
+ * to `SEC("x") int name(unsigned long long *ctx); ... typeof(name(0)) name(unsigned long long *ctx)
+ * { return ____name(...); }`: the attribute sits on the prototype, and clang applies it to the
+ * definition that follows.
+ */
+export function prototypeSections(topLevel: Node[]): Map<string, string> {
+  const sections = new Map<string, string>();
+  for (const declaration of topLevel) {
+    if (declaration.type !== 'declaration') continue;
+    // As for definitions: an attribute that ends the previous declaration may be attached here.
+    const text = declaration.text.replace(/;\s*$/, '');
+    const section = SECTION_ATTRIBUTE.exec(text.slice(text.lastIndexOf(';') + 1))?.[1];
+    if (section === undefined) continue;
+    for (const declarator of declaration.childrenForFieldName('declarator')) {
+      const name = functionName(declarator);
+      if (name) sections.set(name.text, section);
+    }
+  }
+  return sections;
+}
+
+/**
+ * `const` and `const volatile` globals with a constant initialiser. A `const volatile` one is in
+ * .rodata, which libbpf freezes: the verifier sees the value the object holds — unless the loader
+ * writes another one into the skeleton's rodata before loading, which the source cannot tell.
+ */
+export function fileConstants(unit: TranslationUnit, topLevel: Node[]): Map<string, Known> {
+  const constants = new Map<string, Known>();
+  for (const declaration of topLevel) {
+    if (declaration.type !== 'declaration') continue;
+    let isConst = false;
+    let isVolatile = false;
+    let isExtern = false;
+    for (const child of declaration.namedChildren) {
+      if (child?.type === 'type_qualifier') {
+        if (child.text === 'const') isConst = true;
+        if (/volatile/.test(child.text)) isVolatile = true;
+      }
+      if (child?.type === 'storage_class_specifier' && child.text === 'extern') isExtern = true;
+    }
+    if (!isConst || isExtern) continue;
+    for (const declarator of declaration.childrenForFieldName('declarator')) {
+      if (declarator?.type !== 'init_declarator') continue;
+      const name = declarator.childForFieldName('declarator');
+      const value = declarator.childForFieldName('value');
+      if (name?.type !== 'identifier' || !value) continue;
+      const known = evaluate(value, { unit, text: '', globals: constants, declaredSections: new Map() }, new Set());
+      if (known) constants.set(name.text, { ...known, deadness: isVolatile ? LOAD_DEAD : known.deadness });
+    }
+  }
+  return constants;
+}
+
+/**
+ * The value of a constant expression over tree-sitter nodes, or undefined; `shadowed` are names
+ * declared in the function. The arithmetic is constExpr.ts's; what this adds is the deadness: whether
+ * clang folds the condition (compile) or only the verifier knows it (a `const volatile` global).
+ */
+export function evaluate(node: Node | null, context: FileContext, shadowed: ReadonlySet<string>): Known | undefined {
+  if (!node) return undefined;
+  switch (node.type) {
+    case 'number_literal': {
+      try {
+        return { ...parseIntegerLiteral(node.text), deadness: COMPILE_DEAD };
+      } catch {
+        return undefined;
+      }
+    }
+    case 'true':
+      return { value: 1n, unsigned: false, deadness: COMPILE_DEAD };
+    case 'false':
+    case 'null':
+      return { value: 0n, unsigned: false, deadness: COMPILE_DEAD };
+    case 'identifier': {
+      if (shadowed.has(node.text)) return undefined;
+      const global = context.globals.get(node.text);
+      if (global) return global;
+      const constant = context.unit.environment.constant(node.text);
+      return constant === undefined ? undefined : { value: constant, unsigned: false, deadness: COMPILE_DEAD };
+    }
+    case 'parenthesized_expression':
+      return node.namedChildCount === 1 ? evaluate(node.namedChild(0), context, shadowed) : undefined;
+    case 'cast_expression':
+      return evaluate(node.childForFieldName('value'), context, shadowed);
+    case 'unary_expression': {
+      const operand = evaluate(node.childForFieldName('argument'), context, shadowed);
+      const value = operand && unaryConstant(node.childForFieldName('operator')?.type ?? '', operand);
+      return value && { ...value, deadness: operand.deadness };
+    }
+    case 'conditional_expression': {
+      const condition = evaluate(node.childForFieldName('condition'), context, shadowed);
+      if (!condition) return undefined;
+      const chosen = evaluate(node.childForFieldName(condition.value !== 0n ? 'consequence' : 'alternative'), context, shadowed);
+      return chosen ? { ...chosen, deadness: Math.min(condition.deadness, chosen.deadness) as Known['deadness'] } : undefined;
+    }
+    case 'binary_expression': {
+      const operator = node.childForFieldName('operator')?.type ?? '';
+      const left = evaluate(node.childForFieldName('left'), context, shadowed);
+      // `0 && x`, `1 || x`: known whatever x is.
+      if ((operator === '&&' || operator === '||') && left && (left.value === 0n) === (operator === '&&')) {
+        return { value: operator === '&&' ? 0n : 1n, unsigned: false, deadness: left.deadness };
+      }
+      const right = evaluate(node.childForFieldName('right'), context, shadowed);
+      const value = left && right && binaryConstant(operator, left, right);
+      return value && { ...value, deadness: Math.min(left.deadness, right.deadness) as Known['deadness'] };
+    }
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * clang's inliner, as the source shows it: which functions are inlined into their callers, and what
+ * each caller's frame then holds. An inlined call inserts the callee's program points after the
+ * call's, its stack objects (with their lifetimes, colored with the caller's), its calls and tail
+ * calls; SROA splits the objects whose address only reaches inlined callees that read them at
+ * constant offsets; the frame is colored and laid out (stackColoring.ts).
+ */
+import { partitionPoint } from '../../common/numbers';
+import { hiddenSlots } from '../../rules/report';
+import { COMPILE_DEAD, type Deadness, type FrameItem, type FunctionEstimate, LIVE, type RawCall, type RawFunction, type Slot } from './model';
+import { colorAndLayout } from './stackColoring';
+
+/**
+ * The size from which a static function that is not always_inline and is called from two places or
+ * more stays out of line. LLVM's inliner compares an instruction cost with 225 (325 with `inline`);
+ * measured on the real-world corpus (clang-19 -Rpass=inline: cpumask_success's create_cpumask_set
+ * and _global_mask_array_rcu, rbtree's __add_three, local_kptr_stash's create_and_stash), that cost
+ * crosses the threshold between 200 and 300 tree-sitter nodes of body, inlined callees included.
+ * Not modelled: call sites clang deems cold (after a chain of early returns), where the threshold is
+ * 45 and even a function called once stays out of line.
+ */
+const OUT_OF_LINE_NODES = 250;
+
+/** Frames up to this many stack objects are colored once more per object, to say what each one frees (quadratic in the slots). */
+const MAX_RECOLORED_SLOTS = 128;
+
+type TailCall = { line: number; column: number; deadness: Deadness };
+
+/** A function with its inlined callees folded in. */
+interface Resolved {
+  estimate: FunctionEstimate;
+  slots: Slot[];
+  /** Program points of the body with every live inlined callee's. */
+  points: number;
+  /** Every call and tail call, dead ones with their deadness, for inlining into callers. */
+  calls: RawCall[];
+  tailCalls: TailCall[];
+  bpfLoopInlined: boolean;
+  mayGoto: boolean;
+  throws: boolean;
+  /** Syntax nodes of the body and of every live inlined callee's. */
+  nodes: number;
+  partial: boolean;
+}
+
+/** An inlined call's program points, inserted right after the call's. */
+interface Expansion {
+  point: number;
+  length: number;
+}
+
+/** Resolves every walked function (one definition per name: the first wins) into its estimate. */
+export function resolveFunctions(all: readonly RawFunction[]): FunctionEstimate[] {
+  return new Inliner(all).estimates();
+}
+
+class Inliner {
+  /** One definition per name: the main file's come first and win over a header's. */
+  private readonly byName = new Map<string, RawFunction>();
+  /** Functions whose address is taken (callbacks) are never inlined. */
+  private readonly addressTaken = new Set<string>();
+  /** Live direct calls per callee: clang inlines a static function called once whatever its size. */
+  private readonly callSites = new Map<string, number>();
+  private readonly results = new Map<string, Resolved>();
+  private readonly inProgress = new Set<string>();
+
+  constructor(all: readonly RawFunction[]) {
+    for (const raw of all) if (!this.byName.has(raw.name)) this.byName.set(raw.name, raw);
+    for (const raw of this.byName.values()) {
+      for (const call of raw.rawCalls) {
+        if (call.deadness === COMPILE_DEAD) continue;
+        if (call.kind === 'callback') this.addressTaken.add(call.callee);
+        else this.callSites.set(call.callee, (this.callSites.get(call.callee) ?? 0) + 1);
+      }
+    }
+  }
+
+  estimates(): FunctionEstimate[] {
+    return [...this.byName.values()].map((raw) => this.resolve(raw).estimate);
+  }
+
+  private isInlined(raw: RawFunction): boolean {
+    return raw.section === null && (raw.isStatic || !raw.weak) && !raw.noinline && (raw.alwaysInline || !this.addressTaken.has(raw.name));
+  }
+
+  /** clang keeps a static function called from several places out of line when it is large. */
+  private keptOutOfLine(raw: RawFunction, nodes: number): boolean {
+    return !raw.alwaysInline && raw.isStatic && (this.callSites.get(raw.name) ?? 0) >= 2 && nodes >= OUT_OF_LINE_NODES;
+  }
+
+  private resolve(raw: RawFunction): Resolved {
+    const done = this.results.get(raw.name);
+    if (done) return done;
+    this.inProgress.add(raw.name);
+    const inlined = this.inlinedCalls(raw);
+    const expansions = [...inlined].filter(([call]) => call.deadness === LIVE).map(([call, callee]) => ({ point: call.point, length: callee.points + 1 }));
+    // Expansions are in point order (calls are recorded in evaluation order): binary search.
+    expansions.sort((a, b) => a.point - b.point);
+    const before: number[] = [0];
+    for (const expansion of expansions) before.push(before[before.length - 1] + expansion.length);
+    const mapped = (point: number) => point + before[partitionPoint(0, expansions.length, (index) => expansions[index].point < point)];
+
+    const { items, slots } = this.splitAggregates(raw, mapped);
+    const folded = this.foldCalls(raw, inlined, mapped, items, slots);
+
+    // The size the inliner weighs: the body with what was inlined into it.
+    let nodes = raw.bodyNodes;
+    for (const [call, callee] of inlined) if (call.deadness === LIVE) nodes += callee.nodes;
+    const frameBytes = colorAndLayout(slots, items);
+    if (slots.length <= MAX_RECOLORED_SLOTS) {
+      items.forEach((item, index) => {
+        const others = slots.filter((slot) => slot.item !== index);
+        item.freesBytes = frameBytes - colorAndLayout(others, items.map((other) => ({ ...other, sharedWith: undefined })));
+      });
+    }
+    const { bpfLoopInlined, mayGoto, throws, partial } = folded;
+    const { bytes: hiddenBytes, reasons: hiddenReasons } = hiddenSlots({ bpfLoopInlined, mayGoto });
+    const estimate: FunctionEstimate = {
+      name: raw.name,
+      ...(raw.file !== undefined ? { file: raw.file } : {}),
+      line: raw.line,
+      section: raw.section,
+      inline: this.isInlined(raw) && !this.keptOutOfLine(raw, nodes),
+      frameBytes,
+      items,
+      hiddenBytes,
+      hiddenReasons,
+      ...(partial ? { partial: true as const } : {}),
+      isStatic: raw.isStatic,
+      isGlobal: !raw.isStatic,
+      noinline: raw.noinline,
+      alwaysInline: raw.alwaysInline,
+      calls: folded.calls.map(({ callee, kind, async, line, column, dead }) => (dead ? { callee, kind, async, line, column, dead } : { callee, kind, async, line, column })),
+      tailCalls: folded.tailCalls.map(({ line, column }) => ({ line, column })),
+      throws,
+      ...(raw.exceptionCallback !== undefined ? { exceptionCallback: raw.exceptionCallback } : {}),
+    };
+    const points = raw.points + expansions.reduce((sum, expansion) => sum + expansion.length, 0);
+    const resolved: Resolved = { estimate, slots, points, calls: folded.calls, tailCalls: folded.tailCalls, bpfLoopInlined, mayGoto, throws, nodes, partial };
+    this.inProgress.delete(raw.name);
+    this.results.set(raw.name, resolved);
+    return resolved;
+  }
+
+  /** The calls of `raw` that inline their callee (in dead code too, for the callee's calls), resolved. */
+  private inlinedCalls(raw: RawFunction): Map<RawCall, Resolved> {
+    const inlined = new Map<RawCall, Resolved>();
+    for (const call of raw.rawCalls) {
+      const callee = this.byName.get(call.callee);
+      if (call.kind !== 'call' || !callee || !this.isInlined(callee) || this.inProgress.has(callee.name) || call.deadness === COMPILE_DEAD) continue;
+      const resolved = this.resolve(callee);
+      if (resolved.estimate.inline) inlined.set(call, resolved);
+    }
+    return inlined;
+  }
+
+  /**
+   * SROA: an object whose address only goes to inlined callees that dereference it at constant
+   * offsets is split into registers: its slot and item go. The others' slots, on the caller's
+   * program points once callees are inserted.
+   */
+  private splitAggregates(raw: RawFunction, mapped: (point: number) => number): { items: FrameItem[]; slots: Slot[] } {
+    const split = new Set<number>();
+    for (const slot of raw.slots) if (slot.sroa?.every(([callee, argument]) => this.splitsParameter(callee, argument, new Set()))) split.add(slot.item);
+    const newIndex = new Map<number, number>();
+    raw.ownItems.forEach((_, index) => {
+      if (!split.has(index)) newIndex.set(index, newIndex.size);
+    });
+    const items = raw.ownItems.filter((_, index) => !split.has(index)).map((item) => ({ ...item }));
+    const slots: Slot[] = [];
+    for (const slot of raw.slots) {
+      const item = newIndex.get(slot.item);
+      if (item !== undefined) slots.push({ ...slot, item, start: mapped(slot.start), end: mapped(slot.end) });
+    }
+    return { items, slots };
+  }
+
+  /** Whether the callee's parameter is split, and so every parameter it hands the pointer on to. */
+  private splitsParameter(callee: string, argument: number, seen: Set<string>): boolean {
+    const key = `${callee}\0${argument}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    const conditions = this.byName.get(callee)?.sroaParameters[argument];
+    return !!conditions && this.results.get(callee)?.estimate.inline === true && conditions.every(([next, index]) => this.splitsParameter(next, index, seen));
+  }
+
+  /**
+   * The calls and tail calls of `raw` with its inlined callees': what an inlined body calls, it
+   * calls from the call's place; in dead code, dead calls. A live inlined callee adds its frame as
+   * an 'inlined' item whose slots keep their lifetimes, shifted to after the call's point.
+   */
+  private foldCalls(raw: RawFunction, inlined: Map<RawCall, Resolved>, mapped: (point: number) => number, items: FrameItem[], slots: Slot[]) {
+    const calls: RawCall[] = [];
+    const tailCalls: TailCall[] = raw.tailCalls.map((tail) => ({ ...tail }));
+    let { bpfLoopInlined, mayGoto, throws } = raw;
+    let partial = raw.partial === true;
+    for (const call of raw.rawCalls) {
+      const resolved = inlined.get(call);
+      if (!resolved) {
+        if (call.deadness !== COMPILE_DEAD && this.byName.has(call.callee)) calls.push({ ...call, dead: call.deadness !== LIVE || undefined });
+        continue;
+      }
+      const deadness = call.deadness;
+      if (deadness === LIVE) {
+        const base = mapped(call.point) + 1;
+        const itemBase = items.length;
+        if (resolved.estimate.frameBytes > 0) {
+          items.push({ what: 'inlined', name: resolved.estimate.name, type: `inline ${resolved.estimate.name}()`, bytes: resolved.estimate.frameBytes, line: call.line });
+          for (const slot of resolved.slots) slots.push({ ...slot, item: itemBase, start: slot.start + base, end: slot.end + base });
+        }
+        bpfLoopInlined ||= resolved.bpfLoopInlined;
+        mayGoto ||= resolved.mayGoto;
+        throws ||= resolved.throws;
+        partial ||= resolved.partial;
+      }
+      for (const inner of resolved.calls) {
+        const innerDeadness = Math.max(inner.deadness, deadness) as Deadness;
+        if (innerDeadness === COMPILE_DEAD) continue;
+        calls.push({ ...inner, line: call.line, column: call.column, point: call.point, deadness: innerDeadness, dead: innerDeadness !== LIVE || undefined });
+      }
+      for (const inner of resolved.tailCalls) {
+        const innerDeadness = Math.max(inner.deadness, deadness) as Deadness;
+        if (innerDeadness !== COMPILE_DEAD) tailCalls.push({ line: call.line, column: call.column, deadness: innerDeadness });
+      }
+    }
+    tailCalls.sort((a, b) => a.line - b.line || a.column - b.column);
+    return { calls, tailCalls, bpfLoopInlined, mayGoto, throws, partial };
+  }
+}
