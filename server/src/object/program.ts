@@ -26,6 +26,7 @@ import {
   materializeInstructions,
   packedOpcode,
 } from './instruction';
+import { MAX_SUBPROGRAMS } from '../rules/stackRules';
 import { programTypeForSection } from './programType';
 
 /** A function as it stands in the object: a symbol and its instructions. */
@@ -96,6 +97,12 @@ export interface BpfProgram {
   programType: string;
   /** The main function first, then subprograms in the order libbpf appends them. */
   subprograms: Subprogram[];
+  /**
+   * The code calls more functions than the verifier takes: `subprograms` stops at MAX_SUBPROGRAMS,
+   * which bounds a program's report (a thousand programs over a chain of a thousand functions
+   * would otherwise be a million frames), and the verdict is "too many subprograms".
+   */
+  moreSubprograms?: true;
 }
 
 /** Helpers that register their r2 argument as an asynchronous callback. */
@@ -212,6 +219,7 @@ function buildProgram(
     return index;
   };
 
+  let moreSubprograms = false;
   append(main);
   while (walking.length > 0) {
     const frame = walking[walking.length - 1];
@@ -244,6 +252,10 @@ function buildProgram(
       continue;
     }
     const known = indexOf.get(target);
+    if (known === undefined && subprograms.length >= MAX_SUBPROGRAMS) {
+      moreSubprograms = true;
+      continue;
+    }
     const callee = known ?? append(target);
     subprogram.calls.push({ at, kind: pseudoCall ? 'call' : 'callback', callee });
     if (!pseudoCall && registersAsyncCallback(elf, fn, at)) subprograms[callee].isAsyncCallback = true;
@@ -253,6 +265,7 @@ function buildProgram(
     section: main.section.name,
     programType: programTypeForSection(main.section.name),
     subprograms,
+    ...(moreSubprograms ? { moreSubprograms: true as const } : {}),
   };
 }
 

@@ -123,6 +123,9 @@ export function printedStackDepths(subprograms: SubprogramReport[], verdict: Ver
   return subprograms.filter((sub) => sub.verified || !accepted).map((sub) => sub.stackDepth).join('+');
 }
 
+/** Each shared entry's reprinted copies, by printed depth. */
+const reprinted = new WeakMap<SubprogramReport, Map<number, SubprogramReport>>();
+
 /**
  * The verifier prints its "stack depth" line for rejected programs too, but with what it had reached:
  * the slots it adds after the check (inlined bpf_loop, may_goto) are not there yet, and a function that
@@ -130,12 +133,21 @@ export function printedStackDepths(subprograms: SubprogramReport[], verdict: Ver
  */
 export function printAsRejected(subprograms: SubprogramReport[], verdict: VerdictReport): void {
   if (verdict.accepted) return;
-  // Entries are replaced, not changed: the object analyzer shares one entry between programs.
+  // Entries are replaced, not changed: the object analyzer shares one entry between programs, and
+  // the replacement is shared in turn, so a thousand rejected programs keep one entry per function.
   const print = (index: number, stackDepth: number) => {
-    if (subprograms[index].stackDepth !== stackDepth) subprograms[index] = { ...subprograms[index], stackDepth };
+    const sub = subprograms[index];
+    if (sub.stackDepth === stackDepth) return;
+    let copies = reprinted.get(sub);
+    if (!copies) reprinted.set(sub, (copies = new Map()));
+    let copy = copies.get(stackDepth);
+    if (!copy) copies.set(stackDepth, (copy = { ...sub, stackDepth }));
+    subprograms[index] = copy;
   };
   subprograms.forEach((sub, index) => print(index, sub.checkedDepth));
   const reported = verdict.violations.find((violation) => violation.reportedByKernel);
+  // Refused by add_subprog, the program was never verified: every number is 0 (measured on 6.18).
+  if (reported?.phase === 'add_subprog') subprograms.forEach((_, index) => print(index, 0));
   if (reported?.phase === 'do_check') print(reported.subprogram, 0);
 }
 
@@ -163,7 +175,7 @@ export function addStackDepthLines(
       // An accepted program's line leaves out what the verifier removed as dead; a rejected one has
       // every subprogram, at what the check saw, and 0 for one do_check never finished.
       if (verdict.accepted && !sub.verified) return [];
-      const unfinished = reported?.phase === 'do_check' && reported.subprogram === index;
+      const unfinished = reported?.phase === 'add_subprog' || (reported?.phase === 'do_check' && reported.subprogram === index);
       if (!verdict.accepted) {
         return [{ sub, index, depth: unfinished ? 0 : format === 'bytes' ? (sub.byteDepth ?? sub.checkedDepth) : sub.checkedDepth }];
       }
