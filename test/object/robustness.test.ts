@@ -12,6 +12,7 @@ import { applyLibbpfSourceRegisters, decodeInstructions } from '../../server/src
 import { analyzeObject } from '../../server/src/object/analyzeObject';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 import { withSharedSubprograms } from '../../server/src/cli/sharedSubprograms';
+import { formatTextReport } from '../../server/src/cli/textReport';
 import { craftObject } from '../fuzz/craftObject';
 import { readData } from './testData';
 
@@ -66,16 +67,25 @@ for (const name of ['calls.bpf.o', 'calls.bpfeb.o', 'types.bpf.o']) {
   });
 }
 
-test('a static call chain 3,000 functions deep is built without exhausting the stack, and judged too deep', () => {
+test('a static call chain 3,000 functions deep is built without exhausting the stack, and refused as the kernel refuses it', () => {
   const bytes = craftObject({ chain: 3000, programs: 1 });
   const analysis = analyzeObject(bytes, 'deep.o', parseKernelProfiles(['6.18'], true).profiles);
   const [program] = analysis.report.programs;
-  assert.equal(program.subprograms.length, 3001);
+  // The verifier takes 256 subprograms, main included; the program is built that far.
+  assert.equal(program.subprograms.length, 256);
+  assert.equal(analysis.programs[0].moreSubprograms, true);
   // Libbpf's order: the chain appended depth-first, f0 first.
   assert.deepEqual(program.subprograms.slice(0, 3).map((sub) => sub.name), ['p0', 'f0', 'f1']);
   const [verdict] = program.verdicts;
   assert.equal(verdict.accepted, false);
+  assert.equal(verdict.violations.find((violation) => violation.reportedByKernel)?.message, 'too many subprograms');
+  // Never verified, so the verifier's line is 256 zeros (as 6.18 prints it).
+  assert.equal(verdict.stackDepthLine, `stack depth ${Array(256).fill(0).join('+')}`);
   assert.ok(verdict.violations.some((violation) => violation.rule === 'call-depth' && /call stack of 9 frames is too deep/.test(violation.message)), JSON.stringify(verdict.violations[0]?.message));
+  // A chain that fits is judged on its depth alone.
+  const fits = analyzeObject(craftObject({ chain: 255, programs: 1 }), 'fits.o', parseKernelProfiles(['6.18'], true).profiles).report.programs[0];
+  assert.equal(fits.subprograms.length, 256);
+  assert.equal(fits.verdicts[0].violations.find((violation) => violation.reportedByKernel)?.rule, 'call-depth');
 });
 
 test('a thousand programs sharing one chain share their subprogram reports, and the JSON writes each once', () => {
@@ -91,6 +101,10 @@ test('a thousand programs sharing one chain share their subprogram reports, and 
   assert.deepEqual(first.subprograms.map((sub) => sub.name), ['p0']);
   assert.deepEqual(first.subprogramRefs!.map((ref) => shared.sharedSubprograms![ref].name), report.programs[0].subprograms.map((sub) => sub.name));
   assert.ok(shared.problems.some((problem) => /sharedSubprograms/.test(problem.message)));
+  // The text report says the shared frames once: its size follows the object, not programs × frames.
+  const text = formatTextReport([report], { lineText: () => undefined });
+  assert.equal(text.match(/then the same 40 frames as program p0/g)?.length, 599);
+  assert.ok(text.split('\n').length < 600 * 12, `${text.split('\n').length} lines`);
   // Below the threshold the report is unchanged.
   const small = analyzeObject(craftObject({ chain: 3, programs: 2 }), 'small.o', parseKernelProfiles(['6.18'], true).profiles).report;
   assert.equal(withSharedSubprograms(small), small);

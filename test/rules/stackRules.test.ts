@@ -151,3 +151,23 @@ test('kernel lists parse; bad entries are named', () => {
   assert.deepEqual(parseKernelProfiles(['6.1,6.18', '5.15.0-91-generic'], true).profiles.map((p) => p.version), ['6.1', '6.18', '5.15.0']);
   assert.deepEqual(parseKernelProfiles(['six'], true).errors, ['"six" is not a kernel version (expected MAJOR.MINOR or an exact release, like 6.1 or 6.1.170)']);
 });
+
+/** A main function calling `leaves` functions of no stack, as the 6.18 measurement of BPF_MAX_SUBPROGS did. */
+function fan(leaves: number): FrameGraph {
+  const calls = Array.from({ length: leaves }, (_, index) => ({ callee: index + 1, kind: 'call' as const }));
+  return { programType: 'xdp', subprograms: [node('main', 0, { calls }), ...calls.map((call) => node(`leaf${call.callee}`, 0))] };
+}
+
+test('256 subprograms load; a 257th is "too many subprograms", found by add_subprog before anything else', () => {
+  // Measured on 6.18: main calling 255 leaves loads, calling 256 is refused with this message.
+  assert.equal(judgeStack(fan(255), K618).accepted, true);
+  const refused = judgeStack(fan(256), K618);
+  assert.equal(refused.accepted, false);
+  assert.deepEqual(refused.violations.map((v) => [v.rule, v.phase, v.message, v.reportedByKernel]), [['too-many-subprograms', 'add_subprog', 'too many subprograms', true]]);
+  // A front end that stopped building at the limit says so, and the printed violation stays the
+  // refusal, though do_check would also find the chain too deep.
+  const built = plainChain(8, 8, 8, 8, 8, 8, 8, 8, 8);
+  const verdict = judgeStack({ ...built, moreSubprograms: true }, K618);
+  assert.equal(verdict.violations.find((v) => v.reportedByKernel)?.rule, 'too-many-subprograms');
+  assert.ok(verdict.violations.some((v) => v.rule === 'call-depth' && !v.reportedByKernel));
+});

@@ -11,6 +11,8 @@ const RULES = [
   { id: 'combined-stack', text: 'The frames of one call chain add up to more than 512 bytes.' },
   { id: 'call-depth', text: 'A call chain is more than 8 frames deep.' },
   { id: 'subprog-stack', text: 'A subprogram on the private stack needs more than 512 bytes.' },
+  { id: 'tail-call-with-calls', text: 'A tail call in a program with bpf-to-bpf calls, on a kernel that does not allow the two together.' },
+  { id: 'too-many-subprograms', text: 'A program calls more than 255 functions: the verifier takes at most 256 subprograms, main included.' },
 ];
 
 export function toSarif(objects: ObjectReport[], version: string): object {

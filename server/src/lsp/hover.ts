@@ -6,6 +6,7 @@
  * stack), the bytes that call puts on its function's stack and why, as printkCost.ts counts them.
  */
 import type { ProgramReport, SubprogramReport, VerdictReport } from '../object/analyzeObject';
+import { markdownCode, markdownText } from '../common/markdown';
 import { type KernelProfile, profileLabel, ruleSetFor } from '../rules/kernelProfile';
 import { TAIL_CALL_CALLERS_LIMIT } from '../rules/stackRules';
 import type { TextSpan } from './convert';
@@ -31,10 +32,10 @@ export function hoverAt(snapshot: SyntaxSnapshot, offset: number, analyses: Docu
     return callee !== null && callee.startIndex <= offset && offset <= callee.endIndex;
   });
   if (!printk) return undefined;
-  const where = printk.functionName ? ` of \`${printk.functionName}\`` : '';
+  const where = printk.functionName ? ` of ${markdownCode(printk.functionName)}` : '';
   const format = printk.formatBytes === undefined ? '' : `\n\nFormat string: ${printk.formatBytes} bytes with the NUL.`;
   return {
-    markdown: `**${printk.callee}** puts **${printk.cost.stackBytes} B** on the stack${where}.\n\n${printk.cost.reason}${format}`,
+    markdown: `**${markdownText(printk.callee)}** puts **${printk.cost.stackBytes} B** on the stack${where}.\n\n${printk.cost.reason}${format}`,
     span: { start: printk.call.startIndex, end: printk.call.endIndex },
   };
 }
@@ -63,17 +64,17 @@ function bothFrames(name: string, analyses: DocumentStackAnalysis[]): string | u
   };
   const measured = frameIn('object');
   const estimated = frameIn('source estimate');
-  return measured !== undefined && estimated !== undefined ? `**${name}**: frame ${measured} B measured · ${estimated} B estimated` : undefined;
+  return measured !== undefined && estimated !== undefined ? `**${markdownText(name)}**: frame ${measured} B measured · ${estimated} B estimated` : undefined;
 }
 
 function programSection(sub: SubprogramReport, program: ProgramReport, analysis: DocumentStackAnalysis): string {
   const lines: string[] = [];
   const hidden = sub.stackDepth > sub.checkedDepth ? ` (${sub.checkedDepth} B checked; ${sub.hiddenBytes.join(', ')})` : '';
-  const how = analysis.origin === 'object' ? `measured in \`${analysis.label}\`` : 'estimated from the source';
-  lines.push(`**${sub.name}** — frame **${sub.stackDepth} B**${hidden}, ${how} (program \`${program.name}\`, SEC("${program.section}"))`);
-  if (analysis.staleReason) lines.push(`\n_Stale: ${analysis.staleReason}._`);
+  const how = analysis.origin === 'object' ? `measured in ${markdownCode(analysis.label)}` : 'estimated from the source';
+  lines.push(`**${markdownText(sub.name)}** — frame **${sub.stackDepth} B**${hidden}, ${how} (program ${markdownCode(program.name)}, ${markdownCode(`SEC("${program.section}")`)})`);
+  if (analysis.staleReason) lines.push(`\n_Stale: ${markdownText(analysis.staleReason)}._`);
   const items = documentFrame(analysis.frames, sub.name)?.items ?? [];
-  if (items.length > 0) lines.push(`\nMade of: ${items.map((item) => `\`${item.name}\` ${item.bytes} B (line ${item.line})`).join(' · ')}`);
+  if (items.length > 0) lines.push(`\nMade of: ${items.map((item) => `${markdownCode(item.name)} ${item.bytes} B (line ${item.line})`).join(' · ')}`);
   lines.push('');
   const rounded = analysis.profiles.map((profile) => `${profileLabel(profile)}: ${ruleSetFor(profile).roundStackDepth(sub.checkedDepth)} B`);
   lines.push(`Rounded as the verifier counts it — ${rounded.join(' · ')}`);
@@ -95,9 +96,9 @@ function tailCallLines(name: string, program: ProgramReport, verdict: VerdictRep
       const callers = reach.chain.slice(0, -1).map((caller) => {
         const depth = round(program.subprograms.find((sub) => sub.name === caller)?.checkedDepth ?? 0);
         runningTotal += depth;
-        return `${caller} ${depth} B (${runningTotal})`;
+        return `${markdownText(caller)} ${depth} B (${runningTotal})`;
       });
       const fate = reach.callersDepth >= TAIL_CALL_CALLERS_LIMIT ? `**rejected** (must stay below ${TAIL_CALL_CALLERS_LIMIT} B)` : 'passes';
-      return `${label}: ${[...callers, `tail call in ${reach.name}`].join(' → ')} at **${reach.callersDepth} B** — ${fate}`;
+      return `${label}: ${[...callers, `tail call in ${markdownText(reach.name)}`].join(' → ')} at **${reach.callersDepth} B** — ${fate}`;
     });
 }

@@ -10,6 +10,7 @@
  * With 4 or more arguments, bpf_printk becomes __bpf_vprintk, which builds
  * `unsigned long long ___param[N]` on the stack: 8 bytes per argument.
  */
+import { markdownCode } from '../common/markdown';
 import { roundUp } from '../rules/kernelProfile';
 import { stringLiteralBytes } from '../source/constExpr';
 import type { Node, Tree } from '../source/parser';
@@ -122,7 +123,7 @@ function libbpfStackCost(
     if (localFormatValue) return onLocalArray(localFormatValue);
     return { stackBytes: 0, reason: 'The format is not a local array, so the call puts nothing on the stack.' };
   }
-  return onStack(`${callee} copies its format into a local char array`);
+  return onStack(`${markdownCode(callee)} copies its format into a local char array`);
 }
 
 function onLocalArray(value: Node): StackCost {

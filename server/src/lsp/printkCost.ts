@@ -9,6 +9,7 @@
  * The estimate places a stack object on the line where its declaration starts after expansion, which
  * for a macro's locals is the line of the macro's name, so a call owns the objects on its lines.
  */
+import { markdownCode, markdownText } from '../common/markdown';
 import type { FrameItem, FunctionFrame } from '../source/frameEstimate';
 import { type DocumentStackAnalysis, documentFrame } from './documentAnalysis';
 import type { SyntaxSnapshot } from './documents';
@@ -73,7 +74,7 @@ function estimatedItems(calls: PrintkCall[], frames: FunctionFrame[]): FrameItem
 }
 
 function estimatedCost(call: PrintkCall, items: FrameItem[], frame: FunctionFrame): PrintkCost {
-  const inlined = frame.inline ? `\n\n\`${frame.name}\` is inlined: these bytes count in the frames of its callers.` : '';
+  const inlined = frame.inline ? `\n\n${markdownCode(frame.name)} is inlined: these bytes count in the frames of its callers.` : '';
   if (items.length === 0) {
     // Where the two disagree, either the macros expand otherwise than the call reads, or the estimate
     // could not find bpf_helpers.h and bpf_printk never expanded: the user can tell which.
@@ -84,12 +85,12 @@ function estimatedCost(call: PrintkCall, items: FrameItem[], frame: FunctionFram
     return { stackBytes: 0, reason: `The source estimate finds nothing of this call on the stack: its format stays in .rodata.${rules}${inlined}`, from: 'source estimate', items };
   }
   const objects = items.map((item) => {
-    const shared = item.sharedWith !== undefined ? `, sharing its slots with \`${item.sharedWith}\`` : '';
-    return `\`${item.name}\` (${item.type}${describeKind(item)}) ${item.bytes} B${shared}`;
+    const shared = item.sharedWith !== undefined ? `, sharing its slots with ${markdownCode(item.sharedWith)}` : '';
+    return `${markdownCode(item.name)} (${markdownText(item.type)}${describeKind(item)}) ${item.bytes} B${shared}`;
   });
   return {
     stackBytes: items.reduce((sum, item) => sum + item.bytes, 0),
-    reason: `As the source estimate counts the frame of \`${frame.name}\`: ${objects.join(' · ')}.${inlined}`,
+    reason: `As the source estimate counts the frame of ${markdownCode(frame.name)}: ${objects.join(' · ')}.${inlined}`,
     from: 'source estimate',
     items,
   };

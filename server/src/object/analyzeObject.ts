@@ -150,6 +150,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     const graph: FrameGraph = {
       programType: program.programType,
       section: program.section,
+      moreSubprograms: program.moreSubprograms,
       subprograms: program.subprograms.map((sub, index) => ({
         name: sub.fn.name,
         stackDepth: subprograms[index].checkedDepth,

@@ -34,6 +34,7 @@ import {
 } from './instruction';
 import { lowerBound } from '../common/numbers';
 import { programTypeForSection } from '../rules/programType';
+import { MAX_SUBPROGRAMS } from '../rules/stackRules';
 
 /** A function as it stands in the object: a symbol and its instructions. */
 export interface ObjectFunction {
@@ -103,6 +104,12 @@ export interface BpfProgram {
   programType: string;
   /** The main function first, then subprograms in the order libbpf appends them. */
   subprograms: Subprogram[];
+  /**
+   * The code calls more functions than the verifier takes: `subprograms` stops at MAX_SUBPROGRAMS,
+   * which bounds a program's report (a thousand programs over a chain of a thousand functions
+   * would otherwise be a million frames), and the verdict is "too many subprograms".
+   */
+  moreSubprograms?: true;
 }
 
 /** Helpers that register their r2 argument as an asynchronous callback. */
@@ -219,6 +226,7 @@ function buildProgram(
     return index;
   };
 
+  let moreSubprograms = false;
   append(main);
   while (walking.length > 0) {
     const frame = walking[walking.length - 1];
@@ -251,6 +259,10 @@ function buildProgram(
       continue;
     }
     const known = indexOf.get(target);
+    if (known === undefined && subprograms.length >= MAX_SUBPROGRAMS) {
+      moreSubprograms = true;
+      continue;
+    }
     const callee = known ?? append(target);
     subprogram.calls.push({ at, kind: pseudoCall ? 'call' : 'callback', callee });
     if (!pseudoCall && registersAsyncCallback(elf, fn, at)) subprograms[callee].isAsyncCallback = true;
@@ -260,6 +272,7 @@ function buildProgram(
     section: main.section.name,
     programType: programTypeForSection(main.section.name),
     subprograms,
+    ...(moreSubprograms ? { moreSubprograms: true as const } : {}),
   };
 }
 

@@ -38,4 +38,9 @@ export interface FrameGraph {
   /** The SEC name, which also gives the expected attach type and sleepability (object/programType.ts). */
   section?: string;
   subprograms: FrameNode[];
+  /**
+   * The program calls more functions than the verifier takes (MAX_SUBPROGRAMS): `subprograms` holds
+   * the first ones, as libbpf appends them, and the rest were not built.
+   */
+  moreSubprograms?: boolean;
 }

@@ -123,6 +123,9 @@ export function printedStackDepths(subprograms: SubprogramReport[], verdict: Ver
   return subprograms.filter((sub) => sub.verified || !accepted).map((sub) => sub.stackDepth).join('+');
 }
 
+/** Each shared entry's reprinted copies, by printed depth. */
+const reprinted = new WeakMap<SubprogramReport, Map<number, SubprogramReport>>();
+
 /**
  * The verifier prints its "stack depth" line for rejected programs too, but with what it had reached:
  * the slots it adds after the check (inlined bpf_loop, may_goto) are not there yet, and a function that
@@ -130,9 +133,16 @@ export function printedStackDepths(subprograms: SubprogramReport[], verdict: Ver
  */
 export function printAsRejected(subprograms: SubprogramReport[], verdict: VerdictReport): void {
   if (verdict.accepted) return;
-  // Entries are replaced, not changed: the object analyzer shares one entry between programs.
+  // Entries are replaced, not changed: the object analyzer shares one entry between programs, and
+  // the replacement is shared in turn, so a thousand rejected programs keep one entry per function.
   const print = (index: number, stackDepth: number) => {
-    if (subprograms[index].stackDepth !== stackDepth) subprograms[index] = { ...subprograms[index], stackDepth };
+    const sub = subprograms[index];
+    if (sub.stackDepth === stackDepth) return;
+    let copies = reprinted.get(sub);
+    if (!copies) reprinted.set(sub, (copies = new Map()));
+    let copy = copies.get(stackDepth);
+    if (!copy) copies.set(stackDepth, (copy = { ...sub, stackDepth }));
+    subprograms[index] = copy;
   };
   subprograms.forEach((sub, index) => print(index, sub.checkedDepth));
   const reported = verdict.violations.find((violation) => violation.reportedByKernel);
@@ -148,6 +158,8 @@ export function printAsRejected(subprograms: SubprogramReport[], verdict: Verdic
  */
 function neverEntered(subprograms: readonly SubprogramReport[], reported: ViolationReport | undefined): Set<number> {
   const never = new Set<number>();
+  // Refused by add_subprog, the program was never verified: every number is 0 (measured on 6.18).
+  if (reported?.phase === 'add_subprog') return new Set(subprograms.map((_, index) => index));
   if (reported?.phase !== 'do_check') return never;
   never.add(reported.subprogram);
   if (reported.rule !== 'call-depth') return never;

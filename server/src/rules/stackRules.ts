@@ -19,6 +19,9 @@
  * check_map_func_compatibility that refuses a tail call in a program with bpf-to-bpf calls where
  * allow_tail_call_in_subprogs() is false: before 5.10, and without the JIT on any kernel.
  *
+ * Earlier still, add_subprog refuses a program of more than 256 subprograms ("too many
+ * subprograms"), and the verifier stops there.
+ *
  * The kernel stops at the first violation. We go on, so the user sees every chain that breaks a
  * rule, and mark the one the kernel will print.
  */
@@ -32,8 +35,14 @@ export const MAX_BPF_STACK = 512;
 export const MAX_CALL_FRAMES = 8;
 /** A function with a tail call must be entered with less than this many bytes of callers' frames. */
 export const TAIL_CALL_CALLERS_LIMIT = 256;
+/**
+ * BPF_MAX_SUBPROGS: add_subprog refuses a program with more subprograms than this, main included
+ * ("too many subprograms", -E2BIG), before do_check. On 6.18 a main calling 255 leaves loads and
+ * one calling 256 does not. A front end builds no more than this many frames of a program.
+ */
+export const MAX_SUBPROGRAMS = 256;
 
-export type RuleId = 'tail-call-depth' | 'combined-stack' | 'call-depth' | 'subprog-stack' | 'tail-call-with-calls';
+export type RuleId = 'tail-call-depth' | 'combined-stack' | 'call-depth' | 'subprog-stack' | 'tail-call-with-calls' | 'too-many-subprograms';
 
 /** check_map_func_compatibility's message where tail calls and bpf-to-bpf calls may not be mixed. */
 export const TAIL_CALL_WITH_CALLS_MESSAGE = 'tail_calls are not allowed in programs with bpf-to-bpf calls';
@@ -65,8 +74,11 @@ export interface Violation {
   source?: SourceLocation;
   /** True for the violation the kernel meets first and prints; the rest follow once it is fixed. */
   reportedByKernel: boolean;
-  /** Which pass of the verifier finds it: do_check while verifying, or the stack-depth walk after it. */
-  phase: 'do_check' | 'check_max_stack_depth';
+  /**
+   * Which pass of the verifier finds it: add_subprog as it collects the subprograms, do_check while
+   * verifying, or the stack-depth walk after it.
+   */
+  phase: 'add_subprog' | 'do_check' | 'check_max_stack_depth';
 }
 
 /** The worst chain that reaches a tail-calling function, whether it breaks the rule or not. */
@@ -275,6 +287,20 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     callSource,
   });
 
+  if (nodes.length > 0 && (graph.moreSubprograms || nodes.length > MAX_SUBPROGRAMS)) {
+    record(
+      {
+        rule: 'too-many-subprograms',
+        message: 'too many subprograms',
+        depth: 0,
+        frames: [calleeFrame(0)],
+        subprogram: 0,
+        source: nodes[0]?.source,
+      },
+      'add_subprog',
+    );
+  }
+
   if (!rules.tailCallsWithCalls && hasTailCall && nodes.length > 1) {
     const tailCaller = nodes.findIndex((node) => node.hasTailCall);
     record(
@@ -300,9 +326,9 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     }
   }
 
-  // do_check runs before the stack-depth walk; within the walk the kernel meets violations in the
+  // add_subprog runs first, do_check before the stack-depth walk; within the walk the kernel meets violations in the
   // order they were recorded.
-  const first = violations.find((v) => v.phase === 'do_check') ?? violations[0];
+  const first = violations.find((v) => v.phase === 'add_subprog') ?? violations.find((v) => v.phase === 'do_check') ?? violations[0];
   if (first) first.reportedByKernel = true;
   return {
     kernel: profile.version,
