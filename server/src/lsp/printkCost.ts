@@ -10,7 +10,8 @@
  * for a macro's locals is the line of the macro's name, so a call owns the objects on its lines.
  */
 import type { FrameItem, FunctionFrame } from '../source/frameEstimate';
-import { type DocumentStackAnalysis, documentFrame } from './documentAnalysis';
+import { inlineCode } from '../ide/markdown';
+import { type DocumentStackAnalysis, documentFrame } from '../ide/analysis';
 import type { SyntaxSnapshot } from './documents';
 import { type PrintkCall, type StackCost, findPrintkCalls } from './printk';
 import type { LensSettings } from './settings';
@@ -83,20 +84,26 @@ function estimatedCost(call: PrintkCall, items: FrameItem[], frame: FunctionFram
         : '';
     return { stackBytes: 0, reason: `The source estimate finds nothing of this call on the stack: its format stays in .rodata.${rules}${inlined}`, from: 'source estimate', items };
   }
+  // The user wrote the call, not the macro's `____fmt` and `___param`: its objects are named after it.
   const objects = items.map((item) => {
-    const shared = item.sharedWith !== undefined ? `, sharing its slots with \`${item.sharedWith}\`` : '';
-    return `\`${item.name}\` (${item.type}${describeKind(item)}) ${item.bytes} B${shared}`;
+    const shared = item.sharedWith !== undefined ? `, sharing its slots with ${item.sharedWithLine !== undefined && item.sharedWithLine !== item.line ? `the object of line ${item.sharedWithLine}` : inlineCode(item.sharedWith)}` : '';
+    return `${describeObject(item, call)} (${inlineCode(item.type)}${describeKind(item)}) ${item.bytes} B${shared}`;
   });
   return {
     stackBytes: items.reduce((sum, item) => sum + item.bytes, 0),
-    reason: `As the source estimate counts the frame of \`${frame.name}\`: ${objects.join(' · ')}.${inlined}`,
+    reason: `As the source estimate counts the frame of ${inlineCode(frame.name)}: ${objects.join(' · ')}.${inlined}`,
     from: 'source estimate',
     items,
   };
 }
 
+function describeObject(item: FrameItem, call: PrintkCall): string {
+  if (item.what === 'printk-format') return `its format ${inlineCode(call.format.text)}`;
+  if (item.what === 'printk-args') return 'its arguments';
+  return inlineCode(item.name);
+}
+
 function describeKind(item: FrameItem): string {
-  if (item.what === 'printk-format') return ', the format copied to the stack';
-  if (item.what === 'printk-args') return ', the arguments';
+  if (item.what === 'printk-format') return ', copied to the stack';
   return '';
 }
