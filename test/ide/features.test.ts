@@ -174,11 +174,11 @@ test('hover: one section, labeled totals, each kernel\'s rounding once, the 512 
   assert.match(entry, /\*\*entry\*\* — frame \*\*200 B\*\*, measured in `combined\.bpf\.o`/);
   assert.match(entry, /Estimated from the source: 200 B \(the same\)/);
   assert.equal(entry.match(/Rounded as the verifier counts it/g)?.length, 1, 'said once, not once per analysis');
-  assert.match(entry, /6\.1: frames round up to 32 B \(before 6\.9, or without the JIT\); 6\.18: frames round up to 16 B \(the JIT from 6\.9\)/);
+  assert.match(entry, /6\.1: frames round up to 32 B before 6\.9 or without the JIT; 6\.18: frames round up to 16 B with the JIT from 6\.9/);
   assert.match(entry, /6\.1: entry 224 B \(total 224 B\) → middle 32 B \(total 256 B\) → tail call in do_tail at \*\*256 B\*\* of callers' frames — \*\*rejected\*\* \(must stay below 256 B\): entry must lose 8 B/);
   assert.match(entry, /`big` \(`__u8\[200\]`\) 200 B \(line 40\)/);
   const inner = functionHover('inner', [object]) ?? '';
-  assert.match(inner, /6\.1: outer 288 B → inner 288 B = \*\*576 B\*\* — \*\*rejected\*\*: 576 B is 64 B over 512/);
+  assert.match(inner, /- 6\.1: outer 288 B → inner 288 B = \*\*576 B\*\* — \*\*rejected\*\*: 576 B is 64 B over 512: outer must lose 40 B/);
 });
 
 test('the status bar leads with the live verdict and says what is stale', async () => {

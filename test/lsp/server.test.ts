@@ -86,7 +86,7 @@ test('a built object gives the verifier message at the tail call, with the chain
   const related = diagnostic.relatedInformation ?? [];
   assert.deepEqual(related.map((info) => info.location.range.start.line), [ENTRY_LINE, PROCESS_CALL_LINE, DO_TAIL_CALL_LINE]);
   assert.ok(related.every((info) => info.location.uri === uri));
-  assert.match(related[0].message, /^entry: frame 200 B, 224 B rounded on 6\.1 \(frames round up to 32 B \(before 6\.9, or without the JIT\)\), 224 B so far/);
+  assert.match(related[0].message, /^entry: frame 200 B, 224 B rounded on 6\.1 \(frames round up to 32 B before 6\.9 or without the JIT\), 224 B so far/);
   assert.match(related[1].message, /^calls process: frame 24 B, 32 B rounded on 6\.1, 256 B so far/);
   assert.match(related[2].message, /^do_tail tail-calls with 256 B/);
 });

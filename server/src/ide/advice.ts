@@ -103,11 +103,11 @@ export function excessText(violation: Pick<ViolationReport, 'rule' | 'depth' | '
   }
 }
 
-/** The advice line of a violation on one kernel: by how much, then what to shrink. */
-export function adviceText(violation: Pick<ViolationReport, 'rule' | 'depth' | 'frames'>, profile: KernelProfile, label: string): string {
+/** The advice of a violation on one kernel: by how much, then what to shrink. */
+export function adviceText(violation: Pick<ViolationReport, 'rule' | 'depth' | 'frames'>, profile: KernelProfile): string {
   const shrink = shrinkText(shrinkOptions(violation, profile));
   const excess = excessText(violation, profile);
-  return shrink ? `${excess} on ${label}: ${shrink} to pass` : `${excess} (${label})`;
+  return shrink ? `${excess}: ${shrink} to pass` : excess;
 }
 
 /** What a lens or hover says a kernel found on the chains through one function. */
@@ -172,5 +172,5 @@ export function deepestChainThrough(name: string, program: ProgramReport, verdic
 /** The granularity a kernel rounds frames to, and why, for saying once in a hover. */
 export function roundingText(profile: KernelProfile): string {
   const granularity = ruleSetFor(profile).roundStackDepth(1);
-  return granularity === 16 ? 'frames round up to 16 B (the JIT from 6.9)' : `frames round up to ${granularity} B (before 6.9, or without the JIT)`;
+  return granularity === 16 ? 'frames round up to 16 B with the JIT from 6.9' : `frames round up to ${granularity} B before 6.9 or without the JIT`;
 }

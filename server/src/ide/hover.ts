@@ -27,6 +27,9 @@ import { costedPrintkCalls } from '../lsp/printkCost';
 import type { LensSettings } from '../lsp/settings';
 import { functionDefinitions, functionNamedAt } from '../lsp/syntax';
 
+/** Stands for the kernels' labels in a chain line until the kernels that say the same line are known. */
+const KERNEL = '\u0000';
+
 export interface HoverContent {
   markdown: string;
   span: TextSpan;
@@ -65,7 +68,7 @@ export function functionHover(name: string, analyses: DocumentStackAnalysis[], p
   const checked = Math.max(...subs.map((sub) => sub.checkedDepth));
   const hiddenSub = subs.find((sub) => sub.stackDepth > sub.checkedDepth);
   const hidden = hiddenSub ? ` (${hiddenSub.checkedDepth} B checked; ${hiddenSub.hiddenBytes.join(', ')})` : '';
-  const inPrograms = programs.map((program) => `program ${inlineCode(program.name)}, SEC(${inlineCode(JSON.stringify(program.section))})`).join('; ');
+  const inPrograms = programs.map((program) => `program ${inlineCode(program.name)}, ${inlineCode(`SEC(${JSON.stringify(program.section)})`)}`).join('; ');
   const lines: string[] = [`**${name}** — frame **${frame} B**${hidden}, ${how(judged)} (${inPrograms})`];
 
   // The others' number for it, once each: an object and the estimate that agree are not said twice.
@@ -88,10 +91,13 @@ export function functionHover(name: string, analyses: DocumentStackAnalysis[], p
   const rounded = judged.profiles.map((profile) => `${profileLabel(profile)}: ${ruleSetFor(profile).roundStackDepth(checked)} B`);
   lines.push(`Rounded as the verifier counts it — ${rounded.join(' · ')} (${roundingReasons(judged.profiles)})`);
   for (const program of programs) {
+    // Kernels that judge a chain alike share its line ("5.15, 6.1: entry 224 B …").
+    const byText = new Map<string, string[]>();
     program.verdicts.forEach((verdict, index) => {
       const profile = judged.profiles[index] ?? { version: verdict.kernel, jit: verdict.jit };
-      for (const line of chainLines(name, program, verdict, profile)) lines.push(`\n- ${line}`);
+      for (const line of chainLines(name, program, verdict, profile)) byText.set(line, [...(byText.get(line) ?? []), profileLabel(profile)]);
     });
+    for (const [line, labels] of byText) lines.push(`\n- ${line.replaceAll(KERNEL, labels.join(', '))}`);
   }
   return lines.join('\n');
 }
@@ -127,7 +133,7 @@ function roundingReasons(profiles: KernelProfile[]): string {
  */
 function chainLines(name: string, program: ProgramReport, verdict: VerdictReport, profile: KernelProfile): string[] {
   const round = ruleSetFor(profile).roundStackDepth;
-  const label = profileLabel(profile);
+  const label = KERNEL;
   const lines: string[] = [];
   for (const reach of verdict.tailCalls.filter((candidate) => candidate.chain.includes(name))) {
     let runningTotal = 0;
@@ -146,7 +152,7 @@ function chainLines(name: string, program: ProgramReport, verdict: VerdictReport
   for (const violation of others) {
     const chain = violation.frames.map((frame) => (frame.privateStack ? `${frame.name} (private stack)` : `${frame.name} ${frame.roundedDepth} B`)).join(' → ');
     const measure = violation.rule === 'call-depth' ? `**${violation.frames.length} frames**` : `**${violation.depth} B**`;
-    lines.push(`${label}: ${chain} = ${measure} — **rejected**: ${adviceText(violation, profile, label)}`);
+    lines.push(`${label}: ${chain} = ${measure} — **rejected**: ${adviceText(violation, profile)}`);
   }
   if (lines.length === 0) {
     const deepest = deepestChainThrough(name, program, verdict, profile);
