@@ -14,7 +14,7 @@ import { basename, join } from 'node:path';
 import { test } from 'node:test';
 
 import { analyzeObject } from '../server/src/object/analyzeObject';
-import { runningKernelProfile } from '../server/src/common/runningKernel';
+import { runningKernelProfile } from '../server/src/probe/runningKernel';
 import type { KernelProfile } from '../server/src/rules/kernelProfile';
 import { type Fixture, fixtureObjectExists, fixturesDirectory, listFixtures } from './support/fixtures';
 import { kernelVerifierAvailable, repositoryRoot, runningKernelVersion, verifyProgram } from './support/kernel';

@@ -79,6 +79,8 @@ async function start(context: vscode.ExtensionContext): Promise<void> {
   const initializationOptions: InitializationOptions = { settings: JSON.parse(JSON.stringify(configuration)),
     clientWatchesObjects: true,
     workspaceTrusted: vscode.workspace.isTrusted,
+    // A click on a CodeLens opens the stack report of its file.
+    stackReportCommand: 'bpfStackLens.showStackReport',
   };
   const clientOptions: LanguageClientOptions = {
     documentSelector: [{ scheme: 'file', language: 'c' }],

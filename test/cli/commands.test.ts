@@ -106,3 +106,14 @@ test('a program that reaches bpf_throw shows the verifier\'s default exception c
   const text = (await runCli(['check', '--kernel', '6.18', exceptions])).stdout;
   assert.match(text, /program exception_throw_always_1 .*stack depth 0\+0\n.*\n {4}\+ {2}default exception callback: 0 B, added by the verifier after its check/);
 });
+
+test('estimate lists the file\'s own functions; the headers\' inline functions only with --all-functions, named with their header', async () => {
+  const source = join(repositoryRoot(), 'examples', 'workspace', 'seed.bpf.c');
+  const own = await runCli(['estimate', '--kernel', '6.18', source]);
+  const functionLines = own.stdout.split('\n').filter((line) => /^ {2}\w+ \(/.test(line));
+  assert.deepEqual(functionLines.map((line) => line.trim().split(' ')[0]), ['do_tail', 'process', 'entry']);
+  assert.match(own.stdout, /\(\d+ inline function\(s\) from headers not listed: --all-functions lists them\)/);
+  const all = await runCli(['estimate', '--kernel', '6.18', '--all-functions', source]);
+  assert.match(all.stdout, /^ {2}__arch_swab32 \(swab\.h line \d+\) inline: 0 bytes$/m);
+  assert.doesNotMatch(all.stdout, /not listed/);
+});

@@ -80,8 +80,27 @@ test('code-server: squiggle, Problems, hover and the printk quick fix on the see
     const problemText = await problem.innerText();
     t.diagnostic(`Problems: ${problemText.replace(/\s+/g, ' ')}`);
     assert.match(problemText, /tail_calls are not allowed when call stack of previous frames is 256 bytes\. Too large/);
-    await page.locator('.statusbar-item', { hasText: 'BPF stack: rejected on 6.1' }).waitFor({ timeout: 10000 });
+    await page.locator('.statusbar-item', { hasText: 'BPF stack: rejected on 6.1; passes on 6.18' }).waitFor({ timeout: 10000 });
     await shot('problems-panel');
+
+    // 2b. Type a character, then undo it: the tab is clean again, and so is the verdict (no "stale").
+    await goToLine(page, 1);
+    await page.keyboard.type('x');
+    await page.locator('.tabs-container .tab.dirty').waitFor({ timeout: 10000 });
+    await page.locator('.statusbar-item', { hasText: 'seed.bpf.o stale' }).waitFor({ timeout: 10000 });
+    await page.keyboard.press('Control+Z');
+    await page.locator('.tabs-container .tab.dirty').waitFor({ state: 'detached', timeout: 10000 });
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('.statusbar-item')].some((item) => item.textContent?.includes('BPF stack: rejected on 6.1; passes on 6.18') && !item.textContent.includes('stale')),
+      undefined,
+      { timeout: 10000 },
+    );
+    await page.keyboard.press('Control+Shift+M');
+    const rows = await page.locator('.markers-panel .monaco-list-row').allInnerTexts();
+    t.diagnostic(`Problems after the undo: ${rows.map((row) => row.replace(/\s+/g, ' ')).join(' | ')}`);
+    assert.ok(rows.some((row) => row.includes(TAIL_CALL_MESSAGE)), 'the error is still listed');
+    assert.ok(rows.every((row) => !/stale|unsaved/.test(row)), 'nothing says stale or unsaved');
+    await shot('undo-back-to-saved');
 
     // 3. Hover the function name: its frame bytes, per kernel.
     await goToLine(page, entryLine);
@@ -119,6 +138,17 @@ test('code-server: squiggle, Problems, hover and the printk quick fix on the see
     assert.deepEqual(await diagnosticLines(page), []);
     await page.locator('.statusbar-item', { hasText: 'BPF stack: passes on 6.1, 6.18' }).waitFor({ timeout: 10000 });
     await shot('rebuilt-squiggle-gone');
+
+    // 6. The combined 512-byte rule in the CodeLens, as a link to the stack report.
+    await openFromExplorer(page, 'combined.bpf.c');
+    const lens = page.locator('.codelens-decoration', { hasText: 'of 512: rejected on 6.1' }).first();
+    await lens.waitFor({ timeout: 30000 });
+    const lensText = await lens.innerText();
+    t.diagnostic(`combined lens: ${lensText}`);
+    assert.match(lensText, /^frame \d+ B · \d+ B of 512: rejected on 6\.1 · \d+ B of 512: passes on 6\.18$/);
+    await lens.locator('a').first().click();
+    await page.locator('.tabs-container .tab', { hasText: 'combined.bpf.c — stack report' }).waitFor({ timeout: 15000 });
+    await shot('combined-rule-lens-and-report');
   } catch (error) {
     await shot('failure').catch(() => {});
     error.message += `\n--- code-server log (tail) ---\n${server.log().slice(-2000)}`;

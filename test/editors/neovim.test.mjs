@@ -50,7 +50,18 @@ function assertSeenOnSeed({ result, output, project, tailCallLine }) {
   assert.equal(atTailCall[0].severity, 1, 'an error');
   assert.match(atTailCall[0].message, /rejected on 6\.1/);
   assert.match(String(result.hover), /\*\*entry\*\*.*200 B/);
-  assert.ok(result.lenses.some((lens) => /200 B/.test(lens.title) && /6\.1/.test(lens.title)), `a lens with entry's frame and 6.1: ${JSON.stringify(result.lenses)}`);
+  assert.ok(
+    result.lenses.some((lens) => lens.title === 'frame 200 B · tail call at 256 B: rejected on 6.1 · 240 B: passes on 6.18'),
+    `a lens with entry's frame and the tail call's bytes per kernel: ${JSON.stringify(result.lenses)}`,
+  );
+  // A typed line makes the object stale (one diagnostic, which says so); the undo makes it fresh again.
+  assert.equal(result.edited.length, 1, `one diagnostic while edited: ${JSON.stringify(result.edited, null, 1)}`);
+  assert.match(result.edited[0].message, /stale/);
+  assert.equal(result.modified, false, 'the undo left the buffer unmodified');
+  assert.equal(result.undone.length, 1, `one diagnostic after the undo: ${JSON.stringify(result.undone, null, 1)}`);
+  assert.equal(result.undone[0].severity, 1, 'an error again');
+  assert.equal(result.undone[0].lnum, tailCallLine);
+  assert.doesNotMatch(result.undone[0].message, /stale|unsaved/);
 }
 
 const clang = hasCommand('clang-19') ? false : 'clang-19 is not installed (bash scripts/setup.sh)';

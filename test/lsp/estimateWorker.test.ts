@@ -94,7 +94,7 @@ test('a hover on a measured function is answered while a cold header index runs'
   assert.equal(endedBeforeTheAnswer, false, 'the hover was answered while the headers were being indexed');
 
   await session.until(() => progressAfter(from)?.kinds.at(-1) === 'end', 'the indexing to end', 60000);
-  await poll(() => lensTitle(big.uri, big.entryLine), (title) => title?.startsWith('frame 32 B estimated') === true, 'the estimate of the big file', 60000);
+  await poll(() => lensTitle(big.uri, big.entryLine), (title) => title?.startsWith('frame ≈32 B') === true, 'the estimate of the big file', 60000);
 });
 
 test('an edit during the indexing supersedes the run: it stops, and the old text is never published', { skip }, async () => {
@@ -119,7 +119,7 @@ test('an edit during the indexing supersedes the run: it stops, and the old text
   const firstKinds = session.progress.slice(from).flatMap((event) => (event.kind === 'progress' && event.token === first?.token ? [event.value.kind] : []));
   assert.ok(firstKinds.filter((kind) => kind === 'report').length < headers, `the superseded run stopped early: ${firstKinds.join(',')}`);
 
-  await poll(() => lensTitle(big.uri, big.entryLine), (title) => title?.startsWith('frame 8 B estimated') === true, 'the estimate of the edited text', 60000);
+  await poll(() => lensTitle(big.uri, big.entryLine), (title) => title?.startsWith('frame ≈8 B') === true, 'the estimate of the edited text', 60000);
   const estimated = session.published.slice(publishedFrom).filter((params) => params.uri === big.uri).flatMap((params) => params.diagnostics.filter((diagnostic) => diagnostic.source === 'bpf-stack-lens (source estimate)'));
   assert.deepEqual(estimated, [], 'no diagnostic of the superseded text was ever published');
 });

@@ -91,14 +91,17 @@ export class LspSession {
     this.connection.listen();
   }
 
-  /** `window` is the client's window capabilities, such as `{ workDoneProgress: true }`. */
-  async initialize(workspace: string, settings: unknown, window: Record<string, unknown> = {}): Promise<void> {
+  /**
+   * `window` is the client's window capabilities, such as `{ workDoneProgress: true }`; `options`
+   * goes into the initialization options beside the settings (such as `stackReportCommand`).
+   */
+  async initialize(workspace: string, settings: unknown, window: Record<string, unknown> = {}, options: Record<string, unknown> = {}): Promise<void> {
     const workspaceUri = `file://${workspace}`;
     await this.connection.sendRequest('initialize', {
       processId: process.pid,
       rootUri: workspaceUri,
       workspaceFolders: [{ uri: workspaceUri, name: 'ws' }],
-      initializationOptions: { settings },
+      initializationOptions: { ...options, settings },
       capabilities: {
         workspace: { configuration: true, didChangeWatchedFiles: { dynamicRegistration: true }, codeLens: { refreshSupport: true } },
         textDocument: { publishDiagnostics: { relatedInformation: true } },

@@ -315,6 +315,9 @@ test('one frame over clang\'s 512 bytes: clang refuses it, and the scratch-map f
     (found) => found !== undefined,
     'the diagnostic of the 600-byte frame',
   );
+  // clang's own refusal, predicted from the source, not "combined stack size of 1 calls".
+  assert.equal(diagnostic?.code, 'clang-stack-limit');
+  assert.match(String(diagnostic?.message), /^clang will refuse to compile big: its frame is 600 B, 88 B over/);
   const actions = await actionsAt(file, diagnostic as Diagnostic, (titles) => titles.some((title) => title.includes('scratch map')));
   const fix = titled(actions, 'Move `copy` (char[600], 600 B, line 7 of big) into a per-CPU scratch map copy_scratch');
   const fixed = applied(file, fix);

@@ -27,6 +27,7 @@ export const ESTIMATE_FLAGS: Record<string, FlagSpec> = {
   '--compile-commands': { value: true },
   '--compile': { value: false },
   '--clang': { value: true },
+  '--all-functions': { value: false },
 };
 
 /** How long a compile runs before the CLI says on stderr that it is under way. */
@@ -70,7 +71,7 @@ export async function estimateCommand(argv: string[], io: CommandIo): Promise<nu
   const estimate = await estimateSource(file, text, profiles, { includeDirs: options.includeDirs, defines: Object.fromEntries(options.defines) });
   const report = args.booleans.has('--compile') ? await compiledReport(estimate, text, args.flags.get('--clang')?.[0] ?? '', { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] }, profiles, io) : estimate;
   if (format === 'json') io.stdout(`${JSON.stringify(report, null, 2)}\n`);
-  else io.stdout(formatEstimateText(report));
+  else io.stdout(formatEstimateText(report, { allFunctions: args.booleans.has('--all-functions') }));
   const violated = report.programs.some((program) => program.verdicts.some((verdict) => !verdict.accepted));
   return violated ? 1 : 0;
 }
@@ -118,20 +119,28 @@ async function compiledReport(
 const MAX_TEXT_PROBLEMS = 8;
 
 /** A short human report: each function's frame and items, then each program's verdicts. */
-export function formatEstimateText(report: CompiledEstimateReport): string {
+/**
+ * The file's own functions, then its programs; the inline functions of every header it includes
+ * (libbpf's, vmlinux.h's: hundreds) only with `allFunctions`, named with their header.
+ */
+export function formatEstimateText(report: CompiledEstimateReport, options: { allFunctions?: boolean } = {}): string {
   // A partial estimate (a budget ran out; a note says which) gives lower bounds, never a plain number.
   const lines: string[] = [`${report.file}: estimated from source (locals with disjoint lifetimes share slots)${report.partial ? ', partial: the numbers below are lower bounds' : ''}`];
   if (report.compiledFromBuffer) lines.push(`  programs: compiled from the buffer by ${report.compiledFromBuffer.clang} in ${report.compiledFromBuffer.milliseconds} ms (exact)`);
-  for (const fn of report.functions) {
+  const listed = options.allFunctions ? report.functions : report.functions.filter((fn) => fn.file === undefined);
+  for (const fn of listed) {
     const tags = [fn.section !== null ? `SEC("${fn.section}")` : '', fn.inline ? 'inline' : ''].filter(Boolean).join(' ');
     const hidden = fn.hiddenBytes > 0 ? ` (+${fn.hiddenBytes} printed only: ${fn.hiddenReasons.join(', ')})` : '';
+    const where = fn.file === undefined ? `line ${fn.line}` : `${path.basename(fn.file)} line ${fn.line}`;
     const bytes = fn.partial ? `at least ${fn.frameBytes} bytes (partial)` : `${fn.frameBytes} bytes`;
-    lines.push(`  ${fn.name} (line ${fn.line})${tags ? ` ${tags}` : ''}: ${bytes}${hidden}`);
+    lines.push(`  ${fn.name} (${where})${tags ? ` ${tags}` : ''}: ${bytes}${hidden}`);
     for (const item of fn.items) {
       const shared = item.sharedWith !== undefined ? `, shares the slots of ${item.sharedWith}` : '';
       lines.push(`    ${String(item.bytes).padStart(4)}  ${item.what} ${item.name}: ${item.type} (line ${item.line}${shared})`);
     }
   }
+  const fromHeaders = report.functions.length - listed.length;
+  if (fromHeaders > 0) lines.push(`  (${fromHeaders} inline function(s) from headers not listed: --all-functions lists them)`);
   // Headers first: a header not found leaves its types at 0 bytes, which every estimate below feels.
   const aboutHeaders = (problem: EstimateProblem) => /file not found|vmlinux\.h/.test(problem.message);
   const problems = [...report.problems.filter(aboutHeaders), ...report.problems.filter((problem) => !aboutHeaders(problem))];

@@ -10,7 +10,7 @@ import { type CommandIo, writeProcessStdout } from './io';
 const USAGE = `usage:
   bpf-stack-lens check [--kernel V[,V...]] [--no-jit] [--format text|json|sarif] [--quote-root DIR]... OBJ...
   bpf-stack-lens dump OBJ [--prog NAME]
-  bpf-stack-lens estimate [-I DIR]... [-D NAME[=VAL]]... [--compile-commands FILE] [--compile [--clang PATH]] [--kernel V[,V...]] [--no-jit] [--format text|json] FILE.c
+  bpf-stack-lens estimate [-I DIR]... [-D NAME[=VAL]]... [--compile-commands FILE] [--compile [--clang PATH]] [--kernel V[,V...]] [--no-jit] [--format text|json] [--all-functions] FILE.c
   bpf-stack-lens types [-I DIR]... [-D NAME[=VAL]]... FILE
   bpf-stack-lens lsp [--stdio | --node-ipc | --socket=PORT]
   bpf-stack-lens --version | --help`;

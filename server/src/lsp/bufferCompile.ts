@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import { type BufferCompileResult, compileBuffer, resolveClang } from '../compile/bufferCompile';
 import type { BufferCompileFlags } from '../compile/compileFlags';
 import type { KernelProfile } from '../rules/kernelProfile';
-import { type DocumentAnalysisProvider, type DocumentStackAnalysis, resolvedPath } from './documentAnalysis';
+import { resolvedPath } from '../common/paths';
+import type { DocumentAnalysisProvider, DocumentStackAnalysis } from '../ide/analysis';
 import type { ProgressHandle } from './estimateThread';
 import type { BufferCompileMode } from './settings';
 

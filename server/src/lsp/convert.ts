@@ -20,16 +20,12 @@ import {
 } from 'vscode-languageserver/node';
 import type { TextDocument } from 'vscode-languageserver-textdocument';
 import type { SourceLocation } from '../common/problem';
-import type { LensTitle } from './codeLens';
+import type { LensTitle } from '../ide/codeLens';
 import type { QuickFix } from './codeActions';
-import type { FindingData, StackFinding } from './diagnostics';
-import type { HoverContent } from './hover';
+import type { FindingData, StackFinding } from '../ide/diagnostics';
+import type { HoverContent } from '../ide/hover';
+import type { TextSpan } from '../ide/textSpan';
 
-/** A span of a document as string indices, the unit tree-sitter and the feature modules use. */
-export interface TextSpan {
-  start: number;
-  end: number;
-}
 
 export function uriToPath(uri: string): string | undefined {
   try {

@@ -15,7 +15,8 @@ import * as path from 'node:path';
 import type { SourceLocation } from '../common/problem';
 import { analyzeObject, type ProgramReport } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
-import { type DocumentAnalysisProvider, type DocumentStackAnalysis, resolvedPath } from './documentAnalysis';
+import { resolvedPath } from '../common/paths';
+import type { DocumentAnalysisProvider, DocumentStackAnalysis } from '../ide/analysis';
 
 export interface ObjectIndexOptions {
   /** Quiet time after the last change of a file before it is read. */
@@ -32,6 +33,8 @@ interface ObjectEntry {
   sources: Set<string>;
   programs: ProgramReport[];
   profiles: KernelProfile[];
+  /** The compiled text of every line the programs point at, by "file:line", so that lines can follow edits. */
+  lineTexts: Map<string, string>;
 }
 
 /** Directories never searched for objects. */
@@ -109,6 +112,7 @@ export class ObjectIndex implements DocumentAnalysisProvider {
         staleReason: staleReason(entry, source),
         programs: entry.programs,
         profiles: entry.profiles,
+        lineTexts: entry.lineTexts,
       });
     }
     return analyses.sort((a, b) => a.path.localeCompare(b.path));
@@ -172,7 +176,8 @@ export class ObjectIndex implements DocumentAnalysisProvider {
       return;
     }
     const previous = this.entries.get(objectPath);
-    this.entries.set(objectPath, { objectPath, mtimeMs: read.mtimeMs, sources, programs: analysis.report.programs, profiles: this.profiles });
+    const lineTexts = pointedLineTexts(analysis.report.programs, analysis.lineTextOf);
+    this.entries.set(objectPath, { objectPath, mtimeMs: read.mtimeMs, sources, programs: analysis.report.programs, profiles: this.profiles, lineTexts });
     this.options.log(`${objectPath}: ${analysis.report.programs.length} program(s) from ${[...sources].map((s) => path.basename(s)).join(', ')}`);
     this.emit([...new Set([...(previous?.sources ?? []), ...sources])]);
   }
@@ -248,20 +253,33 @@ function elfExtent(bytes: Uint8Array): number | undefined {
   return end;
 }
 
+/** Every place the programs point at: each function, its calls and its tail calls. */
+function* pointedLocations(programs: ProgramReport[]): Generator<SourceLocation> {
+  for (const program of programs) {
+    for (const sub of program.subprograms) {
+      if (sub.source) yield sub.source;
+      yield* sub.tailCalls;
+      for (const call of sub.calls) if (call.source) yield call.source;
+    }
+  }
+}
+
 /** The source files an object's BTF names, made absolute (relative names are taken from the object's folder). */
 function sourcesOf(programs: ProgramReport[], objectDirectory: string): Set<string> {
   const sources = new Set<string>();
-  const add = (location?: SourceLocation) => {
-    if (location?.file) sources.add(resolvedPath(path.resolve(objectDirectory, location.file)));
-  };
-  for (const program of programs) {
-    for (const sub of program.subprograms) {
-      add(sub.source);
-      sub.tailCalls.forEach(add);
-      for (const call of sub.calls) add(call.source);
-    }
-  }
+  for (const location of pointedLocations(programs)) if (location.file) sources.add(resolvedPath(path.resolve(objectDirectory, location.file)));
   return sources;
+}
+
+/** The BTF text of each line the programs point at, by "file:line". */
+function pointedLineTexts(programs: ProgramReport[], lineTextOf: (file: string, line: number) => string | undefined): Map<string, string> {
+  const texts = new Map<string, string>();
+  for (const location of pointedLocations(programs)) {
+    const key = `${location.file}:${location.line}`;
+    const text = texts.has(key) ? undefined : lineTextOf(location.file, location.line);
+    if (text !== undefined) texts.set(key, text);
+  }
+  return texts;
 }
 
 function staleReason(entry: ObjectEntry, source: string): string | undefined {

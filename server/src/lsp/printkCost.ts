@@ -9,9 +9,9 @@
  * The estimate places a stack object on the line where its declaration starts after expansion, which
  * for a macro's locals is the line of the macro's name, so a call owns the objects on its lines.
  */
-import { markdownCode, markdownText } from '../common/markdown';
 import type { FrameItem, FunctionFrame } from '../source/frameEstimate';
-import { type DocumentStackAnalysis, documentFrame } from './documentAnalysis';
+import { markdownCode, markdownText } from '../common/markdown';
+import { type DocumentStackAnalysis, documentFrame } from '../ide/analysis';
 import type { SyntaxSnapshot } from './documents';
 import { type PrintkCall, type StackCost, findPrintkCalls } from './printk';
 import type { LensSettings } from './settings';
@@ -84,9 +84,10 @@ function estimatedCost(call: PrintkCall, items: FrameItem[], frame: FunctionFram
         : '';
     return { stackBytes: 0, reason: `The source estimate finds nothing of this call on the stack: its format stays in .rodata.${rules}${inlined}`, from: 'source estimate', items };
   }
+  // The user wrote the call, not the macro's `____fmt` and `___param`: its objects are named after it.
   const objects = items.map((item) => {
-    const shared = item.sharedWith !== undefined ? `, sharing its slots with ${markdownCode(item.sharedWith)}` : '';
-    return `${markdownCode(item.name)} (${markdownText(item.type)}${describeKind(item)}) ${item.bytes} B${shared}`;
+    const shared = item.sharedWith !== undefined ? `, sharing its slots with ${item.sharedWithLine !== undefined && item.sharedWithLine !== item.line ? `the object of line ${item.sharedWithLine}` : markdownCode(item.sharedWith)}` : '';
+    return `${describeObject(item, call)} (${markdownCode(item.type)}${describeKind(item)}) ${item.bytes} B${shared}`;
   });
   return {
     stackBytes: items.reduce((sum, item) => sum + item.bytes, 0),
@@ -96,8 +97,13 @@ function estimatedCost(call: PrintkCall, items: FrameItem[], frame: FunctionFram
   };
 }
 
+function describeObject(item: FrameItem, call: PrintkCall): string {
+  if (item.what === 'printk-format') return `its format ${markdownCode(call.format.text)}`;
+  if (item.what === 'printk-args') return 'its arguments';
+  return markdownCode(item.name);
+}
+
 function describeKind(item: FrameItem): string {
-  if (item.what === 'printk-format') return ', the format copied to the stack';
-  if (item.what === 'printk-args') return ', the arguments';
+  if (item.what === 'printk-format') return ', copied to the stack';
   return '';
 }

@@ -3,17 +3,12 @@
  * names and plain types: the client imports this file, so it must not pull in server code.
  */
 
-/** The status-bar summary of one file. */
+/** The status-bar summary of one file (made by ide/status.ts; the type is erased from the client's bundle). */
 export const FILE_STATUS_REQUEST = 'bpfStackLens/fileStatus';
 export interface FileStatusParams {
   uri: string;
 }
-export interface FileStatus {
-  /** Short, for the status bar: "BPF stack: rejected on 6.1". */
-  text: string;
-  tooltip: string;
-  state: 'rejected' | 'passes' | 'stale' | 'none';
-}
+export type { FileStatus } from '../ide/status';
 
 /** The `check` text report of the objects built from one file. */
 export const STACK_REPORT_REQUEST = 'bpfStackLens/stackReport';
@@ -34,6 +29,8 @@ export interface InitializationOptions {
   clientWatchesObjects?: boolean;
   /** Whether the user trusts the workspace (VS Code workspace trust); absent from clients that do not say. */
   workspaceTrusted?: boolean;
+  /** The client's command that shows a file's stack report (its uri as argument): CodeLens run it on click. */
+  stackReportCommand?: string;
 }
 
 /** Client → server: the workspace's trust changed (VS Code grants trust while the window stays open). */

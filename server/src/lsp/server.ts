@@ -24,14 +24,15 @@ import type { SourceLocation } from '../common/problem';
 import { type KernelProfile, profileLabel } from '../rules/kernelProfile';
 import { findCompileCommands } from '../source/compileCommands';
 import { quickFixes } from './codeActions';
-import { codeLenses } from './codeLens';
+import { codeLenses } from '../ide/codeLens';
 import { findingDataOf, offsetOf, rangeToSpan, toCodeAction, toCodeLens, toDiagnostic, toHover, uriToPath } from './convert';
-import { stackFindings } from './diagnostics';
+import { stackFindings } from '../ide/diagnostics';
 import { BufferCompiles, bufferCompileAllowed } from './bufferCompile';
 import { bufferCompileFlags } from '../compile/compileFlags';
-import { DocumentAnalyses, againstUnsavedChanges, resolvedPath, withBufferCompile } from './documentAnalysis';
+import { resolvedPath } from '../common/paths';
+import { DocumentAnalyses, againstUnsavedChanges, withBufferCompile } from '../ide/analysis';
 import { OpenDocuments } from './documents';
-import { hoverAt } from './hover';
+import { hoverAt } from '../ide/hover';
 import { ObjectIndex } from './objectWatcher';
 import {
   CHECK_OBJECT_REQUEST,
@@ -48,7 +49,8 @@ import { probeRunningKernel } from '../probe/kernelProbe';
 import { DEFAULT_SETTINGS, type LensSettings, SETTINGS_SECTION, kernelProfilesOf, readSettings } from './settings';
 import type { ProgressHandle } from './estimateThread';
 import { SourceEstimates } from './sourceEstimate';
-import { analysesReport, fileStatus, objectReport } from './stackReport';
+import { analysesReport, objectReport } from './stackReport';
+import { fileStatus } from '../ide/status';
 
 /** Quiet time after an object's last change before it is read: a build rewrites a file in bursts. */
 const OBJECT_DEBOUNCE_MS = 150;
@@ -110,10 +112,10 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   /** The roots, globs and kernels the object index was last configured with. */
   let configuredObjectInputs: string | undefined;
 
-  /** Every analysis of a document, objects counted stale while the editor holds unsaved changes. */
+  /** Every analysis of a document, objects counted stale while the buffer differs from the file on disk. */
   const analysesOf = (uri: string) => {
     const filePath = documents.pathOf(uri) ?? pathOfUri(uri);
-    return filePath ? withBufferCompile(againstUnsavedChanges(analyses.analysesFor(filePath), documents.isDirty(uri))) : [];
+    return filePath ? withBufferCompile(againstUnsavedChanges(analyses.analysesFor(filePath), documents.differsFromDisk(uri))) : [];
   };
 
   /** The settings as they apply to one file: its definitions include the compile database's. */
@@ -122,7 +124,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
   const publish = (uri: string) => {
     const filePath = documents.pathOf(uri);
     if (!filePath) return;
-    const findings = stackFindings(filePath, analysesOf(uri));
+    const findings = stackFindings(filePath, analysesOf(uri), { currentText: (file) => documents.byPath(file)?.getText() });
     void connection.sendDiagnostics({ uri, diagnostics: findings.map((finding) => toDiagnostic(finding, (file) => documents.byPath(file))) });
   };
 
@@ -243,7 +245,7 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     }
   });
   connection.onDidChangeTextDocument(({ textDocument, contentChanges }) => {
-    const wasDirty = documents.isDirty(textDocument.uri);
+    const differed = documents.differsFromDisk(textDocument.uri);
     documents.changed(textDocument.uri, textDocument.version, contentChanges);
     const filePath = documents.pathOf(textDocument.uri);
     if (filePath) {
@@ -251,11 +253,11 @@ export function startServer(connection: Connection = createConnection(ProposedFe
       estimates.edited(filePath);
       bufferCompiles.edited(filePath);
     }
-    // The first unsaved edit makes the objects stale at once; the estimate follows after its quiet time.
-    if (!wasDirty) publish(textDocument.uri);
+    // The first unsaved edit makes the objects stale at once, and an undo back to the file's text
+    // makes them fresh at once; the estimate follows after its quiet time.
+    if (documents.differsFromDisk(textDocument.uri) !== differed) publish(textDocument.uri);
   });
   connection.onDidSaveTextDocument(({ textDocument }) => {
-    documents.saved(textDocument.uri);
     publish(textDocument.uri);
   });
   connection.onDidCloseTextDocument(({ textDocument }) => {
@@ -305,7 +307,8 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     if (!refreshesLenses && filePath) await atMost(estimates.settled(filePath), LENS_ESTIMATE_WAIT_MS);
     const snapshot = await documents.snapshot(params.textDocument.uri);
     if (!snapshot?.path) return [];
-    return codeLenses(snapshot, analysesOf(params.textDocument.uri)).map((lens) => toCodeLens(snapshot.document, lens));
+    const command = typeof initializationOptions.stackReportCommand === 'string' ? initializationOptions.stackReportCommand : undefined;
+    return codeLenses(snapshot, analysesOf(params.textDocument.uri), command).map((lens) => toCodeLens(snapshot.document, lens));
   });
 
   connection.onRequest(FILE_STATUS_REQUEST, (params: FileStatusParams) => fileStatus(analysesOf(uriParam(params, 'fileStatus'))));

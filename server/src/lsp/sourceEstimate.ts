@@ -12,7 +12,8 @@
 import * as path from 'node:path';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { type CompileDatabase, type UnitOptions, loadCompileDatabase, unitOptionsFor } from '../source/unitOptions';
-import { type DocumentAnalysisProvider, type DocumentStackAnalysis, resolvedPath } from './documentAnalysis';
+import { resolvedPath } from '../common/paths';
+import type { DocumentAnalysisProvider, DocumentStackAnalysis } from '../ide/analysis';
 import { type EstimateInput, EstimateThread, type EstimateThreadHost } from './estimateThread';
 import type { LensSettings } from './settings';
 

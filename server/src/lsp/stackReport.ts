@@ -1,7 +1,6 @@
 /**
- * Reports for a person: the status-bar summary of a file (does any configured kernel reject what
- * was built from it?) and the same text report as `bpf-stack-lens check`, for one file's objects or
- * for any object picked by hand.
+ * Reports for a person: the same text report as `bpf-stack-lens check`, for one file's objects or
+ * for any object picked by hand (the status-bar summary is ide/status.ts).
  */
 import { dirname } from 'node:path';
 import { quoteSourceLine, readRegularFile } from '../common/safeRead';
@@ -10,27 +9,7 @@ import { analyzeObject } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { formatEstimateText } from '../cli/estimateCommand';
 import { formatTextReport } from '../cli/textReport';
-import type { DocumentStackAnalysis } from './documentAnalysis';
-import type { FileStatus } from './protocol';
-
-export function fileStatus(allAnalyses: DocumentStackAnalysis[]): FileStatus {
-  // An estimate of a file without programs (a header) says nothing about any kernel.
-  const analyses = allAnalyses.filter((analysis) => analysis.origin === 'object' || analysis.programs.length > 0);
-  if (analyses.length === 0) return { text: 'BPF stack: no object', tooltip: 'No BPF object built from this file was found in the workspace.', state: 'none' };
-  const rejectedOn = new Set<string>();
-  const passesOn = new Set<string>();
-  for (const analysis of analyses) {
-    for (const program of analysis.programs) {
-      for (const verdict of program.verdicts) (verdict.accepted ? passesOn : rejectedOn).add(verdict.kernel);
-    }
-  }
-  for (const kernel of rejectedOn) passesOn.delete(kernel);
-  const objects = analyses.map((analysis) => analysis.label).join(', ');
-  const stale = analyses.find((analysis) => analysis.staleReason)?.staleReason;
-  const tooltip = `From ${objects}.${stale ? ` Stale: ${stale}.` : ''}`;
-  if (rejectedOn.size > 0) return { text: `BPF stack: rejected on ${[...rejectedOn].join(', ')}`, tooltip, state: stale ? 'stale' : 'rejected' };
-  return { text: `BPF stack: passes on ${[...passesOn].join(', ')}`, tooltip, state: stale ? 'stale' : 'passes' };
-}
+import type { DocumentStackAnalysis } from '../ide/analysis';
 
 /**
  * The `check` report of the analyses' objects, then the `estimate` report of the source as the

@@ -49,6 +49,8 @@ export interface VerdictReport {
   violations: ViolationReport[];
   maxCombinedDepth: number;
   maxCombinedChain: string[];
+  /** Indexes (in the program's subprograms) of those that run on a private stack and add nothing to a chain. */
+  privateStackSubprograms?: number[];
   tailCalls: { name: string; callersDepth: number; chain: string[]; source?: SourceLocation }[];
   /** Warnings about the kernel version: outside what the rules model, judged as the nearest one. */
   notes: string[];
@@ -263,6 +265,7 @@ export function verdictReport(verdict: Verdict): VerdictReport {
     })),
     maxCombinedDepth: verdict.maxCombinedDepth,
     maxCombinedChain: verdict.maxCombinedChain,
+    privateStackSubprograms: verdict.privateStackSubprograms,
     tailCalls: verdict.tailCalls.map((reach) => ({
       name: reach.name,
       callersDepth: reach.callersDepth,

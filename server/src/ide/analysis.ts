@@ -6,10 +6,11 @@
  */
 import type { EstimateProblem } from '../source/estimateSource';
 import * as path from 'node:path';
-import { resolvedPath } from '../common/paths';
 import type { ProgramReport } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
 import type { FunctionFrame } from '../source/frameEstimate';
+import { resolvedPath } from '../common/paths';
+import type { DescribedLine } from './relocate';
 
 /** Where the numbers come from; the diagnostics' `source` is "bpf-stack-lens (ORIGIN)". */
 export type AnalysisOrigin = 'object' | 'source estimate';
@@ -33,6 +34,8 @@ export interface DocumentStackAnalysis {
   problems?: EstimateProblem[];
   /** Set on an object compiled from the buffer in the background, which carries its own staleness (buffer edited since). */
   compiledFromBuffer?: true;
+  /** An object's compiled text of the lines it points at, by "file:line" (from BTF), so that its lines can follow edits. */
+  lineTexts?: ReadonlyMap<string, string>;
 }
 
 export interface DocumentAnalysisProvider {
@@ -61,13 +64,16 @@ export class DocumentAnalyses {
 }
 
 /**
- * The analyses as they stand against a document with unsaved changes: an object cannot describe
- * text that was never saved, so it counts as stale, and the estimate of the buffer takes over.
+ * The analyses as they stand against a buffer whose text is not the file on disk (unsaved edits, or
+ * a file changed on disk that the editor has not reloaded): an object built from the file cannot
+ * describe that text, so it counts as stale, and the estimate of the buffer takes over.
  */
-export function againstUnsavedChanges(analyses: DocumentStackAnalysis[], dirty: boolean): DocumentStackAnalysis[] {
-  if (!dirty) return analyses;
+export function againstUnsavedChanges(analyses: DocumentStackAnalysis[], differsFromDisk: boolean): DocumentStackAnalysis[] {
+  if (!differsFromDisk) return analyses;
   return analyses.map((analysis) =>
-    analysis.origin === 'object' && !analysis.staleReason && !analysis.compiledFromBuffer ? { ...analysis, staleReason: `the document has unsaved changes since ${path.basename(analysis.path)} was built` } : analysis,
+    analysis.origin === 'object' && !analysis.staleReason && !analysis.compiledFromBuffer
+      ? { ...analysis, staleReason: `the text in the editor is not the file on disk (unsaved changes), which ${path.basename(analysis.path)} was built from` }
+      : analysis,
   );
 }
 
@@ -90,7 +96,6 @@ export function diagnosticSourceOf(origin: AnalysisOrigin): string {
   return `bpf-stack-lens (${origin})`;
 }
 
-export { resolvedPath };
 
 /**
  * The estimate's frame of the function `name` defined in the document itself: frames of functions
@@ -99,4 +104,12 @@ export { resolvedPath };
  */
 export function documentFrame(frames: readonly FunctionFrame[] | undefined, name: string | undefined): FunctionFrame | undefined {
   return frames?.find((frame) => frame.name === name && frame.file === undefined);
+}
+
+/** The text a line of the analysis had when it was made: from BTF for an object, from the estimated text for an estimate. */
+export function describedLineOf(analysis: DocumentStackAnalysis): DescribedLine {
+  if (analysis.origin === 'object') return (file, line) => analysis.lineTexts?.get(`${file}:${line}`);
+  const lines = analysis.estimatedText?.split(/\r?\n/);
+  const estimated = resolvedPath(analysis.path);
+  return (file, line) => (lines && resolvedPath(file) === estimated ? lines[line - 1] : undefined);
 }
