@@ -21,11 +21,10 @@ import { frameOf, judgingAnalysis } from './codeLens';
 import { itemLabel } from './items';
 import { inlineCode } from './markdown';
 import type { TextSpan } from './textSpan';
-import type { SyntaxSnapshot } from '../lsp/documents';
-import { findPrintkCalls } from '../lsp/printk';
-import { costedPrintkCalls } from '../lsp/printkCost';
+import { findPrintkCalls } from './printk';
+import { costedPrintkCalls } from './printkCost';
 import type { LensSettings } from '../lsp/settings';
-import { functionDefinitions, functionNamedAt } from '../lsp/syntax';
+import { type SyntaxView, functionDefinitions, functionNamedAt } from './syntax';
 
 /** Stands for the kernels' labels in a chain line until the kernels that say the same line are known. */
 const KERNEL = '\u0000';
@@ -38,7 +37,7 @@ export interface HoverContent {
 /** The printk call that starts on a 1-based line, for naming the objects its macro declares. */
 export type PrintkAt = (line: number) => string | undefined;
 
-export function hoverAt(snapshot: SyntaxSnapshot, offset: number, analyses: DocumentStackAnalysis[], settings: LensSettings): HoverContent | undefined {
+export function hoverAt(snapshot: SyntaxView, offset: number, analyses: DocumentStackAnalysis[], settings: LensSettings): HoverContent | undefined {
   const fn = functionNamedAt(functionDefinitions(snapshot.tree, snapshot.queries), offset);
   if (fn) {
     const callees = new Map(findPrintkCalls(snapshot.tree, snapshot.queries, settings).map((call) => [call.call.startPosition.row + 1, call.callee]));

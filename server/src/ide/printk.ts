@@ -13,7 +13,7 @@
 import { roundUp } from '../rules/kernelProfile';
 import { stringLiteralBytes } from '../source/constExpr';
 import type { Node, Tree } from '../source/parser';
-import type { LensSettings } from './settings';
+import type { LensSettings } from '../lsp/settings';
 import { enclosingFunction, functionNameOf, type LspQueries } from './syntax';
 
 export interface PrintkCall {
