@@ -196,6 +196,26 @@ test('the status bar leads with the live verdict and says what is stale', async 
 
 test('text from the file cannot become markup in a hover', () => {
   assert.equal(markdownCode('buf'), '`buf`');
-  assert.equal(markdownCode('a`b'), '`` a`b ``');
+  assert.equal(markdownCode('a`b'), '``a`b``');
   assert.equal(markdownCode('x\n# heading'), '`x # heading`');
+});
+
+test('the frame-count rule and the pre-5.10 rule say what to do, in the diagnostic and the lens', async () => {
+  // Nine static frames: deep calls f1, which calls f2, ... f8.
+  const functions = Array.from({ length: 8 }, (_, index) => 8 - index)
+    .map((n) => `static __noinline int f${n}(void *ctx)\n{\n\treturn ${n === 8 ? '0' : `f${n + 1}(ctx)`} + 1;\n}\n`)
+    .join('\n');
+  const text = `#define SEC(name) __attribute__((section(name), used))\n#define __noinline __attribute__((noinline))\n${functions}\nSEC("xdp")\nint deep(void *ctx)\n{\n\treturn f1(ctx);\n}\nchar LICENSE[] SEC("license") = "GPL";\n`;
+  const estimate = await estimated(text);
+  const [tooDeep] = stackFindings(FILE, [estimate]).filter((finding) => finding.rule === 'call-depth');
+  assert.ok(tooDeep, JSON.stringify(stackFindings(FILE, [estimate]).map((finding) => finding.message)));
+  assert.match(tooDeep.message, /^the call stack of 9 frames is too deep/);
+  assert.match(tooDeep.message, /9 frames where 8 is the most: make a call on the chain inline \(static __always_inline\), such as f8/);
+  assert.match(lensTitle('f8', [estimate]) ?? '', /9 frames of 8: rejected on 6\.1, 6\.18/);
+
+  const old = parseKernelProfiles(['5.4'], true).profiles;
+  const report = await estimateSource(FILE, SNIPPET, old);
+  const withCalls = stackFindings(FILE, [{ ...(await estimated()), programs: report.programs, profiles: old }]).find((finding) => finding.rule === 'tail-call-with-calls');
+  assert.ok(withCalls);
+  assert.match(withCalls.message, /inline the subprograms \(__always_inline\), or target 5\.10 and later with the JIT \(5\.4\)/);
 });

@@ -185,3 +185,20 @@ test('two printks in one frame are named after the calls, each with its own form
     rmSync(twoWorkspace, { recursive: true, force: true });
   }
 });
+
+test('Problems lists the workspace: a source no editor has open gets its object\'s error, and keeps it once closed', { skip }, async () => {
+  const closed = join(workspace, 'closed.bpf.c');
+  copyFileSync(join(REPO, 'examples', 'workspace', 'seed.bpf.c'), closed);
+  const uri = pathToFileURL(closed).href;
+  compileBpf(closed, join(workspace, 'closed.bpf.o'));
+  await notify(join(workspace, 'closed.bpf.o'), 1);
+  await session.until(() => from(uri, OBJECT, 'tail-call-depth').length === 1, 'the error of the file nobody opened');
+  assert.equal(from(uri, OBJECT, 'tail-call-depth')[0].severity, 1);
+  await session.connection.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'c', version: 1, text: readFileSync(closed, 'utf8') } });
+  await session.connection.sendNotification('textDocument/didClose', { textDocument: { uri } });
+  await session.until(() => from(uri, OBJECT, 'tail-call-depth').length === 1, 'the error again after the close');
+  // Its object gone, the file's diagnostics go too.
+  rmSync(join(workspace, 'closed.bpf.o'));
+  await notify(join(workspace, 'closed.bpf.o'), 3);
+  await session.until(() => (session.diagnostics(uri) ?? []).length === 0, 'no diagnostics once the object is deleted');
+});

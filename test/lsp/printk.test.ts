@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { findPrintkCalls } from '../../server/src/lsp/printk';
+import { findPrintkCalls } from '../../server/src/ide/printk';
 import { DEFAULT_SETTINGS, type LensSettings } from '../../server/src/lsp/settings';
-import { lspQueries } from '../../server/src/lsp/syntax';
+import { lspQueries } from '../../server/src/ide/syntax';
 import { CDocument } from '../../server/src/source/parser';
 
 async function costs(source: string, settings: Partial<LensSettings> = {}): Promise<[string, number, number | undefined][]> {

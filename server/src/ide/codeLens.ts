@@ -12,8 +12,7 @@ import { MAX_BPF_STACK } from '../rules/stackRules';
 import { type KernelProfile, profileLabel, ruleSetFor } from '../rules/kernelProfile';
 import { type ChainMeasure, measureThrough } from './advice';
 import type { DocumentStackAnalysis } from './analysis';
-import type { SyntaxSnapshot } from '../lsp/documents';
-import { functionDefinitions } from '../lsp/syntax';
+import { type SyntaxView, functionDefinitions } from './syntax';
 
 export interface LensTitle {
   /** String index where the lens goes (the start of the function's name). */
@@ -25,7 +24,7 @@ export interface LensTitle {
 }
 
 /** `command` is the client's command that shows a file's stack report, when it said it has one. */
-export function codeLenses(snapshot: SyntaxSnapshot, analyses: DocumentStackAnalysis[], command?: string): LensTitle[] {
+export function codeLenses(snapshot: SyntaxView, analyses: DocumentStackAnalysis[], command?: string): LensTitle[] {
   const lenses: LensTitle[] = [];
   for (const fn of functionDefinitions(snapshot.tree, snapshot.queries)) {
     const title = lensTitle(fn.name, analyses);

@@ -21,11 +21,10 @@ import { frameOf, judgingAnalysis } from './codeLens';
 import { itemLabel } from './items';
 import { markdownCode, markdownText } from '../common/markdown';
 import type { TextSpan } from './textSpan';
-import type { SyntaxSnapshot } from '../lsp/documents';
-import { findPrintkCalls } from '../lsp/printk';
-import { costedPrintkCalls } from '../lsp/printkCost';
-import type { LensSettings } from '../lsp/settings';
-import { functionDefinitions, functionNamedAt } from '../lsp/syntax';
+import { findPrintkCalls } from './printk';
+import { costedPrintkCalls } from './printkCost';
+import type { LensSettings } from './lensSettings';
+import { type SyntaxView, functionDefinitions, functionNamedAt } from './syntax';
 
 /** Stands for the kernels' labels in a chain line until the kernels that say the same line are known. */
 const KERNEL = '\u0000';
@@ -38,7 +37,7 @@ export interface HoverContent {
 /** The printk call that starts on a 1-based line, for naming the objects its macro declares. */
 export type PrintkAt = (line: number) => string | undefined;
 
-export function hoverAt(snapshot: SyntaxSnapshot, offset: number, analyses: DocumentStackAnalysis[], settings: LensSettings): HoverContent | undefined {
+export function hoverAt(snapshot: SyntaxView, offset: number, analyses: DocumentStackAnalysis[], settings: LensSettings): HoverContent | undefined {
   const fn = functionNamedAt(functionDefinitions(snapshot.tree, snapshot.queries), offset);
   if (fn) {
     const callees = new Map(findPrintkCalls(snapshot.tree, snapshot.queries, settings).map((call) => [call.call.startPosition.row + 1, call.callee]));
@@ -152,7 +151,7 @@ function chainLines(name: string, program: ProgramReport, verdict: VerdictReport
   for (const violation of others) {
     const chain = violation.frames.map((frame) => (frame.privateStack ? `${markdownText(frame.name)} (private stack)` : `${markdownText(frame.name)} ${frame.roundedDepth} B`)).join(' → ');
     const measure = violation.rule === 'call-depth' ? `**${violation.frames.length} frames**` : `**${violation.depth} B**`;
-    lines.push(`${label}: ${chain} = ${measure} — **rejected**: ${markdownText(adviceText(violation, profile))}`);
+    lines.push(`${label}: ${chain} = ${measure} — **rejected**: ${adviceText(violation, profile)}`);
   }
   if (lines.length === 0) {
     const deepest = deepestChainThrough(name, program, verdict, profile);
@@ -164,5 +163,5 @@ function chainLines(name: string, program: ProgramReport, verdict: VerdictReport
 /** ": entry must lose 8 B (200 → 192 B) to pass", or nothing when no frame can do it alone. */
 function shrinkSuffix(violation: VerdictReport['violations'][number], profile: KernelProfile): string {
   const shrink = shrinkText(shrinkOptions(violation, profile));
-  return shrink ? `: ${markdownText(shrink)} to pass` : '';
+  return shrink ? `: ${shrink} to pass` : '';
 }

@@ -27,9 +27,9 @@ import type { TextSpan } from '../ide/textSpan';
 import type { FindingData } from '../ide/diagnostics';
 import { type DocumentStackAnalysis, documentFrame } from '../ide/analysis';
 import type { SyntaxSnapshot } from './documents';
-import { type CostedPrintkCall, costedPrintkCalls } from './printkCost';
+import { type CostedPrintkCall, costedPrintkCalls } from '../ide/printkCost';
 import type { LensSettings } from './settings';
-import { enclosingFunction, insertionPointAbove, namedNodeAt } from './syntax';
+import { enclosingFunction, insertionPointAbove, namedNodeAt } from '../ide/syntax';
 
 export interface QuickFix {
   title: string;

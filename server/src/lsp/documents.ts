@@ -12,21 +12,16 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { TextDocumentContentChangeEvent } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
-import { CDocument, type Tree } from '../source/parser';
+import { CDocument } from '../source/parser';
 import { resolvedPath } from '../common/paths';
 import { SOURCE_QUOTE_CAP_BYTES, readRegularFile } from '../common/safeRead';
-import { type LspQueries, lspQueries } from './syntax';
+import { type SyntaxView, lspQueries } from '../ide/syntax';
 import { uriToPath } from './convert';
 
-export interface SyntaxSnapshot {
-  uri: string;
-  /** The file's resolved path, when the document is a file. */
-  path?: string;
-  text: string;
-  tree: Tree;
+/** The features' view of a document (ide/syntax.ts), with the TextDocument the conversions need. */
+export interface SyntaxSnapshot extends SyntaxView {
   /** A TextDocument of exactly `text`, for converting the tree's string indices. */
   document: TextDocument;
-  queries: LspQueries;
 }
 
 interface OpenDocument {

@@ -118,6 +118,11 @@ export class ObjectIndex implements DocumentAnalysisProvider {
     return analyses.sort((a, b) => a.path.localeCompare(b.path));
   }
 
+  /** Every source file (resolved) some analyzed object was built from. */
+  sourcePaths(): string[] {
+    return [...new Set([...this.entries.values()].flatMap((entry) => [...entry.sources]))].sort();
+  }
+
   /** Every object analyzed, for reports. */
   objectPaths(): string[] {
     return [...this.entries.keys()].sort();

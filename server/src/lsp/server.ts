@@ -4,6 +4,7 @@
  * everything that can fail on a user's files is contained, so a bad object or a surprising client
  * never takes the server down.
  */
+import * as path from 'node:path';
 import { quoteSourceLine } from '../common/safeRead';
 import {
   CodeActionKind,
@@ -25,7 +26,7 @@ import { type KernelProfile, profileLabel } from '../rules/kernelProfile';
 import { findCompileCommands } from '../source/compileCommands';
 import { quickFixes } from './codeActions';
 import { codeLenses } from '../ide/codeLens';
-import { findingDataOf, offsetOf, rangeToSpan, toCodeAction, toCodeLens, toDiagnostic, toHover, uriToPath } from './convert';
+import { findingDataOf, offsetOf, pathToUri, rangeToSpan, toCodeAction, toCodeLens, toDiagnostic, toHover, uriToPath } from './convert';
 import { stackFindings } from '../ide/diagnostics';
 import { BufferCompiles, bufferCompileAllowed } from './bufferCompile';
 import { bufferCompileFlags } from '../compile/compileFlags';
@@ -128,8 +129,31 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     void connection.sendDiagnostics({ uri, diagnostics: findings.map((finding) => toDiagnostic(finding, (file) => documents.byPath(file))) });
   };
 
+  /**
+   * Problems lists the whole workspace, not only the open files: the sources under the workspace
+   * folders that no editor has open get their objects' diagnostics (there is no estimate of them).
+   */
+  const publishedClosed = new Set<string>();
+  const publishClosedSources = () => {
+    const open = new Set(documents.uris().map((uri) => documents.pathOf(uri)));
+    const underRoots = (filePath: string) => roots.some((root) => !path.relative(resolvedPath(root), filePath).startsWith('..'));
+    const sources = objects.sourcePaths().filter((sourcePath) => !open.has(sourcePath) && underRoots(sourcePath));
+    for (const sourcePath of new Set([...sources, ...publishedClosed])) {
+      if (open.has(sourcePath)) {
+        publishedClosed.delete(sourcePath);
+        continue;
+      }
+      const findings = sources.includes(sourcePath) ? stackFindings(sourcePath, objects.analysesFor(sourcePath)) : [];
+      if (findings.length === 0 && !publishedClosed.has(sourcePath)) continue;
+      void connection.sendDiagnostics({ uri: pathToUri(sourcePath), diagnostics: findings.map((finding) => toDiagnostic(finding, () => undefined)) });
+      if (findings.length > 0) publishedClosed.add(sourcePath);
+      else publishedClosed.delete(sourcePath);
+    }
+  };
+
   analyses.onDidChange((sourcePaths) => {
     if (sourcePaths !== 'all') for (const sourcePath of sourcePaths) logEstimate(sourcePath);
+    publishClosedSources();
     for (const uri of documents.uris()) {
       const filePath = documents.pathOf(uri);
       if (sourcePaths === 'all' || (filePath && sourcePaths.includes(filePath))) publish(uri);
@@ -270,6 +294,8 @@ export function startServer(connection: Connection = createConnection(ProposedFe
       estimates.fileChanged(filePath);
     }
     void connection.sendDiagnostics({ uri: textDocument.uri, diagnostics: [] });
+    // Closed, the file keeps what its objects say.
+    publishClosedSources();
   });
 
   connection.onDidChangeWatchedFiles(({ changes }) => {

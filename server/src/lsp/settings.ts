@@ -7,37 +7,10 @@
 import { compileGlob } from '../common/globs';
 import { runningKernelProfile } from '../probe/runningKernel';
 import { type KernelProfile, parseKernelProfiles } from '../rules/kernelProfile';
+import type { BufferCompileMode, LensSettings, PrintkModel } from '../ide/lensSettings';
 
-/** How bpf_printk puts its format on the stack; "auto" decides from BPF_NO_GLOBAL_DATA. */
-export type PrintkModel = 'auto' | 'rodata' | 'stack';
+export type { BufferCompileMode, LensSettings, PrintkModel };
 
-export interface LensSettings {
-  kernels: string[];
-  jit: boolean;
-  objectGlobs: string[];
-  includePaths: string[];
-  defines: Record<string, string>;
-  compileCommands: string;
-  printkModel: PrintkModel;
-  /** Estimate frames from the C text while you type; off, only built objects are analysed. */
-  estimateFromSource: boolean;
-  /** Locals (structs, arrays) of at least this many bytes get the quick fix that moves them into a per-CPU scratch map. */
-  scratchMapMinBytes: number;
-  /** Compile the buffer in the background for exact numbers: see BufferCompileMode. */
-  bufferCompile: BufferCompileMode;
-  bufferCompileDebounceMs: number;
-  /** The compiler for buffer compiles; empty finds clang on PATH. */
-  bufferCompileClang: string;
-  /** Flags for buffer compiles of files no compile_commands.json entry names. */
-  bufferCompileFlags: string[];
-}
-
-/**
- * When the buffer is compiled in the background. "auto": in a workspace the client reports trusted
- * (VS Code), never in a client that reports no trust. "on": also in clients that report no trust.
- * Never in a workspace the client reports untrusted, whatever the setting.
- */
-export type BufferCompileMode = 'auto' | 'on' | 'off';
 
 /** The JSON-schema part of a setting, as VS Code's `contributes.configuration` takes it. */
 interface SettingSchema {

@@ -14,7 +14,7 @@ import { markdownCode } from '../common/markdown';
 import { roundUp } from '../rules/kernelProfile';
 import { stringLiteralBytes } from '../source/constExpr';
 import type { Node, Tree } from '../source/parser';
-import type { LensSettings } from './settings';
+import type { LensSettings } from './lensSettings';
 import { enclosingFunction, functionNameOf, type LspQueries } from './syntax';
 
 export interface PrintkCall {
@@ -117,7 +117,7 @@ function libbpfStackCost(
     }
     const stack = model === 'stack' || (model === 'auto' && context.noGlobalData);
     if (stack) return onStack(model === 'stack' ? 'The format is copied to the stack (printkModel is "stack")' : 'The format is copied to the stack because BPF_NO_GLOBAL_DATA is defined');
-    return { stackBytes: 0, reason: 'libbpf keeps the format in .rodata (static const char ____fmt[]): no stack bytes.' };
+    return { stackBytes: 0, reason: 'libbpf keeps the format in .rodata (a static const array its macro declares): no stack bytes.' };
   }
   if (callee === 'bpf_trace_printk') {
     if (localFormatValue) return onLocalArray(localFormatValue);

@@ -11,10 +11,10 @@
  */
 import type { FrameItem, FunctionFrame } from '../source/frameEstimate';
 import { markdownCode, markdownText } from '../common/markdown';
-import { type DocumentStackAnalysis, documentFrame } from '../ide/analysis';
-import type { SyntaxSnapshot } from './documents';
+import { type DocumentStackAnalysis, documentFrame } from './analysis';
+import type { SyntaxView } from './syntax';
 import { type PrintkCall, type StackCost, findPrintkCalls } from './printk';
-import type { LensSettings } from './settings';
+import type { LensSettings } from './lensSettings';
 
 export interface PrintkCost extends StackCost {
   from: 'source estimate' | 'libbpf rules';
@@ -27,7 +27,7 @@ export interface CostedPrintkCall extends PrintkCall {
 }
 
 /** Every printk of the document with what it costs, from the estimate of exactly this text when there is one. */
-export function costedPrintkCalls(snapshot: SyntaxSnapshot, analyses: DocumentStackAnalysis[], settings: LensSettings): CostedPrintkCall[] {
+export function costedPrintkCalls(snapshot: SyntaxView, analyses: DocumentStackAnalysis[], settings: LensSettings): CostedPrintkCall[] {
   const calls = findPrintkCalls(snapshot.tree, snapshot.queries, settings);
   // An estimate of another version of the text would pin its objects to lines that have moved.
   const frames = analyses.find((analysis) => analysis.origin === 'source estimate' && analysis.estimatedText === snapshot.text)?.frames;

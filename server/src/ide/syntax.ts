@@ -15,6 +15,19 @@ export interface LspQueries {
   printk: Query;
 }
 
+/**
+ * A document as the features read it: text, tree and compiled queries that belong together. Its
+ * nodes must be used before the next await, because the next edit frees the tree.
+ */
+export interface SyntaxView {
+  uri: string;
+  /** The file's resolved path, when the document is a file. */
+  path?: string;
+  text: string;
+  tree: Tree;
+  queries: LspQueries;
+}
+
 let queriesPromise: Promise<LspQueries> | undefined;
 
 /**
