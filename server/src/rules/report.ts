@@ -6,7 +6,7 @@
  */
 import type { SourceLocation } from '../common/problem';
 import { type KernelProfile, ruleSetFor } from './kernelProfile';
-import type { Verdict } from './stackRules';
+import type { RuleId, Verdict, Violation } from './stackRules';
 
 export interface SubprogramReport {
   name: string;
@@ -29,9 +29,9 @@ export interface SubprogramReport {
 }
 
 export interface ViolationReport {
-  rule: string;
+  rule: RuleId;
   /** The verifier pass that finds it: "do_check" or "check_max_stack_depth". */
-  phase: string;
+  phase: Violation['phase'];
   /** Index of the offending subprogram in the program's subprograms. */
   subprogram: number;
   message: string;
