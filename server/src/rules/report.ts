@@ -16,7 +16,12 @@ export interface SubprogramReport {
   checkedDepth: number;
   /** The deepest byte touched, unrounded (what kernels before 6.8 print); the object side only. */
   byteDepth?: number;
-  /** Why stackDepth exceeds checkedDepth, if it does. */
+  /** Why stackDepth exceeds checkedDepth, if it does: one reason per addition. */
+  hiddenReasons: string[];
+  /**
+   * The same reasons under their first name, kept for JSON readers. It is a list of reasons here
+   * but a byte count in FunctionFrame and StackDepthResult: read hiddenReasons.
+   */
   hiddenBytes: string[];
   /** False for a static function only dead code calls: the verifier never enters it. */
   verified: boolean;

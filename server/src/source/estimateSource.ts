@@ -247,6 +247,7 @@ async function estimateSourceUnguarded(
         // The printed depth: what the check saw plus the slots the verifier adds after it.
         stackDepth: entered ? node.stackDepth + fn.hiddenBytes : 0,
         checkedDepth: node.stackDepth,
+        hiddenReasons: entered ? [...fn.hiddenReasons] : [],
         hiddenBytes: entered ? [...fn.hiddenReasons] : [],
         verified: entered,
         hasTailCall: node.hasTailCall,
