@@ -165,7 +165,7 @@ test('versions outside the model are judged as the nearest one, with a warning',
 });
 
 function subprogram(name: string, stackDepth: number, byteDepth: number, extra: Partial<SubprogramReport> = {}): SubprogramReport {
-  return { name, stackDepth, checkedDepth: stackDepth, byteDepth, hiddenBytes: [], verified: true, hasTailCall: false, isGlobal: false, isAsyncCallback: false, tailCalls: [], calls: [], ...extra };
+  return { name, stackDepth, checkedDepth: stackDepth, byteDepth, hiddenReasons: [], hiddenBytes: [], verified: true, hasTailCall: false, isGlobal: false, isAsyncCallback: false, tailCalls: [], calls: [], ...extra };
 }
 
 test('each kernel prints its own stack-depth line', () => {

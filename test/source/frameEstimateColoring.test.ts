@@ -127,7 +127,8 @@ test('inlined bpf_loop and may_goto are printed, not checked', async () => {
   assert.equal(inlined?.subprograms[0].checkedDepth, 216);
   assert.equal(inlined?.subprograms[0].stackDepth, 240);
   assert.equal(inlined?.stackDepths, '240+0');
-  assert.deepEqual(inlined?.subprograms[0].hiddenBytes, ['24 bytes for the inlined bpf_loop']);
+  assert.deepEqual(inlined?.subprograms[0].hiddenReasons, ['24 bytes for the inlined bpf_loop']);
+  assert.deepEqual(inlined?.subprograms[0].hiddenBytes, inlined?.subprograms[0].hiddenReasons, 'the old name keeps the same list for JSON readers');
   assert.equal(frame(loop, 'loop_not_inlined').hiddenBytes, 0, 'flags from a writable global: not inlined');
   const rejected = loop.programs.find((program) => program.name === 'loop_big_callback');
   assert.equal(rejected?.stackDepths, '232+296', 'a rejected program never got the 24 bytes');

@@ -8,9 +8,10 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { EstimateSession, estimateSource } from '../../server/src/cli/estimateCommand';
 import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
+import { describeCode } from '../../server/src/source/frameEstimate/walkCache';
 import { HeaderIndex } from '../../server/src/source/headerIndex';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 
@@ -118,4 +119,13 @@ test('a corrupt frame cache file is a miss, not an error', async () => {
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
+});
+
+test('the walks are stored under a code key that covers every compiled module of the server, wherever it sits', () => {
+  const described = describeCode().map((line) => line.split(':')[0].split(sep).join('/'));
+  // The walker, the modules beside the cache's own folder, and those of other folders it depends on.
+  for (const module of ['source/frameEstimate/walker.js', 'source/frameEstimate/walkCache.js', 'source/translationUnit.js', 'source/declarations.js', 'rules/report.js']) {
+    assert.ok(described.some((name) => name.endsWith(`server/src/${module}`)), `${module} is not in the code key:\n${described.join('\n')}`);
+  }
+  assert.ok(described.some((name) => name.endsWith('grammars/tree-sitter-c.wasm')));
 });

@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import { functionName } from '../../server/src/source/frameEstimate/syntax';
 import { CDocument, createCParser, loadCLanguage, loadQuery, pointAt } from '../../server/src/source/parser';
 
 test('the C grammar loads with ABI 15', async () => {
@@ -52,4 +53,17 @@ test('edits reparse incrementally and give the same tree as a fresh parse', asyn
 test('positions are rows and string-index columns', () => {
   assert.deepEqual(pointAt('ab\ncd\nef', 4), { row: 1, column: 1 });
   assert.deepEqual(pointAt('ab', 0), { row: 0, column: 0 });
+});
+
+test('functionName, the one walk of a declarator the estimate uses, names functions returning pointers to pointers', async () => {
+  const text = 'struct s { int x; };\nstruct s **twice(void) { return 0; }\nchar ***thrice(int x) { return 0; }\nint (*returns_function(void))(int) { return 0; }\n';
+  const document = await CDocument.create(text);
+  try {
+    const names = document.tree.rootNode.namedChildren
+      .filter((node) => node?.type === 'function_definition')
+      .map((definition) => functionName(definition!.childForFieldName('declarator'))?.text);
+    assert.deepEqual(names, ['twice', 'thrice', 'returns_function']);
+  } finally {
+    document.dispose();
+  }
 });

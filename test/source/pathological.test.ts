@@ -94,7 +94,7 @@ test('an estimate past its time budget ends partial, says so, and never calls it
   const directory = temporaryDirectory('pathological');
   const file = path.join(directory, 'wide-budget.c');
   const before = `__attribute__((section("tc"))) int first(void *ctx) { volatile char a[16]; a[0] = 1; return 0; }\n`;
-  fs.writeFileSync(file, before + wideFunction(20000) + `static __attribute__((noinline)) int after(void *ctx) { volatile char c[64]; c[0] = 1; return 0; }\n`);
+  fs.writeFileSync(file, before + wideFunction(2000) + `static __attribute__((noinline)) int after(void *ctx) { volatile char c[64]; c[0] = 1; return 0; }\n`);
   // One cache for both estimates below, to show that a partial walk is not kept.
   const cache = new FrameEstimateCache();
   const text = fs.readFileSync(file, 'utf8');
@@ -109,7 +109,7 @@ test('an estimate past its time budget ends partial, says so, and never calls it
   // With time to spare the same cache gives the whole estimate: the partial walk was not kept.
   const whole = await estimateSource(file, text, profiles, { timeBudgetMs: Infinity }, new EstimateSession(cache));
   assert.equal(whole.partial, undefined);
-  assert.equal(whole.functions.find((fn) => fn.name === 'wide')?.frameBytes, 20000 * 8);
+  assert.equal(whole.functions.find((fn) => fn.name === 'wide')?.frameBytes, 2000 * 8);
 });
 
 test('the function under way when the budget runs out is a lower bound marked partial, and the ones after it are not walked', async () => {

@@ -5,15 +5,17 @@
 import type { SourceLocation } from '../common/problem';
 import type { ObjectReport } from '../object/analyzeObject';
 import { profileLabel } from '../rules/kernelProfile';
+import type { RuleId } from '../rules/stackRules';
 
-const RULES = [
-  { id: 'tail-call-depth', text: 'A function with a tail call is entered with 256 bytes or more of callers\' frames.' },
-  { id: 'combined-stack', text: 'The frames of one call chain add up to more than 512 bytes.' },
-  { id: 'call-depth', text: 'A call chain is more than 8 frames deep.' },
-  { id: 'subprog-stack', text: 'A subprogram on the private stack needs more than 512 bytes.' },
-  { id: 'tail-call-with-calls', text: 'A tail call in a program with bpf-to-bpf calls, on a kernel that does not allow the two together.' },
-  { id: 'too-many-subprograms', text: 'A program calls more than 255 functions: the verifier takes at most 256 subprograms, main included.' },
-];
+/** One description per rule: a Record, so that a rule added to RuleId without one does not compile. */
+const RULES: Record<RuleId, string> = {
+  'tail-call-depth': 'A function with a tail call is entered with 256 bytes or more of callers\' frames.',
+  'combined-stack': 'The frames of one call chain add up to more than 512 bytes.',
+  'call-depth': 'A call chain is more than 8 frames deep.',
+  'subprog-stack': 'A subprogram on the private stack needs more than 512 bytes.',
+  'tail-call-with-calls': 'A program mixes tail calls with bpf-to-bpf calls on a kernel that does not allow it.',
+  'too-many-subprograms': 'A program calls more than 255 functions: the verifier takes at most 256 subprograms, main included.',
+};
 
 export function toSarif(objects: ObjectReport[], version: string): object {
   const results = objects.flatMap((object) =>
@@ -46,7 +48,7 @@ export function toSarif(objects: ObjectReport[], version: string): object {
             name: 'bpf-stack-lens',
             version,
             informationUri: 'https://example.invalid/bpf-stack-lens',
-            rules: RULES.map((rule) => ({ id: rule.id, shortDescription: { text: rule.text } })),
+            rules: Object.entries(RULES).map(([id, text]) => ({ id, shortDescription: { text } })),
           },
         },
         results,

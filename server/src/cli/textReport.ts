@@ -42,7 +42,7 @@ function formatProgram(program: ProgramReport, sources: SourceLines, repeats: Re
     if (sub.isGlobal && index > 0) notes.push('global');
     if (sub.isAsyncCallback) notes.push('async callback');
     if (sub.hasTailCall) notes.push(`tail call at ${sub.tailCalls.map(where).join(', ') || 'unknown line'}`);
-    if (sub.hiddenBytes.length > 0) notes.push(`checked as ${sub.checkedDepth} B; the verifier adds ${sub.hiddenBytes.join(', ')}`);
+    if (sub.hiddenReasons.length > 0) notes.push(`checked as ${sub.checkedDepth} B; the verifier adds ${sub.hiddenReasons.join(', ')}`);
     out.push(
       `    #${index} ${sub.name.padEnd(nameWidth)} ${String(sub.stackDepth).padStart(4)} B  ${where(sub.source).padEnd(20)}${notes.length ? ` ${notes.join('; ')}` : ''}`.trimEnd(),
     );

@@ -132,6 +132,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
         checkedDepth: verified ? depth.checkedDepth : 0,
         byteDepth: verified ? depth.byteDepth : 0,
         verified,
+        hiddenReasons: depth.hiddenReasons,
         hiddenBytes: depth.hiddenReasons,
         hasTailCall: sub.tailCalls.length > 0,
         isGlobal: sub.fn.isGlobal,

@@ -10,6 +10,7 @@
  */
 import type { Problem } from '../common/problem';
 import { LazyMap } from '../common/lazyMap';
+import { partitionPoint } from '../common/numbers';
 import { BTF_MAGIC, type Btf } from './btf';
 
 export interface FuncInfo {
@@ -133,19 +134,7 @@ export class LineTable {
 
   /** The index of the last record at or before an instruction, or -1. */
   private indexAt(insnOffset: number): number {
-    let low = 0;
-    let high = this.length - 1;
-    let found = -1;
-    while (low <= high) {
-      const middle = (low + high) >> 1;
-      if (this.insnOffsetAt(middle) <= insnOffset) {
-        found = middle;
-        low = middle + 1;
-      } else {
-        high = middle - 1;
-      }
-    }
-    return found;
+    return partitionPoint(0, this.length, (index) => this.insnOffsetAt(index) <= insnOffset) - 1;
   }
 
   all(): LineInfo[] {

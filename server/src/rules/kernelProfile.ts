@@ -6,6 +6,7 @@
  * kernel can carry probed facts instead (see common/kernelProbe.ts): what its verifier did with tiny
  * probe programs beats what its version suggests.
  */
+import { roundUp } from '../common/numbers';
 
 export interface KernelProfile {
   /** "6.18" or "6.1.170", as the user wrote it (normalised) or as uname reports it. */
@@ -165,9 +166,8 @@ export function ruleSetFor(profile: KernelProfile): KernelRuleSet {
   };
 }
 
-export function roundUp(value: number, multiple: number): number {
-  return Math.ceil(value / multiple) * multiple;
-}
+/** lsp/printk.ts still imports roundUp from here; the one copy is common/numbers.ts. */
+export { roundUp } from '../common/numbers';
 
 /** A short label for messages and JSON: "6.18" or "6.18 (interpreter)". */
 export function profileLabel(profile: KernelProfile): string {

@@ -6,7 +6,7 @@
  */
 import type { SourceLocation } from '../common/problem';
 import { type KernelProfile, ruleSetFor } from './kernelProfile';
-import type { Verdict } from './stackRules';
+import type { RuleId, Verdict, Violation } from './stackRules';
 
 export interface SubprogramReport {
   name: string;
@@ -16,7 +16,12 @@ export interface SubprogramReport {
   checkedDepth: number;
   /** The deepest byte touched, unrounded (what kernels before 6.8 print); the object side only. */
   byteDepth?: number;
-  /** Why stackDepth exceeds checkedDepth, if it does. */
+  /** Why stackDepth exceeds checkedDepth, if it does: one reason per addition. */
+  hiddenReasons: string[];
+  /**
+   * The same reasons under their first name, kept for JSON readers. It is a list of reasons here
+   * but a byte count in FunctionFrame and StackDepthResult: read hiddenReasons.
+   */
   hiddenBytes: string[];
   /** False for a static function only dead code calls: the verifier never enters it. */
   verified: boolean;
@@ -29,9 +34,9 @@ export interface SubprogramReport {
 }
 
 export interface ViolationReport {
-  rule: string;
+  rule: RuleId;
   /** The verifier pass that finds it: "do_check" or "check_max_stack_depth". */
-  phase: string;
+  phase: Violation['phase'];
   /** Index of the offending subprogram in the program's subprograms. */
   subprogram: number;
   message: string;

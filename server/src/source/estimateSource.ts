@@ -32,7 +32,10 @@ export interface EstimateReport {
 
 /** What estimateSource takes besides the translation unit's options. */
 export interface EstimateOptions extends TranslationUnitOptions {
-  /** Milliseconds the whole estimate of the file may take before it ends partial; FRAME_TIME_BUDGET_MS by default. */
+  /**
+   * Milliseconds the walk of the file's functions may take before the estimate ends partial;
+   * FRAME_TIME_BUDGET_MS by default. Macro expansion has its own budget (preprocessor.ts).
+   */
   timeBudgetMs?: number;
 }
 
@@ -213,7 +216,6 @@ async function estimateSourceUnguarded(
   { timeBudgetMs = FRAME_TIME_BUDGET_MS, ...options }: EstimateOptions,
   session: EstimateSession | undefined,
 ): Promise<EstimateReport> {
-  const deadline = performance.now() + timeBudgetMs;
   const owner = session ?? implicitSession(file);
   const unit = analyzeTranslationUnit(file, text, { ...options, readFile: owner.readFile(options.readFile), cache: options.cache ?? owner.units });
   let partial = unit.expansionCutShort !== undefined;
@@ -227,7 +229,7 @@ async function estimateSourceUnguarded(
   }
   if (!estimates) {
     await owner.runPrepared();
-    const frames = await owner.withTree(unit, (tree, headerTrees) => (tree ? estimateFrames(unit, tree, owner.cache, headerTrees, { deadline }) : undefined));
+    const frames = await owner.withTree(unit, (tree, headerTrees) => (tree ? estimateFrames(unit, tree, owner.cache, headerTrees, { deadline: performance.now() + timeBudgetMs }) : undefined));
     estimates = frames?.functions;
     if (frames?.partial) {
       partial = true;
@@ -247,6 +249,7 @@ async function estimateSourceUnguarded(
         // The printed depth: what the check saw plus the slots the verifier adds after it.
         stackDepth: entered ? node.stackDepth + fn.hiddenBytes : 0,
         checkedDepth: node.stackDepth,
+        hiddenReasons: entered ? [...fn.hiddenReasons] : [],
         hiddenBytes: entered ? [...fn.hiddenReasons] : [],
         verified: entered,
         hasTailCall: node.hasTailCall,

@@ -11,6 +11,7 @@
  * else. Packing removes the straddle rule and alignment; an aligned attribute on a member raises its
  * alignment even inside a packed record.
  */
+import { roundUp } from '../common/numbers';
 import type { CType, FieldDef, RecordDef, ScalarName, TypeEnvironment } from './types';
 
 export interface TypeLayout {
@@ -62,10 +63,6 @@ export const POINTER_SIZE = 8;
 export const DEFAULT_ATTRIBUTE_ALIGNMENT = 16;
 
 const INCOMPLETE: TypeLayout = { size: 0, align: 1, complete: false };
-
-function roundUp(value: number, multiple: number): number {
-  return Math.ceil(value / multiple) * multiple;
-}
 
 /**
  * Measures types against one environment and remembers every record it has measured: layouts of

@@ -7,6 +7,7 @@
  * Hand-written over char codes rather than one big regular expression: vmlinux.h is 2.8 MB and
  * about a million tokens, and this is the loop all of it goes through.
  */
+import { partitionPoint } from '../common/numbers';
 
 export const enum TokenKind {
   Identifier = 1,
@@ -217,14 +218,8 @@ export function lineStarts(text: string): number[] {
 
 /** 1-based line of `offset`, by binary search over lineStarts(). */
 export function lineOfOffset(starts: readonly number[], offset: number): number {
-  let low = 0;
-  let high = starts.length - 1;
-  while (low < high) {
-    const middle = (low + high + 1) >> 1;
-    if (starts[middle] <= offset) low = middle;
-    else high = middle - 1;
-  }
-  return low + 1;
+  // The last start at or before offset (the first line's, 0, when none is).
+  return Math.max(1, partitionPoint(0, starts.length, (index) => starts[index] <= offset));
 }
 
 /** Turns tokens back into text, one space wherever the source had whitespace. */

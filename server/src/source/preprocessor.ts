@@ -14,6 +14,7 @@ import { lineOfOffset, lineStarts, spell, tokenize, TokenFlags, TokenKind } from
 import type { Token } from './lexer';
 import { evaluateConstant } from './constExpr';
 import { CLANG_BPF_PREDEFINES } from './clangBpfPredefines';
+import { partitionPoint } from '../common/numbers';
 import type { Problem } from '../common/problem';
 
 export interface Macro {
@@ -986,16 +987,7 @@ export function renderAligned(original: string, tokens: readonly Token[]): Align
     text,
     originalOffset(offset: number): number {
       // Find the last anchor at or before offset on the same line; otherwise columns are unchanged.
-      let low = 0;
-      let high = anchorOut.length - 1;
-      let found = -1;
-      while (low <= high) {
-        const middle = (low + high) >> 1;
-        if (anchorOut[middle] <= offset) {
-          found = middle;
-          low = middle + 1;
-        } else high = middle - 1;
-      }
+      const found = partitionPoint(0, anchorOut.length, (index) => anchorOut[index] <= offset) - 1;
       const row = lineOfOffset(outStarts, offset);
       const rowStart = outStarts[row - 1];
       if (found !== -1 && anchorOut[found] >= rowStart) {

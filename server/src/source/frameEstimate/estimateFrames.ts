@@ -13,7 +13,7 @@ import type { FunctionEstimate, RawFunction } from './model';
 import { type FrameEstimateCache, codeKey } from './walkCache';
 import { type TimeBudget, readFunction } from './walker';
 
-/** Milliseconds one file's estimate may take by default, from its start (see FrameEstimateOptions.deadline). */
+/** Milliseconds the walk of one file's functions may take by default (see FrameEstimateOptions.deadline). */
 export const FRAME_TIME_BUDGET_MS = 10_000;
 
 export interface FrameEstimateOptions {

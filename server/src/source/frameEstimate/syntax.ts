@@ -4,7 +4,7 @@
  */
 import type { Node } from '../parser';
 
-/** The identifier a function declarator names, through any pointers of the return type (`T **f(...)`). */
+/** The identifier a function declarator names, through any pointers of the return type (`T **f(...)`, `int (*f(void))(int)`). */
 export function functionName(declarator: Node | null): Node | undefined {
   let node = declarator;
   while (node) {
@@ -15,7 +15,8 @@ export function functionName(declarator: Node | null): Node | undefined {
       continue;
     }
     if (node.type === 'identifier') return undefined;
-    node = node.childForFieldName('declarator');
+    // `int (*f(void))(int)`: a function returning a function pointer; the parentheses have no field.
+    node = node.type === 'parenthesized_declarator' ? node.namedChild(0) : node.childForFieldName('declarator');
   }
   return undefined;
 }
