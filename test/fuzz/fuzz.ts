@@ -90,7 +90,7 @@ export function checkObjectInput(bytes: Uint8Array): void {
   formatTextReport([analysis.report], { lineText: (location) => analysis.lineTextOf(location.file, location.line) });
 }
 
-const C_SEEDS = [
+export const C_SEEDS = [
   `struct pair { int a; long b; };\n__attribute__((section("tc"))) int prog(void *ctx) { struct pair p = {0}; char buf[64]; buf[0] = 1; return p.a + buf[0]; }\n`,
   `#define TWICE(x) x x\n#define F(a, b) ((a) + (b))\nstatic int helper(int *v) { int local[8]; local[0] = *v; return F(local[0], 1); }\n__attribute__((section("xdp"))) int entry(void *ctx) { int v = 2; TWICE(v++;) return helper(&v); }\n`,
   `typedef unsigned long u64;\nunion u { u64 x; char c[24]; };\nenum e { A = 1 << 3, B = sizeof(union u) };\n__attribute__((section("kprobe"))) int k(void *ctx) { union u arr[B]; arr[0].x = A; return arr[0].c[1]; }\n`,

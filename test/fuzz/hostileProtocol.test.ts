@@ -91,6 +91,8 @@ test('line info naming /dev/zero, a FIFO or a file outside the workspace is not 
     // The object's own copy of the line (from BTF) is quoted instead of the named file.
     assert.match(report, /1 \| int prog\(void \*ctx\)/, `${name}: ${report}`);
     assert.doesNotMatch(report, /root:/, name);
+    // And it says why the file itself was not read.
+    assert.match(report, /\(as compiled, from the object; not read: .*(outside the workspace|not a regular file)/, `${name}: ${report}`);
   }
   await assertAnswers('the hostile line info');
 });

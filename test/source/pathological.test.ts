@@ -9,13 +9,14 @@ import * as path from 'node:path';
 import { EstimateSession, estimateSource } from '../../server/src/cli/estimateCommand';
 import { MAX_DECLARATION_NESTING } from '../../server/src/source/declarations';
 import { FrameEstimateCache, estimateFrames } from '../../server/src/source/frameEstimate';
-import { CDocument } from '../../server/src/source/parser';
 import { analyzeTranslationUnit } from '../../server/src/source/translationUnit';
 import { HeaderIndex } from '../../server/src/source/headerIndex';
 import { typesReport } from '../../server/src/source/typesReport';
 import { MAX_EXPANDED_TOKENS } from '../../server/src/source/preprocessor';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 import { formatEstimateText } from '../../server/src/cli/estimateCommand';
+import { CDocument, MAX_PARSED_CHARACTERS, ParseRefused } from '../../server/src/source/parser';
+import { C_SEEDS, mutateSource, random } from '../fuzz/fuzz';
 import { temporaryDirectory, wideFunction } from './helpers';
 
 const { profiles } = parseKernelProfiles(['6.18'], true);
@@ -134,4 +135,24 @@ test('the function under way when the budget runs out is a lower bound marked pa
   } finally {
     document.dispose();
   }
+});
+
+test('a source whose parse runs out of its time budget is not estimated, and the report says why', async () => {
+  // Fuzz seed 25328: brackets and declarations mutated so that tree-sitter's error recovery took 26 s.
+  const next = random(25328);
+  const text = mutateSource(C_SEEDS[Math.floor(next() * C_SEEDS.length)], next);
+  const file = path.join(temporaryDirectory('pathological'), 'recovery.c');
+  fs.writeFileSync(file, text);
+  const report = await estimate(file);
+  assert.ok(report.problems.some((problem) => /is not estimated: parsing took longer than \d+ ms and was stopped/.test(problem.message)), report.problems.map((problem) => problem.message).join('\n'));
+});
+
+test('a source larger than the parse cap is refused before it is read further, by the estimate and the parser', async () => {
+  const file = path.join(temporaryDirectory('pathological'), 'huge.c');
+  const line = 'static int f(int x) { return x; }\n';
+  fs.writeFileSync(file, line.repeat(Math.ceil((MAX_PARSED_CHARACTERS + 1) / line.length)));
+  const report = await estimate(file);
+  assert.deepEqual(report.functions, []);
+  assert.match(report.problems[0]?.message ?? '', /is not estimated: \d+ characters, more than the 8388608 parsed/);
+  await assert.rejects(CDocument.create(fs.readFileSync(file, 'utf8')), ParseRefused);
 });

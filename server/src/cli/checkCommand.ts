@@ -3,7 +3,7 @@
  * Exit 0 when no program breaks a stack rule, 1 when one does, 2 for bad usage or unreadable input.
  */
 import { dirname } from 'node:path';
-import { type QuotePolicy, quoteSourceLine } from '../common/safeRead';
+import { type QuotePolicy, quoteSourceLine, shownLine } from '../common/safeRead';
 import { type ObjectReport, analyzeObject } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { type FlagSpec, UsageError, parseArgs } from './args';
@@ -68,9 +68,7 @@ const fileLines = new Map<string, string[] | { withheld: string }>();
 function sourceLine(file: string, line: number, fromBtf: ((file: string, line: number) => string | undefined)[], policy: QuotePolicy): string | undefined {
   const onDisk = quoteSourceLine(file, line, policy, fileLines);
   if (onDisk && 'text' in onDisk) return onDisk.text;
-  for (const lookup of fromBtf) {
-    const text = lookup(file, line);
-    if (text !== undefined) return text;
-  }
-  return onDisk && 'withheld' in onDisk ? `(line not quoted: ${onDisk.withheld})` : undefined;
+  let compiled: string | undefined;
+  for (const lookup of fromBtf) compiled ??= lookup(file, line);
+  return shownLine(onDisk, compiled);
 }

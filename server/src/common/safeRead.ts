@@ -109,6 +109,17 @@ export function quoteSourceLine(file: string, line: number, policy: QuotePolicy,
   return text === undefined ? undefined : { text };
 }
 
+/**
+ * The text a report shows for a line: as it is on disk when it may be quoted; else the object's own
+ * copy (BTF carries each line as compiled), saying why the file was not read; else only why.
+ */
+export function shownLine(onDisk: QuotedLine, compiled: string | undefined): string | undefined {
+  if (onDisk && 'text' in onDisk) return onDisk.text;
+  const withheld = onDisk && 'withheld' in onDisk ? onDisk.withheld : undefined;
+  if (compiled === undefined) return withheld === undefined ? undefined : `(line not quoted: ${withheld})`;
+  return withheld === undefined ? compiled : `${compiled.trim()}   (as compiled, from the object; not read: ${withheld})`;
+}
+
 function readQuotable(file: string, policy: QuotePolicy): string[] | { withheld: string } {
   const absolute = realPath(file);
   if (!policy.roots.some((root) => isInside(absolute, realPath(root)))) {

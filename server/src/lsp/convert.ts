@@ -28,6 +28,8 @@ import type { TextSpan } from '../ide/textSpan';
 
 
 export function uriToPath(uri: string): string | undefined {
+  // A client's message may carry anything where a uri belongs; a throw per change event is slow.
+  if (typeof uri !== 'string') return undefined;
   try {
     return uri.startsWith('file:') ? fileURLToPath(uri) : undefined;
   } catch {

@@ -298,7 +298,9 @@ export function startServer(connection: Connection = createConnection(ProposedFe
     publishClosedSources();
   });
 
-  connection.onDidChangeWatchedFiles(({ changes }) => {
+  connection.onDidChangeWatchedFiles((params) => {
+    // Only an array of changes is one; a string of 5,000 characters would be 5,000 of them.
+    const changes = Array.isArray(params?.changes) ? params.changes : [];
     for (const change of changes) {
       const filePath = uriToPath(change.uri);
       if (!filePath) continue;

@@ -3,7 +3,7 @@
  * for any object picked by hand (the status-bar summary is ide/status.ts).
  */
 import { dirname } from 'node:path';
-import { quoteSourceLine, readRegularFile } from '../common/safeRead';
+import { quoteSourceLine, readRegularFile, shownLine } from '../common/safeRead';
 import type { SourceLocation } from '../common/problem';
 import { analyzeObject } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
@@ -36,9 +36,7 @@ export function objectReport(objectPath: string, profiles: KernelProfile[], quot
     lineText: (location) => {
       // Quoted from disk only under the workspace or next to the object; else the object's own copy.
       const onDisk = quoteSourceLine(location.file, location.line, { roots: [...quoteRoots, dirname(objectPath)] });
-      if (onDisk && 'text' in onDisk) return onDisk.text;
-      const compiled = analysis.lineTextOf(location.file, location.line);
-      return compiled ?? (onDisk && 'withheld' in onDisk ? `(line not quoted: ${onDisk.withheld})` : undefined);
+      return shownLine(onDisk, onDisk && 'text' in onDisk ? undefined : analysis.lineTextOf(location.file, location.line));
     },
   });
 }

@@ -7,7 +7,7 @@ import { type ProgramReport, type SubprogramReport, addStackDepthLines, addVerif
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
 import { FRAME_TIME_BUDGET_MS, type FunctionEstimate, type FunctionFrame, FrameEstimateCache, estimateFrames, estimateFramesFromCache, frameOf } from './frameEstimate';
-import { CDocument } from './parser';
+import { CDocument, MAX_PARSED_CHARACTERS } from './parser';
 import type { Tree } from './parser';
 import { buildSourceFrameGraphs } from './sourceCallGraph';
 import { type HeaderFunctionSource, type ReadFile, StatCheckedFiles } from './headerIndex';
@@ -75,6 +75,9 @@ export class EstimateSession {
   private readonly files = new StatCheckedFiles();
   private prepared: { unit: TranslationUnit; timer: NodeJS.Timeout } | undefined;
 
+  /** Why the last parse gave no tree, until one does. */
+  parseFailure: string | undefined;
+
   /** `cache` keeps the walks of functions; by default the process-wide one, which also persists them on disk. */
   constructor(readonly cache: FrameEstimateCache = processFrameEstimateCache) {}
 
@@ -122,16 +125,19 @@ export class EstimateSession {
    */
   async withTree<T>(unit: Pick<TranslationUnit, 'aligned' | 'headerSources'>, use: (tree: Tree | null, headerTrees: Tree[]) => T): Promise<T> {
     const text = unit.aligned.text;
-    this.documentPromise ??= CDocument.create(text);
+    // Made empty and brought to the text below, where a refused parse becomes a problem of the report.
+    this.documentPromise ??= CDocument.create();
     const document = await this.documentPromise;
     const headerDocuments = await Promise.all(unit.headerSources.map((source) => this.headerDocument(source)));
     if (this.disposed) throw new Error('EstimateSession used after dispose');
     let tree: Tree | null;
     try {
       tree = document.update(text);
-    } catch {
-      // tree-sitter gave no tree: nothing to estimate.
+      this.parseFailure = undefined;
+    } catch (error) {
+      // tree-sitter gave no tree (too big, out of time): nothing to estimate, and the report says why.
       tree = null;
+      this.parseFailure = error instanceof Error ? error.message : String(error);
     }
     let headerTrees: Tree[];
     try {
@@ -146,7 +152,7 @@ export class EstimateSession {
   private headerDocument(source: HeaderFunctionSource): Promise<CDocument> {
     let document = this.headerDocuments.get(source.file);
     if (!document) {
-      document = CDocument.create(source.text);
+      document = CDocument.create();
       this.headerDocuments.set(source.file, document);
     }
     return document;
@@ -216,6 +222,9 @@ async function estimateSourceUnguarded(
   { timeBudgetMs = FRAME_TIME_BUDGET_MS, ...options }: EstimateOptions,
   session: EstimateSession | undefined,
 ): Promise<EstimateReport> {
+  if (text.length > MAX_PARSED_CHARACTERS) {
+    return { file, functions: [], programs: [], problems: [{ message: `${file} is not estimated: ${text.length} characters, more than the ${MAX_PARSED_CHARACTERS} parsed` }] };
+  }
   const owner = session ?? implicitSession(file);
   const unit = analyzeTranslationUnit(file, text, { ...options, readFile: owner.readFile(options.readFile), cache: options.cache ?? owner.units });
   let partial = unit.expansionCutShort !== undefined;
@@ -237,6 +246,7 @@ async function estimateSourceUnguarded(
     }
   }
   const placed = placedProblems(problems, text);
+  if (owner.parseFailure) placed.push({ message: `${file} is not estimated: ${owner.parseFailure}` });
   const whole = partial ? { partial: true as const } : {};
   if (!estimates) return { file, functions: [], programs: [], problems: placed, ...whole };
   const programs = buildSourceFrameGraphs(unit.file, estimates).map(({ name, section, graph, functions, verified, throwsWithoutCallback }): ProgramReport => {

@@ -13,6 +13,24 @@ import { packageFile } from './packageRoot';
 
 export type { Node, Point, Tree } from 'web-tree-sitter';
 
+/**
+ * The largest text parsed: a BPF source is a few thousand lines, and even a kernel's vmlinux.h is
+ * under 8 MB. A 50 MB document took the main thread 90 s and 4 GB before tree-sitter's memory ran out.
+ */
+export const MAX_PARSED_CHARACTERS = 8 * 1024 * 1024;
+
+/**
+ * How long one parse may take: well above what any real text needs (tree-sitter parses megabytes
+ * a second), and far below what error recovery spends on pathological input (15 KB of unbalanced
+ * brackets and declarations took 26 s).
+ */
+export function parseBudgetMs(characters: number): number {
+  return 1000 + characters / 1024;
+}
+
+/** Why a text got no tree: too big to parse, or its parse ran out of time. */
+export class ParseRefused extends Error {}
+
 let languagePromise: Promise<Language> | undefined;
 
 /** The runtime's wasm, wherever this installation keeps it (node_modules in development, beside a bundle in the vsix). */
@@ -98,7 +116,7 @@ export class CDocument {
 
   /** Parses `text` from scratch, dropping the old tree. */
   parse(text: string): Tree {
-    const tree = this.parser.parse(text);
+    const tree = this.boundedParse(text, null);
     this.replaceTree(tree);
     this.currentText = text;
     return this.tree;
@@ -124,7 +142,16 @@ export class CDocument {
     } as Edit;
     if (!this.currentTree) return this.parse(newText);
     this.currentTree.edit(edit);
-    const tree = this.parser.parse(newText, this.currentTree);
+    let tree: Tree;
+    try {
+      tree = this.boundedParse(newText, this.currentTree);
+    } catch (error) {
+      // The old tree is edited already and no longer matches the old text: start afresh next time.
+      this.currentTree.delete();
+      this.currentTree = null;
+      this.currentText = '';
+      throw error;
+    }
     this.replaceTree(tree);
     this.currentText = newText;
     return this.tree;
@@ -149,6 +176,23 @@ export class CDocument {
       suffix++;
     }
     return this.edit(prefix, oldText.length - suffix, newText.slice(prefix, newText.length - suffix));
+  }
+
+  /** A parse of `text` within the size cap and the time budget; throws ParseRefused past either. */
+  private boundedParse(text: string, oldTree: Tree | null): Tree {
+    if (text.length > MAX_PARSED_CHARACTERS) {
+      throw new ParseRefused(`${text.length} characters, more than the ${MAX_PARSED_CHARACTERS} parsed`);
+    }
+    const budgetMs = parseBudgetMs(text.length);
+    const deadline = performance.now() + budgetMs;
+    // The parser asks every few hundred steps whether to stop; a stopped parse gives no tree.
+    const tree = this.parser.parse(text, oldTree, { progressCallback: () => performance.now() > deadline });
+    if (!tree) {
+      // A stopped parse resumes where it stopped on the next call; start the next one afresh.
+      this.parser.reset();
+      throw new ParseRefused(`parsing took longer than ${Math.round(budgetMs)} ms and was stopped`);
+    }
+    return tree;
   }
 
   /** Frees the tree and the parser. */
