@@ -25,7 +25,7 @@ const CEILINGS = { under: 240, over: 105 };
 test('estimate agrees with the running kernel on the real-world corpus at least as often as before', async (t) => {
   const { corpus, reason } = await buildRealWorldCorpus();
   if (!corpus) return skipOrFail(t, reason ?? 'the corpus did not build');
-  const { run, reason: unmeasured } = await measureOnRunningKernel(corpus, { reuse: true });
+  const { run, reason: unmeasured } = await measureOnRunningKernel(corpus);
   if (!run) return skipOrFail(t, unmeasured ?? 'the running kernel could not be measured');
   const agreement = await compareEstimator(run, corpus);
   t.diagnostic(

@@ -4,7 +4,8 @@
  * into the running kernel, and `check` with that kernel's probed profile (what `check` without
  * --kernel judges for) must give the verifier's own "stack depth" line and verdict for every
  * program whose stack it judged; no program the verifier rejected for another reason may be said
- * to break a stack rule. Nothing the kernel said is committed: it is measured on every run.
+ * to break a stack rule. Nothing the kernel said is committed: it is measured on this machine (once
+ * per kernel build and corpus build, see measureOnRunningKernel).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -14,7 +14,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 import { runningKernelProfile } from '../../server/src/common/runningKernel';
 import { analyzeObject } from '../../server/src/object/analyzeObject';
@@ -22,7 +22,7 @@ import { runningKernelBuildId } from '../../server/src/probe/kernelProbe';
 import type { KernelProfile } from '../../server/src/rules/kernelProfile';
 import { EstimateSession, estimateSource } from '../../server/src/source/estimateSource';
 import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
-import { kernelVerifierAvailable, repositoryRoot, verifyProgramAsync } from './kernel';
+import { kernelVerifierAvailable, probeBinary, repositoryRoot, verifyProgramAsync } from './kernel';
 
 /** One C file of the corpus that clang built, and how (the estimator is given the same). */
 export interface CorpusObject {
@@ -168,20 +168,21 @@ export function listPrograms(object: string): { name: string; section: string }[
 /**
  * Loads every program of the corpus into the running kernel and returns what its verifier said,
  * with the profile `check` without --kernel uses (the running kernel, probed by build-id); or why
- * bpf() cannot be used here. Each measurement is kept beside the corpus's manifest under the
- * kernel's build-id; `reuse` takes the one this kernel build made of these very objects instead of
- * loading them again (the estimator test, after the object test has measured live).
+ * bpf() cannot be used here. The answers are kept beside the corpus's manifest (whose folder names
+ * the compiler, the BTF and the build script) under the kernel's build-id and the probe's name (a
+ * hash of its source): the same kernel build gives the same objects the same verdicts, so the
+ * second test file of a run, and a later run on this kernel, use them instead of loading all again.
  */
 export async function measureOnRunningKernel(
   corpus: RealWorldCorpus,
-  options: { reuse?: boolean; progress?: (done: number, total: number) => void } = {},
+  options: { progress?: (done: number, total: number) => void } = {},
 ): Promise<{ run?: KernelRun; reason?: string }> {
   const availability = kernelVerifierAvailable();
   if (!availability.available) return { reason: availability.reason ?? 'the kernel verifier is not available' };
   const { profile } = runningKernelProfile({ probe: 'now' });
   if (!profile.probed) return { reason: profile.unprobed?.join('; ') ?? 'the running kernel could not be probed' };
-  const kept = join(dirname(corpus.manifest), `kernel-${runningKernelBuildId()}.json`);
-  if (options.reuse && existsSync(kept)) return { run: { ...(JSON.parse(readFileSync(kept, 'utf8')) as KernelRun), profile } };
+  const kept = join(dirname(corpus.manifest), `kernel-${runningKernelBuildId()}-${basename(probeBinary().path ?? 'probe')}.json`);
+  if (existsSync(kept)) return { run: { ...(JSON.parse(readFileSync(kept, 'utf8')) as KernelRun), profile } };
   const tasks = corpus.objects.flatMap((object) => listPrograms(object.object).map((program) => ({ object, ...program })));
   const results: KernelResult[] = [];
   let next = 0;
