@@ -5,7 +5,9 @@
 #     libbpf-dev give headers and the kernel's view), the kernel lab's QEMU and initramfs tools, and
 #     the editors the tests drive (Chromium for code-server, Neovim, Emacs with eglot);
 #   - the npm packages exactly as package-lock.json pins them (`npm ci` also builds the TypeScript);
-#   - code-server, Node 24 and playwright-core in .cache/editors/ (scripts/editors.sh, once).
+#   - code-server, Node 24 and playwright-core in .cache/editors/ (scripts/editors.sh, once);
+#   - the real-world corpus: Debian's kernel trees and xdp-tools, built with clang-19 into
+#     .cache/corpus/ (scripts/corpus.sh; the first time about ten minutes, then seconds).
 # Needs node 20 or later and npm on PATH, and root (or sudo) only when a Debian package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ fi
 packages=(
   clang-19 llvm-19 bpftool libbpf-dev gcc libc6-dev libelf-dev zlib1g-dev  # building and reading BPF objects
   qemu-system-x86 busybox-static cpio                                       # the kernel lab's virtual machines
+  dpkg-dev debian-archive-keyring xz-utils python3                          # fetching and unpacking the real-world corpus
   chromium libkrb5-dev neovim emacs-nox elpa-eglot                          # the editor tests
 )
 missing=()
@@ -42,3 +45,5 @@ say "npm ci (installs the pinned packages and builds)"
 npm ci --no-audit --no-fund
 say "code-server, Node 24, playwright-core and Neovim 0.10 into .cache/editors/ (once, about three minutes)"
 bash scripts/editors.sh
+say "the real-world corpus into .cache/corpus/ (scripts/corpus.sh; the first time about ten minutes)"
+bash scripts/corpus.sh >/dev/null

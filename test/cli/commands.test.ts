@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { repositoryRoot } from '../support/kernel';
 import { runCli } from '../support/cli';
+import { buildRealWorldCorpus } from '../support/realworld';
+import { skipOrFail } from '../support/unavailable';
 
 const fixture = join(repositoryRoot(), 'test', 'fixtures', 'programs', 'seed_acl_stack_fmt.bpf.o');
 
@@ -96,8 +98,12 @@ test('estimate says which headers it could not find, in the JSON and in the text
   assert.match(text.stdout, /note: line 1: 'vmlinux_missing\.h' file not found; its types count 0 bytes here/);
 });
 
-test('a program that reaches bpf_throw shows the verifier\'s default exception callback as an added subprogram', async () => {
-  const exceptions = join(repositoryRoot(), 'test', 'fixtures', 'realworld', 'linux-selftests', 'exceptions.bpf.o');
+test('a program that reaches bpf_throw shows the verifier\'s default exception callback as an added subprogram', async (t) => {
+  const { corpus, reason } = await buildRealWorldCorpus();
+  if (!corpus) return skipOrFail(t, reason ?? 'the real-world corpus did not build');
+  // The kernel's own selftest of bpf_throw, from the 6.12 tree.
+  const exceptions = corpus.objects.find((object) => object.package === 'linux-source-6.12' && object.relativeSource.endsWith('/progs/exceptions.c'))?.object;
+  assert.ok(exceptions, 'the corpus has no exceptions.c selftest');
   const json = JSON.parse((await runCli(['check', '--kernel', '6.18', '--format', 'json', exceptions])).stdout);
   const program = json.objects[0].programs.find((candidate: { name: string }) => candidate.name === 'exception_throw_always_1');
   assert.equal(program.stackDepths, '0+0');

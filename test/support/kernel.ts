@@ -8,7 +8,7 @@
  * see a half-written binary.
  */
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { release } from 'node:os';
@@ -121,21 +121,49 @@ function checkAvailability(): KernelAvailability {
  * Throws when no verdict was reached (the object does not open, the program does not exist, or
  * bpf() failed before the verifier ran), because none of those is an answer a test could expect.
  */
-export function verifyProgram(objectPath: string, program: string): VerifierVerdict {
+export function verifyProgram(objectPath: string, program: string, options: { section?: string } = {}): VerifierVerdict {
+  const { binary, args, env } = probeCommand(objectPath, program, options);
+  const run = spawnSync(binary, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env });
+  if (run.error) throw new Error(`verifier probe failed to run: ${run.error.message}`);
+  return verdictOf(objectPath, program, run.stdout, run.stderr);
+}
+
+/** verifyProgram without blocking, so that a caller can keep several loads going (the real-world corpus). */
+export function verifyProgramAsync(objectPath: string, program: string, options: { section?: string } = {}): Promise<VerifierVerdict> {
+  const { binary, args, env } = probeCommand(objectPath, program, options);
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', (error) => reject(new Error(`verifier probe failed to run: ${error.message}`)));
+    child.on('close', () => {
+      try {
+        resolvePromise(verdictOf(objectPath, program, stdout, stderr));
+      } catch (error) {
+        reject(error);
+      }
+    });
+  });
+}
+
+function probeCommand(objectPath: string, program: string, options: { section?: string }): { binary: string; args: string[]; env: NodeJS.ProcessEnv } {
   const probe = probeBinary();
   if (!probe.path) throw new Error(probe.reason);
-  const run = spawnSync(probe.path, [resolve(objectPath), program], {
-    encoding: 'utf8',
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (run.error) throw new Error(`verifier probe failed to run: ${run.error.message}`);
-  const report = parseReport(run.stdout);
+  // PROBE_SECTION loads the program as if its section had that name (objects for iproute2's loader).
+  const env = { ...process.env };
+  if (options.section) env.PROBE_SECTION = options.section;
+  else delete env.PROBE_SECTION;
+  return { binary: probe.path, args: [resolve(objectPath), program], env };
+}
+
+function verdictOf(objectPath: string, program: string, stdout: string, stderr: string): VerifierVerdict {
+  const report = parseReport(stdout);
   const status = report.fields.get('status');
   if (status !== 'ok' && status !== 'rejected') {
-    const detail = (run.stderr || run.stdout).trim();
-    throw new Error(
-      `no verdict for ${program} in ${objectPath} (errno ${report.fields.get('errno') ?? '?'}): ${detail}`,
-    );
+    const detail = (stderr || stdout).trim();
+    throw new Error(`no verdict for ${program} in ${objectPath} (errno ${report.fields.get('errno') ?? '?'}): ${detail}`);
   }
   const verdict: VerifierVerdict = { accepted: status === 'ok', log: report.log };
   const depths = report.fields.get('stack_depth');

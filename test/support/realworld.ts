@@ -1,32 +1,214 @@
 /**
- * The real-world corpus (test/fixtures/realworld): BPF programs we did not write, each with what
- * the 6.18 verifier said about it (VERIFIER.json, written by measure.mjs). A program is compared
- * when the verifier judged its stack: it was accepted, or rejected by a stack rule. The rest never
- * reached the verifier here (fentry without ftrace, missing test modules) or were rejected for
- * reasons that are not about the stack; they stay in the corpus to prove the analyzers never claim
- * a stack violation there.
+ * The real-world corpus: BPF programs we did not write (kernel selftests, samples and tools/bpf from
+ * two Debian kernel trees, xdp-tools), fetched from Debian's packages and built with clang-19 by
+ * scripts/corpus.sh into the git-ignored .cache/corpus. Nothing of theirs is committed, not even
+ * what a verifier said of them: a kernel's answers are measured live (measureOnRunningKernel) as a
+ * list of KernelResults, and compareObjectAnalyzer / compareEstimator hold our analyzers to any such
+ * list, so the kernel lab's virtual machines can feed the same comparison with their own kernels'.
+ *
+ * A program is compared when the verifier judged its stack: it was accepted, or rejected by a
+ * stack rule. The rest never reached the verifier here (fentry without ftrace, missing test
+ * modules, section names the system libbpf does not know) or were rejected for reasons that are
+ * not about the stack; they stay to prove the analyzers never claim a stack violation there.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { repositoryRoot } from './kernel';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 
-export interface RealWorldProgram {
-  /** Relative to test/fixtures/realworld, e.g. "linux-selftests/exceptions.bpf.o". */
+import { runningKernelProfile } from '../../server/src/common/runningKernel';
+import { analyzeObject } from '../../server/src/object/analyzeObject';
+import { runningKernelBuildId } from '../../server/src/probe/kernelProbe';
+import type { KernelProfile } from '../../server/src/rules/kernelProfile';
+import { EstimateSession, estimateSource } from '../../server/src/source/estimateSource';
+import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
+import { kernelVerifierAvailable, probeBinary, repositoryRoot, verifyProgramAsync } from './kernel';
+
+/** One C file of the corpus that clang built, and how (the estimator is given the same). */
+export interface CorpusObject {
+  package: string;
+  version: string;
+  source: string;
+  /** The source's path inside its package, e.g. "tools/testing/selftests/bpf/progs/exceptions.c". */
+  relativeSource: string;
   object: string;
-  name: string;
-  section: string;
-  status: 'ok' | 'rejected' | 'error';
-  /** The verifier's "stack depth" line, e.g. "0+8+0". */
-  stackDepth?: string;
-  /** The verifier's error line, for a rejection. */
-  error?: string;
+  includeDirs: string[];
+  defines: Record<string, string>;
 }
 
 export interface RealWorldCorpus {
-  /** The kernel release VERIFIER.json was measured on. */
+  manifest: string;
+  packages: { name: string; version: string }[];
+  objects: CorpusObject[];
+  /** C files clang did not build, with its first error: listed, not fatal. */
+  failures: { package: string; source: string; error: string }[];
+}
+
+let corpusBuild: Promise<{ corpus?: RealWorldCorpus; reason?: string }> | undefined;
+
+/**
+ * Runs scripts/corpus.sh (which builds only what its cache lacks; the first run fetches and builds
+ * for some minutes, its progress lines go to stderr) and reads its manifest; or says why it could not.
+ */
+export function buildRealWorldCorpus(): Promise<{ corpus?: RealWorldCorpus; reason?: string }> {
+  corpusBuild ??= new Promise((resolve) => {
+    const child = spawn('bash', [join(repositoryRoot(), 'scripts', 'corpus.sh')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+      process.stderr.write(chunk);
+    });
+    child.on('error', (error) => resolve({ reason: `scripts/corpus.sh did not run: ${error.message}` }));
+    child.on('close', (status) => {
+      if (status !== 0) return resolve({ reason: `scripts/corpus.sh failed: ${stderr.trim().split('\n').pop() ?? `exit ${status}`}` });
+      resolve({ corpus: readManifest(stdout.trim().split('\n').pop() ?? '') });
+    });
+  });
+  return corpusBuild;
+}
+
+function readManifest(manifest: string): RealWorldCorpus {
+  const corpus: RealWorldCorpus = { manifest, packages: [], objects: [], failures: [] };
+  const packages = new Map<string, string>();
+  for (const line of readFileSync(manifest, 'utf8').split('\n')) {
+    if (line === '') continue;
+    const [status, name, version, source, object, includes, defines, error] = line.split('\t');
+    packages.set(name, version);
+    if (status !== 'built') {
+      corpus.failures.push({ package: `${name} ${version}`, source, error });
+      continue;
+    }
+    const relativeSource = source.slice(source.indexOf(`/${name}_${version}/`) + name.length + version.length + 3);
+    const defined: Record<string, string> = { __TARGET_ARCH_x86: '1' };
+    for (const flag of defines.split(' ').filter(Boolean)) {
+      const [macro, value] = flag.replace(/^-D/, '').split('=');
+      defined[macro] = value ?? '1';
+    }
+    // clang's -idirafter: the multiarch folder after everything else.
+    corpus.objects.push({ package: name, version, source, relativeSource, object, includeDirs: [...includes.split(':'), '/usr/include/x86_64-linux-gnu'], defines: defined });
+  }
+  corpus.packages = [...packages].map(([name, version]) => ({ name, version }));
+  return corpus;
+}
+
+/** What one kernel's verifier said about one program. */
+export interface KernelResult {
+  /** The CorpusObject's object path. */
+  object: string;
+  program: string;
+  section: string;
+  /** ok and rejected are the verifier's verdicts; error means it never gave one. */
+  status: 'ok' | 'rejected' | 'error';
+  /** The verifier's "stack depth" line, e.g. "0+8+0". */
+  stackDepth?: string;
+  /** The verifier's error line for a rejection; why there was no verdict for an error. */
+  error?: string;
+}
+
+/** A kernel's answers on the corpus, and the profile our analyzers judge for to compare with them. */
+export interface KernelRun {
   kernel: string;
-  directory: string;
-  programs: RealWorldProgram[];
+  profile: KernelProfile;
+  results: KernelResult[];
+}
+
+/*
+ * Objects written for iproute2's loader (ip route ... encap bpf, tc filter ... bpf) use section names
+ * libbpf cannot map to a program type ("tcx/" is newer than the system libbpf 1.1): the probe loads
+ * them as the type their loader gives them. Keyed by the source's path in its package.
+ */
+const LOADED_AS = new Map<string, string>([
+  ['samples/bpf/lwt_len_hist.bpf.c:do_len_hist', 'lwt_out'],
+  ['samples/bpf/test_cgrp2_tc.bpf.c:handle_egress', 'tc'],
+  ['tools/testing/selftests/bpf/progs/sockmap_parse_prog.c:bpf_prog1', 'sk_skb/stream_parser'],
+  ['tools/testing/selftests/bpf/progs/test_lwt_seg6local.c:__encap_srh', 'lwt_xmit'],
+  ['tools/testing/selftests/bpf/progs/test_lwt_seg6local.c:__add_egr_x', 'lwt_seg6local'],
+  ['tools/testing/selftests/bpf/progs/test_lwt_seg6local.c:__pop_egr', 'lwt_seg6local'],
+  ['tools/testing/selftests/bpf/progs/test_lwt_seg6local.c:__inspect_t', 'lwt_seg6local'],
+  ['tools/testing/selftests/bpf/progs/test_tc_edt.c:tc_prog', 'tc'],
+  ['tools/testing/selftests/bpf/progs/test_xdp_vlan.c:xdp_prognum0', 'xdp'],
+  ['tools/testing/selftests/bpf/progs/test_xdp_vlan.c:xdp_prognum1', 'xdp'],
+  ['tools/testing/selftests/bpf/progs/test_xdp_vlan.c:xdp_prognum2', 'xdp'],
+  ['tools/testing/selftests/bpf/progs/test_xdp_vlan.c:xdp_prognum3', 'xdp'],
+  ['tools/testing/selftests/bpf/progs/test_xdp_vlan.c:_tc_progA', 'tc'],
+  ['tools/testing/selftests/bpf/progs/test_xdp_meta.c:ing_cls', 'tc'],
+  ['tools/testing/selftests/bpf/progs/test_xdp_meta.c:ing_xdp', 'xdp'],
+  ['tools/testing/selftests/bpf/progs/test_tc_bpf.c:pkt_ptr', 'tc'],
+]);
+
+/** The program type the probe loads `program` of `object` as, where its section name does not say. */
+export function loadedAs(object: CorpusObject, program: string): string | undefined {
+  return LOADED_AS.get(`${object.relativeSource}:${program}`);
+}
+
+/**
+ * libbpf's programs, listed by llvm-readelf rather than by our own reader (so a program the analyzer
+ * misses is still loaded and counted): function symbols in executable sections other than .text.
+ */
+export function listPrograms(object: string): { name: string; section: string }[] {
+  const out = spawnSync(process.env.LLVM_READELF ?? 'llvm-readelf-19', ['-S', '-s', '-W', object], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (out.status !== 0) throw new Error(`llvm-readelf-19 failed on ${object}: ${out.error?.message ?? out.stderr}`);
+  const sections = new Map<number, { name: string; type: string; flags: string }>();
+  const programs: { name: string; section: string }[] = [];
+  for (const line of out.stdout.split('\n')) {
+    const section = /^\s*\[\s*(\d+)\]\s+(\S+)\s+(\S+)\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+(\S*)/.exec(line);
+    if (section) {
+      sections.set(Number(section[1]), { name: section[2], type: section[3], flags: section[4] });
+      continue;
+    }
+    const symbol = /^\s*\d+:\s+[0-9a-f]+\s+\d+\s+FUNC\s+\S+\s+\S+\s+(\d+)\s+(\S+)/.exec(line);
+    const home = symbol && sections.get(Number(symbol[1]));
+    if (symbol && home && home.type === 'PROGBITS' && home.flags.includes('X') && home.name !== '.text') programs.push({ name: symbol[2], section: home.name });
+  }
+  return programs;
+}
+
+/**
+ * Loads every program of the corpus into the running kernel and returns what its verifier said,
+ * with the profile `check` without --kernel uses (the running kernel, probed by build-id); or why
+ * bpf() cannot be used here. The answers are kept beside the corpus's manifest (whose folder names
+ * the compiler, the BTF and the build script) under the kernel's build-id and the probe's name (a
+ * hash of its source): the same kernel build gives the same objects the same verdicts, so the
+ * second test file of a run, and a later run on this kernel, use them instead of loading all again.
+ */
+export async function measureOnRunningKernel(
+  corpus: RealWorldCorpus,
+  options: { progress?: (done: number, total: number) => void } = {},
+): Promise<{ run?: KernelRun; reason?: string }> {
+  const availability = kernelVerifierAvailable();
+  if (!availability.available) return { reason: availability.reason ?? 'the kernel verifier is not available' };
+  const { profile } = runningKernelProfile({ probe: 'now' });
+  if (!profile.probed) return { reason: profile.unprobed?.join('; ') ?? 'the running kernel could not be probed' };
+  const kept = join(dirname(corpus.manifest), `kernel-${runningKernelBuildId()}-${basename(probeBinary().path ?? 'probe')}.json`);
+  if (existsSync(kept)) return { run: { ...(JSON.parse(readFileSync(kept, 'utf8')) as KernelRun), profile } };
+  const tasks = corpus.objects.flatMap((object) => listPrograms(object.object).map((program) => ({ object, ...program })));
+  const results: KernelResult[] = [];
+  let next = 0;
+  // Two loads at a time: the probe spends much of its time starting and opening the object.
+  const worker = async () => {
+    while (next < tasks.length) {
+      const index = next++;
+      const { object, name, section } = tasks[index];
+      if (index % 500 === 0) options.progress?.(index, tasks.length);
+      const result: KernelResult = { object: object.object, program: name, section, status: 'error' };
+      try {
+        const verdict = await verifyProgramAsync(object.object, name, { section: loadedAs(object, name) });
+        result.status = verdict.accepted ? 'ok' : 'rejected';
+        if (verdict.stackDepths !== undefined) result.stackDepth = verdict.stackDepths;
+        if (verdict.error !== undefined) result.error = verdict.error;
+      } catch (error) {
+        result.error = (error as Error).message.split('\n')[0];
+      }
+      results[index] = result;
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  const run: KernelRun = { kernel: release(), profile, results };
+  writeFileSync(`${kept}.${process.pid}`, JSON.stringify(run));
+  renameSync(`${kept}.${process.pid}`, kept);
+  return { run };
 }
 
 /** The messages of check_max_stack_depth and of do_check's frame limit: the stack rules. */
@@ -37,20 +219,8 @@ export function isStackRuleError(message: string | undefined): boolean {
 }
 
 /** Whether the verifier judged the program's stack: accepted, or rejected by a stack rule. */
-export function isCompared(program: RealWorldProgram): boolean {
-  return program.status === 'ok' || (program.status === 'rejected' && isStackRuleError(program.error));
-}
-
-export function readRealWorldCorpus(): RealWorldCorpus {
-  const directory = join(repositoryRoot(), 'test', 'fixtures', 'realworld');
-  const measured = JSON.parse(readFileSync(join(directory, 'VERIFIER.json'), 'utf8')) as {
-    kernel: string;
-    objects: { object: string; programs: { name: string; section: string; status: RealWorldProgram['status']; stack_depth?: string; error?: string }[] }[];
-  };
-  const programs = measured.objects.flatMap(({ object, programs }) =>
-    programs.map((program) => ({ object, name: program.name, section: program.section, status: program.status, stackDepth: program.stack_depth, error: program.error })),
-  );
-  return { kernel: measured.kernel, directory, programs };
+export function isCompared(result: KernelResult): boolean {
+  return result.status === 'ok' || (result.status === 'rejected' && isStackRuleError(result.error));
 }
 
 /** How an analyzer's report of one program compares with what the kernel said. */
@@ -74,18 +244,113 @@ interface ReportedProgram {
   verdicts: { accepted: boolean; violations: { message: string; reportedByKernel?: boolean }[] }[];
 }
 
-/** Compares an analyzer's report of `program` (its first verdict, the 6.18 profile) with the kernel's. */
-export function compareWithKernel(program: RealWorldProgram, ours: ReportedProgram | undefined, analyzer: string): KernelComparison {
+/** Compares an analyzer's report of a program (its first verdict) with the kernel's result. */
+export function compareWithKernel(result: KernelResult, ours: ReportedProgram | undefined, analyzer: string): KernelComparison {
   const verdict = ours?.verdicts[0];
   const violation = verdict?.violations.find((candidate) => candidate.reportedByKernel) ?? verdict?.violations[0];
-  const kernelAccepted = program.status === 'ok';
-  const description = `${program.object}:${program.name}: kernel ${program.stackDepth} ${kernelAccepted ? 'accepted' : `"${program.error}"`}, ${analyzer} ${ours?.stackDepths} ${
+  const kernelAccepted = result.status === 'ok';
+  const description = `${result.object}:${result.program}: kernel ${result.stackDepth} ${kernelAccepted ? 'accepted' : `"${result.error}"`}, ${analyzer} ${ours?.stackDepths} ${
     verdict === undefined ? 'not reported' : verdict.accepted ? 'accepted' : `"${violation?.message}"`
   }`;
-  if (!isCompared(program)) {
-    const claims = program.status === 'rejected' && !isStackRuleError(program.error) && verdict !== undefined && !verdict.accepted;
+  if (!isCompared(result)) {
+    const claims = result.status === 'rejected' && !isStackRuleError(result.error) && verdict !== undefined && !verdict.accepted;
     return { compared: false, reported: ours !== undefined, lineAgrees: false, falseClaim: claims ? violation?.message : undefined, description };
   }
-  const verdictAgrees = verdict === undefined ? undefined : verdict.accepted === kernelAccepted && (kernelAccepted || program.error?.startsWith(violation?.message ?? '\0') === true);
-  return { compared: true, reported: ours !== undefined, lineAgrees: ours?.stackDepths === program.stackDepth, verdictAgrees, description };
+  const verdictAgrees = verdict === undefined ? undefined : verdict.accepted === kernelAccepted && (kernelAccepted || result.error?.startsWith(violation?.message ?? '\0') === true);
+  return { compared: true, reported: ours !== undefined, lineAgrees: ours?.stackDepths === result.stackDepth, verdictAgrees, description };
+}
+
+/** One program where an analyzer and the kernel differ, and both sides' words for it. */
+export interface Difference {
+  result: KernelResult;
+  description: string;
+}
+
+/** The tallies of one analyzer against one kernel run. */
+export interface Agreement {
+  /** Programs whose stack the kernel judged. */
+  judged: number;
+  reported: number;
+  linesAgree: number;
+  verdictsAgree: number;
+  /** Rejected for something else than the stack, and never loaded (no verdict). */
+  rejectedOtherwise: number;
+  noVerdict: number;
+  /** Judged programs the analyzer did not give the kernel's line or verdict. */
+  disagreements: Difference[];
+  /** Programs rejected for something else that the analyzer says break a stack rule. */
+  falseClaims: Difference[];
+}
+
+function tally(run: KernelRun, reportOf: (result: KernelResult) => ReportedProgram | undefined, analyzer: string): Agreement {
+  const agreement: Agreement = { judged: 0, reported: 0, linesAgree: 0, verdictsAgree: 0, rejectedOtherwise: 0, noVerdict: 0, disagreements: [], falseClaims: [] };
+  for (const result of run.results) {
+    const comparison = compareWithKernel(result, reportOf(result), analyzer);
+    if (!comparison.compared) {
+      if (result.status === 'error') agreement.noVerdict++;
+      else agreement.rejectedOtherwise++;
+      if (comparison.falseClaim) agreement.falseClaims.push({ result, description: `${result.object}:${result.program}: kernel rejects it for "${result.error}", ${analyzer} claims "${comparison.falseClaim}"` });
+      continue;
+    }
+    agreement.judged++;
+    if (comparison.reported) agreement.reported++;
+    if (comparison.lineAgrees) agreement.linesAgree++;
+    if (comparison.verdictAgrees) agreement.verdictsAgree++;
+    if (!comparison.lineAgrees || !comparison.verdictAgrees) agreement.disagreements.push({ result, description: comparison.description });
+  }
+  return agreement;
+}
+
+/** Groups a run's results by object, in the run's order. */
+function objectsOf(run: KernelRun): string[] {
+  return [...new Set(run.results.map((result) => result.object))];
+}
+
+/** `check` (analyzeObject with the run's profile) on every object of the run, held to the run's answers. */
+export function compareObjectAnalyzer(run: KernelRun): Agreement {
+  const reports = new Map(objectsOf(run).map((object) => [object, analyzeObject(new Uint8Array(readFileSync(object)), object, [run.profile]).report] as const));
+  return tally(run, (result) => reports.get(result.object)?.programs.find((candidate) => candidate.name === result.program), 'check');
+}
+
+/** How the estimator's lines compare with the kernel's beyond "exact". */
+export interface EstimateAgreement extends Agreement {
+  /** Judged programs whose every frame is in the kernel's 16-byte bucket (same number of frames). */
+  inBucket: number;
+  /** Judged programs whose estimated frames add up to less, or more, than the kernel's. */
+  under: number;
+  over: number;
+}
+
+const sumOf = (line: string | undefined) => (line ?? '').split('+').reduce((total, depth) => total + Number(depth || 0), 0);
+
+/**
+ * The source estimator (no compiler) on the source of every object of the run, with the include
+ * folders and defines clang had, held to the run's answers.
+ */
+export async function compareEstimator(run: KernelRun, corpus: RealWorldCorpus): Promise<EstimateAgreement> {
+  const byObject = new Map(corpus.objects.map((object) => [object.object, object]));
+  // One cache, never written to disk: the test measures the estimator, not a previous run.
+  const cache = new FrameEstimateCache();
+  const reports = new Map<string, Awaited<ReturnType<typeof estimateSource>>>();
+  // Only sources the kernel said something about: the others cannot be compared.
+  const wanted = new Set(run.results.filter((result) => result.status !== 'error').map((result) => result.object));
+  for (const object of objectsOf(run).filter((candidate) => wanted.has(candidate))) {
+    const built = byObject.get(object);
+    if (!built) continue;
+    const session = new EstimateSession(cache);
+    reports.set(object, await estimateSource(built.source, readFileSync(built.source, 'utf8'), [run.profile], { includeDirs: built.includeDirs, defines: built.defines }, session));
+    session.dispose();
+  }
+  const ours = (result: KernelResult) => reports.get(result.object)?.programs.find((candidate) => candidate.name === result.program);
+  const agreement: EstimateAgreement = { ...tally(run, ours, 'estimate'), inBucket: 0, under: 0, over: 0 };
+  for (const result of run.results.filter(isCompared)) {
+    const estimate = ours(result)?.stackDepths;
+    if (estimate === undefined) continue;
+    const kernel = (result.stackDepth ?? '').split('+').map(Number);
+    const frames = estimate.split('+').map(Number);
+    if (frames.length === kernel.length && frames.every((depth, index) => Math.ceil(depth / 16) === Math.ceil(kernel[index] / 16))) agreement.inBucket++;
+    if (sumOf(estimate) < sumOf(result.stackDepth)) agreement.under++;
+    else if (sumOf(estimate) > sumOf(result.stackDepth)) agreement.over++;
+  }
+  return agreement;
 }
