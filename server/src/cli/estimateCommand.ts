@@ -124,7 +124,8 @@ export function formatEstimateText(report: CompiledEstimateReport): string {
   for (const fn of report.functions) {
     const tags = [fn.section !== null ? `SEC("${fn.section}")` : '', fn.inline ? 'inline' : ''].filter(Boolean).join(' ');
     const hidden = fn.hiddenBytes > 0 ? ` (+${fn.hiddenBytes} printed only: ${fn.hiddenReasons.join(', ')})` : '';
-    lines.push(`  ${fn.name} (line ${fn.line})${tags ? ` ${tags}` : ''}: ${fn.frameBytes} bytes${hidden}`);
+    const frame = fn.upTo !== undefined ? `>= ${fn.frameBytes} bytes, up to ~${fn.upTo} bytes: ${fn.uncertainty}` : `${fn.frameBytes} bytes`;
+    lines.push(`  ${fn.name} (line ${fn.line})${tags ? ` ${tags}` : ''}: ${frame}${hidden}`);
     for (const item of fn.items) {
       const shared = item.sharedWith !== undefined ? `, shares the slots of ${item.sharedWith}` : '';
       lines.push(`    ${String(item.bytes).padStart(4)}  ${item.what} ${item.name}: ${item.type} (line ${item.line}${shared})`);
@@ -140,7 +141,9 @@ export function formatEstimateText(report: CompiledEstimateReport): string {
   }
   if (problems.length > MAX_TEXT_PROBLEMS) lines.push(`  note: ${problems.length - MAX_TEXT_PROBLEMS} more (--format json lists them all)`);
   for (const program of report.programs) {
-    lines.push(`program ${program.name} SEC("${program.section}") [${program.type}] stack depth ${program.stackDepths}`);
+    const upTo = program.stackDepthsUpTo !== undefined && !report.compiledFromBuffer ? `, up to ~${program.stackDepthsUpTo}` : '';
+    lines.push(`program ${program.name} SEC("${program.section}") [${program.type}] stack depth ${program.stackDepths}${upTo}`);
+    if (upTo) for (const reason of program.uncertainty ?? []) lines.push(`  range: ${reason}`);
     for (const verdict of program.verdicts) {
       const reported = verdict.violations.find((violation) => violation.reportedByKernel) ?? verdict.violations[0];
       lines.push(`  kernel ${verdict.kernel}: ${verdict.accepted ? 'accepted' : `rejected: ${reported?.message ?? ''}`}`);

@@ -5,6 +5,7 @@
  * rejected)"), or its rounded frame when no tail call is reached through it. The kernel numbers come
  * from a fresh object when there is one, else from the estimate of the text as it is now.
  */
+import type { SubprogramReport } from '../rules/report';
 import { profileLabel, ruleSetFor } from '../rules/kernelProfile';
 import { TAIL_CALL_CALLERS_LIMIT } from '../rules/stackRules';
 import type { DocumentStackAnalysis } from './documentAnalysis';
@@ -36,15 +37,25 @@ export function lensTitle(name: string, analyses: DocumentStackAnalysis[]): stri
   const estimated = having.find((analysis) => analysis.origin === 'source estimate');
   const judged = measured && !measured.staleReason ? measured : (estimated ?? measured);
   if (!judged) return undefined;
-  const frameText =
-    measured && estimated ? `frame ${frameOf(name, measured)} B measured · ${frameOf(name, estimated)} B estimated` : `frame ${frameOf(name, judged)} B${judged === estimated ? ' estimated' : ''}`;
+  const frame =
+    measured && estimated ? `frame ${frameOf(name, measured)} measured · ${frameOf(name, estimated)} estimated` : `frame ${frameOf(name, judged)}${judged === estimated ? ' estimated' : ''}`;
   const stale = judged.staleReason ? ' · stale: rebuild' : '';
-  return [frameText, ...kernelParts(name, judged)].join(' · ') + stale;
+  return [frame, ...kernelParts(name, judged)].join(' · ') + stale;
 }
 
-/** The function's largest frame among the analysis's programs. */
-function frameOf(name: string, analysis: DocumentStackAnalysis): number {
-  return Math.max(...analysis.programs.map((program) => program.subprograms.find((sub) => sub.name === name)?.stackDepth ?? 0));
+/**
+ * The largest of a function's frames, "200 B", or for an estimate that cannot know its spills
+ * "≥ 48 B, up to ~288 B" (the largest low end and the largest upper bound).
+ */
+export function frameText(subprograms: readonly Pick<SubprogramReport, 'stackDepth' | 'stackDepthUpTo'>[]): string {
+  const low = Math.max(0, ...subprograms.map((sub) => sub.stackDepth));
+  const high = Math.max(low, ...subprograms.map((sub) => sub.stackDepthUpTo ?? sub.stackDepth));
+  return high > low ? `≥ ${low} B, up to ~${high} B` : `${low} B`;
+}
+
+/** The function's largest frame among the analysis's programs, as frameText gives it. */
+function frameOf(name: string, analysis: DocumentStackAnalysis): string {
+  return frameText(analysis.programs.flatMap((program) => program.subprograms.filter((sub) => sub.name === name)));
 }
 
 function kernelParts(name: string, analysis: DocumentStackAnalysis): string[] {

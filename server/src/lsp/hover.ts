@@ -13,6 +13,7 @@ import { type DocumentStackAnalysis, documentFrame } from './documentAnalysis';
 import type { SyntaxSnapshot } from './documents';
 import { costedPrintkCalls } from './printkCost';
 import type { LensSettings } from './settings';
+import { frameText } from './codeLens';
 import { functionDefinitions, functionNamedAt } from './syntax';
 
 export interface HoverContent {
@@ -58,19 +59,21 @@ function bothFrames(name: string, analyses: DocumentStackAnalysis[]): string | u
   const frameIn = (origin: DocumentStackAnalysis['origin']) => {
     const depths = analyses
       .filter((analysis) => analysis.origin === origin)
-      .flatMap((analysis) => analysis.programs.flatMap((program) => program.subprograms.filter((sub) => sub.name === name).map((sub) => sub.stackDepth)));
-    return depths.length > 0 ? Math.max(...depths) : undefined;
+      .flatMap((analysis) => analysis.programs.flatMap((program) => program.subprograms.filter((sub) => sub.name === name)));
+    return depths.length > 0 ? frameText(depths) : undefined;
   };
   const measured = frameIn('object');
   const estimated = frameIn('source estimate');
-  return measured !== undefined && estimated !== undefined ? `**${name}**: frame ${measured} B measured · ${estimated} B estimated` : undefined;
+  return measured !== undefined && estimated !== undefined ? `**${name}**: frame ${measured} measured · ${estimated} estimated` : undefined;
 }
 
 function programSection(sub: SubprogramReport, program: ProgramReport, analysis: DocumentStackAnalysis): string {
   const lines: string[] = [];
   const hidden = sub.stackDepth > sub.checkedDepth ? ` (${sub.checkedDepth} B checked; ${sub.hiddenBytes.join(', ')})` : '';
   const how = analysis.origin === 'object' ? `measured in \`${analysis.label}\`` : 'estimated from the source';
-  lines.push(`**${sub.name}** — frame **${sub.stackDepth} B**${hidden}, ${how} (program \`${program.name}\`, SEC("${program.section}"))`);
+  const frame = sub.stackDepthUpTo !== undefined ? `**≥ ${sub.stackDepth} B, up to ~${sub.stackDepthUpTo} B**` : `**${sub.stackDepth} B**`;
+  lines.push(`**${sub.name}** — frame ${frame}${hidden}, ${how} (program \`${program.name}\`, SEC("${program.section}"))`);
+  if (sub.uncertainty) lines.push(`\n_Range: ${sub.uncertainty}._`);
   if (analysis.staleReason) lines.push(`\n_Stale: ${analysis.staleReason}._`);
   const items = documentFrame(analysis.frames, sub.name)?.items ?? [];
   if (items.length > 0) lines.push(`\nMade of: ${items.map((item) => `\`${item.name}\` ${item.bytes} B (line ${item.line})`).join(' · ')}`);
