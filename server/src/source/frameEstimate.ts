@@ -624,22 +624,27 @@ const OUT_OF_LINE_NODES = 250;
  * Spills: values clang keeps on the stack because r6-r9 cannot hold everything live across a call,
  * or the ten registers everything live at once. The estimate cannot know them without allocating
  * registers, so from SPILL_MIN_NODES syntax nodes of body (inlined callees included) a frame is a
- * range: its locals, up to one spill slot per SPILL_NODES_PER_SLOT nodes more, at most SPILL_MAX_BYTES.
+ * range: its locals, up to one spill slot per SPILL_NODES_PER_SLOT nodes and one per SPILL_CALLS_PER_SLOT
+ * calls more (values live across calls are what r6-r9 run out for), at most SPILL_MAX_BYTES.
  * Measured on the Linux 6.12 selftests (3,554 frames of clang-19 -O2 objects, each against its
  * estimate): below 300 nodes the compiled frame exceeds the locals in 1 % of functions (29 of 2,976,
  * mostly by 8-24 B); from 300 on in 18 % (103 of 578), by more as functions grow (read_strobe_meta
  * at 857 nodes: +72 B; strobemeta's on_event at 2,074: +120 B; pyperf600's at 6,064: +112 B). No
- * function measured more than 120 B above its locals; one (test_usdt's usdt12, +80 B at 544 nodes)
- * more than this allowance.
+ * function measured more than 120 B above its locals. Our spill_pressure.bpf.c fixture, sixteen values
+ * live across 40 helper calls in 847 nodes, spills 136 B.
  */
 const SPILL_MIN_NODES = 300;
 const SPILL_NODES_PER_SLOT = 80;
-const SPILL_MAX_BYTES = 128;
+const SPILL_CALLS_PER_SLOT = 6;
+const SPILL_MAX_BYTES = 192;
 
-/** The bytes of spills a function of `nodes` syntax nodes may add to its locals' frame; 0 below SPILL_MIN_NODES. */
-export function spillAllowance(nodes: number): number {
+/**
+ * The bytes of spills a function of `nodes` syntax nodes and `calls` live calls may add to its
+ * locals' frame; 0 below SPILL_MIN_NODES.
+ */
+export function spillAllowance(nodes: number, calls: number): number {
   if (nodes < SPILL_MIN_NODES) return 0;
-  return Math.min(SPILL_MAX_BYTES, roundToSlots((Math.ceil(nodes / SPILL_NODES_PER_SLOT) + 1) * 8));
+  return Math.min(SPILL_MAX_BYTES, (Math.ceil(nodes / SPILL_NODES_PER_SLOT) + 1 + Math.ceil(calls / SPILL_CALLS_PER_SLOT)) * 8);
 }
 
 /** Syntax-tree levels expression() follows: several times what clang's 256 nested brackets give. */
@@ -777,7 +782,7 @@ function resolveFunctions(all: RawFunction[]): FunctionEstimate[] {
         item.freesBytes = frameBytes - colorAndLayout(others, items.map((other) => ({ ...other, sharedWith: undefined })));
       });
     }
-    const spill = spillAllowance(nodes);
+    const spill = spillAllowance(nodes, callCount);
     const { bytes: hiddenBytes, reasons: hiddenReasons } = hiddenSlots({ bpfLoopInlined, mayGoto });
     const estimate: FunctionEstimate = {
       name: raw.name,
