@@ -51,10 +51,14 @@ test('the compiled frames of spill_pressure.bpf.c lie inside the estimate, or it
   assert.equal(few.frame.upTo, undefined);
   assert.equal(few.ours.stackDepthsUpTo, undefined);
 
-  // The asm's buffer at a copy of r10 is the stack.
+  // The asm's buffer at a copy of r10 is the stack, in a naked function and in an ordinary one.
   const naked = programOf('naked_r10_copy');
   assert.equal(naked.ours.stackDepths, naked.theirs.stackDepths);
   assert.equal(naked.ours.stackDepths, '24');
+
+  const inC = programOf('asm_below_frame');
+  assert.equal(inC.ours.stackDepths, inC.theirs.stackDepths);
+  assert.equal(inC.ours.stackDepths, '32');
 
   // The CLI text shows the range and why.
   const text = formatEstimateText(estimate);

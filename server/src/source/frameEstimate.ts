@@ -1262,9 +1262,13 @@ class FunctionWalker {
         return;
       }
       case 'gnu_asm_expression':
-        if (deadness === LIVE && /\bmay_goto\b/.test(node.text)) this.raw.mayGoto = true;
+        // may_goto by name, or as bpf_experimental.h spells it for an assembler that lacks it: its
+        // opcode byte 0xe5 (BPF_JMP | BPF_JCOND).
+        if (deadness === LIVE && /\bmay_goto\b|\.byte\s+0xe5\b/.test(node.text)) this.raw.mayGoto = true;
         if (deadness === LIVE && /\bcall\s+bpf_throw\b/.test(node.text)) this.raw.throws = true;
-        if (this.naked) this.nakedAsm(node, deadness);
+        // Asm in an ordinary function that addresses the stack itself (`r4 = r10; r4 += -16`) reaches
+        // below clang's frame as a naked function's does: the verifier counts the deepest byte.
+        if (this.naked || /\br10\b/.test(node.text)) this.nakedAsm(node, deadness);
         return;
       case 'call_expression':
         this.call(node, deadness);
