@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { test } from 'node:test';
 import { formatEstimateText } from '../../server/src/cli/estimateCommand';
-import { frameText } from '../../server/src/lsp/codeLens';
+import { frameText, lensTitle } from '../../server/src/lsp/codeLens';
+import { functionHover } from '../../server/src/lsp/hover';
 import { analyzeObject } from '../../server/src/object/analyzeObject';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 import { estimateSource } from '../../server/src/source/estimateSource';
@@ -89,6 +90,18 @@ test('the allowance starts at 300 syntax nodes and grows with nodes and calls, u
   assert.ok(spillAllowance(800, 40) > spillAllowance(800, 4));
   assert.equal(spillAllowance(100000, 1000), spillAllowance(200000, 2000), 'capped');
   assert.equal(spillAllowance(800, 40) % 8, 0, 'whole slots');
+});
+
+test('the lens and the hover of a function with a range show it, and why', async () => {
+  const fixture = spillFixture();
+  const estimate = await estimateSource(fixture.source, readFileSync(fixture.source, 'utf8'), profiles);
+  const upTo = estimate.functions.find((fn) => fn.name === 'many_live_values')!.upTo!;
+  const analyses = [{ origin: 'source estimate' as const, label: 'spill_pressure.bpf.c', path: fixture.source, programs: estimate.programs, profiles, frames: estimate.functions }];
+  assert.match(lensTitle('many_live_values', analyses) ?? '', new RegExp(`^frame ≥ 0 B, up to ~${upTo} B estimated`));
+  assert.match(lensTitle('few_live_values', analyses) ?? '', /^frame 0 B estimated/);
+  const hover = functionHover('many_live_values', analyses) ?? '';
+  assert.match(hover, new RegExp(`frame \\*\\*≥ 0 B, up to ~${upTo} B\\*\\*`));
+  assert.match(hover, /_Range: long function with high register pressure/);
 });
 
 test('lens and hover frame text: one number, or the range', () => {
