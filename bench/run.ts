@@ -6,7 +6,10 @@
  *
  * Object side: generated BPF objects of ~93k and ~500k instructions (the requirement is at least
  * 50,000), each analyzed by `bpf-stack-lens check` as a whole process, against `llvm-objdump-19 -d`
- * on the same file (the target is at most half of llvm-objdump's time). Every size is reported with
+ * on the same file (the target is at most half of llvm-objdump's time).
+ *
+ * A real program (bench/corpusSource.ts): the largest source with vmlinux.h of the corpus built under
+ * .cache/corpus, estimated cold and warm, against clang-19 -fsyntax-only and a full compile of it. Every size is reported with
  * its ratio and its cost per instruction; `node -e 0` is timed too, since it bounds the small size
  * from below. `--object-only` skips the source side. Each command runs several times; medians are
  * reported. Nothing here asserts: it measures and prints.
@@ -137,6 +140,11 @@ async function main(): Promise<void> {
   // not what the object half (generated sources, objdump's output) left in this one.
   const source = spawnSync(process.execPath, [join(__dirname, 'source.js')], { stdio: 'inherit' });
   if (source.status !== 0) throw new Error(`bench/source.js exited ${source.status}`);
+  console.log('');
+  // A real program of the corpus, in a process of its own for the same reason; it fails, and says
+  // how to build the corpus, when there is none.
+  const corpus = spawnSync(process.execPath, [join(__dirname, 'corpusSource.js')], { stdio: 'inherit' });
+  if (corpus.status !== 0) throw new Error(`bench/corpusSource.js exited ${corpus.status}`);
 }
 
 main().catch((error) => {

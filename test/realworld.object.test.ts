@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { runningKernelProfile } from '../server/src/common/runningKernel';
+import { runningKernelProfile } from '../server/src/probe/runningKernel';
 import { analyzeObject } from '../server/src/object/analyzeObject';
 import { kernelVerifierAvailable, verifyProgram } from './support/kernel';
 import { type KernelResult, buildRealWorldCorpus, compareObjectAnalyzer, compareWithKernel, measureOnRunningKernel } from './support/realworld';

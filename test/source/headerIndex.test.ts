@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { HeaderIndex, resolveInclude } from '../../server/src/source/headerIndex';
+import { HeaderIndex, resolveInclude, writePendingSaves } from '../../server/src/source/headerIndex';
 import { typesReport } from '../../server/src/source/typesReport';
 import { temporaryDirectory } from './helpers';
 
@@ -65,6 +65,8 @@ test('a corrupt cache file is a miss, not an error', () => {
   const { directory, main, cacheDir } = project();
   const includeDirs = [path.join(directory, 'inc')];
   typesReport(main, { includeDirs, index: new HeaderIndex({ cacheDir }) });
+  // Entries are written when the process is idle: write them now, to corrupt them.
+  writePendingSaves();
   for (const folder of fs.readdirSync(cacheDir)) {
     for (const file of fs.readdirSync(path.join(cacheDir, folder))) fs.writeFileSync(path.join(cacheDir, folder, file), '{not json');
   }

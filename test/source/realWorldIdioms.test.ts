@@ -543,3 +543,16 @@ __noinline int out_of_line(void *ctx)
     { first_use: 64, out_of_line: 24 },
   );
 });
+
+test('a section given as __section__ with pasted literals ("?" "cgroup/...") makes a program, as in cgroup_getset_retval_hooks', async () => {
+  const report = await assertFrames(
+    {
+      'hooks.bpf.c': `${PRELUDE}#define HOOK(name, section) __attribute__((__section__("?" section))) int name(void *ctx) { volatile long x = 1; return x; }
+HOOK(optional_hook, "cgroup/getsockopt")
+`,
+    },
+    { optional_hook: 8 },
+  );
+  const program = report.programs.find((candidate) => candidate.name === 'optional_hook');
+  assert.equal(program?.section, '?cgroup/getsockopt');
+});

@@ -16,7 +16,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
-import { runningKernelProfile } from '../../server/src/common/runningKernel';
+import { runningKernelProfile } from '../../server/src/probe/runningKernel';
 import { analyzeObject } from '../../server/src/object/analyzeObject';
 import { runningKernelBuildId } from '../../server/src/probe/kernelProbe';
 import type { KernelProfile } from '../../server/src/rules/kernelProfile';

@@ -132,7 +132,11 @@ export function formatEstimateText(report: CompiledEstimateReport, options: { al
     const tags = [fn.section !== null ? `SEC("${fn.section}")` : '', fn.inline ? 'inline' : ''].filter(Boolean).join(' ');
     const hidden = fn.hiddenBytes > 0 ? ` (+${fn.hiddenBytes} printed only: ${fn.hiddenReasons.join(', ')})` : '';
     const where = fn.file === undefined ? `line ${fn.line}` : `${path.basename(fn.file)} line ${fn.line}`;
-    const bytes = fn.partial ? `at least ${fn.frameBytes} bytes (partial)` : `${fn.frameBytes} bytes`;
+    const bytes = fn.partial
+      ? `at least ${fn.frameBytes} bytes (partial)`
+      : fn.upTo !== undefined
+        ? `>= ${fn.frameBytes} bytes, up to ~${fn.upTo} bytes: ${fn.uncertainty}`
+        : `${fn.frameBytes} bytes`;
     lines.push(`  ${fn.name} (${where})${tags ? ` ${tags}` : ''}: ${bytes}${hidden}`);
     for (const item of fn.items) {
       const shared = item.sharedWith !== undefined ? `, shares the slots of ${item.sharedWith}` : '';
@@ -151,7 +155,9 @@ export function formatEstimateText(report: CompiledEstimateReport, options: { al
   }
   if (problems.length > MAX_TEXT_PROBLEMS) lines.push(`  note: ${problems.length - MAX_TEXT_PROBLEMS} more (--format json lists them all)`);
   for (const program of report.programs) {
-    lines.push(`program ${program.name} SEC("${program.section}") [${program.type}] stack depth ${report.partial && !report.compiledFromBuffer ? `at least ${program.stackDepths} (partial)` : program.stackDepths}`);
+    const upTo = program.stackDepthsUpTo !== undefined && !report.compiledFromBuffer ? `, up to ~${program.stackDepthsUpTo}` : '';
+    lines.push(`program ${program.name} SEC("${program.section}") [${program.type}] stack depth ${report.partial && !report.compiledFromBuffer ? `at least ${program.stackDepths} (partial)` : program.stackDepths}${upTo}`);
+    if (upTo) for (const reason of program.uncertainty ?? []) lines.push(`  range: ${reason}`);
     for (const verdict of program.verdicts) {
       const reported = verdict.violations.find((violation) => violation.reportedByKernel) ?? verdict.violations[0];
       lines.push(`  kernel ${verdict.kernel}: ${verdict.accepted ? 'accepted' : `rejected: ${reported?.message ?? ''}`}`);

@@ -13,6 +13,7 @@ import { type KernelProfile, profileLabel, ruleSetFor } from '../rules/kernelPro
 import { type ChainMeasure, measureThrough } from './advice';
 import type { DocumentStackAnalysis } from './analysis';
 import { type SyntaxView, functionDefinitions } from './syntax';
+import type { SubprogramReport } from '../rules/report';
 
 export interface LensTitle {
   /** String index where the lens goes (the start of the function's name). */
@@ -47,9 +48,26 @@ export function judgingAnalysis(name: string, analyses: DocumentStackAnalysis[])
 export function lensTitle(name: string, analyses: DocumentStackAnalysis[]): string | undefined {
   const judged = judgingAnalysis(name, analyses);
   if (!judged) return undefined;
-  const frameText = `frame ${judged.origin === 'object' ? '' : '≈'}${frameOf(name, judged)} B`;
+  const frame = frameTextOf(name, judged);
+  // An estimate is approximate ("≈"), unless it says how far it may be off (a range).
+  const approximate = judged.origin === 'object' || frame.startsWith('≥') ? '' : '≈';
   const stale = judged.staleReason ? ' · stale: rebuild' : '';
-  return [frameText, ...kernelParts(name, judged)].join(' · ') + stale;
+  return [`frame ${approximate}${frame}`, ...kernelParts(name, judged)].join(' · ') + stale;
+}
+
+/**
+ * The largest of a function's frames, "200 B", or for an estimate that cannot know its spills
+ * "≥ 48 B, up to ~288 B" (the largest low end and the largest upper bound).
+ */
+export function frameText(subprograms: readonly Pick<SubprogramReport, 'stackDepth' | 'stackDepthUpTo'>[]): string {
+  const low = Math.max(0, ...subprograms.map((sub) => sub.stackDepth));
+  const high = Math.max(low, ...subprograms.map((sub) => sub.stackDepthUpTo ?? sub.stackDepth));
+  return high > low ? `≥ ${low} B, up to ~${high} B` : `${low} B`;
+}
+
+/** The function's frame among the analysis's programs, as frameText gives it. */
+export function frameTextOf(name: string, analysis: DocumentStackAnalysis): string {
+  return frameText(analysis.programs.flatMap((program) => program.subprograms.filter((sub) => sub.name === name)));
 }
 
 /** The function's largest frame among the analysis's programs. */

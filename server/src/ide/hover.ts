@@ -17,7 +17,7 @@ import { MAX_BPF_STACK, TAIL_CALL_CALLERS_LIMIT } from '../rules/stackRules';
 import type { FrameItem } from '../source/frameEstimate';
 import { adviceText, deepestChainThrough, roundingText, shrinkOptions, shrinkText } from './advice';
 import { type DocumentStackAnalysis, documentFrame } from './analysis';
-import { frameOf, judgingAnalysis } from './codeLens';
+import { frameOf, frameTextOf, judgingAnalysis } from './codeLens';
 import { itemLabel } from './items';
 import { markdownCode, markdownText } from '../common/markdown';
 import type { TextSpan } from './textSpan';
@@ -68,7 +68,9 @@ export function functionHover(name: string, analyses: DocumentStackAnalysis[], p
   const hiddenSub = subs.find((sub) => sub.stackDepth > sub.checkedDepth);
   const hidden = hiddenSub ? ` (${hiddenSub.checkedDepth} B checked; ${hiddenSub.hiddenBytes.join(', ')})` : '';
   const inPrograms = programs.map((program) => `program ${markdownCode(program.name)}, ${markdownCode(`SEC(${JSON.stringify(program.section)})`)}`).join('; ');
-  const lines: string[] = [`**${markdownText(name)}** — frame **${frame} B**${hidden}, ${how(judged)} (${inPrograms})`];
+  const lines: string[] = [`**${markdownText(name)}** — frame **${frameTextOf(name, judged)}**${hidden}, ${how(judged)} (${inPrograms})`];
+  const ranged = subs.find((sub) => sub.uncertainty !== undefined);
+  if (ranged) lines.push(`\n_Range: ${markdownText(ranged.uncertainty!)}._`);
 
   // The others' number for it, once each: an object and the estimate that agree are not said twice.
   for (const other of analyses) {

@@ -14,6 +14,13 @@ export interface SubprogramReport {
   stackDepth: number;
   /** The depth check_max_stack_depth judges. */
   checkedDepth: number;
+  /**
+   * Source estimates only: the printed depth at the upper bound of the frame, when the estimate
+   * cannot know it (spills of a long function); `stackDepth` is then the low end.
+   */
+  stackDepthUpTo?: number;
+  /** Why the frame is a range, in words ("long function with high register pressure"). */
+  uncertainty?: string;
   /** The deepest byte touched, unrounded (what kernels before 6.8 print); the object side only. */
   byteDepth?: number;
   /** Why stackDepth exceeds checkedDepth, if it does: one reason per addition. */
@@ -85,6 +92,14 @@ export interface ProgramReport {
    * itself after its check (see addedSubprograms), so it can have more numbers than `subprograms`.
    */
   stackDepths: string;
+  /**
+   * Source estimates only, when a frame of the line may be larger than estimated (spills of a long
+   * function, see FunctionFrame.upTo): the same line with those frames at their upper bounds.
+   * `stackDepths` stays the low end, what the locals alone take.
+   */
+  stackDepthsUpTo?: string;
+  /** Why `stackDepthsUpTo` differs, one reason per uncertain frame. */
+  uncertainty?: string[];
   /** Subprograms the verifier appends after a successful check, last in `stackDepths` (depth 0). */
   addedSubprograms?: string[];
   verdicts: VerdictReport[];

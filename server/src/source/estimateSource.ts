@@ -4,6 +4,7 @@
  * open document's estimates share between calls.
  */
 import { type ProgramReport, type SubprogramReport, addStackDepthLines, addVerifierSubprograms, printAsRejected, printedStackDepths, verdictReport } from '../rules/report';
+import type { FrameGraph } from '../rules/frameGraph';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
 import { FRAME_TIME_BUDGET_MS, type FunctionEstimate, type FunctionFrame, FrameEstimateCache, estimateFrames, estimateFramesFromCache, frameOf } from './frameEstimate';
@@ -195,6 +196,30 @@ function implicitSession(file: string): EstimateSession {
 }
 
 /**
+ * A program whose frames include a range (FunctionFrame.upTo): its line at the upper bounds, why,
+ * and, for each kernel that accepts the low end, whether it still would at the upper one (the range
+ * crossing a limit is what the user must know: the low number alone would be a confident "passes").
+ */
+function addUpperBound(report: ProgramReport, graph: FrameGraph, functions: readonly FunctionEstimate[], verified: readonly boolean[], profiles: readonly KernelProfile[]): void {
+  const uncertain = report.subprograms.filter((sub) => sub.stackDepthUpTo !== undefined);
+  if (uncertain.length === 0) return;
+  const upper = report.subprograms.map((sub) => ({ ...sub, stackDepth: sub.stackDepthUpTo ?? sub.stackDepth }));
+  report.stackDepthsUpTo = printedStackDepths(upper, report.verdicts[0]);
+  report.uncertainty = uncertain.map((sub) => `${sub.name}: ${sub.uncertainty}`);
+  const upperGraph: FrameGraph = {
+    ...graph,
+    subprograms: graph.subprograms.map((node, index) => ({ ...node, stackDepth: verified[index] && functions[index].upTo !== undefined ? functions[index].upTo! : node.stackDepth })),
+  };
+  profiles.forEach((profile, index) => {
+    if (!report.verdicts[index]?.accepted) return;
+    const atUpper = verdictReport(judgeStack(upperGraph, profile));
+    if (atUpper.accepted) return;
+    const violation = atUpper.violations.find((candidate) => candidate.reportedByKernel) ?? atUpper.violations[0];
+    report.uncertainty!.push(`at the upper bound kernel ${report.verdicts[index].kernel} would reject it: ${violation?.message ?? 'a stack rule'}`);
+  });
+}
+
+/**
  * Estimates `text` (the content of `file`) and judges every program for every profile. Repeated calls
  * for the same file reuse its previous parse and the walks of the functions that did not change; pass
  * a `session` per open document to control that (by default the last 16 files get one each).
@@ -254,12 +279,14 @@ async function estimateSourceUnguarded(
     const subprograms = graph.subprograms.map((node, index): SubprogramReport => {
       const fn = functions[index];
       const entered = verified[index];
+      const uncertain = entered && fn.upTo !== undefined && fn.upTo > fn.frameBytes;
       return {
         name: node.name,
         // The printed depth: what the check saw plus the slots the verifier adds after it.
         stackDepth: entered ? node.stackDepth + fn.hiddenBytes : 0,
         checkedDepth: node.stackDepth,
         hiddenReasons: entered ? [...fn.hiddenReasons] : [],
+        ...(uncertain ? { stackDepthUpTo: fn.upTo! + fn.hiddenBytes, uncertainty: fn.uncertainty } : {}),
         hiddenBytes: entered ? [...fn.hiddenReasons] : [],
         verified: entered,
         hasTailCall: node.hasTailCall,
@@ -273,7 +300,9 @@ async function estimateSourceUnguarded(
     addStackDepthLines(subprograms, verdicts, profiles, throwsWithoutCallback);
     if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
     const report: ProgramReport = { name, section, type: graph.programType, subprograms, stackDepths: printedStackDepths(subprograms, verdicts[0]), verdicts };
+    addUpperBound(report, graph, functions, verified, profiles);
     addVerifierSubprograms(report, throwsWithoutCallback);
+    if (report.stackDepthsUpTo !== undefined && report.addedSubprograms) report.stackDepthsUpTo += '+0';
     return report;
   });
   return { file, functions: estimates.map(frameOf), programs, problems: placed, ...whole };

@@ -72,3 +72,5 @@
 export { type FrameEstimateOptions, type FrameEstimates, FRAME_TIME_BUDGET_MS, estimateFrames, estimateFramesFromCache } from './frameEstimate/estimateFrames';
 export { type FrameItem, type FrameItemKind, type FunctionEstimate, type FunctionFrame, type SourceCall, frameOf } from './frameEstimate/model';
 export { FrameEstimateCache } from './frameEstimate/walkCache';
+export { spillAllowance } from './frameEstimate/inlining';
+export { nakedAsmStackDepth } from './frameEstimate/walker';

@@ -600,6 +600,12 @@ export class HeaderIndex {
   private loadFromDisk(contentHash: string): LoadedEntry[] {
     const file = this.entryPath(contentHash);
     if (!file) return [];
+    // Another index of this process may still hold the file's newest content.
+    const pending = pendingSaves.get(file);
+    if (pending) {
+      pendingSaves.delete(file);
+      pending();
+    }
     try {
       const text = decodeText(fs.readFileSync(file));
       const firstLineEnd = text.indexOf('\n');
@@ -620,9 +626,27 @@ export class HeaderIndex {
     }
   }
 
+  /**
+   * Writes the header's entries soon, not now: encoding and writing vmlinux.h's entry takes a fifth
+   * of a cold estimate, which the user waits for, while the file only serves the next process. The
+   * write happens when the process is idle, at exit, or before any index of this process reads the
+   * cache; a later save of the same header replaces a pending one.
+   */
   private saveToDisk(contentHash: string, variants: LoadedEntry[]): void {
     const file = this.entryPath(contentHash);
     if (!file) return;
+    pendingSaves.set(file, () => this.writeToDisk(file, variants));
+    if (!saveAtExit) {
+      saveAtExit = true;
+      process.once('exit', writePendingSaves);
+    }
+    if (!saveTimer) {
+      saveTimer = setTimeout(writePendingSaves, SAVE_DELAY_MS);
+      saveTimer.unref();
+    }
+  }
+
+  private writeToDisk(file: string, variants: LoadedEntry[]): void {
     try {
       fs.mkdirSync(path.dirname(file), { recursive: true });
       const bodies: string[] = [];
@@ -651,6 +675,21 @@ export class HeaderIndex {
       // The cache is an optimisation: a read-only or full disk must not break analysis.
     }
   }
+}
+
+/** Header entries waiting to be written, by cache file (see HeaderIndex.saveToDisk). */
+const pendingSaves = new Map<string, () => void>();
+let saveTimer: NodeJS.Timeout | undefined;
+let saveAtExit = false;
+const SAVE_DELAY_MS = 500;
+
+/** Writes every pending header entry now. */
+export function writePendingSaves(): void {
+  if (saveTimer) clearTimeout(saveTimer);
+  saveTimer = undefined;
+  const saves = [...pendingSaves.values()];
+  pendingSaves.clear();
+  for (const save of saves) save();
 }
 
 /**

@@ -27,7 +27,14 @@ export interface FileContext {
   globalTypes?: Map<string, CType>;
 }
 
-export const SECTION_ATTRIBUTE = /\bsection\s*\(\s*"([^"]*)"/;
+/** `section("x")` or `__section__("?" "x")`: both spellings, the name possibly pasted from several literals. */
+const SECTION_ATTRIBUTE = /(?:\b|__)section(?:__)?\s*\(\s*((?:"[^"]*"\s*)+)\)/;
+
+/** The section name of a header's section attribute, its adjacent string literals joined. */
+export function sectionIn(header: string): string | undefined {
+  const literals = SECTION_ATTRIBUTE.exec(header)?.[1];
+  return literals === undefined ? undefined : [...literals.matchAll(/"([^"]*)"/g)].map((match) => match[1]).join('');
+}
 /** bpf_experimental.h's `__exception_cb(name)`: btf_decl_tag("exception_callback:" #name), the strings already pasted or not. */
 export const EXCEPTION_CALLBACK_TAG = /\bbtf_decl_tag\s*\(\s*"exception_callback:"?\s*"?(\w+)"/;
 
@@ -43,7 +50,7 @@ export function prototypeSections(topLevel: Node[]): Map<string, string> {
     if (declaration.type !== 'declaration') continue;
     // As for definitions: an attribute that ends the previous declaration may be attached here.
     const text = declaration.text.replace(/;\s*$/, '');
-    const section = SECTION_ATTRIBUTE.exec(text.slice(text.lastIndexOf(';') + 1))?.[1];
+    const section = sectionIn(text.slice(text.lastIndexOf(';') + 1));
     if (section === undefined) continue;
     for (const declarator of declaration.childrenForFieldName('declarator')) {
       const name = functionName(declarator);

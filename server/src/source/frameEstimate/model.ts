@@ -54,6 +54,14 @@ export interface FunctionFrame {
   inline: boolean;
   /** The depth check_max_stack_depth judges (8-byte slots, shared slots counted once). */
   frameBytes: number;
+  /**
+   * When the frame may be larger than `frameBytes`, which counts the locals only: the upper bound,
+   * with what clang may add (spills of a long function under high register pressure). Absent when
+   * the estimate has no reason to doubt its number.
+   */
+  upTo?: number;
+  /** Why `upTo` is there, in words for a hover ("long function with high register pressure"). */
+  uncertainty?: string;
   items: FrameItem[];
   /** Bytes the verifier adds to the printed depth after the check (not judged): bpf_loop, may_goto. */
   hiddenBytes: number;
@@ -80,6 +88,8 @@ export interface FunctionEstimate extends FunctionFrame {
   throws: boolean;
   /** The function `__exception_cb(name)` names as this program's exception callback. */
   exceptionCallback?: string;
+  /** What the register allocator faces: syntax nodes and live calls of the body, inlined callees' included. */
+  pressure: { nodes: number; calls: number };
 }
 
 /** How dead a piece of code is: not at all, to the verifier only, or to clang already. */
@@ -151,6 +161,7 @@ export function frameOf(estimate: FunctionEstimate): FunctionFrame {
     section: estimate.section,
     inline: estimate.inline,
     frameBytes: estimate.frameBytes,
+    ...(estimate.upTo !== undefined ? { upTo: estimate.upTo, uncertainty: estimate.uncertainty } : {}),
     items: estimate.items.map((item) => ({ ...item })),
     hiddenBytes: estimate.hiddenBytes,
     hiddenReasons: [...estimate.hiddenReasons],

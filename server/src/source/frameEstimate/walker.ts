@@ -9,7 +9,7 @@ import type { DeclarationScope } from '../declarations';
 import { expressionType } from '../expressionType';
 import type { Node } from '../parser';
 import type { CType } from '../types';
-import { EXCEPTION_CALLBACK_TAG, type FileContext, SECTION_ATTRIBUTE, evaluate } from './constants';
+import { EXCEPTION_CALLBACK_TAG, type FileContext, evaluate, sectionIn } from './constants';
 import { COMPILE_DEAD, type Deadness, type FrameItem, LIVE, type RawCall, type RawFunction, type Slot } from './model';
 import { splitConditions } from './sroa';
 import { type LocalContext, type StackObject, compoundLiteralItems, localItems, parameterItems } from './stackObjects';
@@ -299,9 +299,13 @@ class FunctionWalker {
         return;
       }
       case 'gnu_asm_expression':
-        if (deadness === LIVE && /\bmay_goto\b/.test(node.text)) this.raw.mayGoto = true;
+        // may_goto by name, or as bpf_experimental.h spells it for an assembler that lacks it: its
+        // opcode byte 0xe5 (BPF_JMP | BPF_JCOND).
+        if (deadness === LIVE && /\bmay_goto\b|\.byte\s+0xe5\b/.test(node.text)) this.raw.mayGoto = true;
         if (deadness === LIVE && /\bcall\s+bpf_throw\b/.test(node.text)) this.raw.throws = true;
-        if (this.naked) this.nakedAsm(node, deadness);
+        // Asm in an ordinary function that addresses the stack itself (`r4 = r10; r4 += -16`) reaches
+        // below clang's frame as a naked function's does: the verifier counts the deepest byte.
+        if (this.naked || /\br10\b/.test(node.text)) this.nakedAsm(node, deadness);
         return;
       case 'call_expression':
         this.call(node, deadness);
@@ -341,13 +345,12 @@ class FunctionWalker {
 
   /**
    * The asm body of a `__naked` function is its whole code: clang gives it no frame, the asm's own
-   * `r10 - N` stores and loads are its stack (the deepest N, in 8-byte slots), and `call %[f]` with
+   * stack addresses are its stack (the deepest, in 8-byte slots; see nakedAsmStackDepth), and `call %[f]` with
    * `__imm(f)` (`[f] "i"(f)`) calls f.
    */
   private nakedAsm(node: Node, deadness: Deadness): void {
     const code = node.childForFieldName('assembly_code')?.text ?? '';
-    let deepest = 0;
-    for (const match of code.matchAll(/\br10\s*(?:-|\+\s*-)\s*(\d+)/g)) deepest = Math.max(deepest, Number(match[1]));
+    const deepest = nakedAsmStackDepth(code);
     if (deepest > 0 && deadness === LIVE) {
       const item: FrameItem = { what: 'local', name: '(asm stack)', type: `r10 - ${deepest}`, bytes: roundToSlots(deepest), line: node.startPosition.row + 1 - this.baseRow };
       this.addSlots([{ item, size: deepest, align: 8 }], ++this.point);
@@ -409,7 +412,7 @@ export function readFunction(context: FileContext, definition: Node, baseRow: nu
   // this definition: the header starts after the last ';'.
   const fullHeader = text.slice(definition.startIndex, body.startIndex);
   const header = fullHeader.slice(fullHeader.lastIndexOf(';') + 1);
-  const section = SECTION_ATTRIBUTE.exec(header)?.[1] ?? context.declaredSections.get(nameNode.text) ?? null;
+  const section = sectionIn(header) ?? context.declaredSections.get(nameNode.text) ?? null;
   const isStatic = definition.namedChildren.some((child) => child?.type === 'storage_class_specifier' && child.text === 'static');
   const raw: RawFunction = {
     name: nameNode.text,
@@ -434,4 +437,47 @@ export function readFunction(context: FileContext, definition: Node, baseRow: nu
   if (exceptionCallback !== undefined) raw.exceptionCallback = exceptionCallback;
   new FunctionWalker(context, raw, baseRow, /\bnaked\b/.test(header), budget).run(definition, body);
   return raw;
+}
+
+/**
+ * The deepest stack byte a naked function's asm addresses: `r10 - N` itself, and a register that
+ * holds r10 plus a constant (`r2 = r10; r2 += -8;`, the usual way to pass a stack buffer to a helper),
+ * both as the pointer it is (a helper writes through it: the verifier counts what the helper may
+ * reach from there as used) and through its accesses (`*(u64 *)(r2 + 0)`). One pass in text order,
+ * ignoring branches: a register keeps the last offset given to it, which can only count deeper.
+ */
+export function nakedAsmStackDepth(code: string): number {
+  let deepest = 0;
+  for (const match of code.matchAll(/\br10\s*(?:-|\+\s*-)\s*(\d+)/g)) deepest = Math.max(deepest, Number(match[1]));
+  const offsets = new Map<string, number>();
+  const note = (offset: number) => {
+    if (offset < 0) deepest = Math.max(deepest, -offset);
+  };
+  for (const raw of code.split(/[;\n]|\\n/)) {
+    // The asm is C string literals: their quotes and line-continuation backslashes are not code.
+    const statement = raw.replace(/["\\]/g, ' ').trim();
+    let match: RegExpMatchArray | null;
+    for (const access of statement.matchAll(/\(\s*(r\d)\s*([+-])\s*(-?\d+)\s*\)/g)) {
+      const base = offsets.get(access[1]);
+      if (base !== undefined && access[1] !== 'r10') note(base + (access[2] === '-' ? -1 : 1) * Number(access[3]));
+    }
+    if ((match = statement.match(/^(r\d)\s*=\s*(r\d+)$/))) {
+      const from = match[2] === 'r10' ? 0 : offsets.get(match[2]);
+      if (from === undefined) offsets.delete(match[1]);
+      else offsets.set(match[1], from);
+    } else if ((match = statement.match(/^(r\d)\s*([+-])=\s*(-?\d+)$/))) {
+      const base = offsets.get(match[1]);
+      if (base !== undefined) {
+        const offset = base + (match[2] === '-' ? -1 : 1) * Number(match[3]);
+        offsets.set(match[1], offset);
+        note(offset);
+      }
+    } else if ((match = statement.match(/^(r\d)\s*(?:[-+*/|&^]|<<|>>|s>>)?=/))) {
+      offsets.delete(match[1]);
+    } else if (/^call\b/.test(statement)) {
+      // Helpers clobber r0-r5.
+      for (const register of ['r0', 'r1', 'r2', 'r3', 'r4', 'r5']) offsets.delete(register);
+    }
+  }
+  return deepest;
 }

@@ -1,0 +1,222 @@
+/**
+ * The estimate of a large real program with vmlinux.h, against clang on the same file in the same
+ * run: `clang-19 -fsyntax-only` (parsing and type-checking only) and the full compile the corpus
+ * records (`-O2 -g --target=bpf -c`).
+ *
+ * The input is found by one rule: among the sources that a compile_commands.json under .cache/corpus
+ * names (scripts/selftests-corpus.sh builds the Linux selftests there) and that include "vmlinux.h",
+ * the largest in bytes (ties: the first path). Without a corpus the bench fails and says how to build one.
+ *
+ * Figures:
+ *   - cold: a new node process with an empty header-index cache, from its start to the end of its
+ *     first estimate (vmlinux.h indexed from scratch);
+ *   - cold, disk cache: the same with the header index and walks persisted by an earlier process,
+ *     as the language server starts after its first day;
+ *   - warm: in one process, what the server pays per change: the same text estimated again, and the
+ *     estimate after a one-line edit of a function.
+ * Targets: cold <= 1 s, warm <= 200 ms. Nothing asserts.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { parseKernelProfiles } from '../server/src/rules/kernelProfile';
+import { EstimateSession, estimateSource } from '../server/src/source/estimateSource';
+import { HeaderIndex } from '../server/src/source/headerIndex';
+import { type CompileDatabase, loadCompileDatabase, unitOptionsFor } from '../server/src/source/unitOptions';
+import { compileArgumentsFor } from '../server/src/source/compileCommands';
+
+const root = resolve(__dirname, '..', '..');
+const corpusRoot = join(root, '.cache', 'corpus');
+const work = join(root, '.cache', 'bench');
+
+const TARGET_COLD_MS = 1000;
+const TARGET_WARM_MS = 200;
+const EDITS = 20;
+
+export interface CorpusSource {
+  file: string;
+  bytes: number;
+  database: CompileDatabase;
+  /** The compile command the corpus recorded for the file, as an argument vector. */
+  argv: string[];
+  directory: string;
+}
+
+/** The bench's input by its rule (see the header comment); undefined when no corpus is built. */
+export function largestCorpusSource(): CorpusSource | undefined {
+  if (!existsSync(corpusRoot)) return undefined;
+  let best: CorpusSource | undefined;
+  for (const name of readdirSync(corpusRoot).sort()) {
+    const databasePath = join(corpusRoot, name, 'compile_commands.json');
+    if (!existsSync(databasePath)) continue;
+    const database = loadCompileDatabase(databasePath, [join(corpusRoot, name)]);
+    for (const entry of database?.entries ?? []) {
+      if (typeof entry.file !== 'string' || !existsSync(entry.file)) continue;
+      const bytes = statSync(entry.file).size;
+      if (best && bytes <= best.bytes) continue;
+      if (!/#\s*include\s*[<"]vmlinux\.h[">]/.test(readFileSync(entry.file, 'utf8'))) continue;
+      const command = compileArgumentsFor(database!.entries!, entry.file, join(corpusRoot, name));
+      if (command) best = { file: entry.file, bytes, database: database!, argv: command.argv, directory: command.directory };
+    }
+  }
+  return best;
+}
+
+function elapsedMs(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e6;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+/** Median wall time of `argv` run `runs` times; throws with clang's message when it fails. */
+function timeClang(argv: string[], cwd: string, runs: number): number {
+  const times: number[] = [];
+  for (let run = 0; run < runs; run++) {
+    const start = process.hrtime.bigint();
+    const result = spawnSync(argv[0], argv.slice(1), { cwd, encoding: 'utf8', maxBuffer: 1 << 26 });
+    times.push(elapsedMs(start));
+    if (result.error || result.status !== 0) throw new Error(`${argv.slice(0, 3).join(' ')} ... failed: ${result.error?.message ?? result.stderr.split('\n')[0]}`);
+  }
+  return median(times);
+}
+
+/** The recorded command with its output replaced: -fsyntax-only (no -c, -o, -g), or an object in `output`. */
+function clangCommand(argv: string[], output: string | undefined): string[] {
+  const result: string[] = [];
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index];
+    if (arg === '-o') {
+      index++;
+      continue;
+    }
+    if (output === undefined && (arg === '-c' || arg === '-g')) continue;
+    result.push(arg);
+  }
+  return output === undefined ? [...result, '-fsyntax-only'] : [...result, '-o', output];
+}
+
+interface ChildFigures {
+  loadMs: number;
+  firstMs: number;
+  /** CPU time of the first estimate (user + system), which other load on the machine does not inflate as it does wall time. */
+  firstCpuMs: number;
+  againMs: number;
+  editMs: number[];
+  headersParsed: number;
+  diskHits: number;
+}
+
+/** In the child: estimate the file once as a fresh process does, again unchanged, then after one-line edits. */
+async function childMain(cacheDir: string): Promise<void> {
+  const loadMs = process.uptime() * 1000;
+  const source = largestCorpusSource();
+  if (!source) throw new Error('no corpus');
+  const options = unitOptionsFor(source.file, { database: source.database, includePaths: [], defines: [] });
+  const index = new HeaderIndex({ cacheDir });
+  const unitOptions = { index, includeDirs: options.includeDirs, defines: Object.fromEntries(options.defines) };
+  const { profiles } = parseKernelProfiles(['6.18', '6.1'], true);
+  const session = new EstimateSession();
+  const text = readFileSync(source.file, 'utf8');
+  let start = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
+  await estimateSource(source.file, text, profiles, unitOptions, session);
+  const firstMs = elapsedMs(start);
+  const firstCpu = process.cpuUsage(cpu);
+  const firstCpuMs = (firstCpu.user + firstCpu.system) / 1000;
+  start = process.hrtime.bigint();
+  await estimateSource(source.file, text, profiles, unitOptions, session);
+  const againMs = elapsedMs(start);
+  // One-line edits inside function bodies: a statement added, then changed, at spread-out places.
+  const lines = text.split('\n');
+  const bodies = lines.map((line, at) => (/^\t\S.*;\s*$/.test(line) && !/^\t(return|break|continue|goto)\b/.test(line) ? at : -1)).filter((at) => at >= 0);
+  const editMs: number[] = [];
+  const edits = process.env.BENCH_EDITS !== undefined ? Number(process.env.BENCH_EDITS) : EDITS;
+  for (let edit = 0; edit < edits && bodies.length > 0; edit++) {
+    const at = bodies[(edit * 97) % bodies.length];
+    const edited = [...lines.slice(0, at), `\t(void)${edit};`, ...lines.slice(at)].join('\n');
+    start = process.hrtime.bigint();
+    await estimateSource(source.file, edited, profiles, unitOptions, session);
+    editMs.push(elapsedMs(start));
+  }
+  session.dispose();
+  const figures: ChildFigures = { loadMs, firstMs, firstCpuMs, againMs, editMs, headersParsed: index.statistics.misses, diskHits: index.statistics.diskHits };
+  process.stdout.write(`${JSON.stringify(figures)}\n`);
+}
+
+function runChild(cacheDir: string): { wallToFirstMs: number; figures: ChildFigures } {
+  const start = process.hrtime.bigint();
+  const result = spawnSync(process.execPath, [__filename, '--child', cacheDir], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const wall = elapsedMs(start);
+  if (result.status !== 0) throw new Error(`bench child failed: ${result.stderr}`);
+  const figures = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as ChildFigures;
+  // The process's wall time up to the end of its first estimate: what a cold `estimate` costs.
+  const after = figures.againMs + figures.editMs.reduce((total, ms) => total + ms, 0);
+  return { wallToFirstMs: wall - after, figures };
+}
+
+export function corpusSourceBench(): string[] {
+  const source = largestCorpusSource();
+  if (!source) {
+    throw new Error(
+      `no corpus: the source bench estimates the largest source of .cache/corpus that includes vmlinux.h, and ${corpusRoot} has no compile_commands.json naming one. ` +
+        'Build it with: bash scripts/selftests-corpus.sh 6.12',
+    );
+  }
+  const out: string[] = [];
+  const lineCount = readFileSync(source.file, 'utf8').split('\n').length;
+  out.push(`source estimate of the largest corpus source with vmlinux.h: ${source.file.slice(root.length + 1)} (${lineCount} lines, ${(source.bytes / 1024).toFixed(0)} KiB)`);
+  const syntaxMs = timeClang(clangCommand(source.argv, undefined), source.directory, 3);
+  const objectDir = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-bench-'));
+  let compileMs: number;
+  try {
+    compileMs = timeClang(clangCommand(source.argv, join(objectDir, 'out.o')), source.directory, 3);
+  } finally {
+    rmSync(objectDir, { recursive: true, force: true });
+  }
+  out.push(`  reference ${source.argv[0]} -fsyntax-only: ${syntaxMs.toFixed(0)} ms; full compile (${source.argv.filter((arg) => /^-O|^-g$|^--?target/.test(arg)).join(' ')} -c): ${compileMs.toFixed(0)} ms (medians of 3)`);
+  const ratios = (ms: number) => `${(ms / syntaxMs).toFixed(2)}x -fsyntax-only, ${(ms / compileMs).toFixed(2)}x compile`;
+  const verdict = (ms: number, target: number) => `target <= ${target} ms: ${ms <= target ? 'meets' : 'MISSES'}`;
+  mkdirSync(work, { recursive: true });
+  const cacheDir = mkdtempSync(join(work, 'corpus-index-'));
+  try {
+    const cold = runChild(cacheDir);
+    out.push(
+      `  cold (new process, empty cache): ${cold.wallToFirstMs.toFixed(0)} ms to the first estimate (node + modules ${cold.figures.loadMs.toFixed(0)} ms, estimate ${cold.figures.firstMs.toFixed(0)} ms wall, ${cold.figures.firstCpuMs.toFixed(0)} ms CPU, ${cold.figures.headersParsed} headers parsed); ` +
+        `${verdict(cold.wallToFirstMs, TARGET_COLD_MS)}; ${ratios(cold.wallToFirstMs)}`,
+    );
+    const disk = [0, 1, 2].map(() => runChild(cacheDir)).sort((a, b) => a.wallToFirstMs - b.wallToFirstMs)[1];
+    out.push(
+      `  cold with the disk cache (new process, median of 3): ${disk.wallToFirstMs.toFixed(0)} ms (estimate ${disk.figures.firstMs.toFixed(0)} ms wall, ${disk.figures.firstCpuMs.toFixed(0)} ms CPU, ${disk.figures.diskHits} disk hits); ` +
+        `${verdict(disk.wallToFirstMs, TARGET_COLD_MS)}; ${ratios(disk.wallToFirstMs)}`,
+    );
+    const edits = [...cold.figures.editMs, ...disk.figures.editMs];
+    const p50 = median(edits);
+    const p95 = [...edits].sort((a, b) => a - b)[Math.min(edits.length - 1, Math.ceil(0.95 * edits.length) - 1)];
+    out.push(`  warm, same process: estimate again unchanged ${cold.figures.againMs.toFixed(0)} ms; ${ratios(cold.figures.againMs)}`);
+    out.push(`  warm, same process: after a one-line edit over ${edits.length} edits p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms; p95 ${verdict(p95, TARGET_WARM_MS)}; p95 ${ratios(p95)}`);
+  } finally {
+    rmSync(cacheDir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+if (require.main === module) {
+  const childAt = process.argv.indexOf('--child');
+  try {
+    if (childAt !== -1) {
+      childMain(process.argv[childAt + 1]).catch((error) => {
+        process.stderr.write(`${(error as Error).stack}\n`);
+        process.exit(1);
+      });
+    } else {
+      process.stdout.write(`${corpusSourceBench().join('\n')}\n`);
+    }
+  } catch (error) {
+    process.stderr.write(`bench: ${(error as Error).message}\n`);
+    process.exit(1);
+  }
+}
