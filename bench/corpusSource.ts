@@ -111,24 +111,24 @@ interface ChildFigures {
 }
 
 /** In the child: estimate the file once as a fresh process does, again unchanged, then after one-line edits. */
-async function childMain(cacheDir: string): Promise<void> {
+async function childMain(cacheDir: string, file: string, databasePath: string): Promise<void> {
   const loadMs = process.uptime() * 1000;
-  const source = largestCorpusSource();
-  if (!source) throw new Error('no corpus');
-  const options = unitOptionsFor(source.file, { database: source.database, includePaths: [], defines: [] });
+  // What `estimate --compile-commands` does for the file: read the database, take the file's flags.
+  const database = loadCompileDatabase(databasePath, [process.cwd()]);
+  const options = unitOptionsFor(file, { database, includePaths: [], defines: [] });
   const index = new HeaderIndex({ cacheDir });
   const unitOptions = { index, includeDirs: options.includeDirs, defines: Object.fromEntries(options.defines) };
   const { profiles } = parseKernelProfiles(['6.18', '6.1'], true);
   const session = new EstimateSession();
-  const text = readFileSync(source.file, 'utf8');
+  const text = readFileSync(file, 'utf8');
   let start = process.hrtime.bigint();
   const cpu = process.cpuUsage();
-  await estimateSource(source.file, text, profiles, unitOptions, session);
+  await estimateSource(file, text, profiles, unitOptions, session);
   const firstMs = elapsedMs(start);
   const firstCpu = process.cpuUsage(cpu);
   const firstCpuMs = (firstCpu.user + firstCpu.system) / 1000;
   start = process.hrtime.bigint();
-  await estimateSource(source.file, text, profiles, unitOptions, session);
+  await estimateSource(file, text, profiles, unitOptions, session);
   const againMs = elapsedMs(start);
   // One-line edits inside function bodies: a statement added, then changed, at spread-out places.
   const lines = text.split('\n');
@@ -139,7 +139,7 @@ async function childMain(cacheDir: string): Promise<void> {
     const at = bodies[(edit * 97) % bodies.length];
     const edited = [...lines.slice(0, at), `\t(void)${edit};`, ...lines.slice(at)].join('\n');
     start = process.hrtime.bigint();
-    await estimateSource(source.file, edited, profiles, unitOptions, session);
+    await estimateSource(file, edited, profiles, unitOptions, session);
     editMs.push(elapsedMs(start));
   }
   session.dispose();
@@ -147,9 +147,9 @@ async function childMain(cacheDir: string): Promise<void> {
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 }
 
-function runChild(cacheDir: string): { wallToFirstMs: number; figures: ChildFigures } {
+function runChild(cacheDir: string, source: CorpusSource): { wallToFirstMs: number; figures: ChildFigures } {
   const start = process.hrtime.bigint();
-  const result = spawnSync(process.execPath, [__filename, '--child', cacheDir], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const result = spawnSync(process.execPath, [__filename, '--child', cacheDir, source.file, source.database.path], { encoding: 'utf8', maxBuffer: 1 << 26 });
   const wall = elapsedMs(start);
   if (result.status !== 0) throw new Error(`bench child failed: ${result.stderr}`);
   const figures = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as ChildFigures;
@@ -183,12 +183,12 @@ export function corpusSourceBench(): string[] {
   mkdirSync(work, { recursive: true });
   const cacheDir = mkdtempSync(join(work, 'corpus-index-'));
   try {
-    const cold = runChild(cacheDir);
+    const cold = runChild(cacheDir, source);
     out.push(
       `  cold (new process, empty cache): ${cold.wallToFirstMs.toFixed(0)} ms to the first estimate (node + modules ${cold.figures.loadMs.toFixed(0)} ms, estimate ${cold.figures.firstMs.toFixed(0)} ms wall, ${cold.figures.firstCpuMs.toFixed(0)} ms CPU, ${cold.figures.headersParsed} headers parsed); ` +
         `${verdict(cold.wallToFirstMs, TARGET_COLD_MS)}; ${ratios(cold.wallToFirstMs)}`,
     );
-    const disk = [0, 1, 2].map(() => runChild(cacheDir)).sort((a, b) => a.wallToFirstMs - b.wallToFirstMs)[1];
+    const disk = [0, 1, 2].map(() => runChild(cacheDir, source)).sort((a, b) => a.wallToFirstMs - b.wallToFirstMs)[1];
     out.push(
       `  cold with the disk cache (new process, median of 3): ${disk.wallToFirstMs.toFixed(0)} ms (estimate ${disk.figures.firstMs.toFixed(0)} ms wall, ${disk.figures.firstCpuMs.toFixed(0)} ms CPU, ${disk.figures.diskHits} disk hits); ` +
         `${verdict(disk.wallToFirstMs, TARGET_COLD_MS)}; ${ratios(disk.wallToFirstMs)}`,
@@ -208,7 +208,7 @@ if (require.main === module) {
   const childAt = process.argv.indexOf('--child');
   try {
     if (childAt !== -1) {
-      childMain(process.argv[childAt + 1]).catch((error) => {
+      childMain(process.argv[childAt + 1], process.argv[childAt + 2], process.argv[childAt + 3]).catch((error) => {
         process.stderr.write(`${(error as Error).stack}\n`);
         process.exit(1);
       });

@@ -113,7 +113,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const jsonAt = args.indexOf('--json');
   const jsonFile = jsonAt >= 0 ? args[jsonAt + 1] : undefined;
-  const given = args.filter((arg, index) => !arg.startsWith('--') && index !== jsonAt + 1);
+  const given = args.filter((arg, index) => !arg.startsWith('--') && (jsonAt < 0 || index !== jsonAt + 1));
   const directories = given.length > 0 ? given.map((dir) => resolve(dir)) : corpusDirectories();
   if (directories.length === 0) {
     console.error('estimateAccuracy: no corpus under .cache/corpus; build one with: bash scripts/selftests-corpus.sh 6.12');
