@@ -1,0 +1,135 @@
+/**
+ * The fixtures' measured expectations: what each lab kernel's verifier said about every program of
+ * every fixture object, one file per kernel release (test/fixtures/programs/measured/<release>.json),
+ * written by `bash scripts/kernel-lab.sh measure` and reviewed as diffs. Also that script's entry point.
+ */
+import { readdirSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
+
+import { LAB_KERNELS, type LabBoot, type LabKernel, LabError, fetchKernel, runLab } from '../../server/src/lab/kernelLab';
+import { fixturesDirectory } from './fixtures';
+import { repositoryRoot } from './kernel';
+
+export interface MeasuredProgram {
+  verdict: 'accepted' | 'rejected' | 'error';
+  /** The verifier's error line, for a rejected program. */
+  error?: string;
+  /** The `stack depth ...` line exactly as the kernel printed it. */
+  stackDepth?: string;
+  /** 7.3's per-subprogram lines. */
+  subprograms?: string[];
+  /** For verdict "error": the errno bpf() failed with before the verifier ran. */
+  errno?: number;
+}
+
+export interface MeasuredFile {
+  release: string;
+  package: string;
+  packageVersion: string;
+  procVersion: string;
+  /** Object file name → program → what the kernel said. */
+  objects: Record<string, Record<string, MeasuredProgram>>;
+}
+
+export function measuredDirectory(): string {
+  return join(fixturesDirectory(), 'measured');
+}
+
+/** Every committed measured file, by release. */
+export function readMeasuredFiles(): MeasuredFile[] {
+  const folder = measuredDirectory();
+  if (!existsSync(folder)) return [];
+  return readdirSync(folder)
+    .filter((name) => name.endsWith('.json'))
+    .sort()
+    .map((name) => JSON.parse(readFileSync(join(folder, name), 'utf8')) as MeasuredFile);
+}
+
+/** The fixture objects the lab measures, sorted by name. */
+export function fixtureObjects(): string[] {
+  const folder = fixturesDirectory();
+  return readdirSync(folder)
+    .filter((name) => name.endsWith('.bpf.o'))
+    .sort()
+    .map((name) => join(folder, name));
+}
+
+export function toMeasured(boot: LabBoot): MeasuredFile {
+  const objects: MeasuredFile['objects'] = {};
+  for (const verdict of boot.verdicts) {
+    const entry: MeasuredProgram = { verdict: verdict.status === 'ok' ? 'accepted' : verdict.status };
+    if (verdict.error !== undefined) entry.error = verdict.error;
+    if (verdict.stackDepthLine !== undefined) entry.stackDepth = verdict.stackDepthLine;
+    if (verdict.subprogramLines.length > 0) entry.subprograms = verdict.subprogramLines;
+    if (verdict.status === 'error') entry.errno = verdict.errno;
+    (objects[basename(verdict.object)] ??= {})[verdict.program] = entry;
+  }
+  return {
+    release: boot.fetched.release,
+    package: boot.fetched.kernel.package,
+    packageVersion: boot.fetched.packageVersion,
+    procVersion: boot.procVersion,
+    objects,
+  };
+}
+
+export function measuredFilePath(release: string): string {
+  return join(measuredDirectory(), `${release}.json`);
+}
+
+function selectKernels(labels: string[]): LabKernel[] {
+  if (labels.length === 0) return [...LAB_KERNELS];
+  return labels.map((label) => {
+    const kernel = LAB_KERNELS.find((candidate) => candidate.label === label || candidate.package === label);
+    if (!kernel) throw new LabError(`no lab kernel ${label} (lab kernels: ${LAB_KERNELS.map((k) => k.label).join(', ')})`);
+    return kernel;
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const root = repositoryRoot();
+  const progress = (message: string): void => void process.stderr.write(`kernel-lab: ${message}\n`);
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  const options = { root, progress, signal: controller.signal };
+  if (command === 'fetch') {
+    for (const kernel of selectKernels(rest)) {
+      const fetched = await fetchKernel(kernel, options);
+      process.stdout.write(`${fetched.release} ${kernel.package} ${fetched.vmlinuz}${fetched.cached ? ' (cached)' : ''}\n`);
+    }
+    return 0;
+  }
+  if (command === 'measure') {
+    const started = Date.now();
+    const run = await runLab(selectKernels(rest), fixtureObjects(), options);
+    mkdirSync(measuredDirectory(), { recursive: true });
+    for (const boot of run.boots) {
+      writeFileSync(measuredFilePath(boot.fetched.release), `${JSON.stringify(toMeasured(boot), null, 2)}\n`);
+      process.stdout.write(`${boot.fetched.release}: ${boot.verdicts.length} programs, boot ${boot.bootSeconds.toFixed(1)} s${boot.fetched.cached ? ' (kernel cached)' : ''} → ${measuredFilePath(boot.fetched.release)}\n`);
+    }
+    for (const failure of run.failures) process.stderr.write(`kernel-lab: ${failure.kernel.package}: ${failure.reason}\n`);
+    process.stdout.write(`total ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    return run.failures.length === 0 ? 0 : 1;
+  }
+  if (command === 'boot') {
+    const [label, ...objects] = rest;
+    if (!label || objects.length === 0) throw new LabError('usage: kernel-lab.sh boot LABEL OBJ...');
+    const run = await runLab(selectKernels([label]), objects, options);
+    for (const boot of run.boots) for (const verdict of boot.verdicts) process.stdout.write(`${JSON.stringify({ release: boot.fetched.release, ...verdict })}\n`);
+    for (const failure of run.failures) process.stderr.write(`kernel-lab: ${failure.reason}\n`);
+    return run.failures.length === 0 ? 0 : 1;
+  }
+  process.stderr.write('usage: kernel-lab.sh fetch|measure [LABEL...] | boot LABEL OBJ...\n');
+  return 2;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`kernel-lab: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
