@@ -7,6 +7,7 @@ import { readdirSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 
 import { basename, join } from 'node:path';
 
 import { LAB_KERNELS, type LabBoot, type LabKernel, LabError, fetchKernel, runLab } from '../../server/src/lab/kernelLab';
+import type { ProgramReport } from '../../server/src/rules/report';
 import { fixturesDirectory } from './fixtures';
 import { repositoryRoot } from './kernel';
 
@@ -132,4 +133,59 @@ if (require.main === module) {
       process.exit(1);
     },
   );
+}
+
+export interface Agreement {
+  release: string;
+  /** Programs the kernel gave a verdict for (accepted or rejected). */
+  judged: number;
+  verdictsAgree: number;
+  /** Stack-depth lines (and 7.3's per-subprogram stack numbers) equal word for word. */
+  linesAgree: number;
+  /** Programs the analyzer accepts and the kernel rejects. */
+  falseAccepts: number;
+  /** One line per difference: "obj prog: ours … kernel …". */
+  differences: string[];
+}
+
+/** 7.3's "subprog N (name) static|global|main insns_self A insns_total B stack S" minus the insn counts. */
+function subprogramStack(line: string): string {
+  const match = /^subprog (\d+) \((.*)\) (static|global|main) .*\bstack (\d+)$/.exec(line);
+  return match ? `subprog ${match[1]} (${match[2]}) ${match[3]} stack ${match[4]}` : line;
+}
+
+/**
+ * The analyzer's prediction for `file`'s kernel (`--kernel <exact release>`, JIT on as in the lab)
+ * held to what that kernel said: verdict, error line and stack-depth line, word for word.
+ */
+export function compareWithMeasured(file: MeasuredFile, analyze: (object: string, release: string) => ProgramReport[]): Agreement {
+  const agreement: Agreement = { release: file.release, judged: 0, verdictsAgree: 0, linesAgree: 0, falseAccepts: 0, differences: [] };
+  for (const [object, programs] of Object.entries(file.objects)) {
+    const reports = analyze(join(fixturesDirectory(), object), file.release);
+    for (const [program, measured] of Object.entries(programs)) {
+      if (measured.verdict === 'error') {
+        agreement.differences.push(`${object} ${program}: the kernel gave no verdict (errno ${measured.errno})`);
+        continue;
+      }
+      agreement.judged++;
+      const ours = reports.find((report) => report.name === program);
+      const verdict = ours?.verdicts[0];
+      if (!ours || !verdict) {
+        agreement.differences.push(`${object} ${program}: the analyzer does not report it`);
+        continue;
+      }
+      const message = verdict.accepted ? undefined : (verdict.violations.find((v) => v.reportedByKernel) ?? verdict.violations[0])?.message;
+      const kernelAccepts = measured.verdict === 'accepted';
+      if (verdict.accepted === kernelAccepts && (kernelAccepts || message === measured.error)) agreement.verdictsAgree++;
+      else {
+        if (verdict.accepted && !kernelAccepts) agreement.falseAccepts++;
+        agreement.differences.push(`${object} ${program}: ours ${verdict.accepted ? 'accepted' : `"${message}"`}, kernel ${kernelAccepts ? 'accepted' : `"${measured.error}"`}`);
+      }
+      const ourLines = [verdict.stackDepthLine, ...(verdict.subprogramStackLines ?? []).map((s) => `subprog ${s.index} (${s.name}) ${s.kind} stack ${s.stack}`)];
+      const kernelLines = [measured.stackDepth, ...(measured.subprograms ?? []).map(subprogramStack)];
+      if (JSON.stringify(ourLines) === JSON.stringify(kernelLines)) agreement.linesAgree++;
+      else agreement.differences.push(`${object} ${program}: ours ${JSON.stringify(ourLines)}, kernel ${JSON.stringify(kernelLines)}`);
+    }
+  }
+  return agreement;
 }
