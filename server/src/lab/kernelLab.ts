@@ -268,28 +268,43 @@ export async function bootKernel(fetched: FetchedKernel, objects: readonly strin
     const args = ['-accel', 'tcg', '-cpu', 'max', '-m', '1G', '-smp', '1', '-nographic', '-nic', 'none', '-no-reboot', '-kernel', fetched.vmlinuz, '-initrd', initramfs.path, '-append', 'console=ttyS0 quiet panic=-1'];
     const timeout = options.timeoutSeconds ?? 90 + 3 * objects.length;
     const console = await runVm(qemu, args, timeout, fetched, options);
-    const verdicts: LabVerdict[] = [];
-    for (const result of console.results) {
-      const object = initramfs.names.get(basename(String(result.object))) ?? String(result.object);
-      const log = typeof result.log === 'string' ? result.log : '';
-      const facts = readVerifierLog(log);
-      const status: LabStatus = result.status === 'ok' || result.status === 'rejected' ? result.status : 'error';
-      const verdict: LabVerdict = {
-        object: objects[absolute.indexOf(object)] ?? object,
-        program: String(result.program ?? ''),
-        status,
-        errno: Number(result.errno ?? 0),
-        subprogramLines: facts.subprogramLines,
-        log,
-      };
-      if (facts.stackDepthLine !== undefined) verdict.stackDepthLine = facts.stackDepthLine;
-      if (status === 'rejected' && facts.lastMessage !== undefined) verdict.error = facts.lastMessage;
-      verdicts.push(verdict);
-    }
+    const verdicts = console.results.map((result) => labVerdict(result, objects, (name) => absolute.indexOf(initramfs.names.get(basename(name)) ?? name)));
     return { fetched, procVersion: console.procVersion, verdicts, bootSeconds: (Date.now() - started) / 1000 };
   } finally {
     rmSync(initramfs.scratch, { recursive: true, force: true });
   }
+}
+
+/** One of the loader's JSON lines as a verdict; `indexOf` finds the caller's object for its name. */
+function labVerdict(result: Record<string, unknown>, objects: readonly string[], indexOf: (name: string) => number): LabVerdict {
+  const name = String(result.object);
+  const log = typeof result.log === 'string' ? result.log : '';
+  const facts = readVerifierLog(log);
+  const status: LabStatus = result.status === 'ok' || result.status === 'rejected' ? result.status : 'error';
+  const verdict: LabVerdict = {
+    object: objects[indexOf(name)] ?? name,
+    program: String(result.program ?? ''),
+    status,
+    errno: Number(result.errno ?? 0),
+    subprogramLines: facts.subprogramLines,
+    log,
+  };
+  if (facts.stackDepthLine !== undefined) verdict.stackDepthLine = facts.stackDepthLine;
+  if (status === 'rejected' && facts.lastMessage !== undefined) verdict.error = facts.lastMessage;
+  return verdict;
+}
+
+/**
+ * The same loader run on this machine's kernel: needs bpf() (root, or CAP_BPF and CAP_PERFMON).
+ * Programs bpf() refuses before the verifier runs come back with status "error" and the errno.
+ */
+export async function verifyOnHost(objects: readonly string[], options: LabOptions): Promise<LabVerdict[]> {
+  const loader = await buildLoader(options);
+  const absolute = objects.map((object) => resolve(object));
+  const result = await run(loader, ['--json', ...absolute], { signal: options.signal });
+  const lines = result.stdout.split('\n').filter((line) => line.startsWith('@bsl {'));
+  if (!result.stdout.includes('@bsl-done ')) throw new LabError(`the loader stopped on this machine's kernel: ${result.stderr.trim().split('\n').pop() ?? `exit ${result.code}`}`);
+  return lines.map((line) => labVerdict(JSON.parse(line.slice('@bsl '.length)) as Record<string, unknown>, objects, (name) => absolute.indexOf(name)));
 }
 
 interface ConsoleResults {
