@@ -298,9 +298,17 @@ static const char *load_program(const char *path, const char *name, char *log, i
 		 */
 		status = "ok";
 	} else {
+		char error[1024];
+
 		*err_out = err < 0 ? -err : errno;
-		/* A verdict needs a log; an empty log means bpf() refused before the verifier ran. */
-		status = log[0] ? "rejected" : "error";
+		/*
+		 * A verdict needs the verifier's own words. An empty log means bpf() refused before the
+		 * verifier ran; a log of statistics alone ("stack depth 0", "processed 0 insns") means
+		 * bpf_check gave up before do_check, as the attach-target gate of some hosts does for
+		 * tracing programs (bpf_iter programs get EPERM there and print depth 0 for every frame).
+		 */
+		last_error_line(log, error, sizeof(error));
+		status = error[0] ? "rejected" : "error";
 	}
 	bpf_object__close(obj);
 	return status;
