@@ -194,6 +194,11 @@ cd /objects
 async function buildInitramfs(loader: string, objects: readonly string[], options: LabOptions): Promise<{ path: string; scratch: string; names: Map<string, string> }> {
   const busybox = BUSYBOX_CANDIDATES.find((candidate) => existsSync(candidate));
   if (!busybox) throw new LabError('busybox is not installed (apt-get install busybox-static)');
+  // The VM has no libraries: a dynamically linked busybox (Debian's busybox package) cannot run there.
+  const busyboxCheck = await run('file', ['-L', busybox]).catch(() => undefined);
+  if (busyboxCheck?.code === 0 && /dynamically linked/.test(busyboxCheck.stdout)) {
+    throw new LabError(`${busybox} is dynamically linked; the VM needs a static one (apt-get install busybox-static)`);
+  }
   const scratch = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-lab-'));
   const tree = join(scratch, 'root');
   mkdirSync(join(tree, 'bin'), { recursive: true });
@@ -214,11 +219,6 @@ async function buildInitramfs(loader: string, objects: readonly string[], option
   if (pack.code !== 0) {
     rmSync(scratch, { recursive: true, force: true });
     throw new LabError(`cannot pack the initramfs (apt-get install cpio): ${pack.stderr.trim()}`);
-  }
-  const busyboxCheck = await run('file', [busybox]).catch(() => undefined);
-  if (busyboxCheck && busyboxCheck.code === 0 && /dynamically linked/.test(busyboxCheck.stdout)) {
-    rmSync(scratch, { recursive: true, force: true });
-    throw new LabError(`${busybox} is dynamically linked; the VM needs a static one (apt-get install busybox-static)`);
   }
   return { path, scratch, names };
 }
