@@ -26,9 +26,11 @@ const ALLOWED: Record<string, readonly string[]> = {
   source: ['common', 'rules'],
   probe: ['common', 'rules', 'object', 'source'],
   compile: ['common', 'rules', 'object', 'source'],
+  // The kernel lab boots real kernels: I/O at the edge, like probe/, for `verify`.
+  lab: ['common', 'rules'],
   ide: ['common', 'rules', 'object', 'source', 'probe', 'compile'],
-  lsp: ['common', 'rules', 'object', 'source', 'probe', 'compile', 'ide'],
-  cli: ['common', 'rules', 'object', 'source', 'probe', 'compile', 'ide'],
+  lsp: ['common', 'rules', 'object', 'source', 'probe', 'compile', 'lab', 'ide'],
+  cli: ['common', 'rules', 'object', 'source', 'probe', 'compile', 'lab', 'ide'],
   // The extension imports the protocol's names and types only.
   client: ['lsp/protocol'],
 };

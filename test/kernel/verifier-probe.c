@@ -4,6 +4,7 @@
  * verifier said about it, in a form a test can parse without guessing.
  *
  *   usage: verifier-probe OBJ PROGNAME
+ *          verifier-probe --json OBJ...
  *          verifier-probe --check
  *
  * Output on stdout, one "key value" per line, then the raw verifier log:
@@ -31,6 +32,15 @@
  * otherwise; and when PROBE_SECTION is set in the environment, the program is loaded as if its ELF
  * section were that name (e.g. PROBE_SECTION=lwt_seg6local for objects written for iproute2's
  * loader, whose section names libbpf cannot map to a program type).
+ *
+ * --json loads every program of every OBJ, each on its own as above, and prints one JSON line per
+ * program, prefixed by "@bsl " so it can be picked out of a serial console that also carries kernel
+ * messages (the kernel lab runs it as a static binary inside QEMU):
+ *
+ *   @bsl {"object":"x.o","program":"p","status":"ok","errno":0,"log":"..."}
+ *
+ * then "@bsl-done N" with the number of programs. The log is the verifier's, verbatim (capped at
+ * 64 KiB: log level 4 prints a few hundred bytes); the reader parses it like the text mode's fields.
  *
  * --check loads the smallest possible socket filter ("r0 = 0; exit") and reports "status ok" or
  * "status error" with the errno, so a test can tell "bpf() is refused here" (EPERM in a container,
@@ -226,51 +236,38 @@ static int check_bpf_syscall(void)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/*
+ * Loads the program `name` of the object at `path` alone and returns the status ("ok", "rejected",
+ * "error") with its errno; the verifier's log is left in `log`.
+ */
+static const char *load_program(const char *path, const char *name, char *log, int *err_out)
 {
 	struct bpf_object *obj;
 	struct bpf_program *prog, *target = NULL;
-	char *log;
-	int err, code;
+	const char *status;
+	int err;
 
-	if (argc == 2 && strcmp(argv[1], "--check") == 0)
-		return check_bpf_syscall();
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s OBJ PROGNAME | --check\n", argv[0]);
-		return 2;
-	}
-
-	libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
-	libbpf_set_print(print_libbpf);
-
-	log = calloc(1, PROBE_LOG_SIZE);
-	if (!log) {
-		fprintf(stderr, "out of memory\n");
-		return 2;
-	}
-
-	obj = bpf_object__open_file(argv[1], NULL);
+	log[0] = '\0';
+	saw_prog_load_failure = 0;
+	obj = bpf_object__open_file(path, NULL);
 	if (!obj) {
-		err = errno;
-		fprintf(stderr, "cannot open %s: %s\n", argv[1], strerror(err));
-		code = report("error", err, NULL);
-		free(log);
-		return code;
+		*err_out = errno;
+		fprintf(stderr, "cannot open %s: %s\n", path, strerror(*err_out));
+		return "error";
 	}
 
 	/* Only the requested program is loaded, so one rejected sibling cannot hide its verdict. */
 	bpf_object__for_each_program(prog, obj) {
-		if (strcmp(bpf_program__name(prog), argv[2]) == 0)
+		if (strcmp(bpf_program__name(prog), name) == 0)
 			target = prog;
 		else
 			bpf_program__set_autoload(prog, false);
 	}
 	if (!target) {
-		fprintf(stderr, "no program named %s in %s\n", argv[2], argv[1]);
+		fprintf(stderr, "no program named %s in %s\n", name, path);
 		bpf_object__close(obj);
-		code = report("error", ENOENT, NULL);
-		free(log);
-		return code;
+		*err_out = ENOENT;
+		return "error";
 	}
 	bpf_program__set_autoload(target, true);
 	if (getenv("PROBE_SECTION") && getenv("PROBE_SECTION")[0]) {
@@ -290,23 +287,128 @@ int main(int argc, char **argv)
 	bpf_program__set_log_buf(target, log, PROBE_LOG_SIZE);
 
 	err = bpf_object__load(obj);
+	*err_out = 0;
 	if (err == 0) {
-		code = report("ok", 0, log);
+		status = "ok";
 	} else if (log[0] && !saw_prog_load_failure) {
 		/*
 		 * The verifier accepted the program and a later step of bpf_object__load failed: libbpf
 		 * fills prog arrays declared with initial slots after loading, and those slots name
 		 * sibling programs this probe did not load. The verdict is the verifier's.
 		 */
-		code = report("ok", 0, log);
+		status = "ok";
 	} else {
-		int saved = err < 0 ? -err : errno;
+		char error[1024];
 
-		/* A verdict needs a log; an empty log means bpf() refused before the verifier ran. */
-		code = report(log[0] ? "rejected" : "error", saved, log);
+		*err_out = err < 0 ? -err : errno;
+		/*
+		 * A verdict needs the verifier's own words. An empty log means bpf() refused before the
+		 * verifier ran; a log of statistics alone ("stack depth 0", "processed 0 insns") means
+		 * bpf_check gave up before do_check, as the attach-target gate of some hosts does for
+		 * tracing programs (bpf_iter programs get EPERM there and print depth 0 for every frame).
+		 */
+		last_error_line(log, error, sizeof(error));
+		status = error[0] ? "rejected" : "error";
+	}
+	bpf_object__close(obj);
+	return status;
+}
+
+static void print_json_string(const char *text, size_t limit)
+{
+	putchar('"');
+	for (size_t i = 0; text[i] && i < limit; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c == '\n')
+			printf("\\n");
+		else if (c == '\t')
+			printf("\\t");
+		else if (c < 0x20 || c >= 0x7f)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+#define JSON_LOG_LIMIT (64u * 1024u)
+
+/* Every program of every object, one JSON line each (see the header). */
+static int report_all_json(int count, char **paths, char *log)
+{
+	int programs = 0;
+
+	for (int i = 0; i < count; i++) {
+		struct bpf_object *obj = bpf_object__open_file(paths[i], NULL);
+		struct bpf_program *prog;
+		char **names = NULL;
+		int n = 0;
+
+		if (!obj) {
+			printf("@bsl {\"object\":");
+			print_json_string(paths[i], 4096);
+			printf(",\"status\":\"error\",\"errno\":%d}\n", errno);
+			continue;
+		}
+		/* The names first: each program is then loaded from a fresh open of the object. */
+		bpf_object__for_each_program(prog, obj) {
+			names = realloc(names, sizeof(*names) * (size_t)(n + 1));
+			names[n++] = strdup(bpf_program__name(prog));
+		}
+		bpf_object__close(obj);
+		for (int j = 0; j < n; j++) {
+			int err = 0;
+			const char *status = load_program(paths[i], names[j], log, &err);
+
+			printf("@bsl {\"object\":");
+			print_json_string(paths[i], 4096);
+			printf(",\"program\":");
+			print_json_string(names[j], 4096);
+			printf(",\"status\":\"%s\",\"errno\":%d,\"log\":", status, err);
+			print_json_string(log, JSON_LOG_LIMIT);
+			printf("}\n");
+			fflush(stdout);
+			free(names[j]);
+			programs++;
+		}
+		free(names);
+	}
+	printf("@bsl-done %d\n", programs);
+	fflush(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *status;
+	char *log;
+	int err, code;
+
+	if (argc == 2 && strcmp(argv[1], "--check") == 0)
+		return check_bpf_syscall();
+	if (!(argc >= 2 && strcmp(argv[1], "--json") == 0) && argc != 3) {
+		fprintf(stderr, "usage: %s OBJ PROGNAME | --json OBJ... | --check\n", argv[0]);
+		return 2;
 	}
 
-	bpf_object__close(obj);
+	libbpf_set_strict_mode(LIBBPF_STRICT_ALL);
+	libbpf_set_print(print_libbpf);
+
+	log = calloc(1, PROBE_LOG_SIZE);
+	if (!log) {
+		fprintf(stderr, "out of memory\n");
+		return 2;
+	}
+	if (strcmp(argv[1], "--json") == 0) {
+		code = report_all_json(argc - 2, argv + 2, log);
+		free(log);
+		return code;
+	}
+	status = load_program(argv[1], argv[2], log, &err);
+	code = report(status, err, strcmp(status, "error") == 0 && !log[0] ? NULL : log);
 	free(log);
 	return code;
 }

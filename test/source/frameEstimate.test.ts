@@ -10,9 +10,16 @@ import { type EstimateReport, estimateCommand, estimateSource } from '../../serv
 import { UsageError } from '../../server/src/cli/args';
 import { stringLiteralBytes } from '../../server/src/source/constExpr';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
-import { type Fixture, listFixtures } from '../support/fixtures';
+import { type Fixture, type FixtureExpectation, listFixtures } from '../support/fixtures';
+import { labExpectations } from '../support/kernelLab';
 
-const KERNELS = ['6.18', '6.1'];
+/** The header's lines (the running kernel's) and the lab's (every measured kernel). */
+function expectationsOf(fixture: Fixture): FixtureExpectation[] {
+  return [...fixture.expectations, ...labExpectations(fixture)];
+}
+
+// 6.18 from the fixtures' measured lines, 6.1.170 from the kernel lab's measured file.
+const KERNELS = ['6.18', '6.1.170'];
 const { profiles } = parseKernelProfiles(KERNELS, true);
 
 const reports = new Map<string, Promise<EstimateReport>>();
@@ -40,7 +47,7 @@ function outcome(verdict: EstimateReport['programs'][number]['verdicts'][number]
 async function verdictMismatches(fixture: Fixture): Promise<string[]> {
   const report = await estimate(fixture);
   const mismatches: string[] = [];
-  for (const expectation of fixture.expectations) {
+  for (const expectation of expectationsOf(fixture)) {
     const kernelIndex = KERNELS.indexOf(expectation.kernel);
     if (kernelIndex === -1) continue;
     const program = report.programs.find((candidate) => candidate.name === expectation.program);
@@ -52,7 +59,7 @@ async function verdictMismatches(fixture: Fixture): Promise<string[]> {
 }
 
 for (const name of ['seed_acl_stack_fmt.bpf.c', 'tailcall_threshold.bpf.c', 'seed_no_global_data.bpf.c', 'seed_rodata_fmt.bpf.c', 'combined_512.bpf.c', 'call_depth_frames.bpf.c', 'dead_code.bpf.c', 'bpf_loop_callback.bpf.c', 'may_goto.bpf.c']) {
-  test(`the estimate of ${name} gets the verifier's verdicts for 6.18 and 6.1`, async () => {
+  test(`the estimate of ${name} gets the verifiers' verdicts for 6.18 and 6.1.170`, async () => {
     assert.deepEqual(await verdictMismatches(fixtureNamed(name)), []);
   });
 }
@@ -128,7 +135,7 @@ test('the estimate command: JSON shape, exit status, usage errors', async () => 
  * line: subprograms removed as dead are not in it), and how many verdicts agree over every EXPECT line.
  */
 test('report: bucket agreement of estimated frames with the verifier, over every fixture', async () => {
-  const allKernels = [...new Set(listFixtures().flatMap((fixture) => fixture.expectations.map((expectation) => expectation.kernel)))];
+  const allKernels = [...new Set(listFixtures().flatMap((fixture) => expectationsOf(fixture).map((expectation) => expectation.kernel)))];
   const all = parseKernelProfiles(allKernels, true).profiles;
   let frames = 0;
   let sameBucket = 0;
@@ -140,7 +147,7 @@ test('report: bucket agreement of estimated frames with the verifier, over every
   const functionsSeen = new Map<string, boolean>();
   for (const fixture of listFixtures()) {
     const report = await estimateSource(fixture.source, readFileSync(fixture.source, 'utf8'), all);
-    for (const expectation of fixture.expectations) {
+    for (const expectation of expectationsOf(fixture)) {
       const program = report.programs.find((candidate) => candidate.name === expectation.program);
       const verdict = program?.verdicts[allKernels.indexOf(expectation.kernel)];
       const expected = expectation.accepted ? 'accepted' : expectation.error;

@@ -4,12 +4,12 @@
  *
  *   /* bpf-stack-lens fixture: <one sentence of what it exercises>
  *    * EXPECT prog=entry kernel=6.18 depths=208+32+48 accepted
- *    * EXPECT prog=entry kernel=6.1 rejected="tail_calls are not allowed when ... Too large"
  *    *\/
  *
- * `kernel=<running kernel>` lines are measured on a real verifier (depths exactly as its "stack depth"
- * line prints them); other kernels are derived by hand from the rules and hold the rule engine to
- * them. A header that does not parse is an error, never a fixture to skip.
+ * `kernel=6.18` lines are measured on a real verifier (depths exactly as its "stack depth" line prints
+ * them). Other kernels are not written by hand: the kernel lab measures them into
+ * test/fixtures/programs/measured/<release>.json (test/support/kernelLab.ts). A header that does not
+ * parse is an error, never a fixture to skip.
  */
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';

@@ -11,6 +11,7 @@ const USAGE = `usage:
   bpf-stack-lens check [--kernel V[,V...]] [--no-jit] [--format text|json|sarif] [--quote-root DIR]... OBJ...
   bpf-stack-lens dump OBJ [--prog NAME]
   bpf-stack-lens estimate [-I DIR]... [-D NAME[=VAL]]... [--compile-commands FILE] [--compile [--clang PATH]] [--kernel V[,V...]] [--no-jit] [--format text|json] [--all-functions] FILE.c
+  bpf-stack-lens verify [--kernel host|V[,V...]] [--format text|json] OBJ...
   bpf-stack-lens types [-I DIR]... [-D NAME[=VAL]]... FILE
   bpf-stack-lens lsp [--stdio | --node-ipc | --socket=PORT]
   bpf-stack-lens --version | --help`;
@@ -25,6 +26,7 @@ const COMMANDS: Record<string, () => Command> = {
   check: () => (require('./checkCommand') as typeof import('./checkCommand')).checkCommand,
   dump: () => (require('./dumpCommand') as typeof import('./dumpCommand')).dumpCommand,
   estimate: () => (require('./estimateCommand') as typeof import('./estimateCommand')).estimateCommand,
+  verify: () => (require('./verifyCommand') as typeof import('./verifyCommand')).verifyCommand,
   types: () => (require('./typesCommand') as typeof import('./typesCommand')).typesCommand,
   lsp: () => (require('../lsp/lspCommand') as typeof import('../lsp/lspCommand')).lspCommand,
 };

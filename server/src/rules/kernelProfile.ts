@@ -78,6 +78,8 @@ export interface KernelRuleSet {
   /** allow_tail_call_in_subprogs(): the x86-64 JIT from 5.10; never for the interpreter. */
   tailCallsWithCalls: boolean;
   stackLineFormat: StackLineFormat;
+  /** What may_goto adds to the printed depth: 16 for the timed counter (6.15), 8 before. */
+  mayGotoSlotBytes: number;
   /** Warnings about the version itself (outside what the rules model). */
   notes: string[];
   /** Facts assumed rather than measured or probed for this kernel. */
@@ -161,6 +163,8 @@ export function ruleSetFor(profile: KernelProfile): KernelRuleSet {
     globalCallsCountFrames: maxCallFrames <= 8,
     tailCallsWithCalls: profile.jit && (probed?.tailCallsWithCalls ?? atLeast(version, 5, 10)),
     stackLineFormat: !atLeast(version, 6, 8) ? 'bytes' : !atLeast(version, 7, 2) ? 'slots' : !atLeast(version, 7, 3) ? 'slots-max' : 'max-only',
+    // Measured: 6.12.107 prints 72 for a 64-byte frame with may_goto, 6.18 prints 80.
+    mayGotoSlotBytes: atLeast(version, 6, 15) ? 16 : 8,
     notes,
     assumes,
   };

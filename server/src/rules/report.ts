@@ -119,8 +119,12 @@ export function addVerifierSubprograms(report: ProgramReport, throwsWithoutCallb
 
 /** Slots the verifier adds after check_max_stack_depth: printed in its line, never judged. */
 export const BPF_LOOP_INLINE_EXTRA = 24;
-/** The timed may_goto counter takes two slots on x86-64 (6.13+); measured +16 on 6.18. */
+/**
+ * The timed may_goto counter takes two slots on x86-64 (upstream 6.15); measured +16 on 6.18, and
+ * one slot (+8) on 6.12.107. Kernels before 6.15 print the rounded depth with 8 in place of 16.
+ */
 export const MAY_GOTO_EXTRA = 16;
+const MAY_GOTO_REASON = `${MAY_GOTO_EXTRA} bytes for the may_goto counter`;
 
 export function hiddenSlots(found: { bpfLoopInlined: boolean; mayGoto: boolean }): { bytes: number; reasons: string[] } {
   const reasons: string[] = [];
@@ -131,7 +135,7 @@ export function hiddenSlots(found: { bpfLoopInlined: boolean; mayGoto: boolean }
   }
   if (found.mayGoto) {
     bytes += MAY_GOTO_EXTRA;
-    reasons.push(`${MAY_GOTO_EXTRA} bytes for the may_goto counter`);
+    reasons.push(MAY_GOTO_REASON);
   }
   return { bytes, reasons };
 }
@@ -229,7 +233,8 @@ export function addStackDepthLines(
   verdicts.forEach((verdict, position) => {
     const profile = profiles[position];
     if (!profile) return;
-    const format = ruleSetFor(profile).stackLineFormat;
+    const rules = ruleSetFor(profile);
+    const format = rules.stackLineFormat;
     const reported = verdict.violations.find((violation) => violation.reportedByKernel);
     const unentered = neverEntered(subprograms, reported);
     const printed = subprograms.flatMap((sub, index) => {
@@ -242,7 +247,8 @@ export function addStackDepthLines(
       }
       // The slots added after the check (bpf_loop, may_goto) are whole slots on top of the rounded depth.
       const hidden = sub.stackDepth > sub.checkedDepth;
-      return [{ sub, index, depth: format === 'bytes' && !hidden ? (sub.byteDepth ?? sub.checkedDepth) : sub.stackDepth }];
+      const mayGotoShortfall = sub.hiddenBytes.includes(MAY_GOTO_REASON) ? MAY_GOTO_EXTRA - rules.mayGotoSlotBytes : 0;
+      return [{ sub, index, depth: format === 'bytes' && !hidden ? (sub.byteDepth ?? sub.checkedDepth) : sub.stackDepth - mayGotoShortfall }];
     });
     const numbers = printed.map((entry) => entry.depth);
     if ((format === 'bytes' || format === 'slots') && throwsWithoutCallback && verdict.accepted) numbers.push(0);

@@ -125,6 +125,7 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
   const modes: PrivateStackMode[] = nodes.map(() => 'unknown');
   let maxCombinedDepth = 0;
   let maxCombinedChain: string[] = [];
+  let deepestAtFirstError: { depth: number; chain: string[] } | undefined;
 
   const kind = programKindOf(graph);
   const hasTailCall = nodes.some((node) => node.hasTailCall);
@@ -148,6 +149,11 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     const key = `${violation.rule}:${chain.join('>')}`;
     if (seenViolations.has(key)) return;
     seenViolations.add(key);
+    // The kernel's walk stops at its first error, so the deepest chain it printed (7.2's "max M")
+    // is the one reached by then, the failing frame included.
+    if (phase === 'check_max_stack_depth' && !violations.some((v) => v.phase === phase)) {
+      deepestAtFirstError = { depth: Math.max(maxCombinedDepth, violation.rule === 'combined-stack' ? violation.depth : 0), chain: maxCombinedChain };
+    }
     violations.push({ ...violation, chain, reportedByKernel: false, phase });
   };
 
@@ -200,6 +206,12 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
 
     let depth = callersDepth;
     if (frame.privateStack) {
+      // A frame on the private stack is a stack of its own: measured on 7.2, "stack depth 48+48+400+48
+      // max 400" for a 400-byte private frame under two shared 48s.
+      if (roundedDepth > maxCombinedDepth) {
+        maxCombinedDepth = roundedDepth;
+        maxCombinedChain = frames.map((f) => f.name);
+      }
       if (roundedDepth > MAX_BPF_STACK) {
         record({
           rule: 'subprog-stack',
@@ -330,6 +342,7 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
   // order they were recorded.
   const first = violations.find((v) => v.phase === 'add_subprog') ?? violations.find((v) => v.phase === 'do_check') ?? violations[0];
   if (first) first.reportedByKernel = true;
+  if (first?.phase === 'check_max_stack_depth' && deepestAtFirstError) ({ depth: maxCombinedDepth, chain: maxCombinedChain } = deepestAtFirstError);
   return {
     kernel: profile.version,
     jit: profile.jit,

@@ -1,0 +1,30 @@
+/**
+ * Reads what a real verifier printed at log level 4 (BPF_LOG_STATS): the error, if any, and the
+ * statistics block print_verification_stats() appends. The error lines are the same on every kernel;
+ * the statistics changed: before 7.2 `stack depth a+b+c`, 7.2 `stack depth a+b max M` and
+ * `insns processed N`, 7.3 `stack depth max M` followed by one `subprog N (name) ...` line per
+ * subprogram.
+ */
+
+export interface VerifierLogFacts {
+  /** The whole `stack depth ...` line, as printed; absent when the log has none. */
+  stackDepthLine?: string;
+  /** 7.3's `subprog N (name) static|global|main insns_self A insns_total B stack S` lines. */
+  subprogramLines: string[];
+  /** The verifier's last line that is not statistics (its error, for a rejected program). */
+  lastMessage?: string;
+}
+
+// Lines of the statistics block and libbpf's framing; anything else is the verifier talking.
+const STATISTICS = [/^verification time /, /^stack depth /, /^processed /, /^insns processed /, /^subprog \d+ /, /^-- /, /^mark_precise/];
+
+export function readVerifierLog(log: string): VerifierLogFacts {
+  const lines = log.replace(/\r/g, '').split('\n');
+  const facts: VerifierLogFacts = { subprogramLines: lines.filter((line) => /^subprog \d+ \(/.test(line)) };
+  const depth = lines.find((line) => line.startsWith('stack depth '));
+  if (depth !== undefined) facts.stackDepthLine = depth;
+  for (const line of lines) {
+    if (line.length > 0 && !STATISTICS.some((pattern) => pattern.test(line))) facts.lastMessage = line;
+  }
+  return facts;
+}

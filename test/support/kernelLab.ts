@@ -1,0 +1,226 @@
+/**
+ * The fixtures' measured expectations: what each lab kernel's verifier said about every program of
+ * every fixture object, one file per kernel release (test/fixtures/programs/measured/<release>.json),
+ * written by `bash scripts/kernel-lab.sh measure` and reviewed as diffs. Also that script's entry point.
+ */
+import { readdirSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
+
+import { LAB_KERNELS, type LabBoot, type LabKernel, LabError, fetchKernel, runLab } from '../../server/src/lab/kernelLab';
+import type { ProgramReport } from '../../server/src/rules/report';
+import { type Fixture, type FixtureExpectation, fixturesDirectory } from './fixtures';
+import { repositoryRoot } from './kernel';
+
+export interface MeasuredProgram {
+  verdict: 'accepted' | 'rejected' | 'error';
+  /** The verifier's error line, for a rejected program. */
+  error?: string;
+  /** The `stack depth ...` line exactly as the kernel printed it. */
+  stackDepth?: string;
+  /** 7.3's per-subprogram lines. */
+  subprograms?: string[];
+  /** For verdict "error": the errno bpf() failed with before the verifier ran. */
+  errno?: number;
+}
+
+export interface MeasuredFile {
+  release: string;
+  package: string;
+  packageVersion: string;
+  procVersion: string;
+  /** Object file name → program → what the kernel said. */
+  objects: Record<string, Record<string, MeasuredProgram>>;
+}
+
+export function measuredDirectory(): string {
+  return join(fixturesDirectory(), 'measured');
+}
+
+/** Every committed measured file, by release. */
+export function readMeasuredFiles(): MeasuredFile[] {
+  const folder = measuredDirectory();
+  if (!existsSync(folder)) return [];
+  return readdirSync(folder)
+    .filter((name) => name.endsWith('.json'))
+    .sort()
+    .map((name) => JSON.parse(readFileSync(join(folder, name), 'utf8')) as MeasuredFile);
+}
+
+/** The fixture objects the lab measures, sorted by name. */
+export function fixtureObjects(): string[] {
+  const folder = fixturesDirectory();
+  return readdirSync(folder)
+    .filter((name) => name.endsWith('.bpf.o'))
+    .sort()
+    .map((name) => join(folder, name));
+}
+
+export function toMeasured(boot: LabBoot): MeasuredFile {
+  const objects: MeasuredFile['objects'] = {};
+  for (const verdict of boot.verdicts) {
+    const entry: MeasuredProgram = { verdict: verdict.status === 'ok' ? 'accepted' : verdict.status };
+    if (verdict.error !== undefined) entry.error = verdict.error;
+    if (verdict.stackDepthLine !== undefined) entry.stackDepth = verdict.stackDepthLine;
+    if (verdict.subprogramLines.length > 0) entry.subprograms = verdict.subprogramLines;
+    if (verdict.status === 'error') entry.errno = verdict.errno;
+    (objects[basename(verdict.object)] ??= {})[verdict.program] = entry;
+  }
+  return {
+    release: boot.fetched.release,
+    package: boot.fetched.kernel.package,
+    packageVersion: boot.fetched.packageVersion,
+    procVersion: boot.procVersion,
+    objects,
+  };
+}
+
+export function measuredFilePath(release: string): string {
+  return join(measuredDirectory(), `${release}.json`);
+}
+
+function selectKernels(labels: string[]): LabKernel[] {
+  if (labels.length === 0) return [...LAB_KERNELS];
+  return labels.map((label) => {
+    const kernel = LAB_KERNELS.find((candidate) => candidate.label === label || candidate.package === label);
+    if (!kernel) throw new LabError(`no lab kernel ${label} (lab kernels: ${LAB_KERNELS.map((k) => k.label).join(', ')})`);
+    return kernel;
+  });
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const root = repositoryRoot();
+  const progress = (message: string): void => void process.stderr.write(`kernel-lab: ${message}\n`);
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  const options = { root, progress, signal: controller.signal };
+  if (command === 'fetch') {
+    for (const kernel of selectKernels(rest)) {
+      const fetched = await fetchKernel(kernel, options);
+      process.stdout.write(`${fetched.release} ${kernel.package} ${fetched.vmlinuz}${fetched.cached ? ' (cached)' : ''}\n`);
+    }
+    return 0;
+  }
+  if (command === 'measure') {
+    const started = Date.now();
+    const run = await runLab(selectKernels(rest), fixtureObjects(), options);
+    mkdirSync(measuredDirectory(), { recursive: true });
+    for (const boot of run.boots) {
+      writeFileSync(measuredFilePath(boot.fetched.release), `${JSON.stringify(toMeasured(boot), null, 2)}\n`);
+      process.stdout.write(`${boot.fetched.release}: ${boot.verdicts.length} programs, boot ${boot.bootSeconds.toFixed(1)} s${boot.fetched.cached ? ' (kernel cached)' : ''} → ${measuredFilePath(boot.fetched.release)}\n`);
+    }
+    for (const failure of run.failures) process.stderr.write(`kernel-lab: ${failure.kernel.package}: ${failure.reason}\n`);
+    process.stdout.write(`total ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    return run.failures.length === 0 ? 0 : 1;
+  }
+  if (command === 'boot') {
+    const [label, ...objects] = rest;
+    if (!label || objects.length === 0) throw new LabError('usage: kernel-lab.sh boot LABEL OBJ...');
+    const run = await runLab(selectKernels([label]), objects, options);
+    for (const boot of run.boots) for (const verdict of boot.verdicts) process.stdout.write(`${JSON.stringify({ release: boot.fetched.release, ...verdict })}\n`);
+    for (const failure of run.failures) process.stderr.write(`kernel-lab: ${failure.reason}\n`);
+    return run.failures.length === 0 ? 0 : 1;
+  }
+  process.stderr.write('usage: kernel-lab.sh fetch|measure [LABEL...] | boot LABEL OBJ...\n');
+  return 2;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`kernel-lab: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+/*
+ * What the analyzer does not model yet, as measured: programs that use what an old kernel lacks
+ * (BPF_PSEUDO_FUNC callbacks before 5.13: "number of funcs in func_info doesn't match number of
+ * subprogs"; bpf_snprintf #165, bpf_trace_vprintk #177, bpf_xdp_load_bytes #189: "invalid func
+ * unknown#N"; may_goto before 6.9: "unknown opcode e5"): the analyzer judges their stack as if the
+ * kernel ran them, where the kernel refuses them before or during do_check. Listed so that the test fails both when a
+ * new difference appears and when one of these is fixed (then delete its line).
+ */
+export const KNOWN_DIFFERENCES: Record<string, string[]> = {
+  '5.10.223': [
+    'bpf_loop_callback.bpf.o for_each_elem', 'bpf_loop_callback.bpf.o loop_big_callback', 'bpf_loop_callback.bpf.o loop_big_callback_fits',
+    'bpf_loop_callback.bpf.o loop_inlined', 'bpf_loop_callback.bpf.o loop_inlined_then_tail', 'bpf_loop_callback.bpf.o loop_not_inlined',
+    'may_goto.bpf.o may_goto_240_tail', 'may_goto.bpf.o may_goto_64', 'printk_variants.bpf.o printk_4_args', 'printk_variants.bpf.o printk_7_args',
+    'printk_variants.bpf.o snprintf_3_args', 'timer_callback.bpf.o arm_timer_big', 'timer_callback.bpf.o arm_timer_chain',
+    'xdp_parser.bpf.o xdp_parse', 'xdp_parser.bpf.o xdp_parse_with_dump',
+  ],
+  '6.1.170': ['may_goto.bpf.o may_goto_240_tail', 'may_goto.bpf.o may_goto_64'],
+};
+
+/**
+ * A fixture's expectations from the lab: one per program of every measured kernel (kernel = the
+ * exact release), leaving out the programs KNOWN_DIFFERENCES lists for that release.
+ */
+export function labExpectations(fixture: Fixture): FixtureExpectation[] {
+  const object = basename(fixture.object);
+  return readMeasuredFiles().flatMap((file) =>
+    Object.entries(file.objects[object] ?? {}).flatMap(([program, measured]) => {
+      if (measured.verdict === 'error' || KNOWN_DIFFERENCES[file.release]?.includes(`${object} ${program}`)) return [];
+      const expectation: FixtureExpectation = { program, kernel: file.release, accepted: measured.verdict === 'accepted' };
+      if (measured.error !== undefined) expectation.error = measured.error;
+      return [expectation];
+    }),
+  );
+}
+
+export interface Agreement {
+  release: string;
+  /** Programs the kernel gave a verdict for (accepted or rejected). */
+  judged: number;
+  verdictsAgree: number;
+  /** Stack-depth lines (and 7.3's per-subprogram stack numbers) equal word for word. */
+  linesAgree: number;
+  /** Programs the analyzer accepts and the kernel rejects. */
+  falseAccepts: number;
+  /** One line per difference: "obj prog: ours … kernel …". */
+  differences: string[];
+}
+
+/** 7.3's "subprog N (name) static|global|main insns_self A insns_total B stack S" minus the insn counts. */
+function subprogramStack(line: string): string {
+  const match = /^subprog (\d+) \((.*)\) (static|global|main) .*\bstack (\d+)$/.exec(line);
+  return match ? `subprog ${match[1]} (${match[2]}) ${match[3]} stack ${match[4]}` : line;
+}
+
+/**
+ * The analyzer's prediction for `file`'s kernel (`--kernel <exact release>`, JIT on as in the lab)
+ * held to what that kernel said: verdict, error line and stack-depth line, word for word.
+ */
+export function compareWithMeasured(file: MeasuredFile, analyze: (object: string, release: string) => ProgramReport[]): Agreement {
+  const agreement: Agreement = { release: file.release, judged: 0, verdictsAgree: 0, linesAgree: 0, falseAccepts: 0, differences: [] };
+  for (const [object, programs] of Object.entries(file.objects)) {
+    const reports = analyze(join(fixturesDirectory(), object), file.release);
+    for (const [program, measured] of Object.entries(programs)) {
+      if (measured.verdict === 'error') {
+        agreement.differences.push(`${object} ${program}: the kernel gave no verdict (errno ${measured.errno})`);
+        continue;
+      }
+      agreement.judged++;
+      const ours = reports.find((report) => report.name === program);
+      const verdict = ours?.verdicts[0];
+      if (!ours || !verdict) {
+        agreement.differences.push(`${object} ${program}: the analyzer does not report it`);
+        continue;
+      }
+      const message = verdict.accepted ? undefined : (verdict.violations.find((v) => v.reportedByKernel) ?? verdict.violations[0])?.message;
+      const kernelAccepts = measured.verdict === 'accepted';
+      if (verdict.accepted === kernelAccepts && (kernelAccepts || message === measured.error)) agreement.verdictsAgree++;
+      else {
+        if (verdict.accepted && !kernelAccepts) agreement.falseAccepts++;
+        agreement.differences.push(`${object} ${program}: ours ${verdict.accepted ? 'accepted' : `"${message}"`}, kernel ${kernelAccepts ? 'accepted' : `"${measured.error}"`}`);
+      }
+      const ourLines = [verdict.stackDepthLine, ...(verdict.subprogramStackLines ?? []).map((s) => `subprog ${s.index} (${s.name}) ${s.kind} stack ${s.stack}`)];
+      const kernelLines = [measured.stackDepth, ...(measured.subprograms ?? []).map(subprogramStack)];
+      if (JSON.stringify(ourLines) === JSON.stringify(kernelLines)) agreement.linesAgree++;
+      else agreement.differences.push(`${object} ${program}: ours ${JSON.stringify(ourLines)}, kernel ${JSON.stringify(kernelLines)}`);
+    }
+  }
+  return agreement;
+}
