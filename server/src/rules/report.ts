@@ -253,10 +253,12 @@ export function addStackDepthLines(
     const numbers = printed.map((entry) => entry.depth);
     if ((format === 'bytes' || format === 'slots') && throwsWithoutCallback && verdict.accepted) numbers.push(0);
     const sum = numbers.join('+');
+    // The walk that computes max never ran when do_check (or add_subprog) stopped first: 7.2 and 7.3 print 0.
+    const printedMax = reported?.phase === 'do_check' || reported?.phase === 'add_subprog' ? 0 : verdict.maxCombinedDepth;
     if (format === 'bytes' || format === 'slots') verdict.stackDepthLine = `stack depth ${sum}`;
-    else if (format === 'slots-max') verdict.stackDepthLine = `stack depth ${sum} max ${verdict.maxCombinedDepth}`;
+    else if (format === 'slots-max') verdict.stackDepthLine = `stack depth ${sum} max ${printedMax}`;
     else {
-      verdict.stackDepthLine = `stack depth max ${verdict.maxCombinedDepth}`;
+      verdict.stackDepthLine = `stack depth max ${printedMax}`;
       verdict.subprogramStackLines = printed.map(({ sub, index, depth }) => ({
         index,
         name: sub.name,
