@@ -12,4 +12,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f out/test/support/kernelLab.js ] || { echo "kernel-lab: out/ is missing: run npm run build first" >&2; exit 1; }
-exec node out/test/support/kernelLab.js "$@"
+exec node -e 'require("./out/test/support/kernelLab.js").runCommandLine(process.argv.slice(1))' "$@"

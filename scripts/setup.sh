@@ -5,9 +5,9 @@
 #     libbpf-dev give headers and the kernel's view), the kernel lab's QEMU and initramfs tools, and
 #     the editors the tests drive (Chromium for code-server, Neovim, Emacs with eglot);
 #   - the npm packages exactly as package-lock.json pins them (`npm ci` also builds the TypeScript);
-#   - code-server, Node 24 and playwright-core in .cache/editors/ (scripts/editors.sh, once);
-#   - the real-world corpus: Debian's kernel trees and xdp-tools, built with clang-19 into
-#     .cache/corpus/ (scripts/corpus.sh; the first time about ten minutes, then seconds).
+#   - code-server, Node 24 and playwright-core in .cache/editors/ (scripts/editors.sh, once).
+# The real-world corpus (Debian's kernel trees and xdp-tools, scripts/corpus.sh, about ten minutes
+# the first time) is fetched and built by the tests that use it, so the main job does not wait for it.
 # Needs node 20 or later and npm on PATH, and root (or sudo) only when a Debian package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,5 +45,3 @@ say "npm ci (installs the pinned packages and builds)"
 npm ci --no-audit --no-fund
 say "code-server, Node 24, playwright-core and Neovim 0.10 into .cache/editors/ (once, about three minutes)"
 bash scripts/editors.sh
-say "the real-world corpus into .cache/corpus/ (scripts/corpus.sh; the first time about ten minutes)"
-bash scripts/corpus.sh >/dev/null

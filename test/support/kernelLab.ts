@@ -125,8 +125,12 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
+/**
+ * scripts/kernel-lab.sh's entry. Not run when this file is loaded: `node --test out/test/` runs every
+ * file under out/test, support modules included, and a usage error there would fail the suite.
+ */
+export function runCommandLine(args: string[]): void {
+  main(args).then(
     (code) => process.exit(code),
     (error: unknown) => {
       process.stderr.write(`kernel-lab: ${error instanceof Error ? error.message : String(error)}\n`);

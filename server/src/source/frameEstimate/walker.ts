@@ -5,6 +5,7 @@
  * function's text and the file scope, so the walk cache can keep it.
  */
 import { roundToSlots } from '../../common/numbers';
+import { MAX_BPF_STACK } from '../../rules/stackRules';
 import type { DeclarationScope } from '../declarations';
 import { expressionType } from '../expressionType';
 import type { Node } from '../parser';
@@ -448,10 +449,13 @@ export function readFunction(context: FileContext, definition: Node, baseRow: nu
  */
 export function nakedAsmStackDepth(code: string): number {
   let deepest = 0;
-  for (const match of code.matchAll(/\br10\s*(?:-|\+\s*-)\s*(\d+)/g)) deepest = Math.max(deepest, Number(match[1]));
+  // An access below the 512-byte stack is refused by the verifier as that access ("invalid write to
+  // stack R1 off=-513"), during do_check: it never becomes a frame, so it must not be counted as one.
+  const within = (bytes: number) => (bytes <= MAX_BPF_STACK ? bytes : 0);
+  for (const match of code.matchAll(/\br10\s*(?:-|\+\s*-)\s*(\d+)/g)) deepest = Math.max(deepest, within(Number(match[1])));
   const offsets = new Map<string, number>();
   const note = (offset: number) => {
-    if (offset < 0) deepest = Math.max(deepest, -offset);
+    if (offset < 0) deepest = Math.max(deepest, within(-offset));
   };
   for (const raw of code.split(/[;\n]|\\n/)) {
     // The asm is C string literals: their quotes and line-continuation backslashes are not code.
