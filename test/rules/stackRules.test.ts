@@ -171,3 +171,20 @@ test('256 subprograms load; a 257th is "too many subprograms", found by add_subp
   assert.equal(verdict.violations.find((v) => v.reportedByKernel)?.rule, 'too-many-subprograms');
   assert.ok(verdict.violations.some((v) => v.rule === 'call-depth' && !v.reportedByKernel));
 });
+
+test('a call graph whose chains multiply is walked up to a bound, and the verdict says where it stopped', () => {
+  // 7 layers of 20 functions, each calling all of the next: 20^7 chains. 6.18 refuses it in do_check
+  // ("BPF program is too large. Processed 1000001 insn"); the walk must end long before it would.
+  const width = 20;
+  const layers = 7;
+  const nodes = [node('main', 8, { calls: Array.from({ length: width }, (_, w) => ({ callee: 1 + w, kind: 'call' as const })) })];
+  for (let layer = 0; layer < layers; layer++) {
+    for (let w = 0; w < width; w++) {
+      const calls = layer + 1 < layers ? Array.from({ length: width }, (_, v) => ({ callee: 1 + (layer + 1) * width + v, kind: 'call' as const })) : [];
+      nodes.push(node(`f${layer}_${w}`, 8, { calls }));
+    }
+  }
+  const verdict = judgeStack({ programType: 'xdp', subprograms: nodes }, K618);
+  assert.ok(verdict.notes.some((note) => /the walk stopped there/.test(note)), verdict.notes.join('\n'));
+  assert.equal(judgeStack(plainChain(8, 8), K618).notes.some((note) => /walk stopped/.test(note)), false);
+});

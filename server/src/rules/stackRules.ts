@@ -41,6 +41,13 @@ export const TAIL_CALL_CALLERS_LIMIT = 256;
  * one calling 256 does not. A front end builds no more than this many frames of a program.
  */
 export const MAX_SUBPROGRAMS = 256;
+/**
+ * Frames the walk visits at most. It follows every chain, as the kernel does, and chains multiply:
+ * 7 layers of 20 functions, each calling all of the next layer, are 20^7 chains. The kernel meets
+ * them first in do_check, which walks each chain too and gives up at 1,000,000 processed instructions
+ * (measured on 6.18 for that graph: "BPF program is too large. Processed 1000001 insn").
+ */
+export const MAX_WALKED_FRAMES = 1_000_000;
 
 export type RuleId = 'tail-call-depth' | 'combined-stack' | 'call-depth' | 'subprog-stack' | 'tail-call-with-calls' | 'too-many-subprograms';
 
@@ -126,6 +133,7 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
   let maxCombinedDepth = 0;
   let maxCombinedChain: string[] = [];
   let deepestAtFirstError: { depth: number; chain: string[] } | undefined;
+  let walkedFrames = 0;
 
   const kind = programKindOf(graph);
   const hasTailCall = nodes.some((node) => node.hasTailCall);
@@ -164,6 +172,7 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     callSource: SourceLocation | undefined,
     privateStackSupported: boolean,
   ) => {
+    if (++walkedFrames > MAX_WALKED_FRAMES) return;
     const node = nodes[index];
     const roundedDepth = rules.roundStackDepth(node.stackDepth);
     if (!privateStackSupported) modes[index] = 'none';
@@ -352,7 +361,13 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     maxCombinedChain,
     tailCalls: [...tailCalls.values()].sort((a, b) => a.subprogram - b.subprogram),
     privateStackSubprograms: modes.flatMap((mode, index) => (mode === 'adaptive' ? [index] : [])),
-    notes: rules.notes,
+    notes:
+      walkedFrames > MAX_WALKED_FRAMES
+        ? [
+            ...rules.notes,
+            `the call graph has more than ${MAX_WALKED_FRAMES} frames along its chains; the walk stopped there, and the verifier itself gives up once do_check has processed 1,000,000 instructions ("BPF program is too large")`,
+          ]
+        : rules.notes,
     assumes,
   };
 }
