@@ -96,7 +96,14 @@ test('code-server: squiggle, Problems, hover and the printk quick fix on the see
       { timeout: 10000 },
     );
     await page.keyboard.press('Control+Shift+M');
-    const rows = await page.locator('.markers-panel .monaco-list-row').allInnerTexts();
+    // The status item answers a request; Problems redraws from the published diagnostics a moment
+    // later, so give it until it settles before reading what it says.
+    let rows = [];
+    for (let attempt = 0; attempt < 20; attempt++) {
+      rows = await page.locator('.markers-panel .monaco-list-row').allInnerTexts();
+      if (rows.length > 0 && rows.every((row) => !/stale|unsaved/.test(row))) break;
+      await page.waitForTimeout(500);
+    }
     t.diagnostic(`Problems after the undo: ${rows.map((row) => row.replace(/\s+/g, ' ')).join(' | ')}`);
     assert.ok(rows.some((row) => row.includes(TAIL_CALL_MESSAGE)), 'the error is still listed');
     assert.ok(rows.every((row) => !/stale|unsaved/.test(row)), 'nothing says stale or unsaved');
