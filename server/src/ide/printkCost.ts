@@ -10,7 +10,7 @@
  * for a macro's locals is the line of the macro's name, so a call owns the objects on its lines.
  */
 import type { FrameItem, FunctionFrame } from '../source/frameEstimate';
-import { markdownCode, markdownText } from '../common/markdown';
+import { markdownCode } from '../common/markdown';
 import { type DocumentStackAnalysis, documentFrame } from './analysis';
 import type { SyntaxView } from './syntax';
 import { type PrintkCall, type StackCost, findPrintkCalls } from './printk';

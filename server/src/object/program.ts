@@ -19,7 +19,6 @@ import {
   LDDW_OPCODE,
   MOV64_REGISTER_OPCODE,
   type Instruction,
-  type PackedInstructions,
   type PackedRange,
   applyLibbpfSourceRegistersPacked,
   decodePackedInstructions,

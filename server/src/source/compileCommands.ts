@@ -6,7 +6,6 @@
  * without them.
  */
 import { isRegularFile, readRegularText } from '../common/safeRead';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolvedPath } from '../common/paths';
 

@@ -5,7 +5,6 @@
  */
 import { isRegularFile } from '../common/safeRead';
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tokenize, tokenizeUntil, TokenFlags, TokenKind } from './lexer';
 import type { Token } from './lexer';

@@ -72,12 +72,6 @@ interface Resolved {
   partial: boolean;
 }
 
-/** An inlined call's program points, inserted right after the call's. */
-interface Expansion {
-  point: number;
-  length: number;
-}
-
 /** Resolves every walked function (one definition per name: the first wins) into its estimate. */
 export function resolveFunctions(all: readonly RawFunction[]): FunctionEstimate[] {
   return new Inliner(all).estimates();
