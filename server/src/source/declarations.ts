@@ -378,7 +378,6 @@ export class DeclarationParser {
       }
       if (cursor.isPunctuator(',')) {
         cursor.position++;
-        type = specifiers.base;
         continue;
       }
       cursor.expect(';');
