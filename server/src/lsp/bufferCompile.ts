@@ -176,7 +176,9 @@ export class BufferCompiles implements DocumentAnalysisProvider {
       signal: controller.signal,
       timeoutMs: COMPILE_TIMEOUT_MS,
       slowAfterMs: SLOW_COMPILE_MS,
-      onSlow: () => (progress = this.host.beginProgress(`Compiling ${path.basename(filePath)} from the buffer`)),
+      onSlow: () => {
+        progress = this.host.beginProgress(`Compiling ${path.basename(filePath)} from the buffer`);
+      },
     });
     const running = compiling.then(() => undefined);
     state.running = running;
