@@ -267,5 +267,12 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => process.exit(code));
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    // The fuzzer's own failure (the server would not start, say), told apart from a finding.
+    (error: unknown) => {
+      process.stderr.write(`fuzz: the fuzzer failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+      process.exit(2);
+    },
+  );
 }
