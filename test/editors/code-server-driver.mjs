@@ -157,7 +157,9 @@ export async function startCodeServer({ tools, dataDir, port, vsix = vsixPath, l
       const timer = setTimeout(() => {
         try {
           process.kill(-child.pid, 'SIGKILL');
-        } catch {}
+        } catch {
+          // The group exited between the SIGTERM and now.
+        }
       }, 3000);
       await done;
       clearTimeout(timer);

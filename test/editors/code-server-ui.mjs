@@ -85,7 +85,7 @@ export async function applyQuickFix(page, title, { beforeAccept = async () => {}
       await page.locator('.tabs-container .tab.active.dirty').waitFor({ timeout: 5000 });
       return fullTitle;
     } catch (error) {
-      if (attempt >= attempts) throw new Error(`the quick fix "${fullTitle}" did not change the file`);
+      if (attempt >= attempts) throw new Error(`the quick fix "${fullTitle}" did not change the file`, { cause: error });
       await page.keyboard.press('Escape');
     }
   }
