@@ -13,8 +13,8 @@ import { LAB_KERNELS, type LabKernel, LabError, type LabVerdict, fetchKernel, bo
 import { type KernelProfile, parseKernelProfiles } from '../rules/kernelProfile';
 import type { ProgramReport } from '../rules/report';
 import { packageRoot } from '../source/packageRoot';
-import { type FlagSpec, UsageError, parseArgs } from './args';
-import { type CommandIo, readInput } from './io';
+import { type FlagSpec, UsageError, parseArgs } from '../common/commandLine';
+import { type CommandIo, readInput } from '../common/commandIo';
 
 export const VERIFY_FLAGS: Record<string, FlagSpec> = {
   '--kernel': { value: true, repeat: true },

@@ -50,7 +50,7 @@ import { probeRunningKernel } from '../probe/kernelProbe';
 import { DEFAULT_SETTINGS, type LensSettings, SETTINGS_SECTION, kernelProfilesOf, readSettings } from './settings';
 import type { ProgressHandle } from './estimateThread';
 import { SourceEstimates } from './sourceEstimate';
-import { analysesReport, objectReport } from './stackReport';
+import { analysesReport, objectReport } from '../ide/stackReport';
 import { fileStatus } from '../ide/status';
 
 /** Quiet time after an object's last change before it is read: a build rewrites a file in bursts. */
