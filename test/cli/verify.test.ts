@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import type { VerifyEntry } from '../../server/src/cli/verifyCommand';
+import type { VerifyEntry } from '../../server/src/ide/verify';
 import { runCli } from '../support/cli';
 import { fixturesDirectory } from '../support/fixtures';
 import { kernelVerifierAvailable } from '../support/kernel';
