@@ -94,7 +94,7 @@ test('verify request on this machine: the same listing as `bpf-stack-lens verify
     assert.ok(report.includes(cliText.stdout.trimEnd()), `the report lacks the CLI's listing:\n${report}\n--- CLI:\n${cliText.stdout}`);
     assert.match(report, new RegExp(`^Verify on real kernels: ${object.replace(/[.+]/g, '\\$&')}\nkernels: host\n`));
     const differing = cliJson.results.filter((entry) => !entry.agrees);
-    if (differing.length === 0) assert.match(report, new RegExp(`^Every kernel agrees with the prediction on all ${cliJson.results.length} program verdicts`, 'm'));
+    if (differing.length === 0) assert.match(report, new RegExp(`^Every kernel agrees with the prediction \\(${cliJson.results.length} program verdicts: `, 'm'));
     else {
       assert.match(report, new RegExp(`^The real kernels DISAGREE with the prediction on ${differing.length} of ${cliJson.results.length} program verdicts:$`, 'm'));
       for (const entry of differing) assert.match(report, new RegExp(`^  ${entry.program} on host \\(`, 'm'));

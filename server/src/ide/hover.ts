@@ -48,7 +48,9 @@ export function hoverAt(snapshot: SyntaxView, offset: number, analyses: Document
     const markdown = functionHover(fn.name, analyses, (line) => callees.get(line));
     if (!markdown) return undefined;
     const built = analyses.some((analysis) => analysis.origin === 'object' && !analysis.compiledFromBuffer);
-    const verify = links.verifyCommand && built ? `\n\n[Verify on real kernels…](command:${links.verifyCommand}?${encodeURIComponent(JSON.stringify([snapshot.uri]))})` : '';
+    // Parentheses too: encodeURIComponent leaves them, and a ")" in a file name would end the link.
+    const argument = encodeURIComponent(JSON.stringify([snapshot.uri])).replace(/[()]/g, (bracket) => (bracket === '(' ? '%28' : '%29'));
+    const verify = links.verifyCommand && built ? `\n\n[Verify on real kernels…](command:${links.verifyCommand}?${argument})` : '';
     return { markdown: markdown + verify, span: { start: fn.nameNode.startIndex, end: fn.nameNode.endIndex } };
   }
   const printk = costedPrintkCalls(snapshot, analyses, settings).find((call) => {

@@ -224,7 +224,8 @@ export function formatVerifyReport(objects: readonly string[], targetNames: read
     out.push(`The real kernels DISAGREE with the prediction on ${differing.length} of ${run.entries.length} program verdicts:`);
     for (const line of differing) out.push(`  ${line}`);
   } else if (run.entries.length > noVerdict.length) {
-    out.push(`Every kernel agrees with the prediction on all ${run.entries.length - noVerdict.length} program verdicts (verdict, error and stack depth line, word for word).`);
+    const judged = run.entries.length - noVerdict.length;
+    out.push(`Every kernel agrees with the prediction (${judged} program verdict${judged === 1 ? '' : 's'}: verdict, error and stack depth line, word for word).`);
   }
   if (noVerdict.length > 0) out.push(`${noVerdict.length} program(s) got no verdict: bpf() refused them before the verifier ran (${[...new Set(noVerdict.map(realVerdictText))].join('; ')}).`);
   for (const failure of run.failures) out.push(`no answer: ${failure}`);
