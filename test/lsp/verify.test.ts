@@ -45,8 +45,9 @@ async function openSession(source: string, workspace: string, settings: Record<s
   return session;
 }
 
-function verify(session: LspSession, source: string, kernels: string[], token?: CancellationTokenSource, workDoneToken = 'verify-test'): Promise<string> {
-  const params: VerifyParams = { uri: pathToFileURL(source).href, kernels, workDoneToken };
+/** `workDoneToken` null sends none: the server then creates its own progress. */
+function verify(session: LspSession, source: string, kernels: string[], token?: CancellationTokenSource, workDoneToken: string | null = 'verify-test'): Promise<string> {
+  const params: VerifyParams = { uri: pathToFileURL(source).href, kernels, ...(workDoneToken === null ? {} : { workDoneToken }) };
   // An undefined token would be sent as a second parameter.
   return token ? session.connection.sendRequest<string>(VERIFY_REQUEST, params, token.token) : session.connection.sendRequest<string>(VERIFY_REQUEST, params);
 }
@@ -135,8 +136,14 @@ test('verify request with no QEMU: one line for the lab kernel, this machine sti
     const choices = await session.connection.sendRequest<VerifyTargetChoice[]>(VERIFY_TARGETS_REQUEST);
     assert.deepEqual(choices.map((choice) => choice.name), ['host', ...LAB_KERNELS.map((kernel) => kernel.label)]);
     for (const lab of choices.slice(1)) assert.ok(lab.detail.startsWith(`${MISSING_QEMU} is not installed`), lab.detail);
-    // An unknown kernel is one line too, and the server goes on.
-    assert.equal(await verify(session, source, ['9.9']), 'Cannot verify: no lab kernel "9.9" (lab kernels: host, 5.10, 6.1, 6.12, 7.2, 7.3)\n');
+    // An unknown kernel is one line too, and the server goes on. Without a token from the client,
+    // the server asks for a progress of its own (the client said it shows them).
+    const before = session.progress.length;
+    assert.equal(await verify(session, source, ['9.9'], undefined, null), 'Cannot verify: no lab kernel "9.9" (lab kernels: host, 5.10, 6.1, 6.12, 7.2, 7.3)\n');
+    const created = new Set(session.progress.slice(before).flatMap((event) => (event.kind === 'create' ? [event.token] : [])));
+    const begun = session.progress.slice(before).find((event) => event.kind === 'progress' && created.has(event.token) && event.value.title === 'Verifying on real kernels');
+    assert.ok(begun, `the server created and began a progress: ${JSON.stringify(session.progress.slice(before))}`);
+    await session.until(() => progressOn(session, begun.token as string).some((value) => value.kind === 'end'), 'the progress to end');
   } finally {
     await session.close();
     rmSync(workspace, { recursive: true, force: true });
