@@ -6,7 +6,7 @@
  * so the two cannot disagree about what a kernel said. A target that gives no answer (no root, no
  * QEMU, no network for a package, a panic, a timeout) is one line, and the others still run.
  */
-import { readInput } from '../common/commandIo';
+import { readRegularFile } from '../common/safeRead';
 import {
   DEFAULT_QEMU,
   LAB_KERNELS,
@@ -127,12 +127,11 @@ export async function verifyOnKernels(objects: readonly string[], targets: reado
 
 function predictionsFor(objects: readonly string[], profile: KernelProfile): Map<string, ProgramReport[]> {
   const reports = new Map<string, ProgramReport[]>();
-  // An unreadable object has been reported by whoever chose the objects.
-  const silent = { stderr: () => undefined };
   for (const path of objects) {
-    const bytes = readInput(path, silent);
-    if (!bytes) continue;
-    reports.set(path, analyzeObject(bytes, path, [profile]).report.programs);
+    // An unreadable object has been reported by whoever chose the objects.
+    const read = readRegularFile(path);
+    if ('reason' in read) continue;
+    reports.set(path, analyzeObject(new Uint8Array(read.bytes.buffer, read.bytes.byteOffset, read.bytes.byteLength), path, [profile]).report.programs);
   }
   return reports;
 }
@@ -303,8 +302,13 @@ export async function verifyReport(
   if ('error' in parsed) return { text: `Cannot verify: ${parsed.error}\n`, cancelled: false };
   const { objects, notes } = objectsToVerify(filePath, analyses);
   if (objects.length === 0) return { text: `Cannot verify ${filePath}: no BPF object built from it was found in the workspace (build it; settings: bpfStackLens.objectGlobs).\n`, cancelled: false };
+  // Only regular files: a FIFO named by a client would block the server, and the loader with it.
   const unreadable: string[] = [];
-  const readable = objects.filter((object) => readInput(object, { stderr: (text) => unreadable.push(text.replace(/^bpf-stack-lens: /, 'cannot read ').trim()) }) !== undefined);
+  const readable = objects.filter((object) => {
+    const read = readRegularFile(object);
+    if ('reason' in read) unreadable.push(`cannot read ${object}: ${read.reason}`);
+    return !('reason' in read);
+  });
   if (readable.length === 0) return { text: `Cannot verify: ${unreadable.join('; ')}\n`, cancelled: false };
   const run = await verifyOnKernels(readable, parsed.targets, options);
   return { text: formatVerifyReport(readable, names, run, [...notes, ...unreadable]), cancelled: run.cancelled };
