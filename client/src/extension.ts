@@ -213,8 +213,9 @@ async function verifyOnKernels(uri?: string | vscode.Uri): Promise<void> {
         const params: VerifyParams = { uri: target, kernels: picked.map((item) => item.name), workDoneToken };
         return await client!.sendRequest<string>(VERIFY_REQUEST, params, cancel);
       } catch (error) {
-        if (cancel.isCancellationRequested) return undefined;
-        throw error;
+        // A cancel ends quietly; anything else is said once, not as a failed command.
+        if (!cancel.isCancellationRequested) void vscode.window.showErrorMessage(`BPF Stack Lens: verify failed: ${error instanceof Error ? error.message : String(error)}`);
+        return undefined;
       } finally {
         listening.dispose();
       }
