@@ -5,7 +5,8 @@
  * by --kernel, lab kernels booted under QEMU (5.10, 6.1, 6.12, 7.2, 7.3, or their exact releases).
  * The numbers of each stack-depth line are mapped to their subprograms' source lines (BTF line info).
  * Progress goes to stderr; Ctrl-C cancels. Exit 0 when every kernel accepts every program, 1 when
- * one rejects one, 2 for bad usage or a kernel that gave no answer (one line saying why).
+ * one rejects one, 2 for bad usage or a kernel that gave no answer (one line saying why). The core
+ * is ide/verify.ts, which the editor's "Verify on real kernels…" runs too.
  */
 import { type CommandIo, readInput } from '../common/commandIo';
 import { type FlagSpec, UsageError, parseArgs } from '../common/commandLine';
