@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { EstimateSession, estimateSource } from '../server/src/cli/estimateCommand';
+import { EstimateSession, estimateSource } from '../server/src/source/estimateSource';
 import { parseKernelProfiles } from '../server/src/rules/kernelProfile';
 import { FrameEstimateCache } from '../server/src/source/frameEstimate';
 import { HeaderIndex } from '../server/src/source/headerIndex';

@@ -36,6 +36,7 @@ const OUT_OF_THE_FAST_LOOP = new Map([
   ['test/lsp/bundle.test.ts', 'the bundled server in dist/, spawned (needs the whole build)'],
   ['test/lab/kernelLab.test.ts', 'boots five Debian kernels under QEMU'],
   ['test/cli/verify.test.ts', 'verify in the running kernel and in a lab kernel under QEMU'],
+  ['test/lsp/verify.test.ts', 'a spawned language server verifying in the running kernel and under QEMU'],
   ['test/cli/closedPipe.test.ts', 'reads objects of the real-world corpus, which is fetched and built'],
   ['test/ide/adviceKernel.test.ts', 'builds with clang-19 and loads into the running kernel'],
 ]);

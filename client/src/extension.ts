@@ -1,11 +1,12 @@
 /**
  * The VS Code extension: starts the bundled language server (dist/server.js) over IPC, watches the
  * configured object globs, the sources and the compile database for it, shows the current file's
- * verdict in the status bar, and adds the commands to restart the server, check any object, and
- * show the current file's stack report (a read-only document).
+ * verdict in the status bar, and adds the commands to restart the server, check any object, show
+ * the current file's stack report, and verify the current file's objects on real kernels (each a
+ * read-only document).
  */
 import * as vscode from 'vscode';
-import { LanguageClient, type LanguageClientOptions, type ServerOptions, TransportKind } from 'vscode-languageclient/node';
+import { LanguageClient, type LanguageClientOptions, type ServerOptions, TransportKind, WorkDoneProgress } from 'vscode-languageclient/node';
 import {
   CHECK_OBJECT_REQUEST,
   type CheckObjectParams,
@@ -15,6 +16,10 @@ import {
   type InitializationOptions,
   STACK_REPORT_REQUEST,
   type StackReportParams,
+  VERIFY_REQUEST,
+  VERIFY_TARGETS_REQUEST,
+  type VerifyParams,
+  type VerifyTargetChoice,
   WORKSPACE_TRUST_NOTIFICATION,
   type WorkspaceTrustParams,
 } from '../../server/src/lsp/protocol';
@@ -30,6 +35,11 @@ let statusItem: vscode.StatusBarItem;
 let output: vscode.LogOutputChannel;
 /** Tells VS Code to read a report document again, each time it is shown. */
 const reportChanged = new vscode.EventEmitter<vscode.Uri>();
+/** The command that verifies a file's objects on real kernels; the hover links to it. */
+const VERIFY_COMMAND = 'bpfStackLens.verifyOnKernels';
+/** Verify reports by document: a verify run takes up to minutes, so showing its report again does not run it again. */
+const verifyReports = new Map<string, string>();
+let verifyRuns = 0;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   output = vscode.window.createOutputChannel('BPF Stack Lens', { log: true });
@@ -41,6 +51,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('bpfStackLens.restartServer', () => restart(context)),
     vscode.commands.registerCommand('bpfStackLens.analyzeObject', analyzeObject),
     vscode.commands.registerCommand('bpfStackLens.showStackReport', showStackReport),
+    vscode.commands.registerCommand(VERIFY_COMMAND, verifyOnKernels),
     reportChanged,
     vscode.workspace.registerTextDocumentContentProvider(REPORT_SCHEME, { onDidChange: reportChanged.event, provideTextDocumentContent: reportContent }),
     vscode.window.onDidChangeActiveTextEditor(() => void updateStatus()),
@@ -81,12 +92,15 @@ async function start(context: vscode.ExtensionContext): Promise<void> {
     workspaceTrusted: vscode.workspace.isTrusted,
     // A click on a CodeLens opens the stack report of its file.
     stackReportCommand: 'bpfStackLens.showStackReport',
+    verifyCommand: VERIFY_COMMAND,
   };
   const clientOptions: LanguageClientOptions = {
     documentSelector: [{ scheme: 'file', language: 'c' }],
     synchronize: { configurationSection: SECTION, fileEvents: watchers },
     initializationOptions,
     outputChannel: output,
+    // The hover's one command link; every other link in server markdown stays inert.
+    markdown: { isTrusted: { enabledCommands: [VERIFY_COMMAND] } },
     middleware: {
       provideCodeActions: (document, range, context, token, next) => whileRunning(() => next(document, range, context, token)),
       provideHover: (document, position, token, next) => whileRunning(() => next(document, position, token)),
@@ -165,11 +179,60 @@ async function showStackReport(uri?: string | vscode.Uri): Promise<void> {
 }
 
 /**
+ * Verify on real kernels: the objects of the current .c or .o file (or the one a hover link or the
+ * explorer names) loaded into the kernels picked, each real verdict beside the prediction, in a
+ * report document. Progress shows in a notification whose Cancel stops the loader or QEMU.
+ */
+async function verifyOnKernels(uri?: string | vscode.Uri): Promise<void> {
+  const target = uri?.toString() ?? vscode.window.activeTextEditor?.document.uri.toString();
+  if (!client?.isRunning()) {
+    void vscode.window.showWarningMessage('BPF Stack Lens: the language server is not running (BPF Stack Lens: Restart the language server).');
+    return;
+  }
+  if (!target || !/\.(c|o)$/.test(vscode.Uri.parse(target).path)) {
+    void vscode.window.showInformationMessage('BPF Stack Lens: open a BPF .c file (one with a built object) or pick a .o in the explorer to verify it on real kernels.');
+    return;
+  }
+  const choices = await client.sendRequest<VerifyTargetChoice[]>(VERIFY_TARGETS_REQUEST);
+  const items = choices.map((choice) => ({ label: choice.label, description: choice.description, detail: choice.detail, picked: choice.ready, name: choice.name }));
+  const picked = await vscode.window.showQuickPick(items, {
+    canPickMany: true,
+    title: 'Verify on real kernels',
+    placeHolder: 'Kernels to load the programs into (lab kernels boot under QEMU; the first use of one downloads its Debian package)',
+  });
+  if (!picked || picked.length === 0) return;
+  const describedPath = vscode.Uri.parse(target).fsPath;
+  const text = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: 'Verifying on real kernels', cancellable: true },
+    async (progress, cancel) => {
+      const workDoneToken = `bpfStackLens.verify.${++verifyRuns}`;
+      const listening = client!.onProgress(WorkDoneProgress.type, workDoneToken, (value) => {
+        if (value.kind !== 'end' && value.message) progress.report({ message: value.message });
+      });
+      try {
+        const params: VerifyParams = { uri: target, kernels: picked.map((item) => item.name), workDoneToken };
+        return await client!.sendRequest<string>(VERIFY_REQUEST, params, cancel);
+      } catch (error) {
+        // A cancel ends quietly; anything else is said once, not as a failed command.
+        if (!cancel.isCancellationRequested) void vscode.window.showErrorMessage(`BPF Stack Lens: verify failed: ${error instanceof Error ? error.message : String(error)}`);
+        return undefined;
+      } finally {
+        listening.dispose();
+      }
+    },
+  );
+  if (text === undefined) return;
+  const key = String(verifyRuns);
+  verifyReports.set(key, text);
+  await showReport(describedPath, { verify: key }, 'verified on real kernels');
+}
+
+/**
  * Opens the report as a read-only document named after the file it describes, so closing it never
  * asks to save anything; showing it again reads it afresh.
  */
-async function showReport(describedPath: string, query: { check: string } | { source: string }): Promise<void> {
-  const name = `${describedPath.split('/').pop() ?? describedPath} — stack report`;
+async function showReport(describedPath: string, query: { check: string } | { source: string } | { verify: string }, what = 'stack report'): Promise<void> {
+  const name = `${describedPath.split('/').pop() ?? describedPath} — ${what}`;
   const uri = vscode.Uri.from({ scheme: REPORT_SCHEME, path: `/${name}`, query: new URLSearchParams(query).toString() });
   reportChanged.fire(uri);
   const document = await vscode.workspace.openTextDocument(uri);
@@ -180,6 +243,8 @@ async function showReport(describedPath: string, query: { check: string } | { so
 async function reportContent(uri: vscode.Uri): Promise<string> {
   if (!client) return 'The BPF Stack Lens server is not running (BPF Stack Lens: Restart the language server).';
   const query = new URLSearchParams(uri.query);
+  const verify = query.get('verify');
+  if (verify !== null) return verifyReports.get(verify) ?? 'This verify report is gone (the window was reloaded): run BPF Stack Lens: Verify on real kernels… again.';
   const check = query.get('check');
   if (check !== null) {
     const params: CheckObjectParams = { path: check };

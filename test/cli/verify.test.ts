@@ -2,17 +2,20 @@
  * `bpf-stack-lens verify`: real verdicts beside the predictions. On this machine's kernel (where bpf()
  * is allowed) and on one lab kernel under QEMU (where qemu is installed), every program of a fixture
  * is reported with the kernel's verdict, error and stack-depth line, the prediction, and the source
- * lines of the subprograms; bad input is a one-line error and exit 2.
+ * lines of the subprograms; bad input (an unknown kernel, a missing object, no root for this
+ * machine's kernel) is a one-line error and exit 2.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import type { VerifyEntry } from '../../server/src/cli/verifyCommand';
+import type { VerifyEntry } from '../../server/src/ide/verify';
 import { runCli } from '../support/cli';
 import { fixturesDirectory } from '../support/fixtures';
-import { kernelVerifierAvailable } from '../support/kernel';
+import { kernelVerifierAvailable, repositoryRoot } from '../support/kernel';
 import { skipOrFail } from '../support/unavailable';
 
 const OBJECT = join(fixturesDirectory(), 'private_stack.bpf.o');
@@ -66,4 +69,29 @@ test('verify: an unknown kernel or a missing object is one line and exit 2', asy
   const missing = await runCli(['verify', '--kernel', '7.2', '/nonexistent/x.bpf.o']);
   assert.equal(missing.code, 2);
   assert.equal(missing.stderr, 'bpf-stack-lens: /nonexistent/x.bpf.o: no such file\n');
+});
+
+test('verify on this machine without root: one line saying so, exit 2, from the CLI and in the editor report alike', async (t) => {
+  const setpriv = spawnSync('setpriv', ['--version']);
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0 || setpriv.error) {
+    skipOrFail(t, 'needs root and setpriv (util-linux) to run as an unprivileged user');
+    return;
+  }
+  const scratch = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-unprivileged-'));
+  try {
+    const object = join(scratch, 'private_stack.bpf.o');
+    copyFileSync(OBJECT, object);
+    chmodSync(scratch, 0o755);
+    chmodSync(object, 0o644);
+    const asNobody = (script: string[]) => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...script], { encoding: 'utf8', cwd: repositoryRoot() });
+    const cli = asNobody([join(repositoryRoot(), 'bin', 'bpf-stack-lens.js'), 'verify', object]);
+    const line = "this machine's kernel needs root (CAP_BPF, CAP_PERFMON) to load programs; use a lab kernel instead";
+    assert.equal(cli.status, 2, cli.stderr);
+    assert.equal(cli.stdout, '');
+    assert.equal(cli.stderr, `bpf-stack-lens verify: ${line}\n`);
+    const editor = asNobody(['-e', `require(${JSON.stringify(join(repositoryRoot(), 'out', 'server', 'src', 'ide', 'verify.js'))}).verifyReport(${JSON.stringify(object)}, [], ['host'], { root: ${JSON.stringify(repositoryRoot())} }).then((report) => process.stdout.write(report.text))`]);
+    assert.equal(editor.stdout, `Verify on real kernels: ${object}\nkernels: host\n\nno answer: ${line}\n`, editor.stderr);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 });

@@ -3,7 +3,8 @@
 // driven through Debian's Chromium with playwright-core, the way a person would use it:
 // double-click the seed in the Explorer, see the squiggle on the tail call, read it in Problems,
 // hover the function for its frame bytes, apply the quick fix that removes the printk, save,
-// rebuild with clang-19, and see the squiggle go. Screenshots of each step go to
+// rebuild with clang-19, and see the squiggle go; then verify on real kernels from the command
+// palette (this machine's kernel) and read the report. Screenshots of each step go to
 // test/editors/screenshots/. Skips when code-server cannot be installed, Chromium or clang-19 is
 // missing, or dist/ has not been built (`npm test` builds it first); in CI it fails instead.
 import assert from 'node:assert/strict';
@@ -159,6 +160,34 @@ test('code-server: squiggle, Problems, hover and the printk quick fix on the see
     await lens.locator('a').first().click();
     await page.locator('.tabs-container .tab', { hasText: 'combined.bpf.c — stack report' }).waitFor({ timeout: 15000 });
     await shot('combined-rule-lens-and-report');
+
+    // 7. Verify on real kernels… from the command palette: the pick offers this machine's kernel
+    // (preselected when the editor runs as root, as here) and the lab kernels; its report opens.
+    await page.locator('.tabs-container .tab', { hasText: /^combined\.bpf\.c$/ }).first().click();
+    await page.keyboard.press('F1');
+    const palette = page.locator('.quick-input-widget input');
+    await palette.waitFor({ timeout: 10000 });
+    await palette.fill('>BPF Stack Lens: Verify on real kernels');
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Verify on real kernels' }).first().waitFor({ timeout: 10000 });
+    await page.keyboard.press('Enter');
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: "This machine's kernel" }).first().waitFor({ timeout: 15000 });
+    assert.ok(await page.locator('.quick-input-widget .monaco-list-row', { hasText: 'Linux 7.3 under QEMU' }).count(), 'the lab kernels are offered');
+    await shot('verify-pick');
+    if (process.getuid?.() === 0) {
+      await page.keyboard.press('Enter');
+      await page.locator('.tabs-container .tab', { hasText: 'combined.bpf.c — verified on real kernels' }).waitFor({ timeout: 60000 });
+      await page.locator('.view-line', { hasText: 'Verify on real kernels: ' }).first().waitFor({ timeout: 15000 });
+      // Monaco renders spaces as no-break spaces.
+      const verified = (await page.locator('.view-line').allInnerTexts()).join('\n').replace(/\u00a0/g, ' ');
+      t.diagnostic(`verify report: ${verified.split('\n').slice(0, 4).join(' | ')}`);
+      assert.match(verified, /combined\.bpf\.o/);
+      assert.match(verified, /^ {2}xdp_record on host \(.*\): (agrees|DIFFERS)$/m);
+      assert.match(verified, /^(Every kernel agrees with the prediction|The real kernels DISAGREE with the prediction)/m);
+      await shot('verify-report');
+    } else {
+      t.diagnostic('not root: the verify report step needs this machine\'s kernel');
+      await page.keyboard.press('Escape');
+    }
   } catch (error) {
     await shot('failure').catch(() => {});
     error.message += `\n--- code-server log (tail) ---\n${server.log().slice(-2000)}`;

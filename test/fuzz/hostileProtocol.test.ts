@@ -81,6 +81,17 @@ test('checkObject refuses a path that is not a string instead of reading a file 
   }
   await assert.rejects(session.connection.sendRequest('bpfStackLens/stackReport', { uri: 5 }), /needs a uri/);
   await assertAnswers('stackReport with a number');
+  await assert.rejects(session.connection.sendRequest('bpfStackLens/verify', { uri: 5, kernels: [] }), /needs a uri/);
+  await assert.rejects(session.connection.sendRequest('bpfStackLens/verify', { uri: `file://${workspace}/deep.o`, kernels: 'host' }), /needs kernels/);
+  await assertAnswers('verify with the wrong types');
+});
+
+test('verify refuses a FIFO named as the object instead of blocking on it, and says a missing one is missing', async () => {
+  for (const [name, reason] of [[join(workspace, 'pipe.o'), 'not a regular file \\(a FIFO\\)'], ['/dev/zero.o', 'no such file']] as const) {
+    const report = (await session.connection.sendRequest('bpfStackLens/verify', { uri: `file://${name}`, kernels: ['host'] })) as string;
+    assert.match(report, new RegExp(`^Cannot verify: cannot read ${name.replace(/[.]/g, '\\.')}: ${reason}`), report);
+    await assertAnswers(`verify ${name}`);
+  }
 });
 
 test('line info naming /dev/zero, a FIFO or a file outside the workspace is not read', async () => {

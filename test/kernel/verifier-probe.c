@@ -51,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 
 #include <unistd.h>
 
@@ -378,6 +379,12 @@ static int report_all_json(int count, char **paths, char *log)
 	}
 	printf("@bsl-done %d\n", programs);
 	fflush(stdout);
+	/*
+	 * In the lab VM stdout is the serial console, and /init powers off as soon as this returns:
+	 * without waiting for the UART to send what the tty still holds, a loaded host lost the results
+	 * mid-line to "reboot: Power down". On a pipe (this machine's kernel) it fails with ENOTTY.
+	 */
+	tcdrain(STDOUT_FILENO);
 	return 0;
 }
 

@@ -91,6 +91,11 @@ export class LspSession {
     this.connection.listen();
   }
 
+  /** The server's process id, to find the children it runs (a loader, QEMU). */
+  get pid(): number | undefined {
+    return this.process.pid;
+  }
+
   /**
    * `window` is the client's window capabilities, such as `{ workDoneProgress: true }`; `options`
    * goes into the initialization options beside the settings (such as `stackReportCommand`).

@@ -33,6 +33,7 @@ test('the defaults are the documented ones', () => {
     bufferCompileDebounceMs: 1500,
     bufferCompileClang: '',
     bufferCompileFlags: [],
+    verifyQemu: '',
   });
 });
 

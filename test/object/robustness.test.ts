@@ -12,7 +12,7 @@ import { applyLibbpfSourceRegisters, decodeInstructions } from '../../server/src
 import { analyzeObject } from '../../server/src/object/analyzeObject';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 import { withSharedSubprograms } from '../../server/src/cli/sharedSubprograms';
-import { formatTextReport } from '../../server/src/cli/textReport';
+import { formatTextReport } from '../../server/src/ide/textReport';
 import { craftObject } from '../fuzz/craftObject';
 import { readData } from './testData';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { test } from 'node:test';
-import { formatEstimateText } from '../../server/src/cli/estimateCommand';
+import { formatEstimateText } from '../../server/src/ide/estimateText';
 import { frameText, lensTitle } from '../../server/src/ide/codeLens';
 import { functionHover } from '../../server/src/ide/hover';
 import { analyzeObject } from '../../server/src/object/analyzeObject';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { type EstimateReport, EstimateSession, estimateSource } from '../../server/src/cli/estimateCommand';
+import { type EstimateReport, EstimateSession, estimateSource } from '../../server/src/source/estimateSource';
 import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 import { listFixtures } from '../support/fixtures';

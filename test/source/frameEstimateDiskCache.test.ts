@@ -9,7 +9,7 @@ import * as assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
-import { EstimateSession, estimateSource } from '../../server/src/cli/estimateCommand';
+import { EstimateSession, estimateSource } from '../../server/src/source/estimateSource';
 import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
 import { describeCode } from '../../server/src/source/frameEstimate/walkCache';
 import { HeaderIndex } from '../../server/src/source/headerIndex';

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type EstimateReport, EstimateSession, estimateSource } from '../../server/src/cli/estimateCommand';
+import { type EstimateReport, EstimateSession, estimateSource } from '../../server/src/source/estimateSource';
 import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
 import { DEFAULT_SYSTEM_INCLUDE_DIRS } from '../../server/src/source/headerIndex';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';

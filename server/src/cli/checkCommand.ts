@@ -6,11 +6,12 @@ import { dirname } from 'node:path';
 import { type QuotePolicy, quoteSourceLine, shownLine } from '../common/safeRead';
 import { type ObjectReport, analyzeObject } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
-import { type FlagSpec, UsageError, parseArgs } from './args';
-import { type CommandIo, profilesFromFlags, readInput } from './io';
+import { type FlagSpec, UsageError, parseArgs } from '../common/commandLine';
+import { type CommandIo, readInput } from '../common/commandIo';
+import { profilesFromFlags } from './kernelFlags';
 import { toSarif } from './sarif';
 import { withSharedSubprograms } from './sharedSubprograms';
-import { formatTextReport } from './textReport';
+import { formatTextReport } from '../ide/textReport';
 
 export const CHECK_FLAGS: Record<string, FlagSpec> = {
   '--kernel': { value: true, repeat: true },

@@ -11,8 +11,8 @@ import { helperName } from '../object/helperNames';
 import { isPseudoCall, isPseudoFunc } from '../object/instruction';
 import type { BpfProgram } from '../object/program';
 import type { StackAccess } from '../object/stackDepth';
-import { type FlagSpec, UsageError, parseArgs } from './args';
-import { type CommandIo, readInput } from './io';
+import { type FlagSpec, UsageError, parseArgs } from '../common/commandLine';
+import { type CommandIo, readInput } from '../common/commandIo';
 
 export const DUMP_FLAGS: Record<string, FlagSpec> = { '--prog': { value: true } };
 

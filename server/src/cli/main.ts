@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isUsageError } from './args';
-import { type CommandIo, writeProcessStdout } from './io';
+import { isUsageError } from '../common/commandLine';
+import { type CommandIo, writeProcessStdout } from '../common/commandIo';
 
 const USAGE = `usage:
   bpf-stack-lens check [--kernel V[,V...]] [--no-jit] [--format text|json|sarif] [--quote-root DIR]... OBJ...

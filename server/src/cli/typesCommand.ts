@@ -5,8 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import { typesReport } from '../source/typesReport';
-import { type FlagSpec, UsageError, parseArgs } from './args';
-import type { CommandIo } from './io';
+import { type FlagSpec, UsageError, parseArgs } from '../common/commandLine';
+import type { CommandIo } from '../common/commandIo';
 
 export const TYPES_FLAGS: Record<string, FlagSpec> = {
   '-I': { value: true, repeat: true },

@@ -37,12 +37,21 @@ export interface HoverContent {
 /** The printk call that starts on a 1-based line, for naming the objects its macro declares. */
 export type PrintkAt = (line: number) => string | undefined;
 
-export function hoverAt(snapshot: SyntaxView, offset: number, analyses: DocumentStackAnalysis[], settings: LensSettings): HoverContent | undefined {
+/**
+ * `verifyCommand` is the client's command that verifies a file's objects on real kernels, when it
+ * said it has one: a function measured in an object links to it.
+ */
+export function hoverAt(snapshot: SyntaxView, offset: number, analyses: DocumentStackAnalysis[], settings: LensSettings, links: { verifyCommand?: string } = {}): HoverContent | undefined {
   const fn = functionNamedAt(functionDefinitions(snapshot.tree, snapshot.queries), offset);
   if (fn) {
     const callees = new Map(findPrintkCalls(snapshot.tree, snapshot.queries, settings).map((call) => [call.call.startPosition.row + 1, call.callee]));
     const markdown = functionHover(fn.name, analyses, (line) => callees.get(line));
-    return markdown ? { markdown, span: { start: fn.nameNode.startIndex, end: fn.nameNode.endIndex } } : undefined;
+    if (!markdown) return undefined;
+    const built = analyses.some((analysis) => analysis.origin === 'object' && !analysis.compiledFromBuffer);
+    // Parentheses too: encodeURIComponent leaves them, and a ")" in a file name would end the link.
+    const argument = encodeURIComponent(JSON.stringify([snapshot.uri])).replace(/[()]/g, (bracket) => (bracket === '(' ? '%28' : '%29'));
+    const verify = links.verifyCommand && built ? `\n\n[Verify on real kernels…](command:${links.verifyCommand}?${argument})` : '';
+    return { markdown: markdown + verify, span: { start: fn.nameNode.startIndex, end: fn.nameNode.endIndex } };
   }
   const printk = costedPrintkCalls(snapshot, analyses, settings).find((call) => {
     const callee = call.call.childForFieldName('function');

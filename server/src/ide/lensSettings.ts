@@ -26,6 +26,8 @@ export interface LensSettings {
   bufferCompileClang: string;
   /** Flags for buffer compiles of files no compile_commands.json entry names. */
   bufferCompileFlags: string[];
+  /** The QEMU that boots lab kernels for "Verify on real kernels…"; empty is qemu-system-x86_64 on PATH. */
+  verifyQemu: string;
 }
 
 /**

@@ -112,18 +112,31 @@ function writeAtomically(path: string, data: string): void {
   renameSync(partial, path);
 }
 
+/** Where fetched kernels are kept: CACHE/kernels/PACKAGE/. */
+export function kernelCacheFolder(kernel: LabKernel, options: LabOptions): string {
+  return join(cacheOf(options), 'kernels', kernel.package);
+}
+
+/** The kernel as an earlier fetch left it in the cache, or undefined when using it means fetching it. */
+export function cachedKernel(kernel: LabKernel, options: LabOptions): FetchedKernel | undefined {
+  const folder = kernelCacheFolder(kernel, options);
+  const vmlinuz = join(folder, 'vmlinuz');
+  const versionFile = join(folder, 'package-version');
+  if (!existsSync(vmlinuz) || !existsSync(versionFile)) return undefined;
+  const packageVersion = readFileSync(versionFile, 'utf8').trim();
+  return { kernel, vmlinuz, release: upstreamRelease(packageVersion), packageVersion, cached: true };
+}
+
 /**
  * The kernel's vmlinuz, from .cache/kernels/PACKAGE/ or fetched and extracted there. Throws a
  * LabError naming the package when the archive no longer has it.
  */
 export async function fetchKernel(kernel: LabKernel, options: LabOptions): Promise<FetchedKernel> {
-  const folder = join(cacheOf(options), 'kernels', kernel.package);
+  const cached = cachedKernel(kernel, options);
+  if (cached) return cached;
+  const folder = kernelCacheFolder(kernel, options);
   const vmlinuz = join(folder, 'vmlinuz');
   const versionFile = join(folder, 'package-version');
-  if (existsSync(vmlinuz) && existsSync(versionFile)) {
-    const packageVersion = readFileSync(versionFile, 'utf8').trim();
-    return { kernel, vmlinuz, release: upstreamRelease(packageVersion), packageVersion, cached: true };
-  }
   options.progress?.(`fetching ${kernel.package}`);
   const fetch = await run('bash', [join(options.root, 'scripts', 'debian-fetch.sh'), kernel.package], { cwd: options.root, signal: options.signal });
   if (fetch.code !== 0) {
@@ -254,7 +267,23 @@ export interface LabBoot {
 export interface BootOptions extends LabOptions {
   /** Seconds before the VM is killed; default 90 + 3 per object (TCG on a loaded machine). */
   timeoutSeconds?: number;
+  /** The QEMU to run: a path or a name on PATH; default DEFAULT_QEMU. */
   qemu?: string;
+}
+
+export const DEFAULT_QEMU = 'qemu-system-x86_64';
+
+/**
+ * Throws a LabError when `qemu` does not run, before a kernel is fetched for nothing: a missing
+ * QEMU is the most common reason a lab kernel cannot answer.
+ */
+export async function checkQemu(qemu: string = DEFAULT_QEMU, signal?: AbortSignal): Promise<void> {
+  const missing = `${qemu} is not installed (apt-get install qemu-system-x86)`;
+  const version = await run(qemu, ['--version'], { signal }).catch((error: unknown) => {
+    if (error instanceof LabError) throw error.message === 'cancelled' ? error : new LabError(missing);
+    throw new LabError(`${qemu} does not run: ${error instanceof Error ? error.message : String(error)}`);
+  });
+  if (version.code !== 0) throw new LabError(`${qemu} does not run: ${version.stderr.trim().split('\n').pop() || `exit ${version.code}`}`);
 }
 
 /** Boots one lab kernel on all `objects` and returns every program's verdict. */
@@ -264,7 +293,7 @@ export async function bootKernel(fetched: FetchedKernel, objects: readonly strin
   const initramfs = await buildInitramfs(loader, absolute, options);
   const started = Date.now();
   try {
-    const qemu = options.qemu ?? 'qemu-system-x86_64';
+    const qemu = options.qemu || DEFAULT_QEMU;
     const args = ['-accel', 'tcg', '-cpu', 'max', '-m', '1G', '-smp', '1', '-nographic', '-nic', 'none', '-no-reboot', '-kernel', fetched.vmlinuz, '-initrd', initramfs.path, '-append', 'console=ttyS0 quiet panic=-1'];
     const timeout = options.timeoutSeconds ?? 90 + 3 * objects.length;
     const console = await runVm(qemu, args, timeout, fetched, options);

@@ -4,8 +4,8 @@
  * to stdout then: it is the protocol channel.
  */
 import { ProposedFeatures, createConnection } from 'vscode-languageserver/node';
-import { UsageError } from '../cli/args';
-import type { CommandIo } from '../cli/io';
+import { UsageError } from '../common/commandLine';
+import type { CommandIo } from '../common/commandIo';
 import { startServer } from './server';
 
 const TRANSPORTS = /^--(stdio|node-ipc|socket=\d+|pipe=.+|clientProcessId=\d+)$/;

@@ -130,6 +130,12 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSetti
     items: { type: 'string' },
     default: [],
     markdownDescription: 'Compile flags for buffer compiles of files that no `compile_commands.json` entry names, such as `["-O2", "-target", "bpf"]`; filtered like the database\'s. `includePaths` and `defines` are added to every buffer compile.',
+  },  verifyQemu: {
+    name: 'verify.qemu',
+    type: 'string',
+    scope: 'machine',
+    default: '',
+    markdownDescription: 'The QEMU that boots the lab kernels of *Verify on real kernels…*: an absolute path, or a name on `PATH`. Empty is `qemu-system-x86_64` on `PATH` (Debian: `apt-get install qemu-system-x86`).',
   },
 };
 

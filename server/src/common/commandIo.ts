@@ -1,8 +1,8 @@
-/** What the commands share: where output goes, reading inputs, and kernel profiles from flags. */
+/**
+ * What every command of the one binary shares, `lsp` included: where its output goes, and reading
+ * the files named on its command line.
+ */
 import { readFileSync } from 'node:fs';
-import { runningKernelProfile } from '../probe/runningKernel';
-import { type KernelProfile, parseKernelProfiles } from '../rules/kernelProfile';
-import { type ParsedArgs, UsageError } from './args';
 
 export interface CommandIo {
   stdout(text: string): void;
@@ -11,7 +11,7 @@ export interface CommandIo {
 }
 
 /** Reads a file, or says on stderr why it cannot and returns undefined. */
-export function readInput(path: string, io: CommandIo): Uint8Array | undefined {
+export function readInput(path: string, io: Pick<CommandIo, 'stderr'>): Uint8Array | undefined {
   try {
     const buffer = readFileSync(path);
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
@@ -21,21 +21,6 @@ export function readInput(path: string, io: CommandIo): Uint8Array | undefined {
     io.stderr(`bpf-stack-lens: ${path}: ${reason}\n`);
     return undefined;
   }
-}
-
-/** --kernel V[,V...] and --no-jit; without --kernel, the running kernel. */
-export function profilesFromFlags(args: ParsedArgs, io: CommandIo): KernelProfile[] {
-  const jit = !args.booleans.has('--no-jit');
-  const versions = args.flags.get('--kernel');
-  if (!versions) {
-    const { profile, note } = runningKernelProfile();
-    if (note) io.stderr(`bpf-stack-lens: ${note}\n`);
-    return [{ ...profile, jit: jit && profile.jit }];
-  }
-  const { profiles, errors } = parseKernelProfiles(versions, jit);
-  if (errors.length > 0) throw new UsageError(errors.join('; '));
-  if (profiles.length === 0) throw new UsageError('--kernel needs at least one version');
-  return profiles;
 }
 
 let stdoutClosed = false;

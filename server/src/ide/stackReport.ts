@@ -7,9 +7,9 @@ import { quoteSourceLine, readRegularFile, shownLine } from '../common/safeRead'
 import type { SourceLocation } from '../common/problem';
 import { analyzeObject } from '../object/analyzeObject';
 import type { KernelProfile } from '../rules/kernelProfile';
-import { formatEstimateText } from '../cli/estimateCommand';
-import { formatTextReport } from '../cli/textReport';
-import type { DocumentStackAnalysis } from '../ide/analysis';
+import { formatEstimateText } from './estimateText';
+import { formatTextReport } from './textReport';
+import type { DocumentStackAnalysis } from './analysis';
 
 /**
  * The `check` report of the analyses' objects, then the `estimate` report of the source as the
