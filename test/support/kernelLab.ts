@@ -28,6 +28,8 @@ export interface MeasuredFile {
   package: string;
   packageVersion: string;
   procVersion: string;
+  /** __BPF_FUNC_MAX_ID of the kernel's enum bpf_func_id, from its BTF (one more than its highest helper id). */
+  bpfFuncMaxId?: number;
   /** Object file name → program → what the kernel said. */
   objects: Record<string, Record<string, MeasuredProgram>>;
 }
@@ -70,6 +72,7 @@ export function toMeasured(boot: LabBoot): MeasuredFile {
     package: boot.fetched.kernel.package,
     packageVersion: boot.fetched.packageVersion,
     procVersion: boot.procVersion,
+    ...(boot.bpfFuncMaxId === undefined ? {} : { bpfFuncMaxId: boot.bpfFuncMaxId }),
     objects,
   };
 }
