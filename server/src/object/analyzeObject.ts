@@ -4,8 +4,8 @@
  * source, and the verdict of check_max_stack_depth for every kernel profile asked for.
  */
 import type { Problem, SourceLocation } from '../common/problem';
-import type { FrameGraph } from '../rules/frameGraph';
-import type { KernelProfile } from '../rules/kernelProfile';
+import type { DepthStep, FrameGraph } from '../rules/frameGraph';
+import { type KernelProfile, ruleSetFor } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
 import {
   type ProgramReport,
@@ -19,9 +19,10 @@ import {
 import { type Btf, readBtf } from './btf';
 import { type BtfExt, type LineInfo, readBtfExt } from './btfExt';
 import { readElf } from './elf';
+import { helperName } from './helperNames';
 import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms } from './program';
 import { sameArguments, verifyProgram } from './programVerification';
-import { type CallArguments, type ReadOnlyData, type StackDepthResult, computeStackDepth, isReachable } from './stackDepth';
+import { type CallArguments, type ReadOnlyData, type StackAccess, type StackDepthResult, computeStackDepth, isReachable } from './stackDepth';
 
 export interface ObjectReport {
   path: string;
@@ -110,6 +111,16 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   const locationOf = (fn: ObjectFunction, index: number): SourceLocation | undefined =>
     ext?.lineTables.get(fn.section.name)?.locate(offsetAt(fn, index) ?? fn.start);
 
+  // A function calling a helper some judged kernel lacks needs its depth at each point: a verifier
+  // stopped there prints the depth it had reached.
+  const lowestHelperLimit = Math.min(...profiles.map((profile) => ruleSetFor(profile).helperIdLimit));
+  const depthStepsOf = (sub: Subprogram, result: StackDepthResult): DepthStep[] | undefined => {
+    if (!sub.helperCalls.some((call) => call.helper >= lowestHelperLimit)) return undefined;
+    const args = analyses.get(sub.fn)?.find((entry) => entry.result === result)?.args;
+    const { accesses } = computeStackDepth(sub.fn.packed, { entryArguments: args, readOnlyAddress: (slot, imm) => readOnlyAddress(sub.fn, slot, imm), recordAccesses: true });
+    return deepeningSteps(accesses);
+  };
+
   const exceptionCallbackOwners = functionsWithExceptionCallbacks(btf);
   const sharedReports = new SharedSubprogramReports();
   const programReports = programs.map((program): ProgramReport => {
@@ -152,16 +163,33 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
       programType: program.programType,
       section: program.section,
       moreSubprograms: program.moreSubprograms,
-      subprograms: program.subprograms.map((sub, index) => ({
-        name: sub.fn.name,
-        stackDepth: subprograms[index].checkedDepth,
-        hasTailCall: sub.tailCalls.length > 0,
-        tailCallSource: subprograms[index].tailCalls[0],
-        isGlobal: sub.fn.isGlobal,
-        isAsyncCallback: sub.isAsyncCallback,
-        calls: sub.calls.map((call, position) => ({ callee: call.callee, kind: call.kind, source: subprograms[index].calls[position].source })),
-        source: subprograms[index].source,
-      })),
+      hasFuncInfo: ext?.funcInfo.has(program.section) ?? false,
+      subprograms: program.subprograms.map((sub, index) => {
+        const depth = programDepths[index];
+        const reached = (at: number) => entered.has(index) && isReachable(depth, at);
+        return {
+          name: sub.fn.name,
+          stackDepth: subprograms[index].checkedDepth,
+          byteDepth: subprograms[index].byteDepth,
+          hasTailCall: sub.tailCalls.length > 0,
+          tailCallSource: subprograms[index].tailCalls[0],
+          isGlobal: sub.fn.isGlobal,
+          isAsyncCallback: sub.isAsyncCallback,
+          calls: sub.calls.map((call, position) => ({
+            callee: call.callee,
+            kind: call.kind,
+            source: subprograms[index].calls[position].source,
+            at: call.at,
+            ...(reached(call.at) ? {} : { deadCode: true }),
+          })),
+          source: subprograms[index].source,
+          helperCalls: sub.helperCalls
+            .filter((call) => reached(call.at))
+            .map((call) => ({ helper: call.helper, name: helperName(call.helper), at: call.at, source: locationOf(sub.fn, call.at) })),
+          depthSteps: entered.has(index) ? depthStepsOf(sub, depth) : undefined,
+          ...(sub.mayGotoAt === undefined ? {} : { mayGoto: { at: sub.mayGotoAt, source: locationOf(sub.fn, sub.mayGotoAt) } }),
+        };
+      }),
     };
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
     const throws = throwsWithoutCallback(program, entered, programDepths, exceptionCallbackOwners);
@@ -188,6 +216,20 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     lineTextOf: lazyLineTexts(ext),
     readable: true,
   };
+}
+
+/** Where the deepest touched byte grows, from a function's stack accesses (sorted by instruction). */
+function deepeningSteps(accesses: readonly StackAccess[]): DepthStep[] {
+  const steps: DepthStep[] = [];
+  let deepest = 0;
+  for (const access of accesses) {
+    if (-access.offset <= deepest) continue;
+    deepest = -access.offset;
+    const last = steps[steps.length - 1];
+    if (last?.at === access.at) last.byteDepth = deepest;
+    else steps.push({ at: access.at, byteDepth: deepest });
+  }
+  return steps;
 }
 
 /** Subprogram reports shared between programs: the same function, analysed alike, called alike. */
