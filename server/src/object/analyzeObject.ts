@@ -111,14 +111,21 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   const locationOf = (fn: ObjectFunction, index: number): SourceLocation | undefined =>
     ext?.lineTables.get(fn.section.name)?.locate(offsetAt(fn, index) ?? fn.start);
 
-  // A function calling a helper some judged kernel lacks needs its depth at each point: a verifier
-  // stopped there prints the depth it had reached.
+  // In a program calling a helper some judged kernel lacks, the functions a stopped verifier is in
+  // (the one calling it, and callers on the way) print the depth they had reached: they need their
+  // depth at each point.
   const lowestHelperLimit = Math.min(...profiles.map((profile) => ruleSetFor(profile).helperIdLimit));
-  const depthStepsOf = (sub: Subprogram, result: StackDepthResult): DepthStep[] | undefined => {
-    if (!sub.helperCalls.some((call) => call.helper >= lowestHelperLimit)) return undefined;
-    const args = analyses.get(sub.fn)?.find((entry) => entry.result === result)?.args;
-    const { accesses } = computeStackDepth(sub.fn.packed, { entryArguments: args, readOnlyAddress: (slot, imm) => readOnlyAddress(sub.fn, slot, imm), recordAccesses: true });
-    return deepeningSteps(accesses);
+  const callsMissingHelper = (sub: Subprogram) => sub.helperCalls.some((call) => call.helper >= lowestHelperLimit);
+  const steps = new Map<StackDepthResult, DepthStep[]>();
+  const depthStepsOf = (program: BpfProgram, sub: Subprogram, result: StackDepthResult): DepthStep[] | undefined => {
+    if (!callsMissingHelper(sub) && (sub.calls.length === 0 || !program.subprograms.some(callsMissingHelper))) return undefined;
+    let known = steps.get(result);
+    if (!known) {
+      const args = analyses.get(sub.fn)?.find((entry) => entry.result === result)?.args;
+      const { accesses } = computeStackDepth(sub.fn.packed, { entryArguments: args, readOnlyAddress: (slot, imm) => readOnlyAddress(sub.fn, slot, imm), recordAccesses: true });
+      steps.set(result, (known = deepeningSteps(accesses)));
+    }
+    return known;
   };
 
   const exceptionCallbackOwners = functionsWithExceptionCallbacks(btf);
@@ -186,7 +193,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
           helperCalls: sub.helperCalls
             .filter((call) => reached(call.at))
             .map((call) => ({ helper: call.helper, name: helperName(call.helper), at: call.at, source: locationOf(sub.fn, call.at) })),
-          depthSteps: entered.has(index) ? depthStepsOf(sub, depth) : undefined,
+          depthSteps: entered.has(index) ? depthStepsOf(program, sub, depth) : undefined,
           ...(sub.mayGotoAt === undefined ? {} : { mayGoto: { at: sub.mayGotoAt, source: locationOf(sub.fn, sub.mayGotoAt) } }),
         };
       }),
