@@ -169,3 +169,18 @@ test('sleepable uprobes between the measured 5.10.223 and 6.1.170 say they follo
   assert.ok(!judgeStack(graph, K61).assumes.some((text) => /sleepable/.test(text)));
   assert.ok(!judgeStack({ ...graph, section: 'uprobe' }, K515).assumes.some((text) => /sleepable/.test(text)));
 });
+
+test('a helper id no release has is left to the load; a call a load-time value may guard says so', () => {
+  const graph: FrameGraph = {
+    programType: 'sched_cls',
+    section: 'tc',
+    subprograms: [node('main', 16, { helperCalls: [{ helper: 999, at: 3 }] })],
+  };
+  // Selftests call id 999 behind a .kconfig test that makes it dead: the kernel loads them.
+  assert.equal(judgeStack(graph, K618).accepted, true);
+  graph.subprograms[0].helperCalls = [{ helper: 177, name: 'bpf_trace_vprintk', at: 3, mayBeGuarded: true, source: { file: 'p.bpf.c', line: 9, column: 2 } }];
+  const verdict = judgeStack(graph, K510);
+  assert.equal(verdict.violations[0]?.message, 'invalid func unknown#177');
+  assert.ok(verdict.assumes.some((text) => text.startsWith('the call to bpf_trace_vprintk (helper 177) at p.bpf.c:9 is reached')), verdict.assumes.join('\n'));
+  assert.ok(!judgeStack(graph, K618).assumes.some((text) => text.includes('p.bpf.c:9')));
+});

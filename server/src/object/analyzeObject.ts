@@ -18,7 +18,8 @@ import {
 } from '../rules/report';
 import { type Btf, readBtf } from './btf';
 import { type BtfExt, type LineInfo, readBtfExt } from './btfExt';
-import { readElf } from './elf';
+import { type ElfFile, SHN_UNDEF, readElf } from './elf';
+import { LDDW_OPCODE, controlsOf, packedOpcode } from './instruction';
 import { helperName } from './helperNames';
 import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms } from './program';
 import { sameArguments, verifyProgram } from './programVerification';
@@ -128,6 +129,13 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     return known;
   };
 
+  const loadTimeGuards = new Map<ObjectFunction, boolean>();
+  const mayBeGuarded = (fn: ObjectFunction) => {
+    let known = loadTimeGuards.get(fn);
+    if (known === undefined) loadTimeGuards.set(fn, (known = holdsLoadTimeValues(elf, ext, fn)));
+    return known;
+  };
+
   const exceptionCallbackOwners = functionsWithExceptionCallbacks(btf);
   const sharedReports = new SharedSubprogramReports();
   const programReports = programs.map((program): ProgramReport => {
@@ -192,7 +200,13 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
           source: subprograms[index].source,
           helperCalls: sub.helperCalls
             .filter((call) => reached(call.at))
-            .map((call) => ({ helper: call.helper, name: helperName(call.helper), at: call.at, source: locationOf(sub.fn, call.at) })),
+            .map((call) => ({
+              helper: call.helper,
+              name: helperName(call.helper),
+              at: call.at,
+              source: locationOf(sub.fn, call.at),
+              ...(mayBeGuarded(sub.fn) ? { mayBeGuarded: true } : {}),
+            })),
           depthSteps: entered.has(index) ? depthStepsOf(program, sub, depth) : undefined,
           ...(sub.mayGotoAt === undefined ? {} : { mayGoto: { at: sub.mayGotoAt, source: locationOf(sub.fn, sub.mayGotoAt) } }),
         };
@@ -223,6 +237,30 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     lineTextOf: lazyLineTexts(ext),
     readable: true,
   };
+}
+
+/** CO-RE relocations whose value a program tests to learn what the kernel has. */
+const EXISTENCE_RELOCATIONS: ReadonlySet<string> = new Set(['field_exists', 'type_exists', 'enumval_exists', 'enumval_value', 'type_matches']);
+
+/**
+ * Whether the function holds values libbpf sets at load time that code tests to see what the
+ * kernel has: a CO-RE existence relocation (bpf_core_enum_value_exists(enum bpf_func_id, ...)), or
+ * an ld_imm64 of an extern variable (.kconfig's LINUX_KERNEL_VERSION and CONFIG_*, __ksym).
+ */
+function holdsLoadTimeValues(elf: ElfFile, ext: BtfExt | undefined, fn: ObjectFunction): boolean {
+  const { code, first, end } = fn.packed;
+  if (end <= first) return false;
+  const [from, to] = [code.offsets[first], code.offsets[end - 1]];
+  const relocations = ext?.coreRelocations.get(fn.section.name) ?? [];
+  if (relocations.some((relocation) => relocation.insnOffset >= from && relocation.insnOffset <= to && EXISTENCE_RELOCATIONS.has(relocation.kind))) return true;
+  const controls = controlsOf(fn.packed);
+  for (let c = controls.from; c < controls.to; c++) {
+    const slot = code.offsets[code.controls[c]];
+    if (packedOpcode(code, code.controls[c]) !== LDDW_OPCODE) continue;
+    const relocation = fn.relocations.get(slot);
+    if (relocation && elf.symbols[relocation.symbolIndex]?.sectionIndex === SHN_UNDEF) return true;
+  }
+  return false;
 }
 
 /** Where the deepest touched byte grows, from a function's stack accesses (sorted by instruction). */

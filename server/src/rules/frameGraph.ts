@@ -29,6 +29,12 @@ export interface HelperCall {
   /** Index of the call among the function's instructions. */
   at: number;
   source?: SourceLocation;
+  /**
+   * The function also holds values libbpf sets at load time (CO-RE existence checks, .kconfig
+   * externs such as LINUX_KERNEL_VERSION): a branch on one of them may make the call dead on a
+   * kernel without the helper, which only the load can tell.
+   */
+  mayBeGuarded?: boolean;
 }
 
 /** From instruction `at` on, the deepest byte below the frame pointer touched so far is `byteDepth`. */

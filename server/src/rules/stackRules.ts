@@ -387,7 +387,11 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     );
   }
 
-  for (const { phase, ...violation } of missingFeatures(graph, rules, kind, calleeFrame)) record(violation, phase);
+  let helperGuard: string | undefined;
+  for (const { phase, guard, ...violation } of missingFeatures(graph, rules, kind, calleeFrame)) {
+    helperGuard ??= guardAssumption(violation, guard);
+    record(violation, phase);
+  }
 
   if (!rules.tailCallsWithCalls && hasTailCall && nodes.length > 1) {
     const tailCaller = nodes.findIndex((node) => node.hasTailCall);
@@ -417,6 +421,7 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
   // The passes run in VERIFIER_PHASES' order; within one the kernel meets violations in the order they were recorded.
   const first = VERIFIER_PHASES.map((phase) => violations.find((v) => v.phase === phase)).find((v) => v !== undefined);
   if (first) first.reportedByKernel = true;
+  if (helperGuard && first?.rule === 'kernel-lacks-feature' && first.missingFeature?.feature === 'helper') assumes.push(helperGuard);
   if (first?.phase === 'check_max_stack_depth' && deepestAtFirstError) ({ depth: maxCombinedDepth, chain: maxCombinedChain } = deepestAtFirstError);
   return {
     kernel: profile.version,
@@ -438,7 +443,8 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
   };
 }
 
-type MissingFeatureViolation = Omit<Violation, 'reportedByKernel' | 'chain'>;
+/** A violation before it is recorded; a missing helper keeps its call, for the assumption it may rest on. */
+type MissingFeatureViolation = Omit<Violation, 'reportedByKernel' | 'chain'> & { guard?: HelperCall };
 
 /**
  * The subprograms check_subprogs counts, which are the numbers of the "stack depth" line: before
@@ -538,6 +544,13 @@ function missingFeatures(
   return found;
 }
 
+/** What a refusal for a missing helper takes for granted, when the call may be behind a load-time guard. */
+function guardAssumption(violation: Pick<Violation, 'missingFeature' | 'frames'>, call: HelperCall | undefined): string | undefined {
+  if (!call?.mayBeGuarded || violation.missingFeature?.feature !== 'helper') return undefined;
+  const where = call.source ? ` at ${call.source.file}:${call.source.line}` : '';
+  return `the call to ${violation.missingFeature.what}${where} is reached: ${violation.frames[violation.frames.length - 1]?.name ?? 'its function'} also tests values libbpf sets at load (CO-RE, .kconfig), which may make it dead on this kernel`;
+}
+
 /**
  * do_check's walk up to the first call of a helper id the kernel does not have. Global functions
  * are verified first, in index order, each on its own, then the main function (before 6.8; every
@@ -555,8 +568,10 @@ function firstUnknownHelper(
 ): MissingFeatureViolation | undefined {
   const nodes = graph.subprograms;
   const limit = rules.helperIdLimit;
+  // An id no release has can only load when the verifier proves the call dead (selftests guard one
+  // with a .kconfig value): such calls are left to the load.
   const firstBad = (index: number): HelperCall | undefined =>
-    nodes[index].helperCalls?.filter((call) => call.helper >= limit).sort((a, b) => a.at - b.at)[0];
+    nodes[index].helperCalls?.filter((call) => call.helper >= limit && helperIntroducedIn(call.helper) !== undefined).sort((a, b) => a.at - b.at)[0];
   if (!nodes.some((_, index) => firstBad(index) !== undefined)) return undefined;
 
   const inFormat = (bytes: number) => (rules.stackLineFormat === 'bytes' ? bytes : roundToSlots(bytes));
@@ -603,6 +618,7 @@ function firstUnknownHelper(
         const since = helperIntroducedIn(bad.helper);
         const name = bad.name ?? `helper ${bad.helper}`;
         return {
+          guard: bad,
           rule: 'kernel-lacks-feature',
           phase: 'do_check',
           message: `invalid func unknown#${bad.helper}`,
