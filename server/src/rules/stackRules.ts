@@ -553,8 +553,8 @@ function guardAssumption(violation: Pick<Violation, 'missingFeature' | 'frames'>
 
 /**
  * do_check's walk up to the first call of a helper id the kernel does not have. Global functions
- * are verified first, in index order, each on its own, then the main function (before 6.8; every
- * kernel missing helpers is older). Within one, do_check follows the fall-through path first and
+ * are verified first, in index order, each on its own, then the main function: the order of 5.10
+ * to 6.1 (measured on 5.10.223), and every kernel that lacks a helper predates 6.2. Within one, do_check follows the fall-through path first and
  * enters a static callee at its call, so the walk takes the instructions in order and goes down
  * at each static call the verifier reaches: the instructions before a point are the ones it has
  * seen, except those behind a jump it takes later. Each subprogram then prints the deepest byte
