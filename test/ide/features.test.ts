@@ -5,6 +5,8 @@
  * must see; test/lsp/ holds the same scenarios against the spawned server with real objects.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { deepestChainThrough, shrinkOptions } from '../../server/src/ide/advice';
 import type { DocumentStackAnalysis } from '../../server/src/ide/analysis';
@@ -17,6 +19,8 @@ import { relocatedLine } from '../../server/src/ide/relocate';
 import { fileStatus } from '../../server/src/ide/status';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 import { estimateSource } from '../../server/src/source/estimateSource';
+import { analyzeObject } from '../../server/src/object/analyzeObject';
+import { fixturesDirectory } from '../support/fixtures';
 
 const FILE = '/work/snippet/combined.bpf.c';
 /** outer → inner breaks 512 B; entry → middle → do_tail reaches 256 B on 6.1; huge is over clang's limit. */
@@ -218,4 +222,16 @@ test('the frame-count rule and the pre-5.10 rule say what to do, in the diagnost
   const withCalls = stackFindings(FILE, [{ ...(await estimated()), programs: report.programs, profiles: old }]).find((finding) => finding.rule === 'tail-call-with-calls');
   assert.ok(withCalls);
   assert.match(withCalls.message, /inline the subprograms \(__always_inline\), or target 5\.10 and later with the JIT \(5\.4\)/);
+});
+
+test('what an old kernel lacks: the diagnostic and the lens say what and from which release', () => {
+  const object = join(fixturesDirectory(), 'missing_helpers.bpf.o');
+  const profiles = parseKernelProfiles(['5.10.223', '6.18'], true).profiles;
+  const { programs } = analyzeObject(new Uint8Array(readFileSync(object)), object, profiles).report;
+  const analysis: DocumentStackAnalysis = { origin: 'object', label: 'missing_helpers.bpf.o', path: object, programs, profiles };
+  const lacks = stackFindings('./missing_helpers.bpf.c', [analysis]).filter((finding) => finding.rule === 'kernel-lacks-feature');
+  assert.equal(lacks.length, 2, JSON.stringify(lacks.map((finding) => finding.message)));
+  assert.match(lacks[0].message, /^invalid func unknown#160\nrejected on 5\.10\.223; passes on 6\.18 · program helper_in_static_callee: helper_in_static_callee → stamp /);
+  assert.match(lacks[0].message, /bpf_ktime_get_coarse_ns \(helper 160\) needs 5\.11 or later \(kernel 5\.10\.223 predates it\)/);
+  assert.match(lensTitle('stamp', [analysis]) ?? '', /needs 5\.11: rejected on 5\.10\.223/);
 });

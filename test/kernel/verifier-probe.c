@@ -39,6 +39,13 @@
  *
  *   @bsl {"object":"x.o","program":"p","status":"ok","errno":0,"log":"..."}
  *
+ * Before them comes one line of facts about the kernel itself, read from its BTF
+ * (/sys/kernel/btf/vmlinux): __BPF_FUNC_MAX_ID of enum bpf_func_id, one more than the highest helper
+ * id the kernel knows (check_helper_call refuses any id from there on, "invalid func unknown#N"),
+ * or -1 when the kernel has no BTF:
+ *
+ *   @bsl-facts {"bpfFuncMaxId":212}
+ *
  * then "@bsl-done N" with the number of programs. The log is the verifier's, verbatim (capped at
  * 64 KiB: log level 4 prints a few hundred bytes); the reader parses it like the text mode's fields.
  *
@@ -56,6 +63,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 /*
@@ -337,10 +345,36 @@ static void print_json_string(const char *text, size_t limit)
 
 #define JSON_LOG_LIMIT (64u * 1024u)
 
+/* __BPF_FUNC_MAX_ID as the running kernel's BTF has it, or -1 without BTF (or without the enum). */
+static long kernel_bpf_func_max_id(void)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	long value = -1;
+	__s32 id;
+
+	if (!vmlinux)
+		return -1;
+	id = btf__find_by_name_kind(vmlinux, "bpf_func_id", BTF_KIND_ENUM);
+	if (id > 0) {
+		const struct btf_type *type = btf__type_by_id(vmlinux, (__u32)id);
+		const struct btf_enum *values = btf_enum(type);
+
+		for (__u16 i = 0; i < btf_vlen(type); i++) {
+			if (strcmp(btf__name_by_offset(vmlinux, values[i].name_off), "__BPF_FUNC_MAX_ID") == 0)
+				value = values[i].val;
+		}
+	}
+	btf__free(vmlinux);
+	return value;
+}
+
 /* Every program of every object, one JSON line each (see the header). */
 static int report_all_json(int count, char **paths, char *log)
 {
 	int programs = 0;
+
+	printf("@bsl-facts {\"bpfFuncMaxId\":%ld}\n", kernel_bpf_func_max_id());
+	fflush(stdout);
 
 	for (int i = 0; i < count; i++) {
 		struct bpf_object *obj = bpf_object__open_file(paths[i], NULL);

@@ -5,7 +5,7 @@
  * the kernel rejects them. Where bpf() is not allowed the kernel part skips and says why (in CI it fails).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -47,6 +47,7 @@ test('probe answers: accepted is private, the 528 error shared, EPERM and other 
     },
     'id',
     'r',
+    212,
   );
   assert.deepEqual(facts, {
     buildId: 'id',
@@ -54,6 +55,7 @@ test('probe answers: accepted is private, the 528 error shared, EPERM and other 
     privateStack: { 'kprobe/none': false, 'kprobe/trace_kprobe_multi': true },
     sixteenByteRounding: false,
     maxCallFrames: 16,
+    bpfFuncMaxId: 212,
   });
 });
 
@@ -75,6 +77,8 @@ test('this machine\'s kernel, probed: check without --kernel agrees with its ver
     assert.equal(outcome.facts.sixteenByteRounding !== undefined && outcome.facts.maxCallFrames !== undefined, true, JSON.stringify(outcome.raw));
     assert.notEqual(outcome.facts.tailCallsWithCalls, undefined, JSON.stringify(outcome.raw));
     assert.notEqual(outcome.facts.asyncCallbacksAreRoots, undefined, JSON.stringify(outcome.raw));
+    // Read from the kernel's BTF: every kernel with BTF has enum bpf_func_id, and none since 6.2 has added a helper.
+    if (existsSync('/sys/kernel/btf/vmlinux')) assert.ok((outcome.facts.bpfFuncMaxId ?? 0) >= 156, `bpfFuncMaxId ${outcome.facts.bpfFuncMaxId}`);
     // EPERM from a sandbox gate is "unknown", never "shared".
     for (const [name, answer] of Object.entries(outcome.raw ?? {})) {
       if (/^errno 1$/.test(answer) && name.startsWith('private:')) assert.equal(privateStack[name.slice(8)], undefined, name);

@@ -28,6 +28,8 @@ export interface MeasuredFile {
   package: string;
   packageVersion: string;
   procVersion: string;
+  /** __BPF_FUNC_MAX_ID of the kernel's enum bpf_func_id, from its BTF (one more than its highest helper id). */
+  bpfFuncMaxId?: number;
   /** Object file name → program → what the kernel said. */
   objects: Record<string, Record<string, MeasuredProgram>>;
 }
@@ -70,6 +72,7 @@ export function toMeasured(boot: LabBoot): MeasuredFile {
     package: boot.fetched.kernel.package,
     packageVersion: boot.fetched.packageVersion,
     procVersion: boot.procVersion,
+    ...(boot.bpfFuncMaxId === undefined ? {} : { bpfFuncMaxId: boot.bpfFuncMaxId }),
     objects,
   };
 }
@@ -140,25 +143,13 @@ export function runCommandLine(args: string[]): void {
 }
 
 /*
- * What the analyzer does not model yet, as measured: programs that use what an old kernel lacks
- * (BPF_PSEUDO_FUNC callbacks before 5.13: "number of funcs in func_info doesn't match number of
- * subprogs"; bpf_snprintf #165, bpf_trace_vprintk #177, bpf_xdp_load_bytes #189: "invalid func
- * unknown#N"; may_goto before 6.9: "unknown opcode e5"; sleepable uprobes before 6.x: "Only
- * fentry/fexit/fmod_ret and lsm programs can be sleepable"): the analyzer judges their stack as if the
- * kernel ran them, where the kernel refuses them before or during do_check. Listed so that the test fails both when a
- * new difference appears and when one of these is fixed (then delete its line).
+ * What the analyzer does not model yet, as measured: none today. Programs using what an old kernel
+ * lacks (callbacks by address before 5.13, may_goto before 6.9, helpers past the kernel's
+ * __BPF_FUNC_MAX_ID, sleepable uprobes before 6.0) are modeled by the kernel-lacks-feature rule.
+ * Listed so that the test fails both when a new difference appears and when one of these is fixed
+ * (then delete its line).
  */
-export const KNOWN_DIFFERENCES: Record<string, string[]> = {
-  '5.10.223': [
-    'bpf_loop_callback.bpf.o for_each_elem', 'bpf_loop_callback.bpf.o loop_big_callback', 'bpf_loop_callback.bpf.o loop_big_callback_fits',
-    'bpf_loop_callback.bpf.o loop_inlined', 'bpf_loop_callback.bpf.o loop_inlined_then_tail', 'bpf_loop_callback.bpf.o loop_not_inlined',
-    'may_goto.bpf.o may_goto_240_tail', 'may_goto.bpf.o may_goto_64', 'printk_variants.bpf.o printk_4_args', 'printk_variants.bpf.o printk_7_args',
-    'printk_variants.bpf.o snprintf_3_args', 'timer_callback.bpf.o arm_timer_big', 'timer_callback.bpf.o arm_timer_chain',
-    'xdp_parser.bpf.o xdp_parse', 'xdp_parser.bpf.o xdp_parse_with_dump',
-    'private_stack_attach.bpf.o uprobe_sleepable_248_264',
-  ],
-  '6.1.170': ['may_goto.bpf.o may_goto_240_tail', 'may_goto.bpf.o may_goto_64'],
-};
+export const KNOWN_DIFFERENCES: Record<string, string[]> = {};
 
 /**
  * A fixture's expectations from the lab: one per program of every measured kernel (kernel = the

@@ -15,6 +15,7 @@ const RULES: Record<RuleId, string> = {
   'subprog-stack': 'A subprogram on the private stack needs more than 512 bytes.',
   'tail-call-with-calls': 'A program mixes tail calls with bpf-to-bpf calls on a kernel that does not allow it.',
   'too-many-subprograms': 'A program calls more than 255 functions: the verifier takes at most 256 subprograms, main included.',
+  'kernel-lacks-feature': 'A program uses what the kernel predates (a helper, may_goto, a callback passed by address, a sleepable program type), refused before or during do_check.',
 };
 
 export function toSarif(objects: ObjectReport[], version: string): object {

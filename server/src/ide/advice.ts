@@ -12,7 +12,7 @@
  */
 import type { ProgramReport, VerdictReport, ViolationReport } from '../object/analyzeObject';
 import { type KernelProfile, ruleSetFor } from '../rules/kernelProfile';
-import { MAX_BPF_STACK, TAIL_CALL_CALLERS_LIMIT } from '../rules/stackRules';
+import { MAX_BPF_STACK, type MissingFeature, TAIL_CALL_CALLERS_LIMIT } from '../rules/stackRules';
 
 /** The rule code of clang's own limit on one function's frame, predicted from the source. */
 export const CLANG_STACK_LIMIT_RULE = 'clang-stack-limit';
@@ -81,8 +81,16 @@ export function shrinkText(options: ShrinkOption[]): string | undefined {
   return second ? `${text}, or ${second.name} ${second.loseBytes} B` : text;
 }
 
+/** What a kernel lacks and from which release it has it: "bpf_trace_vprintk (helper 177) needs 5.16 or later (kernel 5.10.223 predates it)". */
+export function missingFeatureText(feature: MissingFeature, profile: KernelProfile): string {
+  if (feature.since === undefined) return `${feature.what} is in no kernel release the analyzer knows (kernel ${profile.version} does not have it)`;
+  return `${feature.what} needs ${feature.since} or later (kernel ${profile.version} predates it)`;
+}
+
+type AdvisedViolation = Pick<ViolationReport, 'rule' | 'depth' | 'frames' | 'missingFeature'>;
+
 /** How far over its limit a violation is, in the rule's own terms. */
-export function excessText(violation: Pick<ViolationReport, 'rule' | 'depth' | 'frames'>, profile: KernelProfile): string {
+export function excessText(violation: AdvisedViolation, profile: KernelProfile): string {
   switch (violation.rule) {
     case 'tail-call-depth':
       return `the callers' frames add up to ${violation.depth} B, and a tail call needs them under ${TAIL_CALL_CALLERS_LIMIT} B`;
@@ -98,13 +106,15 @@ export function excessText(violation: Pick<ViolationReport, 'rule' | 'depth' | '
     }
     case 'tail-call-with-calls':
       return 'this kernel allows tail calls only in programs without bpf-to-bpf calls (before 5.10, and without the JIT): inline the subprograms (__always_inline), or target 5.10 and later with the JIT';
+    case 'kernel-lacks-feature':
+      return violation.missingFeature ? missingFeatureText(violation.missingFeature, profile) : 'this kernel lacks what the program uses';
     default:
       return '';
   }
 }
 
 /** The advice of a violation on one kernel: by how much, then what to shrink. */
-export function adviceText(violation: Pick<ViolationReport, 'rule' | 'depth' | 'frames'>, profile: KernelProfile): string {
+export function adviceText(violation: AdvisedViolation, profile: KernelProfile): string {
   const shrink = shrinkText(shrinkOptions(violation, profile));
   const excess = excessText(violation, profile);
   return shrink ? `${excess}: ${shrink} to pass` : excess;

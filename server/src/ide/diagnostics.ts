@@ -248,12 +248,14 @@ function programFindings(documentPath: string, analysis: DocumentStackAnalysis, 
     const depthsDiffer = new Set(judged.map((entry) => entry.violation.depth)).size > 1;
     const rejectedText = rejectedOn.map((label, index) => (depthsDiffer ? `${label} (${judged[index].violation.depth} B)` : label)).join(', ');
     const verdictText = `rejected on ${rejectedText}${passes.length > 0 ? `; passes on ${passes.join(', ')}` : ''}`;
-    const chainText = violation.frames.map((frame) => `${frame.name} ${frame.roundedDepth} B`).join(' → ');
+    // What a kernel lacks is refused before the stack is weighed: the frames say where, not how much.
+    const lacksFeature = violation.rule === 'kernel-lacks-feature';
+    const chainText = violation.frames.map((frame) => (lacksFeature ? frame.name : `${frame.name} ${frame.roundedDepth} B`)).join(' → ');
     const stale = analysis.staleReason ? ` (stale: ${analysis.staleReason})` : '';
     // What the verdicts rest on besides measured rules: versions outside the model, unprobed facts.
     const caveats = [...new Set(program.verdicts.flatMap((verdict) => [...(verdict.notes ?? []), ...(verdict.assumes ?? []).map((fact) => `assumes ${fact}`)]))];
     const caveatText = caveats.map((caveat) => `\n${caveat}`).join('');
-    const largest = largestText(violation, frames);
+    const largest = lacksFeature ? undefined : largestText(violation, frames);
     const finding: StackFinding = {
       location: group.location,
       severity: analysis.staleReason ? 'information' : 'error',

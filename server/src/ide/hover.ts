@@ -160,6 +160,10 @@ function chainLines(name: string, program: ProgramReport, verdict: VerdictReport
   }
   const others = verdict.violations.filter((violation) => violation.rule !== 'tail-call-depth' && violation.chain.includes(name));
   for (const violation of others) {
+    if (violation.rule === 'kernel-lacks-feature') {
+      lines.push(`${label}: **rejected** before the stack is checked (${markdownText(violation.message)}): ${markdownText(adviceText(violation, profile))}`);
+      continue;
+    }
     const chain = violation.frames.map((frame) => (frame.privateStack ? `${markdownText(frame.name)} (private stack)` : `${markdownText(frame.name)} ${frame.roundedDepth} B`)).join(' → ');
     const measure = violation.rule === 'call-depth' ? `**${violation.frames.length} frames**` : `**${violation.depth} B**`;
     lines.push(`${label}: ${chain} = ${measure} — **rejected**: ${adviceText(violation, profile)}`);

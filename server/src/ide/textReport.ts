@@ -6,6 +6,7 @@ import { basename } from 'node:path';
 import type { SourceLocation } from '../common/problem';
 import type { ObjectReport, ProgramReport, VerdictReport } from '../object/analyzeObject';
 import { profileLabel } from '../rules/kernelProfile';
+import { missingFeatureText } from '../ide/advice';
 
 export interface SourceLines {
   /** The text of a source line, when the file can be read (or BTF carried it). */
@@ -71,10 +72,14 @@ function formatVerdict(verdict: VerdictReport, sources: SourceLines, said: (text
   const out = [`    kernel ${label}: REJECTED`, ...verdictContext(verdict, said)];
   for (const violation of verdict.violations) {
     out.push(`      ${violation.reportedByKernel ? 'error' : 'also'}: ${violation.message}`);
-    const chain = violation.frames
-      .map((frame) => `${frame.name} (${frame.privateStack ? 'private stack' : `${frame.roundedDepth} B`})`)
-      .join(' -> ');
-    out.push(`        chain: ${chain}`);
+    if (violation.missingFeature) {
+      out.push(`        kernel lacks: ${missingFeatureText(violation.missingFeature, { version: verdict.kernel, jit: verdict.jit })}`);
+    } else {
+      const chain = violation.frames
+        .map((frame) => `${frame.name} (${frame.privateStack ? 'private stack' : `${frame.roundedDepth} B`})`)
+        .join(' -> ');
+      out.push(`        chain: ${chain}`);
+    }
     if (violation.source) {
       const text = sources.lineText(violation.source);
       out.push(`        at ${violation.source.file}:${violation.source.line}:${violation.source.column}`);

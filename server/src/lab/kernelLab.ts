@@ -259,6 +259,11 @@ export interface LabBoot {
   fetched: FetchedKernel;
   /** /proc/version inside the VM. */
   procVersion: string;
+  /**
+   * __BPF_FUNC_MAX_ID of the kernel's enum bpf_func_id, read from its BTF by the loader: one more
+   * than the highest helper id it knows. Absent when the kernel has no BTF.
+   */
+  bpfFuncMaxId?: number;
   verdicts: LabVerdict[];
   /** Wall time of the boot, fetching excluded. */
   bootSeconds: number;
@@ -298,7 +303,9 @@ export async function bootKernel(fetched: FetchedKernel, objects: readonly strin
     const timeout = options.timeoutSeconds ?? 90 + 3 * objects.length;
     const console = await runVm(qemu, args, timeout, fetched, options);
     const verdicts = console.results.map((result) => labVerdict(result, objects, (name) => absolute.indexOf(initramfs.names.get(basename(name)) ?? name)));
-    return { fetched, procVersion: console.procVersion, verdicts, bootSeconds: (Date.now() - started) / 1000 };
+    const boot: LabBoot = { fetched, procVersion: console.procVersion, verdicts, bootSeconds: (Date.now() - started) / 1000 };
+    if (console.bpfFuncMaxId !== undefined) boot.bpfFuncMaxId = console.bpfFuncMaxId;
+    return boot;
   } finally {
     rmSync(initramfs.scratch, { recursive: true, force: true });
   }
@@ -338,7 +345,15 @@ export async function verifyOnHost(objects: readonly string[], options: LabOptio
 
 interface ConsoleResults {
   procVersion: string;
+  bpfFuncMaxId?: number;
   results: Record<string, unknown>[];
+}
+
+/** The loader's `@bsl-facts {...}` line: __BPF_FUNC_MAX_ID, or undefined when the kernel had no BTF. */
+export function readKernelFacts(line: string): { bpfFuncMaxId?: number } {
+  const facts = JSON.parse(line.slice('@bsl-facts '.length)) as { bpfFuncMaxId?: unknown };
+  const maxId = Number(facts.bpfFuncMaxId);
+  return Number.isInteger(maxId) && maxId > 0 ? { bpfFuncMaxId: maxId } : {};
 }
 
 function runVm(qemu: string, args: string[], timeoutSeconds: number, fetched: FetchedKernel, options: BootOptions): Promise<ConsoleResults> {
@@ -353,6 +368,7 @@ function runVm(qemu: string, args: string[], timeoutSeconds: number, fetched: Fe
     }
     const results: Record<string, unknown>[] = [];
     let procVersion = '';
+    let bpfFuncMaxId: number | undefined;
     let pending = '';
     let stderr = '';
     let tail: string[] = [];
@@ -374,6 +390,12 @@ function runVm(qemu: string, args: string[], timeoutSeconds: number, fetched: Fe
       if (line.startsWith('@bsl-kernel ')) {
         procVersion = line.slice('@bsl-kernel '.length).trim();
         options.progress?.(`${name} booted`);
+      } else if (line.startsWith('@bsl-facts ')) {
+        try {
+          bpfFuncMaxId = readKernelFacts(line).bpfFuncMaxId;
+        } catch {
+          stop(new LabError(`kernel ${name}: a garbled facts line on the console: ${line.slice(0, 120)}`));
+        }
       } else if (line.startsWith('@bsl {')) {
         try {
           results.push(JSON.parse(line.slice('@bsl '.length)) as Record<string, unknown>);
@@ -408,7 +430,7 @@ function runVm(qemu: string, args: string[], timeoutSeconds: number, fetched: Fe
       else if (!done) {
         const said = stderr.trim().split('\n').pop() || tail.filter(Boolean).pop() || `exit ${code}`;
         reject(new LabError(`kernel ${name} stopped before its loader finished (${results.length} programs judged): ${said}`));
-      } else resolvePromise({ procVersion, results });
+      } else resolvePromise({ procVersion, results, ...(bpfFuncMaxId === undefined ? {} : { bpfFuncMaxId }) });
     });
   });
 }

@@ -4,8 +4,8 @@
  * source, and the verdict of check_max_stack_depth for every kernel profile asked for.
  */
 import type { Problem, SourceLocation } from '../common/problem';
-import type { FrameGraph } from '../rules/frameGraph';
-import type { KernelProfile } from '../rules/kernelProfile';
+import type { DepthStep, FrameGraph } from '../rules/frameGraph';
+import { type KernelProfile, ruleSetFor } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
 import {
   type ProgramReport,
@@ -18,10 +18,12 @@ import {
 } from '../rules/report';
 import { type Btf, readBtf } from './btf';
 import { type BtfExt, type LineInfo, readBtfExt } from './btfExt';
-import { readElf } from './elf';
+import { type ElfFile, SHN_UNDEF, readElf } from './elf';
+import { LDDW_OPCODE, controlsOf, packedOpcode } from './instruction';
+import { helperName } from './helperNames';
 import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms } from './program';
 import { sameArguments, verifyProgram } from './programVerification';
-import { type CallArguments, type ReadOnlyData, type StackDepthResult, computeStackDepth, isReachable } from './stackDepth';
+import { type CallArguments, type ReadOnlyData, type StackAccess, type StackDepthResult, computeStackDepth, isReachable } from './stackDepth';
 
 export interface ObjectReport {
   path: string;
@@ -110,6 +112,30 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   const locationOf = (fn: ObjectFunction, index: number): SourceLocation | undefined =>
     ext?.lineTables.get(fn.section.name)?.locate(offsetAt(fn, index) ?? fn.start);
 
+  // In a program calling a helper some judged kernel lacks, the functions a stopped verifier is in
+  // (the one calling it, and callers on the way) print the depth they had reached: they need their
+  // depth at each point.
+  const lowestHelperLimit = Math.min(...profiles.map((profile) => ruleSetFor(profile).helperIdLimit));
+  const callsMissingHelper = (sub: Subprogram) => sub.helperCalls.some((call) => call.helper >= lowestHelperLimit);
+  const steps = new Map<StackDepthResult, DepthStep[]>();
+  const depthStepsOf = (program: BpfProgram, sub: Subprogram, result: StackDepthResult): DepthStep[] | undefined => {
+    if (!callsMissingHelper(sub) && (sub.calls.length === 0 || !program.subprograms.some(callsMissingHelper))) return undefined;
+    let known = steps.get(result);
+    if (!known) {
+      const args = analyses.get(sub.fn)?.find((entry) => entry.result === result)?.args;
+      const { accesses } = computeStackDepth(sub.fn.packed, { entryArguments: args, readOnlyAddress: (slot, imm) => readOnlyAddress(sub.fn, slot, imm), recordAccesses: true });
+      steps.set(result, (known = deepeningSteps(accesses)));
+    }
+    return known;
+  };
+
+  const loadTimeGuards = new Map<ObjectFunction, boolean>();
+  const mayBeGuarded = (fn: ObjectFunction) => {
+    let known = loadTimeGuards.get(fn);
+    if (known === undefined) loadTimeGuards.set(fn, (known = holdsLoadTimeValues(elf, ext, fn)));
+    return known;
+  };
+
   const exceptionCallbackOwners = functionsWithExceptionCallbacks(btf);
   const sharedReports = new SharedSubprogramReports();
   const programReports = programs.map((program): ProgramReport => {
@@ -152,16 +178,39 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
       programType: program.programType,
       section: program.section,
       moreSubprograms: program.moreSubprograms,
-      subprograms: program.subprograms.map((sub, index) => ({
-        name: sub.fn.name,
-        stackDepth: subprograms[index].checkedDepth,
-        hasTailCall: sub.tailCalls.length > 0,
-        tailCallSource: subprograms[index].tailCalls[0],
-        isGlobal: sub.fn.isGlobal,
-        isAsyncCallback: sub.isAsyncCallback,
-        calls: sub.calls.map((call, position) => ({ callee: call.callee, kind: call.kind, source: subprograms[index].calls[position].source })),
-        source: subprograms[index].source,
-      })),
+      hasFuncInfo: ext?.funcInfo.has(program.section) ?? false,
+      subprograms: program.subprograms.map((sub, index) => {
+        const depth = programDepths[index];
+        const reached = (at: number) => entered.has(index) && isReachable(depth, at);
+        return {
+          name: sub.fn.name,
+          stackDepth: subprograms[index].checkedDepth,
+          byteDepth: subprograms[index].byteDepth,
+          hasTailCall: sub.tailCalls.length > 0,
+          tailCallSource: subprograms[index].tailCalls[0],
+          isGlobal: sub.fn.isGlobal,
+          isAsyncCallback: sub.isAsyncCallback,
+          calls: sub.calls.map((call, position) => ({
+            callee: call.callee,
+            kind: call.kind,
+            source: subprograms[index].calls[position].source,
+            at: call.at,
+            ...(reached(call.at) ? {} : { deadCode: true }),
+          })),
+          source: subprograms[index].source,
+          helperCalls: sub.helperCalls
+            .filter((call) => reached(call.at))
+            .map((call) => ({
+              helper: call.helper,
+              name: helperName(call.helper),
+              at: call.at,
+              source: locationOf(sub.fn, call.at),
+              ...(mayBeGuarded(sub.fn) ? { mayBeGuarded: true } : {}),
+            })),
+          depthSteps: entered.has(index) ? depthStepsOf(program, sub, depth) : undefined,
+          ...(sub.mayGotoAt === undefined ? {} : { mayGoto: { at: sub.mayGotoAt, source: locationOf(sub.fn, sub.mayGotoAt) } }),
+        };
+      }),
     };
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
     const throws = throwsWithoutCallback(program, entered, programDepths, exceptionCallbackOwners);
@@ -188,6 +237,44 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     lineTextOf: lazyLineTexts(ext),
     readable: true,
   };
+}
+
+/** CO-RE relocations whose value a program tests to learn what the kernel has. */
+const EXISTENCE_RELOCATIONS: ReadonlySet<string> = new Set(['field_exists', 'type_exists', 'enumval_exists', 'enumval_value', 'type_matches']);
+
+/**
+ * Whether the function holds values libbpf sets at load time that code tests to see what the
+ * kernel has: a CO-RE existence relocation (bpf_core_enum_value_exists(enum bpf_func_id, ...)), or
+ * an ld_imm64 of an extern variable (.kconfig's LINUX_KERNEL_VERSION and CONFIG_*, __ksym).
+ */
+function holdsLoadTimeValues(elf: ElfFile, ext: BtfExt | undefined, fn: ObjectFunction): boolean {
+  const { code, first, end } = fn.packed;
+  if (end <= first) return false;
+  const [from, to] = [code.offsets[first], code.offsets[end - 1]];
+  const relocations = ext?.coreRelocations.get(fn.section.name) ?? [];
+  if (relocations.some((relocation) => relocation.insnOffset >= from && relocation.insnOffset <= to && EXISTENCE_RELOCATIONS.has(relocation.kind))) return true;
+  const controls = controlsOf(fn.packed);
+  for (let c = controls.from; c < controls.to; c++) {
+    const slot = code.offsets[code.controls[c]];
+    if (packedOpcode(code, code.controls[c]) !== LDDW_OPCODE) continue;
+    const relocation = fn.relocations.get(slot);
+    if (relocation && elf.symbols[relocation.symbolIndex]?.sectionIndex === SHN_UNDEF) return true;
+  }
+  return false;
+}
+
+/** Where the deepest touched byte grows, from a function's stack accesses (sorted by instruction). */
+function deepeningSteps(accesses: readonly StackAccess[]): DepthStep[] {
+  const steps: DepthStep[] = [];
+  let deepest = 0;
+  for (const access of accesses) {
+    if (-access.offset <= deepest) continue;
+    deepest = -access.offset;
+    const last = steps[steps.length - 1];
+    if (last?.at === access.at) last.byteDepth = deepest;
+    else steps.push({ at: access.at, byteDepth: deepest });
+  }
+  return steps;
 }
 
 /** Subprogram reports shared between programs: the same function, analysed alike, called alike. */

@@ -12,6 +12,8 @@ import { SHF_EXECINSTR, STB_LOCAL, STT_FUNC } from './elf';
 import {
   BPF_ALU,
   BPF_ALU64,
+  BPF_JCOND,
+  BPF_JMP,
   BPF_LD,
   BPF_LDX,
   BPF_TAIL_CALL_HELPER,
@@ -93,6 +95,10 @@ export interface Subprogram {
   tailCalls: number[];
   /** Each kfunc call: where, and the kfunc's name (its extern symbol). */
   kfuncCalls: { at: number; name: string }[];
+  /** The first call of each helper id, in instruction order (dead code included): where, and the id. */
+  helperCalls: { at: number; helper: number }[];
+  /** Where the first may_goto is (an opcode kernels before 6.9 do not know), if any. */
+  mayGotoAt?: number;
   /** Whether the code registers this function as an async callback (timer, workqueue). */
   isAsyncCallback: boolean;
 }
@@ -110,6 +116,9 @@ export interface BpfProgram {
    */
   moreSubprograms?: true;
 }
+
+/** may_goto: a jump whose condition is the verifier's own loop budget (BPF_JMP | BPF_JCOND | BPF_K). */
+const MAY_GOTO_OPCODE = BPF_JMP | BPF_JCOND;
 
 /** Helpers that register their r2 argument as an asynchronous callback. */
 const ASYNC_CALLBACK_HELPERS: ReadonlySet<number> = new Set([170 /* bpf_timer_set_callback */]);
@@ -218,7 +227,7 @@ function buildProgram(
   const walking: { index: number; cursor: number; to: number }[] = [];
   const append = (fn: ObjectFunction): number => {
     const index = subprograms.length;
-    subprograms.push({ fn, calls: [], tailCalls: [], kfuncCalls: [], isAsyncCallback: false });
+    subprograms.push({ fn, calls: [], tailCalls: [], kfuncCalls: [], helperCalls: [], isAsyncCallback: false });
     indexOf.set(fn, index);
     const { from, to } = controlsOf(fn.packed);
     walking.push({ index, cursor: from, to });
@@ -240,9 +249,11 @@ function buildProgram(
     // Only calls and lddw matter here: the section's control instructions hold them.
     const at = code.controls[c] - first;
     const opcode = packedOpcode(code, code.controls[c]);
+    if (opcode === MAY_GOTO_OPCODE) subprogram.mayGotoAt ??= at;
     if (opcode !== CALL_OPCODE && opcode !== LDDW_OPCODE) continue;
     const insn = instructionAt(fn, at)!;
     if (isHelperCall(insn) && insn.imm === BPF_TAIL_CALL_HELPER) subprogram.tailCalls.push(at);
+    if (isHelperCall(insn) && !subprogram.helperCalls.some((call) => call.helper === insn.imm)) subprogram.helperCalls.push({ at, helper: insn.imm });
     if (isKfuncCall(insn)) {
       const name = kfuncName(elf, fn, insn);
       if (name !== undefined) subprogram.kfuncCalls.push({ at, name });

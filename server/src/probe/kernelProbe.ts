@@ -14,6 +14,9 @@
  *   async roots: main 264 arms a timer whose callback writes fp-480: accepted = the callback is a
  *               root of its own, "combined stack size of 2 calls" = it adds to main's chain
  *
+ * and read, not loaded: __BPF_FUNC_MAX_ID of enum bpf_func_id in the kernel's own BTF
+ * (/sys/kernel/btf/vmlinux), the first helper id it does not have.
+ *
  * EPERM (a sandbox gate in front of tracing loads, or no privilege) and loads that fail for any other
  * reason leave the fact unknown, never "rejected": the release's rule then stands and the verdict
  * says what it assumed.
@@ -32,7 +35,7 @@ import { defaultCacheDir } from '../source/headerIndex';
 import { PROBE_LOADER_SOURCE } from './probeLoader';
 
 /** Bumped when the probes or their reading change, so old cached profiles are not trusted. */
-const PROBE_FORMAT = 3;
+const PROBE_FORMAT = 4;
 
 export interface ProbeOutcome {
   facts?: ProbedKernelFacts;
@@ -242,19 +245,31 @@ const PRIVATE_STACK_PROBES: PrivateStackProbe[] = [
   { type: 'lsm', expectedAttachType: 'lsm_mac', sleepable: false, target: 'bpf_lsm_file_open' },
 ];
 
-/** The vmlinux BTF ids of the attach targets, by name (a typedef for tp_btf, functions otherwise). */
-function attachTargets(names: Set<string>): Map<string, number> {
-  const ids = new Map<string, number>();
+/** What the running kernel's own BTF says, read once per probe. */
+interface VmlinuxFacts {
+  /** The attach targets' BTF ids, by name (a typedef for tp_btf, functions otherwise). */
+  targets: Map<string, number>;
+  /** __BPF_FUNC_MAX_ID of enum bpf_func_id: one more than the highest helper id the kernel has. */
+  bpfFuncMaxId?: number;
+}
+
+function readVmlinuxFacts(): VmlinuxFacts {
+  const names = new Set(PRIVATE_STACK_PROBES.flatMap((probe) => (probe.target ? [probe.target] : [])));
+  const facts: VmlinuxFacts = { targets: new Map() };
   try {
     const bytes = readFileSync('/sys/kernel/btf/vmlinux');
     const { btf } = readBtf(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), true);
     for (const type of btf?.types ?? []) {
-      if (names.has(type.name) && (type.kind === 'func' || type.kind === 'typedef') && !ids.has(type.name)) ids.set(type.name, type.id);
+      if (names.has(type.name) && (type.kind === 'func' || type.kind === 'typedef') && !facts.targets.has(type.name)) facts.targets.set(type.name, type.id);
+      if (type.kind === 'enum' && type.name === 'bpf_func_id') {
+        const limit = type.enumValues?.find((value) => value.name === '__BPF_FUNC_MAX_ID')?.value;
+        if (limit !== undefined) facts.bpfFuncMaxId = Number(limit);
+      }
     }
   } catch {
     // No vmlinux BTF: the tracing probes are left out and their facts stay unknown.
   }
-  return ids;
+  return facts;
 }
 
 interface ProbeLine {
@@ -262,8 +277,7 @@ interface ProbeLine {
   line: string;
 }
 
-function probeLines(): ProbeLine[] {
-  const targets = attachTargets(new Set(PRIVATE_STACK_PROBES.flatMap((probe) => (probe.target ? [probe.target] : []))));
+function probeLines(targets: Map<string, number>): ProbeLine[] {
   const lines: ProbeLine[] = [];
   const add = (name: string, type: number, attach: number, flags: number, btfId: number, code: string, btf?: { btf: string; funcInfo: string }) =>
     lines.push({ name, line: `${name} ${type} ${attach} ${flags} ${btfId} ${code}${btf ? ` ${btf.btf} ${btf.funcInfo}` : ''}` });
@@ -281,7 +295,7 @@ function probeLines(): ProbeLine[] {
 }
 
 /** Reads the loader's answers into facts; anything but a clear accept or the expected error is unknown. */
-export function factsFromAnswers(answers: Record<string, string>, buildId: string, kernelRelease: string): ProbedKernelFacts {
+export function factsFromAnswers(answers: Record<string, string>, buildId: string, kernelRelease: string, bpfFuncMaxId?: number): ProbedKernelFacts {
   const verdict = (name: string, rejectedWith: RegExp): boolean | undefined => {
     const answer = answers[name];
     if (answer === 'ok') return true;
@@ -306,6 +320,7 @@ export function factsFromAnswers(answers: Record<string, string>, buildId: strin
     ...(frames === undefined ? {} : { maxCallFrames: frames ? 16 : 8 }),
     ...(tailCalls === undefined ? {} : { tailCallsWithCalls: tailCalls }),
     ...(asyncRoots === undefined ? {} : { asyncCallbacksAreRoots: asyncRoots }),
+    ...(bpfFuncMaxId === undefined ? {} : { bpfFuncMaxId }),
   };
 }
 
@@ -389,14 +404,14 @@ function writeCache(facts: ProbedKernelFacts): void {
   }
 }
 
-function outcomeOf(run: Pick<SpawnSyncReturns<string>, 'status' | 'stdout' | 'stderr' | 'error'>, buildId: string): ProbeOutcome {
+function outcomeOf(run: Pick<SpawnSyncReturns<string>, 'status' | 'stdout' | 'stderr' | 'error'>, buildId: string, vmlinux: VmlinuxFacts): ProbeOutcome {
   if (run.error || run.status !== 0) return { reason: `the probe loader failed: ${run.error?.message ?? run.stderr.trim()}` };
   const answers = parseAnswers(run.stdout);
   // bpf() itself refused (no privilege): even the socket-filter probes got EPERM or EACCES.
   if (['rounding', 'frames', 'tailcalls'].every((name) => /^errno (1|13)$/.test(answers[name] ?? ''))) {
     return { reason: 'bpf() is not allowed for this user (EPERM); run as root or with CAP_BPF to probe the kernel', raw: answers };
   }
-  const facts = factsFromAnswers(answers, buildId, release());
+  const facts = factsFromAnswers(answers, buildId, release(), vmlinux.bpfFuncMaxId);
   writeCache(facts);
   return { facts, raw: answers };
 }
@@ -418,9 +433,10 @@ export function probeRunningKernelSync(options: { useCache?: boolean } = {}): Pr
   }
   const loader = ensureLoaderSync();
   if (!loader.path) return { reason: loader.reason };
-  const input = probeLines().map((probe) => probe.line).join('\n');
+  const vmlinux = readVmlinuxFacts();
+  const input = probeLines(vmlinux.targets).map((probe) => probe.line).join('\n');
   const run = spawnSync(loader.path, [], { input: `${input}\n`, encoding: 'utf8', timeout: 30_000 });
-  return outcomeOf(run, buildId);
+  return outcomeOf(run, buildId, vmlinux);
 }
 
 /** The cached facts only: never loads anything (for callers that must not wait). */
@@ -441,6 +457,7 @@ export function probeRunningKernel(): Promise<ProbeOutcome> {
   const loader = ensureLoaderSync();
   if (!loader.path) return Promise.resolve({ reason: loader.reason });
   const loaderBinary = loader.path;
+  const vmlinux = readVmlinuxFacts();
   return new Promise((resolve) => {
     const child = spawn(loaderBinary, [], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -454,8 +471,8 @@ export function probeRunningKernel(): Promise<ProbeOutcome> {
     });
     child.on('close', (status) => {
       clearTimeout(timer);
-      resolve(outcomeOf({ status, stdout, stderr, error: undefined }, buildId));
+      resolve(outcomeOf({ status, stdout, stderr, error: undefined }, buildId, vmlinux));
     });
-    child.stdin.end(`${probeLines().map((probe) => probe.line).join('\n')}\n`);
+    child.stdin.end(`${probeLines(vmlinux.targets).map((probe) => probe.line).join('\n')}\n`);
   });
 }

@@ -14,6 +14,33 @@ export interface FrameCall {
   callee: number;
   kind: CallKind;
   source?: SourceLocation;
+  /** Index of the call (or of the ld_imm64 taking a callback's address) among the caller's instructions; the object side only. */
+  at?: number;
+  /** In code the verifier never reaches: check_max_stack_depth still follows it, do_check does not. */
+  deadCode?: boolean;
+}
+
+/** A helper call the verifier reaches: the first of its id in the function. */
+export interface HelperCall {
+  /** The helper id (the imm of `call`, src_reg 0). */
+  helper: number;
+  /** Its name, where the id is one the analyzer knows ("bpf_trace_vprintk"). */
+  name?: string;
+  /** Index of the call among the function's instructions. */
+  at: number;
+  source?: SourceLocation;
+  /**
+   * The function also holds values libbpf sets at load time (CO-RE existence checks, .kconfig
+   * externs such as LINUX_KERNEL_VERSION): a branch on one of them may make the call dead on a
+   * kernel without the helper, which only the load can tell.
+   */
+  mayBeGuarded?: boolean;
+}
+
+/** From instruction `at` on, the deepest byte below the frame pointer touched so far is `byteDepth`. */
+export interface DepthStep {
+  at: number;
+  byteDepth: number;
 }
 
 export interface FrameNode {
@@ -30,6 +57,19 @@ export interface FrameNode {
   /** Every call out of this function, in instruction order, dead code included, as the verifier walks them. */
   calls: FrameCall[];
   source?: SourceLocation;
+  /*
+   * What the object side sees and the source side may leave unknown: the facts some kernels refuse
+   * before or during do_check, and how deep the frame is at each point (for the depth a stopped
+   * do_check prints).
+   */
+  /** The deepest byte touched, unrounded (what kernels before 6.8 print). */
+  byteDepth?: number;
+  /** The first call of each helper id the verifier reaches, in instruction order. */
+  helperCalls?: HelperCall[];
+  /** Where the deepest touched byte grows, in instruction order (reached code only). */
+  depthSteps?: DepthStep[];
+  /** The function has a may_goto instruction (can_loop, cond_break), dead code included: the first one, where known. */
+  mayGoto?: { at?: number; source?: SourceLocation };
 }
 
 export interface FrameGraph {
@@ -43,4 +83,6 @@ export interface FrameGraph {
    * the first ones, as libbpf appends them, and the rest were not built.
    */
   moreSubprograms?: boolean;
+  /** Whether the object carries BTF func_info for the program (clang -g); undefined when not known. */
+  hasFuncInfo?: boolean;
 }

@@ -35,6 +35,8 @@ export interface ProbedKernelFacts {
   maxCallFrames?: number;
   /** Whether bpf-to-bpf calls and tail calls may be mixed in one program. */
   tailCallsWithCalls?: boolean;
+  /** __BPF_FUNC_MAX_ID of the kernel's own BTF (/sys/kernel/btf/vmlinux): helper ids from here on do not exist. */
+  bpfFuncMaxId?: number;
 }
 
 export interface KernelVersion {
@@ -80,6 +82,19 @@ export interface KernelRuleSet {
   stackLineFormat: StackLineFormat;
   /** What may_goto adds to the printed depth: 16 for the timed counter (6.15), 8 before. */
   mayGotoSlotBytes: number;
+  /**
+   * __BPF_FUNC_MAX_ID: check_helper_call refuses a helper id from this one on ("invalid func
+   * unknown#N") as do_check meets the call.
+   */
+  helperIdLimit: number;
+  /** ld_imm64 with BPF_PSEUDO_FUNC (a function's address, for callbacks) and its subprograms: 5.13. */
+  callbackAddresses: boolean;
+  /** The may_goto instruction (BPF_JMP | BPF_JCOND): 6.9. */
+  mayGoto: boolean;
+  /** check_attach_btf_id's refusal of a sleepable program of this kind, word for word; undefined if allowed. */
+  sleepableRefusal(kind: ProgramKind): MissingFeatureRule | undefined;
+  /** For a sleepable kind whose acceptance on this release was taken from upstream, not measured: what is assumed. */
+  sleepableAssumption(kind: ProgramKind): string | undefined;
   /** Warnings about the version itself (outside what the rules model). */
   notes: string[];
   /** Facts assumed rather than measured or probed for this kernel. */
@@ -107,6 +122,67 @@ export function upstreamPrivateStack(kind: ProgramKind): boolean {
   if (['kprobe', 'tracepoint', 'perf_event', 'raw_tracepoint'].includes(kind.type)) return true;
   return kind.type === 'tracing' && kind.expectedAttachType !== 'trace_iter';
 }
+
+/** A refusal because the kernel predates a feature: the verifier's words and the first release with it. */
+export interface MissingFeatureRule {
+  message: string;
+  since: string;
+}
+
+/*
+ * __BPF_FUNC_MAX_ID of each upstream release from 4.16, by [major, minor, limit]. Helpers are
+ * appended to enum bpf_func_id (include/uapi/linux/bpf.h, __BPF_FUNC_MAPPER), so a release knows
+ * exactly the ids below its limit. The release of each helper is the one bcc's
+ * docs/kernel-versions.md gives with the upstream commit that added it; where two of its dates
+ * contradict the order of the ids (120 get_ns_current_pid_tgid listed 5.7 before 121 xdp_output
+ * at 5.6; 123 and 124 listed 5.6 after 122 at 5.7; 135 csum_level listed 5.7 after the 5.8 ring
+ * buffer helpers at 130), the order of the ids decides. No helper was added after 6.2: new kernel
+ * functions are kfuncs. The lab measured the limit on its kernels (MEASURED_HELPER_ID_LIMITS).
+ */
+const UPSTREAM_HELPER_ID_LIMITS: readonly (readonly [number, number, number])[] = [
+  [4, 16, 60], [4, 17, 65], [4, 18, 81], [4, 19, 84], [4, 20, 91], [5, 0, 93], [5, 1, 99], [5, 2, 109],
+  [5, 3, 111], [5, 4, 111], [5, 5, 119], [5, 6, 122], [5, 7, 125], [5, 8, 136], [5, 9, 142], [5, 10, 156],
+  [5, 11, 163], [5, 12, 164], [5, 13, 166], [5, 14, 169], [5, 15, 176], [5, 16, 180], [5, 17, 186],
+  [5, 18, 194], [5, 19, 204], [6, 0, 208], [6, 1, 210], [6, 2, 212],
+];
+
+/**
+ * __BPF_FUNC_MAX_ID as the lab's kernels report it in their BTF (test/fixtures/programs/measured,
+ * field bpfFuncMaxId; test/lab/measured.test.ts holds this table to those files). Stable updates
+ * add no helpers: each equals its upstream release's limit.
+ */
+export const MEASURED_HELPER_ID_LIMITS: Readonly<Record<string, number>> = {
+  '5.10.223': 156,
+  '6.1.170': 210,
+  '6.12.107': 212,
+  '7.2.13': 212,
+  '7.3': 212,
+};
+
+function upstreamHelperIdLimit(version: KernelVersion): number {
+  let limit = UPSTREAM_HELPER_ID_LIMITS[0][2];
+  for (const [major, minor, upTo] of UPSTREAM_HELPER_ID_LIMITS) if (atLeast(version, major, minor)) limit = upTo;
+  return limit;
+}
+
+/** The first upstream release that has helper `id` ("5.16" for bpf_trace_vprintk, 177), or undefined past all of them. */
+export function helperIntroducedIn(id: number): string | undefined {
+  const release = UPSTREAM_HELPER_ID_LIMITS.find(([, , limit]) => id < limit);
+  return release && `${release[0]}.${release[1]}`;
+}
+
+/** The release that brought ld_imm64 with BPF_PSEUDO_FUNC, the address of a callback (upstream 4976b718c355). */
+export const CALLBACK_ADDRESS_RELEASE = '5.13';
+/** The release that brought may_goto (upstream 011832b97b31, "bpf: Introduce may_goto instruction"). */
+export const MAY_GOTO_RELEASE = '6.9';
+/**
+ * Sleepable uprobes (BPF_PROG_TYPE_KPROBE with BPF_F_SLEEPABLE): upstream 6.0, the sleepable uprobe
+ * series that followed the 5.19 merge window. The lab measured 5.10.223 refusing and 6.1.170
+ * accepting them; the releases between are taken from upstream.
+ */
+export const SLEEPABLE_UPROBE_RELEASE = '6.0';
+/** check_attach_btf_id's words from 5.10 (the first with sleepable programs) until sleepable uprobes. */
+export const SLEEPABLE_TRACING_ONLY_MESSAGE = 'Only fentry/fexit/fmod_ret and lsm programs can be sleepable';
 
 /** The smallest rounded frame that moves to the private stack (BPF_PRIV_STACK_MIN_SIZE). */
 export const PRIVATE_STACK_MIN_BYTES = 64;
@@ -150,6 +226,11 @@ export function ruleSetFor(profile: KernelProfile): KernelRuleSet {
   // 6.12.y carries the private-stack bookkeeping but never uses it (measured on 6.12.107).
   const releaseHasPrivateStack = profile.jit && atLeast(version, 6, 13);
   const maxCallFrames = probed?.maxCallFrames ?? (atLeast(version, 7, 2) ? 16 : 8);
+  const exactRelease = `${version.major}.${version.minor}${version.patch === undefined ? '' : `.${version.patch}`}`;
+  const helperIdLimit = probed?.bpfFuncMaxId ?? MEASURED_HELPER_ID_LIMITS[exactRelease] ?? upstreamHelperIdLimit(version);
+  const sleepableUprobes = atLeast(version, 6, 0);
+  // Measured on 5.10.223 (refused) and 6.1.170 (allowed); the releases between follow upstream.
+  const sleepableUprobesMeasured = !atLeast(version, 5, 11) || atLeast(version, 6, 1);
   return {
     roundStackDepth: sixteenByteRounding ? (depth) => roundUp(depth, 16) : (depth) => roundUp(Math.max(depth, 1), 32),
     asyncCallbacksAreRoots: asyncRoots,
@@ -165,6 +246,17 @@ export function ruleSetFor(profile: KernelProfile): KernelRuleSet {
     stackLineFormat: !atLeast(version, 6, 8) ? 'bytes' : !atLeast(version, 7, 2) ? 'slots' : !atLeast(version, 7, 3) ? 'slots-max' : 'max-only',
     // Measured: 6.12.107 prints 72 for a 64-byte frame with may_goto, 6.18 prints 80.
     mayGotoSlotBytes: atLeast(version, 6, 15) ? 16 : 8,
+    helperIdLimit,
+    callbackAddresses: atLeast(version, 5, 13),
+    mayGoto: atLeast(version, 6, 9),
+    // Before 6.0 only tracing and LSM programs may sleep; uprobes (kprobe type) are the ones libbpf
+    // marks sleepable (uprobe.s, uretprobe.s, usdt.s) that this refuses.
+    sleepableRefusal: (kind) =>
+      kind.sleepable && kind.type === 'kprobe' && !sleepableUprobes ? { message: SLEEPABLE_TRACING_ONLY_MESSAGE, since: SLEEPABLE_UPROBE_RELEASE } : undefined,
+    sleepableAssumption: (kind) =>
+      kind.sleepable && kind.type === 'kprobe' && !sleepableUprobesMeasured && probed === undefined
+        ? `sleepable uprobes ${sleepableUprobes ? 'are allowed' : 'are refused'} on ${label(version)}: upstream has them from ${SLEEPABLE_UPROBE_RELEASE}; not measured`
+        : undefined,
     notes,
     assumes,
   };

@@ -6,7 +6,7 @@
  */
 import type { SourceLocation } from '../common/problem';
 import { type KernelProfile, ruleSetFor } from './kernelProfile';
-import type { RuleId, Verdict, Violation } from './stackRules';
+import type { MissingFeature, RuleId, Verdict, Violation } from './stackRules';
 
 export interface SubprogramReport {
   name: string;
@@ -52,6 +52,10 @@ export interface ViolationReport {
   source?: SourceLocation;
   frames: { name: string; stackDepth: number; roundedDepth: number; privateStack: boolean; callSource?: SourceLocation }[];
   reportedByKernel: boolean;
+  /** kernel-lacks-feature: what the kernel lacks, and the first release that has it. */
+  missingFeature?: MissingFeature;
+  /** kernel-lacks-feature: the stopped verifier's number for each subprogram; undefined for one it does not count. */
+  printedDepths?: (number | undefined)[];
 }
 
 export interface VerdictReport {
@@ -126,6 +130,11 @@ export const BPF_LOOP_INLINE_EXTRA = 24;
 export const MAY_GOTO_EXTRA = 16;
 const MAY_GOTO_REASON = `${MAY_GOTO_EXTRA} bytes for the may_goto counter`;
 
+/** Whether a frame's hidden slots include the may_goto counter: the function uses may_goto. */
+export function usesMayGoto(hiddenReasons: readonly string[]): boolean {
+  return hiddenReasons.includes(MAY_GOTO_REASON);
+}
+
 export function hiddenSlots(found: { bpfLoopInlined: boolean; mayGoto: boolean }): { bytes: number; reasons: string[] } {
   const reasons: string[] = [];
   let bytes = 0;
@@ -145,8 +154,19 @@ export function hiddenSlots(found: { bpfLoopInlined: boolean; mayGoto: boolean }
  * are not in it; after a rejection they are still there, as 0.
  */
 export function printedStackDepths(subprograms: SubprogramReport[], verdict: VerdictReport | undefined): string {
+  const stopped = stoppedDepths(verdict);
+  if (stopped) return stopped.join('+');
   const accepted = verdict?.accepted ?? true;
   return subprograms.filter((sub) => sub.verified || !accepted).map((sub) => sub.stackDepth).join('+');
+}
+
+/**
+ * The numbers of the line of a verifier stopped by what the kernel lacks, one per subprogram it
+ * counts (indexes into the program's subprograms), or undefined for any other verdict.
+ */
+function stoppedDepths(verdict: VerdictReport | undefined): number[] | undefined {
+  const printed = verdict?.violations.find((violation) => violation.reportedByKernel)?.printedDepths;
+  return printed?.filter((depth): depth is number => depth !== undefined);
 }
 
 /** Each shared entry's reprinted copies, by printed depth. */
@@ -170,8 +190,12 @@ export function printAsRejected(subprograms: SubprogramReport[], verdict: Verdic
     if (!copy) copies.set(stackDepth, (copy = { ...sub, stackDepth }));
     subprograms[index] = copy;
   };
-  subprograms.forEach((sub, index) => print(index, sub.checkedDepth));
   const reported = verdict.violations.find((violation) => violation.reportedByKernel);
+  if (reported?.printedDepths) {
+    reported.printedDepths.forEach((depth, index) => print(index, depth ?? 0));
+    return;
+  }
+  subprograms.forEach((sub, index) => print(index, sub.checkedDepth));
   for (const index of neverEntered(subprograms, reported)) print(index, 0);
 }
 
@@ -237,7 +261,10 @@ export function addStackDepthLines(
     const format = rules.stackLineFormat;
     const reported = verdict.violations.find((violation) => violation.reportedByKernel);
     const unentered = neverEntered(subprograms, reported);
+    const stopped = reported?.printedDepths;
     const printed = subprograms.flatMap((sub, index) => {
+      // A verifier stopped by what the kernel lacks prints what it had reached, for what it counts.
+      if (stopped) return stopped[index] === undefined ? [] : [{ sub, index, depth: stopped[index] }];
       // An accepted program's line leaves out what the verifier removed as dead; a rejected one has
       // every subprogram, at what the check saw, and 0 for one do_check never finished.
       if (verdict.accepted && !sub.verified) return [];
@@ -247,14 +274,14 @@ export function addStackDepthLines(
       }
       // The slots added after the check (bpf_loop, may_goto) are whole slots on top of the rounded depth.
       const hidden = sub.stackDepth > sub.checkedDepth;
-      const mayGotoShortfall = sub.hiddenBytes.includes(MAY_GOTO_REASON) ? MAY_GOTO_EXTRA - rules.mayGotoSlotBytes : 0;
+      const mayGotoShortfall = usesMayGoto(sub.hiddenBytes) ? MAY_GOTO_EXTRA - rules.mayGotoSlotBytes : 0;
       return [{ sub, index, depth: format === 'bytes' && !hidden ? (sub.byteDepth ?? sub.checkedDepth) : sub.stackDepth - mayGotoShortfall }];
     });
     const numbers = printed.map((entry) => entry.depth);
     if ((format === 'bytes' || format === 'slots') && throwsWithoutCallback && verdict.accepted) numbers.push(0);
     const sum = numbers.join('+');
-    // The walk that computes max never ran when do_check (or add_subprog) stopped first: 7.2 and 7.3 print 0.
-    const printedMax = reported?.phase === 'do_check' || reported?.phase === 'add_subprog' ? 0 : verdict.maxCombinedDepth;
+    // The walk that computes max never ran when a pass before it stopped first: 7.2 and 7.3 print 0.
+    const printedMax = reported !== undefined && reported.phase !== 'check_max_stack_depth' ? 0 : verdict.maxCombinedDepth;
     if (format === 'bytes' || format === 'slots') verdict.stackDepthLine = `stack depth ${sum}`;
     else if (format === 'slots-max') verdict.stackDepthLine = `stack depth ${sum} max ${printedMax}`;
     else {
@@ -290,6 +317,8 @@ export function verdictReport(verdict: Verdict): VerdictReport {
         callSource: frame.callSource,
       })),
       reportedByKernel: violation.reportedByKernel,
+      ...(violation.missingFeature ? { missingFeature: violation.missingFeature } : {}),
+      ...(violation.printedDepths ? { printedDepths: violation.printedDepths } : {}),
     })),
     maxCombinedDepth: verdict.maxCombinedDepth,
     maxCombinedChain: verdict.maxCombinedChain,

@@ -22,13 +22,41 @@
  * Earlier still, add_subprog refuses a program of more than 256 subprograms ("too many
  * subprograms"), and the verifier stops there.
  *
+ * A program can also use what a kernel predates (kernel-lacks-feature). bpf_check meets those in
+ * this order, the same from 5.10 to 6.x (kernel/bpf/verifier.c):
+ *
+ *   check_subprogs, check_btf_info   before 5.13 a function whose address is taken (ld_imm64 with
+ *                                    BPF_PSEUDO_FUNC, a callback) is no subprogram, so the object's
+ *                                    BTF func_info has more functions than the kernel counted:
+ *                                    "number of funcs in func_info doesn't match number of subprogs"
+ *   check_attach_btf_id              a sleepable program of a type that may not sleep (uprobes before 6.0)
+ *   resolve_pseudo_ldimm64           an opcode the kernel does not know ("unknown opcode e5": may_goto
+ *                                    before 6.9); without func_info, the callback's ld_imm64 itself
+ *   do_check                         a helper id the kernel does not have ("invalid func unknown#177"),
+ *                                    when the walk reaches the call
+ *
+ * Each stops the verifier, so its "stack depth" line holds what it had reached: all 0 before
+ * do_check; the depth so far when do_check stops (Violation.printedDepths).
+ *
  * The kernel stops at the first violation. We go on, so the user sees every chain that breaks a
  * rule, and mark the one the kernel will print.
  */
 import type { SourceLocation } from '../common/problem';
 import { programAttachForSection } from './programType';
-import type { FrameGraph } from './frameGraph';
-import { type KernelProfile, PRIVATE_STACK_MIN_BYTES, type ProgramKind, privateStackKey, ruleSetFor, upstreamPrivateStack } from './kernelProfile';
+import { roundToSlots } from '../common/numbers';
+import type { FrameGraph, HelperCall } from './frameGraph';
+import {
+  CALLBACK_ADDRESS_RELEASE,
+  type KernelProfile,
+  type KernelRuleSet,
+  MAY_GOTO_RELEASE,
+  PRIVATE_STACK_MIN_BYTES,
+  type ProgramKind,
+  helperIntroducedIn,
+  privateStackKey,
+  ruleSetFor,
+  upstreamPrivateStack,
+} from './kernelProfile';
 
 export const MAX_BPF_STACK = 512;
 /** MAX_CALL_FRAMES up to 7.1; see KernelRuleSet.maxCallFrames. */
@@ -49,7 +77,30 @@ export const MAX_SUBPROGRAMS = 256;
  */
 export const MAX_WALKED_FRAMES = 1_000_000;
 
-export type RuleId = 'tail-call-depth' | 'combined-stack' | 'call-depth' | 'subprog-stack' | 'tail-call-with-calls' | 'too-many-subprograms';
+export type RuleId =
+  | 'tail-call-depth'
+  | 'combined-stack'
+  | 'call-depth'
+  | 'subprog-stack'
+  | 'tail-call-with-calls'
+  | 'too-many-subprograms'
+  | 'kernel-lacks-feature';
+
+/** What a program uses that the kernel predates, for advice: the feature and the first release with it. */
+export interface MissingFeature {
+  feature: 'callback-address' | 'may-goto' | 'helper' | 'sleepable';
+  /** In words: "bpf_trace_vprintk (helper 177)", "the callback loop_cb passed by address (BPF_PSEUDO_FUNC)". */
+  what: string;
+  /** The first upstream release that has it ("5.16"); undefined for a helper id no release has. */
+  since?: string;
+}
+
+/** resolve_pseudo_ldimm64's words for may_goto (BPF_JMP | BPF_JCOND | BPF_K) on a kernel before 6.9. */
+export const MAY_GOTO_UNKNOWN_MESSAGE = 'unknown opcode e5';
+
+/** bpf_check's passes, in the order it runs them; a verifier stops at the first that fails. */
+export const VERIFIER_PHASES = ['add_subprog', 'check_btf_info', 'check_attach_btf_id', 'resolve_pseudo_ldimm64', 'do_check', 'check_max_stack_depth'] as const;
+export type VerifierPhase = (typeof VERIFIER_PHASES)[number];
 
 /** check_map_func_compatibility's message where tail calls and bpf-to-bpf calls may not be mixed. */
 export const TAIL_CALL_WITH_CALLS_MESSAGE = 'tail_calls are not allowed in programs with bpf-to-bpf calls';
@@ -82,10 +133,19 @@ export interface Violation {
   /** True for the violation the kernel meets first and prints; the rest follow once it is fixed. */
   reportedByKernel: boolean;
   /**
-   * Which pass of the verifier finds it: add_subprog as it collects the subprograms, do_check while
-   * verifying, or the stack-depth walk after it.
+   * Which pass of the verifier finds it: add_subprog as it collects the subprograms, the checks of
+   * BTF, attach target and instructions before verifying, do_check while verifying, or the
+   * stack-depth walk after it.
    */
-  phase: 'add_subprog' | 'do_check' | 'check_max_stack_depth';
+  phase: VerifierPhase;
+  /** For kernel-lacks-feature: what the kernel lacks and from which release it has it. */
+  missingFeature?: MissingFeature;
+  /**
+   * For kernel-lacks-feature: each subprogram's number in the "stack depth" line the stopped
+   * verifier prints (the depth reached so far; 0 for one not entered), undefined for a function
+   * this kernel does not count as a subprogram.
+   */
+  printedDepths?: (number | undefined)[];
 }
 
 /** The worst chain that reaches a tail-calling function, whether it breaks the rule or not. */
@@ -150,6 +210,11 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     assumes.push(
       `${programMayUsePrivateStack ? 'a private' : 'no private'} stack for ${kind.type} programs (expected attach type ${kind.expectedAttachType}${kind.sleepable ? ', sleepable' : ''}): assumed from the release; the probe could not load one`,
     );
+  }
+
+  if (profile.probed === undefined) {
+    const assumption = rules.sleepableAssumption(kind);
+    if (assumption) assumes.push(assumption);
   }
 
   const record = (violation: Omit<Violation, 'reportedByKernel' | 'chain' | 'phase'>, phase: Violation['phase'] = 'check_max_stack_depth') => {
@@ -322,6 +387,12 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     );
   }
 
+  let helperGuard: string | undefined;
+  for (const { phase, guard, ...violation } of missingFeatures(graph, rules, kind, calleeFrame)) {
+    helperGuard ??= guardAssumption(violation, guard);
+    record(violation, phase);
+  }
+
   if (!rules.tailCallsWithCalls && hasTailCall && nodes.length > 1) {
     const tailCaller = nodes.findIndex((node) => node.hasTailCall);
     record(
@@ -347,10 +418,10 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     }
   }
 
-  // add_subprog runs first, do_check before the stack-depth walk; within the walk the kernel meets violations in the
-  // order they were recorded.
-  const first = violations.find((v) => v.phase === 'add_subprog') ?? violations.find((v) => v.phase === 'do_check') ?? violations[0];
+  // The passes run in VERIFIER_PHASES' order; within one the kernel meets violations in the order they were recorded.
+  const first = VERIFIER_PHASES.map((phase) => violations.find((v) => v.phase === phase)).find((v) => v !== undefined);
   if (first) first.reportedByKernel = true;
+  if (helperGuard && first?.rule === 'kernel-lacks-feature' && first.missingFeature?.feature === 'helper') assumes.push(helperGuard);
   if (first?.phase === 'check_max_stack_depth' && deepestAtFirstError) ({ depth: maxCombinedDepth, chain: maxCombinedChain } = deepestAtFirstError);
   return {
     kernel: profile.version,
@@ -370,4 +441,199 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
         : rules.notes,
     assumes,
   };
+}
+
+/** A violation before it is recorded; a missing helper keeps its call, for the assumption it may rest on. */
+type MissingFeatureViolation = Omit<Violation, 'reportedByKernel' | 'chain'> & { guard?: HelperCall };
+
+/**
+ * The subprograms check_subprogs counts, which are the numbers of the "stack depth" line: before
+ * 5.13 the main function and every target of a bpf-to-bpf call (dead code and callbacks' bodies
+ * included), not a function only taken by address; from 5.13 all.
+ */
+function countedSubprograms(graph: FrameGraph, rules: KernelRuleSet): boolean[] {
+  const counted = graph.subprograms.map((_, index) => index === 0 || rules.callbackAddresses);
+  if (rules.callbackAddresses) return counted;
+  for (const node of graph.subprograms) for (const call of node.calls) if (call.kind === 'call') counted[call.callee] = true;
+  return counted;
+}
+
+/** What the program uses that this kernel predates, each refusal in bpf_check's order (see the header). */
+function missingFeatures(
+  graph: FrameGraph,
+  rules: KernelRuleSet,
+  kind: ProgramKind,
+  frame: (index: number, callSource?: SourceLocation) => ChainFrame,
+): MissingFeatureViolation[] {
+  const nodes = graph.subprograms;
+  if (nodes.length === 0) return [];
+  const counted = countedSubprograms(graph, rules);
+  const notVerified = counted.map((isCounted) => (isCounted ? 0 : undefined));
+  const found: MissingFeatureViolation[] = [];
+  // resolve_pseudo_ldimm64 checks instruction by instruction: the first in the program is refused.
+  const instructionRefusals: { subprogram: number; at: number; violation: MissingFeatureViolation }[] = [];
+
+  if (!rules.callbackAddresses) {
+    const callers = nodes.flatMap((node, caller) => node.calls.filter((call) => call.kind === 'callback').map((call) => ({ caller, call })));
+    const uncounted = nodes.findIndex((_, index) => !counted[index]);
+    const taking = callers.find(({ call }) => call.callee === uncounted) ?? callers[0];
+    if (taking) {
+      const callback = taking.call.callee;
+      const base = {
+        rule: 'kernel-lacks-feature' as const,
+        depth: 0,
+        frames: [frame(taking.caller), frame(callback, taking.call.source)],
+        subprogram: callback,
+        source: taking.call.source,
+        missingFeature: { feature: 'callback-address' as const, what: `the callback ${nodes[callback].name} passed by address (BPF_PSEUDO_FUNC)`, since: CALLBACK_ADDRESS_RELEASE },
+        printedDepths: notVerified,
+      };
+      if (uncounted > 0 && graph.hasFuncInfo !== false) {
+        found.push({ ...base, phase: 'check_btf_info', message: "number of funcs in func_info doesn't match number of subprogs" });
+      } else {
+        instructionRefusals.push({
+          subprogram: taking.caller,
+          at: taking.call.at ?? 0,
+          violation: { ...base, phase: 'resolve_pseudo_ldimm64', message: 'unrecognized bpf_ld_imm64 insn' },
+        });
+      }
+    }
+  }
+
+  const sleepable = rules.sleepableRefusal(kind);
+  if (sleepable) {
+    found.push({
+      rule: 'kernel-lacks-feature',
+      phase: 'check_attach_btf_id',
+      message: sleepable.message,
+      depth: 0,
+      frames: [frame(0)],
+      subprogram: 0,
+      source: nodes[0].source,
+      missingFeature: { feature: 'sleepable', what: `a sleepable ${kind.type} program (SEC("${graph.section ?? kind.type}"))`, since: sleepable.since },
+      printedDepths: notVerified,
+    });
+  }
+
+  if (!rules.mayGoto) {
+    const index = nodes.findIndex((node) => node.mayGoto !== undefined);
+    const mayGoto = nodes[index]?.mayGoto;
+    if (mayGoto) {
+      instructionRefusals.push({
+        subprogram: index,
+        at: mayGoto.at ?? 0,
+        violation: {
+          rule: 'kernel-lacks-feature',
+          phase: 'resolve_pseudo_ldimm64',
+          message: MAY_GOTO_UNKNOWN_MESSAGE,
+          depth: 0,
+          frames: [frame(index)],
+          subprogram: index,
+          source: mayGoto.source,
+          missingFeature: { feature: 'may-goto', what: 'may_goto (can_loop, cond_break)', since: MAY_GOTO_RELEASE },
+          printedDepths: notVerified,
+        },
+      });
+    }
+  }
+  instructionRefusals.sort((a, b) => a.subprogram - b.subprogram || a.at - b.at);
+  found.push(...instructionRefusals.map((refusal) => refusal.violation));
+
+  const helperStop = firstUnknownHelper(graph, rules, frame);
+  if (helperStop) found.push(helperStop);
+  return found;
+}
+
+/** What a refusal for a missing helper takes for granted, when the call may be behind a load-time guard. */
+function guardAssumption(violation: Pick<Violation, 'missingFeature' | 'frames'>, call: HelperCall | undefined): string | undefined {
+  if (!call?.mayBeGuarded || violation.missingFeature?.feature !== 'helper') return undefined;
+  const where = call.source ? ` at ${call.source.file}:${call.source.line}` : '';
+  return `the call to ${violation.missingFeature.what}${where} is reached: ${violation.frames[violation.frames.length - 1]?.name ?? 'its function'} also tests values libbpf sets at load (CO-RE, .kconfig), which may make it dead on this kernel`;
+}
+
+/**
+ * do_check's walk up to the first call of a helper id the kernel does not have. Global functions
+ * are verified first, in index order, each on its own, then the main function: the order of 5.10
+ * to 6.1 (measured on 5.10.223), and every kernel that lacks a helper predates 6.2. Within one, do_check follows the fall-through path first and
+ * enters a static callee at its call, so the walk takes the instructions in order and goes down
+ * at each static call the verifier reaches: the instructions before a point are the ones it has
+ * seen, except those behind a jump it takes later. Each subprogram then prints the deepest byte
+ * touched before that point (a function it finished: its whole depth; one not entered: 0).
+ * Callbacks are not followed: the kernel enters one at the helper call that takes it.
+ */
+function firstUnknownHelper(
+  graph: FrameGraph,
+  rules: KernelRuleSet,
+  frame: (index: number, callSource?: SourceLocation) => ChainFrame,
+): MissingFeatureViolation | undefined {
+  const nodes = graph.subprograms;
+  const limit = rules.helperIdLimit;
+  // An id no release has can only load when the verifier proves the call dead (selftests guard one
+  // with a .kconfig value): such calls are left to the load.
+  const firstBad = (index: number): HelperCall | undefined =>
+    nodes[index].helperCalls?.filter((call) => call.helper >= limit && helperIntroducedIn(call.helper) !== undefined).sort((a, b) => a.at - b.at)[0];
+  if (!nodes.some((_, index) => firstBad(index) !== undefined)) return undefined;
+
+  const inFormat = (bytes: number) => (rules.stackLineFormat === 'bytes' ? bytes : roundToSlots(bytes));
+  const wholeDepth = (index: number) => inFormat(nodes[index].byteDepth ?? nodes[index].stackDepth);
+  const depthBefore = (index: number, at: number): number => {
+    const steps = nodes[index].depthSteps;
+    // Without the steps (the source side), the whole frame is as close as it gets.
+    if (!steps) return wholeDepth(index);
+    let bytes = 0;
+    for (const step of steps) if (step.at < at) bytes = step.byteDepth;
+    return inFormat(bytes);
+  };
+
+  const printed: number[] = nodes.map(() => 0);
+  const finished = new Set<number>();
+  const units = [...nodes.flatMap((node, index) => (index > 0 && node.isGlobal ? [index] : [])), 0];
+  for (const unit of units) {
+    // An explicit stack of (function, next call, where it was called): input depth must not decide ours.
+    const stack: { index: number; next: number; bad?: HelperCall; callSource?: SourceLocation; calledAt?: number }[] = [];
+    const enter = (index: number, callSource?: SourceLocation) => stack.push({ index, next: 0, bad: firstBad(index), callSource });
+    enter(unit);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      const { calls } = nodes[top.index];
+      const call = calls[top.next];
+      const reachesCall = call !== undefined && (top.bad === undefined || (call.at ?? Infinity) < top.bad.at);
+      if (reachesCall) {
+        top.next++;
+        const callee = nodes[call.callee];
+        const followed = call.kind === 'call' && !call.deadCode && !callee.isGlobal && !finished.has(call.callee) && !stack.some((f) => f.index === call.callee);
+        if (followed) {
+          top.calledAt = call.at;
+          enter(call.callee, call.source);
+        }
+        continue;
+      }
+      if (top.bad) {
+        const bad = top.bad;
+        printed[top.index] = Math.max(printed[top.index], depthBefore(top.index, bad.at));
+        for (const caller of stack.slice(0, -1)) {
+          // The pointers a caller passes count for it as it makes the call.
+          printed[caller.index] = Math.max(printed[caller.index], depthBefore(caller.index, (caller.calledAt ?? 0) + 1));
+        }
+        const since = helperIntroducedIn(bad.helper);
+        const name = bad.name ?? `helper ${bad.helper}`;
+        return {
+          guard: bad,
+          rule: 'kernel-lacks-feature',
+          phase: 'do_check',
+          message: `invalid func unknown#${bad.helper}`,
+          depth: 0,
+          frames: stack.map((f) => frame(f.index, f.callSource)),
+          subprogram: top.index,
+          source: bad.source,
+          missingFeature: { feature: 'helper', what: bad.name ? `${name} (helper ${bad.helper})` : name, ...(since ? { since } : {}) },
+          printedDepths: printed,
+        };
+      }
+      printed[top.index] = wholeDepth(top.index);
+      finished.add(top.index);
+      stack.pop();
+    }
+  }
+  return undefined;
 }

@@ -11,6 +11,7 @@
  */
 import { programTypeForSection } from '../rules/programType';
 import type { FrameCall, FrameGraph, FrameNode } from '../rules/frameGraph';
+import { usesMayGoto } from '../rules/report';
 import type { FunctionEstimate } from './frameEstimate';
 
 export interface SourceProgram {
@@ -101,6 +102,7 @@ function buildSourceProgram(
       isAsyncCallback: asyncCallbacks.has(fn.name),
       calls,
       source: { file: where, line: fn.line, column: 1 },
+      ...(usesMayGoto(fn.hiddenReasons) ? { mayGoto: {} } : {}),
     };
   });
   return {
