@@ -6,25 +6,16 @@
  * missing package fails naming it. Kernels are cached in .cache/kernels, so only the first run fetches.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { LAB_KERNELS, runLab } from '../../server/src/lab/kernelLab';
-import { type MeasuredFile, fixtureObjects, measuredFilePath, toMeasured } from '../support/kernelLab';
+import { type MeasuredFile, fixtureObjects, measuredFilePath, missingLabTool, toMeasured } from '../support/kernelLab';
 import { repositoryRoot } from '../support/kernel';
 import { skipOrFail } from '../support/unavailable';
 
-function missingTool(): string | undefined {
-  if (process.platform !== 'linux') return `the kernel lab needs Linux, this is ${process.platform}`;
-  const qemu = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
-  if (qemu.error || qemu.status !== 0) return 'qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)';
-  if (!existsSync('/bin/busybox') && !existsSync('/usr/bin/busybox')) return 'busybox is not installed (apt-get install busybox-static)';
-  return undefined;
-}
-
 test('every lab kernel, booted under QEMU, says what its measured file says', { timeout: 30 * 60 * 1000 }, async (t) => {
-  const missing = missingTool();
+  const missing = missingLabTool();
   if (missing) {
     skipOrFail(t, missing);
     return;
