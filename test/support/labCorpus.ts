@@ -220,17 +220,25 @@ export async function runCorpusInLab(kernels: readonly LabKernel[], objects: rea
       const state = states[boot.kernel];
       if (state.failed) continue;
       const paths = boot.objects.map((entry) => entry.object.object);
-      try {
-        const result = await bootKernel(state.fetched, paths, {
+      const bootOnce = () =>
+        bootKernel(state.fetched, paths, {
           root: options.root,
           cacheDir,
           signal: options.signal,
           programTimeoutSeconds,
           // Booting a loaded machine's TCG VM takes up to a minute before the first line.
           idleTimeoutSeconds: programTimeoutSeconds + 120,
-          timeoutSeconds: 24 * 3600,
+          // The idle limit ends a hung VM; the whole boot's limit only bounds one that never stops talking.
+          timeoutSeconds: 4 * 3600,
           progressEvery: 0,
           sections: boot.objects.flatMap((entry) => entry.overrides),
+        });
+      try {
+        // One retry: a boot can fail for the host's load alone (a missed timer at boot); twice is the lab's failure.
+        const result = await bootOnce().catch((error: unknown) => {
+          if (!(error instanceof LabError) || options.signal?.aborted) throw error;
+          say(`${state.fetched.release}: ${error.message}; booting again`);
+          return bootOnce();
         });
         const byObject = new Map<string, StoredVerdict[]>();
         for (const verdict of result.verdicts) byObject.set(verdict.object, [...(byObject.get(verdict.object) ?? []), stored(verdict)]);
@@ -326,7 +334,7 @@ export function countsOf(run: KernelRun, agreement: Agreement, objects: number):
     judged: agreement.judged,
     verdictsAgree: agreement.verdictsAgree,
     linesAgree: agreement.linesAgree,
-    falseAccepts: agreement.falseAccepts,
+    falseAccepts: agreement.falseAccepts.length,
     rejectedOtherwise: agreement.rejectedOtherwise,
     noVerdict: agreement.noVerdict,
     timedOut: run.results.filter(isTimedOut).length,

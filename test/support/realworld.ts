@@ -292,8 +292,8 @@ export interface Agreement {
   reported: number;
   linesAgree: number;
   verdictsAgree: number;
-  /** Judged programs the kernel rejected (by a stack rule) and the analyzer accepts. */
-  falseAccepts: number;
+  /** Judged programs the kernel rejected (by a stack rule) and the analyzer accepts: also in disagreements. */
+  falseAccepts: Difference[];
   /** Rejected for something else than the stack, and never loaded (no verdict). */
   rejectedOtherwise: number;
   noVerdict: number;
@@ -304,7 +304,7 @@ export interface Agreement {
 }
 
 function tally(run: KernelRun, reportOf: (result: KernelResult) => ReportedProgram | undefined, analyzer: string): Agreement {
-  const agreement: Agreement = { judged: 0, reported: 0, linesAgree: 0, verdictsAgree: 0, falseAccepts: 0, rejectedOtherwise: 0, noVerdict: 0, disagreements: [], falseClaims: [] };
+  const agreement: Agreement = { judged: 0, reported: 0, linesAgree: 0, verdictsAgree: 0, falseAccepts: [], rejectedOtherwise: 0, noVerdict: 0, disagreements: [], falseClaims: [] };
   for (const result of run.results) {
     const ours = reportOf(result);
     const comparison = compareWithKernel(result, ours, analyzer);
@@ -318,8 +318,8 @@ function tally(run: KernelRun, reportOf: (result: KernelResult) => ReportedProgr
     if (comparison.reported) agreement.reported++;
     if (comparison.lineAgrees) agreement.linesAgree++;
     if (comparison.verdictAgrees) agreement.verdictsAgree++;
-    if (result.status === 'rejected' && ours?.verdicts[0]?.accepted === true) agreement.falseAccepts++;
     if (!comparison.lineAgrees || !comparison.verdictAgrees) agreement.disagreements.push({ result, description: comparison.description });
+    if (result.status === 'rejected' && ours?.verdicts[0]?.accepted === true) agreement.falseAccepts.push({ result, description: comparison.description });
   }
   return agreement;
 }
