@@ -141,9 +141,11 @@ function stored(verdict: LabVerdict): StoredVerdict {
 }
 
 /** A cached program's answer as the comparison's KernelResult. */
-function kernelResult(object: CorpusObject, entry: StoredVerdict): KernelResult {
+function kernelResult(object: CorpusObject, stored: StoredVerdict): KernelResult {
+  // Answers kept before labVerdict called a log of statistics alone "error" (see there) say "rejected" without an error.
+  const entry: StoredVerdict = stored.status === 'rejected' && stored.error === undefined ? { ...stored, status: 'error' } : stored;
   const result: KernelResult = { object: object.object, program: entry.program, section: entry.section, status: entry.status };
-  if (entry.stackDepthLine !== undefined) {
+  if (entry.status !== 'error' && entry.stackDepthLine !== undefined) {
     result.stackDepthLine = entry.stackDepthLine;
     result.stackDepth = entry.stackDepthLine.replace(/^stack depth /, '');
     result.subprogramLines = entry.subprogramLines ?? [];
@@ -155,7 +157,7 @@ function kernelResult(object: CorpusObject, entry: StoredVerdict): KernelResult 
         ? `timed out after ${entry.timedOut} s in the VM`
         : entry.program === ''
           ? `libbpf cannot open the object (${errnoName(entry.errno)})`
-          : `no verifier log: the load failed before the verifier ran (${errnoName(entry.errno)})`;
+          : `refused before the verifier judged it: no log, or statistics alone (${errnoName(entry.errno)})`;
   }
   return result;
 }
