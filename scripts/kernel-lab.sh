@@ -4,6 +4,10 @@
 #   bash scripts/kernel-lab.sh fetch [LABEL...]      # fetch and cache the lab kernels (.cache/kernels)
 #   bash scripts/kernel-lab.sh measure [LABEL...]    # boot each lab kernel on every fixture object and
 #                                                    # rewrite test/fixtures/programs/measured/<release>.json
+#   bash scripts/kernel-lab.sh measure --corpus [LABEL...]
+#                                                    # load every program of the real-world corpus in each
+#                                                    # lab kernel (answers cached in .cache/lab/corpus), print
+#                                                    # the agreement table and rewrite test/lab/corpus-counts.json
 #   bash scripts/kernel-lab.sh boot LABEL OBJ...     # boot one lab kernel and print its verdicts as JSON lines
 #
 # LABEL is a lab kernel's major.minor (5.10 6.1 6.12 7.2 7.3; default all). Needs qemu-system-x86,

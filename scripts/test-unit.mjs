@@ -35,6 +35,7 @@ const OUT_OF_THE_FAST_LOOP = new Map([
   ['test/lsp/outputLog.test.ts', 'a spawned language server'],
   ['test/lsp/bundle.test.ts', 'the bundled server in dist/, spawned (needs the whole build)'],
   ['test/lab/kernelLab.test.ts', 'boots five Debian kernels under QEMU'],
+  ['test/lab/corpus.test.ts', 'the real-world corpus in five Debian kernels under QEMU (cached after the first run)'],
   ['test/cli/verify.test.ts', 'verify in the running kernel and in a lab kernel under QEMU'],
   ['test/lsp/verify.test.ts', 'a spawned language server verifying in the running kernel and under QEMU'],
   ['test/cli/closedPipe.test.ts', 'reads objects of the real-world corpus, which is fetched and built'],

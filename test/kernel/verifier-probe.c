@@ -4,7 +4,7 @@
  * verifier said about it, in a form a test can parse without guessing.
  *
  *   usage: verifier-probe OBJ PROGNAME
- *          verifier-probe --json OBJ...
+ *          verifier-probe --json [--timeout SECONDS] [--sections FILE] OBJ...
  *          verifier-probe --check
  *
  * Output on stdout, one "key value" per line, then the raw verifier log:
@@ -37,7 +37,7 @@
  * program, prefixed by "@bsl " so it can be picked out of a serial console that also carries kernel
  * messages (the kernel lab runs it as a static binary inside QEMU):
  *
- *   @bsl {"object":"x.o","program":"p","status":"ok","errno":0,"log":"..."}
+ *   @bsl {"object":"x.o","program":"p","section":"xdp","status":"ok","errno":0,"log":"..."}
  *
  * Before them comes one line of facts about the kernel itself, read from its BTF
  * (/sys/kernel/btf/vmlinux): __BPF_FUNC_MAX_ID of enum bpf_func_id, one more than the highest helper
@@ -48,18 +48,29 @@
  *
  * then "@bsl-done N" with the number of programs. The log is the verifier's, verbatim (capped at
  * 64 KiB: log level 4 prints a few hundred bytes); the reader parses it like the text mode's fields.
+ * Before each load it prints "@bsl-loading OBJ PROG", so that a VM that hangs can be told which
+ * program it hung on.
+ *
+ * --timeout cuts a load off after SECONDS: SIGALRM interrupts bpf() (the verifier checks
+ * signal_pending() between instructions and returns EAGAIN), and the program's line says
+ * "status":"error","errno":11,"timeout":SECONDS. Under QEMU's TCG a selftest that takes the host a
+ * second can take a minute; the cap keeps one such program from eating a whole boot's time.
+ * --sections FILE names programs to load as if their section were another (as PROBE_SECTION does for
+ * one program): one "OBJ<tab>PROG<tab>SECTION" line each, OBJ as given on the command line.
  *
  * --check loads the smallest possible socket filter ("r0 = 0; exit") and reports "status ok" or
  * "status error" with the errno, so a test can tell "bpf() is refused here" (EPERM in a container,
  * unprivileged_bpf_disabled) apart from "the verifier rejected a fixture".
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -225,6 +236,38 @@ static void size_maps(struct bpf_object *obj)
 	}
 }
 
+/* --timeout: 0 = no limit. Set by the SIGALRM handler when a load ran out of time. */
+static double load_timeout_seconds;
+static volatile sig_atomic_t load_timed_out;
+
+static void on_load_alarm(int signal_number)
+{
+	(void)signal_number;
+	load_timed_out = 1;
+}
+
+/*
+ * Arms (seconds > 0) or disarms (0) the load's timer. Once it has fired it keeps firing every
+ * 100 ms: libbpf retries a load that failed with EAGAIN a few times, and each retry must be cut off
+ * too. The handler is installed without SA_RESTART, so bpf() returns instead of being restarted.
+ */
+static void set_load_alarm(double seconds)
+{
+	struct itimerval timer = { 0 };
+
+	if (seconds > 0) {
+		struct sigaction action = { 0 };
+
+		action.sa_handler = on_load_alarm;
+		sigemptyset(&action.sa_mask);
+		sigaction(SIGALRM, &action, NULL);
+		timer.it_value.tv_sec = (time_t)seconds;
+		timer.it_value.tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6);
+		timer.it_interval.tv_usec = 100000;
+	}
+	setitimer(ITIMER_REAL, &timer, NULL);
+}
+
 static int check_bpf_syscall(void)
 {
 	const struct bpf_insn insns[] = {
@@ -247,9 +290,10 @@ static int check_bpf_syscall(void)
 
 /*
  * Loads the program `name` of the object at `path` alone and returns the status ("ok", "rejected",
- * "error") with its errno; the verifier's log is left in `log`.
+ * "error") with its errno; the verifier's log is left in `log`. A non-empty `section` loads it as
+ * the program type and expected attach type libbpf gives that section name.
  */
-static const char *load_program(const char *path, const char *name, char *log, int *err_out)
+static const char *load_program(const char *path, const char *name, const char *section, char *log, int *err_out)
 {
 	struct bpf_object *obj;
 	struct bpf_program *prog, *target = NULL;
@@ -258,6 +302,7 @@ static const char *load_program(const char *path, const char *name, char *log, i
 
 	log[0] = '\0';
 	saw_prog_load_failure = 0;
+	load_timed_out = 0;
 	obj = bpf_object__open_file(path, NULL);
 	if (!obj) {
 		*err_out = errno;
@@ -279,25 +324,30 @@ static const char *load_program(const char *path, const char *name, char *log, i
 		return "error";
 	}
 	bpf_program__set_autoload(target, true);
-	if (getenv("PROBE_SECTION") && getenv("PROBE_SECTION")[0]) {
+	if (section && section[0]) {
 		enum bpf_prog_type type;
 		enum bpf_attach_type attach;
 
-		if (libbpf_prog_type_by_name(getenv("PROBE_SECTION"), &type, &attach) == 0) {
+		if (libbpf_prog_type_by_name(section, &type, &attach) == 0) {
 			bpf_program__set_type(target, type);
 			bpf_program__set_expected_attach_type(target, attach);
 		} else {
-			fprintf(stderr, "PROBE_SECTION=%s names no program type libbpf knows\n",
-				getenv("PROBE_SECTION"));
+			fprintf(stderr, "section %s names no program type libbpf knows\n", section);
 		}
 	}
 	size_maps(obj);
 	bpf_program__set_log_level(target, PROBE_LOG_LEVEL);
 	bpf_program__set_log_buf(target, log, PROBE_LOG_SIZE);
 
+	set_load_alarm(load_timeout_seconds);
 	err = bpf_object__load(obj);
+	set_load_alarm(0);
 	*err_out = 0;
-	if (err == 0) {
+	if (err != 0 && load_timed_out) {
+		/* Whatever the log holds, the verifier was stopped before its verdict. */
+		*err_out = EAGAIN;
+		status = "error";
+	} else if (err == 0) {
 		status = "ok";
 	} else if (log[0] && !saw_prog_load_failure) {
 		/*
@@ -368,6 +418,50 @@ static long kernel_bpf_func_max_id(void)
 	return value;
 }
 
+/* --sections: programs loaded as another section's type, "OBJ<tab>PROG<tab>SECTION" per line. */
+struct section_override {
+	char *object;
+	char *program;
+	char *section;
+};
+
+static struct section_override *overrides;
+static int override_count;
+
+static int read_section_overrides(const char *path)
+{
+	char line[8192];
+	FILE *file = fopen(path, "r");
+
+	if (!file) {
+		fprintf(stderr, "cannot open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), file)) {
+		char *program = strchr(line, '\t');
+		char *section = program ? strchr(program + 1, '\t') : NULL;
+
+		if (!section)
+			continue;
+		*program++ = '\0';
+		*section++ = '\0';
+		section[strcspn(section, "\r\n")] = '\0';
+		overrides = realloc(overrides, sizeof(*overrides) * (size_t)(override_count + 1));
+		overrides[override_count++] = (struct section_override){ strdup(line), strdup(program), strdup(section) };
+	}
+	fclose(file);
+	return 0;
+}
+
+static const char *section_override(const char *object, const char *program)
+{
+	for (int i = 0; i < override_count; i++) {
+		if (strcmp(overrides[i].object, object) == 0 && strcmp(overrides[i].program, program) == 0)
+			return overrides[i].section;
+	}
+	return NULL;
+}
+
 /* Every program of every object, one JSON line each (see the header). */
 static int report_all_json(int count, char **paths, char *log)
 {
@@ -379,7 +473,7 @@ static int report_all_json(int count, char **paths, char *log)
 	for (int i = 0; i < count; i++) {
 		struct bpf_object *obj = bpf_object__open_file(paths[i], NULL);
 		struct bpf_program *prog;
-		char **names = NULL;
+		char **names = NULL, **sections = NULL;
 		int n = 0;
 
 		if (!obj) {
@@ -391,25 +485,37 @@ static int report_all_json(int count, char **paths, char *log)
 		/* The names first: each program is then loaded from a fresh open of the object. */
 		bpf_object__for_each_program(prog, obj) {
 			names = realloc(names, sizeof(*names) * (size_t)(n + 1));
-			names[n++] = strdup(bpf_program__name(prog));
+			sections = realloc(sections, sizeof(*sections) * (size_t)(n + 1));
+			names[n] = strdup(bpf_program__name(prog));
+			sections[n++] = strdup(bpf_program__section_name(prog));
 		}
 		bpf_object__close(obj);
 		for (int j = 0; j < n; j++) {
 			int err = 0;
-			const char *status = load_program(paths[i], names[j], log, &err);
+			const char *status;
 
+			printf("@bsl-loading %s %s\n", paths[i], names[j]);
+			fflush(stdout);
+			status = load_program(paths[i], names[j], section_override(paths[i], names[j]), log, &err);
 			printf("@bsl {\"object\":");
 			print_json_string(paths[i], 4096);
 			printf(",\"program\":");
 			print_json_string(names[j], 4096);
-			printf(",\"status\":\"%s\",\"errno\":%d,\"log\":", status, err);
+			printf(",\"section\":");
+			print_json_string(sections[j], 4096);
+			printf(",\"status\":\"%s\",\"errno\":%d,", status, err);
+			if (load_timed_out && strcmp(status, "error") == 0)
+				printf("\"timeout\":%g,", load_timeout_seconds);
+			printf("\"log\":");
 			print_json_string(log, JSON_LOG_LIMIT);
 			printf("}\n");
 			fflush(stdout);
 			free(names[j]);
+			free(sections[j]);
 			programs++;
 		}
 		free(names);
+		free(sections);
 	}
 	printf("@bsl-done %d\n", programs);
 	fflush(stdout);
@@ -431,7 +537,7 @@ int main(int argc, char **argv)
 	if (argc == 2 && strcmp(argv[1], "--check") == 0)
 		return check_bpf_syscall();
 	if (!(argc >= 2 && strcmp(argv[1], "--json") == 0) && argc != 3) {
-		fprintf(stderr, "usage: %s OBJ PROGNAME | --json OBJ... | --check\n", argv[0]);
+		fprintf(stderr, "usage: %s OBJ PROGNAME | --json [--timeout SECONDS] [--sections FILE] OBJ... | --check\n", argv[0]);
 		return 2;
 	}
 
@@ -444,11 +550,25 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (strcmp(argv[1], "--json") == 0) {
-		code = report_all_json(argc - 2, argv + 2, log);
+		int first = 2;
+
+		for (;;) {
+			if (first + 1 < argc && strcmp(argv[first], "--timeout") == 0) {
+				load_timeout_seconds = strtod(argv[first + 1], NULL);
+				first += 2;
+			} else if (first + 1 < argc && strcmp(argv[first], "--sections") == 0) {
+				if (read_section_overrides(argv[first + 1]) != 0)
+					return 2;
+				first += 2;
+			} else {
+				break;
+			}
+		}
+		code = report_all_json(argc - first, argv + first, log);
 		free(log);
 		return code;
 	}
-	status = load_program(argv[1], argv[2], log, &err);
+	status = load_program(argv[1], argv[2], getenv("PROBE_SECTION"), log, &err);
 	code = report(status, err, strcmp(status, "error") == 0 && !log[0] ? NULL : log);
 	free(log);
 	return code;

@@ -4,27 +4,23 @@
  * test/fixtures/programs/measured/<release>.json. Says which kernels ran. Off this machine's tools
  * (no qemu, a package gone from the archive) it skips saying why; in CI all five must run, and a
  * missing package fails naming it. Kernels are cached in .cache/kernels, so only the first run fetches.
+ * And the loader's time limit per program (which the real-world corpus in the lab relies on) works
+ * inside a real kernel.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { LAB_KERNELS, runLab } from '../../server/src/lab/kernelLab';
-import { type MeasuredFile, fixtureObjects, measuredFilePath, toMeasured } from '../support/kernelLab';
+import { LAB_KERNELS, bootKernel, fetchKernel, runLab } from '../../server/src/lab/kernelLab';
+import { type MeasuredFile, fixtureObjects, measuredFilePath, missingLabTool, toMeasured } from '../support/kernelLab';
 import { repositoryRoot } from '../support/kernel';
 import { skipOrFail } from '../support/unavailable';
 
-function missingTool(): string | undefined {
-  if (process.platform !== 'linux') return `the kernel lab needs Linux, this is ${process.platform}`;
-  const qemu = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
-  if (qemu.error || qemu.status !== 0) return 'qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)';
-  if (!existsSync('/bin/busybox') && !existsSync('/usr/bin/busybox')) return 'busybox is not installed (apt-get install busybox-static)';
-  return undefined;
-}
-
 test('every lab kernel, booted under QEMU, says what its measured file says', { timeout: 30 * 60 * 1000 }, async (t) => {
-  const missing = missingTool();
+  const missing = missingLabTool();
   if (missing) {
     skipOrFail(t, missing);
     return;
@@ -46,4 +42,37 @@ test('every lab kernel, booted under QEMU, says what its measured file says', { 
     // A package gone from the archive or a kernel that no longer boots is a broken lab in CI.
     skipOrFail(t, `not every lab kernel ran: ${reasons}`);
   }
+});
+
+/*
+ * A bounded loop of 300,000 iterations: the verifier walks it to its million-instruction limit,
+ * about 0.3 s on the host and 5 to 20 s under TCG, long enough to be cut off by a small time limit.
+ */
+const SLOW_PROGRAM = `
+#define SEC(name) __attribute__((section(name), used))
+SEC("socket") int walks_a_million(void *ctx)
+{
+	volatile int sum = 0;
+	for (int i = 0; i < 300000; i++)
+		sum += i;
+	return sum;
+}
+char _license[] SEC("license") = "GPL";
+`;
+
+test('a lab kernel cuts off a program over the loader\'s time limit and says so', { timeout: 10 * 60 * 1000 }, async (t) => {
+  const missing = missingLabTool();
+  if (missing) return skipOrFail(t, missing);
+  const folder = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-slow-'));
+  const object = join(folder, 'slow.bpf.o');
+  writeFileSync(join(folder, 'slow.bpf.c'), SLOW_PROGRAM);
+  const built = spawnSync('clang-19', ['-O2', '-g', '-target', 'bpf', '-c', join(folder, 'slow.bpf.c'), '-o', object], { encoding: 'utf8' });
+  if (built.status !== 0) return skipOrFail(t, `clang-19 does not build the slow program: ${built.error?.message ?? built.stderr}`);
+  const fetched = await fetchKernel(LAB_KERNELS[0], { root: repositoryRoot() });
+  const boot = await bootKernel(fetched, [object], { root: repositoryRoot(), programTimeoutSeconds: 0.2 });
+  assert.deepEqual(
+    boot.verdicts.map((verdict) => [verdict.program, verdict.status, verdict.errno, verdict.timedOut]),
+    [['walks_a_million', 'error', 11, 0.2]],
+    `${fetched.release}: the program should have been cut off with EAGAIN after 0.2 s`,
+  );
 });

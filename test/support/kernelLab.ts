@@ -3,12 +3,16 @@
  * every fixture object, one file per kernel release (test/fixtures/programs/measured/<release>.json),
  * written by `bash scripts/kernel-lab.sh measure` and reviewed as diffs. Also that script's entry point.
  */
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
 import { LAB_KERNELS, type LabBoot, type LabKernel, LabError, fetchKernel, runLab } from '../../server/src/lab/kernelLab';
+import { kernelStackLines, predictedStackLines } from '../../server/src/lab/verifierLog';
 import type { ProgramReport } from '../../server/src/rules/report';
 import { type Fixture, type FixtureExpectation, fixturesDirectory } from './fixtures';
+import { type CountsFile, PROGRAM_TIMEOUT_SECONDS, SAMPLE_EVERY, corpusSample, countsFilePath, countsOf, reasonsNotCompared, runCorpusInLab } from './labCorpus';
+import { buildRealWorldCorpus, compareObjectAnalyzer } from './realworld';
 import { repositoryRoot } from './kernel';
 
 export interface MeasuredProgram {
@@ -32,6 +36,15 @@ export interface MeasuredFile {
   bpfFuncMaxId?: number;
   /** Object file name → program → what the kernel said. */
   objects: Record<string, Record<string, MeasuredProgram>>;
+}
+
+/** What this machine lacks to run the kernel lab, in words for a skip or a CI failure; undefined when nothing. */
+export function missingLabTool(): string | undefined {
+  if (process.platform !== 'linux') return `the kernel lab needs Linux, this is ${process.platform}`;
+  const qemu = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
+  if (qemu.error || qemu.status !== 0) return 'qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)';
+  if (!existsSync('/bin/busybox') && !existsSync('/usr/bin/busybox')) return 'busybox is not installed (apt-get install busybox-static)';
+  return undefined;
 }
 
 export function measuredDirectory(): string {
@@ -96,6 +109,8 @@ async function main(argv: string[]): Promise<number> {
   const progress = (message: string): void => void process.stderr.write(`kernel-lab: ${message}\n`);
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
+  // A VM outlives its node process unless killed: end them on SIGTERM as on Ctrl-C.
+  process.once('SIGTERM', () => controller.abort());
   const options = { root, progress, signal: controller.signal };
   if (command === 'fetch') {
     for (const kernel of selectKernels(rest)) {
@@ -104,6 +119,7 @@ async function main(argv: string[]): Promise<number> {
     }
     return 0;
   }
+  if (command === 'measure' && rest.includes('--corpus')) return measureCorpus(selectKernels(rest.filter((arg) => arg !== '--corpus')), options);
   if (command === 'measure') {
     const started = Date.now();
     const run = await runLab(selectKernels(rest), fixtureObjects(), options);
@@ -124,8 +140,51 @@ async function main(argv: string[]): Promise<number> {
     for (const failure of run.failures) process.stderr.write(`kernel-lab: ${failure.reason}\n`);
     return run.failures.length === 0 ? 0 : 1;
   }
-  process.stderr.write('usage: kernel-lab.sh fetch|measure [LABEL...] | boot LABEL OBJ...\n');
+  process.stderr.write('usage: kernel-lab.sh fetch|measure [--corpus] [LABEL...] | boot LABEL OBJ...\n');
   return 2;
+}
+
+/**
+ * `measure --corpus`: every object of the real-world corpus in each kernel (cached answers reused),
+ * the analyzer held to each, the table printed, and test/lab/corpus-counts.json rewritten with the
+ * numbers of the whole corpus and of the CI sample (the same answers, a subset of the objects).
+ */
+async function measureCorpus(kernels: LabKernel[], options: { root: string; progress: (message: string) => void; signal: AbortSignal }): Promise<number> {
+  const { corpus, reason } = await buildRealWorldCorpus();
+  if (!corpus) throw new LabError(reason ?? 'the corpus did not build');
+  const path = countsFilePath(options.root);
+  const previous = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as CountsFile) : undefined;
+  const run = await runCorpusInLab(kernels, corpus.objects, { ...options, programTimeoutSeconds: PROGRAM_TIMEOUT_SECONDS });
+  const sample = new Set(corpusSample(corpus.objects, SAMPLE_EVERY).map((object) => object.object));
+  const sources = new Map(corpus.objects.map((object) => [object.object, `${object.package} ${object.relativeSource}`]));
+  const counts: CountsFile = {
+    corpus: corpus.packages.map((entry) => `${entry.name} ${entry.version}`),
+    sampleEvery: SAMPLE_EVERY,
+    programTimeoutSeconds: PROGRAM_TIMEOUT_SECONDS,
+    sample: previous?.sampleEvery === SAMPLE_EVERY ? { ...previous.sample } : {},
+    all: { ...previous?.all },
+  };
+  const table = ['| kernel | objects | programs | judged | verdicts agree | lines agree | false accepts | rejected otherwise | no verdict (timed out) | boots, VM seconds |', '|---|---|---|---|---|---|---|---|---|---|'];
+  for (const kernel of run.kernels) {
+    const release = kernel.fetched.release;
+    const agreement = compareObjectAnalyzer(kernel.run);
+    const all = countsOf(kernel.run, agreement, corpus.objects.length);
+    counts.all[release] = all;
+    const sampled = { ...kernel.run, results: kernel.run.results.filter((result) => sample.has(result.object)) };
+    counts.sample[release] = countsOf(sampled, compareObjectAnalyzer(sampled), sample.size);
+    table.push(
+      `| ${release} | ${all.objects} | ${all.programs} | ${all.judged} | ${all.verdictsAgree} | ${all.linesAgree} | ${all.falseAccepts} | ${all.rejectedOtherwise} | ${all.noVerdict} (${all.timedOut}) | ${kernel.boots}, ${kernel.bootSeconds.toFixed(0)} s |`,
+    );
+    for (const difference of [...agreement.disagreements, ...agreement.falseClaims]) {
+      const where = sources.get(difference.result.object) ?? difference.result.object;
+      process.stdout.write(`${release} differs: ${difference.description.replace(difference.result.object, where)}\n`);
+    }
+    for (const line of reasonsNotCompared(kernel.run, (object) => sources.get(object) ?? object, 20)) process.stdout.write(`${release} not compared: ${line}\n`);
+  }
+  writeFileSync(path, `${JSON.stringify(counts, null, 2)}\n`);
+  process.stdout.write(`${table.join('\n')}\n${run.wallSeconds.toFixed(0)} s in all → ${path}\n`);
+  for (const failure of run.failures) process.stderr.write(`kernel-lab: ${failure.kernel.package}: ${failure.reason}\n`);
+  return run.failures.length === 0 ? 0 : 1;
 }
 
 /**
@@ -180,12 +239,6 @@ export interface Agreement {
   differences: string[];
 }
 
-/** 7.3's "subprog N (name) static|global|main insns_self A insns_total B stack S" minus the insn counts. */
-function subprogramStack(line: string): string {
-  const match = /^subprog (\d+) \((.*)\) (static|global|main) .*\bstack (\d+)$/.exec(line);
-  return match ? `subprog ${match[1]} (${match[2]}) ${match[3]} stack ${match[4]}` : line;
-}
-
 /**
  * The analyzer's prediction for `file`'s kernel (`--kernel <exact release>`, JIT on as in the lab)
  * held to what that kernel said: verdict, error line and stack-depth line, word for word.
@@ -213,8 +266,8 @@ export function compareWithMeasured(file: MeasuredFile, analyze: (object: string
         if (verdict.accepted && !kernelAccepts) agreement.falseAccepts++;
         agreement.differences.push(`${object} ${program}: ours ${verdict.accepted ? 'accepted' : `"${message}"`}, kernel ${kernelAccepts ? 'accepted' : `"${measured.error}"`}`);
       }
-      const ourLines = [verdict.stackDepthLine, ...(verdict.subprogramStackLines ?? []).map((s) => `subprog ${s.index} (${s.name}) ${s.kind} stack ${s.stack}`)];
-      const kernelLines = [measured.stackDepth, ...(measured.subprograms ?? []).map(subprogramStack)];
+      const ourLines = predictedStackLines(verdict);
+      const kernelLines = kernelStackLines(measured.stackDepth, measured.subprograms);
       if (JSON.stringify(ourLines) === JSON.stringify(kernelLines)) agreement.linesAgree++;
       else agreement.differences.push(`${object} ${program}: ours ${JSON.stringify(ourLines)}, kernel ${JSON.stringify(kernelLines)}`);
     }

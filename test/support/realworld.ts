@@ -19,7 +19,9 @@ import { basename, dirname, join } from 'node:path';
 import { runningKernelProfile } from '../../server/src/probe/runningKernel';
 import { analyzeObject } from '../../server/src/object/analyzeObject';
 import { runningKernelBuildId } from '../../server/src/probe/kernelProbe';
+import { kernelStackLines, predictedStackLines } from '../../server/src/lab/verifierLog';
 import type { KernelProfile } from '../../server/src/rules/kernelProfile';
+import type { VerdictReport } from '../../server/src/rules/report';
 import { EstimateSession, estimateSource } from '../../server/src/source/estimateSource';
 import { FrameEstimateCache } from '../../server/src/source/frameEstimate';
 import { kernelVerifierAvailable, probeBinary, repositoryRoot, verifyProgramAsync } from './kernel';
@@ -69,7 +71,7 @@ export function buildRealWorldCorpus(): Promise<{ corpus?: RealWorldCorpus; reas
   return corpusBuild;
 }
 
-function readManifest(manifest: string): RealWorldCorpus {
+export function readManifest(manifest: string): RealWorldCorpus {
   const corpus: RealWorldCorpus = { manifest, packages: [], objects: [], failures: [] };
   const packages = new Map<string, string>();
   for (const line of readFileSync(manifest, 'utf8').split('\n')) {
@@ -103,6 +105,13 @@ export interface KernelResult {
   status: 'ok' | 'rejected' | 'error';
   /** The verifier's "stack depth" line, e.g. "0+8+0". */
   stackDepth?: string;
+  /**
+   * The whole "stack depth ..." line and 7.3's "subprog N ..." lines, as a kernel of the lab printed
+   * them in its own format (see verifierLog.ts). When present the analyzer's lines for that kernel
+   * (its verdict's stackDepthLine) are compared with them instead of its stackDepths with stackDepth.
+   */
+  stackDepthLine?: string;
+  subprogramLines?: string[];
   /** The verifier's error line for a rejection; why there was no verdict for an error. */
   error?: string;
 }
@@ -141,6 +150,12 @@ const LOADED_AS = new Map<string, string>([
 /** The program type the probe loads `program` of `object` as, where its section name does not say. */
 export function loadedAs(object: CorpusObject, program: string): string | undefined {
   return LOADED_AS.get(`${object.relativeSource}:${program}`);
+}
+
+/** Every program of `object` that loadedAs names a type for, with that type. */
+export function loadedAsOf(object: CorpusObject): { program: string; section: string }[] {
+  const prefix = `${object.relativeSource}:`;
+  return [...LOADED_AS].filter(([key]) => key.startsWith(prefix)).map(([key, section]) => ({ program: key.slice(prefix.length), section }));
 }
 
 /**
@@ -241,7 +256,7 @@ export interface KernelComparison {
 /** The part of a ProgramReport (object or estimate) the comparison reads. */
 interface ReportedProgram {
   stackDepths: string;
-  verdicts: { accepted: boolean; violations: { message: string; reportedByKernel?: boolean }[] }[];
+  verdicts: (Pick<VerdictReport, 'accepted' | 'stackDepthLine' | 'subprogramStackLines'> & { violations: { message: string; reportedByKernel?: boolean }[] })[];
 }
 
 /** Compares an analyzer's report of a program (its first verdict) with the kernel's result. */
@@ -249,7 +264,10 @@ export function compareWithKernel(result: KernelResult, ours: ReportedProgram | 
   const verdict = ours?.verdicts[0];
   const violation = verdict?.violations.find((candidate) => candidate.reportedByKernel) ?? verdict?.violations[0];
   const kernelAccepted = result.status === 'ok';
-  const description = `${result.object}:${result.program}: kernel ${result.stackDepth} ${kernelAccepted ? 'accepted' : `"${result.error}"`}, ${analyzer} ${ours?.stackDepths} ${
+  const inKernelFormat = result.stackDepthLine !== undefined;
+  const kernelLines = inKernelFormat ? kernelStackLines(result.stackDepthLine, result.subprogramLines) : [result.stackDepth];
+  const ourLines = !inKernelFormat ? [ours?.stackDepths] : verdict ? predictedStackLines(verdict) : [undefined];
+  const description = `${result.object}:${result.program}: kernel ${kernelLines.join(' / ')} ${kernelAccepted ? 'accepted' : `"${result.error}"`}, ${analyzer} ${ourLines.join(' / ')} ${
     verdict === undefined ? 'not reported' : verdict.accepted ? 'accepted' : `"${violation?.message}"`
   }`;
   if (!isCompared(result)) {
@@ -257,7 +275,8 @@ export function compareWithKernel(result: KernelResult, ours: ReportedProgram | 
     return { compared: false, reported: ours !== undefined, lineAgrees: false, falseClaim: claims ? violation?.message : undefined, description };
   }
   const verdictAgrees = verdict === undefined ? undefined : verdict.accepted === kernelAccepted && (kernelAccepted || result.error?.startsWith(violation?.message ?? '\0') === true);
-  return { compared: true, reported: ours !== undefined, lineAgrees: ours?.stackDepths === result.stackDepth, verdictAgrees, description };
+  const lineAgrees = ours !== undefined && JSON.stringify(ourLines) === JSON.stringify(kernelLines);
+  return { compared: true, reported: ours !== undefined, lineAgrees, verdictAgrees, description };
 }
 
 /** One program where an analyzer and the kernel differ, and both sides' words for it. */
@@ -273,6 +292,8 @@ export interface Agreement {
   reported: number;
   linesAgree: number;
   verdictsAgree: number;
+  /** Judged programs the kernel rejected (by a stack rule) and the analyzer accepts: also in disagreements. */
+  falseAccepts: Difference[];
   /** Rejected for something else than the stack, and never loaded (no verdict). */
   rejectedOtherwise: number;
   noVerdict: number;
@@ -283,9 +304,10 @@ export interface Agreement {
 }
 
 function tally(run: KernelRun, reportOf: (result: KernelResult) => ReportedProgram | undefined, analyzer: string): Agreement {
-  const agreement: Agreement = { judged: 0, reported: 0, linesAgree: 0, verdictsAgree: 0, rejectedOtherwise: 0, noVerdict: 0, disagreements: [], falseClaims: [] };
+  const agreement: Agreement = { judged: 0, reported: 0, linesAgree: 0, verdictsAgree: 0, falseAccepts: [], rejectedOtherwise: 0, noVerdict: 0, disagreements: [], falseClaims: [] };
   for (const result of run.results) {
-    const comparison = compareWithKernel(result, reportOf(result), analyzer);
+    const ours = reportOf(result);
+    const comparison = compareWithKernel(result, ours, analyzer);
     if (!comparison.compared) {
       if (result.status === 'error') agreement.noVerdict++;
       else agreement.rejectedOtherwise++;
@@ -297,6 +319,7 @@ function tally(run: KernelRun, reportOf: (result: KernelResult) => ReportedProgr
     if (comparison.lineAgrees) agreement.linesAgree++;
     if (comparison.verdictAgrees) agreement.verdictsAgree++;
     if (!comparison.lineAgrees || !comparison.verdictAgrees) agreement.disagreements.push({ result, description: comparison.description });
+    if (result.status === 'rejected' && ours?.verdicts[0]?.accepted === true) agreement.falseAccepts.push({ result, description: comparison.description });
   }
   return agreement;
 }

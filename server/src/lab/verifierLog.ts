@@ -6,6 +6,8 @@
  * subprogram.
  */
 
+import type { VerdictReport } from '../rules/report';
+
 export interface VerifierLogFacts {
   /** The whole `stack depth ...` line, as printed; absent when the log has none. */
   stackDepthLine?: string;
@@ -27,4 +29,26 @@ export function readVerifierLog(log: string): VerifierLogFacts {
     if (line.length > 0 && !STATISTICS.some((pattern) => pattern.test(line))) facts.lastMessage = line;
   }
   return facts;
+}
+
+/**
+ * 7.3's "subprog N (name) static|global|main insns_self A insns_total B stack S" without its
+ * instruction counts, which no analysis of the stack predicts: "subprog N (name) KIND stack S".
+ */
+export function subprogramStackOf(line: string): string {
+  const match = /^subprog (\d+) \((.*)\) (static|global|main) .*\bstack (\d+)$/.exec(line);
+  return match ? `subprog ${match[1]} (${match[2]}) ${match[3]} stack ${match[4]}` : line;
+}
+
+/**
+ * The statistics lines a kernel printed, in the form they are compared in: the stack-depth line,
+ * then 7.3's per-subprogram lines without their instruction counts.
+ */
+export function kernelStackLines(stackDepthLine: string | undefined, subprogramLines: readonly string[] = []): (string | undefined)[] {
+  return [stackDepthLine, ...subprogramLines.map(subprogramStackOf)];
+}
+
+/** The statistics lines a verdict predicts, in the form kernelStackLines gives the kernel's. */
+export function predictedStackLines(verdict: Pick<VerdictReport, 'stackDepthLine' | 'subprogramStackLines'>): (string | undefined)[] {
+  return [verdict.stackDepthLine, ...(verdict.subprogramStackLines ?? []).map((line) => `subprog ${line.index} (${line.name}) ${line.kind} stack ${line.stack}`)];
 }
