@@ -14,6 +14,7 @@ import { loadCompileDatabase, unitOptionsFor } from '../source/unitOptions';
 import { type EstimateProblem, type EstimateReport, estimateSource } from '../source/estimateSource';
 import { type FlagSpec, UsageError, parseArgs } from './args';
 import { type CommandIo, profilesFromFlags } from './io';
+import { writeJsonReport } from './jsonOutput';
 
 // The source pipeline lives in source/estimateSource.ts; re-exported for callers that import it from here.
 export { type EstimateProblem, type EstimateReport, EstimateSession, estimateSource } from '../source/estimateSource';
@@ -70,8 +71,9 @@ export async function estimateCommand(argv: string[], io: CommandIo): Promise<nu
   const options = unitOptionsFor(file, { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] });
   const estimate = await estimateSource(file, text, profiles, { includeDirs: options.includeDirs, defines: Object.fromEntries(options.defines) });
   const report = args.booleans.has('--compile') ? await compiledReport(estimate, text, args.flags.get('--clang')?.[0] ?? '', { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] }, profiles, io) : estimate;
-  if (format === 'json') io.stdout(`${JSON.stringify(report, null, 2)}\n`);
-  else io.stdout(formatEstimateText(report, { allFunctions: args.booleans.has('--all-functions') }));
+  if (format === 'json') {
+    if (!writeJsonReport(io, report)) return 2;
+  } else io.stdout(formatEstimateText(report, { allFunctions: args.booleans.has('--all-functions') }));
   const violated = report.programs.some((program) => program.verdicts.some((verdict) => !verdict.accepted));
   return violated ? 1 : 0;
 }

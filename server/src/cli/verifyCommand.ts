@@ -15,6 +15,7 @@ import type { ProgramReport } from '../rules/report';
 import { packageRoot } from '../source/packageRoot';
 import { type FlagSpec, UsageError, parseArgs } from './args';
 import { type CommandIo, readInput } from './io';
+import { writeJsonReport } from './jsonOutput';
 
 export const VERIFY_FLAGS: Record<string, FlagSpec> = {
   '--kernel': { value: true, repeat: true },
@@ -154,8 +155,9 @@ export async function verifyCommand(argv: string[], io: CommandIo): Promise<numb
   } finally {
     process.removeListener('SIGINT', cancel);
   }
-  if (format === 'json') io.stdout(`${JSON.stringify({ results: entries }, null, 2)}\n`);
-  else if (entries.length > 0) io.stdout(formatText(entries));
+  if (format === 'json') {
+    if (!writeJsonReport(io, { results: entries })) return 2;
+  } else if (entries.length > 0) io.stdout(formatText(entries));
   if (failed || objects.length < args.positionals.length || entries.some((entry) => entry.real.verdict === 'error')) return 2;
   return entries.some((entry) => entry.real.verdict === 'rejected') ? 1 : 0;
 }
