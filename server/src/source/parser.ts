@@ -21,11 +21,14 @@ export const MAX_PARSED_CHARACTERS = 8 * 1024 * 1024;
 
 /**
  * How long one parse may take: well above what any real text needs (tree-sitter parses megabytes
- * a second), and far below what error recovery spends on pathological input (15 KB of unbalanced
- * brackets and declarations took 26 s).
+ * a second, and a first parse in a fresh process, before the wasm is compiled fully, a 90 KB file
+ * in half a second), and far below what error recovery spends on pathological input (15 KB of
+ * unbalanced brackets and declarations took 26 s). The estimate counts the main file's
+ * preprocessing against it too, so that a parse stopped by it leaves the whole estimate of a small
+ * file under a second.
  */
 export function parseBudgetMs(characters: number): number {
-  return 1000 + characters / 1024;
+  return 900 + characters / 1024;
 }
 
 /** Why a text got no tree: too big to parse, or its parse ran out of time. */
@@ -115,8 +118,8 @@ export class CDocument {
   }
 
   /** Parses `text` from scratch, dropping the old tree. */
-  parse(text: string): Tree {
-    const tree = this.boundedParse(text, null);
+  parse(text: string, budgetMs?: number): Tree {
+    const tree = this.boundedParse(text, null, budgetMs);
     this.replaceTree(tree);
     this.currentText = text;
     return this.tree;
@@ -126,7 +129,7 @@ export class CDocument {
    * Replaces text[startIndex, oldEndIndex) with `insertedText` and reparses incrementally.
    * Indices are string indices into the current text, as an editor's change events give them.
    */
-  edit(startIndex: number, oldEndIndex: number, insertedText: string): Tree {
+  edit(startIndex: number, oldEndIndex: number, insertedText: string, budgetMs?: number): Tree {
     const oldText = this.currentText;
     const start = Math.max(0, Math.min(startIndex, oldText.length));
     const oldEnd = Math.max(start, Math.min(oldEndIndex, oldText.length));
@@ -140,11 +143,11 @@ export class CDocument {
       oldEndPosition: pointAt(oldText, oldEnd),
       newEndPosition: pointAt(newText, newEnd),
     } as Edit;
-    if (!this.currentTree) return this.parse(newText);
+    if (!this.currentTree) return this.parse(newText, budgetMs);
     this.currentTree.edit(edit);
     let tree: Tree;
     try {
-      tree = this.boundedParse(newText, this.currentTree);
+      tree = this.boundedParse(newText, this.currentTree, budgetMs);
     } catch (error) {
       // The old tree is edited already and no longer matches the old text: start afresh next time.
       this.currentTree.delete();
@@ -162,7 +165,7 @@ export class CDocument {
    * common prefix and suffix, then reparsed incrementally. Used when the text handed in is derived
    * (preprocessed) rather than edited directly.
    */
-  update(newText: string): Tree {
+  update(newText: string, budgetMs = parseBudgetMs(newText.length)): Tree {
     const oldText = this.currentText;
     if (newText === oldText && this.currentTree) return this.currentTree;
     let prefix = 0;
@@ -175,15 +178,14 @@ export class CDocument {
     ) {
       suffix++;
     }
-    return this.edit(prefix, oldText.length - suffix, newText.slice(prefix, newText.length - suffix));
+    return this.edit(prefix, oldText.length - suffix, newText.slice(prefix, newText.length - suffix), budgetMs);
   }
 
-  /** A parse of `text` within the size cap and the time budget; throws ParseRefused past either. */
-  private boundedParse(text: string, oldTree: Tree | null): Tree {
+  /** A parse of `text` within the size cap and the time budget (parseBudgetMs by default); throws ParseRefused past either. */
+  private boundedParse(text: string, oldTree: Tree | null, budgetMs = parseBudgetMs(text.length)): Tree {
     if (text.length > MAX_PARSED_CHARACTERS) {
       throw new ParseRefused(`${text.length} characters, more than the ${MAX_PARSED_CHARACTERS} parsed`);
     }
-    const budgetMs = parseBudgetMs(text.length);
     const deadline = performance.now() + budgetMs;
     // The parser asks every few hundred steps whether to stop; a stopped parse gives no tree.
     const tree = this.parser.parse(text, oldTree, { progressCallback: () => performance.now() > deadline });
