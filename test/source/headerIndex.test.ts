@@ -112,3 +112,39 @@ test('a cached header is read again when an include would now resolve elsewhere,
   assert.deepEqual(sizes(typesReport(main, { includeDirs, index: unchanged })), { inner: 304, extra: 304 });
   assert.equal(unchanged.statistics.diskHits, 1);
 });
+
+test("a header's records, read only when first used and kept as C source on disk, lay out as when read at once", () => {
+  const directory = temporaryDirectory('deferred');
+  fs.mkdirSync(path.join(directory, 'inc'));
+  const header = [
+    'enum state { ON = 1, OFF = -2, BIG = 4294967296 };',
+    'struct packed_one { char a; int b; } __attribute__((packed));',
+    'struct with_inner { struct named_inner { long x; } in; int y; };',
+    'struct uses_enum { enum state s; char c; };',
+    'struct aligned_one { char a; } __attribute__((aligned(16)));',
+    'typedef struct { int q; } anon_t;',
+    'struct flex { int n; char data[]; };',
+    'struct bits { unsigned int a: 3, : 0, b: 7; long: 64; };',
+    'union either { struct packed_one p; struct aligned_one q; };',
+    'struct split_line { int a; \\',
+    '  char b[sizeof(struct packed_one)]; };',
+    '',
+  ].join('\n');
+  fs.writeFileSync(path.join(directory, 'inc', 'types.h'), header);
+  const included = path.join(directory, 'included.c');
+  fs.writeFileSync(included, '#include <types.h>\n');
+  const inline = path.join(directory, 'inline.c');
+  fs.writeFileSync(inline, header);
+  const includeDirs = [path.join(directory, 'inc')];
+  const cacheDir = path.join(directory, 'cache');
+  const atOnce = typesReport(inline, { index: new HeaderIndex({ cacheDir: null }) });
+  assert.deepEqual(atOnce.problems, []);
+  assert.equal(sizes(atOnce).named_inner, 8, 'the nested tag is declared at file scope');
+  const cold = typesReport(included, { includeDirs, index: new HeaderIndex({ cacheDir }) });
+  writePendingSaves();
+  const fromDisk = typesReport(included, { includeDirs, index: new HeaderIndex({ cacheDir }) });
+  for (const report of [cold, fromDisk]) {
+    assert.deepEqual(report.problems, []);
+    assert.deepEqual(report.types, atOnce.types);
+  }
+});

@@ -8,7 +8,7 @@ import type { FrameGraph } from '../rules/frameGraph';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
 import { FRAME_TIME_BUDGET_MS, type FunctionEstimate, type FunctionFrame, FrameEstimateCache, estimateFrames, estimateFramesFromCache, frameOf } from './frameEstimate';
-import { CDocument, MAX_PARSED_CHARACTERS, parseBudgetMs } from './parser';
+import { CDocument, MAX_PARSED_CHARACTERS, parseBudgetMs, workClock } from './parser';
 import type { Tree } from './parser';
 import { buildSourceFrameGraphs } from './sourceCallGraph';
 import { type HeaderFunctionSource, type ReadFile, StatCheckedFiles } from './headerIndex';
@@ -254,9 +254,11 @@ async function estimateSourceUnguarded(
     return { file, functions: [], programs: [], problems: [{ message: `${file} is not estimated: ${text.length} characters, more than the ${MAX_PARSED_CHARACTERS} parsed` }] };
   }
   const owner = session ?? implicitSession(file);
-  const started = performance.now();
+  const clock = workClock();
   const unit = analyzeTranslationUnit(file, text, { ...options, readFile: owner.readFile(options.readFile), cache: options.cache ?? owner.units });
-  const mainFileMs = performance.now() - started - unit.headerMs;
+  // The headers' time is wall time: on a busy machine, where the clock reads CPU time, this errs
+  // towards a longer parse, never a refused one.
+  const mainFileMs = Math.max(0, clock.elapsedMs() - unit.headerMs);
   let partial = unit.expansionCutShort !== undefined;
   const problems = [...unit.problems];
   let estimates: FunctionEstimate[] | undefined;

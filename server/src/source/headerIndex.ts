@@ -22,14 +22,14 @@ import { definitionsFromText, preprocessFile, renderAligned } from './preprocess
 import type { IncludeRequest, Macro, PreprocessHandler, PreprocessorState } from './preprocessor';
 import type { DeclarationParser } from './declarations';
 import type { Declarations, TypeEnvironment } from './types';
-import { emptyDeclarations } from './types';
+import { emptyDeclarations, isDeferred } from './types';
 import { runningKernelVmlinuxHeader } from './runningKernelHeader';
 import { clangResourceIncludeDir } from './clangResourceDir';
 import { rewriteForTreeSitter } from './treeSitterTokens';
 import type { Problem } from '../common/problem';
 
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
-const CACHE_FORMAT_VERSION = 12;
+const CACHE_FORMAT_VERSION = 13;
 const MAX_VARIANTS_PER_HEADER = 8;
 /** How often one header may be open inside itself before its self-inclusion is taken for a mistake. */
 const MAX_SELF_INCLUDES = 8;
@@ -254,10 +254,15 @@ function mergeEncoded(environment: TypeEnvironment, encoded: EncodedDeclarations
   }
 }
 
+/** C source on one line of the cache file: a backslash-newline inside a token is spliced out, as clang would. */
+function oneLine(text: string): string {
+  return text.replace(/\\\r?\n/g, '').replace(/[\r\n]/g, ' ');
+}
+
 /** The lines mergeEncoded reads back. */
 function encodeDeclarations(declarations: Declarations): string {
   const lines: string[] = [];
-  const json = (value: object | string) => (typeof value === 'string' ? value : JSON.stringify(value));
+  const json = (value: object | string) => (typeof value === 'string' ? value : isDeferred(value) ? oneLine(value.text()) : JSON.stringify(value));
   for (const [tag, def] of declarations.records) lines.push(`${tag}\t${json(def)}`);
   for (const [tag, def] of declarations.enums) lines.push(`${tag}\t${json(def)}`);
   for (const [name, def] of declarations.typedefs) lines.push(`${name}\t${json(def)}`);
@@ -519,6 +524,9 @@ export class HeaderIndex {
     environment.recorders.push(declarations);
     this.frames.push(frame);
     const headerProblems: Problem[] = [];
+    // A header's records are read when the file first uses them (DeclarationParser.deferRecords).
+    const deferRecords = context.parser.deferRecords;
+    context.parser.deferRecords = true;
     try {
       const handler = this.handlerFor(context, (batch) => {
         for (const token of batch) ownTokens.push(token);
@@ -536,6 +544,7 @@ export class HeaderIndex {
       const parserProblems = context.parser.problems.splice(parserProblemsBefore);
       headerProblems.push(...parserProblems);
     } finally {
+      context.parser.deferRecords = deferRecords;
       this.frames.pop();
       environment.recorders.pop();
     }
