@@ -148,3 +148,25 @@ test("a header's records, read only when first used and kept as C source on disk
     assert.deepEqual(report.types, atOnce.types);
   }
 });
+
+test('a header wholly inside its include guard is skipped when included again with the guard defined, and entries recorded around the skip stay right', () => {
+  const directory = temporaryDirectory('guard');
+  fs.mkdirSync(path.join(directory, 'inc'));
+  fs.writeFileSync(path.join(directory, 'inc', 'big.h'), '#ifndef BIG_H\n#define BIG_H\nstruct big { long a[4]; };\n#endif /* BIG_H */\n');
+  fs.writeFileSync(path.join(directory, 'inc', 'helper.h'), '#include "big.h"\nstruct helper { struct big b; char c; };\n');
+  // Not a guard: something follows the #endif, or the group has an #else.
+  fs.writeFileSync(path.join(directory, 'inc', 'tail.h'), '#ifndef TAIL_H\n#define TAIL_H\n#endif\nstruct tail { int n; };\n');
+  fs.writeFileSync(path.join(directory, 'inc', 'other.h'), '#ifndef OTHER_H\n#define OTHER_H\nstruct other { int n; };\n#else\nstruct again { int m; };\n#endif\n');
+  const main = path.join(directory, 'main.c');
+  fs.writeFileSync(main, '#include <big.h>\n#include <helper.h>\n#include <tail.h>\n#include <tail.h>\n#include <other.h>\n#include <other.h>\n');
+  const includeDirs = [path.join(directory, 'inc')];
+  const index = new HeaderIndex({ cacheDir: null });
+  const report = typesReport(main, { includeDirs, index });
+  assert.deepEqual(report.problems, []);
+  assert.deepEqual(sizes(report), { big: 32, helper: 40, tail: 4, other: 4, again: 4 });
+  assert.equal(index.statistics.guardSkips, 1, 'only big.h, from inside helper.h');
+  // helper.h was recorded while big.h was skipped: without BIG_H defined first, it is read again, big.h with it.
+  const alone = path.join(directory, 'alone.c');
+  fs.writeFileSync(alone, '#include <helper.h>\n');
+  assert.deepEqual(sizes(typesReport(alone, { includeDirs, index })), { big: 32, helper: 40 });
+});

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { lineOfOffset, lineStarts, tokenize, TokenKind } from './lexer';
+import { lineOfOffset, lineStarts, tokenize, TokenFlags, TokenKind } from './lexer';
 import type { Token } from './lexer';
 import { definitionsFromText, preprocessFile, renderAligned } from './preprocessor';
 import type { IncludeRequest, Macro, PreprocessHandler, PreprocessorState } from './preprocessor';
@@ -194,6 +194,8 @@ interface HeaderEntry {
   problems: string[];
   /** The headers that define functions (this one and those it includes), preprocessed, in include order. */
   functionSources: HeaderFunctionSource[];
+  /** The header's include guard, when it has one (see includeGuard). */
+  guard?: string;
 }
 
 /**
@@ -309,6 +311,8 @@ export interface HeaderIndexStatistics {
   memoryHits: number;
   diskHits: number;
   misses: number;
+  /** Includes of a header whose include guard was defined already: skipped without reading it. */
+  guardSkips: number;
 }
 
 /** Include resolution finds regular files only: a directory or a device named like a header is no header. */
@@ -327,7 +331,9 @@ function macroDefinitionLine(macro: Macro): string {
 
 export class HeaderIndex {
   readonly cacheDir: string | null;
-  readonly statistics: HeaderIndexStatistics = { memoryHits: 0, diskHits: 0, misses: 0 };
+  readonly statistics: HeaderIndexStatistics = { memoryHits: 0, diskHits: 0, misses: 0, guardSkips: 0 };
+  /** The include guard of each header that has one, by content hash (see includeGuard). */
+  private readonly guards = new Map<string, string>();
   private readonly entries = new Map<string, LoadedEntry[]>();
   private readonly frames: RecordingFrame[] = [];
   private readonly hashes = new Map<string, { text: string; hash: string }>();
@@ -378,6 +384,18 @@ export class HeaderIndex {
     // The includer's complete declarations are parsed first, so that they are not recorded as the header's.
     context.parser.finish();
     const contentHash = this.contentHash(resolved, text);
+    const guard = this.guards.get(contentHash);
+    if (guard !== undefined && context.state.macros.has(guard)) {
+      // Wholly inside #ifndef GUARD, with GUARD defined: including it again does nothing (clang's
+      // multiple-include optimisation; vmlinux.h is included twice by many programs, once through
+      // a helper header). The headers being read depend on that macro and on this file still.
+      for (const frame of this.frames) {
+        frame.filter.add(guard);
+        frame.files.set(resolved, contentHash);
+      }
+      this.statistics.guardSkips++;
+      return;
+    }
     const searchKey = hashText(JSON.stringify([context.search.includeDirs, context.search.systemIncludeDirs]));
     const reusable = this.findEntry(resolved, contentHash, searchKey, context);
     if (reusable) {
@@ -493,6 +511,7 @@ export class HeaderIndex {
 
   private replay(loaded: LoadedEntry, context: IncludeContext): void {
     const entry = loaded.entry;
+    if (entry.guard !== undefined) this.guards.set(entry.contentHash, entry.guard);
     if (loaded.declarations) context.parser.environment.merge(loaded.declarations);
     else if (loaded.encoded) mergeEncoded(context.parser.environment, loaded.encoded);
     const replayProblems: Problem[] = [];
@@ -520,6 +539,8 @@ export class HeaderIndex {
     const ownTokens: Token[] = [];
     const tokens = tokenize(text);
     for (const token of tokens) if (token.kind === TokenKind.Identifier) frame.filter.add(token.text);
+    const guard = includeGuard(tokens);
+    if (guard !== undefined) this.guards.set(contentHash, guard);
     const environment = context.parser.environment;
     environment.recorders.push(declarations);
     this.frames.push(frame);
@@ -577,6 +598,7 @@ export class HeaderIndex {
       onceFiles: [...frame.onceFiles],
       problems: frame.problems,
       functionSources: frame.functionSources,
+      ...(guard !== undefined ? { guard } : {}),
     };
     const loaded: LoadedEntry = { entry, filter: frame.filter, declarations };
     const variants = this.entries.get(contentHash) ?? [];
@@ -699,6 +721,33 @@ export function writePendingSaves(): void {
   const saves = [...pendingSaves.values()];
   pendingSaves.clear();
   for (const save of saves) save();
+}
+
+/**
+ * The macro that guards a header, when the whole file is one `#ifndef NAME` ... `#endif` group with
+ * no #else or #elif at its level and nothing outside it: a later include with NAME defined then
+ * yields nothing at all, whatever else is defined.
+ */
+export function includeGuard(tokens: readonly Token[]): string | undefined {
+  const isDirectiveStart = (index: number) => {
+    const token = tokens[index];
+    return token.kind === TokenKind.Punctuator && token.text === '#' && (token.flags & TokenFlags.AtLineStart) !== 0;
+  };
+  if (tokens.length < 5 || !isDirectiveStart(0) || tokens[1].text !== 'ifndef' || tokens[2].kind !== TokenKind.Identifier) return undefined;
+  if (!(tokens[3].flags & TokenFlags.AtLineStart)) return undefined;
+  let depth = 0;
+  for (let index = 0; index < tokens.length; index++) {
+    if (!isDirectiveStart(index) || index + 1 >= tokens.length || tokens[index + 1].flags & TokenFlags.AtLineStart) continue;
+    const directive = tokens[index + 1].text;
+    if (directive === 'if' || directive === 'ifdef' || directive === 'ifndef') depth++;
+    else if (depth === 1 && (directive === 'else' || directive === 'elif' || directive === 'elifdef' || directive === 'elifndef')) return undefined;
+    else if (directive === 'endif' && --depth === 0) {
+      // The guard's #endif must end the file: nothing but the rest of its own line after it.
+      for (let rest = index + 2; rest < tokens.length; rest++) if (tokens[rest].flags & TokenFlags.AtLineStart) return undefined;
+      return tokens[2].text;
+    }
+  }
+  return undefined;
 }
 
 /**
