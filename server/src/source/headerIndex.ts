@@ -536,7 +536,8 @@ export class HeaderIndex {
     const declarations = emptyDeclarations();
     const frame: RecordingFrame = { filter: new IdentifierFilter(), files: new Map([[file, contentHash]]), resolutions: new Map(), onceFiles: new Set(), problems: [], functionSources: [] };
     // The header's own tokens after preprocessing (not those of the headers it includes).
-    const ownTokens: Token[] = [];
+    // Kept as the batches the preprocessor gave (vmlinux.h's is one of half a million tokens), not copied.
+    const ownBatches: Token[][] = [];
     const tokens = tokenize(text);
     for (const token of tokens) if (token.kind === TokenKind.Identifier) frame.filter.add(token.text);
     const guard = includeGuard(tokens);
@@ -550,14 +551,14 @@ export class HeaderIndex {
     context.parser.deferRecords = true;
     try {
       const handler = this.handlerFor(context, (batch) => {
-        for (const token of batch) ownTokens.push(token);
+        ownBatches.push(batch);
         context.parser.feed(batch);
       });
       const parserProblemsBefore = context.parser.problems.length;
       preprocessFile(file, text, context.state, handler, headerProblems, tokens);
       context.parser.finish();
-      if (definesFunction(ownTokens)) {
-        const source = { file, text: renderAligned(text, rewriteForTreeSitter(ownTokens, context.parser)).text };
+      if (definesFunction(ownBatches)) {
+        const source = { file, text: renderAligned(text, rewriteForTreeSitter(ownBatches.flat(), context.parser)).text };
         frame.functionSources.push(source);
         context.functionSources?.push(source);
       }
@@ -755,15 +756,20 @@ export function includeGuard(tokens: readonly Token[]): string | undefined {
  * parameter list, or the attribute that follows one). A struct or initializer brace follows a name,
  * `struct` or `=`. Most headers (vmlinux.h) define none and are never handed to tree-sitter.
  */
-function definesFunction(tokens: readonly Token[]): boolean {
+function definesFunction(batches: readonly (readonly Token[])[]): boolean {
   let depth = 0;
-  for (let index = 0; index < tokens.length; index++) {
-    const token = tokens[index];
-    if (token.kind !== TokenKind.Punctuator) continue;
-    if (token.text === '{') {
-      if (depth === 0 && index > 0 && tokens[index - 1].text === ')') return true;
-      depth++;
-    } else if (token.text === '}') depth = Math.max(0, depth - 1);
+  let previous: Token | undefined;
+  for (const tokens of batches) {
+    for (let index = 0; index < tokens.length; index++) {
+      const token = tokens[index];
+      const before = previous;
+      previous = token;
+      if (token.kind !== TokenKind.Punctuator) continue;
+      if (token.text === '{') {
+        if (depth === 0 && before?.text === ')') return true;
+        depth++;
+      } else if (token.text === '}') depth = Math.max(0, depth - 1);
+    }
   }
   return false;
 }
