@@ -571,7 +571,8 @@ export class HeaderIndex {
       environment.recorders.pop();
     }
     if (context.state.onceFiles.has(file)) frame.onceFiles.add(file);
-    const starts = lineStarts(text);
+    // Line numbers only for problems: vmlinux.h has 130,000 lines and, usually, no problem.
+    const starts = headerProblems.length > 0 ? lineStarts(text) : [];
     for (const problem of headerProblems) {
       const where = problem.offset !== undefined ? `${file}:${lineOfOffset(starts, problem.offset)}` : file;
       frame.problems.push(`${where}: ${problem.message}`);
