@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HeaderIndex, resolveInclude, writePendingSaves } from '../../server/src/source/headerIndex';
 import { typesReport } from '../../server/src/source/typesReport';
+import { analyzeTranslationUnit } from '../../server/src/source/translationUnit';
 import { temporaryDirectory } from './helpers';
 
 function project(): { directory: string; main: string; cacheDir: string } {
@@ -140,9 +141,15 @@ test("a header's records, read only when first used and kept as C source on disk
   const atOnce = typesReport(inline, { index: new HeaderIndex({ cacheDir: null }) });
   assert.deepEqual(atOnce.problems, []);
   assert.equal(sizes(atOnce).named_inner, 8, 'the nested tag is declared at file scope');
-  const cold = typesReport(included, { includeDirs, index: new HeaderIndex({ cacheDir }) });
+  // Indexed without looking a record up: the cache keeps them as C source, read back on first use.
+  analyzeTranslationUnit(included, fs.readFileSync(included, 'utf8'), { includeDirs, index: new HeaderIndex({ cacheDir }) });
   writePendingSaves();
+  const cacheFiles = fs.readdirSync(cacheDir, { recursive: true }).map(String).filter((name) => name.endsWith('.idx'));
+  const cached = fs.readFileSync(path.join(cacheDir, cacheFiles[0]), 'utf8').split('\n');
+  assert.ok(cached.includes('packed_one\tstruct packed_one { char a; int b; } __attribute__((packed))'));
+  assert.ok(cached.includes('split_line\tstruct split_line { int a; char b[sizeof(struct packed_one)]; }'), 'the backslash-newline is spliced out');
   const fromDisk = typesReport(included, { includeDirs, index: new HeaderIndex({ cacheDir }) });
+  const cold = typesReport(included, { includeDirs, index: new HeaderIndex({ cacheDir: null }) });
   for (const report of [cold, fromDisk]) {
     assert.deepEqual(report.problems, []);
     assert.deepEqual(report.types, atOnce.types);

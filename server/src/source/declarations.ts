@@ -643,18 +643,19 @@ export class DeclarationParser {
 
   /** A record kept as its tokens (`struct tag { ... } attributes`), read by this parser on first lookup. */
   private deferredRecord(tokens: Token[], kind: 'struct' | 'union'): DeferredRecord {
+    // The tokens are dropped once read: a record in use costs its definition, not both.
+    let unread: Token[] | undefined = tokens;
     let read: RecordDef | undefined;
-    let done = false;
     return {
       deferred: true,
       read: () => {
-        if (!done) {
-          done = true;
-          read = this.readRecordTokens(tokens, kind);
+        if (unread) {
+          read = this.readRecordTokens(unread, kind);
+          unread = undefined;
         }
         return read;
       },
-      text: () => spell(tokens),
+      text: () => (unread ? spell(unread) : JSON.stringify(read ?? null)),
     };
   }
 

@@ -64,8 +64,8 @@ export interface TypedefDef {
 /**
  * A record whose body has not been read yet: a header's struct is read only when something looks it
  * up (vmlinux.h defines tens of thousands, a program uses a few dozen). `read()` parses it once and
- * keeps the result; `text()` is its C source (`struct tag { ... }`), which is how the disk cache
- * stores it.
+ * keeps the result; `text()` is what the disk cache stores: its C source (`struct tag { ... }`)
+ * until it is read, its definition as JSON after.
  */
 export interface DeferredRecord {
   readonly deferred: true;
