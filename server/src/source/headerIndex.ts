@@ -9,6 +9,10 @@
  * macros could matter: every macro defined at entry whose name occurs in the header or the headers it
  * includes (tested with a Bloom filter of their identifiers), with its definition. An entry is reused
  * only when those definitions are the same again and no file it read has changed.
+ *
+ * Read cold, a header's tagged records are kept as tokens and parsed when first looked up (a file
+ * uses a few dozen of vmlinux.h's ten thousand), and the cache stores them as their C source. A
+ * header wholly inside an include guard that is already defined is not read again at all.
  */
 import { isRegularFile, readRegularFile } from '../common/safeRead';
 import { isAscii } from 'node:buffer';
