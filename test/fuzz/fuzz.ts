@@ -135,7 +135,8 @@ export interface TargetStatistics {
   target: string;
   inputs: number;
   uncaught: { seed: number; error: string }[];
-  slow: { seed: number; ms: number }[];
+  /** Inputs over 1 s of wall time, with their CPU time: on a machine shared with other work the two differ. */
+  slow: { seed: number; ms: number; cpuMs?: number }[];
   peakRssBytes: number;
 }
 
@@ -149,6 +150,7 @@ export async function fuzzTarget(target: 'object' | 'estimate', count: number, s
       const inputSeed = seed + i;
       const next = random(inputSeed);
       const started = performance.now();
+      const cpuStarted = process.cpuUsage();
       try {
         if (target === 'object') checkObjectInput(mutateObject(pick(next, objects), next));
         else await estimateInput(mutateSource(pick(next, C_SEEDS), next), directory);
@@ -156,7 +158,8 @@ export async function fuzzTarget(target: 'object' | 'estimate', count: number, s
         statistics.uncaught.push({ seed: inputSeed, error: String((error as Error)?.stack ?? error).split('\n').slice(0, 3).join(' | ') });
       }
       const ms = performance.now() - started;
-      if (ms > 1000) statistics.slow.push({ seed: inputSeed, ms: Math.round(ms) });
+      const cpu = process.cpuUsage(cpuStarted);
+      if (ms > 1000) statistics.slow.push({ seed: inputSeed, ms: Math.round(ms), cpuMs: Math.round((cpu.user + cpu.system) / 1000) });
       statistics.inputs++;
       if (i % 64 === 0) statistics.peakRssBytes = Math.max(statistics.peakRssBytes, process.memoryUsage().rss);
     }
@@ -234,9 +237,15 @@ export async function fuzzMessageLoop(count: number, seed: number): Promise<Targ
 
 function formatStatistics(statistics: TargetStatistics): string {
   const mb = (statistics.peakRssBytes / 1024 / 1024).toFixed(0);
-  const slowest = statistics.slow.sort((a, b) => b.ms - a.ms).slice(0, 5).map((slow) => `seed ${slow.seed}: ${slow.ms} ms`).join(', ');
+  const slowest = statistics.slow
+    .sort((a, b) => b.ms - a.ms)
+    .slice(0, 5)
+    .map((slow) => `seed ${slow.seed}: ${slow.ms} ms${slow.cpuMs !== undefined ? ` (${slow.cpuMs} ms CPU)` : ''}`)
+    .join(', ');
+  const overCpu = statistics.slow.filter((slow) => slow.cpuMs !== undefined && slow.cpuMs > 1000).length;
+  const cpuNote = statistics.slow.some((slow) => slow.cpuMs !== undefined) ? ` (${overCpu} over 1 s of CPU)` : '';
   const failures = statistics.uncaught.slice(0, 5).map((failure) => `seed ${failure.seed}: ${failure.error}`).join('\n    ');
-  return `${statistics.target}: ${statistics.inputs} inputs, ${statistics.uncaught.length} uncaught exceptions, ${statistics.slow.length} over 1 s${slowest ? ` (${slowest})` : ''}, peak RSS ${mb} MB${failures ? `\n    ${failures}` : ''}`;
+  return `${statistics.target}: ${statistics.inputs} inputs, ${statistics.uncaught.length} uncaught exceptions, ${statistics.slow.length} over 1 s${cpuNote}${slowest ? ` (${slowest})` : ''}, peak RSS ${mb} MB${failures ? `\n    ${failures}` : ''}`;
 }
 
 async function main(argv: string[]): Promise<number> {

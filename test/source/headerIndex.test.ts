@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HeaderIndex, resolveInclude, writePendingSaves } from '../../server/src/source/headerIndex';
 import { typesReport } from '../../server/src/source/typesReport';
+import { analyzeTranslationUnit } from '../../server/src/source/translationUnit';
 import { temporaryDirectory } from './helpers';
 
 function project(): { directory: string; main: string; cacheDir: string } {
@@ -111,4 +112,68 @@ test('a cached header is read again when an include would now resolve elsewhere,
   const unchanged = new HeaderIndex({ cacheDir });
   assert.deepEqual(sizes(typesReport(main, { includeDirs, index: unchanged })), { inner: 304, extra: 304 });
   assert.equal(unchanged.statistics.diskHits, 1);
+});
+
+test("a header's records, read only when first used and kept as C source on disk, lay out as when read at once", () => {
+  const directory = temporaryDirectory('deferred');
+  fs.mkdirSync(path.join(directory, 'inc'));
+  const header = [
+    'enum state { ON = 1, OFF = -2, BIG = 4294967296 };',
+    'struct packed_one { char a; int b; } __attribute__((packed));',
+    'struct with_inner { struct named_inner { long x; } in; int y; };',
+    'struct uses_enum { enum state s; char c; };',
+    'struct aligned_one { char a; } __attribute__((aligned(16)));',
+    'typedef struct { int q; } anon_t;',
+    'struct flex { int n; char data[]; };',
+    'struct bits { unsigned int a: 3, : 0, b: 7; long: 64; };',
+    'union either { struct packed_one p; struct aligned_one q; };',
+    'struct split_line { int a; \\',
+    '  char b[sizeof(struct packed_one)]; };',
+    '',
+  ].join('\n');
+  fs.writeFileSync(path.join(directory, 'inc', 'types.h'), header);
+  const included = path.join(directory, 'included.c');
+  fs.writeFileSync(included, '#include <types.h>\n');
+  const inline = path.join(directory, 'inline.c');
+  fs.writeFileSync(inline, header);
+  const includeDirs = [path.join(directory, 'inc')];
+  const cacheDir = path.join(directory, 'cache');
+  const atOnce = typesReport(inline, { index: new HeaderIndex({ cacheDir: null }) });
+  assert.deepEqual(atOnce.problems, []);
+  assert.equal(sizes(atOnce).named_inner, 8, 'the nested tag is declared at file scope');
+  // Indexed without looking a record up: the cache keeps them as C source, read back on first use.
+  analyzeTranslationUnit(included, fs.readFileSync(included, 'utf8'), { includeDirs, index: new HeaderIndex({ cacheDir }) });
+  writePendingSaves();
+  const cacheFiles = fs.readdirSync(cacheDir, { recursive: true }).map(String).filter((name) => name.endsWith('.idx'));
+  const cached = fs.readFileSync(path.join(cacheDir, cacheFiles[0]), 'utf8').split('\n');
+  assert.ok(cached.includes('packed_one\tstruct packed_one { char a; int b; } __attribute__((packed))'));
+  assert.ok(cached.includes('split_line\tstruct split_line { int a; char b[sizeof(struct packed_one)]; }'), 'the backslash-newline is spliced out');
+  const fromDisk = typesReport(included, { includeDirs, index: new HeaderIndex({ cacheDir }) });
+  const cold = typesReport(included, { includeDirs, index: new HeaderIndex({ cacheDir: null }) });
+  for (const report of [cold, fromDisk]) {
+    assert.deepEqual(report.problems, []);
+    assert.deepEqual(report.types, atOnce.types);
+  }
+});
+
+test('a header wholly inside its include guard is skipped when included again with the guard defined, and entries recorded around the skip stay right', () => {
+  const directory = temporaryDirectory('guard');
+  fs.mkdirSync(path.join(directory, 'inc'));
+  fs.writeFileSync(path.join(directory, 'inc', 'big.h'), '#ifndef BIG_H\n#define BIG_H\nstruct big { long a[4]; };\n#endif /* BIG_H */\n');
+  fs.writeFileSync(path.join(directory, 'inc', 'helper.h'), '#include "big.h"\nstruct helper { struct big b; char c; };\n');
+  // Not a guard: something follows the #endif, or the group has an #else.
+  fs.writeFileSync(path.join(directory, 'inc', 'tail.h'), '#ifndef TAIL_H\n#define TAIL_H\n#endif\nstruct tail { int n; };\n');
+  fs.writeFileSync(path.join(directory, 'inc', 'other.h'), '#ifndef OTHER_H\n#define OTHER_H\nstruct other { int n; };\n#else\nstruct again { int m; };\n#endif\n');
+  const main = path.join(directory, 'main.c');
+  fs.writeFileSync(main, '#include <big.h>\n#include <helper.h>\n#include <tail.h>\n#include <tail.h>\n#include <other.h>\n#include <other.h>\n');
+  const includeDirs = [path.join(directory, 'inc')];
+  const index = new HeaderIndex({ cacheDir: null });
+  const report = typesReport(main, { includeDirs, index });
+  assert.deepEqual(report.problems, []);
+  assert.deepEqual(sizes(report), { big: 32, helper: 40, tail: 4, other: 4, again: 4 });
+  assert.equal(index.statistics.guardSkips, 1, 'only big.h, from inside helper.h');
+  // helper.h was recorded while big.h was skipped: without BIG_H defined first, it is read again, big.h with it.
+  const alone = path.join(directory, 'alone.c');
+  fs.writeFileSync(alone, '#include <helper.h>\n');
+  assert.deepEqual(sizes(typesReport(alone, { includeDirs, index })), { big: 32, helper: 40 });
 });

@@ -137,7 +137,7 @@ test('the function under way when the budget runs out is a lower bound marked pa
   }
 });
 
-test('a source whose parse runs out of its time budget is not estimated, and the report says why', async () => {
+test('a source whose parse runs out of its time budget is not estimated, is marked partial, and the report says why', async () => {
   // Fuzz seed 25328: brackets and declarations mutated so that tree-sitter's error recovery took 26 s.
   const next = random(25328);
   const text = mutateSource(C_SEEDS[Math.floor(next() * C_SEEDS.length)], next);
@@ -145,6 +145,7 @@ test('a source whose parse runs out of its time budget is not estimated, and the
   fs.writeFileSync(file, text);
   const report = await estimate(file);
   assert.ok(report.problems.some((problem) => /is not estimated: parsing took longer than \d+ ms and was stopped/.test(problem.message)), report.problems.map((problem) => problem.message).join('\n'));
+  assert.equal(report.partial, true);
 });
 
 test('a source larger than the parse cap is refused before it is read further, by the estimate and the parser', async () => {

@@ -9,6 +9,7 @@ import type { KernelProfile } from '../rules/kernelProfile';
 import { type FlagSpec, UsageError, parseArgs } from '../common/commandLine';
 import { type CommandIo, readInput } from '../common/commandIo';
 import { profilesFromFlags } from './kernelFlags';
+import { writeJsonReport } from './jsonOutput';
 import { toSarif } from './sarif';
 import { withSharedSubprograms } from './sharedSubprograms';
 import { formatTextReport } from '../ide/textReport';
@@ -46,9 +47,10 @@ export function checkCommand(argv: string[], io: CommandIo): number {
     reports.push(analysis.report);
   }
 
-  if (format === 'json') io.stdout(`${JSON.stringify({ objects: reports.map(withSharedSubprograms) }, null, 2)}\n`);
-  else if (format === 'sarif') io.stdout(`${JSON.stringify(toSarif(reports, io.version), null, 2)}\n`);
-  else {
+  if (format === 'json' || format === 'sarif') {
+    const written = writeJsonReport(io, format === 'json' ? { objects: reports.map(withSharedSubprograms) } : toSarif(reports, io.version));
+    if (!written) return 2;
+  } else {
     // Line info may name any file; lines are quoted only from the working directory, the objects'
     // directories and any --quote-root, so an object cannot make the report print /etc/shadow.
     const policy: QuotePolicy = { roots: [process.cwd(), ...args.positionals.map((path) => dirname(path)), ...(args.flags.get('--quote-root') ?? [])] };

@@ -16,6 +16,7 @@ import { type CompiledEstimateReport, formatEstimateText } from '../ide/estimate
 import { type FlagSpec, UsageError, parseArgs } from '../common/commandLine';
 import type { CommandIo } from '../common/commandIo';
 import { profilesFromFlags } from './kernelFlags';
+import { writeJsonReport } from './jsonOutput';
 
 export const ESTIMATE_FLAGS: Record<string, FlagSpec> = {
   '-I': { value: true, repeat: true },
@@ -63,8 +64,9 @@ export async function estimateCommand(argv: string[], io: CommandIo): Promise<nu
   const options = unitOptionsFor(file, { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] });
   const estimate = await estimateSource(file, text, profiles, { includeDirs: options.includeDirs, defines: Object.fromEntries(options.defines) });
   const report = args.booleans.has('--compile') ? await compiledReport(estimate, text, args.flags.get('--clang')?.[0] ?? '', { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] }, profiles, io) : estimate;
-  if (format === 'json') io.stdout(`${JSON.stringify(report, null, 2)}\n`);
-  else io.stdout(formatEstimateText(report, { allFunctions: args.booleans.has('--all-functions') }));
+  if (format === 'json') {
+    if (!writeJsonReport(io, report)) return 2;
+  } else io.stdout(formatEstimateText(report, { allFunctions: args.booleans.has('--all-functions') }));
   const violated = report.programs.some((program) => program.verdicts.some((verdict) => !verdict.accepted));
   return violated ? 1 : 0;
 }

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { typesReport } from '../source/typesReport';
 import { type FlagSpec, UsageError, parseArgs } from '../common/commandLine';
 import type { CommandIo } from '../common/commandIo';
+import { writeJsonReport } from './jsonOutput';
 
 export const TYPES_FLAGS: Record<string, FlagSpec> = {
   '-I': { value: true, repeat: true },
@@ -23,6 +24,5 @@ export function typesCommand(argv: string[], io: CommandIo): number {
   }
   const report = typesReport(file, { includeDirs: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] });
   for (const problem of report.problems) io.stderr(`bpf-stack-lens: warning: ${problem.message}\n`);
-  io.stdout(`${JSON.stringify(report.types, null, 2)}\n`);
-  return 0;
+  return writeJsonReport(io, report.types) ? 0 : 2;
 }

@@ -14,6 +14,7 @@ import { HOST_TARGET, type VerifyRun, type VerifyTarget, formatVerifyText, verif
 import { packageRoot } from '../source/packageRoot';
 
 export type { VerifyEntry } from '../ide/verify';
+import { writeJsonReport } from './jsonOutput';
 
 export const VERIFY_FLAGS: Record<string, FlagSpec> = {
   '--kernel': { value: true, repeat: true },
@@ -57,8 +58,9 @@ export async function verifyCommand(argv: string[], io: CommandIo): Promise<numb
     return 2;
   }
   const { entries } = run;
-  if (format === 'json') io.stdout(`${JSON.stringify({ results: entries }, null, 2)}\n`);
-  else if (entries.length > 0) io.stdout(formatVerifyText(entries));
+  if (format === 'json') {
+    if (!writeJsonReport(io, { results: entries })) return 2;
+  } else if (entries.length > 0) io.stdout(formatVerifyText(entries));
   if (run.failures.length > 0 || objects.length < args.positionals.length || entries.some((entry) => entry.real.verdict === 'error')) return 2;
   return entries.some((entry) => entry.real.verdict === 'rejected') ? 1 : 0;
 }

@@ -9,12 +9,12 @@
  * with MISSING names. Declarations are a small, regular part of C; this parser reads all of
  * vmlinux.h in a fraction of that time and gets every declarator right.
  */
-import { TokenKind } from './lexer';
+import { TokenFlags, TokenKind, spell, tokenize } from './lexer';
 import type { Token } from './lexer';
 import { evaluateConstant, stringLiteralsSize } from './constExpr';
 import type { ConstantContext, ParsedTypeName } from './constExpr';
 import { DEFAULT_ATTRIBUTE_ALIGNMENT, LayoutEngine } from './layout';
-import type { CType, EnumDef, FieldDef, RecordDef, ScalarName, TypeEnvironment } from './types';
+import type { CType, DeferredRecord, EnumDef, FieldDef, RecordDef, ScalarName, TypeEnvironment } from './types';
 import type { Problem } from '../common/problem';
 
 class ParseError extends Error {
@@ -148,6 +148,45 @@ function isTypeKeyword(text: string): boolean {
     text === '_Alignas' || text === 'typedef' || text === 'typeof_unqual';
 }
 
+/**
+ * The value of tokens[start, end) when it is a decimal literal without suffix, or one negated: how
+ * vmlinux.h writes nearly all of its ~19,000 enumerator values, read without the expression evaluator.
+ */
+function plainDecimal(tokens: readonly Token[], start: number, end: number): bigint | undefined {
+  const negative = end - start === 2 && tokens[start].text === '-';
+  if (end - start !== 1 && !negative) return undefined;
+  const literal = tokens[end - 1];
+  const text = literal.text;
+  if (literal.kind !== TokenKind.Number || text.length > 15 || (text.length > 1 && text.charCodeAt(0) === 48)) return undefined;
+  for (let index = 0; index < text.length; index++) {
+    const c = text.charCodeAt(index);
+    if (c < 48 || c > 57) return undefined;
+  }
+  const value = BigInt(text);
+  return negative ? -value : value;
+}
+
+/**
+ * Whether a record body can be read later: it defines no tag or enumerator of its own (a nested
+ * `struct inner { ... }` or any `enum { ... }` declares names at file scope, which must exist now),
+ * and no token of it came from a macro (its spelling, which the disk cache keeps, must tokenize back
+ * to the same tokens; macro-pasted tokens need not).
+ */
+function isDeferrableBody(tokens: readonly Token[], start: number, end: number): boolean {
+  for (let index = start; index < end; index++) {
+    const token = tokens[index];
+    if (token.flags & TokenFlags.FromMacro) return false;
+    if (token.kind !== TokenKind.Identifier) continue;
+    const text = token.text;
+    const afterTag = tokens[index + 1]?.kind === TokenKind.Identifier ? tokens[index + 2] : undefined;
+    if (text === 'enum') {
+      const opens = tokens[index + 1]?.text === '{' || afterTag?.text === '{' || afterTag?.text === ':';
+      if (opens) return false;
+    } else if ((text === 'struct' || text === 'union') && afterTag?.text === '{') return false;
+  }
+  return true;
+}
+
 const MODE_BYTES: Record<string, number> = { QI: 1, HI: 2, SI: 4, DI: 8, TI: 16, byte: 1, word: 8, pointer: 8 };
 
 /**
@@ -179,8 +218,18 @@ export class DeclarationParser {
   /** Records and parenthesised declarators open around the current token (see MAX_DECLARATION_NESTING). */
   private nesting = 0;
 
+  /**
+   * Whether a tagged struct or union defined at file scope is kept as its tokens and read when first
+   * looked up (DeferredRecord), rather than now. The header index sets it while it reads a header:
+   * most of a header's records (vmlinux.h's tens of thousands) are never used by the file. Problems
+   * in a deferred body are not reported: nothing is wrong until the record is used, and then its
+   * layout shows what was understood.
+   */
+  deferRecords = false;
+
   constructor(readonly environment: TypeEnvironment, readonly problems: Problem[], layout?: LayoutEngine) {
     this.layout = layout ?? new LayoutEngine(environment);
+    environment.recordReader ??= (text) => this.readRecordText(text);
     this.constantContext = {
       identifier: (name) => this.environment.constant(name),
       typeName: (tokens, index, end) => this.parseTypeName(tokens, index, end),
@@ -558,12 +607,29 @@ export class DeclarationParser {
   }
 
   private recordSpecifier(cursor: Cursor, kind: 'struct' | 'union'): CType {
+    const keyword = cursor.position;
     const { tag, attributes } = this.tagAndAttributes(cursor);
     if (!cursor.isPunctuator('{')) {
       if (tag === undefined) cursor.fail(`expected a tag or '{' after ${kind}`);
       return { k: kind, tag };
     }
     const close = cursor.matching();
+    if (this.deferRecords && tag !== undefined && this.nesting === 0 && isDeferrableBody(cursor.tokens, cursor.position + 1, close)) {
+      cursor.position = close + 1;
+      this.leadingAttributes(cursor, attributes);
+      this.environment.defineRecord(tag, this.deferredRecord(cursor.tokens.slice(keyword, cursor.position), kind));
+      return { k: kind, tag };
+    }
+    const def = this.recordBody(cursor, kind, close, attributes);
+    if (tag !== undefined) {
+      this.environment.defineRecord(tag, def);
+      return { k: kind, tag };
+    }
+    return { k: kind, def };
+  }
+
+  /** The members from the `{` at the cursor to `close`, and the attributes after it. */
+  private recordBody(cursor: Cursor, kind: 'struct' | 'union', close: number, attributes: Attributes): RecordDef {
     cursor.position++;
     const fields = this.nested(cursor, () => this.members(cursor, close));
     cursor.position = close + 1;
@@ -571,11 +637,48 @@ export class DeclarationParser {
     const def: RecordDef = { kind, fields };
     if (attributes.packed) def.packed = true;
     if (attributes.align !== undefined) def.align = attributes.align;
-    if (tag !== undefined) {
-      this.environment.defineRecord(tag, def);
-      return { k: kind, tag };
-    }
-    return { k: kind, def };
+    return def;
+  }
+
+  /** A record kept as its tokens (`struct tag { ... } attributes`), read by this parser on first lookup. */
+  private deferredRecord(tokens: Token[], kind: 'struct' | 'union'): DeferredRecord {
+    // The tokens are dropped once read: a record in use costs its definition, not both.
+    let unread: Token[] | undefined = tokens;
+    let read: RecordDef | undefined;
+    return {
+      deferred: true,
+      read: () => {
+        if (unread) {
+          read = this.readRecordTokens(unread, kind);
+          unread = undefined;
+        }
+        return read;
+      },
+      text: () => (unread ? spell(unread) : JSON.stringify(read ?? null)),
+    };
+  }
+
+  /** A record from its C source, as DeferredRecord.text() wrote it; undefined when it is not one. */
+  readRecordText(text: string): RecordDef | undefined {
+    const tokens = tokenize(text);
+    const kind = tokens[0]?.text;
+    return kind === 'struct' || kind === 'union' ? this.readRecordTokens(tokens, kind) : undefined;
+  }
+
+  private readRecordTokens(tokens: readonly Token[], kind: 'struct' | 'union'): RecordDef | undefined {
+    const cursor = new Cursor(tokens, 0, tokens.length);
+    // The body's problems go nowhere (see deferRecords), and no function body's names are in scope.
+    const scope: DeclarationScope = { expressionType: () => undefined, problems: [] };
+    return this.within(scope, () => {
+      try {
+        const { attributes } = this.tagAndAttributes(cursor);
+        if (!cursor.isPunctuator('{')) return undefined;
+        return this.recordBody(cursor, kind, cursor.matching(), attributes);
+      } catch (error) {
+        if (error instanceof ParseError) return undefined;
+        throw error;
+      }
+    });
   }
 
   private members(outer: Cursor, close: number): FieldDef[] {
@@ -666,7 +769,7 @@ export class DeclarationParser {
       if (cursor.isPunctuator('=')) {
         cursor.position++;
         const end = Math.min(new Cursor(cursor.tokens, cursor.position, close).findAtDepthZero([',']), close);
-        const value = this.evaluate(cursor.tokens, cursor.position, end, `value of ${name.text}`);
+        const value = plainDecimal(cursor.tokens, cursor.position, end) ?? this.evaluate(cursor.tokens, cursor.position, end, `value of ${name.text}`);
         if (value !== undefined) next = value;
         cursor.position = end;
       }

@@ -8,7 +8,7 @@ import type { FrameGraph } from '../rules/frameGraph';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
 import { FRAME_TIME_BUDGET_MS, type FunctionEstimate, type FunctionFrame, FrameEstimateCache, estimateFrames, estimateFramesFromCache, frameOf } from './frameEstimate';
-import { CDocument, MAX_PARSED_CHARACTERS } from './parser';
+import { CDocument, MAX_PARSED_CHARACTERS, parseBudgetMs, workClock } from './parser';
 import type { Tree } from './parser';
 import { buildSourceFrameGraphs } from './sourceCallGraph';
 import { type HeaderFunctionSource, type ReadFile, StatCheckedFiles } from './headerIndex';
@@ -30,6 +30,9 @@ export interface EstimateReport {
    */
   partial?: true;
 }
+
+/** The least time a parse gets, however long the main file's preprocessing took (plus 1 ms per KB). */
+const MIN_PARSE_BUDGET_MS = 100;
 
 /** What estimateSource takes besides the translation unit's options. */
 export interface EstimateOptions extends TranslationUnitOptions {
@@ -124,7 +127,7 @@ export class EstimateSession {
    * reparsed incrementally from the previous one. `use` runs synchronously right after the reparses,
    * so an overlapping call cannot replace a tree under it.
    */
-  async withTree<T>(unit: Pick<TranslationUnit, 'aligned' | 'headerSources'>, use: (tree: Tree | null, headerTrees: Tree[]) => T): Promise<T> {
+  async withTree<T>(unit: Pick<TranslationUnit, 'aligned' | 'headerSources'>, use: (tree: Tree | null, headerTrees: Tree[]) => T, parseBudgetMs?: number): Promise<T> {
     const text = unit.aligned.text;
     // Made empty and brought to the text below, where a refused parse becomes a problem of the report.
     this.documentPromise ??= CDocument.create();
@@ -133,7 +136,7 @@ export class EstimateSession {
     if (this.disposed) throw new Error('EstimateSession used after dispose');
     let tree: Tree | null;
     try {
-      tree = document.update(text);
+      tree = document.update(text, parseBudgetMs);
       this.parseFailure = undefined;
     } catch (error) {
       // tree-sitter gave no tree (too big, out of time): nothing to estimate, and the report says why.
@@ -251,7 +254,11 @@ async function estimateSourceUnguarded(
     return { file, functions: [], programs: [], problems: [{ message: `${file} is not estimated: ${text.length} characters, more than the ${MAX_PARSED_CHARACTERS} parsed` }] };
   }
   const owner = session ?? implicitSession(file);
+  const clock = workClock();
   const unit = analyzeTranslationUnit(file, text, { ...options, readFile: owner.readFile(options.readFile), cache: options.cache ?? owner.units });
+  // The headers' time is wall time: on a busy machine, where the clock reads CPU time, this errs
+  // towards a longer parse, never a refused one.
+  const mainFileMs = Math.max(0, clock.elapsedMs() - unit.headerMs);
   let partial = unit.expansionCutShort !== undefined;
   const problems = [...unit.problems];
   let estimates: FunctionEstimate[] | undefined;
@@ -263,7 +270,12 @@ async function estimateSourceUnguarded(
   }
   if (!estimates) {
     await owner.runPrepared();
-    const frames = await owner.withTree(unit, (tree, headerTrees) => (tree ? estimateFrames(unit, tree, owner.cache, headerTrees, { deadline: performance.now() + timeBudgetMs }) : undefined));
+    // The main file's own preprocessing counts against its parse budget (reading headers does not),
+    // so that a parse stopped by it leaves the estimate of a small file under a second; a file whose
+    // macros took that long already (their own budget is 10 s) still gets a short parse.
+    const characters = unit.aligned.text.length;
+    const parseBudget = Math.max(MIN_PARSE_BUDGET_MS + characters / 1024, parseBudgetMs(characters) - mainFileMs);
+    const frames = await owner.withTree(unit, (tree, headerTrees) => (tree ? estimateFrames(unit, tree, owner.cache, headerTrees, { deadline: performance.now() + timeBudgetMs }) : undefined), parseBudget);
     estimates = frames?.functions;
     if (frames?.partial) {
       partial = true;
@@ -271,7 +283,11 @@ async function estimateSourceUnguarded(
     }
   }
   const placed = placedProblems(problems, text);
-  if (owner.parseFailure) placed.push({ message: `${file} is not estimated: ${owner.parseFailure}` });
+  if (owner.parseFailure) {
+    placed.push({ message: `${file} is not estimated: ${owner.parseFailure}` });
+    // No function is walked: the result is partial (empty), not a file without programs.
+    partial = true;
+  }
   const whole = partial ? { partial: true as const } : {};
   if (!estimates) return { file, functions: [], programs: [], problems: placed, ...whole };
   const programs = buildSourceFrameGraphs(unit.file, estimates).map(({ name, section, graph, functions, verified, throwsWithoutCallback }): ProgramReport => {

@@ -9,6 +9,10 @@
  * macros could matter: every macro defined at entry whose name occurs in the header or the headers it
  * includes (tested with a Bloom filter of their identifiers), with its definition. An entry is reused
  * only when those definitions are the same again and no file it read has changed.
+ *
+ * Read cold, a header's tagged records are kept as tokens and parsed when first looked up (a file
+ * uses a few dozen of vmlinux.h's ten thousand), and the cache stores them as their C source. A
+ * header wholly inside an include guard that is already defined is not read again at all.
  */
 import { isRegularFile, readRegularFile } from '../common/safeRead';
 import { isAscii } from 'node:buffer';
@@ -16,20 +20,20 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { lineOfOffset, lineStarts, tokenize, TokenKind } from './lexer';
+import { lineOfOffset, lineStarts, tokenize, TokenFlags, TokenKind } from './lexer';
 import type { Token } from './lexer';
 import { definitionsFromText, preprocessFile, renderAligned } from './preprocessor';
 import type { IncludeRequest, Macro, PreprocessHandler, PreprocessorState } from './preprocessor';
 import type { DeclarationParser } from './declarations';
 import type { Declarations, TypeEnvironment } from './types';
-import { emptyDeclarations } from './types';
+import { emptyDeclarations, isDeferred } from './types';
 import { runningKernelVmlinuxHeader } from './runningKernelHeader';
 import { clangResourceIncludeDir } from './clangResourceDir';
 import { rewriteForTreeSitter } from './treeSitterTokens';
 import type { Problem } from '../common/problem';
 
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
-const CACHE_FORMAT_VERSION = 12;
+const CACHE_FORMAT_VERSION = 13;
 const MAX_VARIANTS_PER_HEADER = 8;
 /** How often one header may be open inside itself before its self-inclusion is taken for a mistake. */
 const MAX_SELF_INCLUDES = 8;
@@ -144,7 +148,11 @@ class IdentifierFilter {
     return Buffer.from(this.bits).toString('base64');
   }
 
-  private static probes(name: string): [number, number, number] {
+  /**
+   * The three bits of `name`, in a buffer shared by every call (a header's quarter of a million
+   * identifiers would otherwise each allocate an array).
+   */
+  private static probes(name: string): Uint32Array {
     // FNV-1a and a second multiplicative hash; the third probe is derived from both (Kirsch–Mitzenmacher).
     let h1 = 0x811c9dc5;
     let h2 = 0;
@@ -154,15 +162,23 @@ class IdentifierFilter {
       h2 = Math.imul(h2 + c, 0x5bd1e995) ^ (h2 >>> 15);
     }
     const mask = IdentifierFilter.BITS - 1;
-    return [h1 & mask, h2 & mask, (h1 + Math.imul(h2, 3)) & mask];
+    const probes = IdentifierFilter.scratch;
+    probes[0] = h1 & mask;
+    probes[1] = h2 & mask;
+    probes[2] = (h1 + Math.imul(h2, 3)) & mask;
+    return probes;
   }
 
+  private static readonly scratch = new Uint32Array(3);
+
   add(name: string): void {
-    for (const bit of IdentifierFilter.probes(name)) this.bits[bit >>> 3] |= 1 << (bit & 7);
+    const probes = IdentifierFilter.probes(name);
+    for (let i = 0; i < 3; i++) this.bits[probes[i] >>> 3] |= 1 << (probes[i] & 7);
   }
 
   mightContain(name: string): boolean {
-    for (const bit of IdentifierFilter.probes(name)) if (!(this.bits[bit >>> 3] & (1 << (bit & 7)))) return false;
+    const probes = IdentifierFilter.probes(name);
+    for (let i = 0; i < 3; i++) if (!(this.bits[probes[i] >>> 3] & (1 << (probes[i] & 7)))) return false;
     return true;
   }
 
@@ -194,6 +210,8 @@ interface HeaderEntry {
   problems: string[];
   /** The headers that define functions (this one and those it includes), preprocessed, in include order. */
   functionSources: HeaderFunctionSource[];
+  /** The header's include guard, when it has one (see includeGuard). */
+  guard?: string;
 }
 
 /**
@@ -254,10 +272,15 @@ function mergeEncoded(environment: TypeEnvironment, encoded: EncodedDeclarations
   }
 }
 
+/** C source on one line of the cache file: a backslash-newline inside a token is spliced out, as clang would. */
+function oneLine(text: string): string {
+  return text.replace(/\\\r?\n/g, '').replace(/[\r\n]/g, ' ');
+}
+
 /** The lines mergeEncoded reads back. */
 function encodeDeclarations(declarations: Declarations): string {
   const lines: string[] = [];
-  const json = (value: object | string) => (typeof value === 'string' ? value : JSON.stringify(value));
+  const json = (value: object | string) => (typeof value === 'string' ? value : isDeferred(value) ? oneLine(value.text()) : JSON.stringify(value));
   for (const [tag, def] of declarations.records) lines.push(`${tag}\t${json(def)}`);
   for (const [tag, def] of declarations.enums) lines.push(`${tag}\t${json(def)}`);
   for (const [name, def] of declarations.typedefs) lines.push(`${name}\t${json(def)}`);
@@ -304,6 +327,8 @@ export interface HeaderIndexStatistics {
   memoryHits: number;
   diskHits: number;
   misses: number;
+  /** Includes of a header whose include guard was defined already: skipped without reading it. */
+  guardSkips: number;
 }
 
 /** Include resolution finds regular files only: a directory or a device named like a header is no header. */
@@ -322,7 +347,9 @@ function macroDefinitionLine(macro: Macro): string {
 
 export class HeaderIndex {
   readonly cacheDir: string | null;
-  readonly statistics: HeaderIndexStatistics = { memoryHits: 0, diskHits: 0, misses: 0 };
+  readonly statistics: HeaderIndexStatistics = { memoryHits: 0, diskHits: 0, misses: 0, guardSkips: 0 };
+  /** The include guard of each header that has one, by content hash (see includeGuard). */
+  private readonly guards = new Map<string, string>();
   private readonly entries = new Map<string, LoadedEntry[]>();
   private readonly frames: RecordingFrame[] = [];
   private readonly hashes = new Map<string, { text: string; hash: string }>();
@@ -373,6 +400,18 @@ export class HeaderIndex {
     // The includer's complete declarations are parsed first, so that they are not recorded as the header's.
     context.parser.finish();
     const contentHash = this.contentHash(resolved, text);
+    const guard = this.guards.get(contentHash);
+    if (guard !== undefined && context.state.macros.has(guard)) {
+      // Wholly inside #ifndef GUARD, with GUARD defined: including it again does nothing (clang's
+      // multiple-include optimisation; vmlinux.h is included twice by many programs, once through
+      // a helper header). The headers being read depend on that macro and on this file still.
+      for (const frame of this.frames) {
+        frame.filter.add(guard);
+        frame.files.set(resolved, contentHash);
+      }
+      this.statistics.guardSkips++;
+      return;
+    }
     const searchKey = hashText(JSON.stringify([context.search.includeDirs, context.search.systemIncludeDirs]));
     const reusable = this.findEntry(resolved, contentHash, searchKey, context);
     if (reusable) {
@@ -488,6 +527,7 @@ export class HeaderIndex {
 
   private replay(loaded: LoadedEntry, context: IncludeContext): void {
     const entry = loaded.entry;
+    if (entry.guard !== undefined) this.guards.set(entry.contentHash, entry.guard);
     if (loaded.declarations) context.parser.environment.merge(loaded.declarations);
     else if (loaded.encoded) mergeEncoded(context.parser.environment, loaded.encoded);
     const replayProblems: Problem[] = [];
@@ -512,23 +552,29 @@ export class HeaderIndex {
     const declarations = emptyDeclarations();
     const frame: RecordingFrame = { filter: new IdentifierFilter(), files: new Map([[file, contentHash]]), resolutions: new Map(), onceFiles: new Set(), problems: [], functionSources: [] };
     // The header's own tokens after preprocessing (not those of the headers it includes).
-    const ownTokens: Token[] = [];
+    // Kept as the batches the preprocessor gave (vmlinux.h's is one of half a million tokens), not copied.
+    const ownBatches: Token[][] = [];
     const tokens = tokenize(text);
     for (const token of tokens) if (token.kind === TokenKind.Identifier) frame.filter.add(token.text);
+    const guard = includeGuard(tokens);
+    if (guard !== undefined) this.guards.set(contentHash, guard);
     const environment = context.parser.environment;
     environment.recorders.push(declarations);
     this.frames.push(frame);
     const headerProblems: Problem[] = [];
+    // A header's records are read when the file first uses them (DeclarationParser.deferRecords).
+    const deferRecords = context.parser.deferRecords;
+    context.parser.deferRecords = true;
     try {
       const handler = this.handlerFor(context, (batch) => {
-        for (const token of batch) ownTokens.push(token);
+        ownBatches.push(batch);
         context.parser.feed(batch);
       });
       const parserProblemsBefore = context.parser.problems.length;
       preprocessFile(file, text, context.state, handler, headerProblems, tokens);
       context.parser.finish();
-      if (definesFunction(ownTokens)) {
-        const source = { file, text: renderAligned(text, rewriteForTreeSitter(ownTokens, context.parser)).text };
+      if (definesFunction(ownBatches)) {
+        const source = { file, text: renderAligned(text, rewriteForTreeSitter(ownBatches.flat(), context.parser)).text };
         frame.functionSources.push(source);
         context.functionSources?.push(source);
       }
@@ -536,11 +582,13 @@ export class HeaderIndex {
       const parserProblems = context.parser.problems.splice(parserProblemsBefore);
       headerProblems.push(...parserProblems);
     } finally {
+      context.parser.deferRecords = deferRecords;
       this.frames.pop();
       environment.recorders.pop();
     }
     if (context.state.onceFiles.has(file)) frame.onceFiles.add(file);
-    const starts = lineStarts(text);
+    // Line numbers only for problems: vmlinux.h has 130,000 lines and, usually, no problem.
+    const starts = headerProblems.length > 0 ? lineStarts(text) : [];
     for (const problem of headerProblems) {
       const where = problem.offset !== undefined ? `${file}:${lineOfOffset(starts, problem.offset)}` : file;
       frame.problems.push(`${where}: ${problem.message}`);
@@ -568,6 +616,7 @@ export class HeaderIndex {
       onceFiles: [...frame.onceFiles],
       problems: frame.problems,
       functionSources: frame.functionSources,
+      ...(guard !== undefined ? { guard } : {}),
     };
     const loaded: LoadedEntry = { entry, filter: frame.filter, declarations };
     const variants = this.entries.get(contentHash) ?? [];
@@ -693,19 +742,51 @@ export function writePendingSaves(): void {
 }
 
 /**
+ * The macro that guards a header, when the whole file is one `#ifndef NAME` ... `#endif` group with
+ * no #else or #elif at its level and nothing outside it: a later include with NAME defined then
+ * yields nothing at all, whatever else is defined.
+ */
+export function includeGuard(tokens: readonly Token[]): string | undefined {
+  const isDirectiveStart = (index: number) => {
+    const token = tokens[index];
+    return token.kind === TokenKind.Punctuator && token.text === '#' && (token.flags & TokenFlags.AtLineStart) !== 0;
+  };
+  if (tokens.length < 5 || !isDirectiveStart(0) || tokens[1].text !== 'ifndef' || tokens[2].kind !== TokenKind.Identifier) return undefined;
+  if (!(tokens[3].flags & TokenFlags.AtLineStart)) return undefined;
+  let depth = 0;
+  for (let index = 0; index < tokens.length; index++) {
+    if (!isDirectiveStart(index) || index + 1 >= tokens.length || tokens[index + 1].flags & TokenFlags.AtLineStart) continue;
+    const directive = tokens[index + 1].text;
+    if (directive === 'if' || directive === 'ifdef' || directive === 'ifndef') depth++;
+    else if (depth === 1 && (directive === 'else' || directive === 'elif' || directive === 'elifdef' || directive === 'elifndef')) return undefined;
+    else if (directive === 'endif' && --depth === 0) {
+      // The guard's #endif must end the file: nothing but the rest of its own line after it.
+      for (let rest = index + 2; rest < tokens.length; rest++) if (tokens[rest].flags & TokenFlags.AtLineStart) return undefined;
+      return tokens[2].text;
+    }
+  }
+  return undefined;
+}
+
+/**
  * Whether preprocessed tokens hold a function definition: a `{` at file scope right after a `)` (a
  * parameter list, or the attribute that follows one). A struct or initializer brace follows a name,
  * `struct` or `=`. Most headers (vmlinux.h) define none and are never handed to tree-sitter.
  */
-function definesFunction(tokens: readonly Token[]): boolean {
+function definesFunction(batches: readonly (readonly Token[])[]): boolean {
   let depth = 0;
-  for (let index = 0; index < tokens.length; index++) {
-    const token = tokens[index];
-    if (token.kind !== TokenKind.Punctuator) continue;
-    if (token.text === '{') {
-      if (depth === 0 && index > 0 && tokens[index - 1].text === ')') return true;
-      depth++;
-    } else if (token.text === '}') depth = Math.max(0, depth - 1);
+  let previous: Token | undefined;
+  for (const tokens of batches) {
+    for (let index = 0; index < tokens.length; index++) {
+      const token = tokens[index];
+      const before = previous;
+      previous = token;
+      if (token.kind !== TokenKind.Punctuator) continue;
+      if (token.text === '{') {
+        if (depth === 0 && before?.text === ')') return true;
+        depth++;
+      } else if (token.text === '}') depth = Math.max(0, depth - 1);
+    }
   }
   return false;
 }

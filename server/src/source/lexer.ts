@@ -36,11 +36,28 @@ export interface Token {
   hide?: ReadonlySet<string>;
 }
 
-const THREE_CHAR_PUNCTUATORS = new Set(['...', '<<=', '>>=']);
-const TWO_CHAR_PUNCTUATORS = new Set([
-  '->', '++', '--', '<<', '>>', '<=', '>=', '==', '!=', '&&', '||',
-  '*=', '/=', '%=', '+=', '-=', '&=', '^=', '|=', '##',
-]);
+/** The ASCII characters a punctuator starts with: ! # % & ( ) * + , - . / : ; < = > ? [ ] ^ { | } ~ */
+const PUNCTUATOR_START = new Uint8Array(128);
+for (const character of '!#%&()*+,-./:;<=>?[]^{|}~') PUNCTUATOR_START[character.charCodeAt(0)] = 1;
+
+/**
+ * The length of the punctuator that starts with `c` followed by `next` and `after` (char codes, NaN
+ * past the end), longest first: `...`, `<<=`, `>>=`; `->`, a doubled `+ - < > & | #`, an operator
+ * followed by `=`; else one character.
+ */
+function punctuatorLength(c: number, next: number, after: number): number {
+  if (c === 46 /* . */) return next === 46 && after === 46 ? 3 : 1;
+  if (next === c) {
+    if (c === 60 /* < */ || c === 62 /* > */) return after === 61 ? 3 : 2;
+    if (c === 43 /* + */ || c === 45 /* - */ || c === 38 /* & */ || c === 124 /* | */ || c === 35 /* # */ || c === 61 /* = */) return 2;
+    return 1;
+  }
+  if (next === 61 /* = */) {
+    // <= >= != *= /= %= += -= &= ^= |=
+    return c === 60 || c === 62 || c === 33 || c === 42 || c === 47 || c === 37 || c === 43 || c === 45 || c === 38 || c === 94 || c === 124 ? 2 : 1;
+  }
+  return c === 45 /* - */ && next === 62 /* > */ ? 2 : 1;
+}
 
 function isIdentifierStart(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 36;
@@ -164,11 +181,8 @@ function scan(
     } else if (c === 34 || c === 39) {
       position = scanQuoted(text, position, c);
       kind = c === 34 ? TokenKind.String : TokenKind.Char;
-    } else if (c < 128 && isPunctuatorStart(c)) {
-      const three = text.substr(position, 3);
-      if (THREE_CHAR_PUNCTUATORS.has(three)) position += 3;
-      else if (TWO_CHAR_PUNCTUATORS.has(three.slice(0, 2))) position += 2;
-      else position += 1;
+    } else if (c < 128 && PUNCTUATOR_START[c] === 1) {
+      position += punctuatorLength(c, text.charCodeAt(position + 1), text.charCodeAt(position + 2));
       kind = TokenKind.Punctuator;
     } else {
       position++;
@@ -185,11 +199,6 @@ function isEncodingPrefix(text: string, start: number, end: number): boolean {
   if (length > 2) return false;
   const prefix = text.slice(start, end);
   return prefix === 'L' || prefix === 'u' || prefix === 'U' || prefix === 'u8';
-}
-
-function isPunctuatorStart(c: number): boolean {
-  // ! # % & ( ) * + , - . / : ; < = > ? [ ] ^ { | } ~
-  return '!#%&()*+,-./:;<=>?[]^{|}~'.indexOf(String.fromCharCode(c)) !== -1;
 }
 
 /** End of a string or character literal starting at the quote; stops at an unescaped newline. */

@@ -413,6 +413,9 @@ const HAS_OPERATORS = new Set([
   '__has_warning', '__building_module',
 ]);
 
+/** The names expandBuiltin answers, which expand without being in the macro table. */
+const BUILTIN_MACROS = new Set(['_Pragma', '__FILE__', '__LINE__', '__COUNTER__']);
+
 /** Expands macros in token lists; one per file, because __FILE__ and problems belong to the file. */
 export class MacroExpander {
   constructor(
@@ -426,13 +429,24 @@ export class MacroExpander {
       HAS_OPERATORS.has(name);
   }
 
-  /** Expands every macro in `input`, rescanning results as C requires. */
+  /**
+   * Expands every macro in `input`, rescanning results as C requires. The result may be `input`
+   * itself, when nothing in it expands (most of a header such as vmlinux.h: one batch of half a
+   * million tokens, which is then neither copied nor read through the rescanning reader).
+   */
   expand(input: Token[]): Token[] {
     const macros = this.state.macros;
-    const output: Token[] = [];
     const budget = this.state.budget;
-    if (budget?.exhausted) return output;
-    const reader = new TokenReader(input);
+    if (budget?.exhausted) return [];
+    let first = 0;
+    while (first < input.length) {
+      const token = input[first];
+      if (token.kind === TokenKind.Identifier && (macros.has(token.text) || BUILTIN_MACROS.has(token.text))) break;
+      first++;
+    }
+    if (first === input.length) return input;
+    const output = input.slice(0, first);
+    const reader = new TokenReader(input, first);
     let steps = 0;
     for (let token = reader.next(); token !== undefined; token = reader.next()) {
       if (budget && (++steps & 1023) === 0 && this.overBudget(budget, token)) return output;
@@ -751,8 +765,8 @@ function stringify(tokens: Token[]): string {
 class TokenReader {
   private readonly frames: { tokens: Token[]; position: number }[];
 
-  constructor(tokens: Token[]) {
-    this.frames = [{ tokens, position: 0 }];
+  constructor(tokens: Token[], position = 0) {
+    this.frames = [{ tokens, position }];
   }
 
   next(): Token | undefined {

@@ -74,6 +74,11 @@ export interface TranslationUnit {
   cacheDir: string | null;
   /** Macro expansion ran out of its budget (preprocessor.ts): why; the rest of the file was not expanded. */
   expansionCutShort?: string;
+  /**
+   * Milliseconds this analysis spent reading headers (0 when the include prefix was reused): the
+   * rest of its time was the main file's own, which the estimate's parse budget counts.
+   */
+  headerMs: number;
 }
 
 let sharedIndex: HeaderIndex | undefined;
@@ -129,6 +134,8 @@ interface PrefixSnapshot {
   lastRestTokens?: Token[];
   /** The hash of options, reads and probes, once computed. */
   dependencyKey?: string;
+  /** Milliseconds spent inside #include directives. */
+  headerMs: number;
 }
 
 /** The snapshot's options, every file it read (by content hash) and every probe it made, hashed once. */
@@ -276,6 +283,7 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
   const cache = options.cache;
   let snapshot = cache?.get(absoluteFile);
   let sourceTokens: Token[] | undefined;
+  let headerMs = 0;
   if (
     !snapshot ||
     snapshot.optionsKey !== optionsKey ||
@@ -285,6 +293,7 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
   ) {
     sourceTokens = tokenize(text);
     snapshot = analyzePrefix(absoluteFile, text, sourceTokens, prefixEnd(sourceTokens), defines, search, readFile, exists, index, optionsKey);
+    headerMs = snapshot.headerMs;
     if (cache) cache.set(absoluteFile, snapshot);
   }
   const split = snapshot.sourceTokens.length;
@@ -339,6 +348,7 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
     problems,
     dependencyKey: restProbes.length === 0 ? snapshotDependencyKey(snapshot) : createHash('sha1').update(snapshotDependencyKey(snapshot)).update(restProbes.join('\n')).digest('hex'),
     cacheDir: index.cacheDir,
+    headerMs,
     ...((snapshot.expansionCutShort ?? state.budget?.exhausted) !== undefined ? { expansionCutShort: snapshot.expansionCutShort ?? state.budget?.exhausted } : {}),
   };
 }
@@ -391,15 +401,18 @@ function analyzePrefix(
   });
   // Names are collected only while the main file's own declarations are parsed.
   const collectMainFileNames = (declared: DeclaredName) => mainFileNames.push(declared);
+  let headerMs = 0;
   const wrappedHandler: PreprocessHandler = {
     ...handler,
     include: (request) => {
+      const started = performance.now();
       declarations.finish();
       declarations.onDeclaredName = undefined;
       const parserProblemsBefore = parserProblems.length;
       handler.include(request);
       parserProblems.splice(parserProblemsBefore);
       declarations.onDeclaredName = collectMainFileNames;
+      headerMs += performance.now() - started;
     },
   };
   declarations.onDeclaredName = collectMainFileNames;
@@ -430,6 +443,7 @@ function analyzePrefix(
     parserProblems,
     reads,
     probes,
+    headerMs,
   };
 }
 

@@ -62,10 +62,27 @@ export interface TypedefDef {
 }
 
 /**
- * A declaration as the disk cache keeps it until it is first looked up: its JSON text for a record,
- * enum or typedef, a number or decimal string for an enumerator.
+ * A record whose body has not been read yet: a header's struct is read only when something looks it
+ * up (vmlinux.h defines tens of thousands, a program uses a few dozen). `read()` parses it once and
+ * keeps the result; `text()` is what the disk cache stores: its C source (`struct tag { ... }`)
+ * until it is read, its definition as JSON after.
  */
-export type Encoded = string | number;
+export interface DeferredRecord {
+  readonly deferred: true;
+  read(): RecordDef | undefined;
+  text(): string;
+}
+
+export function isDeferred(value: unknown): value is DeferredRecord {
+  return typeof value === 'object' && value !== null && (value as { deferred?: unknown }).deferred === true;
+}
+
+/**
+ * A declaration as the disk cache keeps it until it is first looked up: its JSON text for a record,
+ * enum or typedef (or a record's C source, see DeferredRecord), a number or decimal string for an
+ * enumerator; or a record not read yet.
+ */
+export type Encoded = string | number | DeferredRecord;
 
 /**
  * What a header (or a main file) declares, in the order it declared it. This is what the header
@@ -73,7 +90,7 @@ export type Encoded = string | number;
  * disk cache may still be encoded (see Encoded).
  */
 export interface Declarations {
-  records: [string, RecordDef | string][];
+  records: [string, RecordDef | string | DeferredRecord][];
   enums: [string, EnumDef | string][];
   typedefs: [string, TypedefDef | string][];
   /** Enumerators; values beyond ±2^53 are kept as decimal strings so they survive JSON. */
@@ -109,8 +126,8 @@ export class LayeredMap<K, V> implements ReadonlyMap<K, V> {
   get(key: K): V | undefined {
     const value = this.own.get(key);
     if (value === undefined) return this.base?.get(key);
-    if (typeof value === this.decodedType) return value as V;
-    const decoded = this.decode(value as Encoded);
+    if (typeof value === this.decodedType && !isDeferred(value)) return value as V;
+    const decoded = isDeferred(value) ? (value.read() as V | undefined) : this.decode(value as Encoded);
     // A cache file damaged after it was written reads as a declaration that is not there.
     if (decoded === undefined) return undefined;
     this.own.set(key, decoded);
@@ -163,11 +180,14 @@ function decodeJson<V>(encoded: Encoded): V | undefined {
 
 function decodeBigInt(encoded: Encoded): bigint | undefined {
   try {
-    return BigInt(encoded);
+    return typeof encoded === 'object' ? undefined : BigInt(encoded);
   } catch {
     return undefined;
   }
 }
+
+const MIN_SAFE_BIGINT = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /**
  * Every name in scope for types: struct/union/enum tags, typedef names and enumerators. A function
@@ -186,11 +206,23 @@ export class TypeEnvironment {
    */
   readonly recorders: Declarations[] = [];
 
+  /**
+   * Reads a record from its C source (a DeferredRecord's text, as the disk cache stores it): set by
+   * the DeclarationParser of this scope, which knows its typedefs and constants.
+   */
+  recordReader?: (text: string) => RecordDef | undefined;
+
   constructor(readonly parent?: TypeEnvironment, readonly base?: TypeEnvironment) {
-    this.records = new LayeredMap(base?.records, 'object', decodeJson<RecordDef>);
+    this.records = new LayeredMap(base?.records, 'object', (encoded) => this.decodeRecord(encoded));
     this.enums = new LayeredMap(base?.enums, 'object', decodeJson<EnumDef>);
     this.typedefs = new LayeredMap(base?.typedefs, 'object', decodeJson<TypedefDef>);
     this.constants = new LayeredMap(base?.constants, 'bigint', decodeBigInt);
+  }
+
+  /** A record as the disk cache stores it: JSON, or C source read by recordReader. */
+  private decodeRecord(encoded: Encoded): RecordDef | undefined {
+    if (typeof encoded !== 'string') return undefined;
+    return encoded.startsWith('{') ? decodeJson<RecordDef>(encoded) : this.recordReader?.(encoded);
   }
 
   record(tag: string): RecordDef | undefined {
@@ -213,8 +245,8 @@ export class TypeEnvironment {
     return this.typedefs.has(name) || (this.parent?.isTypedefName(name) ?? false);
   }
 
-  /** `def` may be encoded (JSON text from the disk cache). */
-  defineRecord(tag: string, def: RecordDef | string): void {
+  /** `def` may be encoded (JSON or C text from the disk cache) or not read yet. */
+  defineRecord(tag: string, def: RecordDef | string | DeferredRecord): void {
     this.records.set(tag, def);
     for (const recorder of this.recorders) recorder.records.push([tag, def]);
   }
@@ -232,7 +264,7 @@ export class TypeEnvironment {
   defineConstant(name: string, value: bigint): void {
     this.constants.set(name, value);
     if (this.recorders.length === 0) return;
-    const safe = value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER);
+    const safe = value >= MIN_SAFE_BIGINT && value <= MAX_SAFE_BIGINT;
     const stored = safe ? Number(value) : value.toString();
     for (const recorder of this.recorders) recorder.constants.push([name, stored]);
   }
