@@ -14,7 +14,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 
 import { runningKernelProfile } from '../../server/src/probe/runningKernel';
 import { analyzeObject } from '../../server/src/object/analyzeObject';
@@ -196,8 +196,14 @@ export async function measureOnRunningKernel(
   if (!availability.available) return { reason: availability.reason ?? 'the kernel verifier is not available' };
   const { profile } = runningKernelProfile({ probe: 'now' });
   if (!profile.probed) return { reason: profile.unprobed?.join('; ') ?? 'the running kernel could not be probed' };
-  const kept = join(dirname(corpus.manifest), `kernel-${runningKernelBuildId()}-${basename(probeBinary().path ?? 'probe')}.json`);
-  if (existsSync(kept)) return { run: { ...(JSON.parse(readFileSync(kept, 'utf8')) as KernelRun), profile } };
+  // Objects are kept relative to the manifest's folder: the same cache may be reached through another
+  // checkout's path (a worktree's .cache linked to a shared one), and the answers must still be found.
+  const folder = dirname(corpus.manifest);
+  const kept = join(folder, `kernel-${runningKernelBuildId()}-${basename(probeBinary().path ?? 'probe')}.v2.json`);
+  if (existsSync(kept)) {
+    const stored = JSON.parse(readFileSync(kept, 'utf8')) as KernelRun;
+    return { run: { ...stored, results: stored.results.map((result) => ({ ...result, object: join(folder, result.object) })), profile } };
+  }
   const tasks = corpus.objects.flatMap((object) => listPrograms(object.object).map((program) => ({ object, ...program })));
   const results: KernelResult[] = [];
   let next = 0;
@@ -221,7 +227,7 @@ export async function measureOnRunningKernel(
   };
   await Promise.all([worker(), worker()]);
   const run: KernelRun = { kernel: release(), profile, results };
-  writeFileSync(`${kept}.${process.pid}`, JSON.stringify(run));
+  writeFileSync(`${kept}.${process.pid}`, JSON.stringify({ ...run, results: results.map((result) => ({ ...result, object: relative(folder, result.object) })) }));
   renameSync(`${kept}.${process.pid}`, kept);
   return { run };
 }
