@@ -24,6 +24,11 @@
 #     the object analyzer is held to the kernel on them, the source estimate is not.
 #   systemd (source package): src/**/*.bpf.c, with systemd's meson flags (-D__x86_64__).
 #   suricata (source package): ebpf/*.c, the programs its Makefile.am lists, with its include/.
+#   bpftune (upstream tarball of the source package, whose .dsc the archive does not serve): every
+#     tuner three times, as its Makefile builds them (plain, -DBPFTUNE_LEGACY, -DBPFTUNE_NOBTF), with
+#     its own vmlinux_x86_64.h and libbpf-dev's headers.
+#   golang-github-cilium-ebpf (upstream tarball, as bpftune): cilium/ebpf's examples and test
+#     programs, every C file of it, with its examples/headers.
 # Each .deb or source package comes through scripts/debian-fetch.sh (private apt state in
 # .cache/debian; the system's sources are never touched), and only the folders above are used.
 #
@@ -59,7 +64,8 @@ BTF=${VMLINUX_BTF:-/sys/kernel/btf/vmlinux}
 JOBS=${JOBS:-$(nproc)}
 
 # NAME=VERSION kind: "deb" is a binary package holding the kernel tree as a tarball, "src" a source
-# package, "skeletons" a binary package whose executables carry their BPF objects.
+# package, "orig" only a source package's upstream tarball, "skeletons" a binary package whose
+# executables carry their BPF objects.
 PACKAGES=(
   "linux-source-6.12=6.12.107-1 deb"
   "linux-source-6.1=6.1.176-1 deb"
@@ -68,6 +74,8 @@ PACKAGES=(
   "libbpf-tools=0.31.0+ds-7 skeletons"
   "systemd=257.13-1~deb13u1 src"
   "suricata=1:7.0.10-1+deb13u4 src"
+  "bpftune=0.0~git20250314.8fd59cc-1 orig"
+  "golang-github-cilium-ebpf=0.11.0-2 orig"
 )
 
 say() { echo "corpus: $*" >&2; }
@@ -196,6 +204,19 @@ jobs_of() {
         echo "$name|$version|$folder/ebpf/$target.c|$out/ebpf/$target.o|$folder/ebpf:$folder/ebpf/include|-D__KERNEL__ -D__ASM_SYSREG_H"
       done
       ;;
+    bpftune)
+      find "$folder" -name '*.bpf.c' | sort | while read -r source; do
+        local variant includes="$(dirname "$source"):$folder/include:/usr/include:$folder/include/uapi"
+        for variant in "" LEGACY NOBTF; do
+          echo "$name|$version|$source|$out/${source#"$folder/"}${variant:+.${variant,,}}|$includes|${variant:+-DBPFTUNE_$variant}"
+        done
+      done | sed -E 's/\.bpf\.c(\.[a-z]+)\|/.bpf\1.o|/'
+      ;;
+    golang-github-cilium-ebpf)
+      find "$folder" -name '*.c' | sort | while read -r source; do
+        echo "$name|$version|$source|$out/${source#"$folder/"}|$(dirname "$source"):$folder/examples/headers|"
+      done
+      ;;
   esac
 }
 
@@ -308,8 +329,8 @@ for entry in "${PACKAGES[@]}"; do
   case "$kind" in
     deb) deb=$(bash scripts/debian-fetch.sh "$spec") || die "cannot fetch $spec"; folder=$(extract_kernel_tree "$name" "$version" "$deb") ;;
     skeletons) deb=$(bash scripts/debian-fetch.sh "$spec") || die "cannot fetch $spec"; folder=$(extract_executables "$name" "$version" "$deb") ;;
-    src)
-      folder=$(bash scripts/debian-fetch.sh --source "$spec") || die "cannot fetch the source of $spec"
+    src|orig)
+      folder=$(bash scripts/debian-fetch.sh "--${kind/src/source}" "$spec") || die "cannot fetch the source of $spec"
       folder=$(cd "$folder" && pwd -P)
       # PCP vendors libbpf with bpftool; its headers, as <bpf/...>, are what bcc's tools include.
       if [ "$name" = pcp ] && [ ! -d "$folder/.libbpf-include" ]; then libbpf_include "$folder" "$folder/vendor/github.com/libbpf/bpftool/libbpf/src"; fi
