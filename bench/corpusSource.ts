@@ -3,9 +3,9 @@
  * run: `clang-19 -fsyntax-only` (parsing and type-checking only) and the full compile the corpus
  * records (`-O2 -g --target=bpf -c`).
  *
- * The input is found by one rule: among the sources that a compile_commands.json under .cache/corpus
- * names (scripts/selftests-corpus.sh builds the Linux selftests there) and that include "vmlinux.h",
- * the largest in bytes (ties: the first path). Without a corpus the bench fails and says how to build one.
+ * The input is found by one rule: among the sources that the real-world corpus's compile_commands.json
+ * names (scripts/corpus.sh builds it under .cache/corpus) and that include "vmlinux.h", the largest
+ * in bytes (ties: the first path). Without a corpus the bench fails and says how to build one.
  *
  * Figures:
  *   - cold: a new node process with an empty header-index cache, from its start (node's own clock) to the end of its
@@ -19,17 +19,17 @@
  * load (two cores under a load of 12 made -fsyntax-only take 2.3 s instead of 0.35 s). Nothing asserts.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { parseKernelProfiles } from '../server/src/rules/kernelProfile';
 import { EstimateSession, estimateSource } from '../server/src/source/estimateSource';
 import { HeaderIndex } from '../server/src/source/headerIndex';
 import { type CompileDatabase, loadCompileDatabase, unitOptionsFor } from '../server/src/source/unitOptions';
 import { compileArgumentsFor } from '../server/src/source/compileCommands';
+import { corpusCompileDatabase } from './estimateAccuracy';
 
 const root = resolve(__dirname, '..', '..');
-const corpusRoot = join(root, '.cache', 'corpus');
 const work = join(root, '.cache', 'bench');
 
 const TARGET_COLD_MS = 1000;
@@ -47,20 +47,17 @@ export interface CorpusSource {
 
 /** The bench's input by its rule (see the header comment); undefined when no corpus is built. */
 export function largestCorpusSource(): CorpusSource | undefined {
-  if (!existsSync(corpusRoot)) return undefined;
+  const databasePath = corpusCompileDatabase();
+  if (databasePath === undefined) return undefined;
+  const database = loadCompileDatabase(databasePath, [dirname(databasePath)]);
   let best: CorpusSource | undefined;
-  for (const name of readdirSync(corpusRoot).sort()) {
-    const databasePath = join(corpusRoot, name, 'compile_commands.json');
-    if (!existsSync(databasePath)) continue;
-    const database = loadCompileDatabase(databasePath, [join(corpusRoot, name)]);
-    for (const entry of database?.entries ?? []) {
-      if (typeof entry.file !== 'string' || !existsSync(entry.file)) continue;
-      const bytes = statSync(entry.file).size;
-      if (best && bytes <= best.bytes) continue;
-      if (!/#\s*include\s*[<"]vmlinux\.h[">]/.test(readFileSync(entry.file, 'utf8'))) continue;
-      const command = compileArgumentsFor(database!.entries!, entry.file, join(corpusRoot, name));
-      if (command) best = { file: entry.file, bytes, database: database!, argv: command.argv, directory: command.directory };
-    }
+  for (const entry of database?.entries ?? []) {
+    if (typeof entry.file !== 'string' || !existsSync(entry.file)) continue;
+    const bytes = statSync(entry.file).size;
+    if (best && bytes <= best.bytes) continue;
+    if (!/#\s*include\s*[<"]vmlinux\.h[">]/.test(readFileSync(entry.file, 'utf8'))) continue;
+    const command = compileArgumentsFor(database!.entries!, entry.file, dirname(databasePath));
+    if (command) best = { file: entry.file, bytes, database: database!, argv: command.argv, directory: command.directory };
   }
   return best;
 }
@@ -200,8 +197,8 @@ export function corpusSourceBench(): string[] {
   const source = largestCorpusSource();
   if (!source) {
     throw new Error(
-      `no corpus: the source bench estimates the largest source of .cache/corpus that includes vmlinux.h, and ${corpusRoot} has no compile_commands.json naming one. ` +
-        'Build it with: bash scripts/selftests-corpus.sh 6.12',
+      'no corpus: the source bench estimates the largest source of the real-world corpus that includes vmlinux.h, and .cache/corpus has no compile_commands.json naming one. ' +
+        'Build it with: bash scripts/corpus.sh',
     );
   }
   const out: string[] = [];

@@ -1,18 +1,20 @@
 /**
  * How the source estimate compares with the compiled objects of a corpus the project never saw
- * (scripts/selftests-corpus.sh: the Linux selftests of a Debian kernel source, built into
- * .cache/corpus): every program of every object, the object analyzer's "stack depth" line (exact
- * against the verifier on such code) against the estimate of the program's C source with the flags
- * it was compiled with.
+ * (scripts/corpus.sh: the real-world corpus of Debian's packages, built into .cache/corpus): every
+ * program of every object built from C, the object analyzer's "stack depth" line (exact against the
+ * verifier on such code) against the estimate of the program's C source with the flags it was
+ * compiled with, tallied per package and in all.
  *
- *   node out/bench/estimateAccuracy.js [CORPUS_DIR...] [--list] [--json FILE]
+ *   node out/bench/estimateAccuracy.js [COMPILE_COMMANDS_JSON] [--list] [--json FILE]
+ *
+ * Without an argument: the compile_commands.json of the corpus scripts/corpus.sh built last.
  *
  * Per program: exact (same line), in the 16-byte bucket (every frame rounded up to 16 the same, as
  * the JIT-era check rounds them), else under or over by the sum of the line's frames; and whether
  * the estimate's range (its upper bound, when it gives one) holds the compiled number. Nothing asserts.
  */
-import { readFileSync, readdirSync, existsSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync, readdirSync, existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { analyzeObject } from '../server/src/object/analyzeObject';
 import { parseKernelProfiles } from '../server/src/rules/kernelProfile';
 import { EstimateSession, estimateSource } from '../server/src/source/estimateSource';
@@ -24,6 +26,8 @@ const root = resolve(__dirname, '..', '..');
 export type Outcome = 'exact' | 'bucket' | 'under' | 'over' | 'missing';
 
 export interface ProgramComparison {
+  /** The Debian package the object was built from (the manifest beside the compile database says). */
+  package: string;
   object: string;
   program: string;
   compiled: string;
@@ -51,18 +55,37 @@ export function classify(compiled: string, estimated: string | undefined): Outco
   return sum(b) < sum(a) ? 'under' : sum(b) > sum(a) ? 'over' : 'bucket';
 }
 
-/** The corpora built under .cache/corpus: every folder with a compile_commands.json. */
-export function corpusDirectories(): string[] {
-  const base = join(root, '.cache', 'corpus');
-  if (!existsSync(base)) return [];
-  return readdirSync(base)
-    .map((name) => join(base, name))
-    .filter((dir) => existsSync(join(dir, 'compile_commands.json')));
+/**
+ * The compile database of the corpus scripts/corpus.sh built last (it writes one beside each
+ * manifest, .cache/corpus/build/corpus-HASH/); undefined when it has built none.
+ */
+export function corpusCompileDatabase(): string | undefined {
+  const build = join(root, '.cache', 'corpus', 'build');
+  if (!existsSync(build)) return undefined;
+  const databases = readdirSync(build)
+    .filter((name) => name.startsWith('corpus-'))
+    .map((name) => join(build, name, 'compile_commands.json'))
+    .filter((path) => existsSync(path));
+  return databases.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
 }
 
-export async function measureCorpus(directory: string, onProgram?: (comparison: ProgramComparison) => void): Promise<ProgramComparison[]> {
-  const database = loadCompileDatabase(join(directory, 'compile_commands.json'), [directory]);
+/** Object path -> package, from the manifest (objects.tsv) beside a corpus compile database. */
+function packagesOf(databasePath: string): Map<string, string> {
+  const manifest = join(dirname(databasePath), 'objects.tsv');
+  const packages = new Map<string, string>();
+  if (!existsSync(manifest)) return packages;
+  for (const line of readFileSync(manifest, 'utf8').split('\n')) {
+    const [, name, version, , object] = line.split('\t');
+    if (object) packages.set(object, `${name} ${version}`);
+  }
+  return packages;
+}
+
+export async function measureCorpus(databasePath: string, onProgram?: (comparison: ProgramComparison) => void): Promise<ProgramComparison[]> {
+  const directory = dirname(databasePath);
+  const database = loadCompileDatabase(databasePath, [directory]);
   const entries = (database?.entries ?? []) as { file: string; arguments: string[] }[];
+  const packages = packagesOf(databasePath);
   const { profiles } = parseKernelProfiles(['6.18'], true);
   const cache = new FrameEstimateCache();
   const results: ProgramComparison[] = [];
@@ -81,7 +104,8 @@ export async function measureCorpus(directory: string, onProgram?: (comparison: 
     for (const program of object.programs) {
       const ours = estimate.programs.find((candidate) => candidate.name === program.name);
       const comparison: ProgramComparison = {
-        object: objectPath.slice(directory.length + 1),
+        package: packages.get(objectPath) ?? '?',
+        object: objectPath,
         program: program.name,
         compiled: program.stackDepths,
         estimated: ours?.stackDepths,
@@ -113,24 +137,24 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const jsonAt = args.indexOf('--json');
   const jsonFile = jsonAt >= 0 ? args[jsonAt + 1] : undefined;
-  const given = args.filter((arg, index) => !arg.startsWith('--') && (jsonAt < 0 || index !== jsonAt + 1));
-  const directories = given.length > 0 ? given.map((dir) => resolve(dir)) : corpusDirectories();
-  if (directories.length === 0) {
-    console.error('estimateAccuracy: no corpus under .cache/corpus; build one with: bash scripts/selftests-corpus.sh 6.12');
+  const given = args.find((arg, index) => !arg.startsWith('--') && (jsonAt < 0 || index !== jsonAt + 1));
+  const databasePath = given !== undefined ? resolve(given) : corpusCompileDatabase();
+  if (databasePath === undefined) {
+    console.error('estimateAccuracy: no corpus under .cache/corpus; build it with: bash scripts/corpus.sh');
     process.exitCode = 2;
     return;
   }
-  const all: ProgramComparison[] = [];
-  for (const directory of directories) {
-    const results = await measureCorpus(directory);
-    all.push(...results);
+  const all = await measureCorpus(databasePath);
+  const line = (label: string, results: ProgramComparison[]) => {
     const counts = tally(results);
-    console.log(
-      `${directory}: ${counts.programs} programs: exact ${counts.exact}, in the 16-byte bucket ${counts.bucket}, under ${counts.under}, over ${counts.over}, not found ${counts.missing}; ` +
-        `compiled number inside the estimate's range ${counts.inRange}, under and outside the range ${counts.underOutOfRange}`,
+    return (
+      `${label}: ${counts.programs} programs: exact ${counts.exact}, in the 16-byte bucket ${counts.bucket}, under ${counts.under}, over ${counts.over}, not found ${counts.missing}; ` +
+      `compiled number inside the estimate's range ${counts.inRange}, under and outside the range ${counts.underOutOfRange}`
     );
-    if (args.includes('--list')) for (const result of results) if (result.outcome !== 'exact') console.log(`  ${result.outcome.padEnd(7)} ${result.object}:${result.program} compiled ${result.compiled} estimated ${result.estimated ?? '-'}${result.estimatedUpTo ? ` up to ${result.estimatedUpTo}` : ''}`);
-  }
+  };
+  for (const name of [...new Set(all.map((result) => result.package))]) console.log(line(name, all.filter((result) => result.package === name)));
+  console.log(line(`all of ${databasePath}`, all));
+  if (args.includes('--list')) for (const result of all) if (result.outcome !== 'exact') console.log(`  ${result.outcome.padEnd(7)} ${result.object}:${result.program} compiled ${result.compiled} estimated ${result.estimated ?? '-'}${result.estimatedUpTo ? ` up to ${result.estimatedUpTo}` : ''}`);
   if (jsonFile) writeFileSync(jsonFile, JSON.stringify(all, null, 1));
 }
 

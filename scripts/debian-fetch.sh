@@ -5,10 +5,12 @@
 #
 #   bash scripts/debian-fetch.sh NAME[=VERSION]...  # binary packages: prints each .deb's path
 #   bash scripts/debian-fetch.sh --source NAME...   # source packages: prints each unpacked folder
+#   bash scripts/debian-fetch.sh --orig NAME...     # only a source package's upstream tarball (.orig), unpacked:
+#                                                   # for packages whose .dsc the archive does not serve
 #   bash scripts/debian-fetch.sh --version NAME     # prints the version apt would fetch
 #
 # The cache is $BPF_STACK_LENS_DEBIAN_DIR (default .cache/debian): apt/ holds the private state,
-# debs/ the binary packages, src/NAME_VERSION/ the unpacked source packages. A package already in
+# debs/ the binary packages, src/NAME_VERSION/ the unpacked source packages (and upstream tarballs). A package already in
 # debs/ is not downloaded again. The package lists are refreshed when older than a day.
 # The mirror is the one the system's own apt configuration names (deb.debian.org if none).
 # Exits 1 with one line naming the package when a package cannot be fetched.
@@ -26,8 +28,9 @@ die() { say "$*"; exit 1; }
 mode=binary
 case "${1:-}" in
   --source) mode=source; shift ;;
+  --orig) mode=orig; shift ;;
   --version) mode=version; shift ;;
-  -h|--help|'') sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ] && exit 0; exit 2 ;;
+  -h|--help|'') sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ] && exit 0; exit 2 ;;
 esac
 
 command -v apt-get >/dev/null || die "apt-get is not available: this needs a Debian-based system"
@@ -116,6 +119,26 @@ for spec in "$@"; do
           || { tail -n 5 "$APT_DIR/source.log" >&2; die "could not download the source of $name $version"; }
         dpkg-source --no-check -x "$folder.download"/*.dsc "$folder" >/dev/null \
           || die "could not unpack the source of $name $version"
+        rm -rf "$folder.download"
+        touch "$folder/.unpacked"
+      fi
+      echo "$folder"
+      ;;
+    orig)
+      # apt-get source --print-uris lists the files with the hashes of the signed Sources index;
+      # apt's own downloader checks the tarball against it.
+      version=$(source_candidate "$spec")
+      [ -n "$version" ] || die "no source package named $name in ${SUITES[*]}"
+      folder=$CACHE/src/${name}_${version//:/%3a}
+      if [ ! -f "$folder/.unpacked" ]; then
+        read -r uri file _ hash < <(apt-get "${APT_OPTIONS[@]}" source --print-uris -qq "$name=$version" 2>/dev/null | grep -m1 -E "\.orig\.tar\.[a-z0-9]+ " | tr -d "'") \
+          || die "no upstream tarball listed for the source of $name $version"
+        say "downloading the upstream tarball of $name $version"
+        rm -rf "$folder" "$folder.download"
+        mkdir -p "$folder.download" "$folder"
+        /usr/lib/apt/apt-helper "${APT_OPTIONS[@]}" download-file "$uri" "$folder.download/$file" "$hash" >"$APT_DIR/source.log" 2>&1 \
+          || { tail -n 5 "$APT_DIR/source.log" >&2; die "could not download the upstream tarball of $name $version"; }
+        tar -xf "$folder.download/$file" -C "$folder" --strip-components=1 || die "could not unpack the upstream tarball of $name $version"
         rm -rf "$folder.download"
         touch "$folder/.unpacked"
       fi

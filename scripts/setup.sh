@@ -6,8 +6,8 @@
 #     the editors the tests drive (Chromium for code-server, Neovim, Emacs with eglot);
 #   - the npm packages exactly as package-lock.json pins them (`npm ci` also builds the TypeScript);
 #   - code-server, Node 24 and playwright-core in .cache/editors/ (scripts/editors.sh, once).
-# The real-world corpus (Debian's kernel trees and xdp-tools, scripts/corpus.sh, about ten minutes
-# the first time) is fetched and built by the tests that use it, so the main job does not wait for it.
+# The real-world corpus (Debian's kernel trees, xdp-tools, pcp's copy of bcc's libbpf-tools, libbpf-tools,
+# systemd and suricata: scripts/corpus.sh, about a quarter of an hour the first time) is fetched and built by the tests that use it, so the main job does not wait for it.
 # Needs node 20 or later and npm on PATH, and root (or sudo) only when a Debian package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

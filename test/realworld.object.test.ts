@@ -16,16 +16,17 @@ import { test } from 'node:test';
 
 import { runningKernelProfile } from '../server/src/probe/runningKernel';
 import { analyzeObject } from '../server/src/object/analyzeObject';
-import { kernelVerifierAvailable, verifyProgram } from './support/kernel';
+import { kernelVerifierAvailable, repositoryRoot, verifyProgram } from './support/kernel';
 import { type KernelResult, buildRealWorldCorpus, compareObjectAnalyzer, compareWithKernel, measureOnRunningKernel } from './support/realworld';
 import { skipOrFail } from './support/unavailable';
 
 /**
  * What the corpus must at least hold, so that a package that stops building or a kernel that
- * stops loading half of it fails here rather than shrinking the test: the C files clang builds,
- * and the programs whose stack the running kernel judges (474 is what the committed corpus had).
+ * stops loading half of it fails here rather than shrinking the test: the objects clang builds
+ * (1456) and those cut out of libbpf-tools' executables (57), and the programs whose stack the
+ * running kernel judges (2745 of 5292 on 6.18.44; 474 is what the committed corpus had).
  */
-const FLOORS = { objects: 1300, judged: 474 };
+const FLOORS = { objects: 1513, judged: 2745 };
 
 const FASTCALL = 'bpf_fastcall: the 6.12 verifier drops the spills and fills around a fastcall helper call, and the stack they used';
 const VAR_OFF = 'a stack write at a variable offset: the verifier counts the range it may reach, check counts less';
@@ -33,7 +34,8 @@ const BELOW_FRAME = 'an access below the 512-byte frame: the verifier refuses th
 /**
  * Programs (by their source's path in its package, and name) whose line or verdict is known to
  * differ from the kernel's, with why; found when the corpus grew from 235 copied files to the
- * packages' 1331. The test fails when one more appears, and when one of them starts to agree, so
+ * packages' 1331, and then to 1513 objects with bcc's libbpf-tools, systemd, suricata, bpftune and
+ * cilium/ebpf. The test fails when one more appears, and when one of them starts to agree, so
  * that this list only ever says what is still true.
  */
 const KNOWN_DIFFERENCES = new Map<string, string>([
@@ -56,6 +58,9 @@ const KNOWN_DIFFERENCES = new Map<string, string>([
   ['tools/testing/selftests/bpf/progs/verifier_raw_stack.c:load_bytes_invalid_access_1', BELOW_FRAME],
   ['lib/libxdp/tests/xdp_dispatcher_v1.c:xdp_dispatcher', 'the dispatcher\'s freplace slots: check prints one the verifier does not (not yet analysed)'],
   ['lib/libxdp/tests/xdp_dispatcher_v2.c:xdp_dispatcher', 'the dispatcher\'s freplace slots: check prints one the verifier does not (not yet analysed)'],
+  ...['vendor/github.com/iovisor/bcc/libbpf-tools/tcprtt.bpf.c:tcp_rcv_kprobe', 'usr/sbin/tcprtt-libbpf:tcp_rcv_kprobe'].map(
+    (key) => [key, 'bcc\'s tcprtt: check prints one subprogram more than the verifier, and at -O1 a main frame 8 bytes deeper (not yet analysed)'] as const,
+  ),
 ]);
 
 test('the corpus builds from its Debian packages', async (t) => {
@@ -64,10 +69,9 @@ test('the corpus builds from its Debian packages', async (t) => {
   const packages = corpus.packages.map((entry) => `${entry.name} ${entry.version}`);
   t.diagnostic(`${corpus.objects.length} objects built, ${corpus.failures.length} C files failed, from ${packages.join(', ')}`);
   for (const failure of corpus.failures) t.diagnostic(`  did not build: ${failure.package} ${failure.source}: ${failure.error}`);
-  assert.deepEqual(corpus.packages.map((entry) => entry.name), ['linux-source-6.12', 'linux-source-6.1', 'xdp-tools']);
-  for (const name of ['linux-source-6.12', 'linux-source-6.1', 'xdp-tools']) {
-    assert.ok(corpus.objects.some((object) => object.package === name), `no object of ${name} built`);
-  }
+  const listed = spawnSync('bash', [join(repositoryRoot(), 'scripts', 'corpus.sh'), '--packages'], { encoding: 'utf8' }).stdout.trim().split('\n').map((line) => line.split(' ')[0]);
+  assert.deepEqual(corpus.packages.map((entry) => entry.name), listed);
+  for (const name of listed) assert.ok(corpus.objects.some((object) => object.package === name), `no object of ${name} built`);
   assert.ok(corpus.objects.length >= FLOORS.objects, `${corpus.objects.length} objects, floor ${FLOORS.objects}`);
 });
 
@@ -100,7 +104,7 @@ test('check agrees with the kernel on the same sources built with -O1, -mcpu=v1 
   const availability = kernelVerifierAvailable();
   if (!availability.available) return skipOrFail(t, availability.reason ?? 'the kernel verifier is not available');
   const { profile } = runningKernelProfile({ probe: 'now' });
-  const sample = corpus.objects.filter((_, index) => index % 60 === 0);
+  const sample = corpus.objects.filter((object) => !object.extracted).filter((_, index) => index % 60 === 0);
   const out = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-variants-'));
   const disagreements: string[] = [];
   let compared = 0;
@@ -123,7 +127,8 @@ test('check agrees with the kernel on the same sources built with -O1, -mcpu=v1 
         const comparison = compareWithKernel(result, ours, 'check');
         if (!comparison.compared) continue;
         compared++;
-        if (!comparison.lineAgrees || !comparison.verdictAgrees) disagreements.push(comparison.description);
+        // A program that differs when built the corpus's way is listed above with why; it differs here too.
+        if ((!comparison.lineAgrees || !comparison.verdictAgrees) && !KNOWN_DIFFERENCES.has(`${source.relativeSource}:${ours.name}`)) disagreements.push(comparison.description);
       }
     }
   }

@@ -1,6 +1,7 @@
 /**
  * The real-world corpus: BPF programs we did not write (kernel selftests, samples and tools/bpf from
- * two Debian kernel trees, xdp-tools), fetched from Debian's packages and built with clang-19 by
+ * two Debian kernel trees, xdp-tools, bcc's libbpf-tools as PCP vendors them and as Debian built
+ * them, systemd, suricata), fetched from Debian's packages and built with clang-19 by
  * scripts/corpus.sh into the git-ignored .cache/corpus. Nothing of theirs is committed, not even
  * what a verifier said of them: a kernel's answers are measured live (measureOnRunningKernel) as a
  * list of KernelResults, and compareObjectAnalyzer / compareEstimator hold our analyzers to any such
@@ -12,9 +13,9 @@
  * not about the stack; they stay to prove the analyzers never claim a stack violation there.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { release } from 'node:os';
-import { basename, dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 
 import { runningKernelProfile } from '../../server/src/probe/runningKernel';
 import { analyzeObject } from '../../server/src/object/analyzeObject';
@@ -30,12 +31,20 @@ import { kernelVerifierAvailable, probeBinary, repositoryRoot, verifyProgramAsyn
 export interface CorpusObject {
   package: string;
   version: string;
+  /** The C source; for an extracted object, the executable it was cut out of. */
   source: string;
   /** The source's path inside its package, e.g. "tools/testing/selftests/bpf/progs/exceptions.c". */
   relativeSource: string;
   object: string;
+  /**
+   * Cut out of a binary package's executable (a libbpf skeleton), as its distribution built it:
+   * there is no C source to estimate, nor flags to build it again with.
+   */
+  extracted: boolean;
   includeDirs: string[];
   defines: Record<string, string>;
+  /** The package's build in the cache (.cache/corpus/build/NAME_VERSION/KEY), which its kernel answers are kept beside. */
+  packageKey: string;
 }
 
 export interface RealWorldCorpus {
@@ -76,20 +85,23 @@ export function readManifest(manifest: string): RealWorldCorpus {
   const packages = new Map<string, string>();
   for (const line of readFileSync(manifest, 'utf8').split('\n')) {
     if (line === '') continue;
-    const [status, name, version, source, object, includes, defines, error] = line.split('\t');
+    const [status, name, version, source, object, includes, defines, error, packageKey] = line.split('\t');
     packages.set(name, version);
-    if (status !== 'built') {
+    if (status !== 'built' && status !== 'extracted') {
       corpus.failures.push({ package: `${name} ${version}`, source, error });
       continue;
     }
-    const relativeSource = source.slice(source.indexOf(`/${name}_${version}/`) + name.length + version.length + 3);
+    // The package's folder is NAME_VERSION, an epoch's colon written as %3a (as apt names files).
+    const folder = `/${name}_${version.replace(':', '%3a')}/`;
+    const relativeSource = source.slice(source.indexOf(folder) + folder.length);
     const defined: Record<string, string> = { __TARGET_ARCH_x86: '1' };
     for (const flag of defines.split(' ').filter(Boolean)) {
       const [macro, value] = flag.replace(/^-D/, '').split('=');
       defined[macro] = value ?? '1';
     }
     // clang's -idirafter: the multiarch folder after everything else.
-    corpus.objects.push({ package: name, version, source, relativeSource, object, includeDirs: [...includes.split(':'), '/usr/include/x86_64-linux-gnu'], defines: defined });
+    const includeDirs = [...includes.split(':').filter(Boolean), '/usr/include/x86_64-linux-gnu'];
+    corpus.objects.push({ package: name, version, source, relativeSource, object, extracted: status === 'extracted', includeDirs, defines: defined, packageKey });
   }
   corpus.packages = [...packages].map(([name, version]) => ({ name, version }));
   return corpus;
@@ -183,10 +195,13 @@ export function listPrograms(object: string): { name: string; section: string }[
 /**
  * Loads every program of the corpus into the running kernel and returns what its verifier said,
  * with the profile `check` without --kernel uses (the running kernel, probed by build-id); or why
- * bpf() cannot be used here. The answers are kept beside the corpus's manifest (whose folder names
- * the compiler, the BTF and the build script) under the kernel's build-id and the probe's name (a
- * hash of its source): the same kernel build gives the same objects the same verdicts, so the
- * second test file of a run, and a later run on this kernel, use them instead of loading all again.
+ * bpf() cannot be used here. The answers are kept per package, beside its build in the cache
+ * (PACKAGE_KEY.kernel-BUILDID-PROBE.json, the key naming the compiler and the package's jobs), under
+ * the kernel's build-id and the probe's name (a hash of its source): the same kernel build gives
+ * the same objects the same verdicts, so the second test file of a run, and a later run on this
+ * kernel, use them instead of loading all again, and a package added to the corpus is the only one
+ * loaded. A package that scripts/corpus.sh took from its earlier layout (one folder for all
+ * packages) takes its answers from that folder's file of the same name.
  */
 export async function measureOnRunningKernel(
   corpus: RealWorldCorpus,
@@ -196,23 +211,48 @@ export async function measureOnRunningKernel(
   if (!availability.available) return { reason: availability.reason ?? 'the kernel verifier is not available' };
   const { profile } = runningKernelProfile({ probe: 'now' });
   if (!profile.probed) return { reason: profile.unprobed?.join('; ') ?? 'the running kernel could not be probed' };
-  // Objects are kept relative to the manifest's folder: the same cache may be reached through another
-  // checkout's path (a worktree's .cache linked to a shared one), and the answers must still be found.
-  const folder = dirname(corpus.manifest);
-  const kept = join(folder, `kernel-${runningKernelBuildId()}-${basename(probeBinary().path ?? 'probe')}.v2.json`);
-  if (existsSync(kept)) {
-    const stored = JSON.parse(readFileSync(kept, 'utf8')) as KernelRun;
-    return { run: { ...stored, results: stored.results.map((result) => ({ ...result, object: join(folder, result.object) })), profile } };
+  const keptName = `kernel-${runningKernelBuildId()}-${basename(probeBinary().path ?? 'probe')}.json`;
+  const results: KernelResult[] = [];
+  for (const packageKey of new Set(corpus.objects.map((object) => object.packageKey))) {
+    const objects = corpus.objects.filter((object) => object.packageKey === packageKey);
+    const kept = `${packageKey}.${keptName}`;
+    const earlier = join(dirname(realpathSync(packageKey)), keptName);
+    if (!existsSync(kept) && existsSync(earlier)) {
+      // That file answered for every program of the folder's objects (those with none have no line).
+      const paths = new Set(objects.map((object) => object.object));
+      const taken = (JSON.parse(readFileSync(earlier, 'utf8')) as KernelRun).results.filter((result) => paths.has(result.object));
+      if (taken.length > 0) keep(kept, taken);
+    }
+    if (!existsSync(kept)) keep(kept, await loadAll(objects, (done, total) => options.progress?.(results.length + done, results.length + total)));
+    results.push(...readKept(kept));
   }
-  const tasks = corpus.objects.flatMap((object) => listPrograms(object.object).map((program) => ({ object, ...program })));
+  return { run: { kernel: release(), profile, results } };
+}
+
+// Objects are kept relative to the answers' file: the same cache may be reached through another
+// checkout's path (a worktree's .cache linked to a shared one), and the answers must still be found.
+function keep(file: string, results: KernelResult[]): void {
+  const folder = dirname(file);
+  writeFileSync(`${file}.${process.pid}`, JSON.stringify(results.map((result) => ({ ...result, object: relative(folder, result.object) }))));
+  renameSync(`${file}.${process.pid}`, file);
+}
+
+/** What keep() wrote, with the objects' paths made whole again (older files hold absolute ones). */
+function readKept(file: string): KernelResult[] {
+  const folder = dirname(file);
+  return (JSON.parse(readFileSync(file, 'utf8')) as KernelResult[]).map((result) => ({ ...result, object: resolve(folder, result.object) }));
+}
+
+/** Every program of `objects` loaded into the running kernel, two at a time: the probe spends much of its time starting and opening the object. */
+async function loadAll(objects: CorpusObject[], progress: (done: number, total: number) => void): Promise<KernelResult[]> {
+  const tasks = objects.flatMap((object) => listPrograms(object.object).map((program) => ({ object, ...program })));
   const results: KernelResult[] = [];
   let next = 0;
-  // Two loads at a time: the probe spends much of its time starting and opening the object.
   const worker = async () => {
     while (next < tasks.length) {
       const index = next++;
       const { object, name, section } = tasks[index];
-      if (index % 500 === 0) options.progress?.(index, tasks.length);
+      if (index % 500 === 0) progress(index, tasks.length);
       const result: KernelResult = { object: object.object, program: name, section, status: 'error' };
       try {
         const verdict = await verifyProgramAsync(object.object, name, { section: loadedAs(object, name) });
@@ -226,10 +266,7 @@ export async function measureOnRunningKernel(
     }
   };
   await Promise.all([worker(), worker()]);
-  const run: KernelRun = { kernel: release(), profile, results };
-  writeFileSync(`${kept}.${process.pid}`, JSON.stringify({ ...run, results: results.map((result) => ({ ...result, object: relative(folder, result.object) })) }));
-  renameSync(`${kept}.${process.pid}`, kept);
-  return { run };
+  return results;
 }
 
 /** The messages of check_max_stack_depth and of do_check's frame limit: the stack rules. */
@@ -354,10 +391,12 @@ const sumOf = (line: string | undefined) => (line ?? '').split('+').reduce((tota
 
 /**
  * The source estimator (no compiler) on the source of every object of the run, with the include
- * folders and defines clang had, held to the run's answers.
+ * folders and defines clang had, held to the run's answers. Objects extracted from executables have
+ * no source: their programs are left out of the tallies.
  */
-export async function compareEstimator(run: KernelRun, corpus: RealWorldCorpus): Promise<EstimateAgreement> {
+export async function compareEstimator(everything: KernelRun, corpus: RealWorldCorpus): Promise<EstimateAgreement> {
   const byObject = new Map(corpus.objects.map((object) => [object.object, object]));
+  const run = { ...everything, results: everything.results.filter((result) => byObject.get(result.object)?.extracted !== true) };
   // One cache, never written to disk: the test measures the estimator, not a previous run.
   const cache = new FrameEstimateCache();
   const reports = new Map<string, Awaited<ReturnType<typeof estimateSource>>>();
