@@ -18,6 +18,8 @@ import { release } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 
 import { runningKernelProfile } from '../../server/src/probe/runningKernel';
+import { SLEEPABLE_TRACING_ONLY_MESSAGE } from '../../server/src/rules/kernelProfile';
+import { MAY_GOTO_UNKNOWN_MESSAGE } from '../../server/src/rules/stackRules';
 import { analyzeObject } from '../../server/src/object/analyzeObject';
 import { runningKernelBuildId } from '../../server/src/probe/kernelProbe';
 import { kernelStackLines, predictedStackLines } from '../../server/src/lab/verifierLog';
@@ -276,9 +278,29 @@ export function isStackRuleError(message: string | undefined): boolean {
   return message !== undefined && STACK_RULE_ERRORS.some((pattern) => pattern.test(message));
 }
 
-/** Whether the verifier judged the program's stack: accepted, or rejected by a stack rule. */
+/**
+ * The refusals of rule kernel-lacks-feature (stackRules.ts): what an old kernel says of a helper,
+ * an opcode, a callback by address or a sleepable kind it does not have. The analyzer predicts
+ * these too, so a program refused for one of them is compared like one refused by a stack rule.
+ */
+const MISSING_FEATURE_ERRORS = [
+  /^invalid func unknown#\d+$/,
+  new RegExp(`^${MAY_GOTO_UNKNOWN_MESSAGE}$`),
+  /^number of funcs in func_info doesn't match number of subprogs$/,
+  /^unrecognized bpf_ld_imm64 insn$/,
+  new RegExp(`^${SLEEPABLE_TRACING_ONLY_MESSAGE.replace(/[/]/g, '\\/')}$`),
+];
+
+export function isMissingFeatureError(message: string | undefined): boolean {
+  return message !== undefined && MISSING_FEATURE_ERRORS.some((pattern) => pattern.test(message));
+}
+
+/**
+ * Whether the verifier judged what the analyzers model: accepted, or rejected by a stack rule or for
+ * a feature the kernel lacks.
+ */
 export function isCompared(result: KernelResult): boolean {
-  return result.status === 'ok' || (result.status === 'rejected' && isStackRuleError(result.error));
+  return result.status === 'ok' || (result.status === 'rejected' && (isStackRuleError(result.error) || isMissingFeatureError(result.error)));
 }
 
 /** How an analyzer's report of one program compares with what the kernel said. */
@@ -314,7 +336,9 @@ export function compareWithKernel(result: KernelResult, ours: ReportedProgram | 
     verdict === undefined ? 'not reported' : verdict.accepted ? 'accepted' : `"${violation?.message}"`
   }`;
   if (!isCompared(result)) {
-    const claims = result.status === 'rejected' && !isStackRuleError(result.error) && verdict !== undefined && !verdict.accepted;
+    // Only a stack violation claimed there is false: a missing feature the kernel did not reach,
+    // because it stopped earlier for a reason of its own, may still be missing.
+    const claims = result.status === 'rejected' && verdict !== undefined && !verdict.accepted && isStackRuleError(violation?.message);
     return { compared: false, reported: ours !== undefined, lineAgrees: false, falseClaim: claims ? violation?.message : undefined, description };
   }
   const verdictAgrees = verdict === undefined ? undefined : verdict.accepted === kernelAccepted && (kernelAccepted || result.error?.startsWith(violation?.message ?? '\0') === true);
