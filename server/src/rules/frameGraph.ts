@@ -43,6 +43,20 @@ export interface DepthStep {
   byteDepth: number;
 }
 
+/** The steps of the deepest byte from touches in order of `at` (each touch: how deep it reaches). */
+export function deepeningSteps(touches: Iterable<DepthStep>): DepthStep[] {
+  const steps: DepthStep[] = [];
+  let deepest = 0;
+  for (const { at, byteDepth } of touches) {
+    if (byteDepth <= deepest) continue;
+    deepest = byteDepth;
+    const last = steps[steps.length - 1];
+    if (last?.at === at) last.byteDepth = deepest;
+    else steps.push({ at, byteDepth: deepest });
+  }
+  return steps;
+}
+
 export interface FrameNode {
   name: string;
   /** Stack bytes as the verifier records them for the subprogram (before rounding). */
