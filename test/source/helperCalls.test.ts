@@ -44,7 +44,8 @@ SEC("tc") int compiled_out(struct __sk_buff *skb) { if (0) return stamp_now(); r
 SEC("tc") int frozen_out(struct __sk_buff *skb) { if (use_stamp) return stamp_now(); return skb->len; }
 SEC("tc") int reached(struct __sk_buff *skb) { if (skb->len) return stamp_now(); return 0; }
 `;
-  for (const program of ['shadowed', 'compiled_out', 'frozen_out']) assert.equal((await verdictOf('/work/snippet/dead.bpf.c', text, program)).accepted, true, program);
+  for (const program of ['shadowed', 'compiled_out', 'frozen_out'])
+    assert.equal((await verdictOf('/work/snippet/dead.bpf.c', text, program)).accepted, true, program);
   assert.equal((await verdictOf('/work/snippet/dead.bpf.c', text, 'reached')).accepted, false);
 });
 

@@ -14,7 +14,11 @@ export interface FrameCall {
   callee: number;
   kind: CallKind;
   source?: SourceLocation;
-  /** Index of the call (or of the ld_imm64 taking a callback's address) among the caller's instructions; the object side only. */
+  /**
+   * Where the call is in the caller, in the unit its HelperCall.at and DepthStep.at share: the index
+   * of the call (or of the ld_imm64 taking a callback's address) among the instructions on the
+   * object side, a position among the body's events on the source side (SourceCall.position).
+   */
   at?: number;
   /** In code the verifier never reaches: check_max_stack_depth still follows it, do_check does not. */
   deadCode?: boolean;
@@ -26,7 +30,7 @@ export interface HelperCall {
   helper: number;
   /** Its name, where the id is one the analyzer knows ("bpf_trace_vprintk"). */
   name?: string;
-  /** Index of the call among the function's instructions. */
+  /** Index of the call among the function's instructions (the source side: its position, see FrameCall.at). */
   at: number;
   source?: SourceLocation;
   /**
