@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
+import { formatEstimateText } from '../../server/src/ide/estimateText';
 import { estimateSource } from '../../server/src/source/estimateSource';
 
 const K510 = parseKernelProfiles(['5.10.223'], true).profiles;
@@ -85,6 +86,11 @@ SEC("tc") int unguarded(struct __sk_buff *skb) { return stamp_now(); }
       `${program}: ${verdict.assumes.join('; ')}`,
     );
   }
+  const printed = formatEstimateText(await estimateSource('/work/snippet/guard.bpf.c', text, K510));
+  assert.match(
+    printed,
+    /kernel 5\.10\.223: rejected: invalid func unknown#160\n {4}assumes: the call to stamp_now \(helper 160\) at \/work\/snippet\/guard\.bpf\.c:6 is reached: kconfig_guard also tests/,
+  );
   const unguarded = await verdictOf('/work/snippet/guard.bpf.c', text, 'unguarded');
   assert.ok(!unguarded.assumes.some((assumption) => assumption.startsWith('the call to')), unguarded.assumes.join('; '));
 });
