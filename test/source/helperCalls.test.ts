@@ -26,8 +26,11 @@ struct __sk_buff { unsigned int len; };
 test("a helper's id is its declaration's, whatever the name", async () => {
   const text = `${PRELUDE}static long (* const stamp_now)(void) = (void *) 160;
 static long (*old_enough)(void) = (void *) 5;
+enum bpf_func_id { BPF_FUNC_ktime_get_coarse_ns = 160 };
+static long (*coarse_by_enum)(void) = (void *) BPF_FUNC_ktime_get_coarse_ns;
 SEC("tc") int uses_stamp(struct __sk_buff *skb) { return stamp_now() + old_enough(); }
 SEC("tc") int uses_old(struct __sk_buff *skb) { return old_enough(); }
+SEC("tc") int uses_enum(struct __sk_buff *skb) { return coarse_by_enum(); }
 `;
   const stamp = await verdictOf('/work/snippet/ids.bpf.c', text, 'uses_stamp');
   const refusal = stamp.violations.find((violation) => violation.reportedByKernel);
@@ -35,6 +38,9 @@ SEC("tc") int uses_old(struct __sk_buff *skb) { return old_enough(); }
   assert.equal(refusal?.missingFeature?.what, 'stamp_now (helper 160)');
   assert.equal(refusal?.missingFeature?.since, '5.11');
   assert.equal((await verdictOf('/work/snippet/ids.bpf.c', text, 'uses_old')).accepted, true);
+  // Older copies of the header spell the id with linux/bpf.h's enumerator.
+  const byEnum = (await verdictOf('/work/snippet/ids.bpf.c', text, 'uses_enum')).violations.find((violation) => violation.reportedByKernel);
+  assert.equal(byEnum?.message, 'invalid func unknown#160');
 });
 
 test('a local of the same name, or a call clang or the verifier removes, is no helper call', async () => {

@@ -11,7 +11,7 @@
  */
 import { TokenKind } from './lexer';
 import type { Token } from './lexer';
-import { evaluateConstant, parseIntegerLiteral, stringLiteralsSize } from './constExpr';
+import { evaluateConstant, stringLiteralsSize } from './constExpr';
 import type { ConstantContext, ParsedTypeName } from './constExpr';
 import { DEFAULT_ATTRIBUTE_ALIGNMENT, LayoutEngine } from './layout';
 import type { CType, EnumDef, FieldDef, RecordDef, ScalarName, TypeEnvironment } from './types';
@@ -389,22 +389,17 @@ export class DeclarationParser {
 
   /**
    * A file-scope function pointer initialised with `(void *) N`, which is how bpf_helper_defs.h
-   * declares helper N: the environment learns its id, so a call through it is known as helper N
-   * whatever header (or hand-written declaration) the unit took it from.
+   * declares helper N (older copies spell N `BPF_FUNC_map_lookup_elem`, an enumerator of linux/bpf.h):
+   * the environment learns its id, so a call through it is known as helper N whatever header (or
+   * hand-written declaration) the unit took it from.
    */
   private noteHelper(name: string, type: CType, tokens: readonly Token[], start: number, end: number): void {
     const resolved = this.layout.resolve(type);
     if (resolved.k !== 'pointer' || this.layout.resolve(resolved.to).k !== 'function') return;
-    const spelled = tokens.slice(start, end).map((token) => token.text);
-    if (spelled.length !== 5 || spelled[0] !== '(' || spelled[1] !== 'void' || spelled[2] !== '*' || spelled[3] !== ')') return;
-    const literal = tokens[start + 4];
-    if (literal.kind !== TokenKind.Number) return;
-    try {
-      const { value } = parseIntegerLiteral(literal.text);
-      if (value > 0n && value <= BigInt(Number.MAX_SAFE_INTEGER)) this.environment.defineHelper(name, Number(value));
-    } catch {
-      // Not an integer (a float literal): not a helper id.
-    }
+    const cast = tokens.slice(start, start + 4).map((token) => token.text);
+    if (end - start < 5 || cast.join(' ') !== '( void * )') return;
+    const id = evaluateConstant(tokens, start + 4, end, this.constantContext);
+    if ('value' in id && id.value > 0n && id.value <= BigInt(Number.MAX_SAFE_INTEGER)) this.environment.defineHelper(name, Number(id.value));
   }
 
   /** Declaration specifiers: storage class, qualifiers, the type, attributes. */
