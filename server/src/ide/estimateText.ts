@@ -56,6 +56,8 @@ export function formatEstimateText(report: CompiledEstimateReport, options: { al
     for (const verdict of program.verdicts) {
       const reported = verdict.violations.find((violation) => violation.reportedByKernel) ?? verdict.violations[0];
       lines.push(`  kernel ${verdict.kernel}: ${verdict.accepted ? 'accepted' : `rejected: ${reported?.message ?? ''}`}`);
+      // What the verdict takes for granted, as check says it: a refused helper a load-time value may guard.
+      for (const assumption of verdict.assumes ?? []) lines.push(`    assumes: ${assumption}`);
     }
   }
   return `${lines.join('\n')}\n`;

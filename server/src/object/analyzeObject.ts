@@ -4,7 +4,7 @@
  * source, and the verdict of check_max_stack_depth for every kernel profile asked for.
  */
 import type { Problem, SourceLocation } from '../common/problem';
-import type { DepthStep, FrameGraph } from '../rules/frameGraph';
+import { type DepthStep, type FrameGraph, deepeningSteps } from '../rules/frameGraph';
 import { type KernelProfile, ruleSetFor } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
 import {
@@ -23,7 +23,7 @@ import { LDDW_OPCODE, controlsOf, packedOpcode } from './instruction';
 import { helperName } from './helperNames';
 import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms } from './program';
 import { sameArguments, verifyProgram } from './programVerification';
-import { type CallArguments, type ReadOnlyData, type StackAccess, type StackDepthResult, computeStackDepth, isReachable } from './stackDepth';
+import { type CallArguments, type ReadOnlyData, type StackDepthResult, computeStackDepth, isReachable } from './stackDepth';
 
 export interface ObjectReport {
   path: string;
@@ -124,7 +124,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     if (!known) {
       const args = analyses.get(sub.fn)?.find((entry) => entry.result === result)?.args;
       const { accesses } = computeStackDepth(sub.fn.packed, { entryArguments: args, readOnlyAddress: (slot, imm) => readOnlyAddress(sub.fn, slot, imm), recordAccesses: true });
-      steps.set(result, (known = deepeningSteps(accesses)));
+      steps.set(result, (known = deepeningSteps(accesses.map((access) => ({ at: access.at, byteDepth: -access.offset })))));
     }
     return known;
   };
@@ -261,20 +261,6 @@ function holdsLoadTimeValues(elf: ElfFile, ext: BtfExt | undefined, fn: ObjectFu
     if (relocation && elf.symbols[relocation.symbolIndex]?.sectionIndex === SHN_UNDEF) return true;
   }
   return false;
-}
-
-/** Where the deepest touched byte grows, from a function's stack accesses (sorted by instruction). */
-function deepeningSteps(accesses: readonly StackAccess[]): DepthStep[] {
-  const steps: DepthStep[] = [];
-  let deepest = 0;
-  for (const access of accesses) {
-    if (-access.offset <= deepest) continue;
-    deepest = -access.offset;
-    const last = steps[steps.length - 1];
-    if (last?.at === access.at) last.byteDepth = deepest;
-    else steps.push({ at: access.at, byteDepth: deepest });
-  }
-  return steps;
 }
 
 /** Subprogram reports shared between programs: the same function, analysed alike, called alike. */

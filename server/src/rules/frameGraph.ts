@@ -14,7 +14,11 @@ export interface FrameCall {
   callee: number;
   kind: CallKind;
   source?: SourceLocation;
-  /** Index of the call (or of the ld_imm64 taking a callback's address) among the caller's instructions; the object side only. */
+  /**
+   * Where the call is in the caller, in the unit its HelperCall.at and DepthStep.at share: the index
+   * of the call (or of the ld_imm64 taking a callback's address) among the instructions on the
+   * object side, a position among the body's events on the source side (SourceCall.position).
+   */
   at?: number;
   /** In code the verifier never reaches: check_max_stack_depth still follows it, do_check does not. */
   deadCode?: boolean;
@@ -26,7 +30,7 @@ export interface HelperCall {
   helper: number;
   /** Its name, where the id is one the analyzer knows ("bpf_trace_vprintk"). */
   name?: string;
-  /** Index of the call among the function's instructions. */
+  /** Index of the call among the function's instructions (the source side: its position, see FrameCall.at). */
   at: number;
   source?: SourceLocation;
   /**
@@ -41,6 +45,20 @@ export interface HelperCall {
 export interface DepthStep {
   at: number;
   byteDepth: number;
+}
+
+/** The steps of the deepest byte from touches in order of `at` (each touch: how deep it reaches). */
+export function deepeningSteps(touches: Iterable<DepthStep>): DepthStep[] {
+  const steps: DepthStep[] = [];
+  let deepest = 0;
+  for (const { at, byteDepth } of touches) {
+    if (byteDepth <= deepest) continue;
+    deepest = byteDepth;
+    const last = steps[steps.length - 1];
+    if (last?.at === at) last.byteDepth = deepest;
+    else steps.push({ at, byteDepth: deepest });
+  }
+  return steps;
 }
 
 export interface FrameNode {

@@ -423,7 +423,9 @@ export class DeclarationParser {
       if (isFunctionDefinition) return;
       if (cursor.isPunctuator('=')) {
         cursor.position++;
+        const initializerStart = cursor.position;
         cursor.position = cursor.findAtDepthZero([',', ';']);
+        if (declarator.name !== undefined && this.scope === undefined) this.noteHelper(declarator.name, type, cursor.tokens, initializerStart, cursor.position);
       }
       if (cursor.isPunctuator(',')) {
         cursor.position++;
@@ -432,6 +434,21 @@ export class DeclarationParser {
       cursor.expect(';');
       return;
     }
+  }
+
+  /**
+   * A file-scope function pointer initialised with `(void *) N`, which is how bpf_helper_defs.h
+   * declares helper N (older copies spell N `BPF_FUNC_map_lookup_elem`, an enumerator of linux/bpf.h):
+   * the environment learns its id, so a call through it is known as helper N whatever header (or
+   * hand-written declaration) the unit took it from.
+   */
+  private noteHelper(name: string, type: CType, tokens: readonly Token[], start: number, end: number): void {
+    const resolved = this.layout.resolve(type);
+    if (resolved.k !== 'pointer' || this.layout.resolve(resolved.to).k !== 'function') return;
+    const cast = tokens.slice(start, start + 4).map((token) => token.text);
+    if (end - start < 5 || cast.join(' ') !== '( void * )') return;
+    const id = evaluateConstant(tokens, start + 4, end, this.constantContext);
+    if ('value' in id && id.value > 0n && id.value <= BigInt(Number.MAX_SAFE_INTEGER)) this.environment.defineHelper(name, Number(id.value));
   }
 
   /** Declaration specifiers: storage class, qualifiers, the type, attributes. */

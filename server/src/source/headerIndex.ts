@@ -33,7 +33,8 @@ import { rewriteForTreeSitter } from './treeSitterTokens';
 import type { Problem } from '../common/problem';
 
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
-const CACHE_FORMAT_VERSION = 13;
+// 15: the deferred records (token form) and the helpers' ids in one format.
+const CACHE_FORMAT_VERSION = 15;
 const MAX_VARIANTS_PER_HEADER = 8;
 /** How often one header may be open inside itself before its self-inclusion is taken for a mistake. */
 const MAX_SELF_INCLUDES = 8;
@@ -226,14 +227,14 @@ export interface HeaderFunctionSource {
 
 /**
  * An entry's declarations as the cache file holds them, one a line, `name<TAB>value`: records,
- * enums, typedefs (value: JSON), then enumerators (value: decimal). `start` and `end` are offsets
+ * enums, typedefs (value: JSON), then enumerators and helper ids (value: decimal). `start` and `end` are offsets
  * into the file's text; `counts` says how many lines each kind takes.
  */
 interface EncodedDeclarations {
   text: string;
   start: number;
   end: number;
-  counts: [records: number, enums: number, typedefs: number, constants: number];
+  counts: [records: number, enums: number, typedefs: number, constants: number, helpers: number];
 }
 
 interface StoredEntry extends HeaderEntry {
@@ -254,8 +255,8 @@ interface LoadedEntry {
 function mergeEncoded(environment: TypeEnvironment, encoded: EncodedDeclarations): void {
   const text = encoded.text;
   let position = encoded.start;
-  const [records, enums, typedefs, constants] = encoded.counts;
-  const total = records + enums + typedefs + constants;
+  const [records, enums, typedefs, constants, helpers] = encoded.counts;
+  const total = records + enums + typedefs + constants + helpers;
   for (let line = 0; line < total && position < encoded.end; line++) {
     let newline = text.indexOf('\n', position);
     if (newline === -1 || newline > encoded.end) newline = encoded.end;
@@ -266,7 +267,8 @@ function mergeEncoded(environment: TypeEnvironment, encoded: EncodedDeclarations
       if (line < records) environment.defineRecord(name, value);
       else if (line < records + enums) environment.defineEnum(name, value);
       else if (line < records + enums + typedefs) environment.defineTypedef(name, value);
-      else environment.defineStoredConstant(name, value);
+      else if (line < records + enums + typedefs + constants) environment.defineStoredConstant(name, value);
+      else environment.defineHelper(name, value);
     }
     position = newline + 1;
   }
@@ -285,6 +287,7 @@ function encodeDeclarations(declarations: Declarations): string {
   for (const [tag, def] of declarations.enums) lines.push(`${tag}\t${json(def)}`);
   for (const [name, def] of declarations.typedefs) lines.push(`${name}\t${json(def)}`);
   for (const [name, value] of declarations.constants) lines.push(`${name}\t${value}`);
+  for (const [name, id] of declarations.helpers) lines.push(`${name}\t${id}`);
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
 }
 
@@ -709,7 +712,7 @@ export class HeaderIndex {
         } else {
           const parsed = declarations ?? emptyDeclarations();
           body = encodeDeclarations(parsed);
-          counts = [parsed.records.length, parsed.enums.length, parsed.typedefs.length, parsed.constants.length];
+          counts = [parsed.records.length, parsed.enums.length, parsed.typedefs.length, parsed.constants.length, parsed.helpers.length];
         }
         bodies.push(body);
         const start = offset;

@@ -10,7 +10,7 @@
  * and keep their depth.
  */
 import { programTypeForSection } from '../rules/programType';
-import type { FrameCall, FrameGraph, FrameNode } from '../rules/frameGraph';
+import type { FrameCall, FrameGraph, FrameNode, HelperCall } from '../rules/frameGraph';
 import { usesMayGoto } from '../rules/report';
 import type { FunctionEstimate } from './frameEstimate';
 
@@ -90,8 +90,25 @@ function buildSourceProgram(
     for (const call of fn.calls) {
       const callee = indexOf.get(call.callee);
       if (callee === undefined || byName.get(call.callee)?.inline) continue;
-      calls.push({ callee, kind: call.kind, source: { file: where, line: call.line, column: call.column } });
+      calls.push({
+        callee,
+        kind: call.kind,
+        source: { file: where, line: call.line, column: call.column },
+        ...(call.position !== undefined ? { at: call.position } : {}),
+        ...(call.dead ? { deadCode: true } : {}),
+      });
     }
+    // `at` is a program point of the body with its inlined callees, not an instruction: it orders
+    // the calls and helper calls as do_check meets them, which is all the rules ask of it.
+    const helperCalls: HelperCall[] = entered.has(index)
+      ? fn.helperCalls.map((call) => ({
+          helper: call.helper,
+          name: call.name,
+          at: call.position,
+          source: { file: where, line: call.line, column: call.column },
+          ...(fn.readsLoadTimeValues ? { mayBeGuarded: true } : {}),
+        }))
+      : [];
     const tail = fn.tailCalls[0];
     return {
       name: fn.name,
@@ -102,6 +119,8 @@ function buildSourceProgram(
       isAsyncCallback: asyncCallbacks.has(fn.name),
       calls,
       source: { file: where, line: fn.line, column: 1 },
+      helperCalls,
+      ...(entered.has(index) ? { depthSteps: fn.depthSteps } : {}),
       ...(usesMayGoto(fn.hiddenReasons) ? { mayGoto: {} } : {}),
     };
   });

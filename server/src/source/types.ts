@@ -95,10 +95,12 @@ export interface Declarations {
   typedefs: [string, TypedefDef | string][];
   /** Enumerators; values beyond ±2^53 are kept as decimal strings so they survive JSON. */
   constants: [string, number | string][];
+  /** BPF helpers as bpf_helper_defs.h declares them (see TypeEnvironment.helperId), with their ids. */
+  helpers: [string, number][];
 }
 
 export function emptyDeclarations(): Declarations {
-  return { records: [], enums: [], typedefs: [], constants: [] };
+  return { records: [], enums: [], typedefs: [], constants: [], helpers: [] };
 }
 
 /**
@@ -115,7 +117,7 @@ export class LayeredMap<K, V> implements ReadonlyMap<K, V> {
   /** `decodedType`: what typeof says of a decoded value; anything else is decoded with `decode`. */
   constructor(
     readonly base: LayeredMap<K, V> | undefined,
-    private readonly decodedType: 'object' | 'bigint',
+    private readonly decodedType: 'object' | 'bigint' | 'number',
     private readonly decode: (encoded: Encoded) => V | undefined,
   ) {}
 
@@ -178,6 +180,11 @@ function decodeJson<V>(encoded: Encoded): V | undefined {
   }
 }
 
+function decodeNumber(encoded: Encoded): number | undefined {
+  const value = Number(encoded);
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
 function decodeBigInt(encoded: Encoded): bigint | undefined {
   try {
     return typeof encoded === 'object' ? undefined : BigInt(encoded);
@@ -200,6 +207,8 @@ export class TypeEnvironment {
   readonly enums: LayeredMap<string, EnumDef>;
   readonly typedefs: LayeredMap<string, TypedefDef>;
   readonly constants: LayeredMap<string, bigint>;
+  /** Helper ids by the name of the function pointer that calls the helper (defineHelper). */
+  readonly helpers: LayeredMap<string, number>;
   /**
    * Everything declared here is also appended to each of these: the header index's records of the
    * headers being read (a nested header's declarations belong to every header that includes it).
@@ -217,6 +226,7 @@ export class TypeEnvironment {
     this.enums = new LayeredMap(base?.enums, 'object', decodeJson<EnumDef>);
     this.typedefs = new LayeredMap(base?.typedefs, 'object', decodeJson<TypedefDef>);
     this.constants = new LayeredMap(base?.constants, 'bigint', decodeBigInt);
+    this.helpers = new LayeredMap(base?.helpers, 'number', decodeNumber);
   }
 
   /** A record as the disk cache stores it: JSON, or C source read by recordReader. */
@@ -239,6 +249,15 @@ export class TypeEnvironment {
 
   constant(name: string): bigint | undefined {
     return this.constants.get(name) ?? this.parent?.constant(name);
+  }
+
+  /**
+   * The id of the BPF helper `name` calls: libbpf's bpf_helper_defs.h declares each helper as a
+   * function pointer initialised with its id (`static long (* const bpf_snprintf)(...) = (void *) 165;`),
+   * and clang emits a call through such a constant as `call 165`. Undefined for anything else.
+   */
+  helperId(name: string): number | undefined {
+    return this.helpers.get(name) ?? this.parent?.helperId(name);
   }
 
   isTypedefName(name: string): boolean {
@@ -269,6 +288,12 @@ export class TypeEnvironment {
     for (const recorder of this.recorders) recorder.constants.push([name, stored]);
   }
 
+  /** `id` may be encoded (decimal text from the disk cache). */
+  defineHelper(name: string, id: number | string): void {
+    this.helpers.set(name, id);
+    for (const recorder of this.recorders) recorder.helpers.push([name, typeof id === 'number' ? id : Number(id)]);
+  }
+
   /** An enumerator as Declarations stores it (a number, or a decimal string beyond ±2^53). */
   defineStoredConstant(name: string, stored: number | string): void {
     this.constants.set(name, stored);
@@ -281,6 +306,7 @@ export class TypeEnvironment {
     for (const [tag, def] of declarations.enums) this.defineEnum(tag, def);
     for (const [name, def] of declarations.typedefs) this.defineTypedef(name, def);
     for (const [name, value] of declarations.constants) this.defineStoredConstant(name, value);
+    for (const [name, id] of declarations.helpers) this.defineHelper(name, id);
   }
 }
 

@@ -7,7 +7,7 @@ import type { Node } from '../parser';
 import type { TranslationUnit } from '../translationUnit';
 import type { CType } from '../types';
 import { COMPILE_DEAD, LOAD_DEAD } from './model';
-import { functionName } from './syntax';
+import { functionName, innermostName } from './syntax';
 
 /** A known value and whether clang already knows it (compile) or only the verifier (load). */
 export interface Known extends ConstantValue {
@@ -25,6 +25,8 @@ export interface FileContext {
   declaredSections: Map<string, string>;
   /** The types of the main file's global variables, for `sizeof(global)` in a body. */
   globalTypes?: Map<string, CType>;
+  /** Extern variables of the file scope (.kconfig, __ksym): libbpf sets their values at load. */
+  externVariables?: Set<string>;
 }
 
 /** `section("x")` or `__section__("?" "x")`: both spellings, the name possibly pasted from several literals. */
@@ -58,6 +60,22 @@ export function prototypeSections(topLevel: Node[]): Map<string, string> {
     }
   }
   return sections;
+}
+
+/** The file scope's extern variables (not functions): `extern unsigned int LINUX_KERNEL_VERSION __kconfig;`. */
+export function externVariables(topLevel: Node[]): Set<string> {
+  const names = new Set<string>();
+  for (const declaration of topLevel) {
+    if (declaration.type !== 'declaration') continue;
+    if (!declaration.namedChildren.some((child) => child?.type === 'storage_class_specifier' && child.text === 'extern')) continue;
+    for (const declarator of declaration.childrenForFieldName('declarator')) {
+      if (declarator && functionName(declarator) === undefined) {
+        const name = innermostName(declarator);
+        if (name) names.add(name);
+      }
+    }
+  }
+  return names;
 }
 
 /**

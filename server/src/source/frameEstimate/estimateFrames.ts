@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Node, Tree } from '../parser';
 import type { TranslationUnit } from '../translationUnit';
 import type { CType } from '../types';
-import { type FileContext, fileConstants, prototypeSections } from './constants';
+import { type FileContext, externVariables, fileConstants, prototypeSections } from './constants';
 import { resolveFunctions } from './inlining';
 import type { FunctionEstimate, RawFunction } from './model';
 import { type FrameEstimateCache, codeKey } from './walkCache';
@@ -61,7 +61,7 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
   let visited = 0;
   let cutShort: string | undefined;
   for (const { file, text, topLevel, definitions } of parsed) {
-    const context: FileContext = { unit, text, globals: fileConstants(unit, topLevel), declaredSections: prototypeSections(topLevel), globalTypes };
+    const context: FileContext = { unit, text, globals: fileConstants(unit, topLevel), declaredSections: prototypeSections(topLevel), globalTypes, externVariables: externVariables(topLevel) };
     for (const definition of definitions) {
       if (!budget.exhausted && now() > budget.deadline) budget.exhausted = true;
       if (budget.exhausted) break;
@@ -155,6 +155,7 @@ function rebase(raw: RawFunction, row: number): RawFunction {
     line: raw.line + row,
     ownItems: raw.ownItems.map((item) => ({ ...item, line: item.line + row })),
     rawCalls: raw.rawCalls.map((call) => ({ ...call, line: call.line + row })),
+    helperCalls: raw.helperCalls.map((call) => ({ ...call, line: call.line + row })),
     tailCalls: raw.tailCalls.map((tail) => ({ ...tail, line: tail.line + row })),
   };
   placements.set(raw, { row, placed });

@@ -6,8 +6,9 @@
  * constant offsets; the frame is colored and laid out (stackColoring.ts).
  */
 import { partitionPoint } from '../../common/numbers';
+import { type DepthStep, deepeningSteps } from '../../rules/frameGraph';
 import { hiddenSlots } from '../../rules/report';
-import { COMPILE_DEAD, type Deadness, type FrameItem, type FunctionEstimate, LIVE, type RawCall, type RawFunction, type Slot } from './model';
+import { COMPILE_DEAD, type Deadness, type FrameItem, type FunctionEstimate, LIVE, type RawCall, type RawFunction, type RawHelperCall, type Slot } from './model';
 import { colorAndLayout } from './stackColoring';
 
 /**
@@ -62,6 +63,9 @@ interface Resolved {
   /** Every call and tail call, dead ones with their deadness, for inlining into callers. */
   calls: RawCall[];
   tailCalls: TailCall[];
+  /** Every helper call, dead ones with their deadness, positioned in the body with its callees inlined. */
+  helperCalls: RawHelperCall[];
+  readsLoadTimeValues: boolean;
   bpfLoopInlined: boolean;
   mayGoto: boolean;
   throws: boolean;
@@ -122,9 +126,13 @@ class Inliner {
     const before: number[] = [0];
     for (const expansion of expansions) before.push(before[before.length - 1] + expansion.length);
     const mapped = (point: number) => point + before[partitionPoint(0, expansions.length, (index) => expansions[index].point < point)];
+    // Positions (SourceCall.position) are twice the expanded point; "just after point p" is the one
+    // before the point that follows p and its inlined callee.
+    const position = (point: number) => 2 * mapped(point);
 
-    const { items, slots } = this.splitAggregates(raw, mapped);
-    const folded = this.foldCalls(raw, inlined, mapped, items, slots);
+    const { items, slots } = this.splitAggregates(raw, mapped, position);
+    const folded = this.foldCalls(raw, inlined, mapped, position, items, slots);
+    const helperCalls = this.foldHelperCalls(raw, inlined, position);
 
     // The size the inliner weighs: the body with what was inlined into it.
     let nodes = raw.bodyNodes;
@@ -135,7 +143,8 @@ class Inliner {
       nodes += callee.nodes;
       callCount += callee.callCount;
     }
-    const frameBytes = colorAndLayout(slots, items);
+    const deepestBytes: number[] = [];
+    const frameBytes = colorAndLayout(slots, items, deepestBytes);
     if (slots.length <= MAX_RECOLORED_SLOTS) {
       items.forEach((item, index) => {
         const others = slots.filter((slot) => slot.item !== index);
@@ -166,14 +175,33 @@ class Inliner {
       isGlobal: !raw.isStatic,
       noinline: raw.noinline,
       alwaysInline: raw.alwaysInline,
-      calls: folded.calls.map(({ callee, kind, async, line, column, dead }) => (dead ? { callee, kind, async, line, column, dead } : { callee, kind, async, line, column })),
+      calls: folded.calls.map(({ callee, kind, async, line, column, dead, position }) =>
+        dead ? { callee, kind, async, line, column, dead, position } : { callee, kind, async, line, column, position },
+      ),
       tailCalls: folded.tailCalls.map(({ line, column }) => ({ line, column })),
+      helperCalls: firstLiveOfEachId(helperCalls),
+      depthSteps: frameDepthSteps(slots, deepestBytes),
+      readsLoadTimeValues: folded.readsLoadTimeValues,
       throws,
       ...(raw.exceptionCallback !== undefined ? { exceptionCallback: raw.exceptionCallback } : {}),
       pressure: { nodes, calls: callCount },
     };
     const points = raw.points + expansions.reduce((sum, expansion) => sum + expansion.length, 0);
-    const resolved: Resolved = { estimate, slots, points, calls: folded.calls, tailCalls: folded.tailCalls, bpfLoopInlined, mayGoto, throws, nodes, callCount, partial };
+    const resolved: Resolved = {
+      estimate,
+      slots,
+      points,
+      calls: folded.calls,
+      tailCalls: folded.tailCalls,
+      helperCalls,
+      readsLoadTimeValues: folded.readsLoadTimeValues,
+      bpfLoopInlined,
+      mayGoto,
+      throws,
+      nodes,
+      callCount,
+      partial,
+    };
     this.inProgress.delete(raw.name);
     this.results.set(raw.name, resolved);
     return resolved;
@@ -196,7 +224,7 @@ class Inliner {
    * offsets is split into registers: its slot and item go. The others' slots, on the caller's
    * program points once callees are inserted.
    */
-  private splitAggregates(raw: RawFunction, mapped: (point: number) => number): { items: FrameItem[]; slots: Slot[] } {
+  private splitAggregates(raw: RawFunction, mapped: (point: number) => number, position: (point: number) => number): { items: FrameItem[]; slots: Slot[] } {
     const split = new Set<number>();
     for (const slot of raw.slots) if (slot.sroa?.every(([callee, argument]) => this.splitsParameter(callee, argument, new Set()))) split.add(slot.item);
     const newIndex = new Map<number, number>();
@@ -207,7 +235,9 @@ class Inliner {
     const slots: Slot[] = [];
     for (const slot of raw.slots) {
       const item = newIndex.get(slot.item);
-      if (item !== undefined) slots.push({ ...slot, item, start: mapped(slot.start), end: mapped(slot.end) });
+      if (item === undefined) continue;
+      const touchedAt = slot.firstTouch === undefined ? position(slot.start) : position(slot.start + 1) - (slot.firstTouch === 'after-start' ? 1 : 0);
+      slots.push({ ...slot, item, start: mapped(slot.start), end: mapped(slot.end), touchedAt });
     }
     return { items, slots };
   }
@@ -226,24 +256,25 @@ class Inliner {
    * calls from the call's place; in dead code, dead calls. A live inlined callee adds its frame as
    * an 'inlined' item whose slots keep their lifetimes, shifted to after the call's point.
    */
-  private foldCalls(raw: RawFunction, inlined: Map<RawCall, Resolved>, mapped: (point: number) => number, items: FrameItem[], slots: Slot[]) {
+  private foldCalls(raw: RawFunction, inlined: Map<RawCall, Resolved>, mapped: (point: number) => number, position: (point: number) => number, items: FrameItem[], slots: Slot[]) {
     const calls: RawCall[] = [];
     const tailCalls: TailCall[] = raw.tailCalls.map((tail) => ({ ...tail }));
-    let { bpfLoopInlined, mayGoto, throws } = raw;
+    let { bpfLoopInlined, mayGoto, throws, readsLoadTimeValues } = raw;
     let partial = raw.partial === true;
     for (const call of raw.rawCalls) {
       const resolved = inlined.get(call);
       if (!resolved) {
-        if (call.deadness !== COMPILE_DEAD && this.byName.has(call.callee)) calls.push({ ...call, dead: call.deadness !== LIVE || undefined });
+        if (call.deadness !== COMPILE_DEAD && this.byName.has(call.callee)) calls.push({ ...call, position: position(call.point), dead: call.deadness !== LIVE || undefined });
         continue;
       }
       const deadness = call.deadness;
       if (deadness === LIVE) {
+        readsLoadTimeValues ||= resolved.readsLoadTimeValues;
         const base = mapped(call.point) + 1;
         const itemBase = items.length;
         if (resolved.estimate.frameBytes > 0) {
           items.push({ what: 'inlined', name: resolved.estimate.name, type: `inline ${resolved.estimate.name}()`, bytes: resolved.estimate.frameBytes, line: call.line });
-          for (const slot of resolved.slots) slots.push({ ...slot, item: itemBase, start: slot.start + base, end: slot.end + base });
+          for (const slot of resolved.slots) slots.push({ ...slot, item: itemBase, start: slot.start + base, end: slot.end + base, touchedAt: insertedAt(position(call.point), slot.touchedAt) });
         }
         bpfLoopInlined ||= resolved.bpfLoopInlined;
         mayGoto ||= resolved.mayGoto;
@@ -253,7 +284,15 @@ class Inliner {
       for (const inner of resolved.calls) {
         const innerDeadness = Math.max(inner.deadness, deadness) as Deadness;
         if (innerDeadness === COMPILE_DEAD) continue;
-        calls.push({ ...inner, line: call.line, column: call.column, point: call.point, deadness: innerDeadness, dead: innerDeadness !== LIVE || undefined });
+        calls.push({
+          ...inner,
+          line: call.line,
+          column: call.column,
+          point: call.point,
+          position: insertedAt(position(call.point), inner.position),
+          deadness: innerDeadness,
+          dead: innerDeadness !== LIVE || undefined,
+        });
       }
       for (const inner of resolved.tailCalls) {
         const innerDeadness = Math.max(inner.deadness, deadness) as Deadness;
@@ -261,6 +300,44 @@ class Inliner {
       }
     }
     tailCalls.sort((a, b) => a.line - b.line || a.column - b.column);
-    return { calls, tailCalls, bpfLoopInlined, mayGoto, throws, partial };
+    return { calls, tailCalls, bpfLoopInlined, mayGoto, throws, partial, readsLoadTimeValues };
   }
+
+  /** The helper calls of `raw` with its inlined callees', at the call site, in the order of the inlined body. */
+  private foldHelperCalls(raw: RawFunction, inlined: Map<RawCall, Resolved>, position: (point: number) => number): RawHelperCall[] {
+    const helperCalls: RawHelperCall[] = raw.helperCalls.filter((call) => call.deadness !== COMPILE_DEAD).map((call) => ({ ...call, position: position(call.point) }));
+    for (const [call, resolved] of inlined) {
+      for (const inner of resolved.helperCalls) {
+        const deadness = Math.max(inner.deadness, call.deadness) as Deadness;
+        if (deadness === COMPILE_DEAD) continue;
+        helperCalls.push({ ...inner, line: call.line, column: call.column, point: call.point, position: insertedAt(position(call.point), inner.position), deadness });
+      }
+    }
+    return helperCalls.sort((a, b) => (a.position ?? 0) - (b.position ?? 0));
+  }
+}
+
+/**
+ * Where the deepest byte of the frame grows, by position (SourceCall.position): an object is touched
+ * where its lifetime starts (an uninitialised aggregate's first use), at the place the layout gave it.
+ */
+function frameDepthSteps(slots: readonly Slot[], deepestBytes: readonly number[]): DepthStep[] {
+  return deepeningSteps(slots.map((slot, index) => ({ at: slot.touchedAt ?? 0, byteDepth: deepestBytes[index] ?? 0 })).sort((a, b) => a.at - b.at));
+}
+
+/** Where a position of an inlined body lands in its caller's: the callee's points follow the call's. */
+function insertedAt(callPosition: number, innerPosition: number | undefined): number {
+  return callPosition + 2 + (innerPosition ?? 0);
+}
+
+/** What do_check meets: the first live call of each helper id, in order. */
+function firstLiveOfEachId(helperCalls: readonly RawHelperCall[]): FunctionEstimate['helperCalls'] {
+  const seen = new Set<number>();
+  const first: FunctionEstimate['helperCalls'] = [];
+  for (const call of helperCalls) {
+    if (call.deadness !== LIVE || seen.has(call.helper)) continue;
+    seen.add(call.helper);
+    first.push({ helper: call.helper, name: call.name, line: call.line, column: call.column, position: call.position ?? 0 });
+  }
+  return first;
 }

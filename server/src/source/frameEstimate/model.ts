@@ -3,6 +3,8 @@
  * JSON and the editor) and what one function's walk leaves for the inliner (RawFunction, its Slots
  * and RawCalls), which the walk cache stores: RawFunction's shape is FRAME_CACHE_FORMAT's business.
  */
+import type { DepthStep } from '../../rules/frameGraph';
+
 export type FrameItemKind = 'local' | 'printk-format' | 'printk-args' | 'inlined';
 
 export interface FrameItem {
@@ -37,6 +39,24 @@ export interface SourceCall {
    * stack check walks it, but the callee is never entered from here.
    */
   dead?: boolean;
+  /**
+   * Set by the inliner: where the call is among the body's events once its inlined callees are
+   * inserted, an order shared with the helper calls and the objects' first touches (which of them
+   * do_check meets first). Twice the program point, so that "just after point p" (an object first
+   * used after a call) has a place of its own between p and the next point.
+   */
+  position?: number;
+}
+
+/** A call of a BPF helper (a function pointer the unit declares with the helper's id, TypeEnvironment.helperId). */
+export interface SourceHelperCall {
+  helper: number;
+  /** The name the code calls it by ("bpf_trace_vprintk", what bpf_printk expanded to). */
+  name: string;
+  line: number;
+  column: number;
+  /** Its place among the function's calls and helper calls once callees are inlined (see RawCall.position). */
+  position: number;
 }
 
 export interface FunctionFrame {
@@ -82,6 +102,23 @@ export interface FunctionEstimate extends FunctionFrame {
   alwaysInline: boolean;
   /** Calls of functions that are frames of their own, in source order, inlined callees' included. */
   calls: SourceCall[];
+  /**
+   * Each helper called in live code, the first call of each id, in evaluation order, inlined
+   * callees' included (at their call site). Code only the verifier proves dead is left out, as
+   * do_check never reaches it.
+   */
+  helperCalls: SourceHelperCall[];
+  /**
+   * Where the deepest byte of the frame grows, at the `position`s of the calls: what a do_check
+   * stopped inside the function prints (each object touched from the start of its lifetime).
+   */
+  depthSteps: DepthStep[];
+  /**
+   * Live code reads values libbpf sets at load time that tell what the kernel has (CO-RE existence
+   * checks, extern .kconfig/__ksym variables), inlined callees' included: a branch on one may make a
+   * helper call dead on a kernel without the helper.
+   */
+  readsLoadTimeValues: boolean;
   /** Lines/columns of bpf_tail_call / bpf_tail_call_static, inlined callees' included (dead code too). */
   tailCalls: { line: number; column: number }[];
   /** Live code calls bpf_throw (a call, or bpf_assert's `call bpf_throw` in asm), inlined callees' included. */
@@ -106,6 +143,14 @@ export interface Slot {
   start: number;
   end: number;
   /**
+   * The lifetime starts at a first use (an uninitialised aggregate): the object is first touched
+   * just after point `start` (used in place), or by the event that follows it (a call it is passed
+   * to), not by the event at `start`.
+   */
+  firstTouch?: 'after-start' | 'next-event';
+  /** Set by the inliner: where the object is first touched, as an ordering position (see SourceCall.position). */
+  touchedAt?: number;
+  /**
    * SROA: clang splits the object into registers when each of these calls (callee, argument index),
    * the only ones its address goes to, is inlined and the callee's parameter is only dereferenced at
    * constant offsets. Empty: nothing takes its address, it is always split. Absent: it stays.
@@ -116,6 +161,16 @@ export interface Slot {
 export interface RawCall extends SourceCall {
   point: number;
   deadness: Deadness;
+}
+
+export interface RawHelperCall {
+  helper: number;
+  name: string;
+  line: number;
+  column: number;
+  point: number;
+  deadness: Deadness;
+  position?: number;
 }
 
 /** One function as walked, independent of its neighbours (lines relative to `baseRow`). */
@@ -137,6 +192,10 @@ export interface RawFunction {
   /** Direct calls of identifiers and callbacks taken by address, in evaluation order. */
   rawCalls: RawCall[];
   tailCalls: { line: number; column: number; deadness: Deadness }[];
+  /** Calls of helpers (names the unit declares with a helper id), in evaluation order. */
+  helperCalls: RawHelperCall[];
+  /** See FunctionEstimate.readsLoadTimeValues (this body only). */
+  readsLoadTimeValues: boolean;
   bpfLoopInlined: boolean;
   mayGoto: boolean;
   throws: boolean;

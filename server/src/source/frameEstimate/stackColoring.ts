@@ -12,11 +12,17 @@
 import { roundToSlots, roundUp } from '../../common/numbers';
 import type { FrameItem, Slot } from './model';
 
-/** Colors `slots` (marking merged items with `sharedWith`) and returns the frame in 8-byte slots. */
-export function colorAndLayout(slots: readonly Slot[], items: FrameItem[]): number {
+/**
+ * Colors `slots` (marking merged items with `sharedWith`) and returns the frame in 8-byte slots.
+ * `deepestBytes`, when given, receives per slot the deepest byte below the frame pointer its object
+ * reaches (a merged slot shares its survivor's place, so its lowest address).
+ */
+export function colorAndLayout(slots: readonly Slot[], items: FrameItem[], deepestBytes?: number[]): number {
   const count = slots.length;
   const order = slots.map((_, index) => index).sort((a, b) => slots[b].size - slots[a].size || a - b);
   const merged = new Uint8Array(count);
+  /** The survivor whose space a merged slot takes. */
+  const survivorOf = new Int32Array(count);
   const aligns = slots.map((slot) => slot.align);
   const candidates = new LaterSlots(order.map((index) => slots[index]));
   for (let position = 0; position < count; position++) {
@@ -29,6 +35,7 @@ export function colorAndLayout(slots: readonly Slot[], items: FrameItem[]): numb
       const slot = slots[second];
       if (held.overlaps(slot.start, slot.end)) continue;
       merged[second] = 1;
+      survivorOf[second] = first;
       candidates.remove(next);
       held.add(slot.start, slot.end);
       aligns[first] = Math.max(aligns[first], aligns[second]);
@@ -44,7 +51,9 @@ export function colorAndLayout(slots: readonly Slot[], items: FrameItem[]): numb
   for (let index = 0; index < count; index++) {
     if (merged[index]) continue;
     offset = roundUp(offset + slots[index].size, aligns[index]);
+    if (deepestBytes) deepestBytes[index] = offset;
   }
+  if (deepestBytes) for (let index = 0; index < count; index++) if (merged[index]) deepestBytes[index] = deepestBytes[survivorOf[index]];
   return roundToSlots(offset);
 }
 

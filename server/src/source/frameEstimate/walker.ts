@@ -19,6 +19,18 @@ import { STATIC_ASSERTS, functionName, functionParameters, innermostName, isUnev
 const TAIL_CALL_HELPERS = new Set(['bpf_tail_call', 'bpf_tail_call_static']);
 const ASYNC_CALLBACK_HELPERS = new Set(['bpf_timer_set_callback', 'bpf_wq_set_callback', 'bpf_wq_set_callback_impl']);
 
+/**
+ * clang's CO-RE builtins and the kinds (their last argument) whose value libbpf sets from the
+ * kernel's BTF to say whether something exists: the object side's existence relocations
+ * (field_exists, type_exists, type_matches, enumval_exists, enumval_value). bpf_core_read.h's
+ * enums: BPF_FIELD_EXISTS is 2; BPF_TYPE_EXISTS 0 and BPF_TYPE_MATCHES 2; both enum kinds.
+ */
+const CORE_EXISTENCE_KINDS: ReadonlyMap<string, ReadonlySet<bigint>> = new Map([
+  ['__builtin_preserve_field_info', new Set([2n])],
+  ['__builtin_preserve_type_info', new Set([0n, 2n])],
+  ['__builtin_preserve_enum_value', new Set([0n, 1n])],
+]);
+
 /** Syntax-tree levels expression() follows: several times what clang's 256 nested brackets give. */
 const MAX_EXPRESSION_DEPTH = 2048;
 
@@ -325,9 +337,13 @@ class FunctionWalker {
         this.statement(node, deadness);
         return;
       case 'identifier': {
+        if (deadness === LIVE && this.context.externVariables?.has(node.text) && !this.shadowed.has(node.text)) this.raw.readsLoadTimeValues = true;
         const slot = this.firstUse.get(node.text);
         if (slot) {
           slot.start = Math.max(slot.start, this.point);
+          // Handed to a call (`helper(buf)`, `f(&s)`), the object is touched by that call; used in
+          // place (`buf[0] = x`), right where it is used.
+          slot.firstTouch = passedToCall(node) ? 'next-event' : 'after-start';
           this.firstUse.delete(node.text);
         }
         return;
@@ -395,6 +411,13 @@ class FunctionWalker {
       });
     }
     if (calleeName) this.raw.rawCalls.push({ callee: calleeName, kind: 'call', async: false, line, column, point, deadness });
+    const helper = calleeName !== undefined && !this.shadowed.has(calleeName) ? this.context.unit.environment.helperId(calleeName) : undefined;
+    if (helper !== undefined) this.raw.helperCalls.push({ helper, name: calleeName!, line, column, point, deadness });
+    const existenceKinds = calleeName !== undefined ? CORE_EXISTENCE_KINDS.get(calleeName) : undefined;
+    if (existenceKinds && deadness === LIVE && args.length === 2) {
+      const kind = evaluate(args[1], this.context, this.shadowed);
+      if (kind && existenceKinds.has(kind.value)) this.raw.readsLoadTimeValues = true;
+    }
     this.raw.rawCalls.push(...callbacks);
     // The verifier inlines bpf_loop when its flags are a known 0 (a literal, or frozen .rodata).
     if (calleeName === 'bpf_loop' && deadness === LIVE && args.length === 4 && args[1].type === 'identifier') {
@@ -402,6 +425,13 @@ class FunctionWalker {
       if (flags && flags.value === 0n) this.raw.bpfLoopInlined = true;
     }
   }
+}
+
+/** Whether `identifier` is an argument of a call, itself or by address. */
+function passedToCall(identifier: Node): boolean {
+  let argument: Node | null = identifier;
+  if (argument.parent?.type === 'pointer_expression' && argument.parent.childForFieldName('operator')?.type === '&') argument = argument.parent;
+  return argument.parent?.type === 'argument_list';
 }
 
 export function readFunction(context: FileContext, definition: Node, baseRow: number, budget: TimeBudget): RawFunction | undefined {
@@ -428,6 +458,8 @@ export function readFunction(context: FileContext, definition: Node, baseRow: nu
     points: 0,
     rawCalls: [],
     tailCalls: [],
+    helperCalls: [],
+    readsLoadTimeValues: false,
     bpfLoopInlined: false,
     mayGoto: false,
     throws: false,
