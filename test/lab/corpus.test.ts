@@ -53,7 +53,13 @@ const FASTCALL: Known[number] = [
     (name) => `${SELFTESTS}verifier_bpf_fastcall.c:${name}`,
   ),
 ];
+const LIBBPF_TOOLS = 'vendor/github.com/iovisor/bcc/libbpf-tools/';
+const TCPRTT: Known[number] = [
+  "bcc's tcprtt: check prints one subprogram more than the verifier (not yet analysed; also on the running kernel)",
+  ['tcp_rcv', 'tcp_rcv_kprobe'].flatMap((name) => [`${LIBBPF_TOOLS}tcprtt.bpf.c:${name}`, `usr/sbin/tcprtt-libbpf:${name}`]),
+];
 const FROM_6_12: Known = [
+  TCPRTT,
   FASTCALL,
   VAR_OFF,
   UNSEEN_SLOT,
@@ -75,12 +81,30 @@ const KNOWN_DIFFERENCES: Record<string, Known> = {
     VAR_LEN_SLOT,
     VAR_OFF_ONE,
     [
-      'a callback passed by address (BPF_PSEUDO_FUNC, 5.13): 5.10 refuses the instruction or the func_info before the stack is judged; check judges the stack as a later kernel would',
-      ['pseudo_call_check', 'async_call_root_check'].map((name) => `${SELFTESTS}async_stack_depth.c:${name}`),
+      'a callback passed by address (BPF_PSEUDO_FUNC, 5.13): 5.10 refuses the instruction ("unrecognized bpf_ld_imm64 insn") where check predicts the func_info mismatch; why 5.10 meets the instruction first in these objects is not yet analysed',
+      [
+        ...['ringbuf_missing_release_callback', 'invalid_write4', 'invalid_read4', 'release_twice_callback', 'invalid_data_slices'].map((name) => `${SELFTESTS}dynptr_fail.c:${name}`),
+        `${SELFTESTS}dynptr_success.c:test_ringbuf`,
+      ],
     ],
+    [
+      'a helper 5.10 lacks, called where the function also tests CO-RE or .kconfig values: libbpf makes the branch dead and 5.10 accepts; check refuses and says it assumes the call is reached (deciding it needs the branch conditions, not yet modelled)',
+      [
+        ...['urand_read_with_sema', 'urand_read_without_sema', 'urandlib_read_with_sema', 'urandlib_read_without_sema'].map((name) => `${SELFTESTS}test_urandom_usdt.c:${name}`),
+        ...['usdt0', 'usdt3', 'usdt12'].map((name) => `${SELFTESTS}test_usdt.c:${name}`),
+        `${SELFTESTS}mptcp_sock.c:_sockops`,
+        ...['kprobe_entry', 'kprobe_return'].flatMap((name) => [`${LIBBPF_TOOLS}ksnoop.bpf.c:${name}`, `usr/sbin/ksnoop-libbpf:${name}`]),
+      ],
+    ],
+    [
+      'the depth do_check had reached when it stopped at a missing helper: check walks the instructions in order, the verifier explores some branches later',
+      [`${SELFTESTS}test_cls_redirect.c:cls_redirect`, `${SELFTESTS}test_cls_redirect_subprogs.c:cls_redirect`],
+    ],
+    ['bpftune: check counts an 8-byte slot 5.10 does not (not yet analysed)', ['src/probe.bpf.c:entry__setup_net']],
+    TCPRTT,
     BELOW_FRAME,
   ],
-  '6.1.170': [UNSEEN_SLOT, VAR_LEN_SLOT, VAR_OFF_ONE, FOR_EACH_MAIN, BELOW_FRAME],
+  '6.1.170': [UNSEEN_SLOT, VAR_LEN_SLOT, VAR_OFF_ONE, FOR_EACH_MAIN, TCPRTT, BELOW_FRAME],
   '6.12.107': [
     ...FROM_6_12,
     [

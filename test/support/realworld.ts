@@ -291,8 +291,18 @@ const MISSING_FEATURE_ERRORS = [
   new RegExp(`^${SLEEPABLE_TRACING_ONLY_MESSAGE.replace(/[/]/g, '\\/')}$`),
 ];
 
+/**
+ * The helper ids libbpf writes in place of an instruction it could not relocate (relo_core.c's
+ * poisoned call, 0xbad2310 "bad relo", and its poisoned kfunc calls from 2002000000): the kernel
+ * then says "invalid func unknown#195896080" of a call the object never made.
+ */
+function isLibbpfPoison(message: string): boolean {
+  const id = Number(/^invalid func unknown#(\d+)$/.exec(message)?.[1]);
+  return id === 0xbad2310 || id >= 2_000_000_000;
+}
+
 export function isMissingFeatureError(message: string | undefined): boolean {
-  return message !== undefined && MISSING_FEATURE_ERRORS.some((pattern) => pattern.test(message));
+  return message !== undefined && !isLibbpfPoison(message) && MISSING_FEATURE_ERRORS.some((pattern) => pattern.test(message));
 }
 
 /**
