@@ -108,7 +108,8 @@ function timeClang(argv: string[], cwd: string, runs: number): Timing {
     times.push(elapsedMs(start));
     const cpuAfter = childrenCpuMs();
     if (cpuBefore !== undefined && cpuAfter !== undefined) cpuTimes.push(cpuAfter - cpuBefore);
-    if (result.error || result.status !== 0) throw new Error(`${argv.slice(0, 3).join(' ')} ... failed: ${result.error?.message ?? result.stderr.split('\n')[0]}`);
+    if (result.error || result.status !== 0)
+      throw new Error(`${argv.slice(0, 3).join(' ')} ... failed: ${result.error?.message ?? result.stderr.split('\n')[0]}`);
   }
   return { wallMs: median(times), ...(cpuTimes.length === runs ? { cpuMs: median(cpuTimes) } : {}) };
 }
@@ -179,7 +180,17 @@ async function childMain(cacheDir: string, file: string, databasePath: string): 
     editMs.push(elapsedMs(start));
   }
   session.dispose();
-  const figures: ChildFigures = { loadMs, firstMs, firstCpuMs, cpuToFirstMs, uptimeAtFirstMs, againMs, editMs, headersParsed: index.statistics.misses, diskHits: index.statistics.diskHits };
+  const figures: ChildFigures = {
+    loadMs,
+    firstMs,
+    firstCpuMs,
+    cpuToFirstMs,
+    uptimeAtFirstMs,
+    againMs,
+    editMs,
+    headersParsed: index.statistics.misses,
+    diskHits: index.statistics.diskHits,
+  };
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 }
 
@@ -203,7 +214,9 @@ export function corpusSourceBench(): string[] {
   }
   const out: string[] = [];
   const lineCount = readFileSync(source.file, 'utf8').split('\n').length;
-  out.push(`source estimate of the largest corpus source with vmlinux.h: ${source.file.slice(root.length + 1)} (${lineCount} lines, ${(source.bytes / 1024).toFixed(0)} KiB)`);
+  out.push(
+    `source estimate of the largest corpus source with vmlinux.h: ${source.file.slice(root.length + 1)} (${lineCount} lines, ${(source.bytes / 1024).toFixed(0)} KiB)`,
+  );
   const syntax = timeClang(clangCommand(source.argv, undefined), source.directory, 3);
   const objectDir = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-bench-'));
   let compile: Timing;
@@ -242,7 +255,9 @@ export function corpusSourceBench(): string[] {
     const p50 = median(edits);
     const p95 = [...edits].sort((a, b) => a - b)[Math.min(edits.length - 1, Math.ceil(0.95 * edits.length) - 1)];
     out.push(`  warm, same process: estimate again unchanged ${cold.figures.againMs.toFixed(0)} ms; ${ratios(cold.figures.againMs)}`);
-    out.push(`  warm, same process: after a one-line edit over ${edits.length} edits p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms; p95 ${verdict(p95, TARGET_WARM_MS)}; p95 ${ratios(p95)}`);
+    out.push(
+      `  warm, same process: after a one-line edit over ${edits.length} edits p50 ${p50.toFixed(0)} ms, p95 ${p95.toFixed(0)} ms; p95 ${verdict(p95, TARGET_WARM_MS)}; p95 ${ratios(p95)}`,
+    );
   } finally {
     rmSync(cacheDir, { recursive: true, force: true });
   }

@@ -97,7 +97,13 @@ export async function measureCorpus(databasePath: string, onProgram?: (compariso
     const session = new EstimateSession(cache);
     let estimate;
     try {
-      estimate = await estimateSource(entry.file, readFileSync(entry.file, 'utf8'), profiles, { includeDirs: options.includeDirs, defines: Object.fromEntries(options.defines) }, session);
+      estimate = await estimateSource(
+        entry.file,
+        readFileSync(entry.file, 'utf8'),
+        profiles,
+        { includeDirs: options.includeDirs, defines: Object.fromEntries(options.defines) },
+        session,
+      );
     } finally {
       session.dispose();
     }
@@ -152,9 +158,20 @@ async function main(): Promise<void> {
       `compiled number inside the estimate's range ${counts.inRange}, under and outside the range ${counts.underOutOfRange}`
     );
   };
-  for (const name of [...new Set(all.map((result) => result.package))]) console.log(line(name, all.filter((result) => result.package === name)));
+  for (const name of [...new Set(all.map((result) => result.package))])
+    console.log(
+      line(
+        name,
+        all.filter((result) => result.package === name),
+      ),
+    );
   console.log(line(`all of ${databasePath}`, all));
-  if (args.includes('--list')) for (const result of all) if (result.outcome !== 'exact') console.log(`  ${result.outcome.padEnd(7)} ${result.object}:${result.program} compiled ${result.compiled} estimated ${result.estimated ?? '-'}${result.estimatedUpTo ? ` up to ${result.estimatedUpTo}` : ''}`);
+  if (args.includes('--list'))
+    for (const result of all)
+      if (result.outcome !== 'exact')
+        console.log(
+          `  ${result.outcome.padEnd(7)} ${result.object}:${result.program} compiled ${result.compiled} estimated ${result.estimated ?? '-'}${result.estimatedUpTo ? ` up to ${result.estimatedUpTo}` : ''}`,
+        );
   if (jsonFile) writeFileSync(jsonFile, JSON.stringify(all, null, 1));
 }
 

@@ -114,19 +114,29 @@ function objectBench(): string[] {
     try {
       object = ensureObject(functions, programs, file);
     } catch (error) {
-      lines.push(`  ${file}: not built (${error instanceof Error ? error.message.split('\n')[0] : error}); clang-19 and, above 320 functions, bpftool are needed`);
+      lines.push(
+        `  ${file}: not built (${error instanceof Error ? error.message.split('\n')[0] : error}); clang-19 and, above 320 functions, bpftool are needed`,
+      );
       continue;
     }
-    const size = execFileSync('llvm-objdump-19', ['-d', object], { maxBuffer: 1 << 30 }).toString().split('\n').filter((line) => /^\s+\d+:/.test(line)).length;
+    const size = execFileSync('llvm-objdump-19', ['-d', object], { maxBuffer: 1 << 30 })
+      .toString()
+      .split('\n')
+      .filter((line) => /^\s+\d+:/.test(line)).length;
     const objdump = timeCommand('llvm-objdump-19', ['-d', object], runs);
     const cli = timeCommand(process.execPath, [join(root, 'bin', 'bpf-stack-lens.js'), 'check', '--kernel', '6.18,6.1', '--format', 'json', object], runs);
     const perInsn = (ms: number) => ((ms * 1000) / size).toFixed(2);
     lines.push(`  ${file}: ${size} instructions`);
     lines.push(`    llvm-objdump-19 -d          ${objdump.toFixed(1)} ms (reference, ${perInsn(objdump)} us/insn)`);
-    lines.push(`    bpf-stack-lens check        ${cli.toFixed(1)} ms (${perInsn(cli)} us/insn; ${perInsn(Math.max(0, cli - nodeFloor))} us/insn above node -e 0)`);
+    lines.push(
+      `    bpf-stack-lens check        ${cli.toFixed(1)} ms (${perInsn(cli)} us/insn; ${perInsn(Math.max(0, cli - nodeFloor))} us/insn above node -e 0)`,
+    );
     // Below some size node's own start-up is more than half of llvm-objdump's whole run: say so.
     const floorShare = nodeFloor / objdump;
-    const reach = floorShare >= 0.5 ? `; out of reach at this size: node -e 0 alone is ${floorShare.toFixed(2)} of objdump's time` : `; ${cli / objdump <= 0.5 ? 'meets' : 'misses'}`;
+    const reach =
+      floorShare >= 0.5
+        ? `; out of reach at this size: node -e 0 alone is ${floorShare.toFixed(2)} of objdump's time`
+        : `; ${cli / objdump <= 0.5 ? 'meets' : 'misses'}`;
     lines.push(`    ratio check / objdump       ${(cli / objdump).toFixed(2)} (target <= 0.50${reach})`);
   }
   return lines;

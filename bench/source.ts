@@ -41,7 +41,16 @@ function ensureVmlinuxHeader(): string | undefined {
 /** A BPF C file of at least `targetLines` lines: static helpers, noinline subprograms and programs over vmlinux.h types. */
 export function generateSourceProgram(targetLines = 3000, functions = 100): string {
   const lines = ['#include "vmlinux.h"', '#include <bpf/bpf_helpers.h>', '', 'const volatile __u32 debug_level = 0;', ''];
-  const types = ['struct iphdr', 'struct ipv6hdr', 'struct tcphdr', 'struct udphdr', 'struct ethhdr', 'struct sock_common', 'struct in6_addr', 'struct bpf_sock_tuple'];
+  const types = [
+    'struct iphdr',
+    'struct ipv6hdr',
+    'struct tcphdr',
+    'struct udphdr',
+    'struct ethhdr',
+    'struct sock_common',
+    'struct in6_addr',
+    'struct bpf_sock_tuple',
+  ];
   const bodyLines = Math.max(8, Math.floor(targetLines / functions) - 12);
   for (let f = 0; f < functions; f++) {
     const kind = f % 5;
@@ -54,7 +63,14 @@ export function generateSourceProgram(targetLines = 3000, functions = 100): stri
     lines.push(`\tif (bpf_skb_load_bytes(skb, 0, &hdr_${f}, sizeof(hdr_${f})))`, '\t\treturn 0;');
     const budget = lines.length + bodyLines;
     for (let l = 0; lines.length < budget; l++) {
-      if (l % 6 === 0) lines.push(`\tif (debug_level > ${l % 3}) {`, `\t\tchar dump_${l}[64];`, `\t\tbpf_probe_read_kernel(dump_${l}, sizeof(dump_${l}), &hdr_${f});`, `\t\tacc += dump_${l}[${l % 64}];`, '\t}');
+      if (l % 6 === 0)
+        lines.push(
+          `\tif (debug_level > ${l % 3}) {`,
+          `\t\tchar dump_${l}[64];`,
+          `\t\tbpf_probe_read_kernel(dump_${l}, sizeof(dump_${l}), &hdr_${f});`,
+          `\t\tacc += dump_${l}[${l % 64}];`,
+          '\t}',
+        );
       else lines.push(`\tacc += ((__u8 *)&hdr_${f})[${l % 8}] * ${l + 1} + buf_${f}[${l % 32}];`);
     }
     if (isProgram) {
@@ -126,13 +142,17 @@ export async function sourceBench(): Promise<string[]> {
   const clangTimes: number[] = [];
   for (let run = 0; run < 3; run++) {
     const start = process.hrtime.bigint();
-    const result = spawnSync('clang-19', ['-fsyntax-only', '-target', 'bpf', '-I', vmlinuxDir, '-I/usr/include/x86_64-linux-gnu', sourceFile], { encoding: 'utf8' });
+    const result = spawnSync('clang-19', ['-fsyntax-only', '-target', 'bpf', '-I', vmlinuxDir, '-I/usr/include/x86_64-linux-gnu', sourceFile], {
+      encoding: 'utf8',
+    });
     const elapsed = elapsedMs(start);
     if (result.error || result.status !== 0) break;
     clangTimes.push(elapsed);
   }
   if (clangTimes.length > 0) clangMs = median(clangTimes);
-  out.push(`  reference: clang-19 -fsyntax-only on the ${lineCount}-line file (${functionCount} functions): ${clangTimes.length ? `${clangMs.toFixed(0)} ms (median of ${clangTimes.length})` : 'clang-19 unavailable or failed'}`);
+  out.push(
+    `  reference: clang-19 -fsyntax-only on the ${lineCount}-line file (${functionCount} functions): ${clangTimes.length ? `${clangMs.toFixed(0)} ms (median of ${clangTimes.length})` : 'clang-19 unavailable or failed'}`,
+  );
 
   // Header index cold (fresh cache dir) and warm (disk cache, fresh process), each a whole node process.
   const cacheDir = mkdtempSync(join(work, 'index-'));
@@ -217,4 +237,3 @@ if (require.main === module) {
     );
   }
 }
-

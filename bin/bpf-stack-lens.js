@@ -23,6 +23,11 @@ try {
   process.exit(2);
 }
 cli.main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
-  (error) => { process.stderr.write(`bpf-stack-lens: internal error: ${error.stack || error}\n`); process.exitCode = 3; },
+  (code) => {
+    process.exitCode = code;
+  },
+  (error) => {
+    process.stderr.write(`bpf-stack-lens: internal error: ${error.stack || error}\n`);
+    process.exitCode = 3;
+  },
 );

@@ -20,7 +20,7 @@ const OUT_OF_THE_FAST_LOOP = new Map([
   ['test/source/realWorldIdioms.test.ts', 'holds estimates to clang-19 -fstack-usage, file by file'],
   ['test/source/layout.test.ts', 'holds the layout engine to clang-19'],
   ['test/source/preprocessor.test.ts', 'holds the preprocessor to clang-19 -E'],
-  ['test/source/vmlinux.test.ts', 'the running kernel\'s vmlinux.h through bpftool and clang-19'],
+  ['test/source/vmlinux.test.ts', "the running kernel's vmlinux.h through bpftool and clang-19"],
   ['test/source/runningKernelHeader.test.ts', 'bpftool on /sys/kernel/btf'],
   ['test/probe/kernelProbe.test.ts', 'probes the running kernel with bpf()'],
   ['test/fuzz/hostileProtocol.test.ts', 'a spawned language server'],

@@ -38,9 +38,7 @@ test('fixture headers parse and every program has a measured line', () => {
     assert.ok(fixtureObjectExists(fixture), `${basename(fixture.object)} is missing: run scripts/build-fixtures.sh`);
     const programs = new Set(fixture.expectations.map((expectation) => expectation.program));
     for (const program of programs) {
-      const measured = fixture.expectations.find(
-        (expectation) => expectation.program === program && expectation.kernel === REFERENCE_KERNEL,
-      );
+      const measured = fixture.expectations.find((expectation) => expectation.program === program && expectation.kernel === REFERENCE_KERNEL);
       assert.ok(measured, `${basename(fixture.source)}: prog=${program} has no kernel=${REFERENCE_KERNEL} line`);
       assert.ok(measured.depths, `${basename(fixture.source)}: prog=${program} kernel=${REFERENCE_KERNEL} has no depths`);
     }

@@ -100,7 +100,8 @@ function readSources(): SourceFile[] {
       imports.push(relative(`${target}.ts`));
     };
     const visit = (node: ts.Node) => {
-      if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) add(node.moduleSpecifier.text);
+      if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier))
+        add(node.moduleSpecifier.text);
       else if (ts.isCallExpression(node) && node.arguments.length === 1 && ts.isStringLiteral(node.arguments[0])) {
         const callee = node.expression;
         if ((ts.isIdentifier(callee) && callee.text === 'require') || callee.kind === ts.SyntaxKind.ImportKeyword) add(node.arguments[0].text);
@@ -137,7 +138,9 @@ test('every folder imports only the layers below it', () => {
 
 test('only lsp/ and the client import editor and protocol packages', () => {
   const violations = sources.flatMap((source) =>
-    MAY_IMPORT_EDITOR_PACKAGES.has(source.folder) ? [] : source.packages.filter((name) => EDITOR_PACKAGES.test(name)).map((name) => `${source.name} imports ${name}`),
+    MAY_IMPORT_EDITOR_PACKAGES.has(source.folder)
+      ? []
+      : source.packages.filter((name) => EDITOR_PACKAGES.test(name)).map((name) => `${source.name} imports ${name}`),
   );
   assert.deepEqual(violations, []);
   // The rule is about something: lsp/ does speak the protocol.

@@ -39,27 +39,51 @@ const BELOW_FRAME = 'an access below the 512-byte frame: the verifier refuses th
  * that this list only ever says what is still true.
  */
 const KNOWN_DIFFERENCES = new Map<string, string>([
-  ...['simple', 'canary_arm64_riscv64', 'partial_pattern', 'min_stack_offset', 'invalidate_one_subprog', 'subprogs_use_independent_offsets', 'may_goto_interaction', 'bpf_loop_interaction1', 'cumulative_stack_depth', 'kfunc_bpf_rdonly_cast'].map(
-    (name) => [`tools/testing/selftests/bpf/progs/verifier_bpf_fastcall.c:${name}`, FASTCALL] as const,
-  ),
+  ...[
+    'simple',
+    'canary_arm64_riscv64',
+    'partial_pattern',
+    'min_stack_offset',
+    'invalidate_one_subprog',
+    'subprogs_use_independent_offsets',
+    'may_goto_interaction',
+    'bpf_loop_interaction1',
+    'cumulative_stack_depth',
+    'kfunc_bpf_rdonly_cast',
+  ].map((name) => [`tools/testing/selftests/bpf/progs/verifier_bpf_fastcall.c:${name}`, FASTCALL] as const),
   ...['variable_offset_stack_read_uninitialized', 'stack_write_priv_vs_unpriv', 'stack_write_followed_by_read', 'access_min_off_min_initialized'].map(
     (name) => [`tools/testing/selftests/bpf/progs/verifier_var_off.c:${name}`, VAR_OFF] as const,
   ),
   ['tools/testing/selftests/bpf/progs/test_attach_probe.c:handle_kprobe_auto', 'check counts an 8-byte slot the verifier does not (not yet analysed)'],
   ['tools/testing/selftests/bpf/progs/test_core_reloc_existence.c:test_core_existence', 'check counts an 8-byte slot the verifier does not (not yet analysed)'],
-  ['tools/testing/selftests/bpf/progs/test_map_lookup_percpu_elem.c:sysenter_getuid', 'check reports a subprogram the verifier does not print (not yet analysed)'],
-  ['tools/testing/selftests/bpf/progs/test_map_ops.c:map_for_each_pass', 'a bpf_for_each_map_elem callback: check counts 8 bytes more in main (not yet analysed)'],
-  ['tools/testing/selftests/bpf/progs/test_map_ops.c:map_for_each_fail', 'a bpf_for_each_map_elem callback: check counts 8 bytes more in main (not yet analysed)'],
-  ['tools/testing/selftests/bpf/progs/verifier_global_subprogs.c:chained_global_func_calls_success', 'check prints one global subprogram more than the verifier (not yet analysed)'],
-  ['tools/testing/selftests/bpf/progs/verifier_loops1.c:bounded_recursion', 'recursion: the verifier stops at 8 frames of a recursive call, check accepts it (not yet analysed)'],
+  [
+    'tools/testing/selftests/bpf/progs/test_map_lookup_percpu_elem.c:sysenter_getuid',
+    'check reports a subprogram the verifier does not print (not yet analysed)',
+  ],
+  [
+    'tools/testing/selftests/bpf/progs/test_map_ops.c:map_for_each_pass',
+    'a bpf_for_each_map_elem callback: check counts 8 bytes more in main (not yet analysed)',
+  ],
+  [
+    'tools/testing/selftests/bpf/progs/test_map_ops.c:map_for_each_fail',
+    'a bpf_for_each_map_elem callback: check counts 8 bytes more in main (not yet analysed)',
+  ],
+  [
+    'tools/testing/selftests/bpf/progs/verifier_global_subprogs.c:chained_global_func_calls_success',
+    'check prints one global subprogram more than the verifier (not yet analysed)',
+  ],
+  [
+    'tools/testing/selftests/bpf/progs/verifier_loops1.c:bounded_recursion',
+    'recursion: the verifier stops at 8 frames of a recursive call, check accepts it (not yet analysed)',
+  ],
   ...['load_out_of_bounds_low', 'to_stack_check_low_3', 'to_stack_check_low_4', 'to_stack_check_low_5', 'to_stack_check_low_6', 'to_stack_check_low_7'].map(
     (name) => [`tools/testing/selftests/bpf/progs/verifier_stack_ptr.c:${name}`, BELOW_FRAME] as const,
   ),
   ['tools/testing/selftests/bpf/progs/verifier_raw_stack.c:load_bytes_invalid_access_1', BELOW_FRAME],
-  ['lib/libxdp/tests/xdp_dispatcher_v1.c:xdp_dispatcher', 'the dispatcher\'s freplace slots: check prints one the verifier does not (not yet analysed)'],
-  ['lib/libxdp/tests/xdp_dispatcher_v2.c:xdp_dispatcher', 'the dispatcher\'s freplace slots: check prints one the verifier does not (not yet analysed)'],
+  ['lib/libxdp/tests/xdp_dispatcher_v1.c:xdp_dispatcher', "the dispatcher's freplace slots: check prints one the verifier does not (not yet analysed)"],
+  ['lib/libxdp/tests/xdp_dispatcher_v2.c:xdp_dispatcher', "the dispatcher's freplace slots: check prints one the verifier does not (not yet analysed)"],
   ...['vendor/github.com/iovisor/bcc/libbpf-tools/tcprtt.bpf.c:tcp_rcv_kprobe', 'usr/sbin/tcprtt-libbpf:tcp_rcv_kprobe'].map(
-    (key) => [key, 'bcc\'s tcprtt: check prints one subprogram more than the verifier, and at -O1 a main frame 8 bytes deeper (not yet analysed)'] as const,
+    (key) => [key, "bcc's tcprtt: check prints one subprogram more than the verifier, and at -O1 a main frame 8 bytes deeper (not yet analysed)"] as const,
   ),
 ]);
 
@@ -69,16 +93,28 @@ test('the corpus builds from its Debian packages', async (t) => {
   const packages = corpus.packages.map((entry) => `${entry.name} ${entry.version}`);
   t.diagnostic(`${corpus.objects.length} objects built, ${corpus.failures.length} C files failed, from ${packages.join(', ')}`);
   for (const failure of corpus.failures) t.diagnostic(`  did not build: ${failure.package} ${failure.source}: ${failure.error}`);
-  const listed = spawnSync('bash', [join(repositoryRoot(), 'scripts', 'corpus.sh'), '--packages'], { encoding: 'utf8' }).stdout.trim().split('\n').map((line) => line.split(' ')[0]);
-  assert.deepEqual(corpus.packages.map((entry) => entry.name), listed);
-  for (const name of listed) assert.ok(corpus.objects.some((object) => object.package === name), `no object of ${name} built`);
+  const listed = spawnSync('bash', [join(repositoryRoot(), 'scripts', 'corpus.sh'), '--packages'], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n')
+    .map((line) => line.split(' ')[0]);
+  assert.deepEqual(
+    corpus.packages.map((entry) => entry.name),
+    listed,
+  );
+  for (const name of listed)
+    assert.ok(
+      corpus.objects.some((object) => object.package === name),
+      `no object of ${name} built`,
+    );
   assert.ok(corpus.objects.length >= FLOORS.objects, `${corpus.objects.length} objects, floor ${FLOORS.objects}`);
 });
 
-test('check gives the running kernel\'s stack depth line and verdict for every program its verifier judged', async (t) => {
+test("check gives the running kernel's stack depth line and verdict for every program its verifier judged", async (t) => {
   const { corpus, reason } = await buildRealWorldCorpus();
   if (!corpus) return skipOrFail(t, reason ?? 'the corpus did not build');
-  const { run, reason: unmeasured } = await measureOnRunningKernel(corpus, { progress: (done, total) => process.stderr.write(`realworld: loaded ${done}/${total} programs\n`) });
+  const { run, reason: unmeasured } = await measureOnRunningKernel(corpus, {
+    progress: (done, total) => process.stderr.write(`realworld: loaded ${done}/${total} programs\n`),
+  });
   if (!run) return skipOrFail(t, unmeasured ?? 'the running kernel could not be measured');
   const agreement = compareObjectAnalyzer(run);
   t.diagnostic(
@@ -88,8 +124,16 @@ test('check gives the running kernel\'s stack depth line and verdict for every p
   const keyOf = (object: string, program: string) => `${corpus.objects.find((candidate) => candidate.object === object)?.relativeSource}:${program}`;
   const differing = new Set([...agreement.disagreements, ...agreement.falseClaims].map(({ result }) => keyOf(result.object, result.program)));
   const unknown = [...agreement.disagreements, ...agreement.falseClaims].filter(({ result }) => !KNOWN_DIFFERENCES.has(keyOf(result.object, result.program)));
-  assert.deepEqual(unknown.map(({ description }) => description), [], 'programs where check and the kernel disagree, or check claims a stack violation the kernel never reported');
-  assert.deepEqual([...KNOWN_DIFFERENCES.keys()].filter((key) => !differing.has(key)), [], 'listed as known differences but now agreeing: take them off the list');
+  assert.deepEqual(
+    unknown.map(({ description }) => description),
+    [],
+    'programs where check and the kernel disagree, or check claims a stack violation the kernel never reported',
+  );
+  assert.deepEqual(
+    [...KNOWN_DIFFERENCES.keys()].filter((key) => !differing.has(key)),
+    [],
+    'listed as known differences but now agreeing: take them off the list',
+  );
   assert.ok(agreement.judged >= FLOORS.judged, `${agreement.judged} programs judged by the running kernel, floor ${FLOORS.judged}`);
 });
 
@@ -109,7 +153,11 @@ test('check agrees with the kernel on the same sources built with -O1, -mcpu=v1 
   const disagreements: string[] = [];
   let compared = 0;
   for (const [index, source] of sample.entries()) {
-    for (const [tag, flags] of [['O1', ['-O1']], ['v1', ['-O2', '-mcpu=v1']], ['v4', ['-O2', '-mcpu=v4']]] as const) {
+    for (const [tag, flags] of [
+      ['O1', ['-O1']],
+      ['v1', ['-O2', '-mcpu=v1']],
+      ['v4', ['-O2', '-mcpu=v4']],
+    ] as const) {
       const object = join(out, `${index}.${tag}.o`);
       const defines = Object.entries(source.defines).map(([macro, value]) => `-D${macro}=${value}`);
       const includes = source.includeDirs.map((dir) => `-I${dir}`);
@@ -123,12 +171,20 @@ test('check agrees with the kernel on the same sources built with -O1, -mcpu=v1 
         } catch {
           continue; // Never reached the verifier (fentry without ftrace, a missing module...).
         }
-        const result: KernelResult = { object: `${source.relativeSource} ${tag}`, program: ours.name, section: ours.section, status: kernel.accepted ? 'ok' : 'rejected', stackDepth: kernel.stackDepths, error: kernel.error };
+        const result: KernelResult = {
+          object: `${source.relativeSource} ${tag}`,
+          program: ours.name,
+          section: ours.section,
+          status: kernel.accepted ? 'ok' : 'rejected',
+          stackDepth: kernel.stackDepths,
+          error: kernel.error,
+        };
         const comparison = compareWithKernel(result, ours, 'check');
         if (!comparison.compared) continue;
         compared++;
         // A program that differs when built the corpus's way is listed above with why; it differs here too.
-        if ((!comparison.lineAgrees || !comparison.verdictAgrees) && !KNOWN_DIFFERENCES.has(`${source.relativeSource}:${ours.name}`)) disagreements.push(comparison.description);
+        if ((!comparison.lineAgrees || !comparison.verdictAgrees) && !KNOWN_DIFFERENCES.has(`${source.relativeSource}:${ours.name}`))
+          disagreements.push(comparison.description);
       }
     }
   }

@@ -57,7 +57,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.window.onDidChangeActiveTextEditor(() => void updateStatus()),
     vscode.languages.onDidChangeDiagnostics(() => void updateStatus()),
     // The server compiles buffers in the background only in a trusted workspace.
-    vscode.workspace.onDidGrantWorkspaceTrust(() => void client?.sendNotification(WORKSPACE_TRUST_NOTIFICATION, { trusted: true } satisfies WorkspaceTrustParams)),
+    vscode.workspace.onDidGrantWorkspaceTrust(
+      () => void client?.sendNotification(WORKSPACE_TRUST_NOTIFICATION, { trusted: true } satisfies WorkspaceTrustParams),
+    ),
     vscode.workspace.onDidChangeConfiguration((event) => {
       // The watchers are made from the globs at start, so new globs need a new client.
       if (event.affectsConfiguration(`${SECTION}.objectGlobs`)) void restart(context);
@@ -65,7 +67,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   );
   // Restricted Mode: VS Code withholds the workspace's values of the settings package.json marks as
   // restricted (they name files to read); everything else works, since nothing from the workspace runs.
-  if (!vscode.workspace.isTrusted) output.info('Restricted Mode: objects and sources are analysed; the workspace\'s includePaths and compileCommands are not applied.');
+  if (!vscode.workspace.isTrusted)
+    output.info("Restricted Mode: objects and sources are analysed; the workspace's includePaths and compileCommands are not applied.");
   await start(context);
 }
 
@@ -87,7 +90,8 @@ async function start(context: vscode.ExtensionContext): Promise<void> {
   const watchers = [...globs, '**/*.{c,h}', '**/compile_commands.json'].map((glob) => vscode.workspace.createFileSystemWatcher(glob));
   context.subscriptions.push(...watchers);
   // A WorkspaceConfiguration carries functions too; the server needs only the values.
-  const initializationOptions: InitializationOptions = { settings: JSON.parse(JSON.stringify(configuration)),
+  const initializationOptions: InitializationOptions = {
+    settings: JSON.parse(JSON.stringify(configuration)),
     clientWatchesObjects: true,
     workspaceTrusted: vscode.workspace.isTrusted,
     // A click on a CodeLens opens the stack report of its file.
@@ -153,7 +157,8 @@ async function updateStatus(): Promise<void> {
       statusItem.hide();
       return;
     }
-    const icon = status.state === 'rejected' ? '$(error)' : status.state === 'passes' ? '$(check)' : status.state === 'stale' ? '$(history)' : '$(circle-slash)';
+    const icon =
+      status.state === 'rejected' ? '$(error)' : status.state === 'passes' ? '$(check)' : status.state === 'stale' ? '$(history)' : '$(circle-slash)';
     statusItem.text = `${icon} ${status.text}`;
     statusItem.tooltip = status.tooltip;
     statusItem.show();
@@ -190,11 +195,19 @@ async function verifyOnKernels(uri?: string | vscode.Uri): Promise<void> {
     return;
   }
   if (!target || !/\.(c|o)$/.test(vscode.Uri.parse(target).path)) {
-    void vscode.window.showInformationMessage('BPF Stack Lens: open a BPF .c file (one with a built object) or pick a .o in the explorer to verify it on real kernels.');
+    void vscode.window.showInformationMessage(
+      'BPF Stack Lens: open a BPF .c file (one with a built object) or pick a .o in the explorer to verify it on real kernels.',
+    );
     return;
   }
   const choices = await client.sendRequest<VerifyTargetChoice[]>(VERIFY_TARGETS_REQUEST);
-  const items = choices.map((choice) => ({ label: choice.label, description: choice.description, detail: choice.detail, picked: choice.ready, name: choice.name }));
+  const items = choices.map((choice) => ({
+    label: choice.label,
+    description: choice.description,
+    detail: choice.detail,
+    picked: choice.ready,
+    name: choice.name,
+  }));
   const picked = await vscode.window.showQuickPick(items, {
     canPickMany: true,
     title: 'Verify on real kernels',
@@ -214,7 +227,8 @@ async function verifyOnKernels(uri?: string | vscode.Uri): Promise<void> {
         return await client!.sendRequest<string>(VERIFY_REQUEST, params, cancel);
       } catch (error) {
         // A cancel ends quietly; anything else is said once, not as a failed command.
-        if (!cancel.isCancellationRequested) void vscode.window.showErrorMessage(`BPF Stack Lens: verify failed: ${error instanceof Error ? error.message : String(error)}`);
+        if (!cancel.isCancellationRequested)
+          void vscode.window.showErrorMessage(`BPF Stack Lens: verify failed: ${error instanceof Error ? error.message : String(error)}`);
         return undefined;
       } finally {
         listening.dispose();
@@ -244,7 +258,8 @@ async function reportContent(uri: vscode.Uri): Promise<string> {
   if (!client) return 'The BPF Stack Lens server is not running (BPF Stack Lens: Restart the language server).';
   const query = new URLSearchParams(uri.query);
   const verify = query.get('verify');
-  if (verify !== null) return verifyReports.get(verify) ?? 'This verify report is gone (the window was reloaded): run BPF Stack Lens: Verify on real kernels… again.';
+  if (verify !== null)
+    return verifyReports.get(verify) ?? 'This verify report is gone (the window was reloaded): run BPF Stack Lens: Verify on real kernels… again.';
   const check = query.get('check');
   if (check !== null) {
     const params: CheckObjectParams = { path: check };

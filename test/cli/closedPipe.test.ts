@@ -16,7 +16,9 @@ test('a reader that closes the pipe early ends the output quietly, with the verd
   if (!corpus) return skipOrFail(t, reason ?? 'the real-world corpus did not build');
   // Enough JSON (megabytes) that the pipe is still being written when the reader goes.
   const objects = corpus.objects.map((object) => object.object);
-  const child = spawn(process.execPath, [join(root, 'bin', 'bpf-stack-lens.js'), 'check', '--format', 'json', '--kernel', '6.1', ...objects], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [join(root, 'bin', 'bpf-stack-lens.js'), 'check', '--format', 'json', '--kernel', '6.1', ...objects], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
   const firstChunk = await new Promise<string>((resolve) => child.stdout.once('data', (chunk) => resolve(String(chunk))));

@@ -22,7 +22,13 @@ test('check --format json keeps the documented shape and exits 1 on a violation'
   assert.deepEqual(Object.keys(objects[0]).sort(), ['path', 'problems', 'programs']);
   assert.equal(program.section, 'tc');
   assert.equal(program.stackDepths, '200+16+0');
-  assert.deepEqual(program.verdicts.map((v: { kernel: string; accepted: boolean }) => [v.kernel, v.accepted]), [['6.18', true], ['6.1', false]]);
+  assert.deepEqual(
+    program.verdicts.map((v: { kernel: string; accepted: boolean }) => [v.kernel, v.accepted]),
+    [
+      ['6.18', true],
+      ['6.1', false],
+    ],
+  );
   const violation = program.verdicts[1].violations[0];
   assert.equal(violation.rule, 'tail-call-depth');
   assert.equal(violation.message, 'tail_calls are not allowed when call stack of previous frames is 256 bytes. Too large');
@@ -54,7 +60,7 @@ test('dump shows the format string being built on the stack before bpf_trace_pri
   assert.equal((await runCli(['dump', fixture, '--prog', 'nope'])).code, 2);
 });
 
-test('types lays out the seed example\'s records as clang does', async () => {
+test("types lays out the seed example's records as clang does", async () => {
   const result = await runCli(['types', join(repositoryRoot(), 'examples', 'workspace', 'seed.bpf.c')]);
   const types = JSON.parse(result.stdout) as { name: string; size: number }[];
   assert.equal(types.find((t) => t.name === 'tunnel')?.size, 44);
@@ -71,7 +77,10 @@ test('estimate takes defines from compile_commands.json before -D: BPF_NO_GLOBAL
     '#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\nSEC("tc")\nint entry(struct __sk_buff *skb)\n{\n\tbpf_printk("len=%u proto=%u\\n", skb->len, skb->protocol);\n\treturn 0;\n}\nchar LICENSE[] SEC("license") = "GPL";\n',
   );
   const database = join(workspace, 'compile_commands.json');
-  writeFileSync(database, JSON.stringify([{ directory: workspace, file: 'log.bpf.c', arguments: ['clang-19', '-target', 'bpf', '-DBPF_NO_GLOBAL_DATA', '-c', 'log.bpf.c'] }]));
+  writeFileSync(
+    database,
+    JSON.stringify([{ directory: workspace, file: 'log.bpf.c', arguments: ['clang-19', '-target', 'bpf', '-DBPF_NO_GLOBAL_DATA', '-c', 'log.bpf.c'] }]),
+  );
   const frameOf = async (argv: string[]) => {
     const result = await runCli(['estimate', '--kernel', '6.18', '--format', 'json', ...argv, source]);
     assert.equal(result.code, 0, result.stderr);
@@ -98,7 +107,7 @@ test('estimate says which headers it could not find, in the JSON and in the text
   assert.match(text.stdout, /note: line 1: 'vmlinux_missing\.h' file not found; its types count 0 bytes here/);
 });
 
-test('a program that reaches bpf_throw shows the verifier\'s default exception callback as an added subprogram', async (t) => {
+test("a program that reaches bpf_throw shows the verifier's default exception callback as an added subprogram", async (t) => {
   const { corpus, reason } = await buildRealWorldCorpus();
   if (!corpus) return skipOrFail(t, reason ?? 'the real-world corpus did not build');
   // The kernel's own selftest of bpf_throw, from the 6.12 tree.
@@ -110,14 +119,20 @@ test('a program that reaches bpf_throw shows the verifier\'s default exception c
   assert.equal(program.subprograms.length, 1);
   assert.deepEqual(program.addedSubprograms, ['default exception callback']);
   const text = (await runCli(['check', '--kernel', '6.18', exceptions])).stdout;
-  assert.match(text, /program exception_throw_always_1 .*stack depth 0\+0\n.*\n {4}\+ {2}default exception callback: 0 B, added by the verifier after its check/);
+  assert.match(
+    text,
+    /program exception_throw_always_1 .*stack depth 0\+0\n.*\n {4}\+ {2}default exception callback: 0 B, added by the verifier after its check/,
+  );
 });
 
-test('estimate lists the file\'s own functions; the headers\' inline functions only with --all-functions, named with their header', async () => {
+test("estimate lists the file's own functions; the headers' inline functions only with --all-functions, named with their header", async () => {
   const source = join(repositoryRoot(), 'examples', 'workspace', 'seed.bpf.c');
   const own = await runCli(['estimate', '--kernel', '6.18', source]);
   const functionLines = own.stdout.split('\n').filter((line) => /^ {2}\w+ \(/.test(line));
-  assert.deepEqual(functionLines.map((line) => line.trim().split(' ')[0]), ['do_tail', 'process', 'entry']);
+  assert.deepEqual(
+    functionLines.map((line) => line.trim().split(' ')[0]),
+    ['do_tail', 'process', 'entry'],
+  );
   assert.match(own.stdout, /\(\d+ inline function\(s\) from headers not listed: --all-functions lists them\)/);
   const all = await runCli(['estimate', '--kernel', '6.18', '--all-functions', source]);
   assert.match(all.stdout, /^ {2}__arch_swab32 \(swab\.h line \d+\) inline: 0 bytes$/m);

@@ -40,7 +40,10 @@ let program: string;
 let database: string;
 
 function writeDatabase(extra: string[]): void {
-  writeFileSync(database, JSON.stringify([{ directory, file: 'prog.c', arguments: ['clang-19', '-O2', '-g', '-target', 'bpf', '-include', 'config.h', ...extra, '-c', 'prog.c'] }]));
+  writeFileSync(
+    database,
+    JSON.stringify([{ directory, file: 'prog.c', arguments: ['clang-19', '-O2', '-g', '-target', 'bpf', '-include', 'config.h', ...extra, '-c', 'prog.c'] }]),
+  );
 }
 
 /** The frame clang gives open_probe, measured in its object. */
@@ -66,7 +69,7 @@ after(() => {
   rmSync(directory, { recursive: true, force: true });
 });
 
-test('a database entry\'s -include gives clang\'s frame in the CLI and in the editor', { skip }, async () => {
+test("a database entry's -include gives clang's frame in the CLI and in the editor", { skip }, async () => {
   const clang = clangFrame();
   assert.equal(clang, 400);
 
@@ -83,7 +86,7 @@ test('a database entry\'s -include gives clang\'s frame in the CLI and in the ed
     const report = await poll(
       () => session.connection.sendRequest<string>('bpfStackLens/stackReport', { uri }),
       (text) => /open_probe \(line \d+\) SEC\("kprobe\/sys_open"\): \d+ bytes/.test(text),
-      'the editor\'s estimate',
+      "the editor's estimate",
     );
     assert.match(report, new RegExp(`open_probe \\(line \\d+\\) SEC\\("kprobe/sys_open"\\): ${clang} bytes`));
   } finally {

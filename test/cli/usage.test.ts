@@ -57,7 +57,12 @@ test('every command answers --help with its own usage line, and exit 0', async (
  */
 test('through bin/bpf-stack-lens.js, a bad option of any command is exit 2 without a stack trace', () => {
   const bin = join(__dirname, '..', '..', '..', 'bin', 'bpf-stack-lens.js');
-  for (const argv of [['estimate', '--bogus', 'x.c'], ['types', '--bogus', 'x.h'], ['dump', '--bogus', 'x.o'], ['check', '--bogus', 'x.o']]) {
+  for (const argv of [
+    ['estimate', '--bogus', 'x.c'],
+    ['types', '--bogus', 'x.h'],
+    ['dump', '--bogus', 'x.o'],
+    ['check', '--bogus', 'x.o'],
+  ]) {
     const result = spawnSync(process.execPath, [bin, ...argv], { encoding: 'utf8' });
     assert.equal(result.status, 2, `${argv.join(' ')}: ${result.stderr}`);
     assert.match(result.stderr, new RegExp(`^bpf-stack-lens ${argv[0]}: unknown option --bogus\\n`));
@@ -69,7 +74,10 @@ test('an object with no programs says why, on check and on dump', async () => {
   const library = join(__dirname, '..', '..', '..', 'test', 'object', 'data', 'library.bpf.o');
   const check = await runCli(['check', '--kernel', '6.18', library]);
   assert.equal(check.code, 0);
-  assert.match(check.stdout, /warning: no programs: every function \(helper\) is in \.text; libbpf loads only functions of other sections \(SEC\("\.\.\."\)\) as programs/);
+  assert.match(
+    check.stdout,
+    /warning: no programs: every function \(helper\) is in \.text; libbpf loads only functions of other sections \(SEC\("\.\.\."\)\) as programs/,
+  );
   const dump = await runCli(['dump', library]);
   assert.equal(dump.code, 0);
   assert.match(dump.stderr, /no programs: every function \(helper\) is in \.text/);

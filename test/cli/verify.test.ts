@@ -19,7 +19,16 @@ import { kernelVerifierAvailable, repositoryRoot } from '../support/kernel';
 import { skipOrFail } from '../support/unavailable';
 
 const OBJECT = join(fixturesDirectory(), 'private_stack.bpf.o');
-const PROGRAMS = ['kprobe_400_400', 'kprobe_400_400_tail', 'kprobe_400_sub_tail', 'kprobe_480_48', 'perf_event_496_400', 'raw_tp_48_48_400', 'socket_400_400', 'tracepoint_400_400_400'];
+const PROGRAMS = [
+  'kprobe_400_400',
+  'kprobe_400_400_tail',
+  'kprobe_400_sub_tail',
+  'kprobe_480_48',
+  'perf_event_496_400',
+  'raw_tp_48_48_400',
+  'socket_400_400',
+  'tracepoint_400_400_400',
+];
 
 function check(entries: VerifyEntry[], kernel: RegExp): void {
   assert.deepEqual(entries.map((entry) => entry.program).sort(), PROGRAMS);
@@ -28,7 +37,10 @@ function check(entries: VerifyEntry[], kernel: RegExp): void {
     assert.notEqual(entry.real.verdict, 'error', `${entry.program}: no verdict`);
     assert.ok(entry.real.stackDepthLine?.startsWith('stack depth '), `${entry.program}: ${entry.real.stackDepthLine}`);
     assert.equal(entry.agrees, true, `${entry.program}: kernel ${JSON.stringify(entry.real)}, predicted ${JSON.stringify(entry.predicted)}`);
-    assert.ok(entry.subprograms.length >= 2 && entry.subprograms.every((sub) => sub.file?.endsWith('private_stack.bpf.c') && (sub.line ?? 0) > 0), `${entry.program}: subprograms without source lines`);
+    assert.ok(
+      entry.subprograms.length >= 2 && entry.subprograms.every((sub) => sub.file?.endsWith('private_stack.bpf.c') && (sub.line ?? 0) > 0),
+      `${entry.program}: subprograms without source lines`,
+    );
   }
   const rejected = entries.find((entry) => entry.program === 'socket_400_400');
   assert.equal(rejected?.real.error, 'combined stack size of 2 calls is 800. Too large');
@@ -83,13 +95,17 @@ test('verify on this machine without root: one line saying so, exit 2, from the 
     copyFileSync(OBJECT, object);
     chmodSync(scratch, 0o755);
     chmodSync(object, 0o644);
-    const asNobody = (script: string[]) => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...script], { encoding: 'utf8', cwd: repositoryRoot() });
+    const asNobody = (script: string[]) =>
+      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...script], { encoding: 'utf8', cwd: repositoryRoot() });
     const cli = asNobody([join(repositoryRoot(), 'bin', 'bpf-stack-lens.js'), 'verify', object]);
     const line = "this machine's kernel needs root (CAP_BPF, CAP_PERFMON) to load programs; use a lab kernel instead";
     assert.equal(cli.status, 2, cli.stderr);
     assert.equal(cli.stdout, '');
     assert.equal(cli.stderr, `bpf-stack-lens verify: ${line}\n`);
-    const editor = asNobody(['-e', `require(${JSON.stringify(join(repositoryRoot(), 'out', 'server', 'src', 'ide', 'verify.js'))}).verifyReport(${JSON.stringify(object)}, [], ['host'], { root: ${JSON.stringify(repositoryRoot())} }).then((report) => process.stdout.write(report.text))`]);
+    const editor = asNobody([
+      '-e',
+      `require(${JSON.stringify(join(repositoryRoot(), 'out', 'server', 'src', 'ide', 'verify.js'))}).verifyReport(${JSON.stringify(object)}, [], ['host'], { root: ${JSON.stringify(repositoryRoot())} }).then((report) => process.stdout.write(report.text))`,
+    ]);
     assert.equal(editor.stdout, `Verify on real kernels: ${object}\nkernels: host\n\nno answer: ${line}\n`, editor.stderr);
   } finally {
     rmSync(scratch, { recursive: true, force: true });

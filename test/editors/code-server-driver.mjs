@@ -23,7 +23,8 @@ export const exampleWorkspace = join(repo, 'examples', 'workspace');
 export function editorTools({ install = true } = {}) {
   if (install) {
     const run = spawnSync('bash', [join(repo, 'scripts', 'editors.sh')], { encoding: 'utf8', timeout: 15 * 60 * 1000 });
-    if (run.status !== 0) return { reason: `code-server could not be installed (scripts/editors.sh: ${lastLine(run.stderr) || run.error?.message || `exit ${run.status}`})` };
+    if (run.status !== 0)
+      return { reason: `code-server could not be installed (scripts/editors.sh: ${lastLine(run.stderr) || run.error?.message || `exit ${run.status}`})` };
   }
   const envFile = join(toolsDir, 'env.sh');
   if (!existsSync(envFile)) return { reason: `code-server is not installed (run bash scripts/editors.sh)` };
@@ -110,8 +111,10 @@ export async function startCodeServer({ tools, dataDir, port, vsix = vsixPath, l
   const args = [
     tools.codeServer,
     ...base,
-    '--auth', 'none',
-    '--bind-addr', `127.0.0.1:${port}`,
+    '--auth',
+    'none',
+    '--bind-addr',
+    `127.0.0.1:${port}`,
     '--disable-telemetry',
     '--disable-update-check',
     '--disable-workspace-trust',
@@ -176,7 +179,15 @@ export async function launchBrowser({ tools, profileDir }) {
     executablePath: chromiumPath,
     headless: true,
     viewport: { width: 1400, height: 900 },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   const page = context.pages()[0] ?? (await context.newPage());
   return { context, page };

@@ -9,7 +9,17 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { editorTools, exampleWorkspace, launchBrowser, openFromExplorer, openWorkbench, repo, startCodeServer, toolsDir, vsixPath } from './code-server-driver.mjs';
+import {
+  editorTools,
+  exampleWorkspace,
+  launchBrowser,
+  openFromExplorer,
+  openWorkbench,
+  repo,
+  startCodeServer,
+  toolsDir,
+  vsixPath,
+} from './code-server-driver.mjs';
 import { goToLine, waitForSquiggleOn } from './code-server-ui.mjs';
 
 const { values } = parseArgs({
@@ -66,7 +76,10 @@ if (!values.check) {
     const { page } = browser;
     page.setDefaultTimeout(Number(values.timeout) * 1000);
     const seed = join(workspace, 'seed.bpf.c');
-    const tailCallLine = readFileSync(seed, 'utf8').split('\n').findIndex((line) => line.includes('bpf_tail_call(')) + 1;
+    const tailCallLine =
+      readFileSync(seed, 'utf8')
+        .split('\n')
+        .findIndex((line) => line.includes('bpf_tail_call(')) + 1;
     await openWorkbench(page, server, workspace);
     await openFromExplorer(page, 'seed.bpf.c');
     await goToLine(page, tailCallLine);

@@ -9,7 +9,10 @@ export async function goToLine(page, line) {
   await input.waitFor({ timeout: 10000 });
   await input.fill(`:${line}`);
   await page.keyboard.press('Enter');
-  await page.locator('.monaco-editor .margin-view-overlays .line-numbers', { hasText: new RegExp(`^${line}$`) }).first().waitFor({ timeout: 10000 });
+  await page
+    .locator('.monaco-editor .margin-view-overlays .line-numbers', { hasText: new RegExp(`^${line}$`) })
+    .first()
+    .waitFor({ timeout: 10000 });
 }
 
 /** [{ line, kind }] for every squiggle rendered in the active editor. */

@@ -92,7 +92,10 @@ test('code-server: squiggle, Problems, hover and the printk quick fix on the see
     await page.keyboard.press('Control+Z');
     await page.locator('.tabs-container .tab.dirty').waitFor({ state: 'detached', timeout: 10000 });
     await page.waitForFunction(
-      () => [...document.querySelectorAll('.statusbar-item')].some((item) => item.textContent?.includes('BPF stack: rejected on 6.1; passes on 6.18') && !item.textContent.includes('stale')),
+      () =>
+        [...document.querySelectorAll('.statusbar-item')].some(
+          (item) => item.textContent?.includes('BPF stack: rejected on 6.1; passes on 6.18') && !item.textContent.includes('stale'),
+        ),
       undefined,
       { timeout: 10000 },
     );
@@ -106,8 +109,14 @@ test('code-server: squiggle, Problems, hover and the printk quick fix on the see
       await page.waitForTimeout(500);
     }
     t.diagnostic(`Problems after the undo: ${rows.map((row) => row.replace(/\s+/g, ' ')).join(' | ')}`);
-    assert.ok(rows.some((row) => row.includes(TAIL_CALL_MESSAGE)), 'the error is still listed');
-    assert.ok(rows.every((row) => !/stale|unsaved/.test(row)), 'nothing says stale or unsaved');
+    assert.ok(
+      rows.some((row) => row.includes(TAIL_CALL_MESSAGE)),
+      'the error is still listed',
+    );
+    assert.ok(
+      rows.every((row) => !/stale|unsaved/.test(row)),
+      'nothing says stale or unsaved',
+    );
     await shot('undo-back-to-saved');
 
     // 3. Hover the function name: its frame bytes, per kernel.
@@ -135,18 +144,22 @@ test('code-server: squiggle, Problems, hover and the printk quick fix on the see
     // 5. Rebuild the object with the workspace's build script; the squiggle goes away.
     buildWorkspace(workspace);
     await goToLine(page, tailCallLine);
-    await page.waitForFunction(
-      () => document.querySelectorAll('.monaco-editor .squiggly-error, .monaco-editor .squiggly-warning').length === 0,
-      undefined,
-      { timeout: 30000 },
-    );
+    await page.waitForFunction(() => document.querySelectorAll('.monaco-editor .squiggly-error, .monaco-editor .squiggly-warning').length === 0, undefined, {
+      timeout: 30000,
+    });
     assert.deepEqual(await squiggles(page), []);
     await page.keyboard.press('Control+Shift+M');
     await page.locator('.markers-panel .monaco-list-row', { hasText: TAIL_CALL_MESSAGE }).waitFor({ state: 'detached', timeout: 10000 });
     // Nothing is left of the seed; Problems lists the workspace, so combined.bpf.c, never opened, is there.
     const remaining = await diagnosticLines(page);
-    assert.ok(remaining.every((row) => !row.includes('seed.bpf.c') && !row.includes(TAIL_CALL_MESSAGE)), remaining.join('\n'));
-    assert.ok(remaining.some((row) => row.startsWith('combined.bpf.c')), `the unopened combined.bpf.c is listed: ${remaining.join(' | ')}`);
+    assert.ok(
+      remaining.every((row) => !row.includes('seed.bpf.c') && !row.includes(TAIL_CALL_MESSAGE)),
+      remaining.join('\n'),
+    );
+    assert.ok(
+      remaining.some((row) => row.startsWith('combined.bpf.c')),
+      `the unopened combined.bpf.c is listed: ${remaining.join(' | ')}`,
+    );
     await page.locator('.statusbar-item', { hasText: 'BPF stack: passes on 6.1, 6.18' }).waitFor({ timeout: 10000 });
     await shot('rebuilt-squiggle-gone');
 
@@ -163,7 +176,10 @@ test('code-server: squiggle, Problems, hover and the printk quick fix on the see
 
     // 7. Verify on real kernels… from the command palette: the pick offers this machine's kernel
     // (preselected when the editor runs as root, as here) and the lab kernels; its report opens.
-    await page.locator('.tabs-container .tab', { hasText: /^combined\.bpf\.c$/ }).first().click();
+    await page
+      .locator('.tabs-container .tab', { hasText: /^combined\.bpf\.c$/ })
+      .first()
+      .click();
     await page.keyboard.press('F1');
     const palette = page.locator('.quick-input-widget input');
     await palette.waitFor({ timeout: 10000 });
@@ -185,7 +201,7 @@ test('code-server: squiggle, Problems, hover and the printk quick fix on the see
       assert.match(verified, /^(Every kernel agrees with the prediction|The real kernels DISAGREE with the prediction)/m);
       await shot('verify-report');
     } else {
-      t.diagnostic('not root: the verify report step needs this machine\'s kernel');
+      t.diagnostic("not root: the verify report step needs this machine's kernel");
       await page.keyboard.press('Escape');
     }
   } catch (error) {

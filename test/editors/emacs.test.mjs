@@ -23,40 +23,48 @@ const skip = skipUnlessCI(
       : !eglotInstalled() && 'eglot is not installed (apt-get install elpa-eglot, or bash scripts/setup.sh)',
 );
 
-test('Emacs eglot with the README snippet: diagnostic and hover on the seed, no warning; fresh after a change on disk and a rebuild', { skip, timeout: 120000 }, () => {
-  const { scratch, project, home, source } = seedProject('bpf-stack-lens-emacs-');
-  // Read before Emacs runs: the driver rewrites the file on disk.
-  const tailCallLine = positionOf(readFileSync(source, 'utf8'), 'bpf_tail_call(').line + 1;
-  try {
-    const init = join(home, 'init.el');
-    writeFileSync(init, readmeSnippet(';; bpf-stack-lens for Emacs eglot'));
-    const resultFile = join(scratch, 'result.json');
-    const run = spawnSync('emacs', ['--batch', '-l', init, '-l', join(repo, 'test', 'editors', 'emacs-driver.el')], {
-      cwd: project,
-      encoding: 'utf8',
-      timeout: 90000,
-      env: editorEnvironment(home, { BSL_SOURCE: source, BSL_RESULT: resultFile }),
-    });
-    const output = `${run.stdout}${run.stderr}${run.error ? String(run.error) : ''}`;
-    assert.ok(existsSync(resultFile), `Emacs wrote no result:\n${output}`);
-    const result = JSON.parse(readFileSync(resultFile, 'utf8'));
-    if (process.env.BSL_DEBUG) console.error(result, output);
-    assert.match(result.emacs, /^28\./, 'Debian 12\'s Emacs 28');
-    assert.equal(result.server, 'bpf-stack-lens', `eglot connected to bpf-stack-lens\n${output}`);
-    assert.equal(result.root.replace(/\/$/, ''), project);
-    assert.doesNotMatch(output, /Warning \(eglot\)|unsupported capability|Server died/, 'eglot warned about nothing');
-    const atTailCall = result.diagnostics.filter((diagnostic) => diagnostic.line === tailCallLine && diagnostic.message.includes('tail_calls are not allowed when call stack of previous frames is 256 bytes. Too large'));
-    assert.equal(atTailCall.length, 1, `the tail-call diagnostic, once: ${JSON.stringify(result.diagnostics, null, 1)}\n${output}`);
-    assert.equal(atTailCall[0].type, 'eglot-error');
-    assert.match(atTailCall[0].message, /rejected on 6\.1/);
-    assert.match(String(result.hover), /\*\*entry\*\*.*200 B/);
-    // A line added on disk, the buffer reverted, the object rebuilt: one fresh error, a line lower.
-    const rebuilt = result.rebuilt.filter((diagnostic) => diagnostic.message.includes('[tail-call-depth]'));
-    assert.equal(rebuilt.length, 1, `one tail-call diagnostic after the rebuild: ${JSON.stringify(result.rebuilt, null, 1)}\n${output}`);
-    assert.equal(rebuilt[0].line, tailCallLine + 1);
-    assert.equal(rebuilt[0].type, 'eglot-error');
-    assert.doesNotMatch(rebuilt[0].message, /stale|unsaved/);
-  } finally {
-    rmSync(scratch, { recursive: true, force: true });
-  }
-});
+test(
+  'Emacs eglot with the README snippet: diagnostic and hover on the seed, no warning; fresh after a change on disk and a rebuild',
+  { skip, timeout: 120000 },
+  () => {
+    const { scratch, project, home, source } = seedProject('bpf-stack-lens-emacs-');
+    // Read before Emacs runs: the driver rewrites the file on disk.
+    const tailCallLine = positionOf(readFileSync(source, 'utf8'), 'bpf_tail_call(').line + 1;
+    try {
+      const init = join(home, 'init.el');
+      writeFileSync(init, readmeSnippet(';; bpf-stack-lens for Emacs eglot'));
+      const resultFile = join(scratch, 'result.json');
+      const run = spawnSync('emacs', ['--batch', '-l', init, '-l', join(repo, 'test', 'editors', 'emacs-driver.el')], {
+        cwd: project,
+        encoding: 'utf8',
+        timeout: 90000,
+        env: editorEnvironment(home, { BSL_SOURCE: source, BSL_RESULT: resultFile }),
+      });
+      const output = `${run.stdout}${run.stderr}${run.error ? String(run.error) : ''}`;
+      assert.ok(existsSync(resultFile), `Emacs wrote no result:\n${output}`);
+      const result = JSON.parse(readFileSync(resultFile, 'utf8'));
+      if (process.env.BSL_DEBUG) console.error(result, output);
+      assert.match(result.emacs, /^28\./, "Debian 12's Emacs 28");
+      assert.equal(result.server, 'bpf-stack-lens', `eglot connected to bpf-stack-lens\n${output}`);
+      assert.equal(result.root.replace(/\/$/, ''), project);
+      assert.doesNotMatch(output, /Warning \(eglot\)|unsupported capability|Server died/, 'eglot warned about nothing');
+      const atTailCall = result.diagnostics.filter(
+        (diagnostic) =>
+          diagnostic.line === tailCallLine &&
+          diagnostic.message.includes('tail_calls are not allowed when call stack of previous frames is 256 bytes. Too large'),
+      );
+      assert.equal(atTailCall.length, 1, `the tail-call diagnostic, once: ${JSON.stringify(result.diagnostics, null, 1)}\n${output}`);
+      assert.equal(atTailCall[0].type, 'eglot-error');
+      assert.match(atTailCall[0].message, /rejected on 6\.1/);
+      assert.match(String(result.hover), /\*\*entry\*\*.*200 B/);
+      // A line added on disk, the buffer reverted, the object rebuilt: one fresh error, a line lower.
+      const rebuilt = result.rebuilt.filter((diagnostic) => diagnostic.message.includes('[tail-call-depth]'));
+      assert.equal(rebuilt.length, 1, `one tail-call diagnostic after the rebuild: ${JSON.stringify(result.rebuilt, null, 1)}\n${output}`);
+      assert.equal(rebuilt[0].line, tailCallLine + 1);
+      assert.equal(rebuilt[0].type, 'eglot-error');
+      assert.doesNotMatch(rebuilt[0].message, /stale|unsaved/);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  },
+);

@@ -34,7 +34,12 @@ function runNeovim(nvim, snippet) {
     const output = `${run.stdout}${run.stderr}${run.error ? String(run.error) : ''}`;
     assert.ok(existsSync(resultFile), `Neovim wrote no result:\n${output}`);
     if (process.env.BSL_DEBUG) console.error(readFileSync(resultFile, 'utf8'), output);
-    return { result: JSON.parse(readFileSync(resultFile, 'utf8')), output, project, tailCallLine: positionOf(readFileSync(source, 'utf8'), 'bpf_tail_call(').line };
+    return {
+      result: JSON.parse(readFileSync(resultFile, 'utf8')),
+      output,
+      project,
+      tailCallLine: positionOf(readFileSync(source, 'utf8'), 'bpf_tail_call(').line,
+    };
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -43,7 +48,11 @@ function runNeovim(nvim, snippet) {
 /** What every Neovim must show on the seed. */
 function assertSeenOnSeed({ result, output, project, tailCallLine }) {
   assert.doesNotMatch(output, /Error detected|\bE\d{2,4}:/, 'Neovim reported no error');
-  assert.deepEqual(result.clients.map((client) => client.name), ['bpf-stack-lens'], `one client on the buffer\n${output}`);
+  assert.deepEqual(
+    result.clients.map((client) => client.name),
+    ['bpf-stack-lens'],
+    `one client on the buffer\n${output}`,
+  );
   assert.equal(result.clients[0].root, project, 'the root is the project folder');
   const atTailCall = result.diagnostics.filter((diagnostic) => diagnostic.lnum === tailCallLine && TAIL_CALL.test(diagnostic.message));
   assert.equal(atTailCall.length, 1, `the tail-call diagnostic, once: ${JSON.stringify(result.diagnostics, null, 1)}\n${output}`);
@@ -66,16 +75,20 @@ function assertSeenOnSeed({ result, output, project, tailCallLine }) {
 
 const clang = hasCommand('clang-19') ? false : 'clang-19 is not installed (bash scripts/setup.sh)';
 
-test('Neovim 0.7 with the README snippet: diagnostic, hover and CodeLens on the seed', {
-  skip: skipUnlessCI(clang || (!hasCommand('nvim') && 'nvim is not installed (bash scripts/setup.sh)')),
-  timeout: 120000,
-}, () => {
-  const version = execFileSync('nvim', ['--version'], { encoding: 'utf8' }).split('\n')[0];
-  assert.match(version, /^NVIM v0\.7\./, 'the system Neovim is Debian 12\'s 0.7');
-  const seen = runNeovim('nvim', readmeSnippet('-- bpf-stack-lens for Neovim 0.7'));
-  assert.match(seen.result.version, /^0\.7\./);
-  assertSeenOnSeed(seen);
-});
+test(
+  'Neovim 0.7 with the README snippet: diagnostic, hover and CodeLens on the seed',
+  {
+    skip: skipUnlessCI(clang || (!hasCommand('nvim') && 'nvim is not installed (bash scripts/setup.sh)')),
+    timeout: 120000,
+  },
+  () => {
+    const version = execFileSync('nvim', ['--version'], { encoding: 'utf8' }).split('\n')[0];
+    assert.match(version, /^NVIM v0\.7\./, "the system Neovim is Debian 12's 0.7");
+    const seen = runNeovim('nvim', readmeSnippet('-- bpf-stack-lens for Neovim 0.7'));
+    assert.match(seen.result.version, /^0\.7\./);
+    assertSeenOnSeed(seen);
+  },
+);
 
 function currentNeovim() {
   const { tools, reason } = editorTools();

@@ -94,7 +94,8 @@ export function craftObject(options: CraftedObject): Uint8Array {
   const TEXT = 1;
   const PROGRAM = 2;
   symbols.push({ name: 0, info: STT_SECTION, shndx: TEXT, value: 0, size: 0 });
-  for (let i = 0; i < chain; i++) symbols.push({ name: names.add(`f${i}`), info: STT_FUNC, shndx: TEXT, value: i * functionSlots * 8, size: functionSlots * 8 });
+  for (let i = 0; i < chain; i++)
+    symbols.push({ name: names.add(`f${i}`), info: STT_FUNC, shndx: TEXT, value: i * functionSlots * 8, size: functionSlots * 8 });
   const firstGlobal = symbols.length;
   for (let j = 0; j < programs; j++) {
     symbols.push({ name: names.add(`p${j}`), info: (STB_GLOBAL << 4) | STT_FUNC, shndx: PROGRAM, value: j * functionSlots * 8, size: functionSlots * 8 });

@@ -50,7 +50,11 @@ export const CORPUS: Record<string, Parameters<typeof craftObject>[0]> = {
 /** The objects mutations start from: the committed corpus and shapes generated here. */
 export function objectSeeds(): Uint8Array<ArrayBufferLike>[] {
   const seeds = fs.existsSync(CORPUS_DIR)
-    ? fs.readdirSync(CORPUS_DIR).filter((name) => name.endsWith('.o')).sort().map((name) => new Uint8Array(fs.readFileSync(path.join(CORPUS_DIR, name))))
+    ? fs
+        .readdirSync(CORPUS_DIR)
+        .filter((name) => name.endsWith('.o'))
+        .sort()
+        .map((name) => new Uint8Array(fs.readFileSync(path.join(CORPUS_DIR, name))))
     : ([] as Uint8Array<ArrayBufferLike>[]);
   seeds.push(craftObject({ chain: 3000, programs: 1, frameBytes: 0 }), craftObject({ chain: 0, programs: 1 }));
   return seeds;
@@ -95,7 +99,36 @@ export const C_SEEDS = [
   `#define TWICE(x) x x\n#define F(a, b) ((a) + (b))\nstatic int helper(int *v) { int local[8]; local[0] = *v; return F(local[0], 1); }\n__attribute__((section("xdp"))) int entry(void *ctx) { int v = 2; TWICE(v++;) return helper(&v); }\n`,
   `typedef unsigned long u64;\nunion u { u64 x; char c[24]; };\nenum e { A = 1 << 3, B = sizeof(union u) };\n__attribute__((section("kprobe"))) int k(void *ctx) { union u arr[B]; arr[0].x = A; return arr[0].c[1]; }\n`,
 ];
-const C_FRAGMENTS = ['(', ')', '{', '}', '[', ']', ';', ',', 'struct s {', 'int x;', '#define M(a) a a a a\n', 'M(M(M(1)))', '#if 1\n', '#endif\n', '#include "none.h"\n', '__attribute__((packed))', 'sizeof(struct s)', '/*', '*/', '"', "'", '\\\n', '((((((((', '))))))))', 'char b[1<<20];', 'typedef int t;', 't t;', '...'];
+const C_FRAGMENTS = [
+  '(',
+  ')',
+  '{',
+  '}',
+  '[',
+  ']',
+  ';',
+  ',',
+  'struct s {',
+  'int x;',
+  '#define M(a) a a a a\n',
+  'M(M(M(1)))',
+  '#if 1\n',
+  '#endif\n',
+  '#include "none.h"\n',
+  '__attribute__((packed))',
+  'sizeof(struct s)',
+  '/*',
+  '*/',
+  '"',
+  "'",
+  '\\\n',
+  '((((((((',
+  '))))))))',
+  'char b[1<<20];',
+  'typedef int t;',
+  't t;',
+  '...',
+];
 
 /** One mutation of C text: a fragment inserted, a range deleted or repeated, brackets nested deep. */
 export function mutateSource(text: string, next: () => number): string {
@@ -155,7 +188,13 @@ export async function fuzzTarget(target: 'object' | 'estimate', count: number, s
         if (target === 'object') checkObjectInput(mutateObject(pick(next, objects), next));
         else await estimateInput(mutateSource(pick(next, C_SEEDS), next), directory);
       } catch (error) {
-        statistics.uncaught.push({ seed: inputSeed, error: String((error as Error)?.stack ?? error).split('\n').slice(0, 3).join(' | ') });
+        statistics.uncaught.push({
+          seed: inputSeed,
+          error: String((error as Error)?.stack ?? error)
+            .split('\n')
+            .slice(0, 3)
+            .join(' | '),
+        });
       }
       const ms = performance.now() - started;
       const cpu = process.cpuUsage(cpuStarted);
@@ -172,7 +211,25 @@ export async function fuzzTarget(target: 'object' | 'estimate', count: number, s
 
 /** Random LSP messages, some well-formed and some not, for the message-loop target. */
 export function randomMessage(next: () => number, fileUri: string): { method: string; params: unknown; request: boolean } {
-  const values: unknown[] = [null, 0, 2, -1, 1e308, '', 'x', fileUri, [], {}, [1, 2], { uri: 5 }, { uri: fileUri }, { path: 2 }, { path: '/dev/zero' }, '\u0000', 'a'.repeat(5000)];
+  const values: unknown[] = [
+    null,
+    0,
+    2,
+    -1,
+    1e308,
+    '',
+    'x',
+    fileUri,
+    [],
+    {},
+    [1, 2],
+    { uri: 5 },
+    { uri: fileUri },
+    { path: 2 },
+    { path: '/dev/zero' },
+    '\u0000',
+    'a'.repeat(5000),
+  ];
   const methods: [string, boolean][] = [
     ['bpfStackLens/checkObject', true],
     ['bpfStackLens/stackReport', true],
@@ -215,7 +272,8 @@ export async function fuzzMessageLoop(count: number, seed: number): Promise<Targ
     const answers = async (seedNow: number) => {
       const started = performance.now();
       const reply = await Promise.race([session.connection.sendRequest('bpfStackLens/checkObject', { path: objectPath }), sleep(10_000).then(() => undefined)]);
-      if (typeof reply !== 'string' || session.exited) statistics.uncaught.push({ seed: seedNow, error: session.exited ? 'the server exited' : 'the server stopped answering' });
+      if (typeof reply !== 'string' || session.exited)
+        statistics.uncaught.push({ seed: seedNow, error: session.exited ? 'the server exited' : 'the server stopped answering' });
       const ms = performance.now() - started;
       if (ms > 1000) statistics.slow.push({ seed: seedNow, ms: Math.round(ms) });
     };
@@ -244,7 +302,10 @@ function formatStatistics(statistics: TargetStatistics): string {
     .join(', ');
   const overCpu = statistics.slow.filter((slow) => slow.cpuMs !== undefined && slow.cpuMs > 1000).length;
   const cpuNote = statistics.slow.some((slow) => slow.cpuMs !== undefined) ? ` (${overCpu} over 1 s of CPU)` : '';
-  const failures = statistics.uncaught.slice(0, 5).map((failure) => `seed ${failure.seed}: ${failure.error}`).join('\n    ');
+  const failures = statistics.uncaught
+    .slice(0, 5)
+    .map((failure) => `seed ${failure.seed}: ${failure.error}`)
+    .join('\n    ');
   return `${statistics.target}: ${statistics.inputs} inputs, ${statistics.uncaught.length} uncaught exceptions, ${statistics.slow.length} over 1 s${cpuNote}${slowest ? ` (${slowest})` : ''}, peak RSS ${mb} MB${failures ? `\n    ${failures}` : ''}`;
 }
 
@@ -263,7 +324,10 @@ async function main(argv: string[]): Promise<number> {
   const objectInputs = flag('--inputs', long ? 200_000 : 2000);
   const estimateInputs = Math.max(1, Math.floor(objectInputs / (long ? 40 : 20)));
   let failed = false;
-  for (const [target, count] of [['object', objectInputs], ['estimate', estimateInputs]] as const) {
+  for (const [target, count] of [
+    ['object', objectInputs],
+    ['estimate', estimateInputs],
+  ] as const) {
     const statistics = await fuzzTarget(target, count, seed);
     process.stdout.write(`${formatStatistics(statistics)}\n`);
     failed ||= statistics.uncaught.length > 0;

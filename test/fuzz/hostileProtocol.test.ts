@@ -43,7 +43,8 @@ after(async () => {
 async function assertAnswers(after: string): Promise<void> {
   // Until the settings are applied the server has no kernel to judge for, and the report has no verdict.
   const verdict = await poll(
-    async () => ((await session.connection.sendRequest(CHECK_OBJECT, { path: join(workspace, 'deep.o') })) as string).split('\n').find((line) => /error:/.test(line)),
+    async () =>
+      ((await session.connection.sendRequest(CHECK_OBJECT, { path: join(workspace, 'deep.o') })) as string).split('\n').find((line) => /error:/.test(line)),
     (line) => line !== undefined,
     `a verdict after ${after}`,
   );
@@ -66,10 +67,18 @@ test('hostile settings are refused one by one and the server keeps answering', a
     await session.changeSettings({ kernels: ['6.18'], ...(settings as object) });
     await assertAnswers(what);
     if (what === 'an unterminated group') {
-      await poll(async () => session.logs.slice(logged), (lines) => lines.some((line) => /objectGlobs: "\{a" is ignored/.test(line)), 'the message about the one bad glob');
+      await poll(
+        async () => session.logs.slice(logged),
+        (lines) => lines.some((line) => /objectGlobs: "\{a" is ignored/.test(line)),
+        'the message about the one bad glob',
+      );
     }
     if (what === 'six globstars') {
-      await poll(async () => session.logs.slice(logged), (lines) => lines.some((line) => /more than the 4 allowed/.test(line)), 'the message about the costly glob');
+      await poll(
+        async () => session.logs.slice(logged),
+        (lines) => lines.some((line) => /more than the 4 allowed/.test(line)),
+        'the message about the costly glob',
+      );
     }
   }
 });
@@ -87,7 +96,10 @@ test('checkObject refuses a path that is not a string instead of reading a file 
 });
 
 test('verify refuses a FIFO named as the object instead of blocking on it, and says a missing one is missing', async () => {
-  for (const [name, reason] of [[join(workspace, 'pipe.o'), 'not a regular file \\(a FIFO\\)'], ['/dev/zero.o', 'no such file']] as const) {
+  for (const [name, reason] of [
+    [join(workspace, 'pipe.o'), 'not a regular file \\(a FIFO\\)'],
+    ['/dev/zero.o', 'no such file'],
+  ] as const) {
     const report = (await session.connection.sendRequest('bpfStackLens/verify', { uri: `file://${name}`, kernels: ['host'] })) as string;
     assert.match(report, new RegExp(`^Cannot verify: cannot read ${name.replace(/[.]/g, '\\.')}: ${reason}`), report);
     await assertAnswers(`verify ${name}`);

@@ -81,7 +81,15 @@ const PROFILES = parseKernelProfiles(['6.1', '6.18'], true).profiles;
 
 async function estimated(text = SNIPPET): Promise<DocumentStackAnalysis> {
   const report = await estimateSource(FILE, text, PROFILES);
-  return { origin: 'source estimate', label: 'combined.bpf.c (estimated from the source)', path: FILE, programs: report.programs, profiles: PROFILES, frames: report.functions, estimatedText: text };
+  return {
+    origin: 'source estimate',
+    label: 'combined.bpf.c (estimated from the source)',
+    path: FILE,
+    programs: report.programs,
+    profiles: PROFILES,
+    frames: report.functions,
+    estimatedText: text,
+  };
 }
 
 /** An object analysis with the estimate's programs, as if clang had measured the same frames. */
@@ -93,7 +101,7 @@ function lineOf(text: string, needle: string): number {
   return text.split('\n').findIndex((line) => line.includes(needle)) + 1;
 }
 
-test('one diagnostic per problem per program, with each kernel\'s bytes, by how much and what to shrink', async () => {
+test("one diagnostic per problem per program, with each kernel's bytes, by how much and what to shrink", async () => {
   const findings = stackFindings(FILE, [await estimated()]);
   const combined = findings.filter((finding) => finding.rule === 'combined-stack');
   assert.equal(combined.length, 1, combined.map((finding) => finding.message).join('\n---\n'));
@@ -107,12 +115,15 @@ test('one diagnostic per problem per program, with each kernel\'s bytes, by how 
 
   const [tail] = findings.filter((finding) => finding.rule === 'tail-call-depth');
   assert.match(tail.message, /rejected on 6\.1; passes on 6\.18/);
-  assert.match(tail.message, /the callers' frames add up to 256 B, and a tail call needs them under 256 B on 6\.1: entry must lose 8 B \(200 → 192 B\) to pass/);
+  assert.match(
+    tail.message,
+    /the callers' frames add up to 256 B, and a tail call needs them under 256 B on 6\.1: entry must lose 8 B \(200 → 192 B\) to pass/,
+  );
   assert.ok(tail.related.every((related) => !/the limit is below/.test(related.message)));
   assert.match(tail.related[tail.related.length - 1].message, /a tail call needs them under 256 B/);
 });
 
-test('a frame over 512 B is clang\'s refusal, not a kernel\'s, and says what to move', async () => {
+test("a frame over 512 B is clang's refusal, not a kernel's, and says what to move", async () => {
   const findings = stackFindings(FILE, [await estimated()]);
   const refused = findings.filter((finding) => finding.rule === CLANG_STACK_LIMIT_RULE);
   assert.equal(refused.length, 1);
@@ -121,7 +132,11 @@ test('a frame over 512 B is clang\'s refusal, not a kernel\'s, and says what to 
   assert.match(refused[0].message, /^clang will refuse to compile huge: its frame is 600 B, 88 B over the 512 B clang allows one BPF function/);
   assert.match(refused[0].message, /move copy into a per-CPU array map/);
   assert.deepEqual(refused[0].data.chain, ['huge']);
-  assert.equal(findings.filter((finding) => finding.data.program === 'huge' && finding.rule === 'combined-stack').length, 0, 'no "combined stack size of 1 calls"');
+  assert.equal(
+    findings.filter((finding) => finding.data.program === 'huge' && finding.rule === 'combined-stack').length,
+    0,
+    'no "combined stack size of 1 calls"',
+  );
 });
 
 test('locations follow edits made since the analysis', async () => {
@@ -145,14 +160,17 @@ test('a stale object and the estimate that says the same are one diagnostic', as
   const tail = findings.filter((finding) => finding.rule === 'tail-call-depth');
   assert.equal(tail.length, 1);
   assert.equal(tail[0].severity, 'error');
-  assert.match(tail[0].message, /combined\.bpf\.o \(stale: combined\.bpf\.o is older than combined\.bpf\.c: rebuild it to update\) said: tail_calls are not allowed/);
+  assert.match(
+    tail[0].message,
+    /combined\.bpf\.o \(stale: combined\.bpf\.o is older than combined\.bpf\.c: rebuild it to update\) said: tail_calls are not allowed/,
+  );
   // Fresh, the object's error stands alone: the estimate adds no duplicate.
   const fresh = stackFindings(FILE, [asObject(estimate), estimate]).filter((finding) => finding.rule === 'tail-call-depth');
   assert.equal(fresh.length, 1);
   assert.equal(fresh[0].source, 'bpf-stack-lens (object)');
 });
 
-test('CodeLens shows every rule\'s bytes and verdict, short, and keeps its shape when the estimate arrives', async () => {
+test("CodeLens shows every rule's bytes and verdict, short, and keeps its shape when the estimate arrives", async () => {
   const estimate = await estimated();
   assert.equal(lensTitle('entry', [estimate]), 'frame ≈200 B · tail call at 256 B: rejected on 6.1 · 224 B: passes on 6.18');
   assert.equal(lensTitle('outer', [estimate]), 'frame ≈264 B · 576 B of 512: rejected on 6.1 · 560 B of 512: rejected on 6.18');
@@ -168,10 +186,16 @@ test('the deepest chain through a function is the one the verdict adds up', asyn
   assert.ok(outer);
   assert.equal(deepestChainThrough('inner', outer, outer.verdicts[0], PROFILES[0]), 576);
   const options = shrinkOptions({ rule: 'combined-stack', depth: 560, frames: outer.verdicts[1].violations[0].frames }, PROFILES[1]);
-  assert.deepEqual(options.map((option) => [option.name, option.loseBytes]), [['outer', 40], ['inner', 40]]);
+  assert.deepEqual(
+    options.map((option) => [option.name, option.loseBytes]),
+    [
+      ['outer', 40],
+      ['inner', 40],
+    ],
+  );
 });
 
-test('hover: one section, labeled totals, each kernel\'s rounding once, the 512 rule like the tail-call rule', async () => {
+test("hover: one section, labeled totals, each kernel's rounding once, the 512 rule like the tail-call rule", async () => {
   const estimate = await estimated();
   const object = asObject(estimate);
   const entry = functionHover('entry', [object, estimate]) ?? '';
@@ -179,7 +203,10 @@ test('hover: one section, labeled totals, each kernel\'s rounding once, the 512 
   assert.match(entry, /Estimated from the source: 200 B \(the same\)/);
   assert.equal(entry.match(/Rounded as the verifier counts it/g)?.length, 1, 'said once, not once per analysis');
   assert.match(entry, /6\.1: frames round up to 32 B before 6\.9 or without the JIT; 6\.18: frames round up to 16 B with the JIT from 6\.9/);
-  assert.match(entry, /6\.1: entry 224 B \(total 224 B\) → middle 32 B \(total 256 B\) → tail call in do_tail at \*\*256 B\*\* of callers' frames — \*\*rejected\*\* \(must stay below 256 B\): entry must lose 8 B/);
+  assert.match(
+    entry,
+    /6\.1: entry 224 B \(total 224 B\) → middle 32 B \(total 256 B\) → tail call in do_tail at \*\*256 B\*\* of callers' frames — \*\*rejected\*\* \(must stay below 256 B\): entry must lose 8 B/,
+  );
   assert.match(entry, /`big` \(`__u8\[200\]`\) 200 B \(line 40\)/);
   const inner = functionHover('inner', [object]) ?? '';
   assert.match(inner, /- 6\.1: outer 288 B → inner 288 B = \*\*576 B\*\* — \*\*rejected\*\*: 576 B is 64 B over 512: outer must lose 40 B/);
@@ -219,7 +246,9 @@ test('the frame-count rule and the pre-5.10 rule say what to do, in the diagnost
 
   const old = parseKernelProfiles(['5.4'], true).profiles;
   const report = await estimateSource(FILE, SNIPPET, old);
-  const withCalls = stackFindings(FILE, [{ ...(await estimated()), programs: report.programs, profiles: old }]).find((finding) => finding.rule === 'tail-call-with-calls');
+  const withCalls = stackFindings(FILE, [{ ...(await estimated()), programs: report.programs, profiles: old }]).find(
+    (finding) => finding.rule === 'tail-call-with-calls',
+  );
   assert.ok(withCalls);
   assert.match(withCalls.message, /inline the subprograms \(__always_inline\), or target 5\.10 and later with the JIT \(5\.4\)/);
 });
@@ -231,7 +260,10 @@ test('what an old kernel lacks: the diagnostic and the lens say what and from wh
   const analysis: DocumentStackAnalysis = { origin: 'object', label: 'missing_helpers.bpf.o', path: object, programs, profiles };
   const lacks = stackFindings('./missing_helpers.bpf.c', [analysis]).filter((finding) => finding.rule === 'kernel-lacks-feature');
   assert.equal(lacks.length, 2, JSON.stringify(lacks.map((finding) => finding.message)));
-  assert.match(lacks[0].message, /^invalid func unknown#160\nrejected on 5\.10\.223; passes on 6\.18 · program helper_in_static_callee: helper_in_static_callee → stamp /);
+  assert.match(
+    lacks[0].message,
+    /^invalid func unknown#160\nrejected on 5\.10\.223; passes on 6\.18 · program helper_in_static_callee: helper_in_static_callee → stamp /,
+  );
   assert.match(lacks[0].message, /bpf_ktime_get_coarse_ns \(helper 160\) needs 5\.11 or later \(kernel 5\.10\.223 predates it\)/);
   assert.match(lensTitle('stamp', [analysis]) ?? '', /needs 5\.11: rejected on 5\.10\.223/);
 });
@@ -241,7 +273,15 @@ test('what an old kernel lacks, from the source as the user types: the estimate 
   const text = readFileSync(source, 'utf8');
   const profiles = parseKernelProfiles(['5.10.223', '6.18'], true).profiles;
   const report = await estimateSource(source, text, profiles);
-  const analysis: DocumentStackAnalysis = { origin: 'source estimate', label: 'printk_variants.bpf.c (estimated from the source)', path: source, programs: report.programs, profiles, frames: report.functions, estimatedText: text };
+  const analysis: DocumentStackAnalysis = {
+    origin: 'source estimate',
+    label: 'printk_variants.bpf.c (estimated from the source)',
+    path: source,
+    programs: report.programs,
+    profiles,
+    frames: report.functions,
+    estimatedText: text,
+  };
   const lacks = stackFindings(source, [analysis]).filter((finding) => finding.rule === 'kernel-lacks-feature');
   assert.deepEqual(
     lacks.map((finding) => finding.message.split('\n')[0]),

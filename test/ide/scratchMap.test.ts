@@ -40,6 +40,9 @@ test('a struct used by value is dereferenced; its initializer list becomes an as
 
 test('locals it cannot move say why', async () => {
   assert.equal(await rewrite('\tstatic char buf[64];\n\treturn buf[0];\n', 'buf'), 'problem: `buf` is declared static, register, const or volatile');
-  assert.equal(await rewrite('\tchar buf[64];\n\t{ char buf[8]; buf[0] = 0; }\n\treturn buf[0];\n', 'buf'), 'problem: another `buf` is declared in the function');
+  assert.equal(
+    await rewrite('\tchar buf[64];\n\t{ char buf[8]; buf[0] = 0; }\n\treturn buf[0];\n', 'buf'),
+    'problem: another `buf` is declared in the function',
+  );
   assert.match(await rewrite('\tstruct { int x; } anon;\n\treturn anon.x;\n', 'anon'), /defined in its declaration/);
 });

@@ -11,8 +11,17 @@ import type { DocumentStackAnalysis } from '../../server/src/ide/analysis';
 import { type VerifyEntry, formatVerifyReport, formatVerifyText, objectsToVerify, verifyTargetsOf } from '../../server/src/ide/verify';
 
 function entry(program: string, real: VerifyEntry['real'], predicted: VerifyEntry['predicted']): VerifyEntry {
-  const agrees = predicted !== undefined && predicted.verdict === real.verdict && predicted.error === real.error && predicted.stackDepthLine === real.stackDepthLine;
-  return { object: '/w/a.bpf.o', program, kernel: '6.1.170', real, predicted, agrees, subprograms: [{ index: 0, name: program, file: '/w/a.bpf.c', line: 10 }] };
+  const agrees =
+    predicted !== undefined && predicted.verdict === real.verdict && predicted.error === real.error && predicted.stackDepthLine === real.stackDepthLine;
+  return {
+    object: '/w/a.bpf.o',
+    program,
+    kernel: '6.1.170',
+    real,
+    predicted,
+    agrees,
+    subprograms: [{ index: 0, name: program, file: '/w/a.bpf.c', line: 10 }],
+  };
 }
 
 const TOO_LARGE = 'combined stack size of 2 calls is 544. Too large';
@@ -20,12 +29,25 @@ const TOO_LARGE = 'combined stack size of 2 calls is 544. Too large';
 test('a kernel that disagrees is said plainly and which way, above the listing', () => {
   const entries = [
     entry('same', { verdict: 'accepted', stackDepthLine: 'stack depth 8' }, { verdict: 'accepted', stackDepthLine: 'stack depth 8' }),
-    entry('false_accept', { verdict: 'rejected', error: TOO_LARGE, stackDepthLine: 'stack depth 256+264' }, { verdict: 'accepted', stackDepthLine: 'stack depth 256+264' }),
-    entry('false_reject', { verdict: 'accepted', stackDepthLine: 'stack depth 256+264' }, { verdict: 'rejected', error: TOO_LARGE, stackDepthLine: 'stack depth 256+264' }),
+    entry(
+      'false_accept',
+      { verdict: 'rejected', error: TOO_LARGE, stackDepthLine: 'stack depth 256+264' },
+      { verdict: 'accepted', stackDepthLine: 'stack depth 256+264' },
+    ),
+    entry(
+      'false_reject',
+      { verdict: 'accepted', stackDepthLine: 'stack depth 256+264' },
+      { verdict: 'rejected', error: TOO_LARGE, stackDepthLine: 'stack depth 256+264' },
+    ),
     entry('line_only', { verdict: 'accepted', stackDepthLine: 'stack depth 237+13' }, { verdict: 'accepted', stackDepthLine: 'stack depth 240+16' }),
     entry('refused', { verdict: 'error', errno: 1 }, { verdict: 'accepted', stackDepthLine: 'stack depth 8' }),
   ];
-  const report = formatVerifyReport(['/w/a.bpf.o'], ['host', '6.1'], { entries, failures: ['qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)'], cancelled: false }, ['a.bpf.o is older than a.bpf.c: the kernels judge the object as it was built']);
+  const report = formatVerifyReport(
+    ['/w/a.bpf.o'],
+    ['host', '6.1'],
+    { entries, failures: ['qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)'], cancelled: false },
+    ['a.bpf.o is older than a.bpf.c: the kernels judge the object as it was built'],
+  );
   const lines = report.split('\n');
   assert.deepEqual(lines.slice(0, 9), [
     'Verify on real kernels: /w/a.bpf.o',
@@ -46,19 +68,35 @@ test('a kernel that disagrees is said plainly and which way, above the listing',
 
 test('all agreeing, and cancelled part-way, are said too', () => {
   const entries = [entry('same', { verdict: 'accepted', stackDepthLine: 'stack depth 8' }, { verdict: 'accepted', stackDepthLine: 'stack depth 8' })];
-  assert.match(formatVerifyReport(['/w/a.bpf.o'], ['host'], { entries, failures: [], cancelled: false }), /^Every kernel agrees with the prediction \(1 program verdict: verdict, error and stack depth line, word for word\)\.$/m);
-  assert.match(formatVerifyReport(['/w/a.bpf.o'], ['host', '7.3'], { entries, failures: [], cancelled: true }), /^Cancelled: the kernels below are those that finished before\.$/m);
+  assert.match(
+    formatVerifyReport(['/w/a.bpf.o'], ['host'], { entries, failures: [], cancelled: false }),
+    /^Every kernel agrees with the prediction \(1 program verdict: verdict, error and stack depth line, word for word\)\.$/m,
+  );
+  assert.match(
+    formatVerifyReport(['/w/a.bpf.o'], ['host', '7.3'], { entries, failures: [], cancelled: true }),
+    /^Cancelled: the kernels below are those that finished before\.$/m,
+  );
 });
 
 test('kernel names: host, a label, an exact release or a package; an unknown one is one line', () => {
   const parsed = verifyTargetsOf(['host', '6.1', '6.12.107', 'linux-binary-7.3-amd64']);
   assert.ok('targets' in parsed);
-  assert.deepEqual(parsed.targets.map((target) => (target.kind === 'host' ? 'host' : target.kernel.label)), ['host', '6.1', '6.12', '7.3']);
+  assert.deepEqual(
+    parsed.targets.map((target) => (target.kind === 'host' ? 'host' : target.kernel.label)),
+    ['host', '6.1', '6.12', '7.3'],
+  );
   assert.deepEqual(verifyTargetsOf(['4.19']), { error: 'no lab kernel "4.19" (lab kernels: host, 5.10, 6.1, 6.12, 7.2, 7.3)' });
 });
 
 test('the objects of a file: an object is itself; a source, its built objects but not the buffer compiles', () => {
-  const analysis = (path: string, extra: Partial<DocumentStackAnalysis> = {}): DocumentStackAnalysis => ({ origin: 'object', label: path, path, programs: [], profiles: [], ...extra });
+  const analysis = (path: string, extra: Partial<DocumentStackAnalysis> = {}): DocumentStackAnalysis => ({
+    origin: 'object',
+    label: path,
+    path,
+    programs: [],
+    profiles: [],
+    ...extra,
+  });
   assert.deepEqual(objectsToVerify('/w/x.o', []), { objects: ['/w/x.o'], notes: [] });
   const analyses = [
     analysis('/w/a.bpf.o', { staleReason: 'a.bpf.o is older than a.bpf.c' }),
@@ -66,6 +104,9 @@ test('the objects of a file: an object is itself; a source, its built objects bu
     { ...analysis('/w/a.bpf.c'), origin: 'source estimate' as const },
     analysis('/w/a.bpf.o'),
   ];
-  assert.deepEqual(objectsToVerify('/w/a.bpf.c', analyses), { objects: ['/w/a.bpf.o'], notes: ['a.bpf.o is older than a.bpf.c: the kernels judge the object as it was built'] });
+  assert.deepEqual(objectsToVerify('/w/a.bpf.c', analyses), {
+    objects: ['/w/a.bpf.o'],
+    notes: ['a.bpf.o is older than a.bpf.c: the kernels judge the object as it was built'],
+  });
   assert.deepEqual(objectsToVerify('/w/b.bpf.c', []), { objects: [], notes: [] });
 });

@@ -27,14 +27,21 @@ test('every lab kernel, booted under QEMU, says what its measured file says', { 
   }
   const progress: string[] = [];
   const run = await runLab(LAB_KERNELS, fixtureObjects(), { root: repositoryRoot(), progress: (message) => progress.push(message) });
-  const ran = run.boots.map((boot) => `${boot.fetched.release} (${boot.fetched.kernel.package}, ${boot.verdicts.length} programs, ${boot.bootSeconds.toFixed(0)} s${boot.fetched.cached ? ', cached' : ''})`);
+  const ran = run.boots.map(
+    (boot) =>
+      `${boot.fetched.release} (${boot.fetched.kernel.package}, ${boot.verdicts.length} programs, ${boot.bootSeconds.toFixed(0)} s${boot.fetched.cached ? ', cached' : ''})`,
+  );
   t.diagnostic(`kernels that ran: ${ran.join('; ') || 'none'}`);
   for (const boot of run.boots) {
     await t.test(boot.fetched.release, () => {
       const path = measuredFilePath(boot.fetched.release);
       assert.ok(existsSync(path), `no measured file for ${boot.fetched.release}: run bash scripts/kernel-lab.sh measure`);
       const committed = JSON.parse(readFileSync(path, 'utf8')) as MeasuredFile;
-      assert.deepEqual(toMeasured(boot).objects, committed.objects, `${boot.fetched.release} now says something else: run bash scripts/kernel-lab.sh measure and review the diff`);
+      assert.deepEqual(
+        toMeasured(boot).objects,
+        committed.objects,
+        `${boot.fetched.release} now says something else: run bash scripts/kernel-lab.sh measure and review the diff`,
+      );
     });
   }
   if (run.failures.length > 0) {
@@ -60,7 +67,7 @@ SEC("socket") int walks_a_million(void *ctx)
 char _license[] SEC("license") = "GPL";
 `;
 
-test('a lab kernel cuts off a program over the loader\'s time limit and says so', { timeout: 10 * 60 * 1000 }, async (t) => {
+test("a lab kernel cuts off a program over the loader's time limit and says so", { timeout: 10 * 60 * 1000 }, async (t) => {
   const missing = missingLabTool();
   if (missing) return skipOrFail(t, missing);
   const folder = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-slow-'));

@@ -24,7 +24,11 @@ export function analyzeFor(object: string, release: string) {
 
 test('every lab kernel has a measured file covering every fixture object', () => {
   assert.equal(files.length, LAB_KERNELS.length, `measured files: ${files.map((f) => f.release).join(', ')}`);
-  for (const kernel of LAB_KERNELS) assert.ok(files.some((file) => file.package === kernel.package), `no measured file for ${kernel.package}`);
+  for (const kernel of LAB_KERNELS)
+    assert.ok(
+      files.some((file) => file.package === kernel.package),
+      `no measured file for ${kernel.package}`,
+    );
   const objects = fixtureObjects().map((path) => path.split('/').pop()!);
   for (const file of files) assert.deepEqual(Object.keys(file.objects).sort(), objects, `${file.release}: run bash scripts/kernel-lab.sh measure`);
 });

@@ -76,7 +76,13 @@ before(async () => {
   ({ workspace, source } = seedWorkspace('bpf-stack-lens-buffer-compile-'));
   writeFileSync(
     join(workspace, 'compile_commands.json'),
-    JSON.stringify([{ directory: workspace, file: 'seed.bpf.c', arguments: ['clang-19', '-O2', '-g', '-target', 'bpf', '-I/usr/include/x86_64-linux-gnu', '-c', 'seed.bpf.c', '-o', 'seed.bpf.o'] }]),
+    JSON.stringify([
+      {
+        directory: workspace,
+        file: 'seed.bpf.c',
+        arguments: ['clang-19', '-O2', '-g', '-target', 'bpf', '-I/usr/include/x86_64-linux-gnu', '-c', 'seed.bpf.c', '-o', 'seed.bpf.o'],
+      },
+    ]),
   );
   text = readFileSync(source, 'utf8');
   uri = pathToFileURL(source).href;
@@ -92,11 +98,14 @@ after(async () => {
 });
 
 test('the buffer compiled in the background replaces the estimate, and follows unsaved edits', { skip }, async () => {
-  await session.until(() => from(COMPILED).length > 0, 'the compiled buffer\'s diagnostics');
+  await session.until(() => from(COMPILED).length > 0, "the compiled buffer's diagnostics");
   const original = clangMessages(text);
   assert.deepEqual([...new Set(from(COMPILED).map((diagnostic) => firstLine(diagnostic)))], original);
   assert.match(String(from(COMPILED)[0].message), /compiled from the buffer/);
-  const hover = await session.connection.sendRequest<{ contents: { value: string } } | null>('textDocument/hover', { textDocument: { uri }, position: { line: 98, character: 5 } });
+  const hover = await session.connection.sendRequest<{ contents: { value: string } } | null>('textDocument/hover', {
+    textDocument: { uri },
+    position: { line: 98, character: 5 },
+  });
   assert.match(hover?.contents.value ?? '', /measured in `seed\.bpf\.c \(compiled from the buffer\)`/);
 
   await edit(AFTER_KEY_LINE, BIGGER_FRAME);
@@ -106,7 +115,7 @@ test('the buffer compiled in the background replaces the estimate, and follows u
     () => from(COMPILED).some((diagnostic) => diagnostic.severity === 1 && firstLine(diagnostic) === edited[0]),
     'the compile of the edited buffer, unsaved',
   );
-  assert.equal(readFileSync(source, 'utf8').includes('char pad[64]'), false, 'nothing was written to the user\'s file');
+  assert.equal(readFileSync(source, 'utf8').includes('char pad[64]'), false, "nothing was written to the user's file");
 });
 
 test('a buffer that does not compile keeps the estimate, with a status note', { skip }, async () => {
@@ -145,17 +154,28 @@ test('a compile command carrying -fplugin, or a compiler inside the workspace, i
   await session.changeSettings(settings({ enabled: 'on', clang: planted }));
   await pollStatus((current) => /inside the workspace/.test(current.tooltip));
   assert.equal(from(COMPILED).length, 0);
-  assert.equal(existsSync(marker), false, 'the workspace\'s compiler never ran');
+  assert.equal(existsSync(marker), false, "the workspace's compiler never ran");
 
   const database = join(workspace, 'compile_commands.json');
-  writeFileSync(database, JSON.stringify([{ directory: workspace, file: 'seed.bpf.c', arguments: ['clang-19', '-O2', '-target', 'bpf', `-fplugin=${join(workspace, 'evil.so')}`, '-c', 'seed.bpf.c'] }]));
+  writeFileSync(
+    database,
+    JSON.stringify([
+      {
+        directory: workspace,
+        file: 'seed.bpf.c',
+        arguments: ['clang-19', '-O2', '-target', 'bpf', `-fplugin=${join(workspace, 'evil.so')}`, '-c', 'seed.bpf.c'],
+      },
+    ]),
+  );
   await session.connection.sendNotification('workspace/didChangeWatchedFiles', { changes: [{ uri: pathToFileURL(database).href, type: 2 }] });
   await session.changeSettings(settings({ enabled: 'on' }));
   await pollStatus((current) => /carries -fplugin=/.test(current.tooltip));
   assert.equal(from(COMPILED).length, 0);
 });
 
-async function pollStatus(holds: (current: { text: string; tooltip: string; state: string }) => boolean): Promise<{ text: string; tooltip: string; state: string }> {
+async function pollStatus(
+  holds: (current: { text: string; tooltip: string; state: string }) => boolean,
+): Promise<{ text: string; tooltip: string; state: string }> {
   const deadline = Date.now() + 15000;
   for (;;) {
     const current = await status();
@@ -174,12 +194,24 @@ test('an edit kills the compile under way, and a long compile shows progress', {
   chmodSync(slowClang, 0o755);
   const slowSession = new LspSession(settings({ enabled: 'on', clang: slowClang, debounceMs: 0 }));
   try {
-    writeFileSync(join(workspace, 'compile_commands.json'), JSON.stringify([{ directory: workspace, file: 'seed.bpf.c', arguments: ['clang-19', '-O2', '-target', 'bpf', '-I/usr/include/x86_64-linux-gnu', '-c', 'seed.bpf.c'] }]));
+    writeFileSync(
+      join(workspace, 'compile_commands.json'),
+      JSON.stringify([
+        { directory: workspace, file: 'seed.bpf.c', arguments: ['clang-19', '-O2', '-target', 'bpf', '-I/usr/include/x86_64-linux-gnu', '-c', 'seed.bpf.c'] },
+      ]),
+    );
     await slowSession.initialize(workspace, settings({ enabled: 'on', clang: slowClang, debounceMs: 0 }), { workDoneProgress: true });
     await slowSession.connection.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'c', version: 1, text } });
     await poll(async () => existsSync(log), Boolean, 'the first compile to start');
-    await slowSession.connection.sendNotification('textDocument/didChange', { textDocument: { uri, version: 2 }, contentChanges: [{ text: `${text}\n/* edited */\n` }] });
-    await slowSession.until(() => (slowSession.diagnostics(uri) ?? []).some((diagnostic) => diagnostic.source === COMPILED), 'the compile of the edited buffer', 30000);
+    await slowSession.connection.sendNotification('textDocument/didChange', {
+      textDocument: { uri, version: 2 },
+      contentChanges: [{ text: `${text}\n/* edited */\n` }],
+    });
+    await slowSession.until(
+      () => (slowSession.diagnostics(uri) ?? []).some((diagnostic) => diagnostic.source === COMPILED),
+      'the compile of the edited buffer',
+      30000,
+    );
     assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n'), ['start', 'start', 'compile'], 'the first compile was killed before it reached clang');
     const titles = slowSession.progress.flatMap((entry) => (entry.kind === 'progress' && entry.value.kind === 'begin' ? [entry.value.title] : []));
     assert.ok(titles.includes('Compiling seed.bpf.c from the buffer'), `progress titles: ${titles.join(', ')}`);

@@ -21,7 +21,15 @@ const skip = skipUnlessCI(existsSync(bundle) ? false : 'dist/server.js is not bu
 
 test('the bundled server runs over IPC from the .vsix layout', { skip }, async () => {
   const extension = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-vsix-'));
-  for (const file of ['dist/server.js', 'dist/estimateWorker.js', 'dist/tree-sitter-c.wasm', 'dist/web-tree-sitter.wasm', 'grammars', 'package.json', 'server/src/lsp/queries']) {
+  for (const file of [
+    'dist/server.js',
+    'dist/estimateWorker.js',
+    'dist/tree-sitter-c.wasm',
+    'dist/web-tree-sitter.wasm',
+    'grammars',
+    'package.json',
+    'server/src/lsp/queries',
+  ]) {
     cpSync(join(REPO, file), join(extension, file), { recursive: true });
   }
   const child = fork(join(extension, 'dist', 'server.js'), ['--node-ipc'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], cwd: extension });
@@ -31,7 +39,11 @@ test('the bundled server runs over IPC from the .vsix layout', { skip }, async (
   connection.onRequest('workspace/configuration', (params: { items: unknown[] }) => params.items.map(() => ({ kernels: ['6.18'] })));
   connection.listen();
   try {
-    const result: { capabilities: { hoverProvider?: boolean } } = await connection.sendRequest('initialize', { processId: process.pid, rootUri: null, capabilities: {} });
+    const result: { capabilities: { hoverProvider?: boolean } } = await connection.sendRequest('initialize', {
+      processId: process.pid,
+      rootUri: null,
+      capabilities: {},
+    });
     assert.equal(result.capabilities.hoverProvider, true);
     await connection.sendNotification('initialized', {});
     const uri = pathToFileURL(join(extension, 'seed.bpf.c')).href;
@@ -43,7 +55,10 @@ test('the bundled server runs over IPC from the .vsix layout', { skip }, async (
     assert.match(await hoverText(), /puts \*\*48 B\*\* on the stack/);
     // The estimate's worker (dist/estimateWorker.js) runs from the same layout: its frame items reach the hover.
     const value = await poll(hoverText, (text) => /As the source estimate counts/.test(text), 'the estimate in the hover');
-    assert.match(value, /puts \*\*48 B\*\* on the stack of `entry`\.\n\nAs the source estimate counts the frame of `entry`: its format `"acl-test[^`]*"` \(`char\[45\]`, copied to the stack\) 48 B/);
+    assert.match(
+      value,
+      /puts \*\*48 B\*\* on the stack of `entry`\.\n\nAs the source estimate counts the frame of `entry`: its format `"acl-test[^`]*"` \(`char\[45\]`, copied to the stack\) 48 B/,
+    );
   } finally {
     connection.dispose();
     child.kill();

@@ -77,7 +77,7 @@ after(async () => {
 });
 
 test('a file changed on disk, reloaded and rebuilt is fresh: one error, no "unsaved changes"', { skip }, async () => {
-  await session.until(() => from(seedUri, OBJECT, 'tail-call-depth').length === 1, 'the object\'s error');
+  await session.until(() => from(seedUri, OBJECT, 'tail-call-depth').length === 1, "the object's error");
   const before = from(seedUri, OBJECT, 'tail-call-depth')[0];
   assert.equal(before.severity, 1);
 
@@ -89,8 +89,9 @@ test('a file changed on disk, reloaded and rebuilt is fresh: one error, no "unsa
   compileBpf(seed, seedObject);
   await notify(seedObject);
   await session.until(
-    () => from(seedUri, OBJECT, 'tail-call-depth').some((diagnostic) => diagnostic.range.start.line === before.range.start.line + 1 && diagnostic.severity === 1),
-    'the rebuilt object\'s error, one line lower',
+    () =>
+      from(seedUri, OBJECT, 'tail-call-depth').some((diagnostic) => diagnostic.range.start.line === before.range.start.line + 1 && diagnostic.severity === 1),
+    "the rebuilt object's error, one line lower",
   );
   const errors = (session.diagnostics(seedUri) ?? []).filter((diagnostic) => diagnostic.code === 'tail-call-depth');
   assert.equal(errors.length, 1, 'no duplicate from the estimate');
@@ -113,7 +114,7 @@ test('the message says by how much and what to shrink; the lens is short and ope
   assert.deepEqual(entry?.command?.arguments, [seedUri]);
 });
 
-test('a stale object\'s locations follow the lines inserted above them', { skip }, async () => {
+test("a stale object's locations follow the lines inserted above them", { skip }, async () => {
   // With the estimate off, the stale object's information is all there is.
   await session.changeSettings({ ...SETTINGS, sourceEstimate: { enabled: false } });
   try {
@@ -152,7 +153,11 @@ test('the combined 512-byte rule shows in the CodeLens and the hover, with by ho
 
   const recordLine = lineOf(text, 'int xdp_record(');
   const parseLine = lineOf(text, 'int parse_options(');
-  const all = await poll(() => lenses(uri), (found) => found.length >= 2, 'the lenses of combined.bpf.c');
+  const all = await poll(
+    () => lenses(uri),
+    (found) => found.length >= 2,
+    'the lenses of combined.bpf.c',
+  );
   for (const line of [recordLine, parseLine]) {
     const title = all.find((lens) => lens.range.start.line === line)?.command?.title ?? '';
     assert.match(title, /^frame \d+ B · \d+ B of 512: rejected on 5\.15, 6\.1 · \d+ B of 512: passes on 6\.18$/);
@@ -174,7 +179,11 @@ test('two printks in one frame are named after the calls, each with its own form
     const uri = pathToFileURL(copy).href;
     await session.connection.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'c', version: 1, text } });
     const entryLine = lineOf(text, 'int entry(');
-    const hover = await poll(() => hoverAt(uri, entryLine, 5), (value) => /Made of/.test(value), 'the estimate in the hover');
+    const hover = await poll(
+      () => hoverAt(uri, entryLine, 5),
+      (value) => /Made of/.test(value),
+      'the estimate in the hover',
+    );
     assert.doesNotMatch(hover, /____fmt|___param/);
     assert.match(hover, new RegExp(`the format of \`stack_printk\` \\(\`char\\[45\\]\`\\) 48 B \\(line ${printkLine + 1}\\)`));
     assert.match(hover, new RegExp(`the format of \`stack_printk\` \\(\`char\\[16\\]\`\\) 16 B \\(line ${printkLine + 2}\\)`));
@@ -186,7 +195,7 @@ test('two printks in one frame are named after the calls, each with its own form
   }
 });
 
-test('Problems lists the workspace: a source no editor has open gets its object\'s error, and keeps it once closed', { skip }, async () => {
+test("Problems lists the workspace: a source no editor has open gets its object's error, and keeps it once closed", { skip }, async () => {
   const closed = join(workspace, 'closed.bpf.c');
   copyFileSync(join(REPO, 'examples', 'workspace', 'seed.bpf.c'), closed);
   const uri = pathToFileURL(closed).href;

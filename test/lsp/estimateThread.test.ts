@@ -48,7 +48,10 @@ test('a worker that dies is logged and replaced; its estimate is retried once', 
     assert.equal(await estimates.estimate('/crash.c', input('/crash.c', 'CRASH')), undefined);
     const stops = logs.filter((line) => /the source-estimate worker stopped while estimating \/crash\.c \(exit code 7\); starting a new one/.test(line));
     assert.equal(stops.length, 2, logs.join('\n'));
-    assert.ok(logs.some((line) => /\/crash\.c: not estimated, the worker stopped on it twice/.test(line)), logs.join('\n'));
+    assert.ok(
+      logs.some((line) => /\/crash\.c: not estimated, the worker stopped on it twice/.test(line)),
+      logs.join('\n'),
+    );
     const result = await estimates.estimate('/fine.c', input('/fine.c', 'int x;'));
     assert.equal(result?.text, 'int x;');
     assert.deepEqual(result?.dependencies, ['/fine.c']);

@@ -36,7 +36,9 @@ function bigSource(name: string, body: string, headers: number, megabytes: numbe
     const structs: string[] = [];
     for (let index = 0; index < megabytes * STRUCTS_PER_MB; index++) {
       const previous = `g${header}_${Math.max(index - 1, 0)}_${nonce}`;
-      structs.push(`struct g${header}_${index}_${nonce} {\n\tunsigned long long bytes;\n\tunsigned int count;\n\tchar name[24];\n\tstruct ${previous} *previous;\n};\n`);
+      structs.push(
+        `struct g${header}_${index}_${nonce} {\n\tunsigned long long bytes;\n\tunsigned int count;\n\tchar name[24];\n\tstruct ${previous} *previous;\n};\n`,
+      );
     }
     const headerName = `${name}_${header}.h`;
     writeFileSync(join(workspace, headerName), structs.join(''));
@@ -71,8 +73,13 @@ before(async () => {
   seedUri = pathToFileURL(source).href;
   session = new LspSession(SETTINGS);
   await session.initialize(workspace, SETTINGS, { workDoneProgress: true });
-  await session.connection.sendNotification('textDocument/didOpen', { textDocument: { uri: seedUri, languageId: 'c', version: 1, text: readFileSync(source, 'utf8') } });
-  await session.until(() => (session.diagnostics(seedUri) ?? []).some((diagnostic) => diagnostic.source === 'bpf-stack-lens (object)'), 'the object\'s diagnostics');
+  await session.connection.sendNotification('textDocument/didOpen', {
+    textDocument: { uri: seedUri, languageId: 'c', version: 1, text: readFileSync(source, 'utf8') },
+  });
+  await session.until(
+    () => (session.diagnostics(seedUri) ?? []).some((diagnostic) => diagnostic.source === 'bpf-stack-lens (object)'),
+    "the object's diagnostics",
+  );
 });
 
 after(async () => {
@@ -88,13 +95,21 @@ test('a hover on a measured function is answered while a cold header index runs'
   await session.connection.sendNotification('textDocument/didOpen', { textDocument: { uri: big.uri, languageId: 'c', version: 1, text: big.text } });
   await session.until(() => progressAfter(from)?.kinds.includes('begin') === true, 'the indexing to begin', 30000);
 
-  const hover: Hover | null = await session.connection.sendRequest('textDocument/hover', { textDocument: { uri: seedUri }, position: { line: ENTRY_LINE, character: 5 } });
+  const hover: Hover | null = await session.connection.sendRequest('textDocument/hover', {
+    textDocument: { uri: seedUri },
+    position: { line: ENTRY_LINE, character: 5 },
+  });
   const endedBeforeTheAnswer = progressAfter(from)?.kinds.includes('end');
   assert.match((hover?.contents as MarkupContent).value, /\*\*entry\*\* — frame \*\*200 B\*\*, measured in `seed\.bpf\.o`/);
   assert.equal(endedBeforeTheAnswer, false, 'the hover was answered while the headers were being indexed');
 
   await session.until(() => progressAfter(from)?.kinds.at(-1) === 'end', 'the indexing to end', 60000);
-  await poll(() => lensTitle(big.uri, big.entryLine), (title) => title?.startsWith('frame ≈32 B') === true, 'the estimate of the big file', 60000);
+  await poll(
+    () => lensTitle(big.uri, big.entryLine),
+    (title) => title?.startsWith('frame ≈32 B') === true,
+    'the estimate of the big file',
+    60000,
+  );
 });
 
 test('an edit during the indexing supersedes the run: it stops, and the old text is never published', { skip }, async () => {
@@ -112,14 +127,26 @@ test('an edit during the indexing supersedes the run: it stops, and the old text
   });
 
   // The superseded run ends its progress before indexing every header.
-  await session.until(() => {
-    const events = session.progress.slice(from).flatMap((event) => (event.kind === 'progress' && event.token === first?.token ? [event.value.kind] : []));
-    return events.includes('end');
-  }, 'the superseded run to end its progress', 60000);
+  await session.until(
+    () => {
+      const events = session.progress.slice(from).flatMap((event) => (event.kind === 'progress' && event.token === first?.token ? [event.value.kind] : []));
+      return events.includes('end');
+    },
+    'the superseded run to end its progress',
+    60000,
+  );
   const firstKinds = session.progress.slice(from).flatMap((event) => (event.kind === 'progress' && event.token === first?.token ? [event.value.kind] : []));
   assert.ok(firstKinds.filter((kind) => kind === 'report').length < headers, `the superseded run stopped early: ${firstKinds.join(',')}`);
 
-  await poll(() => lensTitle(big.uri, big.entryLine), (title) => title?.startsWith('frame ≈8 B') === true, 'the estimate of the edited text', 60000);
-  const estimated = session.published.slice(publishedFrom).filter((params) => params.uri === big.uri).flatMap((params) => params.diagnostics.filter((diagnostic) => diagnostic.source === 'bpf-stack-lens (source estimate)'));
+  await poll(
+    () => lensTitle(big.uri, big.entryLine),
+    (title) => title?.startsWith('frame ≈8 B') === true,
+    'the estimate of the edited text',
+    60000,
+  );
+  const estimated = session.published
+    .slice(publishedFrom)
+    .filter((params) => params.uri === big.uri)
+    .flatMap((params) => params.diagnostics.filter((diagnostic) => diagnostic.source === 'bpf-stack-lens (source estimate)'));
   assert.deepEqual(estimated, [], 'no diagnostic of the superseded text was ever published');
 });

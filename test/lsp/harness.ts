@@ -48,7 +48,9 @@ export class LspSession {
   /** Every publishDiagnostics, in order, for checking that nothing wrong was ever published. */
   readonly published: PublishDiagnosticsParams[] = [];
   /** Every window/workDoneProgress/create token and $/progress value, in the order they came. */
-  readonly progress: ({ kind: 'create'; token: unknown } | { kind: 'progress'; token: unknown; value: { kind: string; title?: string; message?: string; percentage?: number } })[] = [];
+  readonly progress: (
+    { kind: 'create'; token: unknown } | { kind: 'progress'; token: unknown; value: { kind: string; title?: string; message?: string; percentage?: number } }
+  )[] = [];
   private readonly process: ChildProcess;
   private readonly latest = new Map<string, Diagnostic[]>();
   private waiters: (() => void)[] = [];

@@ -52,7 +52,9 @@ function renderer(t: { skip(message?: string): void; diagnostic(message: string)
 const escapeHtml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 /** What the helpers promise to show: one line, controls and bidi overrides as U+FFFD, cut at the cap. */
 const shown = (text: string) =>
-  (text.length > MARKDOWN_TEXT_CAP ? `${text.slice(0, MARKDOWN_TEXT_CAP)}…` : text).replace(/\r\n?|\n/g, ' ').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '\uFFFD');
+  (text.length > MARKDOWN_TEXT_CAP ? `${text.slice(0, MARKDOWN_TEXT_CAP)}…` : text)
+    .replace(/\r\n?|\n/g, ' ')
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, '\uFFFD');
 
 /** Only the elements the hover's own markdown makes: no image, link or HTML the text could have made. */
 function assertInert(html: string, what: string, allowed = ['p', 'code']): void {
@@ -64,7 +66,9 @@ test('markdownText renders as exactly its text, whatever the text', (t) => {
   if (!md) return;
   const next = random(0xa11);
   const alphabet = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~ \nab1<img src=x>http://e.x';
-  const generated = Array.from({ length: 2000 }, () => Array.from({ length: Math.floor(next() * 40) }, () => alphabet[Math.floor(next() * alphabet.length)]).join(''));
+  const generated = Array.from({ length: 2000 }, () =>
+    Array.from({ length: Math.floor(next() * 40) }, () => alphabet[Math.floor(next() * alphabet.length)]).join(''),
+  );
   for (const text of [...HOSTILE, ...generated, 'x'.repeat(500)]) {
     const html = md.render(`before ${markdownText(text)} after`);
     assert.equal(html.trim(), `<p>before ${escapeHtml(shown(text))} after</p>`, JSON.stringify(text));
@@ -102,7 +106,11 @@ test('the hover shows a hostile SEC() string, symbol and object path as text', a
     await session.connection.sendNotification('textDocument/didOpen', { textDocument: { uri, languageId: 'c', version: 1, text } });
     const position = { line: 0, character: text.indexOf('p0(') + 1 };
     const value = await poll(
-      async () => (((await session.connection.sendRequest('textDocument/hover', { textDocument: { uri }, position })) as Hover | null)?.contents as MarkupContent | undefined)?.value ?? '',
+      async () =>
+        (
+          ((await session.connection.sendRequest('textDocument/hover', { textDocument: { uri }, position })) as Hover | null)?.contents as
+            MarkupContent | undefined
+        )?.value ?? '',
       (markdown) => /measured in/.test(markdown) && /estimated from the source/i.test(markdown),
       'a hover with the object and the estimate',
     );

@@ -46,7 +46,9 @@ test('a hand-written macro with a local char array costs the format rounded to 8
 });
 
 test('bpf_trace_printk costs its local format array, and nothing for a literal or a static one', async () => {
-  const source = BODY('  char fmt[] = "abc %d\\n";\n  static const char sfmt[] = "abc";\n  bpf_trace_printk(fmt, sizeof(fmt), a);\n  bpf_trace_printk(sfmt, sizeof(sfmt));\n  bpf_trace_printk("lit", 4);');
+  const source = BODY(
+    '  char fmt[] = "abc %d\\n";\n  static const char sfmt[] = "abc";\n  bpf_trace_printk(fmt, sizeof(fmt), a);\n  bpf_trace_printk(sfmt, sizeof(sfmt));\n  bpf_trace_printk("lit", 4);',
+  );
   assert.deepEqual(await costs(source), [
     ['bpf_trace_printk', 8, undefined],
     ['bpf_trace_printk', 0, undefined],

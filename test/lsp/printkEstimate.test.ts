@@ -81,7 +81,11 @@ async function hoverAt(uri: string, line: number): Promise<string> {
 
 /** The hover once the estimate of the text has come in (requests never wait for it). */
 function estimatedHoverAt(uri: string, line: number): Promise<string> {
-  return poll(() => hoverAt(uri, line), (value) => FROM_ESTIMATE.test(value), 'the estimate in the hover');
+  return poll(
+    () => hoverAt(uri, line),
+    (value) => FROM_ESTIMATE.test(value),
+    'the estimate in the hover',
+  );
 }
 
 async function fixTitlesAt(uri: string, line: number): Promise<string[]> {
@@ -130,7 +134,10 @@ test('a macro that builds its format in a sized local of another name costs that
   const titles = await fixTitlesAt(differingUri, LOG_MSG_LINE);
   // The frame loses less than the 64 B: the other printks' objects on the lines below reuse its slots.
   assert.equal(titles[0], 'Remove this log_msg (frees 24 B of the frame of entry)');
-  assert.ok(titles.some((title) => title.startsWith('Move this log_msg into a noinline helper entry_printk_0() (frees 24 B of the frame of entry; the helper')), titles.join('\n'));
+  assert.ok(
+    titles.some((title) => title.startsWith('Move this log_msg into a noinline helper entry_printk_0() (frees 24 B of the frame of entry; the helper')),
+    titles.join('\n'),
+  );
 });
 
 test('a printk whose arguments a macro multiplies builds ___param for all of them', async () => {
@@ -160,9 +167,13 @@ test('BPF_NO_GLOBAL_DATA before the include: the 45-byte ____fmt is 48 B in the 
   assert.match(inHelper, /`helper` is inlined: these bytes count in the frames of its callers/);
 });
 
-test('with the estimate turned off, libbpf\'s rules answer, and the hover says so', async () => {
+test("with the estimate turned off, libbpf's rules answer, and the hover says so", async () => {
   await session.changeSettings({ ...SETTINGS, sourceEstimate: { enabled: false } });
-  const value = await poll(() => hoverAt(differingUri, LOG_MSG_LINE), (text) => /source estimate is off/.test(text), 'the hover without an estimate');
+  const value = await poll(
+    () => hoverAt(differingUri, LOG_MSG_LINE),
+    (text) => /source estimate is off/.test(text),
+    'the hover without an estimate',
+  );
   assert.match(value, /\*\*log_msg\*\* puts \*\*16 B\*\* on the stack of `entry`/);
   assert.match(value, /The source estimate is off \(`bpfStackLens\.sourceEstimate\.enabled`\): these bytes follow libbpf's rules/);
   assert.match(await hoverAt(differingUri, LATE_DEFINE_LINE), /puts \*\*24 B\*\*/);

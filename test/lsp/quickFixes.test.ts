@@ -106,7 +106,8 @@ async function actionsAt(file: Opened, where: number | Diagnostic, ready: (title
   const range = typeof where === 'number' ? { start: { line: where, character: 1 }, end: { line: where, character: 1 } } : where.range;
   const diagnostics = typeof where === 'number' ? [] : [where];
   return poll(
-    (): Promise<CodeAction[]> => session.connection.sendRequest('textDocument/codeAction', { textDocument: { uri: file.uri }, range, context: { diagnostics } }),
+    (): Promise<CodeAction[]> =>
+      session.connection.sendRequest('textDocument/codeAction', { textDocument: { uri: file.uri }, range, context: { diagnostics } }),
     (actions) => ready(actions.map((action) => action.title)),
     `the fixes at ${file.name}:${typeof where === 'number' ? where + 1 : 'a diagnostic'}`,
   );
@@ -181,7 +182,10 @@ function provesClaim(t: TestContext, file: Opened, action: CodeAction, owner: st
   assert.ok(after !== undefined, `${owner} is a subprogram of the fixed object`);
   t.diagnostic(`${action.title}: ${owner} ${before} B -> ${after} B (${program.stackDepths})`);
   assert.equal(before - after, claimedBytes(action.title), `"${action.title}": ${owner} went from ${before} B to ${after} B`);
-  assert.ok(program.verdicts.every((verdict) => verdict.accepted), `the fixed program passes: ${JSON.stringify(program.verdicts.map((verdict) => verdict.violations.map((violation) => violation.message)))}`);
+  assert.ok(
+    program.verdicts.every((verdict) => verdict.accepted),
+    `the fixed program passes: ${JSON.stringify(program.verdicts.map((verdict) => verdict.violations.map((violation) => violation.message)))}`,
+  );
   loadsWithDepths(t, object, program);
   return fixed;
 }
@@ -216,7 +220,10 @@ test('the seed printk: each fix frees the 48 B it says, and the program passes a
   for (const action of actions) provesClaim(t, file, action, 'entry', before);
   const helper = applied(file, actions[2]);
   // The seed spells its types __u32 and its attributes in full: the helper follows.
-  assert.match(helper, /\/\* Prints from a frame of its own, so that the format's stack bytes stay off the caller's frame\. \*\/\nstatic __attribute__\(\(noinline\)\) void entry_printk_0\(__u64 arg0, __u64 arg1\)/);
+  assert.match(
+    helper,
+    /\/\* Prints from a frame of its own, so that the format's stack bytes stay off the caller's frame\. \*\/\nstatic __attribute__\(\(noinline\)\) void entry_printk_0\(__u64 arg0, __u64 arg1\)/,
+  );
 });
 
 test('two printks sharing slots: removing the first frees 32 B, the second frees nothing', { skip }, async (t) => {
@@ -224,7 +231,7 @@ test('two printks sharing slots: removing the first frees 32 B, the second frees
   const before = measured('two', file.text).frames.get('entry') as number;
   assert.equal(before, 200);
   const first = await actionsAt(file, lineOf(file.text, 'stack_printk("acl-test'), exact);
-  assert.equal(first.length, 3, 'only the first call\'s fixes, none for the second');
+  assert.equal(first.length, 3, "only the first call's fixes, none for the second");
   assert.equal(first[0].title, 'Remove this stack_printk (frees 32 B of the frame of entry)');
   provesClaim(t, file, first[0], 'entry', before);
 
@@ -245,8 +252,14 @@ test('two printks sharing slots: removing the first frees 32 B, the second frees
   const onDiagnostic = await actionsAt(file, diagnostic as Diagnostic, exact);
   const titles = onDiagnostic.map((action) => action.title);
   assert.equal(new Set(titles).size, titles.length, titles.join('\n'));
-  assert.ok(titles.every((title) => title.includes(`the stack_printk at line ${firstLine} ("acl-test, overlay saddr=…")`)), titles.join('\n'));
-  assert.ok(titles.every((title) => !title.includes('"second printk')), 'the printk that frees nothing is not offered on the diagnostic');
+  assert.ok(
+    titles.every((title) => title.includes(`the stack_printk at line ${firstLine} ("acl-test, overlay saddr=…")`)),
+    titles.join('\n'),
+  );
+  assert.ok(
+    titles.every((title) => !title.includes('"second printk')),
+    'the printk that frees nothing is not offered on the diagnostic',
+  );
 });
 
 test('BPF_NO_GLOBAL_DATA from the settings: no .rodata fix; the helper is preferred, and adds no .rodata either', { skip }, async (t) => {
@@ -257,7 +270,10 @@ test('BPF_NO_GLOBAL_DATA from the settings: no .rodata fix; the helper is prefer
     const before = measured('noglobal', file.text, flags).frames.get('entry') as number;
     const actions = await actionsAt(file, lineOf(file.text, 'bpf_printk('), exact);
     const titles = actions.map((action) => action.title);
-    assert.ok(titles.every((title) => !/\.rodata/.test(title)), titles.join('\n'));
+    assert.ok(
+      titles.every((title) => !/\.rodata/.test(title)),
+      titles.join('\n'),
+    );
     const helper = titled(actions, 'Move this bpf_printk into a noinline helper');
     assert.equal(helper.isPreferred, true);
     const fixed = provesClaim(t, file, helper, 'entry', before, flags);
@@ -273,12 +289,15 @@ test('a 4-argument bpf_printk: the helper says it moves the argument array, and 
   const file = await open('four.bpf.c', FOUR_ARGS);
   const before = measured('four', file.text).frames.get('entry') as number;
   const actions = await actionsAt(file, lineOf(file.text, 'bpf_printk('), exact);
-  assert.deepEqual(actions.map((action) => action.title.split(' (')[0]), ['Remove this bpf_printk', 'Move this bpf_printk into a noinline helper entry_printk_0()']);
+  assert.deepEqual(
+    actions.map((action) => action.title.split(' (')[0]),
+    ['Remove this bpf_printk', 'Move this bpf_printk into a noinline helper entry_printk_0()'],
+  );
   for (const action of actions) provesClaim(t, file, action, 'entry', before);
   assert.match(applied(file, actions[1]), /so that the argument array's stack bytes stay off the caller's frame/);
 });
 
-test('a large local moves into a per-CPU scratch map: at its declaration, and on the rejected program\'s diagnostic', { skip }, async (t) => {
+test("a large local moves into a per-CPU scratch map: at its declaration, and on the rejected program's diagnostic", { skip }, async (t) => {
   const file = await open('scratch.bpf.c', readFileSync(SCRATCH_SOURCE, 'utf8'));
   const original = measured('scratch', file.text);
   assert.equal(original.program.verdicts[0].accepted, false, 'the fixture is rejected as it stands');
@@ -289,7 +308,10 @@ test('a large local moves into a per-CPU scratch map: at its declaration, and on
   assert.equal(atDeclaration[0].title, 'Move `ctx` (struct pkt_ctx, 240 B) into a per-CPU scratch map ctx_scratch (frees 232 B of the frame of classify)');
   const structFixed = provesClaim(t, file, atDeclaration[0], 'classify', original.frames.get('classify') as number);
   assert.match(structFixed, /__type\(value, struct pkt_ctx\);\n\} ctx_scratch SEC\("\.maps"\);/);
-  assert.match(structFixed, /struct pkt_ctx \*ctx = bpf_map_lookup_elem\(&ctx_scratch, &ctx_key\);\n\t__u64 \*count;\n\n\tif \(!ctx\)\n\t\treturn 0;\n\t__builtin_memset\(ctx, 0, sizeof\(\*ctx\)\);\n/);
+  assert.match(
+    structFixed,
+    /struct pkt_ctx \*ctx = bpf_map_lookup_elem\(&ctx_scratch, &ctx_key\);\n\t__u64 \*count;\n\n\tif \(!ctx\)\n\t\treturn 0;\n\t__builtin_memset\(ctx, 0, sizeof\(\*ctx\)\);\n/,
+  );
   assert.match(structFixed, /bpf_skb_load_bytes\(skb, sizeof\(ctx->eth\), ctx, sizeof\(\*ctx\)\)/);
 
   // On the combined-rule diagnostic: the chain's largest local, the 320-byte array in entry.
@@ -307,7 +329,7 @@ test('a large local moves into a per-CPU scratch map: at its declaration, and on
   assert.match(arrayFixed, /bpf_skb_load_bytes\(skb, 0, buf, sizeof\(__u8\[320\]\)\)/);
 });
 
-test('one frame over clang\'s 512 bytes: clang refuses it, and the scratch-map fix on its diagnostic compiles and loads', { skip }, async (t) => {
+test("one frame over clang's 512 bytes: clang refuses it, and the scratch-map fix on its diagnostic compiles and loads", { skip }, async (t) => {
   const file = await open('big.bpf.c', OVER_CLANG_LIMIT);
   assert.throws(() => measured('big', file.text), /stack limit is exceeded|Looks like the BPF stack limit/);
   const diagnostic = await poll(

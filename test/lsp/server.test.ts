@@ -84,7 +84,10 @@ test('a built object gives the verifier message at the tail call, with the chain
   assert.equal(messageOf(diagnostic).split('\n')[0], TAIL_CALL_MESSAGE);
   assert.match(messageOf(diagnostic), /rejected on 6\.1; passes on 6\.18/);
   const related = diagnostic.relatedInformation ?? [];
-  assert.deepEqual(related.map((info) => info.location.range.start.line), [ENTRY_LINE, PROCESS_CALL_LINE, DO_TAIL_CALL_LINE]);
+  assert.deepEqual(
+    related.map((info) => info.location.range.start.line),
+    [ENTRY_LINE, PROCESS_CALL_LINE, DO_TAIL_CALL_LINE],
+  );
   assert.ok(related.every((info) => info.location.uri === uri));
   assert.match(related[0].message, /^entry: frame 200 B, 224 B rounded on 6\.1 \(frames round up to 32 B before 6\.9 or without the JIT\), 224 B so far/);
   assert.match(related[1].message, /^calls process: frame 24 B, 32 B rounded on 6\.1, 256 B so far/);
@@ -92,17 +95,26 @@ test('a built object gives the verifier message at the tail call, with the chain
 });
 
 test('hover on a function name shows its frame and the chain to the tail call', { skip }, async () => {
-  const hover: Hover | null = await session.connection.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: ENTRY_LINE, character: 5 } });
+  const hover: Hover | null = await session.connection.sendRequest('textDocument/hover', {
+    textDocument: { uri },
+    position: { line: ENTRY_LINE, character: 5 },
+  });
   const value = (hover?.contents as MarkupContent).value;
   assert.match(value, /\*\*entry\*\* — frame \*\*200 B\*\*/);
   assert.match(value, /6\.1: 224 B · 6\.18: 208 B/);
-  assert.match(value, /6\.1: entry 224 B \(total 224 B\) → process 32 B \(total 256 B\) → tail call in do_tail at \*\*256 B\*\* of callers' frames — \*\*rejected\*\* \(must stay below 256 B\): entry must lose 8 B \(200 → 192 B\) to pass/);
+  assert.match(
+    value,
+    /6\.1: entry 224 B \(total 224 B\) → process 32 B \(total 256 B\) → tail call in do_tail at \*\*256 B\*\* of callers' frames — \*\*rejected\*\* \(must stay below 256 B\): entry must lose 8 B \(200 → 192 B\) to pass/,
+  );
   assert.match(value, /6\.18: entry 208 B \(total 208 B\) → process 32 B \(total 240 B\) → tail call in do_tail at \*\*240 B\*\* of callers' frames — passes/);
   assert.equal(hover?.range?.start.line, ENTRY_LINE);
 });
 
 test('hover on the printk shows the bytes its stack format costs', { skip }, async () => {
-  const hover: Hover | null = await session.connection.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: PRINTK_LINE, character: 3 } });
+  const hover: Hover | null = await session.connection.sendRequest('textDocument/hover', {
+    textDocument: { uri },
+    position: { line: PRINTK_LINE, character: 3 },
+  });
   const value = (hover?.contents as MarkupContent).value;
   assert.match(value, /\*\*stack_printk\*\* puts \*\*48 B\*\* on the stack of `entry`/);
   assert.match(value, /45 bytes with the NUL/);
@@ -159,12 +171,20 @@ test('a truncated object publishes nothing and does not crash the server', { ski
   writeFileSync(objectPath, whole.subarray(0, Math.floor(whole.length * 0.9)));
   await notifyObject(FileChangeType.Created);
   await sleep(SETTLE_MS);
-  const fromObjects = session.published.slice(publishedBefore).flatMap((params) => params.diagnostics.filter((diagnostic) => diagnostic.source === 'bpf-stack-lens (object)'));
+  const fromObjects = session.published
+    .slice(publishedBefore)
+    .flatMap((params) => params.diagnostics.filter((diagnostic) => diagnostic.source === 'bpf-stack-lens (object)'));
   assert.deepEqual(fromObjects, [], 'nothing published from the truncated file');
   assert.deepEqual(ours(), []);
-  assert.ok(session.logs.some((line) => line.includes('seed.bpf.o: ignored')), session.logs.join('\n'));
+  assert.ok(
+    session.logs.some((line) => line.includes('seed.bpf.o: ignored')),
+    session.logs.join('\n'),
+  );
   assert.equal(session.exited, false);
-  const hover: Hover | null = await session.connection.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: ENTRY_LINE, character: 5 } });
+  const hover: Hover | null = await session.connection.sendRequest('textDocument/hover', {
+    textDocument: { uri },
+    position: { line: ENTRY_LINE, character: 5 },
+  });
   const value = (hover?.contents as MarkupContent | undefined)?.value ?? '';
   assert.doesNotMatch(value, /measured in/, 'the server still answers, with nothing measured to say');
   assert.match(value, /estimated from the source/);

@@ -81,7 +81,10 @@ test('no object: the estimate gives the verifier message at the tail call', asyn
 
   // The on-stack printk format is the heavy item on that chain: information, with its bytes, related to the violation.
   const contributors = from(seedUri, ESTIMATE, 'stack-contributor');
-  assert.deepEqual(contributors.map((contributor) => contributor.range.start.line), [PRINTK_LINE]);
+  assert.deepEqual(
+    contributors.map((contributor) => contributor.range.start.line),
+    [PRINTK_LINE],
+  );
   assert.equal(contributors[0].severity, 3);
   assert.match(messageOf(contributors[0]), /^The format of the printk at line \d+ \(char\[45\], copied to the stack\) puts 48 B on the stack of entry/);
   assert.equal(contributors[0].relatedInformation?.[0].location.range.start.line, TAIL_CALL_LINE);
@@ -99,26 +102,42 @@ test('deleting the printk line in the editor takes the diagnostic away without s
   assert.match((await entryLens(seedUri)) ?? '', /^frame ≈152 B · tail call at 192 B: passes on 6\.1/);
 });
 
-test('compile_commands.json with -DBPF_NO_GLOBAL_DATA puts bpf_printk\'s format on the stack', async () => {
+test("compile_commands.json with -DBPF_NO_GLOBAL_DATA puts bpf_printk's format on the stack", async () => {
   await open(printkUri, readFileSync(printkPath, 'utf8'));
   // libbpf keeps the format in .rodata: 152 B, accepted everywhere.
-  await poll(() => entryLens(printkUri), (title) => title?.startsWith('frame ≈152 B') === true, 'the .rodata estimate');
+  await poll(
+    () => entryLens(printkUri),
+    (title) => title?.startsWith('frame ≈152 B') === true,
+    'the .rodata estimate',
+  );
   assert.deepEqual(from(printkUri, ESTIMATE), []);
 
   const database = join(workspace, 'compile_commands.json');
   writeFileSync(
     database,
-    JSON.stringify([{ directory: workspace, file: 'printk.bpf.c', command: 'clang-19 -O2 -g -target bpf "-DBPF_NO_GLOBAL_DATA" -I/usr/include/x86_64-linux-gnu -c printk.bpf.c -o build/printk.bpf.o' }]),
+    JSON.stringify([
+      {
+        directory: workspace,
+        file: 'printk.bpf.c',
+        command: 'clang-19 -O2 -g -target bpf "-DBPF_NO_GLOBAL_DATA" -I/usr/include/x86_64-linux-gnu -c printk.bpf.c -o build/printk.bpf.o',
+      },
+    ]),
   );
   await session.connection.sendNotification('workspace/didChangeWatchedFiles', { changes: [{ uri: pathToFileURL(database).href, type: 1 }] });
   await session.until(() => from(printkUri, ESTIMATE, 'tail-call-depth').length === 1, 'the estimate with the format on the stack');
   assert.equal(messageOf(from(printkUri, ESTIMATE, 'tail-call-depth')[0]).split('\n')[0], TAIL_CALL_MESSAGE);
   const contributors = from(printkUri, ESTIMATE, 'stack-contributor');
-  assert.deepEqual(contributors.map((contributor) => contributor.range.start.line), [PRINTK_LINE]);
+  assert.deepEqual(
+    contributors.map((contributor) => contributor.range.start.line),
+    [PRINTK_LINE],
+  );
   assert.match(messageOf(contributors[0]), /^The format of the printk at line \d+ .* puts 48 B/);
 
   // Hover reasons about the printk with the database's definitions too.
-  const hover: Hover | null = await session.connection.sendRequest('textDocument/hover', { textDocument: { uri: printkUri }, position: { line: PRINTK_LINE, character: 3 } });
+  const hover: Hover | null = await session.connection.sendRequest('textDocument/hover', {
+    textDocument: { uri: printkUri },
+    position: { line: PRINTK_LINE, character: 3 },
+  });
   assert.match((hover?.contents as MarkupContent).value, /\*\*bpf_printk\*\* puts \*\*48 B\*\* on the stack of `entry`/);
 });
 
@@ -133,14 +152,20 @@ test('a fresh object takes over from the estimate', { skip: skipClang }, async (
   const [measured] = from(printkUri, OBJECT, 'tail-call-depth');
   assert.equal(measured.range.start.line, TAIL_CALL_LINE);
   assert.equal(measured.severity, 1);
-  assert.deepEqual(from(printkUri, ESTIMATE, 'tail-call-depth'), [], 'the estimate\'s same-rule diagnostic is suppressed');
+  assert.deepEqual(from(printkUri, ESTIMATE, 'tail-call-depth'), [], "the estimate's same-rule diagnostic is suppressed");
   // The estimate still says what the frame is made of, now about the object's violation.
   const contributors = from(printkUri, ESTIMATE, 'stack-contributor');
   assert.equal(contributors.length, 1);
   assert.match(contributors[0].relatedInformation?.[0].message ?? '', /^tail_calls are not allowed/);
   assert.equal(await entryLens(printkUri), 'frame 200 B · tail call at 256 B: rejected on 6.1 · 240 B: passes on 6.18');
-  const hover: Hover | null = await session.connection.sendRequest('textDocument/hover', { textDocument: { uri: printkUri }, position: { line: ENTRY_LINE, character: 5 } });
-  assert.match((hover?.contents as MarkupContent).value, /frame \*\*200 B\*\*, measured in `printk\.bpf\.o`[^\n]*\n\nEstimated from the source: 200 B \(the same\)/);
+  const hover: Hover | null = await session.connection.sendRequest('textDocument/hover', {
+    textDocument: { uri: printkUri },
+    position: { line: ENTRY_LINE, character: 5 },
+  });
+  assert.match(
+    (hover?.contents as MarkupContent).value,
+    /frame \*\*200 B\*\*, measured in `printk\.bpf\.o`[^\n]*\n\nEstimated from the source: 200 B \(the same\)/,
+  );
 
   // An unsaved edit makes the object stale: the estimate's diagnostic is back, the object's is information.
   await session.connection.sendNotification('textDocument/didChange', {
@@ -150,7 +175,10 @@ test('a fresh object takes over from the estimate', { skip: skipClang }, async (
   await session.until(() => from(printkUri, ESTIMATE, 'tail-call-depth').length === 1, 'the estimate to show again');
   // One diagnostic for the problem: the stale object's word is a line of the estimate's.
   assert.deepEqual(from(printkUri, OBJECT, 'tail-call-depth'), []);
-  assert.match(String(from(printkUri, ESTIMATE, 'tail-call-depth')[0].message), /printk\.bpf\.o \(stale: the text in the editor is not the file on disk \(unsaved changes\), which printk\.bpf\.o was built from\) said: tail_calls/);
+  assert.match(
+    String(from(printkUri, ESTIMATE, 'tail-call-depth')[0].message),
+    /printk\.bpf\.o \(stale: the text in the editor is not the file on disk \(unsaved changes\), which printk\.bpf\.o was built from\) said: tail_calls/,
+  );
 
   // Undo back to the saved text: the object describes the buffer again, with no save.
   await session.connection.sendNotification('textDocument/didChange', {
@@ -158,7 +186,10 @@ test('a fresh object takes over from the estimate', { skip: skipClang }, async (
     contentChanges: [{ range: { start: { line: 0, character: 2 }, end: { line: 0, character: 3 } }, text: '' }],
   });
   await session.until(
-    () => from(printkUri, OBJECT, 'tail-call-depth').length === 1 && from(printkUri, OBJECT, 'tail-call-depth')[0].severity === 1 && from(printkUri, ESTIMATE, 'tail-call-depth').length === 0,
+    () =>
+      from(printkUri, OBJECT, 'tail-call-depth').length === 1 &&
+      from(printkUri, OBJECT, 'tail-call-depth')[0].severity === 1 &&
+      from(printkUri, ESTIMATE, 'tail-call-depth').length === 0,
     'the object fresh again after the undo',
   );
   assert.doesNotMatch(String(from(printkUri, OBJECT, 'tail-call-depth')[0].message), /stale/);
@@ -170,7 +201,9 @@ test('a fresh object takes over from the estimate', { skip: skipClang }, async (
 test('the first analysis of a file with a big header reports progress', async () => {
   const structs: string[] = [];
   for (let index = 0; index < 5000; index++) {
-    structs.push(`struct generated_${index} {\n\tunsigned long long bytes;\n\tunsigned int count;\n\tchar name[24];\n\tstruct generated_${Math.max(index - 1, 0)} *previous;\n};\n`);
+    structs.push(
+      `struct generated_${index} {\n\tunsigned long long bytes;\n\tunsigned int count;\n\tchar name[24];\n\tstruct generated_${Math.max(index - 1, 0)} *previous;\n};\n`,
+    );
   }
   writeFileSync(join(workspace, 'generated.h'), structs.join(''));
   const bigPath = join(workspace, 'big.bpf.c');
@@ -181,7 +214,11 @@ test('the first analysis of a file with a big header reports progress', async ()
   writeFileSync(bigPath, bigText);
   const before = session.progress.length;
   await open(pathToFileURL(bigPath).href, bigText);
-  await session.until(() => session.progress.slice(before).some((event) => event.kind === 'progress' && event.value.kind === 'end'), 'the end of progress', 60000);
+  await session.until(
+    () => session.progress.slice(before).some((event) => event.kind === 'progress' && event.value.kind === 'end'),
+    'the end of progress',
+    60000,
+  );
   const events = session.progress.slice(before);
   assert.equal(events[0].kind, 'create');
   const kinds = events.flatMap((event) => (event.kind === 'progress' && event.token === events[0].token ? [event.value.kind] : []));
@@ -190,7 +227,12 @@ test('the first analysis of a file with a big header reports progress', async ()
   assert.equal(kinds.at(-1), 'end');
   const report = events.find((event) => event.kind === 'progress' && event.value.kind === 'report');
   assert.match(report?.kind === 'progress' ? (report.value.message ?? '') : '', /generated\.h/);
-  await poll(() => entryLens(pathToFileURL(bigPath).href, 3), (title) => title?.startsWith('frame ≈48 B') === true, 'the estimate of the big file', 60000);
+  await poll(
+    () => entryLens(pathToFileURL(bigPath).href, 3),
+    (title) => title?.startsWith('frame ≈48 B') === true,
+    'the estimate of the big file',
+    60000,
+  );
 
   // Only the first analysis indexes: an edit later shows no progress.
   const afterFirst = session.progress.length;
@@ -221,6 +263,10 @@ test('a header the estimate cannot find is a warning on its #include line, and g
   writeFileSync(join(headerDirectory, 'flow_types.h'), 'struct flow { unsigned char bytes[96]; };\n');
   await session.changeSettings({ ...SETTINGS, includePaths: [headerDirectory] });
   await session.until(() => from(missingUri, ESTIMATE, 'estimate-header').length === 0, 'the header warning to go');
-  await poll(() => entryLens(missingUri, 2), (title) => /^frame ≈96 B/.test(title ?? ''), 'the frame with the header\'s struct');
+  await poll(
+    () => entryLens(missingUri, 2),
+    (title) => /^frame ≈96 B/.test(title ?? ''),
+    "the frame with the header's struct",
+  );
   await session.changeSettings(SETTINGS);
 });

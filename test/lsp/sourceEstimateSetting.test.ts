@@ -29,7 +29,10 @@ function from(source: string): Diagnostic[] {
 
 /** The hover on entry's name, which names every analysis that has the function. */
 async function entryHover(): Promise<string> {
-  const hover: { contents: { value: string } } | null = await session.connection.sendRequest('textDocument/hover', { textDocument: { uri }, position: { line: ENTRY_LINE, character: 5 } });
+  const hover: { contents: { value: string } } | null = await session.connection.sendRequest('textDocument/hover', {
+    textDocument: { uri },
+    position: { line: ENTRY_LINE, character: 5 },
+  });
   return hover?.contents.value ?? '';
 }
 
@@ -57,19 +60,19 @@ after(async () => {
 
 test('turned off live, the estimate goes and the object stays; turned on, it comes back', { skip }, async () => {
   // With a fresh object the estimate explains the object's violation with its heavy items.
-  await session.until(() => from(OBJECT).length === 1 && from(ESTIMATE).length > 0, 'both analyses\' diagnostics');
+  await session.until(() => from(OBJECT).length === 1 && from(ESTIMATE).length > 0, "both analyses' diagnostics");
   await poll(entryHover, (value) => /Estimated from the source: 200 B \(the same\)/.test(value), 'the hover with both frames');
   // The lens reads the fresh object's numbers, with or without the estimate beside it.
   const lens = 'frame 200 B · tail call at 256 B: rejected on 6.1 · 240 B: passes on 6.18';
   assert.equal(await entryLens(), lens);
 
   await session.changeSettings({ ...SETTINGS, sourceEstimate: { enabled: false } });
-  await session.until(() => from(ESTIMATE).length === 0, 'the estimate\'s diagnostics to go');
-  assert.equal(from(OBJECT).length, 1, 'the object\'s diagnostic stays');
+  await session.until(() => from(ESTIMATE).length === 0, "the estimate's diagnostics to go");
+  assert.equal(from(OBJECT).length, 1, "the object's diagnostic stays");
   assert.equal(await entryLens(), lens);
   assert.doesNotMatch(await entryHover(), /Estimated from the source/);
 
   await session.changeSettings(SETTINGS);
-  await session.until(() => from(ESTIMATE).length > 0, 'the estimate\'s diagnostics to come back');
+  await session.until(() => from(ESTIMATE).length > 0, "the estimate's diagnostics to come back");
   await poll(entryHover, (value) => /Estimated from the source: 200 B/.test(value), 'the estimate back in the hover');
 });

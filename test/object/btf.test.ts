@@ -124,10 +124,13 @@ test('FUNC linkage tells static, global and extern functions apart', () => {
 
   const proto = btf.types[named(btf, 'func', 'loop_step').type!];
   assert.equal(proto.kind, 'func_proto');
-  assert.deepEqual(proto.params?.map((p) => [p.name, btf.typeName(p.type)]), [
-    ['index', '__u32'],
-    ['ctx', 'void *'],
-  ]);
+  assert.deepEqual(
+    proto.params?.map((p) => [p.name, btf.typeName(p.type)]),
+    [
+      ['index', '__u32'],
+      ['ctx', 'void *'],
+    ],
+  );
   assert.equal(btf.typeName(proto.type!), 'int');
 });
 
@@ -173,7 +176,10 @@ test('type names read like C', () => {
     { name: 'INGRESS', value: 1n },
     { name: 'EGRESS', value: -2n },
   ]);
-  assert.deepEqual(named(btf, 'enum64', 'big_flags').enumValues?.map((v) => v.value), [1n, 0x100000000n]);
+  assert.deepEqual(
+    named(btf, 'enum64', 'big_flags').enumValues?.map((v) => v.value),
+    [1n, 0x100000000n],
+  );
 });
 
 test('no .BTF section: build with -g', () => {

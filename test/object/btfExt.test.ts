@@ -30,8 +30,14 @@ test('func info names the function that starts at each offset, counted in instru
     }
   }
   const { ext } = extOf('calls.bpf.o');
-  assert.deepEqual(ext.funcInfo.get('tc')?.map((f) => f.insnOffset), [0, 19]);
-  assert.deepEqual(ext.funcInfo.get('.text')?.map((f) => f.insnOffset), [0, 18, 39]);
+  assert.deepEqual(
+    ext.funcInfo.get('tc')?.map((f) => f.insnOffset),
+    [0, 19],
+  );
+  assert.deepEqual(
+    ext.funcInfo.get('.text')?.map((f) => f.insnOffset),
+    [0, 18, 39],
+  );
 });
 
 test('line info points at the right line of the source, with its text', () => {
@@ -56,7 +62,10 @@ test('line info points at the right line of the source, with its text', () => {
   // The store loop in fill_scratch, and the printk whose format is built on the stack.
   const { ext } = extOf('calls.bpf.o');
   const lineAt = (section: string, offset: number) =>
-    ext.lineInfo.get(section)!.filter((l) => l.insnOffset <= offset).at(-1)!;
+    ext.lineInfo
+      .get(section)!
+      .filter((l) => l.insnOffset <= offset)
+      .at(-1)!;
   assert.match(lineAt('.text', 27).lineText, /scratch\[i\] = seed \+ i;/);
   assert.match(lineAt('tc', 5).lineText, /bpf_printk\("mark %d", verdict\);/);
   assert.equal(lineAt('tc', 5).column, 2);
@@ -115,9 +124,7 @@ test('CO-RE relocations agree with llvm-objdump-19 -r', (t) => {
       const core = /^\s+([0-9a-f]+):\s+CO-RE <(\w+)> \[(\d+)\] .* \(([\d:]+)\)$/.exec(line);
       if (core) expected.push([section, parseInt(core[1], 16) / 8, llvmKinds[core[2]], Number(core[3]), core[4]]);
     }
-    const actual = [...ext.coreRelocations].flatMap(([sectionName, list]) =>
-      list.map((r) => [sectionName, r.insnOffset, r.kind, r.typeId, r.accessString]),
-    );
+    const actual = [...ext.coreRelocations].flatMap(([sectionName, list]) => list.map((r) => [sectionName, r.insnOffset, r.kind, r.typeId, r.accessString]));
     assert.deepEqual(actual, expected, name);
   }
 });
@@ -141,7 +148,13 @@ test('damaged or missing .BTF.ext: one clear problem each, no exception', () => 
     ['bad record size', copy((v) => v.setUint32(lineInfoStart, 6, true)), btf, /^\.BTF\.ext: line info record size 6 is invalid/, true],
     ['line info past the end', copy((v) => v.setUint32(20, 0x100000, true)), btf, /^\.BTF\.ext: line info at 0x[0-9a-f]+ \+ 0x100000 runs past the end/, true],
     // The first func info record's insn_off follows the record size and {sec_name_off, num_info}.
-    ['byte offset not a multiple of 8', copy((v) => v.setUint32(funcInfoStart + 12, 0x4c, true)), btf, /insn_off 0x4c at byte 0x[0-9a-f]+ is not a multiple of 8$/, true],
+    [
+      'byte offset not a multiple of 8',
+      copy((v) => v.setUint32(funcInfoStart + 12, 0x4c, true)),
+      btf,
+      /insn_off 0x4c at byte 0x[0-9a-f]+ is not a multiple of 8$/,
+      true,
+    ],
     ['no BTF for the strings', section, undefined, /^\.BTF\.ext: no usable \.BTF, so file names, source lines and access strings are missing$/, true],
   ];
   for (const [name, bytes, withBtf, problem, hasExt] of cases) {

@@ -148,10 +148,14 @@ function llvmToKernel(text: string, decoded: Instruction): string {
     .replace(/^([rw]\d+) ((?:s?[-+*/%|&^]|<<|s?>>)?=) (-?)0x([0-9a-f]+)$/, (_, reg, op, sign, hex) => `${reg} ${op} ${sign}${parseInt(hex, 16)}`)
     .replace(/ (-)0x([0-9a-f]+) goto/, (_, _sign, hex) => ` 0x${(-parseInt(hex, 16) >>> 0).toString(16)} goto`)
     .replace(/= atomic_fetch_/, `= atomic${width}_fetch_`)
-    .replace(/^[rw](\d+) = xchg(?:32)?_(?:64|32)\((r\d+) ([+-]) 0x([0-9a-f]+), [rw](\d+)\)$/, (_, dst, base, sign, hex, src) =>
-      `r${dst} = atomic${width}_xchg((${width ? 'u64' : 'u32'} *)(${base} ${decimal(sign, hex)}), r${src})`)
-    .replace(/^[rw]0 = cmpxchg(?:32)?_(?:64|32)\((r\d+) ([+-]) 0x([0-9a-f]+), [rw]0, [rw](\d+)\)$/, (_, base, sign, hex, src) =>
-      `r0 = atomic${width}_cmpxchg((${width ? 'u64' : 'u32'} *)(${base} ${decimal(sign, hex)}), r0, r${src})`);
+    .replace(
+      /^[rw](\d+) = xchg(?:32)?_(?:64|32)\((r\d+) ([+-]) 0x([0-9a-f]+), [rw](\d+)\)$/,
+      (_, dst, base, sign, hex, src) => `r${dst} = atomic${width}_xchg((${width ? 'u64' : 'u32'} *)(${base} ${decimal(sign, hex)}), r${src})`,
+    )
+    .replace(
+      /^[rw]0 = cmpxchg(?:32)?_(?:64|32)\((r\d+) ([+-]) 0x([0-9a-f]+), [rw]0, [rw](\d+)\)$/,
+      (_, base, sign, hex, src) => `r0 = atomic${width}_cmpxchg((${width ? 'u64' : 'u32'} *)(${base} ${decimal(sign, hex)}), r0, r${src})`,
+    );
   return out;
 }
 
@@ -178,10 +182,18 @@ test('every instruction of every committed object prints as llvm-objdump-19 read
       const fromLlvm = expected.get(code.name);
       assert.ok(fromLlvm, `${name}: llvm-objdump has no section ${code.name}`);
       const instructions = decodeSection(elf, code.name);
-      assert.deepEqual([...fromLlvm.keys()], instructions.map((i) => i.offset), `${name} ${code.name}: instruction offsets`);
+      assert.deepEqual(
+        [...fromLlvm.keys()],
+        instructions.map((i) => i.offset),
+        `${name} ${code.name}: instruction offsets`,
+      );
       for (const instruction of instructions) {
         const llvmText: string = fromLlvm.get(instruction.offset)!;
-        assert.equal(formatInstruction(instruction), llvmToKernel(llvmText, instruction), `${name} ${code.name} ${instruction.offset}: llvm says "${llvmText}"`);
+        assert.equal(
+          formatInstruction(instruction),
+          llvmToKernel(llvmText, instruction),
+          `${name} ${code.name} ${instruction.offset}: llvm says "${llvmText}"`,
+        );
         compared++;
       }
     }

@@ -94,8 +94,22 @@ for (const [little, big] of OBJECT_PAIRS) {
 }
 
 interface ReadelfJson {
-  Sections: { Section: { Index: number; Name: { Name: string }; Type: { Value: number }; Flags: { Value: number }; Offset: number; Size: number; Link: number; Info: number; EntrySize: number } }[];
-  Symbols: { Symbol: { Name: { Name: string }; Value: number; Size: number; Binding: { Value: number }; Type: { Value: number }; Section: { Value: number } } }[];
+  Sections: {
+    Section: {
+      Index: number;
+      Name: { Name: string };
+      Type: { Value: number };
+      Flags: { Value: number };
+      Offset: number;
+      Size: number;
+      Link: number;
+      Info: number;
+      EntrySize: number;
+    };
+  }[];
+  Symbols: {
+    Symbol: { Name: { Name: string }; Value: number; Size: number; Binding: { Value: number }; Type: { Value: number }; Section: { Value: number } };
+  }[];
   Relocations: { SectionIndex: number; Relocs: { Relocation: { Offset: number; Type: { Value: number }; Symbol: { Name: string; Value: number } } }[] }[];
 }
 
@@ -141,7 +155,12 @@ const calls = readData('calls.bpf.o');
 const sectionTableOffset = Number(new DataView(calls.buffer, calls.byteOffset).getBigUint64(40, true));
 const badInputs: { name: string; bytes: () => Uint8Array; problem: RegExp; hasElf: boolean }[] = [
   { name: 'an empty file', bytes: () => new Uint8Array(0), problem: /^empty file \(0 bytes\): not an ELF object$/, hasElf: false },
-  { name: 'a truncated header', bytes: () => calls.subarray(0, 40), problem: /^truncated ELF header: the file has 40 bytes, the header needs 64$/, hasElf: false },
+  {
+    name: 'a truncated header',
+    bytes: () => calls.subarray(0, 40),
+    problem: /^truncated ELF header: the file has 40 bytes, the header needs 64$/,
+    hasElf: false,
+  },
   { name: 'a three-byte prefix of the magic', bytes: () => calls.subarray(0, 3), problem: /^truncated ELF header/, hasElf: false },
   { name: 'a C source file', bytes: () => readData('calls.bpf.c'), problem: /^not an ELF file \(magic 2f 2f 20 41, expected 7f 45 4c 46\)$/, hasElf: false },
   { name: 'an x86-64 object', bytes: () => readData('x86_64.o'), problem: /^ELF machine is x86-64 \(62\), not BPF \(247\)$/, hasElf: false },
@@ -166,7 +185,12 @@ const badInputs: { name: string; bytes: () => Uint8Array; problem: RegExp; hasEl
     problem: /^section \.text: contents at 0x7fffff00 \+ 0x1e0 bytes run past the end of the file/,
     hasElf: true,
   },
-  { name: 'a wrong section header size', bytes: () => patched('calls.bpf.o', (_, v) => v.setUint16(58, 40, true)), problem: /^ELF section header size is 40 bytes, expected 64$/, hasElf: true },
+  {
+    name: 'a wrong section header size',
+    bytes: () => patched('calls.bpf.o', (_, v) => v.setUint16(58, 40, true)),
+    problem: /^ELF section header size is 40 bytes, expected 64$/,
+    hasElf: true,
+  },
   { name: 'a stripped object', bytes: () => readData('stripped.bpf.o'), problem: /^symbol table missing: the object is stripped$/, hasElf: true },
 ];
 

@@ -13,7 +13,11 @@ for (const fixture of listFixtures()) {
   const name = fixture.source.split('/').pop()!;
   test(`analyzer agrees with the kernel on ${name}`, () => {
     const kernels = [...new Set(fixture.expectations.map((e) => e.kernel))];
-    const analysis = analyzeObject(new Uint8Array(readFileSync(fixture.object)), fixture.object, kernels.map((version) => ({ version, jit: true })));
+    const analysis = analyzeObject(
+      new Uint8Array(readFileSync(fixture.object)),
+      fixture.object,
+      kernels.map((version) => ({ version, jit: true })),
+    );
     assert.equal(analysis.readable, true, analysis.report.problems.map((p) => p.message).join('; '));
     const mismatches: string[] = [];
     for (const expectation of fixture.expectations) {
@@ -29,7 +33,9 @@ for (const fixture of listFixtures()) {
       const verdict = program.verdicts.find((v) => v.kernel === expectation.kernel)!;
       const reported = verdict.violations.find((v) => v.reportedByKernel);
       if (verdict.accepted !== expectation.accepted) {
-        mismatches.push(`${where}: ${verdict.accepted ? 'accepted' : `rejected (${reported?.message})`}, kernel says ${expectation.accepted ? 'accepted' : `rejected (${expectation.error})`}`);
+        mismatches.push(
+          `${where}: ${verdict.accepted ? 'accepted' : `rejected (${reported?.message})`}, kernel says ${expectation.accepted ? 'accepted' : `rejected (${expectation.error})`}`,
+        );
       } else if (!expectation.accepted && expectation.error !== undefined && reported?.message !== expectation.error) {
         mismatches.push(`${where}: "${reported?.message}", kernel says "${expectation.error}"`);
       }

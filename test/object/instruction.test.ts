@@ -98,10 +98,7 @@ test('big-endian objects keep dst in the high nibble of the register byte', () =
   assert.equal(le[1], 0x1a);
   assert.equal(be[1], 0xa1);
   assert.deepEqual(decodeOne(be, false), decodeOne(le, true));
-  assert.deepEqual(
-    { dst: decodeOne(le).dst, src: decodeOne(le).src, off: decodeOne(le).off },
-    { dst: 10, src: 1, off: -24 },
-  );
+  assert.deepEqual({ dst: decodeOne(le).dst, src: decodeOne(le).src, off: decodeOne(le).off }, { dst: 10, src: 1, off: -24 });
 });
 
 test('lddw is one instruction of width 2 carrying the full 64-bit immediate', () => {
@@ -276,7 +273,12 @@ test('jump targets count slots from the next instruction', () => {
 
 test('memory predicates: what is read, what is written, through which register, how wide', () => {
   const one = (raw: Parameters<typeof encodeSlot>[0]) => decodeOne(encodeSlot(raw));
-  const describe = (i: Instruction) => [isLoadFromMemory(i), isStoreToMemory(i), memoryBaseRegister(i), isLoadFromMemory(i) || isStoreToMemory(i) ? memoryAccessSize(i) : 0];
+  const describe = (i: Instruction) => [
+    isLoadFromMemory(i),
+    isStoreToMemory(i),
+    memoryBaseRegister(i),
+    isLoadFromMemory(i) || isStoreToMemory(i) ? memoryAccessSize(i) : 0,
+  ];
   assert.deepEqual(describe(one({ opcode: 0x79, dst: 1, src: 10, off: -8 })), [true, false, 10, 8]);
   assert.deepEqual(describe(one({ opcode: 0x81, dst: 1, src: 2 })), [true, false, 2, 4]); // ldxsw
   assert.deepEqual(describe(one({ opcode: 0x62, dst: 10, off: -4, imm: 1 })), [false, true, 10, 4]);

@@ -75,13 +75,19 @@ test('a static call chain 3,000 functions deep is built without exhausting the s
   assert.equal(program.subprograms.length, 256);
   assert.equal(analysis.programs[0].moreSubprograms, true);
   // Libbpf's order: the chain appended depth-first, f0 first.
-  assert.deepEqual(program.subprograms.slice(0, 3).map((sub) => sub.name), ['p0', 'f0', 'f1']);
+  assert.deepEqual(
+    program.subprograms.slice(0, 3).map((sub) => sub.name),
+    ['p0', 'f0', 'f1'],
+  );
   const [verdict] = program.verdicts;
   assert.equal(verdict.accepted, false);
   assert.equal(verdict.violations.find((violation) => violation.reportedByKernel)?.message, 'too many subprograms');
   // Never verified, so the verifier's line is 256 zeros (as 6.18 prints it).
   assert.equal(verdict.stackDepthLine, `stack depth ${Array(256).fill(0).join('+')}`);
-  assert.ok(verdict.violations.some((violation) => violation.rule === 'call-depth' && /call stack of 9 frames is too deep/.test(violation.message)), JSON.stringify(verdict.violations[0]?.message));
+  assert.ok(
+    verdict.violations.some((violation) => violation.rule === 'call-depth' && /call stack of 9 frames is too deep/.test(violation.message)),
+    JSON.stringify(verdict.violations[0]?.message),
+  );
   // A chain that fits is judged on its depth alone.
   const fits = analyzeObject(craftObject({ chain: 255, programs: 1 }), 'fits.o', parseKernelProfiles(['6.18'], true).profiles).report.programs[0];
   assert.equal(fits.subprograms.length, 256);
@@ -98,8 +104,14 @@ test('a thousand programs sharing one chain share their subprogram reports, and 
   assert.ok(shared.sharedSubprograms && shared.sharedSubprograms.length < 600 * 3, String(shared.sharedSubprograms?.length));
   const first = shared.programs[0];
   assert.equal(first.subprogramsShared, true);
-  assert.deepEqual(first.subprograms.map((sub) => sub.name), ['p0']);
-  assert.deepEqual(first.subprogramRefs!.map((ref) => shared.sharedSubprograms![ref].name), report.programs[0].subprograms.map((sub) => sub.name));
+  assert.deepEqual(
+    first.subprograms.map((sub) => sub.name),
+    ['p0'],
+  );
+  assert.deepEqual(
+    first.subprogramRefs!.map((ref) => shared.sharedSubprograms![ref].name),
+    report.programs[0].subprograms.map((sub) => sub.name),
+  );
   assert.ok(shared.problems.some((problem) => /sharedSubprograms/.test(problem.message)));
   // The text report says the shared frames once: its size follows the object, not programs × frames.
   const text = formatTextReport([report], { lineText: () => undefined });

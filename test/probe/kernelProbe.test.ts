@@ -59,7 +59,7 @@ test('probe answers: accepted is private, the 528 error shared, EPERM and other 
   });
 });
 
-test('this machine\'s kernel, probed: check without --kernel agrees with its verifier on private_stack.bpf.o', (t) => {
+test("this machine's kernel, probed: check without --kernel agrees with its verifier on private_stack.bpf.o", (t) => {
   const cache = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-probe-'));
   const previous = process.env.XDG_CACHE_HOME;
   process.env.XDG_CACHE_HOME = cache;

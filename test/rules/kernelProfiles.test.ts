@@ -39,12 +39,15 @@ const COMBINED_528 = 'combined stack size of 2 calls is 528. Too large';
 
 test('--kernel takes exact releases and major.minor alike', () => {
   const { profiles, errors, warnings } = parseKernelProfiles(['6.1.170,6.12.107', '7.2.13', '5.10.223', '7.3', '7.3-rc7'], true);
-  assert.deepEqual(profiles.map((profile) => profile.version), ['6.1.170', '6.12.107', '7.2.13', '5.10.223', '7.3']);
+  assert.deepEqual(
+    profiles.map((profile) => profile.version),
+    ['6.1.170', '6.12.107', '7.2.13', '5.10.223', '7.3'],
+  );
   assert.deepEqual(errors, []);
   assert.deepEqual(warnings, []);
 });
 
-test('SEC names map to libbpf\'s program type, expected attach type and sleepability', () => {
+test("SEC names map to libbpf's program type, expected attach type and sleepability", () => {
   assert.deepEqual(programAttachForSection('kprobe.multi/do_*'), { type: 'kprobe', expectedAttachType: 'trace_kprobe_multi', sleepable: false });
   assert.deepEqual(programAttachForSection('kretprobe.multi/x'), { type: 'kprobe', expectedAttachType: 'trace_kprobe_multi', sleepable: false });
   assert.deepEqual(programAttachForSection('kprobe.session/x'), { type: 'kprobe', expectedAttachType: 'trace_kprobe_session', sleepable: false });
@@ -57,7 +60,23 @@ test('SEC names map to libbpf\'s program type, expected attach type and sleepabi
 });
 
 test('Debian 7.2/7.3 and upstream 6.18: 248+264 runs on the private stack for every tracing kind but raw_tp.w, iter, lsm and the rest', () => {
-  const privateKinds = ['kprobe/f', 'kretprobe/f', 'uprobe/b:f', 'uprobe.s/b:f', 'usdt/b:p:n', 'ksyscall/openat', 'kprobe.multi/f', 'kretprobe.multi/f', 'tracepoint/a/b', 'raw_tp/x', 'perf_event', 'tp_btf/sched_switch', 'fentry/f', 'fexit/f', 'fmod_ret/f'];
+  const privateKinds = [
+    'kprobe/f',
+    'kretprobe/f',
+    'uprobe/b:f',
+    'uprobe.s/b:f',
+    'usdt/b:p:n',
+    'ksyscall/openat',
+    'kprobe.multi/f',
+    'kretprobe.multi/f',
+    'tracepoint/a/b',
+    'raw_tp/x',
+    'perf_event',
+    'tp_btf/sched_switch',
+    'fentry/f',
+    'fexit/f',
+    'fmod_ret/f',
+  ];
   const sharedKinds = ['raw_tp.w/x', 'iter/task', 'lsm/file_open', 'struct_ops/x', 'syscall', 'tc', 'xdp', 'socket', 'cgroup_skb/ingress'];
   for (const version of ['7.2.13', '7.3', '6.18']) {
     for (const section of privateKinds) assert.equal(judgeStack(privateStackProbe(section), kernel(version)).accepted, true, `${section} on ${version}`);
@@ -78,7 +97,7 @@ test('6.12.107 has the bookkeeping but no private stack; none without the JIT', 
   assert.equal(judgeStack(privateStackProbe('tp_btf/x'), kernel('6.18', false)).accepted, false);
 });
 
-test('this machine\'s 6.18.44 build, as probed: only kprobe.multi and kprobe.session kprobes get the private stack', () => {
+test("this machine's 6.18.44 build, as probed: only kprobe.multi and kprobe.session kprobes get the private stack", () => {
   const probed: KernelProfile = {
     version: '6.18',
     jit: true,
@@ -107,7 +126,11 @@ test('this machine\'s 6.18.44 build, as probed: only kprobe.multi and kprobe.ses
 });
 
 test('rounding: 32 bytes on 6.1.170, 16 with the JIT from 6.9', () => {
-  const graph: FrameGraph = { programType: 'sched_cls', section: 'tc', subprograms: [node('main', 256, { calls: [{ callee: 1, kind: 'call' }] }), node('sub', 264)] };
+  const graph: FrameGraph = {
+    programType: 'sched_cls',
+    section: 'tc',
+    subprograms: [node('main', 256, { calls: [{ callee: 1, kind: 'call' }] }), node('sub', 264)],
+  };
   assert.equal(judgeStack(graph, kernel('6.1.170')).violations[0].message, 'combined stack size of 2 calls is 544. Too large');
   assert.equal(ruleSetFor(kernel('6.9')).roundStackDepth(264), 272);
   assert.equal(ruleSetFor(kernel('6.8')).roundStackDepth(264), 288);
@@ -165,7 +188,21 @@ test('versions outside the model are judged as the nearest one, with a warning',
 });
 
 function subprogram(name: string, stackDepth: number, byteDepth: number, extra: Partial<SubprogramReport> = {}): SubprogramReport {
-  return { name, stackDepth, checkedDepth: stackDepth, byteDepth, hiddenReasons: [], hiddenBytes: [], verified: true, hasTailCall: false, isGlobal: false, isAsyncCallback: false, tailCalls: [], calls: [], ...extra };
+  return {
+    name,
+    stackDepth,
+    checkedDepth: stackDepth,
+    byteDepth,
+    hiddenReasons: [],
+    hiddenBytes: [],
+    verified: true,
+    hasTailCall: false,
+    isGlobal: false,
+    isAsyncCallback: false,
+    tailCalls: [],
+    calls: [],
+    ...extra,
+  };
 }
 
 test('each kernel prints its own stack-depth line', () => {
@@ -192,7 +229,11 @@ test('each kernel prints its own stack-depth line', () => {
 });
 
 test('a running kernel that could not be probed: every verdict says what it assumed', () => {
-  const unprobed: KernelProfile = { version: '6.18', jit: true, unprobed: ['the running kernel (6.18.44) was not probed (EPERM): its rules come from its version'] };
+  const unprobed: KernelProfile = {
+    version: '6.18',
+    jit: true,
+    unprobed: ['the running kernel (6.18.44) was not probed (EPERM): its rules come from its version'],
+  };
   const verdict = judgeStack(privateStackProbe('kprobe/f'), unprobed);
   assert.equal(verdict.accepted, true);
   assert.deepEqual(verdict.assumes, unprobed.unprobed);

@@ -110,19 +110,34 @@ test('a stopped do_check prints the depth reached: callers up to their call, the
     section: 'tc',
     subprograms: [
       node('main', 120, {
-        depthSteps: [{ at: 2, byteDepth: 20 }, { at: 9, byteDepth: 120 }],
-        calls: [{ callee: 1, kind: 'call', at: 5 }, { callee: 2, kind: 'call', at: 12 }],
+        depthSteps: [
+          { at: 2, byteDepth: 20 },
+          { at: 9, byteDepth: 120 },
+        ],
+        calls: [
+          { callee: 1, kind: 'call', at: 5 },
+          { callee: 2, kind: 'call', at: 12 },
+        ],
       }),
       node('parse', 44, {
-        depthSteps: [{ at: 1, byteDepth: 12 }, { at: 7, byteDepth: 44 }],
-        helperCalls: [{ helper: 4, at: 0 }, { helper: 189, name: 'bpf_xdp_load_bytes', at: 5 }],
+        depthSteps: [
+          { at: 1, byteDepth: 12 },
+          { at: 7, byteDepth: 44 },
+        ],
+        helperCalls: [
+          { helper: 4, at: 0 },
+          { helper: 189, name: 'bpf_xdp_load_bytes', at: 5 },
+        ],
       }),
       node('later', 8),
     ],
   };
   const { violation } = reported(graph, K510);
   assert.equal(violation?.message, 'invalid func unknown#189');
-  assert.deepEqual(violation?.frames.map((frame) => frame.name), ['main', 'parse']);
+  assert.deepEqual(
+    violation?.frames.map((frame) => frame.name),
+    ['main', 'parse'],
+  );
   assert.equal(printedLine(graph, K510), 'stack depth 20+12+0');
   // A static callee finished before the stop prints its whole depth.
   graph.subprograms[1].helperCalls = [];
@@ -142,7 +157,13 @@ test('global functions are verified before main: a stop in one leaves main at 0,
     programType: 'sched_cls',
     section: 'tc',
     subprograms: [
-      node('main', 64, { depthSteps: [{ at: 0, byteDepth: 64 }], calls: [{ callee: 1, kind: 'call', at: 3 }, { callee: 2, kind: 'call', at: 4 }] }),
+      node('main', 64, {
+        depthSteps: [{ at: 0, byteDepth: 64 }],
+        calls: [
+          { callee: 1, kind: 'call', at: 3 },
+          { callee: 2, kind: 'call', at: 4 },
+        ],
+      }),
       node('first_global', 40, { isGlobal: true }),
       node('second_global', 24, { isGlobal: true, depthSteps: [{ at: 0, byteDepth: 8 }], helperCalls: [{ helper: 177, at: 2 }] }),
     ],
@@ -181,6 +202,9 @@ test('a helper id no release has is left to the load; a call a load-time value m
   graph.subprograms[0].helperCalls = [{ helper: 177, name: 'bpf_trace_vprintk', at: 3, mayBeGuarded: true, source: { file: 'p.bpf.c', line: 9, column: 2 } }];
   const verdict = judgeStack(graph, K510);
   assert.equal(verdict.violations[0]?.message, 'invalid func unknown#177');
-  assert.ok(verdict.assumes.some((text) => text.startsWith('the call to bpf_trace_vprintk (helper 177) at p.bpf.c:9 is reached')), verdict.assumes.join('\n'));
+  assert.ok(
+    verdict.assumes.some((text) => text.startsWith('the call to bpf_trace_vprintk (helper 177) at p.bpf.c:9 is reached')),
+    verdict.assumes.join('\n'),
+  );
   assert.ok(!judgeStack(graph, K618).assumes.some((text) => text.includes('p.bpf.c:9')));
 });

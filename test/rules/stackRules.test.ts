@@ -45,20 +45,21 @@ test('rounding: 16 bytes with the JIT from 6.9, 32 with max(d, 1) before or with
 
 test('6.18: a tail call under a 224/232/240-byte main passes, 248/256/272 are rejected', () => {
   for (const depth of [224, 232, 240]) assert.equal(judgeStack(tailChain(depth, 8), K618).accepted, true, `main ${depth}`);
-  for (const [depth, rounded] of [[248, 256], [256, 256], [272, 272]]) {
+  for (const [depth, rounded] of [
+    [248, 256],
+    [256, 256],
+    [272, 272],
+  ]) {
     const verdict = judgeStack(tailChain(depth, 8), K618);
     assert.equal(verdict.accepted, false, `main ${depth}`);
     assert.equal(verdict.violations[0].rule, 'tail-call-depth');
-    assert.equal(
-      verdict.violations[0].message,
-      `tail_calls are not allowed when call stack of previous frames is ${rounded} bytes. Too large`,
-    );
+    assert.equal(verdict.violations[0].message, `tail_calls are not allowed when call stack of previous frames is ${rounded} bytes. Too large`);
     assert.deepEqual(verdict.violations[0].chain, ['main', 'f1']);
     assert.equal(verdict.violations[0].reportedByKernel, true);
   }
 });
 
-test('the tail-calling function\'s own frame is not counted; 200 -> 24 -> tail passes on 6.18, not on 6.1', () => {
+test("the tail-calling function's own frame is not counted; 200 -> 24 -> tail passes on 6.18, not on 6.1", () => {
   assert.equal(judgeStack(tailChain(200, 24, 8), K618).accepted, true);
   assert.equal(judgeStack(tailChain(16, 480), K618).accepted, true);
   const old = judgeStack(tailChain(200, 24, 8), K61);
@@ -91,7 +92,12 @@ test('siblings do not add up; every call is walked, dead or not', () => {
   const graph: FrameGraph = {
     programType: 'xdp',
     subprograms: [
-      node('main', 256, { calls: [{ callee: 1, kind: 'call' }, { callee: 2, kind: 'call' }] }),
+      node('main', 256, {
+        calls: [
+          { callee: 1, kind: 'call' },
+          { callee: 2, kind: 'call' },
+        ],
+      }),
       node('a', 256),
       node('b', 256),
     ],
@@ -114,7 +120,7 @@ test('eight frames pass; a ninth static frame fails in do_check, a ninth through
   assert.equal(walked.violations[0].message, 'the call stack of 8 frames is too deep !');
 });
 
-test('do_check\'s violation is the one printed, even when the walk would find another first', () => {
+test("do_check's violation is the one printed, even when the walk would find another first", () => {
   const graph = plainChain(400, 8, 8, 8, 8, 8, 8, 8, 200);
   const verdict = judgeStack(graph, K618);
   assert.equal(verdict.violations.find((v) => v.reportedByKernel)?.message, 'the call stack of 9 frames is too deep');
@@ -135,10 +141,7 @@ test('private stack from 6.13: kprobe frames of 64 bytes or more leave the combi
 test('async callbacks are roots of their own from 6.5; before, they add to the caller', () => {
   const graph: FrameGraph = {
     programType: 'sched_cls',
-    subprograms: [
-      node('main', 384, { calls: [{ callee: 1, kind: 'callback' }] }),
-      node('timer_cb', 256, { isAsyncCallback: true }),
-    ],
+    subprograms: [node('main', 384, { calls: [{ callee: 1, kind: 'callback' }] }), node('timer_cb', 256, { isAsyncCallback: true })],
   };
   assert.equal(judgeStack(graph, K618).accepted, true);
   assert.equal(judgeStack(graph, { version: '5.15', jit: true }).accepted, false);
@@ -148,8 +151,13 @@ test('async callbacks are roots of their own from 6.5; before, they add to the c
 });
 
 test('kernel lists parse; bad entries are named', () => {
-  assert.deepEqual(parseKernelProfiles(['6.1,6.18', '5.15.0-91-generic'], true).profiles.map((p) => p.version), ['6.1', '6.18', '5.15.0']);
-  assert.deepEqual(parseKernelProfiles(['six'], true).errors, ['"six" is not a kernel version (expected MAJOR.MINOR or an exact release, like 6.1 or 6.1.170)']);
+  assert.deepEqual(
+    parseKernelProfiles(['6.1,6.18', '5.15.0-91-generic'], true).profiles.map((p) => p.version),
+    ['6.1', '6.18', '5.15.0'],
+  );
+  assert.deepEqual(parseKernelProfiles(['six'], true).errors, [
+    '"six" is not a kernel version (expected MAJOR.MINOR or an exact release, like 6.1 or 6.1.170)',
+  ]);
 });
 
 /** A main function calling `leaves` functions of no stack, as the 6.18 measurement of BPF_MAX_SUBPROGS did. */
@@ -163,7 +171,10 @@ test('256 subprograms load; a 257th is "too many subprograms", found by add_subp
   assert.equal(judgeStack(fan(255), K618).accepted, true);
   const refused = judgeStack(fan(256), K618);
   assert.equal(refused.accepted, false);
-  assert.deepEqual(refused.violations.map((v) => [v.rule, v.phase, v.message, v.reportedByKernel]), [['too-many-subprograms', 'add_subprog', 'too many subprograms', true]]);
+  assert.deepEqual(
+    refused.violations.map((v) => [v.rule, v.phase, v.message, v.reportedByKernel]),
+    [['too-many-subprograms', 'add_subprog', 'too many subprograms', true]],
+  );
   // A front end that stopped building at the limit says so, and the printed violation stays the
   // refusal, though do_check would also find the chain too deep.
   const built = plainChain(8, 8, 8, 8, 8, 8, 8, 8, 8);
@@ -185,6 +196,12 @@ test('a call graph whose chains multiply is walked up to a bound, and the verdic
     }
   }
   const verdict = judgeStack({ programType: 'xdp', subprograms: nodes }, K618);
-  assert.ok(verdict.notes.some((note) => /the walk stopped there/.test(note)), verdict.notes.join('\n'));
-  assert.equal(judgeStack(plainChain(8, 8), K618).notes.some((note) => /walk stopped/.test(note)), false);
+  assert.ok(
+    verdict.notes.some((note) => /the walk stopped there/.test(note)),
+    verdict.notes.join('\n'),
+  );
+  assert.equal(
+    judgeStack(plainChain(8, 8), K618).notes.some((note) => /walk stopped/.test(note)),
+    false,
+  );
 });

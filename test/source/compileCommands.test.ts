@@ -24,7 +24,11 @@ test('the entry of the file gives its -I, -D, -U and -include flags, from argume
     writeFileSync(
       database,
       JSON.stringify([
-        { directory: workspace, file: 'a.bpf.c', arguments: ['clang', '-Iinclude', '-I', '/abs', '-DBPF_NO_GLOBAL_DATA', '-D', 'N=2', '-UX', '-include', 'config.h', '-O2', '-c', 'a.bpf.c'] },
+        {
+          directory: workspace,
+          file: 'a.bpf.c',
+          arguments: ['clang', '-Iinclude', '-I', '/abs', '-DBPF_NO_GLOBAL_DATA', '-D', 'N=2', '-UX', '-include', 'config.h', '-O2', '-c', 'a.bpf.c'],
+        },
         { directory: join(workspace, 'build'), file: '../b.bpf.c', command: 'clang -isystem sys -DF(x)=x -c ../b.bpf.c' },
         { file: 42 },
       ]),

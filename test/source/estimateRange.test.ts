@@ -64,7 +64,10 @@ test('the compiled frames of spill_pressure.bpf.c lie inside the estimate, or it
   // The CLI text shows the range and why.
   const text = formatEstimateText(estimate);
   assert.match(text, new RegExp(`many_live_values \\(line \\d+\\) SEC\\("tc"\\): >= 0 bytes, up to ~${many.frame.upTo} bytes: long function`));
-  assert.match(text, new RegExp(`program many_live_values SEC\\("tc"\\) \\[sched_cls\\] stack depth 0, up to ~${many.frame.upTo}\\n  range: many_live_values: `));
+  assert.match(
+    text,
+    new RegExp(`program many_live_values SEC\\("tc"\\) \\[sched_cls\\] stack depth 0, up to ~${many.frame.upTo}\\n  range: many_live_values: `),
+  );
 });
 
 test('a range that crosses the 512-byte limit says which kernel would reject the program at its upper bound', async () => {
@@ -96,7 +99,16 @@ test('the lens and the hover of a function with a range show it, and why', async
   const fixture = spillFixture();
   const estimate = await estimateSource(fixture.source, readFileSync(fixture.source, 'utf8'), profiles);
   const upTo = estimate.functions.find((fn) => fn.name === 'many_live_values')!.upTo!;
-  const analyses = [{ origin: 'source estimate' as const, label: 'spill_pressure.bpf.c', path: fixture.source, programs: estimate.programs, profiles, frames: estimate.functions }];
+  const analyses = [
+    {
+      origin: 'source estimate' as const,
+      label: 'spill_pressure.bpf.c',
+      path: fixture.source,
+      programs: estimate.programs,
+      profiles,
+      frames: estimate.functions,
+    },
+  ];
   assert.match(lensTitle('many_live_values', analyses) ?? '', new RegExp(`^frame ≥ 0 B, up to ~${upTo} B`));
   assert.match(lensTitle('few_live_values', analyses) ?? '', /^frame ≈0 B/);
   const hover = functionHover('many_live_values', analyses) ?? '';

@@ -102,7 +102,10 @@ const HELPER_KERNELS = ['5.10.223', '6.1.170'];
 
 /** Stack-depth lines the estimate gets wrong where do_check stops, by `object program`, with why. */
 const KNOWN_STOPPED_LINE_MISSES = new Map([
-  ['missing_helpers.bpf.o helper_in_global', "clang stores value[0] at fp-8, above value[1]: the verifier had touched 8 bytes of global_stamp's frame, the estimate's layout 16"],
+  [
+    'missing_helpers.bpf.o helper_in_global',
+    "clang stores value[0] at fp-8, above value[1]: the verifier had touched 8 bytes of global_stamp's frame, the estimate's layout 16",
+  ],
 ]);
 
 test("the estimate gets the lab kernels' verdicts for helpers newer than them, and the line a stopped do_check prints", async () => {
@@ -141,15 +144,26 @@ test('the seed: struct copies, the on-stack printk format, and the frames in lib
   assert.equal(overlay.frameBytes, 200);
   assert.deepEqual(
     overlay.items.map((item) => [item.what, item.name, item.bytes]),
-    [['local', 'tun', 48], ['local', 'flow', 48], ['local', 'inner', 56], ['printk-format', '____fmt', 48]],
+    [
+      ['local', 'tun', 48],
+      ['local', 'flow', 48],
+      ['local', 'inner', 56],
+      ['printk-format', '____fmt', 48],
+    ],
   );
   const nextStage = report.functions.find((fn) => fn.name === 'acl_next_stage');
   assert.equal(nextStage?.section, null, 'the map attribute before it is not its section');
   const program = report.programs.find((candidate) => candidate.name === 'acl_overlay');
-  assert.deepEqual(program?.subprograms.map((sub) => sub.name), ['acl_overlay', 'acl_check', 'acl_next_stage']);
+  assert.deepEqual(
+    program?.subprograms.map((sub) => sub.name),
+    ['acl_overlay', 'acl_check', 'acl_next_stage'],
+  );
   assert.equal(program?.stackDepths, '200+16+0');
   assert.equal(program?.type, 'sched_cls');
-  assert.deepEqual(program?.subprograms.map((sub) => sub.hasTailCall), [false, false, true]);
+  assert.deepEqual(
+    program?.subprograms.map((sub) => sub.hasTailCall),
+    [false, false, true],
+  );
 });
 
 test('printk arguments, inlined helpers and volatile scalars are items of the frame', async () => {
@@ -160,7 +174,13 @@ test('printk arguments, inlined helpers and volatile scalars are items of the fr
 
   const inline = await estimate(fixtureNamed('inline_and_volatile.bpf.c'));
   const once = inline.functions.find((fn) => fn.name === 'inline_once');
-  assert.deepEqual(once?.items.map((item) => [item.what, item.name, item.bytes]), [['local', 'frame', 128], ['inlined', 'read_header', 96]]);
+  assert.deepEqual(
+    once?.items.map((item) => [item.what, item.name, item.bytes]),
+    [
+      ['local', 'frame', 128],
+      ['inlined', 'read_header', 96],
+    ],
+  );
   assert.equal(inline.functions.find((fn) => fn.name === 'read_header')?.inline, true);
   const scalars = inline.functions.find((fn) => fn.name === 'volatile_scalars');
   assert.equal(scalars?.items.length, 5);
@@ -170,7 +190,10 @@ test('printk arguments, inlined helpers and volatile scalars are items of the fr
 test('callbacks: bpf_loop is a callback edge, a timer callback is an async root', async () => {
   const loop = await estimate(fixtureNamed('bpf_loop_callback.bpf.c'));
   const big = loop.programs.find((program) => program.name === 'loop_big_callback');
-  assert.deepEqual(big?.subprograms[0].calls.map((call) => [call.callee, call.kind]), [['big_step', 'callback']]);
+  assert.deepEqual(
+    big?.subprograms[0].calls.map((call) => [call.callee, call.kind]),
+    [['big_step', 'callback']],
+  );
   const timers = await estimate(fixtureNamed('timer_callback.bpf.c'));
   const arm = timers.programs.find((program) => program.name === 'arm_timer_big');
   assert.equal(arm?.subprograms[1]?.isAsyncCallback, true);
@@ -191,7 +214,10 @@ test('the estimate command: JSON shape, exit status, usage errors', async () => 
   const json = JSON.parse(out);
   assert.equal(json.file, fixture.source);
   assert.deepEqual(Object.keys(json.functions[0]), ['name', 'line', 'section', 'inline', 'frameBytes', 'items', 'hiddenBytes', 'hiddenReasons']);
-  assert.deepEqual(json.programs[0].verdicts.map((verdict: { accepted: boolean }) => verdict.accepted), [true, false]);
+  assert.deepEqual(
+    json.programs[0].verdicts.map((verdict: { accepted: boolean }) => verdict.accepted),
+    [true, false],
+  );
   await assert.rejects(async () => estimateCommand(['--format', 'sarif', fixture.source], io), UsageError);
   await assert.rejects(async () => estimateCommand([], io), UsageError);
   assert.equal(await estimateCommand(['--kernel', '6.18', '/nonexistent/x.bpf.c'], io), 2);

@@ -48,7 +48,14 @@ test('two inlined copies of a callee in sequence share its slots', async () => {
   const report = await estimateFixture('inline_and_volatile.bpf.c');
   const twice = frame(report, 'inline_twice');
   assert.equal(twice.frameBytes, 224, '128 + one shared 96 (clang spills two results on top: 240)');
-  assert.deepEqual(twice.items.map((item) => [item.name, item.sharedWith]), [['frame', undefined], ['read_header', undefined], ['read_header', 'read_header']]);
+  assert.deepEqual(
+    twice.items.map((item) => [item.name, item.sharedWith]),
+    [
+      ['frame', undefined],
+      ['read_header', undefined],
+      ['read_header', 'read_header'],
+    ],
+  );
   assert.equal(frame(report, 'volatile_scalars').frameBytes, 24, 'u64, u64, u32, u16, u8 with natural alignment');
 });
 
@@ -86,7 +93,13 @@ test('code behind constant conditions: clang removes it, or the verifier never w
   assert.equal(frame(report, 'load_time_dead').frameBytes, 64);
   const big = report.programs.find((program) => program.name === 'dead_call_to_big');
   assert.equal(big?.stackDepths, '264');
-  assert.deepEqual(big?.subprograms.map((sub) => [sub.name, sub.verified, sub.checkedDepth]), [['dead_call_to_big', true, 264], ['dead_helper_296', false, 0]]);
+  assert.deepEqual(
+    big?.subprograms.map((sub) => [sub.name, sub.verified, sub.checkedDepth]),
+    [
+      ['dead_call_to_big', true, 264],
+      ['dead_helper_296', false, 0],
+    ],
+  );
   const tail = report.programs.find((program) => program.name === 'dead_call_to_tail');
   assert.equal(tail?.stackDepths, '264+0', 'rejected programs print the never-entered subprogram as 0');
   assert.equal(tail?.verdicts[0].accepted, false, 'the dead call is still walked by the stack check');

@@ -69,7 +69,10 @@ test('walks persist on disk: unchanged files need no tree, edits re-walk one fun
     const cold = await estimate(main, MAIN, cacheDir, true);
     assert.equal(cold.cache.diskHits, 0);
     cold.cache.flush();
-    assert.ok(readdirSync(cacheDir).some((name) => name.startsWith('frames-')), 'the walks are written beside the header index');
+    assert.ok(
+      readdirSync(cacheDir).some((name) => name.startsWith('frames-')),
+      'the walks are written beside the header index',
+    );
 
     // A new process, same text: every function from disk, no tree built.
     const warm = await estimate(main, MAIN, cacheDir, true);
@@ -124,8 +127,17 @@ test('a corrupt frame cache file is a miss, not an error', async () => {
 test('the walks are stored under a code key that covers every compiled module of the server, wherever it sits', () => {
   const described = describeCode().map((line) => line.split(':')[0].split(sep).join('/'));
   // The walker, the modules beside the cache's own folder, and those of other folders it depends on.
-  for (const module of ['source/frameEstimate/walker.js', 'source/frameEstimate/walkCache.js', 'source/translationUnit.js', 'source/declarations.js', 'rules/report.js']) {
-    assert.ok(described.some((name) => name.endsWith(`server/src/${module}`)), `${module} is not in the code key:\n${described.join('\n')}`);
+  for (const module of [
+    'source/frameEstimate/walker.js',
+    'source/frameEstimate/walkCache.js',
+    'source/translationUnit.js',
+    'source/declarations.js',
+    'rules/report.js',
+  ]) {
+    assert.ok(
+      described.some((name) => name.endsWith(`server/src/${module}`)),
+      `${module} is not in the code key:\n${described.join('\n')}`,
+    );
   }
   assert.ok(described.some((name) => name.endsWith('grammars/tree-sitter-c.wasm')));
 });

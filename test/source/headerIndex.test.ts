@@ -83,14 +83,20 @@ test('include resolution: quotes look beside the includer first, angle brackets 
   const fromFile = path.join(directory, 'inc', 'outer.h');
   assert.equal(resolveInclude({ spelled: 'inner.h', angled: false, next: false, fromFile, offset: 0 }, search, exists), path.join(directory, 'inc', 'inner.h'));
   assert.equal(resolveInclude({ spelled: 'main.c', angled: true, next: false, fromFile, offset: 0 }, search, exists), undefined);
-  assert.equal(resolveInclude({ spelled: 'main.c', angled: false, next: false, fromFile: path.join(directory, 'x.c'), offset: 0 }, search, exists), path.join(directory, 'main.c'));
+  assert.equal(
+    resolveInclude({ spelled: 'main.c', angled: false, next: false, fromFile: path.join(directory, 'x.c'), offset: 0 }, search, exists),
+    path.join(directory, 'main.c'),
+  );
 });
 
 test('a cached header is read again when an include would now resolve elsewhere, or a __has_include target appears', () => {
   const directory = temporaryDirectory('index');
   const [first, second] = ['a', 'b'].map((name) => path.join(directory, name));
   for (const folder of [first, second]) fs.mkdirSync(folder);
-  fs.writeFileSync(path.join(first, 'outer.h'), '#include <inner.h>\n#if __has_include(<extra.h>)\n#include <extra.h>\n#else\nstruct extra { char x[8]; };\n#endif\n');
+  fs.writeFileSync(
+    path.join(first, 'outer.h'),
+    '#include <inner.h>\n#if __has_include(<extra.h>)\n#include <extra.h>\n#else\nstruct extra { char x[8]; };\n#endif\n',
+  );
   fs.writeFileSync(path.join(second, 'inner.h'), 'struct inner { char data[8]; };\n');
   const main = path.join(directory, 'main.c');
   fs.writeFileSync(main, '#include <outer.h>\n');
@@ -144,7 +150,10 @@ test("a header's records, read only when first used and kept as C source on disk
   // Indexed without looking a record up: the cache keeps them as C source, read back on first use.
   analyzeTranslationUnit(included, fs.readFileSync(included, 'utf8'), { includeDirs, index: new HeaderIndex({ cacheDir }) });
   writePendingSaves();
-  const cacheFiles = fs.readdirSync(cacheDir, { recursive: true }).map(String).filter((name) => name.endsWith('.idx'));
+  const cacheFiles = fs
+    .readdirSync(cacheDir, { recursive: true })
+    .map(String)
+    .filter((name) => name.endsWith('.idx'));
   const cached = fs.readFileSync(path.join(cacheDir, cacheFiles[0]), 'utf8').split('\n');
   assert.ok(cached.includes('packed_one\tstruct packed_one { char a; int b; } __attribute__((packed))'));
   assert.ok(cached.includes('split_line\tstruct split_line { int a; char b[sizeof(struct packed_one)]; }'), 'the backslash-newline is spliced out');
@@ -163,7 +172,10 @@ test('a header wholly inside its include guard is skipped when included again wi
   fs.writeFileSync(path.join(directory, 'inc', 'helper.h'), '#include "big.h"\nstruct helper { struct big b; char c; };\n');
   // Not a guard: something follows the #endif, or the group has an #else.
   fs.writeFileSync(path.join(directory, 'inc', 'tail.h'), '#ifndef TAIL_H\n#define TAIL_H\n#endif\nstruct tail { int n; };\n');
-  fs.writeFileSync(path.join(directory, 'inc', 'other.h'), '#ifndef OTHER_H\n#define OTHER_H\nstruct other { int n; };\n#else\nstruct again { int m; };\n#endif\n');
+  fs.writeFileSync(
+    path.join(directory, 'inc', 'other.h'),
+    '#ifndef OTHER_H\n#define OTHER_H\nstruct other { int n; };\n#else\nstruct again { int m; };\n#endif\n',
+  );
   const main = path.join(directory, 'main.c');
   fs.writeFileSync(main, '#include <big.h>\n#include <helper.h>\n#include <tail.h>\n#include <tail.h>\n#include <other.h>\n#include <other.h>\n');
   const includeDirs = [path.join(directory, 'inc')];

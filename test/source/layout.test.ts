@@ -41,7 +41,9 @@ test('the layout engine matches every expectation in layout.c', () => {
   for (const expected of expectations) {
     const actual = byName.get(expected.name);
     if (!actual || actual.size !== expected.size || actual.align !== expected.align || actual.kind !== expected.kind) {
-      wrong.push(`${expected.kind} ${expected.name}: expected ${expected.size}/${expected.align}, got ${actual ? `${actual.size}/${actual.align}` : 'nothing'}`);
+      wrong.push(
+        `${expected.kind} ${expected.name}: expected ${expected.size}/${expected.align}, got ${actual ? `${actual.size}/${actual.align}` : 'nothing'}`,
+      );
     }
   }
   assert.deepEqual(wrong, []);
@@ -54,9 +56,21 @@ test('field offsets follow clang, bit-fields included', () => {
     assert.ok(def, `struct ${tag} is defined`);
     return unit.layout.recordLayout(def).fields.map((field) => [field.name ?? '', field.bitOffset ?? field.offset * 8]);
   };
-  assert.deepEqual(offsets('named_bitfields'), [['c', 0], ['x', 32], ['y', 64]]);
-  assert.deepEqual(offsets('unnamed_long_64'), [['c', 0], ['', 64], ['e', 128]]);
-  assert.deepEqual(offsets('aligned_member'), [['c', 0], ['x', 64], ['tail', 96]]);
+  assert.deepEqual(offsets('named_bitfields'), [
+    ['c', 0],
+    ['x', 32],
+    ['y', 64],
+  ]);
+  assert.deepEqual(offsets('unnamed_long_64'), [
+    ['c', 0],
+    ['', 64],
+    ['e', 128],
+  ]);
+  assert.deepEqual(offsets('aligned_member'), [
+    ['c', 0],
+    ['x', 64],
+    ['tail', 96],
+  ]);
   const anonymous = unit.environment.record('anonymous_members')!;
   const union = anonymous.fields[1].type;
   assert.equal(unit.layout.findField({ k: 'struct', tag: 'anonymous_members' }, 'hi')?.offset, 12);

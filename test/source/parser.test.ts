@@ -56,7 +56,8 @@ test('positions are rows and string-index columns', () => {
 });
 
 test('functionName, the one walk of a declarator the estimate uses, names functions returning pointers to pointers', async () => {
-  const text = 'struct s { int x; };\nstruct s **twice(void) { return 0; }\nchar ***thrice(int x) { return 0; }\nint (*returns_function(void))(int) { return 0; }\n';
+  const text =
+    'struct s { int x; };\nstruct s **twice(void) { return 0; }\nchar ***thrice(int x) { return 0; }\nint (*returns_function(void))(int) { return 0; }\n';
   const document = await CDocument.create(text);
   try {
     const names = document.tree.rootNode.namedChildren

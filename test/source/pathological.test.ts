@@ -35,7 +35,10 @@ test('a file that includes itself without a guard, next to a deeply nested expre
   const file = path.join(directory, 'self.c');
   fs.writeFileSync(file, `#include "self.c"\nint f(void) { return ${'('.repeat(5000)}1${')'.repeat(5000)}; }\n`);
   const report = await estimate(file);
-  assert.ok(report.problems.some((problem) => /nested|deeply|includes itself/.test(problem.message)), report.problems.map((problem) => problem.message).join('\n'));
+  assert.ok(
+    report.problems.some((problem) => /nested|deeply|includes itself/.test(problem.message)),
+    report.problems.map((problem) => problem.message).join('\n'),
+  );
 });
 
 test('brackets nested 20,000 deep do not exhaust the stack', async () => {
@@ -53,7 +56,10 @@ test('3,000 nested structs are refused past the nesting limit with a problem, an
   const opening = Array.from({ length: depth }, (_, i) => `struct s${i} { int a${i}; `).join('');
   fs.writeFileSync(file, `struct before { long x; };\n${opening} int z; ${'};'.repeat(depth)}\nstruct after { char c[12]; };\n`);
   const report = typesReport(file);
-  assert.ok(report.problems.some((problem) => problem.message.includes(`nested deeper than ${MAX_DECLARATION_NESTING} levels`)), report.problems.map((problem) => problem.message).join('\n'));
+  assert.ok(
+    report.problems.some((problem) => problem.message.includes(`nested deeper than ${MAX_DECLARATION_NESTING} levels`)),
+    report.problems.map((problem) => problem.message).join('\n'),
+  );
   assert.equal(report.types.find((type) => type.name === 'before')?.size, 8);
   assert.equal(report.types.find((type) => type.name === 'after')?.size, 12);
 });
@@ -63,7 +69,10 @@ test('a declarator in 3,000 parentheses is refused with a problem, not a stack o
   const file = path.join(directory, 'parens.c');
   fs.writeFileSync(file, `__attribute__((section("tc"))) int f(void *ctx) { char b[32]; int ${'('.repeat(3000)}x${')'.repeat(3000)}; return b[0]; }\n`);
   const report = await estimate(file);
-  assert.ok(report.functions.some((fn) => fn.name === 'f'), JSON.stringify(report.problems));
+  assert.ok(
+    report.functions.some((fn) => fn.name === 'f'),
+    JSON.stringify(report.problems),
+  );
 });
 
 test('a macro that doubles twenty times is cut off at the expansion budget, and the estimate says it is partial', async () => {
@@ -88,7 +97,10 @@ test('20,000 locals live together in one function: every one gets its own slot',
   assert.equal(report.partial, undefined, report.problems.map((problem) => problem.message).join('\n'));
   assert.equal(wide?.frameBytes, 20000 * 8);
   assert.equal(wide?.items.length, 20000);
-  assert.equal(wide?.items.some((item) => item.sharedWith !== undefined), false);
+  assert.equal(
+    wide?.items.some((item) => item.sharedWith !== undefined),
+    false,
+  );
 });
 
 test('an estimate past its time budget ends partial, says so, and never calls its numbers exact', async () => {
@@ -103,7 +115,10 @@ test('an estimate past its time budget ends partial, says so, and never calls it
   assert.equal(report.partial, true);
   const problem = report.problems.find((candidate) => candidate.message.includes('ran out of time'));
   assert.ok(problem?.message.includes('so this estimate is partial'), report.problems.map((candidate) => candidate.message).join('\n'));
-  assert.equal(report.functions.some((fn) => fn.name === 'after'), false);
+  assert.equal(
+    report.functions.some((fn) => fn.name === 'after'),
+    false,
+  );
   const printed = formatEstimateText(report);
   assert.match(printed, /partial: the numbers below are lower bounds/);
   for (const program of report.programs) assert.match(printed, new RegExp(`program ${program.name} .* stack depth at least .* \\(partial\\)`));
@@ -124,13 +139,26 @@ test('the function under way when the budget runs out is a lower bound marked pa
     const cache = new FrameEstimateCache();
     const frames = estimateFrames(unit, document.update(unit.aligned.text)!, cache, [], { deadline: 5, now: () => ticks++ });
     assert.match(frames.partial ?? '', /wide was walked only in part and 1 more function was not walked, so this estimate is partial/);
-    assert.deepEqual(frames.functions.map((fn) => [fn.name, fn.partial ?? false]), [['first', false], ['wide', true]]);
+    assert.deepEqual(
+      frames.functions.map((fn) => [fn.name, fn.partial ?? false]),
+      [
+        ['first', false],
+        ['wide', true],
+      ],
+    );
     const wide = frames.functions[1];
     assert.ok(wide.frameBytes > 0 && wide.frameBytes < 5000 * 8, `${wide.frameBytes}`);
     // Only the whole walk was kept: a second estimate walks wide again, and whole.
     const again = estimateFrames(unit, document.update(unit.aligned.text)!, cache);
     assert.equal(again.partial, undefined);
-    assert.deepEqual(again.functions.map((fn) => [fn.name, fn.frameBytes, fn.partial ?? false]), [['first', 16, false], ['wide', 5000 * 8, false], ['after', 0, false]]);
+    assert.deepEqual(
+      again.functions.map((fn) => [fn.name, fn.frameBytes, fn.partial ?? false]),
+      [
+        ['first', 16, false],
+        ['wide', 5000 * 8, false],
+        ['after', 0, false],
+      ],
+    );
     assert.equal(cache.hits, 1);
   } finally {
     document.dispose();
@@ -144,7 +172,10 @@ test('a source whose parse runs out of its time budget is not estimated, is mark
   const file = path.join(temporaryDirectory('pathological'), 'recovery.c');
   fs.writeFileSync(file, text);
   const report = await estimate(file);
-  assert.ok(report.problems.some((problem) => /is not estimated: parsing took longer than \d+ ms and was stopped/.test(problem.message)), report.problems.map((problem) => problem.message).join('\n'));
+  assert.ok(
+    report.problems.some((problem) => /is not estimated: parsing took longer than \d+ ms and was stopped/.test(problem.message)),
+    report.problems.map((problem) => problem.message).join('\n'),
+  );
   assert.equal(report.partial, true);
 });
 

@@ -84,10 +84,22 @@ test('missing headers, #error and unbalanced conditionals are problems with offs
   const text = '#include "no-such-header.h"\n#if 1\n#error stop here\n#endif\n#else\n#if 1\nint x;\n';
   const unit = analyzeTranslationUnit('/virtual/problems.c', text, { index: memoryIndex() });
   const messages = unit.problems.map((problem) => [problem.message, problem.offset]);
-  assert.ok(messages.some(([message, offset]) => String(message).includes('no-such-header.h') && offset === 0), JSON.stringify(messages));
-  assert.ok(messages.some(([message]) => String(message).includes('#error stop here')), JSON.stringify(messages));
-  assert.ok(messages.some(([message]) => String(message).includes('#else without #if')), JSON.stringify(messages));
-  assert.ok(messages.some(([message]) => String(message).includes('unterminated #if')), JSON.stringify(messages));
+  assert.ok(
+    messages.some(([message, offset]) => String(message).includes('no-such-header.h') && offset === 0),
+    JSON.stringify(messages),
+  );
+  assert.ok(
+    messages.some(([message]) => String(message).includes('#error stop here')),
+    JSON.stringify(messages),
+  );
+  assert.ok(
+    messages.some(([message]) => String(message).includes('#else without #if')),
+    JSON.stringify(messages),
+  );
+  assert.ok(
+    messages.some(([message]) => String(message).includes('unterminated #if')),
+    JSON.stringify(messages),
+  );
 });
 
 test('function-like macros: #, ##, __VA_ARGS__, named variadics, GNU comma elision, rescanning', () => {
@@ -105,10 +117,7 @@ test('function-like macros: #, ##, __VA_ARGS__, named variadics, GNU comma elisi
     ].join('\n'),
   );
   assert.deepEqual(problems, []);
-  assert.equal(
-    text,
-    '"a \\"b\\" \\n" foobar printf("x") printf("y", 1, 2) f("z") f("w", 3) 1 * 2 + 1 * 2 + 1 SELF + 1 g(1) g(1 , 2)',
-  );
+  assert.equal(text, '"a \\"b\\" \\n" foobar printf("x") printf("y", 1, 2) f("z") f("w", 3) 1 * 2 + 1 * 2 + 1 SELF + 1 g(1) g(1 , 2)');
 });
 
 test('#if arithmetic follows C: unsigned conversions, shifts, ternaries, character constants', () => {
@@ -153,7 +162,10 @@ test('the main file is rendered line for line, with expansions where their macro
   assert.equal(lines[5], 'int f(void)');
   assert.match(lines[7], /^\s*char buffer \[ 16 \] ;$/);
   assert.equal(lines[8], '\treturn buffer[0];');
-  assert.deepEqual(unit.inactiveRanges.map(([start, end]) => text.slice(start, end)), ['int skipped;\n']);
+  assert.deepEqual(
+    unit.inactiveRanges.map(([start, end]) => text.slice(start, end)),
+    ['int skipped;\n'],
+  );
   // An offset inside an expansion maps to the macro name; elsewhere offsets map one to one.
   const expansionOffset = unit.aligned.text.indexOf('buffer [');
   assert.equal(unit.aligned.originalOffset(expansionOffset), text.indexOf('DECLARE(buffer)'));
@@ -170,45 +182,53 @@ test('the main file is rendered line for line, with expansions where their macro
   }
 });
 
-test('the main file after preprocessing is token for token what clang -E makes of it', { skip: skipUnlessCI((!hasClang() && 'clang-19 is not installed') || (!libbpfPresent && 'libbpf-dev is not installed')) }, () => {
-  const file = dataFile('printk.bpf.c');
-  const text = fs.readFileSync(file, 'utf8');
-  for (const defines of [[], ['BPF_NO_GLOBAL_DATA']]) {
-    const unit = analyzeTranslationUnit(file, text, { defines, index: memoryIndex() });
-    assert.deepEqual(unit.problems, []);
-    const clang = runClang(['-E', ...defines.map((name) => `-D${name}`), '-I/usr/include/x86_64-linux-gnu', file]);
-    assert.equal(clang.status, 0, clang.stderr);
-    // Keep the lines clang attributes to the main file, using its `# LINE "FILE"` markers.
-    const mainLines: string[] = [];
-    let inMain = false;
-    for (const line of clang.stdout.split('\n')) {
-      const marker = /^# \d+ "([^"]*)"/.exec(line);
-      if (marker) {
-        inMain = marker[1] === file;
-        continue;
+test(
+  'the main file after preprocessing is token for token what clang -E makes of it',
+  { skip: skipUnlessCI((!hasClang() && 'clang-19 is not installed') || (!libbpfPresent && 'libbpf-dev is not installed')) },
+  () => {
+    const file = dataFile('printk.bpf.c');
+    const text = fs.readFileSync(file, 'utf8');
+    for (const defines of [[], ['BPF_NO_GLOBAL_DATA']]) {
+      const unit = analyzeTranslationUnit(file, text, { defines, index: memoryIndex() });
+      assert.deepEqual(unit.problems, []);
+      const clang = runClang(['-E', ...defines.map((name) => `-D${name}`), '-I/usr/include/x86_64-linux-gnu', file]);
+      assert.equal(clang.status, 0, clang.stderr);
+      // Keep the lines clang attributes to the main file, using its `# LINE "FILE"` markers.
+      const mainLines: string[] = [];
+      let inMain = false;
+      for (const line of clang.stdout.split('\n')) {
+        const marker = /^# \d+ "([^"]*)"/.exec(line);
+        if (marker) {
+          inMain = marker[1] === file;
+          continue;
+        }
+        if (inMain && !line.startsWith('#')) mainLines.push(line);
       }
-      if (inMain && !line.startsWith('#')) mainLines.push(line);
+      const expected = tokenize(mainLines.join('\n')).map((token) => token.text);
+      const actual = unit.tokens.map((token) => token.text);
+      assert.deepEqual(actual, expected, `defines: ${defines.join(',') || 'none'}`);
     }
-    const expected = tokenize(mainLines.join('\n')).map((token) => token.text);
-    const actual = unit.tokens.map((token) => token.text);
-    assert.deepEqual(actual, expected, `defines: ${defines.join(',') || 'none'}`);
-  }
-});
+  },
+);
 
-test('BPF_NO_GLOBAL_DATA puts bpf_printk\'s format on the stack, as libbpf documents', { skip: skipUnlessCI(!libbpfPresent && 'libbpf-dev is not installed') }, () => {
-  const file = dataFile('printk.bpf.c');
-  const text = fs.readFileSync(file, 'utf8');
-  const rodata = analyzeTranslationUnit(file, text, { index: memoryIndex() });
-  const stack = analyzeTranslationUnit(file, text, { index: memoryIndex(), defines: { BPF_NO_GLOBAL_DATA: '1' } });
-  const line = (unit: typeof rodata) => unit.aligned.text.split('\n')[text.split('\n').findIndex((l) => l.includes('bpf_printk("few'))];
-  assert.match(line(rodata), /static const char ____fmt \[ \] = "few %d"/);
-  assert.match(line(stack), /\( \{ char ____fmt \[ \] = "few %d"/);
-  // Four arguments: __bpf_vprintk's parameter array of ___bpf_narg() = 4 entries, counted by the preprocessor.
-  const many = rodata.aligned.text.split('\n')[text.split('\n').findIndex((l) => l.includes('bpf_printk("many'))];
-  assert.match(many, /unsigned long long ___param \[ 4 \]/);
-});
+test(
+  "BPF_NO_GLOBAL_DATA puts bpf_printk's format on the stack, as libbpf documents",
+  { skip: skipUnlessCI(!libbpfPresent && 'libbpf-dev is not installed') },
+  () => {
+    const file = dataFile('printk.bpf.c');
+    const text = fs.readFileSync(file, 'utf8');
+    const rodata = analyzeTranslationUnit(file, text, { index: memoryIndex() });
+    const stack = analyzeTranslationUnit(file, text, { index: memoryIndex(), defines: { BPF_NO_GLOBAL_DATA: '1' } });
+    const line = (unit: typeof rodata) => unit.aligned.text.split('\n')[text.split('\n').findIndex((l) => l.includes('bpf_printk("few'))];
+    assert.match(line(rodata), /static const char ____fmt \[ \] = "few %d"/);
+    assert.match(line(stack), /\( \{ char ____fmt \[ \] = "few %d"/);
+    // Four arguments: __bpf_vprintk's parameter array of ___bpf_narg() = 4 entries, counted by the preprocessor.
+    const many = rodata.aligned.text.split('\n')[text.split('\n').findIndex((l) => l.includes('bpf_printk("many'))];
+    assert.match(many, /unsigned long long ___param \[ 4 \]/);
+  },
+);
 
-test('a __has_ operator that a macro expands to is answered after expansion, as glibc\'s cdefs.h needs', () => {
+test("a __has_ operator that a macro expands to is answered after expansion, as glibc's cdefs.h needs", () => {
   const { text, problems } = expand(
     [
       '#define my_has_attribute(attr) __has_attribute (attr)',

@@ -246,7 +246,7 @@ int sized(void *ctx)
   assert.equal(report.functions.find((fn) => fn.name === 'sized')?.frameBytes, 40);
 });
 
-test('BPF_CORE_READ\'s typeof((src)->a->b) __r takes the read field\'s slot, in a return and in an if (anonymous members too)', async () => {
+test("BPF_CORE_READ's typeof((src)->a->b) __r takes the read field's slot, in a return and in an if (anonymous members too)", async () => {
   // libbpf's bpf_core_read.h, reduced to the two-hop read it expands to.
   const coreRead = `#define ___type(src, a, b) typeof((src)->a->b)
 #define CORE_READ2(src, a, b) ({ void *__t; ___type(src, a, b) __r; \\

@@ -28,7 +28,10 @@ function summary(unit: TranslationUnit): unknown {
 function project(): { directory: string; includeDirs: string[]; main: string } {
   const directory = temporaryDirectory('unit-cache');
   fs.mkdirSync(path.join(directory, 'inc'));
-  fs.writeFileSync(path.join(directory, 'inc', 'types.h'), '#pragma once\n#define LEN (2 + 2)\nstruct pair { int a; char b[LEN]; };\nenum color { RED, GREEN = 7 };\ntypedef struct pair pair_t;\n');
+  fs.writeFileSync(
+    path.join(directory, 'inc', 'types.h'),
+    '#pragma once\n#define LEN (2 + 2)\nstruct pair { int a; char b[LEN]; };\nenum color { RED, GREEN = 7 };\ntypedef struct pair pair_t;\n',
+  );
   fs.writeFileSync(path.join(directory, 'inc', 'more.h'), '#include <types.h>\nstruct more { pair_t p; long x; };\n');
   return { directory, includeDirs: [path.join(directory, 'inc')], main: path.join(directory, 'main.c') };
 }
@@ -82,18 +85,27 @@ test('a header that changes on disk, or appears earlier on the include path, is 
   const sizeOfPair = (unit: TranslationUnit) => unit.layout.recordLayout(unit.environment.record('pair')!).size;
   assert.equal(sizeOfPair(analyzeTranslationUnit(main, MAIN, { includeDirs, index, cache })), 8);
 
-  fs.writeFileSync(path.join(directory, 'inc', 'types.h'), '#pragma once\n#define LEN 4\nstruct pair { long a; char b[LEN]; };\nenum color { RED, GREEN };\ntypedef struct pair pair_t;\n');
+  fs.writeFileSync(
+    path.join(directory, 'inc', 'types.h'),
+    '#pragma once\n#define LEN 4\nstruct pair { long a; char b[LEN]; };\nenum color { RED, GREEN };\ntypedef struct pair pair_t;\n',
+  );
   assert.equal(sizeOfPair(analyzeTranslationUnit(main, MAIN, { includeDirs, index, cache })), 16);
 
   const earlier = path.join(directory, 'earlier');
   fs.mkdirSync(earlier);
-  fs.writeFileSync(path.join(earlier, 'types.h'), '#pragma once\n#define LEN 1\nstruct pair { char a; };\nenum color { RED, GREEN };\ntypedef struct pair pair_t;\n');
+  fs.writeFileSync(
+    path.join(earlier, 'types.h'),
+    '#pragma once\n#define LEN 1\nstruct pair { char a; };\nenum color { RED, GREEN };\ntypedef struct pair pair_t;\n',
+  );
   assert.equal(sizeOfPair(analyzeTranslationUnit(main, MAIN, { includeDirs: [earlier, ...includeDirs], index, cache })), 1);
   // Same options as the cached prefix, but a new file on its path.
   const cacheForPath = new TranslationUnitCache();
   analyzeTranslationUnit(main, MAIN, { includeDirs: [path.join(directory, 'later'), ...includeDirs], index, cache: cacheForPath });
   fs.mkdirSync(path.join(directory, 'later'));
-  fs.writeFileSync(path.join(directory, 'later', 'types.h'), '#pragma once\n#define LEN 1\nstruct pair { short a; };\nenum color { RED, GREEN };\ntypedef struct pair pair_t;\n');
+  fs.writeFileSync(
+    path.join(directory, 'later', 'types.h'),
+    '#pragma once\n#define LEN 1\nstruct pair { short a; };\nenum color { RED, GREEN };\ntypedef struct pair pair_t;\n',
+  );
   const unit = analyzeTranslationUnit(main, MAIN, { includeDirs: [path.join(directory, 'later'), ...includeDirs], index, cache: cacheForPath });
   assert.equal(sizeOfPair(unit), 2);
 });

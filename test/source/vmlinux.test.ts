@@ -24,11 +24,7 @@ function bpftoolAvailable(): boolean {
 }
 
 const skip = skipUnlessCI(
-  !fs.existsSync(KERNEL_BTF)
-    ? `${KERNEL_BTF} is absent: no kernel BTF to compare against`
-    : !bpftoolAvailable()
-      ? 'bpftool is not installed'
-      : false,
+  !fs.existsSync(KERNEL_BTF) ? `${KERNEL_BTF} is absent: no kernel BTF to compare against` : !bpftoolAvailable() ? 'bpftool is not installed' : false,
 );
 
 /** Sizes of every named struct and union in raw BTF (`[12] STRUCT 'name' size=N vlen=M`); names can repeat. */
@@ -123,7 +119,10 @@ test('every named struct and union of vmlinux.h has the size BTF (or clang on th
     }
   }
   const unexplained = mismatches.filter((mismatch) => {
-    const name = mismatch.split(':')[0].split(' ')[1].replace(/___\d+$/, '');
+    const name = mismatch
+      .split(':')[0]
+      .split(' ')[1]
+      .replace(/___\d+$/, '');
     const ids = recordsByName.get(name) ?? [];
     return ids.length === 0 || !ids.every((id) => lossyInHeader(kernelBtf, id));
   });
@@ -143,5 +142,7 @@ test('every named struct and union of vmlinux.h has the size BTF (or clang on th
   const result = runClang(['-fsyntax-only', '-ferror-limit=0', `-I${directory}`, check]);
   const failures = result.stderr.split('\n').filter((line) => line.includes('error:'));
   assert.deepEqual(failures.slice(0, 20), [], `${failures.length} records where clang disagrees with the engine`);
-  t.diagnostic(`clang-19 agrees with the engine on all ${types.length} records (size and alignment); the ${mismatches.length} BTF differences are the header's`);
+  t.diagnostic(
+    `clang-19 agrees with the engine on all ${types.length} records (size and alignment); the ${mismatches.length} BTF differences are the header's`,
+  );
 });

@@ -52,7 +52,9 @@ export function listFixtures(): Fixture[] {
   const folder = fixturesDirectory();
   const problems: string[] = [];
   const fixtures: Fixture[] = [];
-  for (const name of readdirSync(folder).filter((file) => file.endsWith('.bpf.c')).sort()) {
+  for (const name of readdirSync(folder)
+    .filter((file) => file.endsWith('.bpf.c'))
+    .sort()) {
     const source = join(folder, name);
     const parsed = parseFixtureHeader(readFileSync(source, 'utf8'));
     for (const problem of parsed.problems) problems.push(`${name}: ${problem}`);
@@ -75,8 +77,7 @@ export interface ParsedFixtureHeader {
 }
 
 // prog=NAME kernel=X.Y [depths=A+B+C] accepted | rejected="message"
-const EXPECT_LINE =
-  /^ \* EXPECT prog=([A-Za-z_][A-Za-z0-9_]*) kernel=(\d+\.\d+)(?: depths=(\d+(?:\+\d+)*))? (?:(accepted)|rejected="([^"]+)")$/;
+const EXPECT_LINE = /^ \* EXPECT prog=([A-Za-z_][A-Za-z0-9_]*) kernel=(\d+\.\d+)(?: depths=(\d+(?:\+\d+)*))? (?:(accepted)|rejected="([^"]+)")$/;
 
 /** Parses the opening comment of a fixture source; never throws. */
 export function parseFixtureHeader(text: string): ParsedFixtureHeader {

@@ -53,10 +53,7 @@ export function runningKernelVersion(): string {
  * Dynamic libbpf first; the static archive is the fallback for machines that ship libbpf.a but not
  * the development symlink libbpf.so.
  */
-const LINK_VARIANTS: readonly (readonly string[])[] = [
-  ['-lbpf'],
-  ['/usr/lib/x86_64-linux-gnu/libbpf.a', '-lelf', '-lz'],
-];
+const LINK_VARIANTS: readonly (readonly string[])[] = [['-lbpf'], ['/usr/lib/x86_64-linux-gnu/libbpf.a', '-lelf', '-lz']];
 
 let cachedProbe: { path?: string; reason?: string } | undefined;
 

@@ -11,7 +11,16 @@ import { LAB_KERNELS, type LabBoot, type LabKernel, LabError, fetchKernel, runLa
 import { kernelStackLines, predictedStackLines } from '../../server/src/lab/verifierLog';
 import type { ProgramReport } from '../../server/src/rules/report';
 import { type Fixture, type FixtureExpectation, fixturesDirectory } from './fixtures';
-import { type CountsFile, PROGRAM_TIMEOUT_SECONDS, SAMPLE_EVERY, corpusSample, countsFilePath, countsOf, reasonsNotCompared, runCorpusInLab } from './labCorpus';
+import {
+  type CountsFile,
+  PROGRAM_TIMEOUT_SECONDS,
+  SAMPLE_EVERY,
+  corpusSample,
+  countsFilePath,
+  countsOf,
+  reasonsNotCompared,
+  runCorpusInLab,
+} from './labCorpus';
 import { buildRealWorldCorpus, compareObjectAnalyzer } from './realworld';
 import { repositoryRoot } from './kernel';
 
@@ -126,7 +135,9 @@ async function main(argv: string[]): Promise<number> {
     mkdirSync(measuredDirectory(), { recursive: true });
     for (const boot of run.boots) {
       writeFileSync(measuredFilePath(boot.fetched.release), `${JSON.stringify(toMeasured(boot), null, 2)}\n`);
-      process.stdout.write(`${boot.fetched.release}: ${boot.verdicts.length} programs, boot ${boot.bootSeconds.toFixed(1)} s${boot.fetched.cached ? ' (kernel cached)' : ''} → ${measuredFilePath(boot.fetched.release)}\n`);
+      process.stdout.write(
+        `${boot.fetched.release}: ${boot.verdicts.length} programs, boot ${boot.bootSeconds.toFixed(1)} s${boot.fetched.cached ? ' (kernel cached)' : ''} → ${measuredFilePath(boot.fetched.release)}\n`,
+      );
     }
     for (const failure of run.failures) process.stderr.write(`kernel-lab: ${failure.kernel.package}: ${failure.reason}\n`);
     process.stdout.write(`total ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
@@ -136,7 +147,8 @@ async function main(argv: string[]): Promise<number> {
     const [label, ...objects] = rest;
     if (!label || objects.length === 0) throw new LabError('usage: kernel-lab.sh boot LABEL OBJ...');
     const run = await runLab(selectKernels([label]), objects, options);
-    for (const boot of run.boots) for (const verdict of boot.verdicts) process.stdout.write(`${JSON.stringify({ release: boot.fetched.release, ...verdict })}\n`);
+    for (const boot of run.boots)
+      for (const verdict of boot.verdicts) process.stdout.write(`${JSON.stringify({ release: boot.fetched.release, ...verdict })}\n`);
     for (const failure of run.failures) process.stderr.write(`kernel-lab: ${failure.reason}\n`);
     return run.failures.length === 0 ? 0 : 1;
   }
@@ -164,7 +176,10 @@ async function measureCorpus(kernels: LabKernel[], options: { root: string; prog
     sample: previous?.sampleEvery === SAMPLE_EVERY ? { ...previous.sample } : {},
     all: { ...previous?.all },
   };
-  const table = ['| kernel | objects | programs | judged | verdicts agree | lines agree | false accepts | rejected otherwise | no verdict (timed out) | boots, VM seconds |', '|---|---|---|---|---|---|---|---|---|---|'];
+  const table = [
+    '| kernel | objects | programs | judged | verdicts agree | lines agree | false accepts | rejected otherwise | no verdict (timed out) | boots, VM seconds |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
   for (const kernel of run.kernels) {
     const release = kernel.fetched.release;
     const agreement = compareObjectAnalyzer(kernel.run);
@@ -179,7 +194,8 @@ async function measureCorpus(kernels: LabKernel[], options: { root: string; prog
       const where = sources.get(difference.result.object) ?? difference.result.object;
       process.stdout.write(`${release} differs: ${difference.description.replace(difference.result.object, where)}\n`);
     }
-    for (const line of reasonsNotCompared(kernel.run, (object) => sources.get(object) ?? object, 20)) process.stdout.write(`${release} not compared: ${line}\n`);
+    for (const line of reasonsNotCompared(kernel.run, (object) => sources.get(object) ?? object, 20))
+      process.stdout.write(`${release} not compared: ${line}\n`);
   }
   writeFileSync(path, `${JSON.stringify(counts, null, 2)}\n`);
   process.stdout.write(`${table.join('\n')}\n${run.wallSeconds.toFixed(0)} s in all → ${path}\n`);
@@ -264,7 +280,9 @@ export function compareWithMeasured(file: MeasuredFile, analyze: (object: string
       if (verdict.accepted === kernelAccepts && (kernelAccepts || message === measured.error)) agreement.verdictsAgree++;
       else {
         if (verdict.accepted && !kernelAccepts) agreement.falseAccepts++;
-        agreement.differences.push(`${object} ${program}: ours ${verdict.accepted ? 'accepted' : `"${message}"`}, kernel ${kernelAccepts ? 'accepted' : `"${measured.error}"`}`);
+        agreement.differences.push(
+          `${object} ${program}: ours ${verdict.accepted ? 'accepted' : `"${message}"`}, kernel ${kernelAccepts ? 'accepted' : `"${measured.error}"`}`,
+        );
       }
       const ourLines = predictedStackLines(verdict);
       const kernelLines = kernelStackLines(measured.stackDepth, measured.subprograms);

@@ -214,7 +214,9 @@ export async function runCorpusInLab(kernels: readonly LabKernel[], objects: rea
     states.push({ fetched, path, cache, cachedObjects: keyed.length - missing.length, boots: 0, bootSeconds: 0, failed: false });
     for (let first = 0; first < missing.length; first += objectsPerBoot) pending.push({ kernel: index, objects: missing.slice(first, first + objectsPerBoot) });
     const boots = Math.ceil(missing.length / objectsPerBoot);
-    say(`${fetched.release}: ${keyed.length} objects, ${keyed.length - missing.length} from the cache, ${missing.length} to load in ${boots} boot${boots === 1 ? '' : 's'}`);
+    say(
+      `${fetched.release}: ${keyed.length} objects, ${keyed.length - missing.length} from the cache, ${missing.length} to load in ${boots} boot${boots === 1 ? '' : 's'}`,
+    );
   }
 
   let nextBoot = 0;

@@ -103,7 +103,17 @@ export function readManifest(manifest: string): RealWorldCorpus {
     }
     // clang's -idirafter: the multiarch folder after everything else.
     const includeDirs = [...includes.split(':').filter(Boolean), '/usr/include/x86_64-linux-gnu'];
-    corpus.objects.push({ package: name, version, source, relativeSource, object, extracted: status === 'extracted', includeDirs, defines: defined, packageKey });
+    corpus.objects.push({
+      package: name,
+      version,
+      source,
+      relativeSource,
+      object,
+      extracted: status === 'extracted',
+      includeDirs,
+      defines: defined,
+      packageKey,
+    });
   }
   corpus.packages = [...packages].map(([name, version]) => ({ name, version }));
   return corpus;
@@ -272,7 +282,11 @@ async function loadAll(objects: CorpusObject[], progress: (done: number, total: 
 }
 
 /** The messages of check_max_stack_depth and of do_check's frame limit: the stack rules. */
-const STACK_RULE_ERRORS = [/^tail_calls are not allowed when call stack of previous frames is \d+ bytes/, /^combined stack size of \d+ calls is \d+/, /^the call stack of \d+ frames is too deep/];
+const STACK_RULE_ERRORS = [
+  /^tail_calls are not allowed when call stack of previous frames is \d+ bytes/,
+  /^combined stack size of \d+ calls is \d+/,
+  /^the call stack of \d+ frames is too deep/,
+];
 
 export function isStackRuleError(message: string | undefined): boolean {
   return message !== undefined && STACK_RULE_ERRORS.some((pattern) => pattern.test(message));
@@ -351,7 +365,10 @@ export function compareWithKernel(result: KernelResult, ours: ReportedProgram | 
     const claims = result.status === 'rejected' && verdict !== undefined && !verdict.accepted && isStackRuleError(violation?.message);
     return { compared: false, reported: ours !== undefined, lineAgrees: false, falseClaim: claims ? violation?.message : undefined, description };
   }
-  const verdictAgrees = verdict === undefined ? undefined : verdict.accepted === kernelAccepted && (kernelAccepted || result.error?.startsWith(violation?.message ?? '\0') === true);
+  const verdictAgrees =
+    verdict === undefined
+      ? undefined
+      : verdict.accepted === kernelAccepted && (kernelAccepted || result.error?.startsWith(violation?.message ?? '\0') === true);
   const lineAgrees = ours !== undefined && JSON.stringify(ourLines) === JSON.stringify(kernelLines);
   return { compared: true, reported: ours !== undefined, lineAgrees, verdictAgrees, description };
 }
@@ -381,14 +398,28 @@ export interface Agreement {
 }
 
 function tally(run: KernelRun, reportOf: (result: KernelResult) => ReportedProgram | undefined, analyzer: string): Agreement {
-  const agreement: Agreement = { judged: 0, reported: 0, linesAgree: 0, verdictsAgree: 0, falseAccepts: [], rejectedOtherwise: 0, noVerdict: 0, disagreements: [], falseClaims: [] };
+  const agreement: Agreement = {
+    judged: 0,
+    reported: 0,
+    linesAgree: 0,
+    verdictsAgree: 0,
+    falseAccepts: [],
+    rejectedOtherwise: 0,
+    noVerdict: 0,
+    disagreements: [],
+    falseClaims: [],
+  };
   for (const result of run.results) {
     const ours = reportOf(result);
     const comparison = compareWithKernel(result, ours, analyzer);
     if (!comparison.compared) {
       if (result.status === 'error') agreement.noVerdict++;
       else agreement.rejectedOtherwise++;
-      if (comparison.falseClaim) agreement.falseClaims.push({ result, description: `${result.object}:${result.program}: kernel rejects it for "${result.error}", ${analyzer} claims "${comparison.falseClaim}"` });
+      if (comparison.falseClaim)
+        agreement.falseClaims.push({
+          result,
+          description: `${result.object}:${result.program}: kernel rejects it for "${result.error}", ${analyzer} claims "${comparison.falseClaim}"`,
+        });
       continue;
     }
     agreement.judged++;
@@ -440,7 +471,16 @@ export async function compareEstimator(everything: KernelRun, corpus: RealWorldC
     const built = byObject.get(object);
     if (!built) continue;
     const session = new EstimateSession(cache);
-    reports.set(object, await estimateSource(built.source, readFileSync(built.source, 'utf8'), [run.profile], { includeDirs: built.includeDirs, defines: built.defines }, session));
+    reports.set(
+      object,
+      await estimateSource(
+        built.source,
+        readFileSync(built.source, 'utf8'),
+        [run.profile],
+        { includeDirs: built.includeDirs, defines: built.defines },
+        session,
+      ),
+    );
     session.dispose();
   }
   const ours = (result: KernelResult) => reports.get(result.object)?.programs.find((candidate) => candidate.name === result.program);

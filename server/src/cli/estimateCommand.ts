@@ -63,7 +63,16 @@ export async function estimateCommand(argv: string[], io: CommandIo): Promise<nu
   if (database && !database.entries) io.stderr(`bpf-stack-lens: warning: ${database.path} is not a compilation database; ignored\n`);
   const options = unitOptionsFor(file, { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] });
   const estimate = await estimateSource(file, text, profiles, { includeDirs: options.includeDirs, defines: Object.fromEntries(options.defines) });
-  const report = args.booleans.has('--compile') ? await compiledReport(estimate, text, args.flags.get('--clang')?.[0] ?? '', { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] }, profiles, io) : estimate;
+  const report = args.booleans.has('--compile')
+    ? await compiledReport(
+        estimate,
+        text,
+        args.flags.get('--clang')?.[0] ?? '',
+        { database, includePaths: args.flags.get('-I') ?? [], defines: args.flags.get('-D') ?? [] },
+        profiles,
+        io,
+      )
+    : estimate;
   if (format === 'json') {
     if (!writeJsonReport(io, report)) return 2;
   } else io.stdout(formatEstimateText(report, { allFunctions: args.booleans.has('--all-functions') }));
@@ -91,7 +100,9 @@ async function compiledReport(
   }
   const { flags, refused } = bufferCompileFlags(file, { ...input, includePaths: input.includePaths.map((dir) => path.resolve(dir)), settingsFlags: [] });
   if (refused.length > 0) {
-    io.stderr(`bpf-stack-lens: not compiled: the compile command carries ${refused.join(' ')}, which would load code or read flags from files; the numbers are the estimate's\n`);
+    io.stderr(
+      `bpf-stack-lens: not compiled: the compile command carries ${refused.join(' ')}, which would load code or read flags from files; the numbers are the estimate's\n`,
+    );
     return estimate;
   }
   const result = await compileBuffer({
@@ -105,7 +116,8 @@ async function compiledReport(
     onSlow: () => io.stderr(`bpf-stack-lens: compiling ${estimate.file} with ${clang}...\n`),
   });
   if (result.kind === 'compiled') return { ...estimate, programs: result.programs, compiledFromBuffer: { clang, flags, milliseconds: result.milliseconds } };
-  const reason = result.kind === 'failed' ? `does not compile:\n${result.message}\n` : result.kind === 'timed out' ? `took over ${result.timeoutMs} ms to compile; ` : '';
+  const reason =
+    result.kind === 'failed' ? `does not compile:\n${result.message}\n` : result.kind === 'timed out' ? `took over ${result.timeoutMs} ms to compile; ` : '';
   io.stderr(`bpf-stack-lens: ${estimate.file} ${reason}the numbers are the estimate's\n`);
   return estimate;
 }

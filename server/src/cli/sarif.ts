@@ -9,13 +9,14 @@ import type { RuleId } from '../rules/stackRules';
 
 /** One description per rule: a Record, so that a rule added to RuleId without one does not compile. */
 const RULES: Record<RuleId, string> = {
-  'tail-call-depth': 'A function with a tail call is entered with 256 bytes or more of callers\' frames.',
+  'tail-call-depth': "A function with a tail call is entered with 256 bytes or more of callers' frames.",
   'combined-stack': 'The frames of one call chain add up to more than 512 bytes.',
   'call-depth': 'A call chain is more than 8 frames deep.',
   'subprog-stack': 'A subprogram on the private stack needs more than 512 bytes.',
   'tail-call-with-calls': 'A program mixes tail calls with bpf-to-bpf calls on a kernel that does not allow it.',
   'too-many-subprograms': 'A program calls more than 255 functions: the verifier takes at most 256 subprograms, main included.',
-  'kernel-lacks-feature': 'A program uses what the kernel predates (a helper, may_goto, a callback passed by address, a sleepable program type), refused before or during do_check.',
+  'kernel-lacks-feature':
+    'A program uses what the kernel predates (a helper, may_goto, a callback passed by address, a sleepable program type), refused before or during do_check.',
 };
 
 export function toSarif(objects: ObjectReport[], version: string): object {

@@ -22,7 +22,10 @@ export const VERIFY_FLAGS: Record<string, FlagSpec> = {
 };
 
 function targetsOf(values: string[] | undefined): VerifyTarget[] {
-  const names = (values ?? [HOST_TARGET]).flatMap((value) => value.split(',')).map((value) => value.trim()).filter(Boolean);
+  const names = (values ?? [HOST_TARGET])
+    .flatMap((value) => value.split(','))
+    .map((value) => value.trim())
+    .filter(Boolean);
   if (names.length === 0) throw new UsageError('--kernel needs at least one kernel');
   const parsed = verifyTargetsOf(names);
   if ('error' in parsed) throw new UsageError(parsed.error);

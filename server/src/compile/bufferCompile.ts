@@ -51,7 +51,9 @@ export function resolveClang(setting: string, workspaceRoots: readonly string[],
       return { clang: real };
     }
   }
-  return { problem: setting ? `${setting}: no such compiler (bpfStackLens.bufferCompile.clang must be an absolute path or a name on PATH)` : 'no clang on PATH' };
+  return {
+    problem: setting ? `${setting}: no such compiler (bpfStackLens.bufferCompile.clang must be an absolute path or a name on PATH)` : 'no clang on PATH',
+  };
 }
 
 export interface BufferCompileRequest {
@@ -120,7 +122,8 @@ export async function compileBuffer(request: BufferCompileRequest): Promise<Buff
   }
 }
 
-type ClangOutcome = { kind: 'exited'; code: number; stderr: string } | { kind: 'failed'; message: string } | { kind: 'cancelled' } | { kind: 'timed out'; timeoutMs: number };
+type ClangOutcome =
+  { kind: 'exited'; code: number; stderr: string } | { kind: 'failed'; message: string } | { kind: 'cancelled' } | { kind: 'timed out'; timeoutMs: number };
 
 function runClang(request: BufferCompileRequest, args: string[], directory: string): Promise<ClangOutcome> {
   return new Promise((resolve) => {

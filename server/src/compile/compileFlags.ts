@@ -31,7 +31,8 @@ const PASS_THROUGH_FLAGS = new Set(['-Xclang', '-Xpreprocessor', '-Xassembler', 
 /** -f flags that load a plugin. */
 const REFUSED_F = /^-f(plugin|pass-plugin)/;
 /** -f flags that keep the compile from producing an object, or write files where the command says (crash reports, module caches, records, traces). */
-const DROPPED_F = /^-f(syntax-only|no-integrated-as|crash-diagnostics|modules|module|implicit-modules|prebuilt-module|save-optimization-record|optimization-record|proc-stat-report|time-trace|profile|coverage|debug-compilation-dir|build-session)/;
+const DROPPED_F =
+  /^-f(syntax-only|no-integrated-as|crash-diagnostics|modules|module|implicit-modules|prebuilt-module|save-optimization-record|optimization-record|proc-stat-report|time-trace|profile|coverage|debug-compilation-dir|build-session)/;
 
 /** The safe subset of a recorded argument vector (`argv[0]`, the compiler, is never kept). */
 export function safeCompileFlags(argv: readonly string[], directory: string): SafeFlags {

@@ -154,14 +154,23 @@ export function deepestChainThrough(name: string, program: ProgramReport, verdic
   const round = ruleSetFor(profile).roundStackDepth;
   const privateStack = new Set(verdict.privateStackSubprograms ?? []);
   const own = (index: number) => (privateStack.has(index) ? 0 : round(subs[index].checkedDepth));
-  const callees = (index: number) => subs[index].calls.filter((call) => call.kind === 'call').map((call) => subs.findIndex((sub) => sub.name === call.callee)).filter((callee) => callee >= 0);
+  const callees = (index: number) =>
+    subs[index].calls
+      .filter((call) => call.kind === 'call')
+      .map((call) => subs.findIndex((sub) => sub.name === call.callee))
+      .filter((callee) => callee >= 0);
   // Below: the deepest sum from a function down; above: the deepest sum of its callers from main.
   const below = new Map<number, number>();
   const deepestBelow = (index: number, onPath: Set<number>): number => {
     const known = below.get(index);
     if (known !== undefined) return known;
     onPath.add(index);
-    const deepest = Math.max(0, ...callees(index).filter((callee) => !onPath.has(callee)).map((callee) => deepestBelow(callee, onPath)));
+    const deepest = Math.max(
+      0,
+      ...callees(index)
+        .filter((callee) => !onPath.has(callee))
+        .map((callee) => deepestBelow(callee, onPath)),
+    );
     onPath.delete(index);
     below.set(index, own(index) + deepest);
     return own(index) + deepest;

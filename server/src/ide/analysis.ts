@@ -96,7 +96,6 @@ export function diagnosticSourceOf(origin: AnalysisOrigin): string {
   return `bpf-stack-lens (${origin})`;
 }
 
-
 /**
  * The estimate's frame of the function `name` defined in the document itself: frames of functions
  * that headers define have their lines in the header, which diagnostics and hovers on the

@@ -84,7 +84,10 @@ export function measuresByKernel(name: string, analysis: DocumentStackAnalysis):
       const measure = verdict && measureThrough(name, program, verdict, profile);
       return measure ? [measure] : [];
     });
-    const worst = measures.find((measure) => measure.kind === 'violation') ?? measures.find((measure) => measure.kind === 'tail call') ?? measures.sort((a, b) => b.depth - a.depth)[0];
+    const worst =
+      measures.find((measure) => measure.kind === 'violation') ??
+      measures.find((measure) => measure.kind === 'tail call') ??
+      measures.sort((a, b) => b.depth - a.depth)[0];
     return worst ? [{ profile, measure: worst }] : [];
   });
 }
@@ -127,7 +130,8 @@ function kernelParts(name: string, analysis: DocumentStackAnalysis): string[] {
   return ordered.map((group, index) => {
     // "tail call at 256 B: rejected on 6.1 · 240 B: passes on 6.18": the rule is named once.
     const previous = ordered[index - 1];
-    const text = previous && previous.text.startsWith('tail call at ') && group.text.startsWith('tail call at ') ? group.text.slice('tail call at '.length) : group.text;
+    const text =
+      previous && previous.text.startsWith('tail call at ') && group.text.startsWith('tail call at ') ? group.text.slice('tail call at '.length) : group.text;
     return `${text}: ${group.rejected ? 'rejected' : 'passes'} on ${group.kernels.join(', ')}`;
   });
 }

@@ -100,7 +100,9 @@ export function stackFindings(documentPath: string, analyses: DocumentStackAnaly
         shown.push({ ...finding, severity: 'information', message: `${finding.message}\nnot confirmed by ${objects}, which measures this rule as passing` });
       } else {
         // One diagnostic per problem: a stale object that says the same is a line of this one.
-        const same = staleObjectFindings.filter(({ finding: stale }) => !folded.has(stale) && stale.data.program === finding.data.program && stale.rule === finding.rule);
+        const same = staleObjectFindings.filter(
+          ({ finding: stale }) => !folded.has(stale) && stale.data.program === finding.data.program && stale.rule === finding.rule,
+        );
         for (const { finding: stale } of same) folded.add(stale);
         const also = same.map(({ finding: stale, label, reason }) => `\n${label} (stale: ${reason}) said: ${firstLine(stale.message)}`).join('');
         shown.push({ ...finding, message: `${finding.message}${also}` });
@@ -116,7 +118,10 @@ export function stackFindings(documentPath: string, analyses: DocumentStackAnaly
   const findings = new Map<string, StackFinding>();
   for (const finding of shown) {
     // A contributor is one diagnostic however many violations it feeds.
-    const key = finding.rule === CONTRIBUTOR_RULE ? `${finding.location.line}:${finding.message.split('\n')[0]}` : `${finding.location.line}:${finding.location.column}:${finding.message}`;
+    const key =
+      finding.rule === CONTRIBUTOR_RULE
+        ? `${finding.location.line}:${finding.message.split('\n')[0]}`
+        : `${finding.location.line}:${finding.location.column}:${finding.message}`;
     if (!findings.has(key)) findings.set(key, finding);
   }
   return [...findings.values()].sort((a, b) => a.location.line - b.location.line || a.location.column - b.location.column);
@@ -134,7 +139,12 @@ function relocated(finding: StackFinding, analysis: DocumentStackAnalysis, optio
  * limit is exceeded"), whatever the kernel: predicted from the estimate of each of the document's
  * own functions that has a frame of its own, with its largest locals and what to do about them.
  */
-function clangLimitFindings(documentPath: string, analysis: DocumentStackAnalysis, freshObjects: DocumentStackAnalysis[], options: FindingOptions): StackFinding[] {
+function clangLimitFindings(
+  documentPath: string,
+  analysis: DocumentStackAnalysis,
+  freshObjects: DocumentStackAnalysis[],
+  options: FindingOptions,
+): StackFinding[] {
   if (!analysis.frames || !samePath(analysis.path, documentPath)) return [];
   const findings: StackFinding[] = [];
   for (const frame of analysis.frames) {
@@ -142,7 +152,9 @@ function clangLimitFindings(documentPath: string, analysis: DocumentStackAnalysi
     const largest = largestItems([frame], 3);
     const largestText = largest.map(({ item }) => `${itemLabel(item)} ${item.bytes} B (line ${item.line})`).join(', ');
     const big = largest.find(({ item }) => item.what === 'local');
-    const todo = big ? `move ${big.item.name} into a per-CPU array map (the quick fix), or make it smaller` : 'make its locals smaller, or move them into a per-CPU array map';
+    const todo = big
+      ? `move ${big.item.name} into a per-CPU array map (the quick fix), or make it smaller`
+      : 'make its locals smaller, or move them into a per-CPU array map';
     const program = analysis.programs.find((candidate) => candidate.subprograms.some((sub) => sub.name === frame.name));
     // clang built the fresh object, so this function's frame was within its limit after all.
     const confirmed = freshObjects.length === 0;
@@ -155,7 +167,10 @@ function clangLimitFindings(documentPath: string, analysis: DocumentStackAnalysi
         (confirmed ? '' : `\nnot confirmed by ${freshObjects.map((object) => object.label).join(', ')}, which clang built`),
       rule: CLANG_STACK_LIMIT_RULE,
       source: diagnosticSourceFor(analysis),
-      related: largest.map(({ item }) => ({ location: { file: documentPath, line: item.line, column: 0 }, message: `${itemLabel(item)} (${item.type}): ${item.bytes} B of the frame of ${frame.name}` })),
+      related: largest.map(({ item }) => ({
+        location: { file: documentPath, line: item.line, column: 0 },
+        message: `${itemLabel(item)} (${item.type}): ${item.bytes} B of the frame of ${frame.name}`,
+      })),
       data: { program: program?.name ?? '', chain: [frame.name], rule: CLANG_STACK_LIMIT_RULE },
     };
     findings.push(relocated(finding, analysis, options));
@@ -178,15 +193,21 @@ function headerFindings(documentPath: string, analysis: DocumentStackAnalysis, o
     const notFound = / file not found/.test(problem.message);
     if (!notFound && !/vmlinux\.h/.test(problem.message)) return [];
     return [
-      relocated({
-        location: { file: analysis.path, line: problem.line, column: problem.column },
-        severity: notFound ? 'warning' : 'information',
-        message: notFound ? `${problem.message}: its types count 0 bytes in the stack estimate (set bpfStackLens.includePaths, or a compile_commands.json)` : problem.message,
-        rule: HEADER_RULE,
-        source: diagnosticSourceOf(analysis.origin),
-        related: [],
-        data: { program: '', chain: [], rule: HEADER_RULE },
-      }, analysis, options),
+      relocated(
+        {
+          location: { file: analysis.path, line: problem.line, column: problem.column },
+          severity: notFound ? 'warning' : 'information',
+          message: notFound
+            ? `${problem.message}: its types count 0 bytes in the stack estimate (set bpfStackLens.includePaths, or a compile_commands.json)`
+            : problem.message,
+          rule: HEADER_RULE,
+          source: diagnosticSourceOf(analysis.origin),
+          related: [],
+          data: { program: '', chain: [], rule: HEADER_RULE },
+        },
+        analysis,
+        options,
+      ),
     ];
   });
 }
@@ -196,7 +217,12 @@ interface FindingWithContributors {
   contributors: StackFinding[];
 }
 
-function analysisFindings(documentPath: string, analysis: DocumentStackAnalysis, frames: FunctionFrame[] | undefined, options: FindingOptions): FindingWithContributors[] {
+function analysisFindings(
+  documentPath: string,
+  analysis: DocumentStackAnalysis,
+  frames: FunctionFrame[] | undefined,
+  options: FindingOptions,
+): FindingWithContributors[] {
   return analysis.programs.flatMap((program) =>
     programFindings(documentPath, analysis, program, frames).map(({ finding, contributors }) => ({
       finding: relocated(finding, analysis, options),
@@ -220,7 +246,12 @@ interface ViolationGroup {
  * One finding per problem of a program: a violation at one place under one rule, however many
  * kernels reject it and with whatever bytes each counts ("rejected on 6.1 (320 B), 6.18 (304 B)").
  */
-function programFindings(documentPath: string, analysis: DocumentStackAnalysis, program: ProgramReport, frames: FunctionFrame[] | undefined): FindingWithContributors[] {
+function programFindings(
+  documentPath: string,
+  analysis: DocumentStackAnalysis,
+  program: ProgramReport,
+  frames: FunctionFrame[] | undefined,
+): FindingWithContributors[] {
   const profiles = program.verdicts.map((verdict, index) => analysis.profiles[index] ?? { version: verdict.kernel, jit: verdict.jit });
   const labels = profiles.map(profileLabel);
   const groups = new Map<string, ViolationGroup>();
@@ -253,7 +284,9 @@ function programFindings(documentPath: string, analysis: DocumentStackAnalysis, 
     const chainText = violation.frames.map((frame) => (lacksFeature ? frame.name : `${frame.name} ${frame.roundedDepth} B`)).join(' → ');
     const stale = analysis.staleReason ? ` (stale: ${analysis.staleReason})` : '';
     // What the verdicts rest on besides measured rules: versions outside the model, unprobed facts.
-    const caveats = [...new Set(program.verdicts.flatMap((verdict) => [...(verdict.notes ?? []), ...(verdict.assumes ?? []).map((fact) => `assumes ${fact}`)]))];
+    const caveats = [
+      ...new Set(program.verdicts.flatMap((verdict) => [...(verdict.notes ?? []), ...(verdict.assumes ?? []).map((fact) => `assumes ${fact}`)])),
+    ];
     const caveatText = caveats.map((caveat) => `\n${caveat}`).join('');
     const largest = lacksFeature ? undefined : largestText(violation, frames);
     const finding: StackFinding = {
@@ -344,7 +377,13 @@ function relatedFrames(violation: ViolationReport, program: ProgramReport, kerne
  * The heavy items of the frames a violation counts (a tail call's own frame is not among its
  * callers'), each as information at its line, related to the violation.
  */
-function contributorFindings(documentPath: string, analysis: DocumentStackAnalysis, violation: ViolationReport, violationFinding: StackFinding, rejectedOn: string[]): StackFinding[] {
+function contributorFindings(
+  documentPath: string,
+  analysis: DocumentStackAnalysis,
+  violation: ViolationReport,
+  violationFinding: StackFinding,
+  rejectedOn: string[],
+): StackFinding[] {
   if (!analysis.frames || !samePath(analysis.path, documentPath)) return [];
   const counted = violation.rule === 'tail-call-depth' ? violation.frames.slice(0, -1) : violation.frames;
   const findings: StackFinding[] = [];

@@ -20,8 +20,11 @@ const MAX_TEXT_PROBLEMS = 8;
  */
 export function formatEstimateText(report: CompiledEstimateReport, options: { allFunctions?: boolean } = {}): string {
   // A partial estimate (a budget ran out; a note says which) gives lower bounds, never a plain number.
-  const lines: string[] = [`${report.file}: estimated from source (locals with disjoint lifetimes share slots)${report.partial ? ', partial: the numbers below are lower bounds' : ''}`];
-  if (report.compiledFromBuffer) lines.push(`  programs: compiled from the buffer by ${report.compiledFromBuffer.clang} in ${report.compiledFromBuffer.milliseconds} ms (exact)`);
+  const lines: string[] = [
+    `${report.file}: estimated from source (locals with disjoint lifetimes share slots)${report.partial ? ', partial: the numbers below are lower bounds' : ''}`,
+  ];
+  if (report.compiledFromBuffer)
+    lines.push(`  programs: compiled from the buffer by ${report.compiledFromBuffer.clang} in ${report.compiledFromBuffer.milliseconds} ms (exact)`);
   const listed = options.allFunctions ? report.functions : report.functions.filter((fn) => fn.file === undefined);
   for (const fn of listed) {
     const tags = [fn.section !== null ? `SEC("${fn.section}")` : '', fn.inline ? 'inline' : ''].filter(Boolean).join(' ');
@@ -51,7 +54,9 @@ export function formatEstimateText(report: CompiledEstimateReport, options: { al
   if (problems.length > MAX_TEXT_PROBLEMS) lines.push(`  note: ${problems.length - MAX_TEXT_PROBLEMS} more (--format json lists them all)`);
   for (const program of report.programs) {
     const upTo = program.stackDepthsUpTo !== undefined && !report.compiledFromBuffer ? `, up to ~${program.stackDepthsUpTo}` : '';
-    lines.push(`program ${program.name} SEC("${program.section}") [${program.type}] stack depth ${report.partial && !report.compiledFromBuffer ? `at least ${program.stackDepths} (partial)` : program.stackDepths}${upTo}`);
+    lines.push(
+      `program ${program.name} SEC("${program.section}") [${program.type}] stack depth ${report.partial && !report.compiledFromBuffer ? `at least ${program.stackDepths} (partial)` : program.stackDepths}${upTo}`,
+    );
     if (upTo) for (const reason of program.uncertainty ?? []) lines.push(`  range: ${reason}`);
     for (const verdict of program.verdicts) {
       const reported = verdict.violations.find((violation) => violation.reportedByKernel) ?? verdict.violations[0];

@@ -41,7 +41,13 @@ export type PrintkAt = (line: number) => string | undefined;
  * `verifyCommand` is the client's command that verifies a file's objects on real kernels, when it
  * said it has one: a function measured in an object links to it.
  */
-export function hoverAt(snapshot: SyntaxView, offset: number, analyses: DocumentStackAnalysis[], settings: LensSettings, links: { verifyCommand?: string } = {}): HoverContent | undefined {
+export function hoverAt(
+  snapshot: SyntaxView,
+  offset: number,
+  analyses: DocumentStackAnalysis[],
+  settings: LensSettings,
+  links: { verifyCommand?: string } = {},
+): HoverContent | undefined {
   const fn = functionNamedAt(functionDefinitions(snapshot.tree, snapshot.queries), offset);
   if (fn) {
     const callees = new Map(findPrintkCalls(snapshot.tree, snapshot.queries, settings).map((call) => [call.call.startPosition.row + 1, call.callee]));
@@ -93,7 +99,9 @@ export function functionHover(name: string, analyses: DocumentStackAnalysis[], p
   const estimate = analyses.find((analysis) => analysis.origin === 'source estimate' && documentFrame(analysis.frames, name));
   const items = documentFrame(estimate?.frames, name)?.items ?? [];
   if (items.length > 0) {
-    lines.push(`\nMade of (as the estimate counts it): ${items.map((item) => `${describedItem(item, printkAt)} ${item.bytes} B (line ${item.line})`).join(' · ')}`);
+    lines.push(
+      `\nMade of (as the estimate counts it): ${items.map((item) => `${describedItem(item, printkAt)} ${item.bytes} B (line ${item.line})`).join(' · ')}`,
+    );
     lines.push('\n_Every object takes whole 8-byte stack slots (a 4-byte `__u32` takes 8 B), and objects never alive at the same time share slots._');
   }
 
@@ -164,13 +172,18 @@ function chainLines(name: string, program: ProgramReport, verdict: VerdictReport
       lines.push(`${label}: **rejected** before the stack is checked (${markdownText(violation.message)}): ${markdownText(adviceText(violation, profile))}`);
       continue;
     }
-    const chain = violation.frames.map((frame) => (frame.privateStack ? `${markdownText(frame.name)} (private stack)` : `${markdownText(frame.name)} ${frame.roundedDepth} B`)).join(' → ');
+    const chain = violation.frames
+      .map((frame) => (frame.privateStack ? `${markdownText(frame.name)} (private stack)` : `${markdownText(frame.name)} ${frame.roundedDepth} B`))
+      .join(' → ');
     const measure = violation.rule === 'call-depth' ? `**${violation.frames.length} frames**` : `**${violation.depth} B**`;
     lines.push(`${label}: ${chain} = ${measure} — **rejected**: ${adviceText(violation, profile)}`);
   }
   if (lines.length === 0) {
     const deepest = deepestChainThrough(name, program, verdict, profile);
-    if (deepest !== undefined) lines.push(`${label}: the deepest chain through ${markdownText(name)} is **${deepest} B** of ${MAX_BPF_STACK} — ${verdict.accepted ? 'passes' : 'passes here (the program is rejected elsewhere)'}`);
+    if (deepest !== undefined)
+      lines.push(
+        `${label}: the deepest chain through ${markdownText(name)} is **${deepest} B** of ${MAX_BPF_STACK} — ${verdict.accepted ? 'passes' : 'passes here (the program is rejected elsewhere)'}`,
+      );
   }
   return lines;
 }

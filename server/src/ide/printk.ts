@@ -113,10 +113,18 @@ function libbpfStackCost(
       : { stackBytes: roundUp(formatBytes, 8), reason: `${why}: ${formatBytes} bytes with the NUL, ${roundUp(formatBytes, 8)} in 8-byte slots.` };
   if (callee === 'bpf_printk') {
     if (args.length > 3) {
-      return { stackBytes: 8 * args.length, reason: `With ${args.length} arguments bpf_printk builds an array of ${args.length} u64 on the stack (__bpf_vprintk); the format stays in .rodata.` };
+      return {
+        stackBytes: 8 * args.length,
+        reason: `With ${args.length} arguments bpf_printk builds an array of ${args.length} u64 on the stack (__bpf_vprintk); the format stays in .rodata.`,
+      };
     }
     const stack = model === 'stack' || (model === 'auto' && context.noGlobalData);
-    if (stack) return onStack(model === 'stack' ? 'The format is copied to the stack (printkModel is "stack")' : 'The format is copied to the stack because BPF_NO_GLOBAL_DATA is defined');
+    if (stack)
+      return onStack(
+        model === 'stack'
+          ? 'The format is copied to the stack (printkModel is "stack")'
+          : 'The format is copied to the stack because BPF_NO_GLOBAL_DATA is defined',
+      );
     return { stackBytes: 0, reason: 'libbpf keeps the format in .rodata (a static const array its macro declares): no stack bytes.' };
   }
   if (callee === 'bpf_trace_printk') {

@@ -32,13 +32,17 @@ export function costedPrintkCalls(snapshot: SyntaxView, analyses: DocumentStackA
   // An estimate of another version of the text would pin its objects to lines that have moved.
   const frames = analyses.find((analysis) => analysis.origin === 'source estimate' && analysis.estimatedText === snapshot.text)?.frames;
   if (!frames) {
-    const missing = settings.estimateFromSource ? 'There is no source estimate of this text yet' : 'The source estimate is off (`bpfStackLens.sourceEstimate.enabled`)';
+    const missing = settings.estimateFromSource
+      ? 'There is no source estimate of this text yet'
+      : 'The source estimate is off (`bpfStackLens.sourceEstimate.enabled`)';
     return calls.map((call) => ({ ...call, cost: byLibbpfRules(call, `${missing}: these bytes follow libbpf's rules for the call as written.`) }));
   }
   const itemsByCall = estimatedItems(calls, frames);
   return calls.map((call, index) => {
     const frame = documentFrame(frames, call.functionName);
-    const cost = frame ? estimatedCost(call, itemsByCall[index], frame) : byLibbpfRules(call, 'The source estimate has no frame for the function around this call: these bytes follow libbpf\'s rules.');
+    const cost = frame
+      ? estimatedCost(call, itemsByCall[index], frame)
+      : byLibbpfRules(call, "The source estimate has no frame for the function around this call: these bytes follow libbpf's rules.");
     return { ...call, cost };
   });
 }
@@ -82,11 +86,19 @@ function estimatedCost(call: PrintkCall, items: FrameItem[], frame: FunctionFram
       call.libbpfCost.stackBytes > 0
         ? ` libbpf's rules, reading the call as written, would count ${call.libbpfCost.stackBytes} B; the estimate sees the macros as they expand (if bpf_helpers.h is not found, bpf_printk does not expand: see \`bpfStackLens.includePaths\`).`
         : '';
-    return { stackBytes: 0, reason: `The source estimate finds nothing of this call on the stack: its format stays in .rodata.${rules}${inlined}`, from: 'source estimate', items };
+    return {
+      stackBytes: 0,
+      reason: `The source estimate finds nothing of this call on the stack: its format stays in .rodata.${rules}${inlined}`,
+      from: 'source estimate',
+      items,
+    };
   }
   // The user wrote the call, not the macro's `____fmt` and `___param`: its objects are named after it.
   const objects = items.map((item) => {
-    const shared = item.sharedWith !== undefined ? `, sharing its slots with ${item.sharedWithLine !== undefined && item.sharedWithLine !== item.line ? `the object of line ${item.sharedWithLine}` : markdownCode(item.sharedWith)}` : '';
+    const shared =
+      item.sharedWith !== undefined
+        ? `, sharing its slots with ${item.sharedWithLine !== undefined && item.sharedWithLine !== item.line ? `the object of line ${item.sharedWithLine}` : markdownCode(item.sharedWith)}`
+        : '';
     return `${describeObject(item, call)} (${markdownCode(item.type)}${describeKind(item)}) ${item.bytes} B${shared}`;
   });
   return {

@@ -31,7 +31,10 @@ function normalized(text: string): string {
 }
 
 /** Relocates every location of a file whose current text is known, through `described`. */
-export function relocator(described: DescribedLine, currentText: (file: string) => string | undefined): <T extends { file: string; line: number }>(location: T) => T {
+export function relocator(
+  described: DescribedLine,
+  currentText: (file: string) => string | undefined,
+): <T extends { file: string; line: number }>(location: T) => T {
   const linesOf = new Map<string, string[] | undefined>();
   return (location) => {
     if (!linesOf.has(location.file)) linesOf.set(location.file, currentText(location.file)?.split(/\r?\n/));

@@ -46,9 +46,7 @@ export interface ScratchMapRequest {
   reserved?: Set<string>;
 }
 
-export type ScratchMapRewrite =
-  | { edits: SourceEdit[]; mapName: string; valueType: string; keyBytes: number }
-  | { problem: string };
+export type ScratchMapRewrite = { edits: SourceEdit[]; mapName: string; valueType: string; keyBytes: number } | { problem: string };
 
 /** The bytes the lookup's key local adds to the frame: one 8-byte slot. */
 export const SCRATCH_KEY_SLOT_BYTES = 8;
@@ -57,7 +55,9 @@ export function scratchMapRewrite(request: ScratchMapRequest): ScratchMapRewrite
   const { text, functionNode, name } = request;
   const body = functionNode.childForFieldName('body');
   if (!body) return { problem: 'the function has no body' };
-  const declaration = body.descendantsOfType('declaration').find((node): node is Node => node !== null && node.startPosition.row + 1 === request.line && declaredNames(node).includes(name));
+  const declaration = body
+    .descendantsOfType('declaration')
+    .find((node): node is Node => node !== null && node.startPosition.row + 1 === request.line && declaredNames(node).includes(name));
   if (!declaration) return { problem: `no declaration of \`${name}\` on line ${request.line} (a macro's local cannot be rewritten)` };
   if (declaration.parent?.type !== 'compound_statement') return { problem: `\`${name}\` is not declared in a block` };
   const declarators = declaration.childrenForFieldName('declarator').filter((node): node is Node => node !== null);
@@ -69,10 +69,16 @@ export function scratchMapRewrite(request: ScratchMapRequest): ScratchMapRewrite
   if (!typeNode) return { problem: `\`${name}\` has no type` };
   if (typeNode.childForFieldName('body')) return { problem: `the type of \`${name}\` is defined in its declaration` };
   const typeName = typeNode.childForFieldName('name')?.text;
-  if ((typeNode.type === 'struct_specifier' || typeNode.type === 'union_specifier') && typeName && new RegExp(`\\b(struct|union)\\s+${typeName}\\s*\\{`).test(body.text)) {
+  if (
+    (typeNode.type === 'struct_specifier' || typeNode.type === 'union_specifier') &&
+    typeName &&
+    new RegExp(`\\b(struct|union)\\s+${typeName}\\s*\\{`).test(body.text)
+  ) {
     return { problem: `${typeNode.text} is defined inside the function, where a file-scope map cannot see it` };
   }
-  const shadows = functionNode.descendantsOfType(['declaration', 'parameter_declaration']).filter((node) => node !== null && declaredNames(node).includes(name));
+  const shadows = functionNode
+    .descendantsOfType(['declaration', 'parameter_declaration'])
+    .filter((node) => node !== null && declaredNames(node).includes(name));
   if (shadows.length !== 1) return { problem: `another \`${name}\` is declared in the function` };
 
   const init = declarators[0].type === 'init_declarator' ? declarators[0] : undefined;
@@ -83,7 +89,8 @@ export function scratchMapRewrite(request: ScratchMapRequest): ScratchMapRewrite
   const isArray = dimensions.length > 0;
   const valueType = `${typeNode.text}${dimensions.map((size) => `[${size}]`).join('')}`;
   const zeroed = initializer !== undefined && isZeroInitializer(initializer);
-  if (initializer && !zeroed && (isArray || initializer.type !== 'initializer_list')) return { problem: `\`${name}\`'s initializer is not \`{}\`, \`{0}\` or a struct initializer list` };
+  if (initializer && !zeroed && (isArray || initializer.type !== 'initializer_list'))
+    return { problem: `\`${name}\`'s initializer is not \`{}\`, \`{0}\` or a struct initializer list` };
 
   const reserved = request.reserved ?? new Set<string>();
   const mapName = unusedName(text, `${name}_scratch`, reserved);
@@ -93,7 +100,13 @@ export function scratchMapRewrite(request: ScratchMapRequest): ScratchMapRewrite
   const keyType = /\b__u32\b/.test(text) ? '__u32' : 'unsigned int';
   const indent = lineIndent(text, declaration.startIndex);
   const unit = indent.startsWith('\t') || /^\t/m.test(functionNode.text) ? '\t' : '    ';
-  const pointerDeclarator = dimensions.length > 1 ? `(*${name})${dimensions.slice(1).map((size) => `[${size}]`).join('')}` : `*${name}`;
+  const pointerDeclarator =
+    dimensions.length > 1
+      ? `(*${name})${dimensions
+          .slice(1)
+          .map((size) => `[${size}]`)
+          .join('')}`
+      : `*${name}`;
   const sizeOfValue = isArray ? `sizeof(${valueType})` : `sizeof(*${name})`;
 
   const lookup = [`${keyType} ${keyName} = 0;`, `${indent}${typeNode.text} ${pointerDeclarator} = bpf_map_lookup_elem(&${mapName}, &${keyName});`];
@@ -117,7 +130,8 @@ export function scratchMapRewrite(request: ScratchMapRequest): ScratchMapRewrite
   }
   const uses = usesAfter(body, declaration, name);
   for (const sizeOf of body.descendantsOfType('sizeof_expression')) {
-    if (sizeOf && sizeOf.startIndex > declaration.endIndex && sizeofOperandName(sizeOf) === name) edits.push({ start: sizeOf.startIndex, end: sizeOf.endIndex, newText: sizeOfValue });
+    if (sizeOf && sizeOf.startIndex > declaration.endIndex && sizeofOperandName(sizeOf) === name)
+      edits.push({ start: sizeOf.startIndex, end: sizeOf.endIndex, newText: sizeOfValue });
   }
   const insideEdit = (node: Node) => edits.some((edit) => edit.start <= node.startIndex && node.endIndex <= edit.end && edit.end > edit.start);
   for (const use of uses) {
@@ -133,7 +147,9 @@ export function scratchMapRewrite(request: ScratchMapRequest): ScratchMapRewrite
       edits.push({ start: operator.startIndex, end: operator.endIndex, newText: '->' });
       continue;
     }
-    const bare = parent !== null && ['argument_list', 'init_declarator', 'assignment_expression', 'return_statement', 'expression_statement', 'comma_expression'].includes(parent.type);
+    const bare =
+      parent !== null &&
+      ['argument_list', 'init_declarator', 'assignment_expression', 'return_statement', 'expression_statement', 'comma_expression'].includes(parent.type);
     edits.push({ start: use.startIndex, end: use.endIndex, newText: bare ? `*${name}` : `(*${name})` });
   }
   return { edits: edits.sort((a, b) => a.start - b.start), mapName, valueType, keyBytes: SCRATCH_KEY_SLOT_BYTES };

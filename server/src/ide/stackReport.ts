@@ -18,7 +18,15 @@ import type { DocumentStackAnalysis } from './analysis';
 export function analysesReport(analyses: DocumentStackAnalysis[], lineText: (location: SourceLocation) => string | undefined): string {
   if (analyses.length === 0) return 'No BPF object built from this file was found in the workspace (settings: bpfStackLens.objectGlobs).\n';
   const objects = analyses.filter((analysis) => analysis.origin === 'object');
-  const parts = objects.length > 0 ? [formatTextReport(objects.map((analysis) => ({ path: analysis.path, problems: [], programs: analysis.programs })), { lineText })] : [];
+  const parts =
+    objects.length > 0
+      ? [
+          formatTextReport(
+            objects.map((analysis) => ({ path: analysis.path, problems: [], programs: analysis.programs })),
+            { lineText },
+          ),
+        ]
+      : [];
   for (const estimate of analyses.filter((analysis) => analysis.origin === 'source estimate')) {
     parts.push(formatEstimateText({ file: estimate.path, functions: estimate.frames ?? [], programs: estimate.programs, problems: [] }));
   }

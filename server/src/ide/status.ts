@@ -26,12 +26,18 @@ export function fileStatus(allAnalyses: DocumentStackAnalysis[]): FileStatus {
   const live = freshObjects.length > 0 ? freshObjects : analyses.filter((analysis) => analysis.origin !== 'object' && judging(analysis));
   const staleText = stale.map((analysis) => `${shortLabel(analysis)} stale`).join(', ');
   const staleWhy = stale.map((analysis) => `${shortLabel(analysis)}: ${analysis.staleReason}`).join('; ');
-  const withStale = (status: FileStatus): FileStatus => (stale.length > 0 ? { ...status, stale: staleWhy, tooltip: `${status.tooltip}\nStale: ${staleWhy}.` } : status);
+  const withStale = (status: FileStatus): FileStatus =>
+    stale.length > 0 ? { ...status, stale: staleWhy, tooltip: `${status.tooltip}\nStale: ${staleWhy}.` } : status;
 
   if (live.length === 0) {
     const shown = stale.filter((analysis) => analysis.programs.length > 0);
-    if (shown.length === 0) return withStale({ text: `BPF stack: no numbers yet (${staleText})`, tooltip: 'Nothing describes the text in the editor yet.', state: 'stale' });
-    return withStale({ text: `BPF stack: ${verdictText(shown)} (${staleText})`, tooltip: `Only stale numbers: from ${shown.map(shortLabel).join(', ')}.`, state: 'stale' });
+    if (shown.length === 0)
+      return withStale({ text: `BPF stack: no numbers yet (${staleText})`, tooltip: 'Nothing describes the text in the editor yet.', state: 'stale' });
+    return withStale({
+      text: `BPF stack: ${verdictText(shown)} (${staleText})`,
+      tooltip: `Only stale numbers: from ${shown.map(shortLabel).join(', ')}.`,
+      state: 'stale',
+    });
   }
   const fromEstimate = live.every((analysis) => analysis.origin !== 'object');
   const notes = [...(fromEstimate ? ['estimate'] : []), ...(stale.length > 0 ? [staleText] : [])];
@@ -54,7 +60,10 @@ function verdictText(analyses: DocumentStackAnalysis[]): string {
     }
   }
   for (const kernel of rejectedOn) passesOn.delete(kernel);
-  const parts = [...(rejectedOn.size > 0 ? [`rejected on ${[...rejectedOn].join(', ')}`] : []), ...(passesOn.size > 0 ? [`passes on ${[...passesOn].join(', ')}`] : [])];
+  const parts = [
+    ...(rejectedOn.size > 0 ? [`rejected on ${[...rejectedOn].join(', ')}`] : []),
+    ...(passesOn.size > 0 ? [`passes on ${[...passesOn].join(', ')}`] : []),
+  ];
   return parts.join('; ');
 }
 

@@ -75,9 +75,7 @@ function formatVerdict(verdict: VerdictReport, sources: SourceLines, said: (text
     if (violation.missingFeature) {
       out.push(`        kernel lacks: ${missingFeatureText(violation.missingFeature, { version: verdict.kernel, jit: verdict.jit })}`);
     } else {
-      const chain = violation.frames
-        .map((frame) => `${frame.name} (${frame.privateStack ? 'private stack' : `${frame.roundedDepth} B`})`)
-        .join(' -> ');
+      const chain = violation.frames.map((frame) => `${frame.name} (${frame.privateStack ? 'private stack' : `${frame.roundedDepth} B`})`).join(' -> ');
       out.push(`        chain: ${chain}`);
     }
     if (violation.source) {
@@ -107,7 +105,10 @@ class Repeats {
   /** The earlier program with the same frames after its main function, if there are many. */
   sameFrames(program: ProgramReport): string | undefined {
     if (program.subprograms.length <= REPEAT_MIN_FRAMES) return undefined;
-    const key = program.subprograms.slice(1).map((sub) => this.idOf(sub)).join(',');
+    const key = program.subprograms
+      .slice(1)
+      .map((sub) => this.idOf(sub))
+      .join(',');
     const first = this.framesSeen.get(key);
     if (first === undefined) this.framesSeen.set(key, program.name);
     return first;

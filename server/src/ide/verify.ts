@@ -92,16 +92,24 @@ export async function verifyOnKernels(objects: readonly string[], targets: reado
   let qemuChecked = false;
   for (const [index, target] of targets.entries()) {
     const step = { index, count: targets.length };
-    const lab = { root: options.root, cacheDir: options.cacheDir, qemu: options.qemu, signal: options.signal, progress: (message: string) => options.progress?.(message, step) };
+    const lab = {
+      root: options.root,
+      cacheDir: options.cacheDir,
+      qemu: options.qemu,
+      signal: options.signal,
+      progress: (message: string) => options.progress?.(message, step),
+    };
     try {
       if (options.signal?.aborted) throw new LabError('cancelled');
       if (target.kind === 'host') {
-        if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new LabError("this machine's kernel needs root (CAP_BPF, CAP_PERFMON) to load programs; use a lab kernel instead");
+        if (typeof process.getuid === 'function' && process.getuid() !== 0)
+          throw new LabError("this machine's kernel needs root (CAP_BPF, CAP_PERFMON) to load programs; use a lab kernel instead");
         const { profile, note } = runningKernelProfile();
         if (note) options.note?.(note);
         lab.progress(`loading into this machine's kernel`);
         const predictions = predictionsFor(objects, profile);
-        for (const real of await verifyOnHost(objects, lab)) run.entries.push(entryOf(real, `host (${profile.probed?.release ?? profile.version})`, predictions.get(real.object)));
+        for (const real of await verifyOnHost(objects, lab))
+          run.entries.push(entryOf(real, `host (${profile.probed?.release ?? profile.version})`, predictions.get(real.object)));
       } else {
         // Before a download that would be for nothing.
         if (!qemuChecked) await checkQemu(options.qemu || DEFAULT_QEMU, options.signal);
@@ -147,7 +155,11 @@ function entryOf(real: LabVerdict, kernel: string, programs: ProgramReport[] | u
     kernel,
     real: { verdict: real.status === 'ok' ? 'accepted' : real.status },
     agrees: false,
-    subprograms: (ours?.subprograms ?? []).map((sub, index) => ({ index, name: sub.name, ...(sub.source ? { file: sub.source.file, line: sub.source.line } : {}) })),
+    subprograms: (ours?.subprograms ?? []).map((sub, index) => ({
+      index,
+      name: sub.name,
+      ...(sub.source ? { file: sub.source.file, line: sub.source.line } : {}),
+    })),
   };
   if (real.status === 'error') entry.real.errno = real.errno;
   if (real.error !== undefined) entry.real.error = real.error;
@@ -157,7 +169,10 @@ function entryOf(real: LabVerdict, kernel: string, programs: ProgramReport[] | u
     entry.predicted = { verdict: verdict.accepted ? 'accepted' : 'rejected' };
     if (violation) entry.predicted.error = violation.message;
     if (verdict.stackDepthLine !== undefined) entry.predicted.stackDepthLine = verdict.stackDepthLine;
-    entry.agrees = entry.predicted.verdict === entry.real.verdict && entry.predicted.error === entry.real.error && entry.predicted.stackDepthLine === entry.real.stackDepthLine;
+    entry.agrees =
+      entry.predicted.verdict === entry.real.verdict &&
+      entry.predicted.error === entry.real.error &&
+      entry.predicted.stackDepthLine === entry.real.stackDepthLine;
     const matching = verdict.violations.find((v) => v.message === real.error);
     if (matching?.source) entry.errorSource = { file: matching.source.file, line: matching.source.line };
   }
@@ -203,10 +218,12 @@ export function disagreements(entries: readonly VerifyEntry[]): string[] {
       if (entry.predicted.verdict !== entry.real.verdict) {
         const kernelSaid = entry.real.error ? ` (${entry.real.error})` : '';
         const predictedSaid = entry.predicted.error ? ` (${entry.predicted.error})` : '';
-        const which = entry.real.verdict === 'rejected' ? 'the analyzer passes a program this kernel rejects' : 'the analyzer rejects a program this kernel accepts';
+        const which =
+          entry.real.verdict === 'rejected' ? 'the analyzer passes a program this kernel rejects' : 'the analyzer rejects a program this kernel accepts';
         return `${at}: ${which}: kernel ${entry.real.verdict}${kernelSaid}, predicted ${entry.predicted.verdict}${predictedSaid}`;
       }
-      if (entry.predicted.error !== entry.real.error) return `${at}: both rejected it, for different reasons: kernel "${entry.real.error ?? ''}", predicted "${entry.predicted.error ?? ''}"`;
+      if (entry.predicted.error !== entry.real.error)
+        return `${at}: both rejected it, for different reasons: kernel "${entry.real.error ?? ''}", predicted "${entry.predicted.error ?? ''}"`;
       return `${at}: same verdict, different stack depth line: kernel "${entry.real.stackDepthLine ?? '(none)'}", predicted "${entry.predicted.stackDepthLine ?? '(none)'}"`;
     });
 }
@@ -225,9 +242,14 @@ export function formatVerifyReport(objects: readonly string[], targetNames: read
     for (const line of differing) out.push(`  ${line}`);
   } else if (run.entries.length > noVerdict.length) {
     const judged = run.entries.length - noVerdict.length;
-    out.push(`Every kernel agrees with the prediction (${judged} program verdict${judged === 1 ? '' : 's'}: verdict, error and stack depth line, word for word).`);
+    out.push(
+      `Every kernel agrees with the prediction (${judged} program verdict${judged === 1 ? '' : 's'}: verdict, error and stack depth line, word for word).`,
+    );
   }
-  if (noVerdict.length > 0) out.push(`${noVerdict.length} program(s) got no verdict: bpf() refused them before the verifier ran (${[...new Set(noVerdict.map(realVerdictText))].join('; ')}).`);
+  if (noVerdict.length > 0)
+    out.push(
+      `${noVerdict.length} program(s) got no verdict: bpf() refused them before the verifier ran (${[...new Set(noVerdict.map(realVerdictText))].join('; ')}).`,
+    );
   for (const failure of run.failures) out.push(`no answer: ${failure}`);
   if (run.entries.length > 0) out.push('', formatVerifyText(run.entries).trimEnd());
   return `${out.join('\n')}\n`;
@@ -303,7 +325,11 @@ export async function verifyReport(
   const parsed = verifyTargetsOf(names);
   if ('error' in parsed) return { text: `Cannot verify: ${parsed.error}\n`, cancelled: false };
   const { objects, notes } = objectsToVerify(filePath, analyses);
-  if (objects.length === 0) return { text: `Cannot verify ${filePath}: no BPF object built from it was found in the workspace (build it; settings: bpfStackLens.objectGlobs).\n`, cancelled: false };
+  if (objects.length === 0)
+    return {
+      text: `Cannot verify ${filePath}: no BPF object built from it was found in the workspace (build it; settings: bpfStackLens.objectGlobs).\n`,
+      cancelled: false,
+    };
   // Only regular files: a FIFO named by a client would block the server, and the loader with it.
   const unreadable: string[] = [];
   const readable = objects.filter((object) => {

@@ -151,7 +151,11 @@ export async function fetchKernel(kernel: LabKernel, options: LabOptions): Promi
   const pattern = kernel.package.startsWith('linux-binary-') ? 'usr/lib/modules/*/vmlinuz' : 'boot/vmlinuz-*';
   mkdirSync(folder, { recursive: true });
   const partial = `${vmlinuz}.${process.pid}.tmp`;
-  const raw = await run('bash', ['-c', 'set -o pipefail; dpkg-deb --fsys-tarfile "$1" | tar -x -O --wildcards --no-anchored "$2" > "$3"', 'extract', deb, pattern, partial], { signal: options.signal });
+  const raw = await run(
+    'bash',
+    ['-c', 'set -o pipefail; dpkg-deb --fsys-tarfile "$1" | tar -x -O --wildcards --no-anchored "$2" > "$3"', 'extract', deb, pattern, partial],
+    { signal: options.signal },
+  );
   if (raw.code !== 0 || !existsSync(partial) || statSync(partial).size < 1024 * 1024) {
     rmSync(partial, { force: true });
     throw new LabError(`could not extract ${pattern} from ${basename(deb)}: ${raw.stderr.trim()}`);
@@ -218,7 +222,11 @@ export interface SectionOverride {
  * A cpio initramfs with busybox, the loader, its options and the objects (renamed N.o; `names` maps
  * them back).
  */
-async function buildInitramfs(loader: string, objects: readonly string[], options: BootOptions): Promise<{ path: string; scratch: string; names: Map<string, string> }> {
+async function buildInitramfs(
+  loader: string,
+  objects: readonly string[],
+  options: BootOptions,
+): Promise<{ path: string; scratch: string; names: Map<string, string> }> {
   const busybox = BUSYBOX_CANDIDATES.find((candidate) => existsSync(candidate));
   if (!busybox) throw new LabError('busybox is not installed (apt-get install busybox-static)');
   // The VM has no libraries: a dynamically linked busybox (Debian's busybox package) cannot run there.
@@ -345,7 +353,26 @@ export async function bootKernel(fetched: FetchedKernel, objects: readonly strin
     const qemu = options.qemu || DEFAULT_QEMU;
     // no_timer_check: on a loaded host TCG's timer can miss the IO-APIC check at boot, and the kernel
     // panics ("IO-APIC + timer doesn't work!"; seen with 7.3 at a load of 15 on two cores).
-    const args = ['-accel', 'tcg', '-cpu', 'max', '-m', '1G', '-smp', '1', '-nographic', '-nic', 'none', '-no-reboot', '-kernel', fetched.vmlinuz, '-initrd', initramfs.path, '-append', 'console=ttyS0 quiet panic=-1 no_timer_check'];
+    const args = [
+      '-accel',
+      'tcg',
+      '-cpu',
+      'max',
+      '-m',
+      '1G',
+      '-smp',
+      '1',
+      '-nographic',
+      '-nic',
+      'none',
+      '-no-reboot',
+      '-kernel',
+      fetched.vmlinuz,
+      '-initrd',
+      initramfs.path,
+      '-append',
+      'console=ttyS0 quiet panic=-1 no_timer_check',
+    ];
     const timeout = options.timeoutSeconds ?? 90 + 3 * objects.length;
     const callerName = (name: string): string => initramfs.names.get(basename(name)) ?? name;
     const console = await runVm(qemu, args, timeout, fetched, callerName, options);
@@ -392,7 +419,8 @@ export async function verifyOnHost(objects: readonly string[], options: LabOptio
   const absolute = objects.map((object) => resolve(object));
   const result = await run(loader, ['--json', ...absolute], { signal: options.signal });
   const lines = result.stdout.split('\n').filter((line) => line.startsWith('@bsl {'));
-  if (!result.stdout.includes('@bsl-done ')) throw new LabError(`the loader stopped on this machine's kernel: ${result.stderr.trim().split('\n').pop() ?? `exit ${result.code}`}`);
+  if (!result.stdout.includes('@bsl-done '))
+    throw new LabError(`the loader stopped on this machine's kernel: ${result.stderr.trim().split('\n').pop() ?? `exit ${result.code}`}`);
   return lines.map((line) => labVerdict(JSON.parse(line.slice('@bsl '.length)) as Record<string, unknown>, objects, (name) => absolute.indexOf(name)));
 }
 
@@ -413,7 +441,14 @@ export function readKernelFacts(line: string): { bpfFuncMaxId?: number } {
  * Runs the VM and reads the loader's lines off its console. `callerName` turns the loader's object
  * name (N.o) back into the caller's path, for a failure that names the program it stopped on.
  */
-function runVm(qemu: string, args: string[], timeoutSeconds: number, fetched: FetchedKernel, callerName: (name: string) => string, options: BootOptions): Promise<ConsoleResults> {
+function runVm(
+  qemu: string,
+  args: string[],
+  timeoutSeconds: number,
+  fetched: FetchedKernel,
+  callerName: (name: string) => string,
+  options: BootOptions,
+): Promise<ConsoleResults> {
   const name = `${fetched.release} (${fetched.kernel.package})`;
   return new Promise((resolvePromise, reject) => {
     let child: ChildProcess;
@@ -439,13 +474,19 @@ function runVm(qemu: string, args: string[], timeoutSeconds: number, fetched: Fe
       if (error && !failure) failure = error;
       child.kill('SIGKILL');
     };
-    const timer = setTimeout(() => stop(new LabError(`kernel ${name} timed out after ${timeoutSeconds} s under QEMU (${results.length} programs judged${where()})`)), timeoutSeconds * 1000);
+    const timer = setTimeout(
+      () => stop(new LabError(`kernel ${name} timed out after ${timeoutSeconds} s under QEMU (${results.length} programs judged${where()})`)),
+      timeoutSeconds * 1000,
+    );
     let idleTimer: NodeJS.Timeout | undefined;
     const stillAlive = (): void => {
       if (options.idleTimeoutSeconds === undefined) return;
       clearTimeout(idleTimer);
       const idle = options.idleTimeoutSeconds;
-      idleTimer = setTimeout(() => stop(new LabError(`kernel ${name} hung: nothing from its loader on the console for ${idle} s (${results.length} programs judged${where()})`)), idle * 1000);
+      idleTimer = setTimeout(
+        () => stop(new LabError(`kernel ${name} hung: nothing from its loader on the console for ${idle} s (${results.length} programs judged${where()})`)),
+        idle * 1000,
+      );
     };
     stillAlive();
     const abort = (): void => stop(new LabError('cancelled'));
@@ -530,7 +571,12 @@ export async function runLab(kernels: readonly LabKernel[], objects: readonly st
   };
   for (const kernel of kernels) {
     if (options.signal?.aborted) throw new LabError('cancelled');
-    outcomes.push(await fetchKernel(kernel, options).then((fetched) => ({ fetched }), (error: unknown) => failed(kernel, error)));
+    outcomes.push(
+      await fetchKernel(kernel, options).then(
+        (fetched) => ({ fetched }),
+        (error: unknown) => failed(kernel, error),
+      ),
+    );
   }
   let next = 0;
   const worker = async (): Promise<void> => {

@@ -50,5 +50,8 @@ export function kernelStackLines(stackDepthLine: string | undefined, subprogramL
 
 /** The statistics lines a verdict predicts, in the form kernelStackLines gives the kernel's. */
 export function predictedStackLines(verdict: Pick<VerdictReport, 'stackDepthLine' | 'subprogramStackLines'>): (string | undefined)[] {
-  return [verdict.stackDepthLine, ...(verdict.subprogramStackLines ?? []).map((line) => `subprog ${line.index} (${line.name}) ${line.kind} stack ${line.stack}`)];
+  return [
+    verdict.stackDepthLine,
+    ...(verdict.subprogramStackLines ?? []).map((line) => `subprog ${line.index} (${line.name}) ${line.kind} stack ${line.stack}`),
+  ];
 }

@@ -148,7 +148,9 @@ export class BufferCompiles implements DocumentAnalysisProvider {
     const generation = state.generation;
     state.timer = setTimeout(() => {
       state.timer = undefined;
-      this.run(filePath, state, generation).catch((error) => this.host.log(`${filePath}: cannot compile the buffer: ${error instanceof Error ? error.stack : String(error)}`));
+      this.run(filePath, state, generation).catch((error) =>
+        this.host.log(`${filePath}: cannot compile the buffer: ${error instanceof Error ? error.stack : String(error)}`),
+      );
     }, delayMs);
   }
 
@@ -160,7 +162,12 @@ export class BufferCompiles implements DocumentAnalysisProvider {
     if (text === undefined) return;
     const { known, flags, refused } = this.host.compileFlagsFor(filePath);
     if (!known) return this.show(filePath, state, undefined);
-    if (refused.length > 0) return this.show(filePath, state, this.note(filePath, `not compiled from the buffer: its compile command carries ${refused.join(' ')}, which would load code or read flags from files`));
+    if (refused.length > 0)
+      return this.show(
+        filePath,
+        state,
+        this.note(filePath, `not compiled from the buffer: its compile command carries ${refused.join(' ')}, which would load code or read flags from files`),
+      );
     const { clang, problem } = resolveClang(this.configuration.clangSetting, this.configuration.roots);
     if (!clang) return this.show(filePath, state, this.note(filePath, `not compiled from the buffer: ${problem}`));
 
@@ -208,7 +215,15 @@ export class BufferCompiles implements DocumentAnalysisProvider {
 
   /** An analysis without programs whose stale reason is the status note: the estimate stays in charge. */
   private note(filePath: string, staleReason: string): DocumentStackAnalysis {
-    return { origin: 'object', compiledFromBuffer: true, label: `${path.basename(filePath)} (compiled from the buffer)`, path: filePath, programs: [], profiles: this.configuration.profiles, staleReason };
+    return {
+      origin: 'object',
+      compiledFromBuffer: true,
+      label: `${path.basename(filePath)} (compiled from the buffer)`,
+      path: filePath,
+      programs: [],
+      profiles: this.configuration.profiles,
+      staleReason,
+    };
   }
 
   private show(filePath: string, state: FileState, analysis: DocumentStackAnalysis | undefined): void {

@@ -70,7 +70,8 @@ export function quickFixes(
 ): QuickFix[] {
   const context: FixContext = { text: snapshot.text, reserved: new Set(), frames: estimatedFrames(analyses, snapshot.text), settings };
   const printks = costedPrintkCalls(snapshot, analyses, settings).filter((call) => call.statement && call.cost.stackBytes > 0);
-  const chainsThrough = (functionName: string | undefined) => diagnostics.flatMap((data, index) => (data && functionName && countedChain(data).includes(functionName) ? [index] : []));
+  const chainsThrough = (functionName: string | undefined) =>
+    diagnostics.flatMap((data, index) => (data && functionName && countedChain(data).includes(functionName) ? [index] : []));
 
   // At a printk, that call's fixes and nothing else.
   const atCursor = printks.filter((printk) => touchesLines(printk.statement as Node, span, snapshot.text));
@@ -91,7 +92,8 @@ export function quickFixes(
     const onChains = chainsThrough(printk.functionName);
     if (onChains.length === 0) continue;
     if (freedBy(printk, context).bytes === 0) continue;
-    for (const fix of printkFixes(printk, context, onChains, 'named')) others.push({ fix: { ...fix, preferred: false }, bytes: fix.title.startsWith('Remove') ? -1 : freedBy(printk, context).bytes });
+    for (const fix of printkFixes(printk, context, onChains, 'named'))
+      others.push({ fix: { ...fix, preferred: false }, bytes: fix.title.startsWith('Remove') ? -1 : freedBy(printk, context).bytes });
   }
   const seen = new Set(local ? [localKey(local)] : []);
   diagnostics.forEach((data) => {
@@ -243,7 +245,9 @@ function largeLocalAt(snapshot: SyntaxSnapshot, span: TextSpan, context: FixCont
   const functionNode = node ? enclosingFunction(node) : undefined;
   if (!functionNode) return undefined;
   const line = snapshot.document.positionAt(span.start).line + 1;
-  const frame = context.frames?.find((candidate) => candidate.file === undefined && candidate.line >= functionNode.startPosition.row + 1 && candidate.line <= functionNode.endPosition.row + 1);
+  const frame = context.frames?.find(
+    (candidate) => candidate.file === undefined && candidate.line >= functionNode.startPosition.row + 1 && candidate.line <= functionNode.endPosition.row + 1,
+  );
   const item = frame?.items.find((candidate) => candidate.line === line && isLargeLocal(candidate, context.settings));
   return frame && item ? { item, frame, functionNode } : undefined;
 }

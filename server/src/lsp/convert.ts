@@ -26,7 +26,6 @@ import type { FindingData, StackFinding } from '../ide/diagnostics';
 import type { HoverContent } from '../ide/hover';
 import type { TextSpan } from '../ide/textSpan';
 
-
 export function uriToPath(uri: string): string | undefined {
   // A client's message may carry anything where a uri belongs; a throw per change event is slow.
   if (typeof uri !== 'string') return undefined;
@@ -80,11 +79,15 @@ export function offsetOf(document: TextDocument, position: Position): number {
 export function toDiagnostic(finding: StackFinding, documentFor: (file: string) => TextDocument | undefined): Diagnostic {
   return {
     range: toRange(finding.location, documentFor(finding.location.file)),
-    severity: finding.severity === 'error' ? DiagnosticSeverity.Error : finding.severity === 'warning' ? DiagnosticSeverity.Warning : DiagnosticSeverity.Information,
+    severity:
+      finding.severity === 'error' ? DiagnosticSeverity.Error : finding.severity === 'warning' ? DiagnosticSeverity.Warning : DiagnosticSeverity.Information,
     source: finding.source,
     code: finding.rule,
     message: finding.message,
-    relatedInformation: finding.related.map((related) => ({ location: toLocation(related.location, documentFor(related.location.file)), message: related.message })),
+    relatedInformation: finding.related.map((related) => ({
+      location: toLocation(related.location, documentFor(related.location.file)),
+      message: related.message,
+    })),
     data: finding.data,
   };
 }

@@ -115,7 +115,12 @@ async function indexHeadersWithProgress(
   try {
     for (const [index, include] of includes.entries()) {
       if (isSuperseded()) return false;
-      post({ kind: 'progress-report', id, message: `${include.spelled} (${formatBytes(include.bytes)})`, percentage: Math.round((100 * index) / includes.length) });
+      post({
+        kind: 'progress-report',
+        id,
+        message: `${include.spelled} (${formatBytes(include.bytes)})`,
+        percentage: Math.round((100 * index) / includes.length),
+      });
       // Let the report go out before the long synchronous step.
       await new Promise((resolve) => setImmediate(resolve));
       analyzeTranslationUnit(filePath, text.slice(0, include.endOffset), options);

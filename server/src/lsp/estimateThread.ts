@@ -128,7 +128,13 @@ export class EstimateThread {
       }
       const running: RunningJob = { ...job, id: this.nextId++, input, superseded: false };
       this.running = running;
-      const request: EstimateRequest = { kind: 'estimate', id: running.id, ...input, indexHeadersFirst: !this.indexed.has(key), openBuffers: this.changedBuffers() };
+      const request: EstimateRequest = {
+        kind: 'estimate',
+        id: running.id,
+        ...input,
+        indexHeadersFirst: !this.indexed.has(key),
+        openBuffers: this.changedBuffers(),
+      };
       worker.ref();
       worker.postMessage(request);
       return;

@@ -18,6 +18,11 @@ if (port) {
   const superseded = new Int32Array((workerData as EstimateWorkerData).superseded);
   const workspace = new EstimateWorkspace();
   port.on('message', (request: EstimateRequest) => {
-    void runEstimateJob(request, workspace, (reply) => port.postMessage(reply), () => Atomics.load(superseded, 0) === request.id);
+    void runEstimateJob(
+      request,
+      workspace,
+      (reply) => port.postMessage(reply),
+      () => Atomics.load(superseded, 0) === request.id,
+    );
   });
 }

@@ -88,7 +88,12 @@ export class ObjectIndex implements DocumentAnalysisProvider {
     const absolute = path.resolve(filePath);
     return this.roots.some((root) => {
       const relative = path.relative(root, absolute);
-      return !relative.startsWith('..') && !path.isAbsolute(relative) && !relative.split(path.sep).some((part) => SKIPPED_DIRECTORIES.has(part)) && this.matches(relative);
+      return (
+        !relative.startsWith('..') &&
+        !path.isAbsolute(relative) &&
+        !relative.split(path.sep).some((part) => SKIPPED_DIRECTORIES.has(part)) &&
+        this.matches(relative)
+      );
     });
   }
 

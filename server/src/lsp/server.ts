@@ -93,7 +93,13 @@ interface ClientAbilities {
   showsProgress: boolean;
 }
 
-const NO_ABILITIES: ClientAbilities = { pullsConfiguration: false, registersConfiguration: false, registersWatchers: false, refreshesLenses: false, showsProgress: false };
+const NO_ABILITIES: ClientAbilities = {
+  pullsConfiguration: false,
+  registersConfiguration: false,
+  registersWatchers: false,
+  refreshesLenses: false,
+  showsProgress: false,
+};
 
 /**
  * The server's whole state, and what each message does with it. The connection's handlers (in
@@ -138,7 +144,8 @@ class LanguageServer {
     });
     this.bufferCompiles = new BufferCompiles({
       openText: (filePath) => this.documents.byPath(filePath)?.getText(),
-      compileFlagsFor: (filePath) => bufferCompileFlags(filePath, { ...this.estimates.configuredInputFor(filePath), settingsFlags: this.settings.bufferCompileFlags }),
+      compileFlagsFor: (filePath) =>
+        bufferCompileFlags(filePath, { ...this.estimates.configuredInputFor(filePath), settingsFlags: this.settings.bufferCompileFlags }),
       log,
       beginProgress,
     });
@@ -177,7 +184,8 @@ class LanguageServer {
   }
 
   initialized(): void {
-    if (this.client.registersConfiguration) void this.connection.client.register(DidChangeConfigurationNotification.type, { section: SETTINGS_SECTION }).catch(() => undefined);
+    if (this.client.registersConfiguration)
+      void this.connection.client.register(DidChangeConfigurationNotification.type, { section: SETTINGS_SECTION }).catch(() => undefined);
     this.configure().catch((error) => this.log(`cannot apply the settings: ${String(error)}`));
   }
 
@@ -254,7 +262,9 @@ class LanguageServer {
     const snapshot = await this.documents.snapshot(params.textDocument.uri);
     if (!snapshot?.path) return null;
     const verifyCommand = typeof this.initializationOptions.verifyCommand === 'string' ? this.initializationOptions.verifyCommand : undefined;
-    const content = hoverAt(snapshot, offsetOf(snapshot.document, params.position), this.analysesOf(params.textDocument.uri), this.settingsFor(snapshot.path), { verifyCommand });
+    const content = hoverAt(snapshot, offsetOf(snapshot.document, params.position), this.analysesOf(params.textDocument.uri), this.settingsFor(snapshot.path), {
+      verifyCommand,
+    });
     return content ? toHover(snapshot.document, content) : null;
   }
 
@@ -262,8 +272,20 @@ class LanguageServer {
     const snapshot = await this.documents.snapshot(params.textDocument.uri);
     if (!snapshot) return [];
     const ours = params.context.diagnostics.filter((diagnostic) => findingDataOf(diagnostic) !== undefined);
-    const fixes = quickFixes(snapshot, rangeToSpan(snapshot.document, params.range), ours.map(findingDataOf), this.analysesOf(params.textDocument.uri), this.settingsFor(snapshot.path));
-    return fixes.map((fix) => toCodeAction(snapshot.document, fix, fix.diagnostics.map((index) => ours[index])));
+    const fixes = quickFixes(
+      snapshot,
+      rangeToSpan(snapshot.document, params.range),
+      ours.map(findingDataOf),
+      this.analysesOf(params.textDocument.uri),
+      this.settingsFor(snapshot.path),
+    );
+    return fixes.map((fix) =>
+      toCodeAction(
+        snapshot.document,
+        fix,
+        fix.diagnostics.map((index) => ours[index]),
+      ),
+    );
   }
 
   async codeLenses(params: CodeLensParams): Promise<CodeLens[]> {
@@ -287,7 +309,8 @@ class LanguageServer {
 
   checkObject(params: CheckObjectParams): string {
     // A number here would be read as a file descriptor (descriptor 2 froze the server).
-    if (typeof params?.path !== 'string' || params.path === '') throw new ResponseError(ErrorCodes.InvalidParams, 'checkObject needs a path (a non-empty string)');
+    if (typeof params?.path !== 'string' || params.path === '')
+      throw new ResponseError(ErrorCodes.InvalidParams, 'checkObject needs a path (a non-empty string)');
     return objectReport(params.path, this.profiles, this.workspaceFolders);
   }
 
@@ -302,7 +325,8 @@ class LanguageServer {
   async verify(params: VerifyParams, cancel: CancellationToken): Promise<string> {
     const uri = uriParam(params, 'verify');
     const kernels = params.kernels ?? [];
-    if (!Array.isArray(kernels) || !kernels.every((kernel) => typeof kernel === 'string')) throw new ResponseError(ErrorCodes.InvalidParams, 'verify needs kernels (an array of strings)');
+    if (!Array.isArray(kernels) || !kernels.every((kernel) => typeof kernel === 'string'))
+      throw new ResponseError(ErrorCodes.InvalidParams, 'verify needs kernels (an array of strings)');
     const filePath = this.documents.pathOf(uri) ?? pathOfUri(uri);
     if (!filePath) throw new ResponseError(ErrorCodes.InvalidParams, 'verify needs a file: uri');
     const controller = new AbortController();
@@ -411,11 +435,15 @@ class LanguageServer {
     const requested = this.estimateRequestedAt.get(sourcePath);
     if (!estimate || requested === undefined) return;
     this.estimateRequestedAt.delete(sourcePath);
-    const unresolved = (estimate.problems ?? []).filter((problem) => / file not found/.test(problem.message)).map((problem) => problem.message.replace(/ file not found.*$/, ''));
+    const unresolved = (estimate.problems ?? [])
+      .filter((problem) => / file not found/.test(problem.message))
+      .map((problem) => problem.message.replace(/ file not found.*$/, ''));
     const elapsed = Math.round(performance.now() - requested);
     this.log(
       `${sourcePath}: estimated ${estimate.frames?.length ?? 0} function(s), ${estimate.programs.length} program(s) in ${elapsed} ms after the last change (of which ${ESTIMATE_DEBOUNCE_MS} ms quiet time)` +
-        (unresolved.length > 0 ? `; includes not found: ${unresolved.join(', ')} (set bpfStackLens.includePaths or a compile_commands.json)` : '; every include found'),
+        (unresolved.length > 0
+          ? `; includes not found: ${unresolved.join(', ')} (set bpfStackLens.includePaths or a compile_commands.json)`
+          : '; every include found'),
     );
   }
 
@@ -426,8 +454,16 @@ class LanguageServer {
     const searched = workspaceFolders.flatMap((root) => [`${root}/compile_commands.json`, `${root}/build/compile_commands.json`]).join(', ');
     this.log(`kernels: ${this.profiles.map(profileLabel).join(', ')}${kernelsFromSettings ? '' : ' (the running kernel: bpfStackLens.kernels is empty)'}`);
     this.log(`workspace folders: ${workspaceFolders.join(', ') || 'none'}; objects: ${settings.objectGlobs.join(', ')}`);
-    this.log(`compile database: ${database ?? (settings.compileCommands ? `${settings.compileCommands} (not found)` : `none (looked for ${searched || 'none without a workspace folder'})`)}`);
-    this.log(`include paths from the settings: ${settings.includePaths.join(', ') || 'none'}; definitions: ${Object.entries(settings.defines).map(([name, value]) => `${name}=${value}`).join(' ') || 'none'}`);
+    this.log(
+      `compile database: ${database ?? (settings.compileCommands ? `${settings.compileCommands} (not found)` : `none (looked for ${searched || 'none without a workspace folder'})`)}`,
+    );
+    this.log(
+      `include paths from the settings: ${settings.includePaths.join(', ') || 'none'}; definitions: ${
+        Object.entries(settings.defines)
+          .map(([name, value]) => `${name}=${value}`)
+          .join(' ') || 'none'
+      }`,
+    );
   }
 
   /** Reads the settings (pulled from the client when it can answer), then rescans with them. */

@@ -11,7 +11,6 @@ import type { BufferCompileMode, LensSettings, PrintkModel } from '../ide/lensSe
 
 export type { BufferCompileMode, LensSettings, PrintkModel };
 
-
 /** The JSON-schema part of a setting, as VS Code's `contributes.configuration` takes it. */
 interface SettingSchema {
   type: 'array' | 'boolean' | 'number' | 'object' | 'string';
@@ -40,8 +39,7 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSetti
     type: 'array',
     items: { type: 'string' },
     default: [],
-    markdownDescription:
-      'Kernel versions to judge every program for, such as `["6.1", "6.18"]`. Empty means the kernel this editor runs on.',
+    markdownDescription: 'Kernel versions to judge every program for, such as `["6.1", "6.18"]`. Empty means the kernel this editor runs on.',
   },
   jit: {
     type: 'boolean',
@@ -69,7 +67,8 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSetti
   compileCommands: {
     type: 'string',
     default: '',
-    markdownDescription: 'Path of a `compile_commands.json` to take include paths and definitions from, relative to the first workspace folder. Empty looks for `compile_commands.json`, then `build/compile_commands.json`, in each workspace folder. Edits to it apply without a reload.',
+    markdownDescription:
+      'Path of a `compile_commands.json` to take include paths and definitions from, relative to the first workspace folder. Empty looks for `compile_commands.json`, then `build/compile_commands.json`, in each workspace folder. Edits to it apply without a reload.',
   },
   printkModel: {
     type: 'string',
@@ -87,7 +86,7 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSetti
     type: 'boolean',
     default: true,
     markdownDescription:
-      'Estimate every open C file\'s frames from its source while you type, before and between builds. Off, only the built objects are shown, and a `bpf_printk`\'s bytes follow libbpf\'s rules.',
+      "Estimate every open C file's frames from its source while you type, before and between builds. Off, only the built objects are shown, and a `bpf_printk`'s bytes follow libbpf's rules.",
   },
   scratchMapMinBytes: {
     name: 'quickFixes.scratchMapMinBytes',
@@ -122,20 +121,24 @@ export const SETTINGS: { [K in keyof LensSettings]: SettingDeclaration<LensSetti
     type: 'string',
     scope: 'machine',
     default: '',
-    markdownDescription: 'The clang for buffer compiles: an absolute path, or a name on `PATH`. Empty finds `clang` or `clang-NN` on `PATH`. A compiler inside the workspace is never run.',
+    markdownDescription:
+      'The clang for buffer compiles: an absolute path, or a name on `PATH`. Empty finds `clang` or `clang-NN` on `PATH`. A compiler inside the workspace is never run.',
   },
   bufferCompileFlags: {
     name: 'bufferCompile.flags',
     type: 'array',
     items: { type: 'string' },
     default: [],
-    markdownDescription: 'Compile flags for buffer compiles of files that no `compile_commands.json` entry names, such as `["-O2", "-target", "bpf"]`; filtered like the database\'s. `includePaths` and `defines` are added to every buffer compile.',
-  },  verifyQemu: {
+    markdownDescription:
+      'Compile flags for buffer compiles of files that no `compile_commands.json` entry names, such as `["-O2", "-target", "bpf"]`; filtered like the database\'s. `includePaths` and `defines` are added to every buffer compile.',
+  },
+  verifyQemu: {
     name: 'verify.qemu',
     type: 'string',
     scope: 'machine',
     default: '',
-    markdownDescription: 'The QEMU that boots the lab kernels of *Verify on real kernels…*: an absolute path, or a name on `PATH`. Empty is `qemu-system-x86_64` on `PATH` (Debian: `apt-get install qemu-system-x86`).',
+    markdownDescription:
+      'The QEMU that boots the lab kernels of *Verify on real kernels…*: an absolute path, or a name on `PATH`. Empty is `qemu-system-x86_64` on `PATH` (Debian: `apt-get install qemu-system-x86`).',
   },
 };
 
@@ -146,7 +149,8 @@ export const DEFAULT_SETTINGS: LensSettings = Object.fromEntries(
 /** `contributes.configuration` for package.json, derived from SETTINGS. */
 export function contributedConfiguration(): { title: string; properties: Record<string, SettingSchema> } {
   const properties: Record<string, SettingSchema> = {};
-  for (const [field, { name, ...schema }] of Object.entries(SETTINGS) as [string, SettingDeclaration<unknown>][]) properties[`${SETTINGS_SECTION}.${name ?? field}`] = schema;
+  for (const [field, { name, ...schema }] of Object.entries(SETTINGS) as [string, SettingDeclaration<unknown>][])
+    properties[`${SETTINGS_SECTION}.${name ?? field}`] = schema;
   return { title: 'BPF Stack Lens', properties };
 }
 

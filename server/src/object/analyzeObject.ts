@@ -123,7 +123,11 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     let known = steps.get(result);
     if (!known) {
       const args = analyses.get(sub.fn)?.find((entry) => entry.result === result)?.args;
-      const { accesses } = computeStackDepth(sub.fn.packed, { entryArguments: args, readOnlyAddress: (slot, imm) => readOnlyAddress(sub.fn, slot, imm), recordAccesses: true });
+      const { accesses } = computeStackDepth(sub.fn.packed, {
+        entryArguments: args,
+        readOnlyAddress: (slot, imm) => readOnlyAddress(sub.fn, slot, imm),
+        recordAccesses: true,
+      });
       steps.set(result, (known = deepeningSteps(accesses.map((access) => ({ at: access.at, byteDepth: -access.offset })))));
     }
     return known;

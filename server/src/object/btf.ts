@@ -245,7 +245,10 @@ function readBtfSection(section: Uint8Array | undefined, littleEndian: boolean):
   const name = (offset: number, at: number): string => {
     if (offset >= stringTable.length && stringTable.length > 0 && !badStringReported) {
       badStringReported = true;
-      problems.push({ message: `.BTF: name offset ${hex(offset)} at byte ${hex(at)} is past the string section (${hex(stringTable.length)} bytes)`, offset: at });
+      problems.push({
+        message: `.BTF: name offset ${hex(offset)} at byte ${hex(at)} is past the string section (${hex(stringTable.length)} bytes)`,
+        offset: at,
+      });
     }
     return strings(offset);
   };

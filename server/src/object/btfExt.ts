@@ -197,11 +197,7 @@ function inFile(problems: Problem[], sectionFileOffset: number): Problem[] {
   return problems.map((p) => (p.offset === undefined ? p : { ...p, offset: p.offset + sectionFileOffset }));
 }
 
-function readBtfExtSection(
-  section: Uint8Array | undefined,
-  littleEndian: boolean,
-  btf: Btf | undefined,
-): { ext?: BtfExt; problems: Problem[] } {
+function readBtfExtSection(section: Uint8Array | undefined, littleEndian: boolean, btf: Btf | undefined): { ext?: BtfExt; problems: Problem[] } {
   const problems: Problem[] = [];
   if (section === undefined) {
     return { problems: [{ message: 'no .BTF.ext section: build with -g for line and function info' }] };
@@ -233,8 +229,7 @@ function readBtfExtSection(
   const ext: BtfExt = { funcInfo: new Map(), lineInfo, lineTables: new Map(), coreRelocations: new Map() };
   const layoutOf = (name: string, offsetField: number, minRecord: number) =>
     walkBlock(view, littleEndian, headerLength, offsetField, name, minRecord, string, problems);
-  const block = (name: string, offsetField: number, minRecord: number) =>
-    readBlock(view, littleEndian, layoutOf(name, offsetField, minRecord), name, problems);
+  const block = (name: string, offsetField: number, minRecord: number) => readBlock(view, littleEndian, layoutOf(name, offsetField, minRecord), name, problems);
 
   for (const { sectionName, records } of block('func info', 8, FUNC_INFO_MIN_RECORD)) {
     ext.funcInfo.set(
@@ -298,7 +293,10 @@ function walkBlock(
   if (length === 0) return undefined;
   const end = start + length;
   if (end > view.byteLength) {
-    problems.push({ message: `.BTF.ext: ${blockName} at ${hex(start)} + ${hex(length)} runs past the end of the section (${hex(view.byteLength)} bytes)`, offset: offsetField });
+    problems.push({
+      message: `.BTF.ext: ${blockName} at ${hex(start)} + ${hex(length)} runs past the end of the section (${hex(view.byteLength)} bytes)`,
+      offset: offsetField,
+    });
     return undefined;
   }
   if (length < 4) {
@@ -321,7 +319,10 @@ function walkBlock(
     const count = view.getUint32(at + 4, le);
     at += 8;
     if (at + count * recordSize > end) {
-      problems.push({ message: `.BTF.ext: ${blockName} for section ${sectionName || '?'}: ${count} records of ${recordSize} bytes run past the end of the block`, offset: at });
+      problems.push({
+        message: `.BTF.ext: ${blockName} for section ${sectionName || '?'}: ${count} records of ${recordSize} bytes run past the end of the block`,
+        offset: at,
+      });
       break;
     }
     // Several entries for one section are unusual but legal; keep them all.
@@ -352,7 +353,10 @@ function readBlock(view: DataView, le: boolean, layout: BlockLayout | undefined,
         // (byteOffset & 7) and (byteOffset >>> 3) are % 8 and floor(/ 8) for a u32, without the float arithmetic.
         if ((byteOffset & (INSTRUCTION_SLOT_BYTES - 1)) !== 0 && !misalignedReported) {
           misalignedReported = true;
-          problems.push({ message: `.BTF.ext: ${blockName} for section ${sectionName}: insn_off ${hex(byteOffset)} at byte ${hex(at)} is not a multiple of 8`, offset: at });
+          problems.push({
+            message: `.BTF.ext: ${blockName} for section ${sectionName}: insn_off ${hex(byteOffset)} at byte ${hex(at)} is not a multiple of 8`,
+            offset: at,
+          });
         }
         positions[i] = at;
         insnOffsets[i] = byteOffset >>> 3;

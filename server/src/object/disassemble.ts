@@ -181,7 +181,7 @@ function formatAlu(i: Instruction): string {
   const operator = signedDivision ? (op === BPF_DIV ? 's/=' : 's%=') : ALU_OPERATORS[op];
   if (operator === undefined) return invalid(i);
   if (source(i) === BPF_X) {
-    const cast = op === BPF_MOV ? MOVSX_CASTS[i.off] ?? '' : '';
+    const cast = op === BPF_MOV ? (MOVSX_CASTS[i.off] ?? '') : '';
     return `${reg}${i.dst} ${operator} ${cast}${reg}${i.src}`;
   }
   return `${reg}${i.dst} ${operator} ${i.imm}`;

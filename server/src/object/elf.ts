@@ -277,7 +277,7 @@ export function readElf(input: Uint8Array): { elf?: ElfFile; problems: Problem[]
   }
 
   const sections: ElfSection[] = raw.map(({ nameOffset, ...section }) => {
-    const name = names ? readCString(names, nameOffset) ?? `<section ${section.index}>` : `<section ${section.index}>`;
+    const name = names ? (readCString(names, nameOffset) ?? `<section ${section.index}>`) : `<section ${section.index}>`;
     let data: Uint8Array = new Uint8Array(0);
     if (section.type !== SHT_NOBITS && section.type !== SHT_NULL && section.size > 0) {
       if (section.offset + section.size > bytes.length) {
@@ -297,13 +297,7 @@ export function readElf(input: Uint8Array): { elf?: ElfFile; problems: Problem[]
   return { elf: makeElfFile(littleEndian, machine, sections, symbols, relocations), problems };
 }
 
-function makeElfFile(
-  littleEndian: boolean,
-  machine: number,
-  sections: ElfSection[],
-  symbols: ElfSymbol[],
-  relocations: Map<number, ElfRelocation[]>,
-): ElfFile {
+function makeElfFile(littleEndian: boolean, machine: number, sections: ElfSection[], symbols: ElfSymbol[], relocations: Map<number, ElfRelocation[]>): ElfFile {
   const byName = new Map<string, ElfSection>();
   for (const section of sections) {
     // The first section of a name wins, as in libbpf's lookups.
@@ -338,7 +332,10 @@ function readSymbols(sections: ElfSection[], littleEndian: boolean, problems: Pr
   if (table.data.length === 0 && table.size > 0) return []; // Its bounds problem is already reported.
   const strings = sections[table.link]?.data ?? new Uint8Array(0);
   if (table.data.length % SYMBOL_SIZE !== 0) {
-    problems.push({ message: `section ${table.name}: size ${table.data.length} is not a multiple of the ${SYMBOL_SIZE}-byte symbol entry`, offset: table.offset });
+    problems.push({
+      message: `section ${table.name}: size ${table.data.length} is not a multiple of the ${SYMBOL_SIZE}-byte symbol entry`,
+      offset: table.offset,
+    });
   }
   const view = new DataView(table.data.buffer, table.data.byteOffset, table.data.byteLength);
   const symbols: ElfSymbol[] = [];
@@ -369,12 +366,7 @@ function readSymbols(sections: ElfSection[], littleEndian: boolean, problems: Pr
  * Elf64_Rel is { u64 r_offset; u64 r_info } and Elf64_Rela adds { i64 r_addend }. r_info packs the
  * symbol index in its high 32 bits and the relocation type in its low 32 bits.
  */
-function readRelocations(
-  sections: ElfSection[],
-  symbolCount: number,
-  littleEndian: boolean,
-  problems: Problem[],
-): Map<number, ElfRelocation[]> {
+function readRelocations(sections: ElfSection[], symbolCount: number, littleEndian: boolean, problems: Problem[]): Map<number, ElfRelocation[]> {
   const result = new LazyMap<number, ElfRelocation[]>();
   const pending = new Map<number, { section: ElfSection; entrySize: number }[]>();
   for (const section of sections) {
@@ -386,7 +378,10 @@ function readRelocations(
       continue;
     }
     if (section.data.length % entrySize !== 0) {
-      problems.push({ message: `section ${section.name}: size ${section.data.length} is not a multiple of the ${entrySize}-byte relocation entry`, offset: section.offset });
+      problems.push({
+        message: `section ${section.name}: size ${section.data.length} is not a multiple of the ${entrySize}-byte relocation entry`,
+        offset: section.offset,
+      });
     }
     validateRelocations(section, target, entrySize, symbolCount, littleEndian, problems);
     pending.set(target.index, [...(pending.get(target.index) ?? []), { section, entrySize }]);

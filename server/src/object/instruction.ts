@@ -261,7 +261,10 @@ export function decodePackedInstructions(
       }
       lddwHighs.set(index, high);
       slot++;
-    } else if (known === 0 || !isKnownOpcode({ offset: slot, opcode, class: opcodeClass(opcode), dst: 0, src: 0, off: 0, imm: view.getInt32(at + 4, littleEndian), width: 1 })) {
+    } else if (
+      known === 0 ||
+      !isKnownOpcode({ offset: slot, opcode, class: opcodeClass(opcode), dst: 0, src: 0, off: 0, imm: view.getInt32(at + 4, littleEndian), width: 1 })
+    ) {
       unknownOpcodes++;
       if (unknownOpcodes <= MAX_REPORTED_UNKNOWN_OPCODES) {
         problems.push({
@@ -632,19 +635,24 @@ export function applyLibbpfSourceRegistersPacked(
 ): void {
   const relocations = elf.relocations.get(sectionIndex) ?? [];
   const { offsets, count } = code;
-  forEachRelocatedInstruction(relocations, count, (index) => offsets[index], (index, relocation) => {
-    const symbol = elf.symbols[relocation.symbolIndex];
-    if (!symbol) return;
-    const opcode = packedOpcode(code, index);
-    if (opcode === CALL_OPCODE && symbol.sectionIndex === SHN_UNDEF) {
-      code.srcOverrides.set(index, BPF_PSEUDO_KFUNC_CALL);
-      return;
-    }
-    const targetSection = elf.sections[symbol.sectionIndex];
-    if (opcode === LDDW_OPCODE && symbol.sectionIndex !== SHN_UNDEF && targetSection && (targetSection.flags & SHF_EXECINSTR) !== 0) {
-      code.srcOverrides.set(index, BPF_PSEUDO_FUNC);
-    }
-  });
+  forEachRelocatedInstruction(
+    relocations,
+    count,
+    (index) => offsets[index],
+    (index, relocation) => {
+      const symbol = elf.symbols[relocation.symbolIndex];
+      if (!symbol) return;
+      const opcode = packedOpcode(code, index);
+      if (opcode === CALL_OPCODE && symbol.sectionIndex === SHN_UNDEF) {
+        code.srcOverrides.set(index, BPF_PSEUDO_KFUNC_CALL);
+        return;
+      }
+      const targetSection = elf.sections[symbol.sectionIndex];
+      if (opcode === LDDW_OPCODE && symbol.sectionIndex !== SHN_UNDEF && targetSection && (targetSection.flags & SHF_EXECINSTR) !== 0) {
+        code.srcOverrides.set(index, BPF_PSEUDO_FUNC);
+      }
+    },
+  );
 }
 
 /**

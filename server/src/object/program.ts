@@ -151,7 +151,11 @@ export function buildPrograms(elf: ElfFile): ProgramsResult {
   }
   if (programs.length === 0 && functions.length > 0) {
     // A library object, or SEC() forgotten: nothing here is loaded as a program on its own.
-    const names = functions.slice(0, 5).map((fn) => fn.name).join(', ') + (functions.length > 5 ? ', ...' : '');
+    const names =
+      functions
+        .slice(0, 5)
+        .map((fn) => fn.name)
+        .join(', ') + (functions.length > 5 ? ', ...' : '');
     problems.push({ message: `no programs: every function (${names}) is in .text; libbpf loads only functions of other sections (SEC("...")) as programs` });
   }
   return { programs, functions, problems };
@@ -172,9 +176,7 @@ function readFunctions(elf: ElfFile, problems: Problem[]): ObjectFunction[] {
     for (const problem of decodeProblems) {
       problems.push({ ...problem, offset: problem.offset === undefined ? undefined : section.offset + problem.offset });
     }
-    const symbols = elf.symbols
-      .filter((symbol) => symbol.type === STT_FUNC && symbol.sectionIndex === section.index)
-      .sort((a, b) => a.value - b.value);
+    const symbols = elf.symbols.filter((symbol) => symbol.type === STT_FUNC && symbol.sectionIndex === section.index).sort((a, b) => a.value - b.value);
     if (symbols.length === 0) {
       problems.push({ message: `section ${section.name} has code but no function symbols (stripped object?)`, offset: section.offset });
       continue;
@@ -212,12 +214,7 @@ class CodeFunction implements ObjectFunction {
   }
 }
 
-function buildProgram(
-  elf: ElfFile,
-  main: ObjectFunction,
-  bySectionStart: Map<string, ObjectFunction>,
-  problems: Problem[],
-): BpfProgram {
+function buildProgram(elf: ElfFile, main: ObjectFunction, bySectionStart: Map<string, ObjectFunction>, problems: Problem[]): BpfProgram {
   const subprograms: Subprogram[] = [];
   const indexOf = new Map<ObjectFunction, number>();
 

@@ -104,7 +104,6 @@ export interface StackAccess {
   fromBelow?: true;
 }
 
-
 export interface StackDepthResult {
   /** The depth the verifier checks: deepest touched byte, rounded up to 8. */
   checkedDepth: number;
@@ -147,9 +146,7 @@ export interface ReadOnlyData {
  * (A pointer to the caller's stack is the caller's: it stays out.)
  */
 export type ArgumentValue =
-  | { kind: 'constant'; value: number | bigint }
-  | { kind: 'function'; imm: number }
-  | { kind: 'readonly'; data: ReadOnlyData; offset: number };
+  { kind: 'constant'; value: number | bigint } | { kind: 'function'; imm: number } | { kind: 'readonly'; data: ReadOnlyData; offset: number };
 
 /** r1..r5 (index 0 is r1); undefined where nothing is known. */
 export type CallArguments = readonly (ArgumentValue | undefined)[];
@@ -203,7 +200,6 @@ const BPF_LOOP_HELPER = 181;
 const FOUND_MAY_GOTO = 1;
 const FOUND_BPF_LOOP_INLINED = 2;
 const NO_ACCESSES: StackAccess[] = [];
-
 
 export function computeStackDepth(range: PackedRange, options: StackDepthOptions = {}): StackDepthResult {
   return walker.analyze(range, options);
@@ -262,7 +258,8 @@ class DepthWalk {
     this.first = range.first;
     this.count = Math.max(0, range.end - range.first);
     this.readOnlyAddress = options.readOnlyAddress;
-    if (this.count === 0) return { checkedDepth: 0, byteDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: NO_ACCESSES, unreachable: [], callArguments: new Map() };
+    if (this.count === 0)
+      return { checkedDepth: 0, byteDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: NO_ACCESSES, unreachable: [], callArguments: new Map() };
     this.findBlocks();
     this.callArguments = new Map();
     this.solve(options.entryArguments);
@@ -297,7 +294,15 @@ class DepthWalk {
 
     const checkedDepth = roundToSlots(deepest);
     const hidden = hiddenSlots({ bpfLoopInlined: (found & FOUND_BPF_LOOP_INLINED) !== 0, mayGoto: (found & FOUND_MAY_GOTO) !== 0 });
-    return { checkedDepth, byteDepth: deepest, hiddenBytes: hidden.bytes, hiddenReasons: hidden.reasons, accesses, unreachable, callArguments: this.callArguments };
+    return {
+      checkedDepth,
+      byteDepth: deepest,
+      hiddenBytes: hidden.bytes,
+      hiddenReasons: hidden.reasons,
+      accesses,
+      unreachable,
+      callArguments: this.callArguments,
+    };
   }
 
   /** Walks blocks until no entry state changes. */
@@ -559,7 +564,12 @@ class DepthWalk {
     const op = aluOperation(insn);
     const left = this.constantIn(dst);
     const right = usesImmediate(insn) ? insn.imm : this.constantIn(insn.src);
-    const folded = op === BPF_MOV ? moveConstant(bits, insn.off, right) : left === undefined || right === undefined ? undefined : aluConstant(op, bits, insn.off, left, right);
+    const folded =
+      op === BPF_MOV
+        ? moveConstant(bits, insn.off, right)
+        : left === undefined || right === undefined
+          ? undefined
+          : aluConstant(op, bits, insn.off, left, right);
     if (folded === undefined) this.forget(dst);
     else this.setConstant(dst, folded);
   }
@@ -768,17 +778,28 @@ function low32(value: number): number {
 function compare(op: JumpOp, l: number, r: number): boolean | undefined {
   const sameSign = l < 0 === r < 0;
   switch (op) {
-    case BPF_JEQ: return l === r;
-    case BPF_JNE: return l !== r;
-    case BPF_JGT: return sameSign ? l > r : l < 0;
-    case BPF_JGE: return sameSign ? l >= r : l < 0;
-    case BPF_JLT: return sameSign ? l < r : r < 0;
-    case BPF_JLE: return sameSign ? l <= r : r < 0;
-    case BPF_JSGT: return l > r;
-    case BPF_JSGE: return l >= r;
-    case BPF_JSLT: return l < r;
-    case BPF_JSLE: return l <= r;
-    default: return undefined;
+    case BPF_JEQ:
+      return l === r;
+    case BPF_JNE:
+      return l !== r;
+    case BPF_JGT:
+      return sameSign ? l > r : l < 0;
+    case BPF_JGE:
+      return sameSign ? l >= r : l < 0;
+    case BPF_JLT:
+      return sameSign ? l < r : r < 0;
+    case BPF_JLE:
+      return sameSign ? l <= r : r < 0;
+    case BPF_JSGT:
+      return l > r;
+    case BPF_JSGE:
+      return l >= r;
+    case BPF_JSLT:
+      return l < r;
+    case BPF_JSLE:
+      return l <= r;
+    default:
+      return undefined;
   }
 }
 
@@ -805,18 +826,30 @@ function compareBig(op: JumpOp, bits: number, l: bigint, r: bigint): boolean | u
   const signedLeft = BigInt.asIntN(bits, l);
   const signedRight = BigInt.asIntN(bits, r);
   switch (op) {
-    case BPF_JEQ: return unsignedLeft === unsignedRight;
-    case BPF_JNE: return unsignedLeft !== unsignedRight;
-    case BPF_JGT: return unsignedLeft > unsignedRight;
-    case BPF_JGE: return unsignedLeft >= unsignedRight;
-    case BPF_JLT: return unsignedLeft < unsignedRight;
-    case BPF_JLE: return unsignedLeft <= unsignedRight;
-    case BPF_JSET: return (unsignedLeft & unsignedRight) !== 0n;
-    case BPF_JSGT: return signedLeft > signedRight;
-    case BPF_JSGE: return signedLeft >= signedRight;
-    case BPF_JSLT: return signedLeft < signedRight;
-    case BPF_JSLE: return signedLeft <= signedRight;
-    default: return undefined;
+    case BPF_JEQ:
+      return unsignedLeft === unsignedRight;
+    case BPF_JNE:
+      return unsignedLeft !== unsignedRight;
+    case BPF_JGT:
+      return unsignedLeft > unsignedRight;
+    case BPF_JGE:
+      return unsignedLeft >= unsignedRight;
+    case BPF_JLT:
+      return unsignedLeft < unsignedRight;
+    case BPF_JLE:
+      return unsignedLeft <= unsignedRight;
+    case BPF_JSET:
+      return (unsignedLeft & unsignedRight) !== 0n;
+    case BPF_JSGT:
+      return signedLeft > signedRight;
+    case BPF_JSGE:
+      return signedLeft >= signedRight;
+    case BPF_JSLT:
+      return signedLeft < signedRight;
+    case BPF_JSLE:
+      return signedLeft <= signedRight;
+    default:
+      return undefined;
   }
 }
 
@@ -859,25 +892,46 @@ function aluConstant(op: AluOp, bits: 32 | 64, off: number, leftValue: number | 
   const shift = right & (width - 1n);
   let result: bigint;
   switch (op) {
-    case BPF_ADD: result = left + right; break;
-    case BPF_SUB: result = left - right; break;
-    case BPF_MUL: result = left * right; break;
+    case BPF_ADD:
+      result = left + right;
+      break;
+    case BPF_SUB:
+      result = left - right;
+      break;
+    case BPF_MUL:
+      result = left * right;
+      break;
     case BPF_DIV:
       if (right === 0n) result = 0n;
       else result = off === 1 ? signedLeft / signedRight : left / right;
       break;
-    case BPF_OR: result = left | right; break;
-    case BPF_AND: result = left & right; break;
-    case BPF_LSH: result = left << shift; break;
-    case BPF_RSH: result = left >> shift; break;
-    case BPF_NEG: result = -left; break;
+    case BPF_OR:
+      result = left | right;
+      break;
+    case BPF_AND:
+      result = left & right;
+      break;
+    case BPF_LSH:
+      result = left << shift;
+      break;
+    case BPF_RSH:
+      result = left >> shift;
+      break;
+    case BPF_NEG:
+      result = -left;
+      break;
     case BPF_MOD:
       if (right === 0n) result = left;
       else result = off === 1 ? signedLeft % signedRight : left % right;
       break;
-    case BPF_XOR: result = left ^ right; break;
-    case BPF_ARSH: result = signedLeft >> shift; break;
-    default: return undefined;
+    case BPF_XOR:
+      result = left ^ right;
+      break;
+    case BPF_ARSH:
+      result = signedLeft >> shift;
+      break;
+    default:
+      return undefined;
   }
   return bits === 32 ? BigInt.asUintN(32, result) : BigInt.asIntN(64, result);
 }

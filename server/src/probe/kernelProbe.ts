@@ -139,12 +139,24 @@ function btfBlob(strings: string, words: number[], funcInfo: [number, number][])
  */
 function twoFunctionBtf(subAt: number): { btf: string; funcInfo: string } {
   const words = [
-    1, 0x01000000, 4, 0x01000020, // [1] INT "int": 4 bytes, signed, 32 bits
-    0, 0x0d000000, 1, // [2] FUNC_PROTO returning int, no parameters
-    5, 0x0c000000, 2, // [3] FUNC "main" (static)
-    10, 0x0c000000, 2, // [4] FUNC "sub" (static)
+    1,
+    0x01000000,
+    4,
+    0x01000020, // [1] INT "int": 4 bytes, signed, 32 bits
+    0,
+    0x0d000000,
+    1, // [2] FUNC_PROTO returning int, no parameters
+    5,
+    0x0c000000,
+    2, // [3] FUNC "main" (static)
+    10,
+    0x0c000000,
+    2, // [4] FUNC "sub" (static)
   ];
-  return btfBlob('\0int\0main\0sub\0', words, [[0, 3], [subAt, 4]]);
+  return btfBlob('\0int\0main\0sub\0', words, [
+    [0, 3],
+    [subAt, 4],
+  ]);
 }
 
 /**
@@ -153,14 +165,33 @@ function twoFunctionBtf(subAt: number): { btf: string; funcInfo: string } {
  */
 function timerBtf(callbackAt: number): { btf: string; funcInfo: string } {
   const words = [
-    1, 0x01000000, 4, 0x01000020, // [1] INT "int"
-    5, 0x04000000, 16, // [2] STRUCT "bpf_timer", 16 bytes, no members described
-    15, 0x04000001, 16, 19, 2, 0, // [3] STRUCT "val" { "t": type 2 at bit 0 }
-    0, 0x0d000000, 1, // [4] FUNC_PROTO int (void)
-    21, 0x0c000000, 4, // [5] FUNC "main"
-    26, 0x0c000000, 4, // [6] FUNC "cb"
+    1,
+    0x01000000,
+    4,
+    0x01000020, // [1] INT "int"
+    5,
+    0x04000000,
+    16, // [2] STRUCT "bpf_timer", 16 bytes, no members described
+    15,
+    0x04000001,
+    16,
+    19,
+    2,
+    0, // [3] STRUCT "val" { "t": type 2 at bit 0 }
+    0,
+    0x0d000000,
+    1, // [4] FUNC_PROTO int (void)
+    21,
+    0x0c000000,
+    4, // [5] FUNC "main"
+    26,
+    0x0c000000,
+    4, // [6] FUNC "cb"
   ];
-  return btfBlob('\0int\0bpf_timer\0val\0t\0main\0cb\0', words, [[0, 5], [callbackAt, 6]]);
+  return btfBlob('\0int\0bpf_timer\0val\0t\0main\0cb\0', words, [
+    [0, 5],
+    [callbackAt, 6],
+  ]);
 }
 
 /**
@@ -434,7 +465,9 @@ export function probeRunningKernelSync(options: { useCache?: boolean } = {}): Pr
   const loader = ensureLoaderSync();
   if (!loader.path) return { reason: loader.reason };
   const vmlinux = readVmlinuxFacts();
-  const input = probeLines(vmlinux.targets).map((probe) => probe.line).join('\n');
+  const input = probeLines(vmlinux.targets)
+    .map((probe) => probe.line)
+    .join('\n');
   const run = spawnSync(loader.path, [], { input: `${input}\n`, encoding: 'utf8', timeout: 30_000 });
   return outcomeOf(run, buildId, vmlinux);
 }
@@ -473,6 +506,10 @@ export function probeRunningKernel(): Promise<ProbeOutcome> {
       clearTimeout(timer);
       resolve(outcomeOf({ status, stdout, stderr, error: undefined }, buildId, vmlinux));
     });
-    child.stdin.end(`${probeLines(vmlinux.targets).map((probe) => probe.line).join('\n')}\n`);
+    child.stdin.end(
+      `${probeLines(vmlinux.targets)
+        .map((probe) => probe.line)
+        .join('\n')}\n`,
+    );
   });
 }

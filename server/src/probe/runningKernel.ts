@@ -35,9 +35,7 @@ export function runningKernelProfile(options: RunningKernelOptions = {}): { prof
   // The major.minor label keeps the running kernel comparable with --kernel 6.18 and fixtures' kernel= lines.
   const profile: KernelProfile = { version: `${version.major}.${version.minor}`, jit };
   const outcome: ProbeOutcome =
-    options.probe === 'cached'
-      ? { facts: cachedRunningKernelFacts(), reason: 'the running kernel has not been probed yet' }
-      : probeRunningKernelSync();
+    options.probe === 'cached' ? { facts: cachedRunningKernelFacts(), reason: 'the running kernel has not been probed yet' } : probeRunningKernelSync();
   if (outcome.facts) profile.probed = outcome.facts;
   else profile.unprobed = [`the running kernel (${release()}) was not probed (${outcome.reason}): its rules come from its version`];
   return { profile };

@@ -140,10 +140,34 @@ export interface MissingFeatureRule {
  * functions are kfuncs. The lab measured the limit on its kernels (MEASURED_HELPER_ID_LIMITS).
  */
 const UPSTREAM_HELPER_ID_LIMITS: readonly (readonly [number, number, number])[] = [
-  [4, 16, 60], [4, 17, 65], [4, 18, 81], [4, 19, 84], [4, 20, 91], [5, 0, 93], [5, 1, 99], [5, 2, 109],
-  [5, 3, 111], [5, 4, 111], [5, 5, 119], [5, 6, 122], [5, 7, 125], [5, 8, 136], [5, 9, 142], [5, 10, 156],
-  [5, 11, 163], [5, 12, 164], [5, 13, 166], [5, 14, 169], [5, 15, 176], [5, 16, 180], [5, 17, 186],
-  [5, 18, 194], [5, 19, 204], [6, 0, 208], [6, 1, 210], [6, 2, 212],
+  [4, 16, 60],
+  [4, 17, 65],
+  [4, 18, 81],
+  [4, 19, 84],
+  [4, 20, 91],
+  [5, 0, 93],
+  [5, 1, 99],
+  [5, 2, 109],
+  [5, 3, 111],
+  [5, 4, 111],
+  [5, 5, 119],
+  [5, 6, 122],
+  [5, 7, 125],
+  [5, 8, 136],
+  [5, 9, 142],
+  [5, 10, 156],
+  [5, 11, 163],
+  [5, 12, 164],
+  [5, 13, 166],
+  [5, 14, 169],
+  [5, 15, 176],
+  [5, 16, 180],
+  [5, 17, 186],
+  [5, 18, 194],
+  [5, 19, 204],
+  [6, 0, 208],
+  [6, 1, 210],
+  [6, 2, 212],
 ];
 
 /**
@@ -197,7 +221,9 @@ function modeledVersion(version: KernelVersion): { version: KernelVersion; notes
   if (!atLeast(version, OLDEST_MODELED.major, OLDEST_MODELED.minor)) {
     return {
       version: OLDEST_MODELED,
-      notes: [`kernel ${written} is older than any the rules model (${label(OLDEST_MODELED)}, the first with bpf-to-bpf calls); judged as ${label(OLDEST_MODELED)}`],
+      notes: [
+        `kernel ${written} is older than any the rules model (${label(OLDEST_MODELED)}, the first with bpf-to-bpf calls); judged as ${label(OLDEST_MODELED)}`,
+      ],
     };
   }
   if (!atLeast(NEWEST_MEASURED, version.major, version.minor)) {
@@ -279,7 +305,10 @@ export function parseKernelProfiles(versions: string[], jit: boolean): { profile
   const profiles: KernelProfile[] = [];
   const errors: string[] = [];
   const warnings: string[] = [];
-  for (const entry of versions.flatMap((text) => text.split(',')).map((text) => text.trim()).filter(Boolean)) {
+  for (const entry of versions
+    .flatMap((text) => text.split(','))
+    .map((text) => text.trim())
+    .filter(Boolean)) {
     const version = parseKernelVersion(entry);
     if (!version) {
       errors.push(`"${entry}" is not a kernel version (expected MAJOR.MINOR or an exact release, like 6.1 or 6.1.170)`);

@@ -157,7 +157,10 @@ export function printedStackDepths(subprograms: SubprogramReport[], verdict: Ver
   const stopped = stoppedDepths(verdict);
   if (stopped) return stopped.join('+');
   const accepted = verdict?.accepted ?? true;
-  return subprograms.filter((sub) => sub.verified || !accepted).map((sub) => sub.stackDepth).join('+');
+  return subprograms
+    .filter((sub) => sub.verified || !accepted)
+    .map((sub) => sub.stackDepth)
+    .join('+');
 }
 
 /**

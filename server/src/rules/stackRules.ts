@@ -78,13 +78,7 @@ export const MAX_SUBPROGRAMS = 256;
 export const MAX_WALKED_FRAMES = 1_000_000;
 
 export type RuleId =
-  | 'tail-call-depth'
-  | 'combined-stack'
-  | 'call-depth'
-  | 'subprog-stack'
-  | 'tail-call-with-calls'
-  | 'too-many-subprograms'
-  | 'kernel-lacks-feature';
+  'tail-call-depth' | 'combined-stack' | 'call-depth' | 'subprog-stack' | 'tail-call-with-calls' | 'too-many-subprograms' | 'kernel-lacks-feature';
 
 /** What a program uses that the kernel predates, for advice: the feature and the first release with it. */
 export interface MissingFeature {
@@ -201,10 +195,14 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
   const assumes = [...rules.assumes];
   const hasAsyncCallback = nodes.some((node) => node.isAsyncCallback);
   if (profile.probed?.asyncCallbacksAreRoots === undefined && profile.probed && hasAsyncCallback) {
-    assumes.push(`async callbacks ${rules.asyncCallbacksAreRoots ? 'are' : 'are not'} roots of their own: assumed from the release; the probe could not load one`);
+    assumes.push(
+      `async callbacks ${rules.asyncCallbacksAreRoots ? 'are' : 'are not'} roots of their own: assumed from the release; the probe could not load one`,
+    );
   }
   if (profile.probed?.tailCallsWithCalls === undefined && profile.probed && hasTailCall && nodes.length > 1) {
-    assumes.push(`tail calls ${rules.tailCallsWithCalls ? 'may' : 'may not'} be mixed with bpf-to-bpf calls: assumed from the release; the probe could not load one`);
+    assumes.push(
+      `tail calls ${rules.tailCallsWithCalls ? 'may' : 'may not'} be mixed with bpf-to-bpf calls: assumed from the release; the probe could not load one`,
+    );
   }
   if (profile.probed && upstreamPrivateStack(kind) && profile.probed.privateStack[privateStackKey(kind)] === undefined) {
     assumes.push(
@@ -230,13 +228,7 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     violations.push({ ...violation, chain, reportedByKernel: false, phase });
   };
 
-  const visit = (
-    index: number,
-    callersDepth: number,
-    callers: ChainFrame[],
-    callSource: SourceLocation | undefined,
-    privateStackSupported: boolean,
-  ) => {
+  const visit = (index: number, callersDepth: number, callers: ChainFrame[], callSource: SourceLocation | undefined, privateStackSupported: boolean) => {
     if (++walkedFrames > MAX_WALKED_FRAMES) return;
     const node = nodes[index];
     const roundedDepth = rules.roundStackDepth(node.stackDepth);
@@ -485,7 +477,11 @@ function missingFeatures(
         frames: [frame(taking.caller), frame(callback, taking.call.source)],
         subprogram: callback,
         source: taking.call.source,
-        missingFeature: { feature: 'callback-address' as const, what: `the callback ${nodes[callback].name} passed by address (BPF_PSEUDO_FUNC)`, since: CALLBACK_ADDRESS_RELEASE },
+        missingFeature: {
+          feature: 'callback-address' as const,
+          what: `the callback ${nodes[callback].name} passed by address (BPF_PSEUDO_FUNC)`,
+          since: CALLBACK_ADDRESS_RELEASE,
+        },
         printedDepths: notVerified,
       };
       if (uncounted > 0 && graph.hasFuncInfo !== false) {
@@ -601,7 +597,8 @@ function firstUnknownHelper(
       if (reachesCall) {
         top.next++;
         const callee = nodes[call.callee];
-        const followed = call.kind === 'call' && !call.deadCode && !callee.isGlobal && !finished.has(call.callee) && !stack.some((f) => f.index === call.callee);
+        const followed =
+          call.kind === 'call' && !call.deadCode && !callee.isGlobal && !finished.has(call.callee) && !stack.some((f) => f.index === call.callee);
         if (followed) {
           top.calledAt = call.at;
           enter(call.callee, call.source);

@@ -16,7 +16,10 @@ const VERSION_PARENTS = ['/usr/lib/clang', '/usr/local/lib/clang', '/usr/lib64/c
 
 function subdirectories(directory: string): string[] {
   try {
-    return fs.readdirSync(directory, { withFileTypes: true }).filter((entry) => entry.isDirectory() || entry.isSymbolicLink()).map((entry) => entry.name);
+    return fs
+      .readdirSync(directory, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory() || entry.isSymbolicLink())
+      .map((entry) => entry.name);
   } catch {
     return [];
   }
@@ -32,7 +35,8 @@ function installedResourceIncludes(): { major: number; directory: string }[] {
   for (const name of subdirectories('/usr/lib')) {
     const match = /^llvm-(\d+)$/.exec(name);
     if (!match) continue;
-    for (const version of subdirectories(path.join('/usr/lib', name, 'lib', 'clang'))) add(Number(match[1]), path.join('/usr/lib', name, 'lib', 'clang', version, 'include'));
+    for (const version of subdirectories(path.join('/usr/lib', name, 'lib', 'clang')))
+      add(Number(match[1]), path.join('/usr/lib', name, 'lib', 'clang', version, 'include'));
   }
   for (const parent of VERSION_PARENTS) for (const version of subdirectories(parent)) add(Number.parseInt(version, 10), path.join(parent, version, 'include'));
   return found;

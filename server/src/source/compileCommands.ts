@@ -50,7 +50,11 @@ export function readCompileCommands(databasePath: string): CompileCommandEntry[]
 }
 
 /** The argument vector and working directory of the entry for `sourcePath` (the last one, as clangd takes it), or undefined when none names it. */
-export function compileArgumentsFor(entries: readonly CompileCommandEntry[], sourcePath: string, databaseDirectory: string): { argv: string[]; directory: string } | undefined {
+export function compileArgumentsFor(
+  entries: readonly CompileCommandEntry[],
+  sourcePath: string,
+  databaseDirectory: string,
+): { argv: string[]; directory: string } | undefined {
   const wanted = resolvedPath(sourcePath);
   for (let index = entries.length - 1; index >= 0; index--) {
     const entry = entries[index];

@@ -49,18 +49,22 @@ const ZERO: ConstantValue = { value: 0n, unsigned: false };
 
 /** Binary operators by precedence level, loosest first. */
 const BINARY_LEVELS: readonly (readonly string[])[] = [
-  ['||'], ['&&'], ['|'], ['^'], ['&'], ['==', '!='], ['<', '>', '<=', '>='], ['<<', '>>'], ['+', '-'], ['*', '/', '%'],
+  ['||'],
+  ['&&'],
+  ['|'],
+  ['^'],
+  ['&'],
+  ['==', '!='],
+  ['<', '>', '<=', '>='],
+  ['<<', '>>'],
+  ['+', '-'],
+  ['*', '/', '%'],
 ];
 const PRECEDENCE = new Map<string, number>();
 BINARY_LEVELS.forEach((operators, level) => operators.forEach((operator) => PRECEDENCE.set(operator, level)));
 
 /** Evaluates tokens[start, end) as an integer constant expression. Never throws. */
-export function evaluateConstant(
-  tokens: readonly Token[],
-  start: number,
-  end: number,
-  context: ConstantContext,
-): ConstantResult {
+export function evaluateConstant(tokens: readonly Token[], start: number, end: number, context: ConstantContext): ConstantResult {
   const evaluator = new Evaluator(tokens, start, end, context);
   try {
     const result = evaluator.comma();
@@ -144,7 +148,9 @@ class Evaluator {
         case '-':
         case '+':
         case '~':
-        case '!': this.position++; return applyUnary(token.text, this.unary());
+        case '!':
+          this.position++;
+          return applyUnary(token.text, this.unary());
         case '&': {
           this.position++;
           return { value: BigInt(this.addressOfMember()), unsigned: true };
@@ -346,10 +352,14 @@ function isBool(typeName: ParsedTypeName): boolean {
 /** `-x`, `+x`, `~x`, `!x` with C's 64-bit wrapping; another operator gives 0. */
 function applyUnary(operator: string, operand: ConstantValue): ConstantValue {
   switch (operator) {
-    case '-': return wrap(-operand.value, operand.unsigned);
-    case '+': return operand;
-    case '~': return wrap(~operand.value, operand.unsigned);
-    case '!': return { value: operand.value === 0n ? 1n : 0n, unsigned: false };
+    case '-':
+      return wrap(-operand.value, operand.unsigned);
+    case '+':
+      return operand;
+    case '~':
+      return wrap(~operand.value, operand.unsigned);
+    case '!':
+      return { value: operand.value === 0n ? 1n : 0n, unsigned: false };
   }
   return ZERO;
 }
@@ -379,23 +389,39 @@ function applyBinary(operator: string, left: ConstantValue, right: ConstantValue
   const b = unsigned ? BigInt.asUintN(64, right.value) : right.value;
   const truth = (condition: boolean): ConstantValue => ({ value: condition ? 1n : 0n, unsigned: false });
   switch (operator) {
-    case '||': return truth(a !== 0n || b !== 0n);
-    case '&&': return truth(a !== 0n && b !== 0n);
-    case '|': return wrap(a | b, unsigned);
-    case '^': return wrap(a ^ b, unsigned);
-    case '&': return wrap(a & b, unsigned);
-    case '==': return truth(a === b);
-    case '!=': return truth(a !== b);
-    case '<': return truth(a < b);
-    case '>': return truth(a > b);
-    case '<=': return truth(a <= b);
-    case '>=': return truth(a >= b);
+    case '||':
+      return truth(a !== 0n || b !== 0n);
+    case '&&':
+      return truth(a !== 0n && b !== 0n);
+    case '|':
+      return wrap(a | b, unsigned);
+    case '^':
+      return wrap(a ^ b, unsigned);
+    case '&':
+      return wrap(a & b, unsigned);
+    case '==':
+      return truth(a === b);
+    case '!=':
+      return truth(a !== b);
+    case '<':
+      return truth(a < b);
+    case '>':
+      return truth(a > b);
+    case '<=':
+      return truth(a <= b);
+    case '>=':
+      return truth(a >= b);
     // Shifts take the type of the left operand.
-    case '<<': return wrap(a << BigInt.asUintN(6, right.value), left.unsigned);
-    case '>>': return wrap((left.unsigned ? BigInt.asUintN(64, left.value) : left.value) >> BigInt.asUintN(6, right.value), left.unsigned);
-    case '+': return wrap(a + b, unsigned);
-    case '-': return wrap(a - b, unsigned);
-    case '*': return wrap(a * b, unsigned);
+    case '<<':
+      return wrap(a << BigInt.asUintN(6, right.value), left.unsigned);
+    case '>>':
+      return wrap((left.unsigned ? BigInt.asUintN(64, left.value) : left.value) >> BigInt.asUintN(6, right.value), left.unsigned);
+    case '+':
+      return wrap(a + b, unsigned);
+    case '-':
+      return wrap(a - b, unsigned);
+    case '*':
+      return wrap(a * b, unsigned);
     case '/':
       if (b === 0n) throw new EvaluationError('division by zero in constant expression');
       return wrap(a / b, unsigned);
@@ -427,7 +453,19 @@ export function parseIntegerLiteral(text: string): ConstantValue {
 }
 
 const SIMPLE_ESCAPES: Record<string, number> = {
-  n: 10, t: 9, r: 13, '0': 0, a: 7, b: 8, f: 12, v: 11, e: 27, '\\': 92, "'": 39, '"': 34, '?': 63,
+  n: 10,
+  t: 9,
+  r: 13,
+  '0': 0,
+  a: 7,
+  b: 8,
+  f: 12,
+  v: 11,
+  e: 27,
+  '\\': 92,
+  "'": 39,
+  '"': 34,
+  '?': 63,
 };
 
 /** Decodes the body of a string or character literal into its code units (bytes for plain strings). */
@@ -491,11 +529,7 @@ function charLiteralValue(text: string): number {
  * ("abc" "de" → 6, counting the terminating NUL), and where they end; undefined if no string
  * literal starts there. Wide literals count their element size.
  */
-export function stringLiteralsSize(
-  tokens: readonly Token[],
-  start: number,
-  end: number,
-): { size: number; next: number } | undefined {
+export function stringLiteralsSize(tokens: readonly Token[], start: number, end: number): { size: number; next: number } | undefined {
   let index = start;
   let units = 0;
   let unitSize = 1;

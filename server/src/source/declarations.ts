@@ -18,7 +18,10 @@ import type { CType, DeferredRecord, EnumDef, FieldDef, RecordDef, ScalarName, T
 import type { Problem } from '../common/problem';
 
 class ParseError extends Error {
-  constructor(message: string, readonly offset: number | undefined) {
+  constructor(
+    message: string,
+    readonly offset: number | undefined,
+  ) {
     super(message);
   }
 }
@@ -31,7 +34,11 @@ class ParseError extends Error {
 export const MAX_DECLARATION_NESTING = 256;
 
 class Cursor {
-  constructor(readonly tokens: readonly Token[], public position: number, readonly end: number) {}
+  constructor(
+    readonly tokens: readonly Token[],
+    public position: number,
+    readonly end: number,
+  ) {}
 
   get token(): Token | undefined {
     return this.position < this.end ? this.tokens[this.position] : undefined;
@@ -127,25 +134,79 @@ export interface DeclaredName {
 }
 
 const QUALIFIERS = new Set([
-  'const', '__const', '__const__', 'volatile', '__volatile', '__volatile__', 'restrict', '__restrict',
-  '__restrict__', '_Nonnull', '_Nullable', '_Null_unspecified', '__ptr64', '__ptr32',
+  'const',
+  '__const',
+  '__const__',
+  'volatile',
+  '__volatile',
+  '__volatile__',
+  'restrict',
+  '__restrict',
+  '__restrict__',
+  '_Nonnull',
+  '_Nullable',
+  '_Null_unspecified',
+  '__ptr64',
+  '__ptr32',
 ]);
 
 const STORAGE_AND_FUNCTION_SPECIFIERS = new Set([
-  'extern', 'static', 'auto', 'register', 'inline', '__inline', '__inline__', '_Noreturn', '__extension__',
-  '_Thread_local', '__thread', 'thread_local', 'constexpr',
+  'extern',
+  'static',
+  'auto',
+  'register',
+  'inline',
+  '__inline',
+  '__inline__',
+  '_Noreturn',
+  '__extension__',
+  '_Thread_local',
+  '__thread',
+  'thread_local',
+  'constexpr',
 ]);
 
 const BASIC_TYPE_WORDS = new Set([
-  'void', 'char', 'int', 'float', 'double', '_Bool', '__int128', '_Float16', '__fp16', '__bf16', '__builtin_va_list',
-  'short', 'long', 'signed', '__signed', '__signed__', 'unsigned', '_Complex', '__int128_t', '__uint128_t',
+  'void',
+  'char',
+  'int',
+  'float',
+  'double',
+  '_Bool',
+  '__int128',
+  '_Float16',
+  '__fp16',
+  '__bf16',
+  '__builtin_va_list',
+  'short',
+  'long',
+  'signed',
+  '__signed',
+  '__signed__',
+  'unsigned',
+  '_Complex',
+  '__int128_t',
+  '__uint128_t',
 ]);
 
 function isTypeKeyword(text: string): boolean {
-  return BASIC_TYPE_WORDS.has(text) || QUALIFIERS.has(text) || STORAGE_AND_FUNCTION_SPECIFIERS.has(text) ||
-    text === 'struct' || text === 'union' || text === 'enum' || text === 'typeof' || text === '__typeof__' ||
-    text === '__typeof' || text === '_Atomic' || text === '__attribute__' || text === '__attribute' ||
-    text === '_Alignas' || text === 'typedef' || text === 'typeof_unqual';
+  return (
+    BASIC_TYPE_WORDS.has(text) ||
+    QUALIFIERS.has(text) ||
+    STORAGE_AND_FUNCTION_SPECIFIERS.has(text) ||
+    text === 'struct' ||
+    text === 'union' ||
+    text === 'enum' ||
+    text === 'typeof' ||
+    text === '__typeof__' ||
+    text === '__typeof' ||
+    text === '_Atomic' ||
+    text === '__attribute__' ||
+    text === '__attribute' ||
+    text === '_Alignas' ||
+    text === 'typedef' ||
+    text === 'typeof_unqual'
+  );
 }
 
 /**
@@ -227,7 +288,11 @@ export class DeclarationParser {
    */
   deferRecords = false;
 
-  constructor(readonly environment: TypeEnvironment, readonly problems: Problem[], layout?: LayoutEngine) {
+  constructor(
+    readonly environment: TypeEnvironment,
+    readonly problems: Problem[],
+    layout?: LayoutEngine,
+  ) {
     this.layout = layout ?? new LayoutEngine(environment);
     environment.recordReader ??= (text) => this.readRecordText(text);
     this.constantContext = {

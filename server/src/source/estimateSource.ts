@@ -3,11 +3,27 @@
  * estimated frame and every program's verdict out, without compiling. EstimateSession keeps what one
  * open document's estimates share between calls.
  */
-import { type ProgramReport, type SubprogramReport, addStackDepthLines, addVerifierSubprograms, printAsRejected, printedStackDepths, verdictReport } from '../rules/report';
+import {
+  type ProgramReport,
+  type SubprogramReport,
+  addStackDepthLines,
+  addVerifierSubprograms,
+  printAsRejected,
+  printedStackDepths,
+  verdictReport,
+} from '../rules/report';
 import type { FrameGraph } from '../rules/frameGraph';
 import type { KernelProfile } from '../rules/kernelProfile';
 import { judgeStack } from '../rules/stackRules';
-import { FRAME_TIME_BUDGET_MS, type FunctionEstimate, type FunctionFrame, FrameEstimateCache, estimateFrames, estimateFramesFromCache, frameOf } from './frameEstimate';
+import {
+  FRAME_TIME_BUDGET_MS,
+  type FunctionEstimate,
+  type FunctionFrame,
+  FrameEstimateCache,
+  estimateFrames,
+  estimateFramesFromCache,
+  frameOf,
+} from './frameEstimate';
 import { CDocument, MAX_PARSED_CHARACTERS, parseBudgetMs, workClock } from './parser';
 import type { Tree } from './parser';
 import { buildSourceFrameGraphs } from './sourceCallGraph';
@@ -127,7 +143,11 @@ export class EstimateSession {
    * reparsed incrementally from the previous one. `use` runs synchronously right after the reparses,
    * so an overlapping call cannot replace a tree under it.
    */
-  async withTree<T>(unit: Pick<TranslationUnit, 'aligned' | 'headerSources'>, use: (tree: Tree | null, headerTrees: Tree[]) => T, parseBudgetMs?: number): Promise<T> {
+  async withTree<T>(
+    unit: Pick<TranslationUnit, 'aligned' | 'headerSources'>,
+    use: (tree: Tree | null, headerTrees: Tree[]) => T,
+    parseBudgetMs?: number,
+  ): Promise<T> {
     const text = unit.aligned.text;
     // Made empty and brought to the text below, where a refused parse becomes a problem of the report.
     this.documentPromise ??= CDocument.create();
@@ -203,7 +223,13 @@ function implicitSession(file: string): EstimateSession {
  * and, for each kernel that accepts the low end, whether it still would at the upper one (the range
  * crossing a limit is what the user must know: the low number alone would be a confident "passes").
  */
-function addUpperBound(report: ProgramReport, graph: FrameGraph, functions: readonly FunctionEstimate[], verified: readonly boolean[], profiles: readonly KernelProfile[]): void {
+function addUpperBound(
+  report: ProgramReport,
+  graph: FrameGraph,
+  functions: readonly FunctionEstimate[],
+  verified: readonly boolean[],
+  profiles: readonly KernelProfile[],
+): void {
   const uncertain = report.subprograms.filter((sub) => sub.stackDepthUpTo !== undefined);
   if (uncertain.length === 0) return;
   const upper = report.subprograms.map((sub) => ({ ...sub, stackDepth: sub.stackDepthUpTo ?? sub.stackDepth }));
@@ -211,7 +237,10 @@ function addUpperBound(report: ProgramReport, graph: FrameGraph, functions: read
   report.uncertainty = uncertain.map((sub) => `${sub.name}: ${sub.uncertainty}`);
   const upperGraph: FrameGraph = {
     ...graph,
-    subprograms: graph.subprograms.map((node, index) => ({ ...node, stackDepth: verified[index] && functions[index].upTo !== undefined ? functions[index].upTo! : node.stackDepth })),
+    subprograms: graph.subprograms.map((node, index) => ({
+      ...node,
+      stackDepth: verified[index] && functions[index].upTo !== undefined ? functions[index].upTo! : node.stackDepth,
+    })),
   };
   profiles.forEach((profile, index) => {
     if (!report.verdicts[index]?.accepted) return;
@@ -251,7 +280,12 @@ async function estimateSourceUnguarded(
   session: EstimateSession | undefined,
 ): Promise<EstimateReport> {
   if (text.length > MAX_PARSED_CHARACTERS) {
-    return { file, functions: [], programs: [], problems: [{ message: `${file} is not estimated: ${text.length} characters, more than the ${MAX_PARSED_CHARACTERS} parsed` }] };
+    return {
+      file,
+      functions: [],
+      programs: [],
+      problems: [{ message: `${file} is not estimated: ${text.length} characters, more than the ${MAX_PARSED_CHARACTERS} parsed` }],
+    };
   }
   const owner = session ?? implicitSession(file);
   const clock = workClock();
@@ -275,7 +309,11 @@ async function estimateSourceUnguarded(
     // macros took that long already (their own budget is 10 s) still gets a short parse.
     const characters = unit.aligned.text.length;
     const parseBudget = Math.max(MIN_PARSE_BUDGET_MS + characters / 1024, parseBudgetMs(characters) - mainFileMs);
-    const frames = await owner.withTree(unit, (tree, headerTrees) => (tree ? estimateFrames(unit, tree, owner.cache, headerTrees, { deadline: performance.now() + timeBudgetMs }) : undefined), parseBudget);
+    const frames = await owner.withTree(
+      unit,
+      (tree, headerTrees) => (tree ? estimateFrames(unit, tree, owner.cache, headerTrees, { deadline: performance.now() + timeBudgetMs }) : undefined),
+      parseBudget,
+    );
     estimates = frames?.functions;
     if (frames?.partial) {
       partial = true;

@@ -117,7 +117,9 @@ export function resolveInclude(request: IncludeRequest, search: IncludeSearch, e
   let start = 0;
   if (request.next) {
     const fromDirectory = path.dirname(request.fromFile);
-    const index = directories.findIndex((directory) => path.resolve(directory, request.spelled) === path.resolve(fromDirectory, request.spelled) || path.resolve(directory) === fromDirectory);
+    const index = directories.findIndex(
+      (directory) => path.resolve(directory, request.spelled) === path.resolve(fromDirectory, request.spelled) || path.resolve(directory) === fromDirectory,
+    );
     start = index === -1 ? 0 : index + 1;
   }
   for (let i = start; i < directories.length; i++) {
@@ -553,7 +555,14 @@ export class HeaderIndex {
   private indexHeader(file: string, text: string, contentHash: string, searchKey: string, context: IncludeContext): void {
     const entryMacros = new Map(context.state.macros);
     const declarations = emptyDeclarations();
-    const frame: RecordingFrame = { filter: new IdentifierFilter(), files: new Map([[file, contentHash]]), resolutions: new Map(), onceFiles: new Set(), problems: [], functionSources: [] };
+    const frame: RecordingFrame = {
+      filter: new IdentifierFilter(),
+      files: new Map([[file, contentHash]]),
+      resolutions: new Map(),
+      onceFiles: new Set(),
+      problems: [],
+      functionSources: [],
+    };
     // The header's own tokens after preprocessing (not those of the headers it includes).
     // Kept as the batches the preprocessor gave (vmlinux.h's is one of half a million tokens), not copied.
     const ownBatches: Token[][] = [];

@@ -36,25 +36,25 @@ export interface RecordLayout extends TypeLayout {
 }
 
 const SCALARS: Record<ScalarName, [size: number, align: number]> = {
-  'char': [1, 1],
+  char: [1, 1],
   'signed char': [1, 1],
   'unsigned char': [1, 1],
-  'short': [2, 2],
+  short: [2, 2],
   'unsigned short': [2, 2],
-  'int': [4, 4],
+  int: [4, 4],
   'unsigned int': [4, 4],
-  'long': [8, 8],
+  long: [8, 8],
   'unsigned long': [8, 8],
   'long long': [8, 8],
   'unsigned long long': [8, 8],
-  '__int128': [16, 16],
+  __int128: [16, 16],
   'unsigned __int128': [16, 16],
-  '_Bool': [1, 1],
-  'float': [4, 4],
-  'double': [8, 8],
+  _Bool: [1, 1],
+  float: [4, 4],
+  double: [8, 8],
   'long double': [8, 8],
-  '_Float16': [2, 2],
-  '__builtin_va_list': [8, 8],
+  _Float16: [2, 2],
+  __builtin_va_list: [8, 8],
 };
 
 export const POINTER_SIZE = 8;

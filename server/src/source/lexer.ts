@@ -166,7 +166,7 @@ function scan(
       position++;
       while (position < length) {
         const d = text.charCodeAt(position);
-        if ((d === 43 || d === 45) /* + - */) {
+        if (d === 43 || d === 45 /* + - */) {
           const previous = text.charCodeAt(position - 1) | 32;
           if (previous === 101 || previous === 112 /* e p */) {
             position++;
@@ -228,7 +228,10 @@ export function lineStarts(text: string): number[] {
 /** 1-based line of `offset`, by binary search over lineStarts(). */
 export function lineOfOffset(starts: readonly number[], offset: number): number {
   // The last start at or before offset (the first line's, 0, when none is).
-  return Math.max(1, partitionPoint(0, starts.length, (index) => starts[index] <= offset));
+  return Math.max(
+    1,
+    partitionPoint(0, starts.length, (index) => starts[index] <= offset),
+  );
 }
 
 /** Turns tokens back into text, one space wherever the source had whitespace. */

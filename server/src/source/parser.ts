@@ -191,10 +191,7 @@ export class CDocument {
     const shorter = Math.min(oldText.length, newText.length);
     while (prefix < shorter && oldText.charCodeAt(prefix) === newText.charCodeAt(prefix)) prefix++;
     let suffix = 0;
-    while (
-      suffix < shorter - prefix &&
-      oldText.charCodeAt(oldText.length - 1 - suffix) === newText.charCodeAt(newText.length - 1 - suffix)
-    ) {
+    while (suffix < shorter - prefix && oldText.charCodeAt(oldText.length - 1 - suffix) === newText.charCodeAt(newText.length - 1 - suffix)) {
       suffix++;
     }
     return this.edit(prefix, oldText.length - suffix, newText.slice(prefix, newText.length - suffix), budgetMs);

@@ -145,9 +145,7 @@ function parseDefinition(tokens: Token[], start: number, end: number, problems: 
   const body = tokens.slice(index, end);
   if (body.length > 0) body[0] = { ...body[0], flags: body[0].flags & ~TokenFlags.SpaceBefore };
   // The spelling must read back as the same definition: the header index replays it as a #define.
-  const paramSpelling = params?.map((param, index) =>
-    variadic && index === params!.length - 1 ? (param === '__VA_ARGS__' ? '...' : `${param}...`) : param,
-  );
+  const paramSpelling = params?.map((param, index) => (variadic && index === params!.length - 1 ? (param === '__VA_ARGS__' ? '...' : `${param}...`) : param));
   const spelling = (paramSpelling ? `(${paramSpelling.join(',')}) ` : '') + spell(body);
   return { name: nameToken.text, params, variadic, body, spelling };
 }
@@ -389,28 +387,104 @@ function includeRequest(
   if (first.text === '<') {
     const close = expanded.findIndex((token) => token.text === '>');
     if (close === -1) return undefined;
-    return { spelled: expanded.slice(1, close).map((token) => token.text).join(''), angled: true, next, fromFile: file, offset };
+    return {
+      spelled: expanded
+        .slice(1, close)
+        .map((token) => token.text)
+        .join(''),
+      angled: true,
+      next,
+      fromFile: file,
+      offset,
+    };
   }
   return undefined;
 }
 
 /** Attributes clang 19 knows, for __has_attribute; anything else answers 0. */
 const KNOWN_ATTRIBUTES = new Set([
-  'aligned', 'packed', 'always_inline', 'noinline', 'section', 'unused', 'used', 'weak', 'alias',
-  'preserve_access_index', 'preserve_static_offset', 'btf_type_tag', 'btf_decl_tag', 'noreturn', 'const',
-  'pure', 'cold', 'hot', 'format', 'nonnull', 'deprecated', 'visibility', 'warn_unused_result',
-  'fallthrough', 'may_alias', 'mode', 'cleanup', 'counted_by', 'address_space', 'bpf_fastcall',
-  'overloadable', 'transparent_union', 'designated_init', 'flatten', 'naked', 'no_sanitize', 'uninitialized',
-  'nothrow', 'malloc', 'alloc_size', 'alloc_align', 'assume_aligned', 'returns_nonnull', 'leaf', 'sentinel',
-  'artificial', 'returns_twice', 'constructor', 'destructor', 'weakref', 'ifunc', 'nodebug', 'minsize',
-  'optnone', 'retain', 'target', 'vector_size', 'ext_vector_type', 'error', 'warning', 'diagnose_if',
-  'enable_if', 'no_stack_protector', 'convergent', 'noduplicate', 'warn_unused', 'gnu_inline',
+  'aligned',
+  'packed',
+  'always_inline',
+  'noinline',
+  'section',
+  'unused',
+  'used',
+  'weak',
+  'alias',
+  'preserve_access_index',
+  'preserve_static_offset',
+  'btf_type_tag',
+  'btf_decl_tag',
+  'noreturn',
+  'const',
+  'pure',
+  'cold',
+  'hot',
+  'format',
+  'nonnull',
+  'deprecated',
+  'visibility',
+  'warn_unused_result',
+  'fallthrough',
+  'may_alias',
+  'mode',
+  'cleanup',
+  'counted_by',
+  'address_space',
+  'bpf_fastcall',
+  'overloadable',
+  'transparent_union',
+  'designated_init',
+  'flatten',
+  'naked',
+  'no_sanitize',
+  'uninitialized',
+  'nothrow',
+  'malloc',
+  'alloc_size',
+  'alloc_align',
+  'assume_aligned',
+  'returns_nonnull',
+  'leaf',
+  'sentinel',
+  'artificial',
+  'returns_twice',
+  'constructor',
+  'destructor',
+  'weakref',
+  'ifunc',
+  'nodebug',
+  'minsize',
+  'optnone',
+  'retain',
+  'target',
+  'vector_size',
+  'ext_vector_type',
+  'error',
+  'warning',
+  'diagnose_if',
+  'enable_if',
+  'no_stack_protector',
+  'convergent',
+  'noduplicate',
+  'warn_unused',
+  'gnu_inline',
 ]);
 
 const HAS_OPERATORS = new Set([
-  '__has_include', '__has_include_next', '__has_attribute', '__has_c_attribute', '__has_cpp_attribute',
-  '__has_builtin', '__has_feature', '__has_extension', '__has_declspec_attribute', '__is_identifier',
-  '__has_warning', '__building_module',
+  '__has_include',
+  '__has_include_next',
+  '__has_attribute',
+  '__has_c_attribute',
+  '__has_cpp_attribute',
+  '__has_builtin',
+  '__has_feature',
+  '__has_extension',
+  '__has_declspec_attribute',
+  '__is_identifier',
+  '__has_warning',
+  '__building_module',
 ]);
 
 /** The names expandBuiltin answers, which expand without being in the macro table. */
@@ -425,8 +499,7 @@ export class MacroExpander {
   ) {}
 
   isDefined(name: string): boolean {
-    return this.state.macros.has(name) || name === '__FILE__' || name === '__LINE__' || name === '__COUNTER__' ||
-      HAS_OPERATORS.has(name);
+    return this.state.macros.has(name) || name === '__FILE__' || name === '__LINE__' || name === '__COUNTER__' || HAS_OPERATORS.has(name);
   }
 
   /**
@@ -550,8 +623,7 @@ export class MacroExpander {
     hide.add(macro.name);
     const result: Token[] = [];
     const expandedArgs = new Map<number, Token[]>();
-    const paramIndex = (token: Token | undefined): number =>
-      params && token && token.kind === TokenKind.Identifier ? params.indexOf(token.text) : -1;
+    const paramIndex = (token: Token | undefined): number => (params && token && token.kind === TokenKind.Identifier ? params.indexOf(token.text) : -1);
     const argument = (index: number): Token[] => args[index] ?? [];
     const expandedArgument = (index: number): Token[] => {
       let expanded = expandedArgs.get(index);
@@ -716,7 +788,12 @@ export class MacroExpander {
         const first = inner[0];
         if (!first) return false;
         const angled = first.text === '<';
-        const spelled = angled ? inner.slice(1, -1).map((token) => token.text).join('') : first.text.slice(1, -1);
+        const spelled = angled
+          ? inner
+              .slice(1, -1)
+              .map((token) => token.text)
+              .join('')
+          : first.text.slice(1, -1);
         return handler.hasInclude({ spelled, angled, next: operator === '__has_include_next', fromFile: this.file, offset });
       }
       case '__has_attribute':

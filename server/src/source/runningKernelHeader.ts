@@ -35,7 +35,10 @@ export function runningKernelVmlinuxHeader(cacheDir: string | null, btfPath = KE
   if ('reason' in bpftool) return { reason: `cannot generate vmlinux.h from ${btfPath}: ${bpftool.reason}` };
   // The BTF's size and time tell one kernel build from another; the release names it for people. The
   // tool's real path and version are in the key, so a different bpftool never replays another's output.
-  const key = createHash('sha256').update(`${btfPath}\0${stat.size}\0${stat.mtimeMs}\0${os.release()}\0${bpftool.path}\0${bpftool.version}`).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(`${btfPath}\0${stat.size}\0${stat.mtimeMs}\0${os.release()}\0${bpftool.path}\0${bpftool.version}`)
+    .digest('hex')
+    .slice(0, 16);
   const known = generated.get(key);
   if (known) return known;
   const folder = path.join(cacheDir ?? path.join(os.tmpdir(), 'bpf-stack-lens'), 'vmlinux');

@@ -302,7 +302,12 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
   snapshot.lastRestTokens = restTokens;
 
   // The rest of the file, in a scope on top of the prefix's.
-  const state: PreprocessorState = { macros: new Map(snapshot.macros), onceFiles: new Set(snapshot.onceFiles), counter: snapshot.counter, budget: expansionBudget() };
+  const state: PreprocessorState = {
+    macros: new Map(snapshot.macros),
+    onceFiles: new Set(snapshot.onceFiles),
+    counter: snapshot.counter,
+    budget: expansionBudget(),
+  };
   const environment = new TypeEnvironment(undefined, snapshot.environment);
   const layout = new LayoutEngine(environment);
   const parserProblems: Problem[] = [];
@@ -346,10 +351,15 @@ export function analyzeTranslationUnit(file: string, text: string, options: Tran
     headerSources: snapshot.headerSources,
     inactiveRanges: [...snapshot.inactiveRanges, ...result.inactiveRanges],
     problems,
-    dependencyKey: restProbes.length === 0 ? snapshotDependencyKey(snapshot) : createHash('sha1').update(snapshotDependencyKey(snapshot)).update(restProbes.join('\n')).digest('hex'),
+    dependencyKey:
+      restProbes.length === 0
+        ? snapshotDependencyKey(snapshot)
+        : createHash('sha1').update(snapshotDependencyKey(snapshot)).update(restProbes.join('\n')).digest('hex'),
     cacheDir: index.cacheDir,
     headerMs,
-    ...((snapshot.expansionCutShort ?? state.budget?.exhausted) !== undefined ? { expansionCutShort: snapshot.expansionCutShort ?? state.budget?.exhausted } : {}),
+    ...((snapshot.expansionCutShort ?? state.budget?.exhausted) !== undefined
+      ? { expansionCutShort: snapshot.expansionCutShort ?? state.budget?.exhausted }
+      : {}),
   };
 }
 

@@ -7,13 +7,24 @@
 
 /** Arithmetic types, spelled the way the declaration parser normalises them. */
 export type ScalarName =
-  | 'char' | 'signed char' | 'unsigned char'
-  | 'short' | 'unsigned short'
-  | 'int' | 'unsigned int'
-  | 'long' | 'unsigned long'
-  | 'long long' | 'unsigned long long'
-  | '__int128' | 'unsigned __int128'
-  | '_Bool' | 'float' | 'double' | 'long double' | '_Float16'
+  | 'char'
+  | 'signed char'
+  | 'unsigned char'
+  | 'short'
+  | 'unsigned short'
+  | 'int'
+  | 'unsigned int'
+  | 'long'
+  | 'unsigned long'
+  | 'long long'
+  | 'unsigned long long'
+  | '__int128'
+  | 'unsigned __int128'
+  | '_Bool'
+  | 'float'
+  | 'double'
+  | 'long double'
+  | '_Float16'
   | '__builtin_va_list';
 
 export type CType =
@@ -221,7 +232,10 @@ export class TypeEnvironment {
    */
   recordReader?: (text: string) => RecordDef | undefined;
 
-  constructor(readonly parent?: TypeEnvironment, readonly base?: TypeEnvironment) {
+  constructor(
+    readonly parent?: TypeEnvironment,
+    readonly base?: TypeEnvironment,
+  ) {
     this.records = new LayeredMap(base?.records, 'object', (encoded) => this.decodeRecord(encoded));
     this.enums = new LayeredMap(base?.enums, 'object', decodeJson<EnumDef>);
     this.typedefs = new LayeredMap(base?.typedefs, 'object', decodeJson<TypedefDef>);

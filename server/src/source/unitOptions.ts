@@ -50,7 +50,8 @@ export function unitOptionsFor(file: string, input: UnitOptionsInput): UnitOptio
   const { database } = input;
   const flags = database?.entries ? compileFlagsFor(database.entries, file, path.dirname(database.path)) : undefined;
   const defines = new Map<string, string>();
-  for (const forced of flags?.forcedIncludes ?? []) for (const [name, value] of forcedIncludeDefines(forced, input.openText?.(forced))) defines.set(name, value);
+  for (const forced of flags?.forcedIncludes ?? [])
+    for (const [name, value] of forcedIncludeDefines(forced, input.openText?.(forced))) defines.set(name, value);
   applyDefinitions(flags?.defines ?? [], defines);
   applyDefinitions(input.defines, defines);
   // The printk model is only a default for files that do not decide it themselves.

@@ -38,10 +38,18 @@ export interface FrameEstimates {
  * headerTrees[i], when given, that of unit.headerSources[i].text. `cache` keeps the walks (and, when
  * it is persistent, writes them to disk); null walks everything afresh and keeps nothing.
  */
-export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEstimateCache | null, headerTrees: readonly Tree[] = [], options: FrameEstimateOptions = {}): FrameEstimates {
+export function estimateFrames(
+  unit: TranslationUnit,
+  tree: Tree,
+  cache: FrameEstimateCache | null,
+  headerTrees: readonly Tree[] = [],
+  options: FrameEstimateOptions = {},
+): FrameEstimates {
   const sources = [
     { file: undefined, text: unit.aligned.text, tree },
-    ...headerTrees.slice(0, unit.headerSources.length).map((headerTree, index) => ({ file: unit.headerSources[index].file, text: unit.headerSources[index].text, tree: headerTree })),
+    ...headerTrees
+      .slice(0, unit.headerSources.length)
+      .map((headerTree, index) => ({ file: unit.headerSources[index].file, text: unit.headerSources[index].text, tree: headerTree })),
   ];
   const parsed = sources.map((source) => {
     const topLevel = source.tree.rootNode.namedChildren.filter((node): node is Node => node !== null);
@@ -53,7 +61,8 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
   const budget: TimeBudget = { deadline: options.deadline ?? now() + FRAME_TIME_BUDGET_MS, exhausted: false, now };
 
   const globalTypes = new Map<string, CType>();
-  for (const declared of unit.mainFileNames) if (!declared.isTypedef && !declared.isFunctionDefinition && declared.type.k !== 'function') globalTypes.set(declared.name, declared.type);
+  for (const declared of unit.mainFileNames)
+    if (!declared.isTypedef && !declared.isFunctionDefinition && declared.type.k !== 'function') globalTypes.set(declared.name, declared.type);
   const raws: RawFunction[] = [];
   const stored: [string, number][] = [];
   const walks = new Map<string, RawFunction>();
@@ -61,7 +70,14 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
   let visited = 0;
   let cutShort: string | undefined;
   for (const { file, text, topLevel, definitions } of parsed) {
-    const context: FileContext = { unit, text, globals: fileConstants(unit, topLevel), declaredSections: prototypeSections(topLevel), globalTypes, externVariables: externVariables(topLevel) };
+    const context: FileContext = {
+      unit,
+      text,
+      globals: fileConstants(unit, topLevel),
+      declaredSections: prototypeSections(topLevel),
+      globalTypes,
+      externVariables: externVariables(topLevel),
+    };
     for (const definition of definitions) {
       if (!budget.exhausted && now() > budget.deadline) budget.exhausted = true;
       if (budget.exhausted) break;
@@ -88,7 +104,12 @@ export function estimateFrames(unit: TranslationUnit, tree: Tree, cache: FrameEs
   const functions = resolveFunctions(raws);
   if (!budget.exhausted) return { functions };
   const left = total - visited;
-  const what = [cutShort !== undefined ? `${cutShort} was walked only in part` : undefined, left > 0 ? `${left} more function${left === 1 ? ' was' : 's were'} not walked` : undefined].filter(Boolean).join(' and ');
+  const what = [
+    cutShort !== undefined ? `${cutShort} was walked only in part` : undefined,
+    left > 0 ? `${left} more function${left === 1 ? ' was' : 's were'} not walked` : undefined,
+  ]
+    .filter(Boolean)
+    .join(' and ');
   return { functions, partial: `the frame estimate of ${unit.file} ran out of time${what ? `: ${what}` : ''}, so this estimate is partial` };
 }
 

@@ -8,7 +8,17 @@
 import { partitionPoint } from '../../common/numbers';
 import { type DepthStep, deepeningSteps } from '../../rules/frameGraph';
 import { hiddenSlots } from '../../rules/report';
-import { COMPILE_DEAD, type Deadness, type FrameItem, type FunctionEstimate, LIVE, type RawCall, type RawFunction, type RawHelperCall, type Slot } from './model';
+import {
+  COMPILE_DEAD,
+  type Deadness,
+  type FrameItem,
+  type FunctionEstimate,
+  LIVE,
+  type RawCall,
+  type RawFunction,
+  type RawHelperCall,
+  type Slot,
+} from './model';
 import { colorAndLayout } from './stackColoring';
 
 /**
@@ -148,7 +158,12 @@ class Inliner {
     if (slots.length <= MAX_RECOLORED_SLOTS) {
       items.forEach((item, index) => {
         const others = slots.filter((slot) => slot.item !== index);
-        item.freesBytes = frameBytes - colorAndLayout(others, items.map((other) => ({ ...other, sharedWith: undefined })));
+        item.freesBytes =
+          frameBytes -
+          colorAndLayout(
+            others,
+            items.map((other) => ({ ...other, sharedWith: undefined })),
+          );
       });
     }
     const { bpfLoopInlined, mayGoto, throws, partial } = folded;
@@ -256,7 +271,14 @@ class Inliner {
    * calls from the call's place; in dead code, dead calls. A live inlined callee adds its frame as
    * an 'inlined' item whose slots keep their lifetimes, shifted to after the call's point.
    */
-  private foldCalls(raw: RawFunction, inlined: Map<RawCall, Resolved>, mapped: (point: number) => number, position: (point: number) => number, items: FrameItem[], slots: Slot[]) {
+  private foldCalls(
+    raw: RawFunction,
+    inlined: Map<RawCall, Resolved>,
+    mapped: (point: number) => number,
+    position: (point: number) => number,
+    items: FrameItem[],
+    slots: Slot[],
+  ) {
     const calls: RawCall[] = [];
     const tailCalls: TailCall[] = raw.tailCalls.map((tail) => ({ ...tail }));
     let { bpfLoopInlined, mayGoto, throws, readsLoadTimeValues } = raw;
@@ -264,7 +286,8 @@ class Inliner {
     for (const call of raw.rawCalls) {
       const resolved = inlined.get(call);
       if (!resolved) {
-        if (call.deadness !== COMPILE_DEAD && this.byName.has(call.callee)) calls.push({ ...call, position: position(call.point), dead: call.deadness !== LIVE || undefined });
+        if (call.deadness !== COMPILE_DEAD && this.byName.has(call.callee))
+          calls.push({ ...call, position: position(call.point), dead: call.deadness !== LIVE || undefined });
         continue;
       }
       const deadness = call.deadness;
@@ -273,8 +296,21 @@ class Inliner {
         const base = mapped(call.point) + 1;
         const itemBase = items.length;
         if (resolved.estimate.frameBytes > 0) {
-          items.push({ what: 'inlined', name: resolved.estimate.name, type: `inline ${resolved.estimate.name}()`, bytes: resolved.estimate.frameBytes, line: call.line });
-          for (const slot of resolved.slots) slots.push({ ...slot, item: itemBase, start: slot.start + base, end: slot.end + base, touchedAt: insertedAt(position(call.point), slot.touchedAt) });
+          items.push({
+            what: 'inlined',
+            name: resolved.estimate.name,
+            type: `inline ${resolved.estimate.name}()`,
+            bytes: resolved.estimate.frameBytes,
+            line: call.line,
+          });
+          for (const slot of resolved.slots)
+            slots.push({
+              ...slot,
+              item: itemBase,
+              start: slot.start + base,
+              end: slot.end + base,
+              touchedAt: insertedAt(position(call.point), slot.touchedAt),
+            });
         }
         bpfLoopInlined ||= resolved.bpfLoopInlined;
         mayGoto ||= resolved.mayGoto;
@@ -305,12 +341,21 @@ class Inliner {
 
   /** The helper calls of `raw` with its inlined callees', at the call site, in the order of the inlined body. */
   private foldHelperCalls(raw: RawFunction, inlined: Map<RawCall, Resolved>, position: (point: number) => number): RawHelperCall[] {
-    const helperCalls: RawHelperCall[] = raw.helperCalls.filter((call) => call.deadness !== COMPILE_DEAD).map((call) => ({ ...call, position: position(call.point) }));
+    const helperCalls: RawHelperCall[] = raw.helperCalls
+      .filter((call) => call.deadness !== COMPILE_DEAD)
+      .map((call) => ({ ...call, position: position(call.point) }));
     for (const [call, resolved] of inlined) {
       for (const inner of resolved.helperCalls) {
         const deadness = Math.max(inner.deadness, call.deadness) as Deadness;
         if (deadness === COMPILE_DEAD) continue;
-        helperCalls.push({ ...inner, line: call.line, column: call.column, point: call.point, position: insertedAt(position(call.point), inner.position), deadness });
+        helperCalls.push({
+          ...inner,
+          line: call.line,
+          column: call.column,
+          point: call.point,
+          position: insertedAt(position(call.point), inner.position),
+          deadness,
+        });
       }
     }
     return helperCalls.sort((a, b) => (a.position ?? 0) - (b.position ?? 0));

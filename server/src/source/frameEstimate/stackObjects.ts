@@ -43,7 +43,8 @@ export function localItems(context: LocalContext, declaration: Node): StackObjec
   // LHS makes __lhs volatile, a second stack slot.
   const typeofName = typeofOperandName(declaration.childForFieldName('type')?.text ?? '');
   const isVolatile =
-    specifiers.some((child) => child.type === 'type_qualifier' && /volatile/.test(child.text)) || (typeofName !== undefined && context.volatileLocals.has(typeofName));
+    specifiers.some((child) => child.type === 'type_qualifier' && /volatile/.test(child.text)) ||
+    (typeofName !== undefined && context.volatileLocals.has(typeofName));
   const initializers = new Map<string, Node>();
   for (const child of declaration.childrenForFieldName('declarator')) {
     const name = innermostName(child);
@@ -72,7 +73,13 @@ export function compoundLiteralItems(context: LocalContext, literal: Node): Stac
   const parsed = unit.declarations.parseTypeName(tokens, 0, tokens.length, context.scope);
   if (!parsed || parsed.next !== tokens.length) return [];
   if (!addressTaken && unit.layout.resolve(parsed.type).k !== 'array') return [];
-  const item: FrameItem = { what: 'local', name: '(compound literal)', type: typeToString(parsed.type), bytes: roundToSlots(parsed.layout.size), line: literal.startPosition.row + 1 - context.baseRow };
+  const item: FrameItem = {
+    what: 'local',
+    name: '(compound literal)',
+    type: typeToString(parsed.type),
+    bytes: roundToSlots(parsed.layout.size),
+    line: literal.startPosition.row + 1 - context.baseRow,
+  };
   return [{ item, size: parsed.layout.size, align: Math.max(1, parsed.layout.align) }];
 }
 
@@ -112,7 +119,10 @@ function stackObjects(
       size = 1;
     }
     const what: FrameItemKind = name.name === '____fmt' ? 'printk-format' : name.name === '___param' ? 'printk-args' : 'local';
-    const type = resolved.k === 'array' && resolved.n === undefined ? `${typeToString(resolved.of)}[${size / Math.max(1, unit.layout.layoutOf(resolved.of).size)}]` : typeToString(name.type);
+    const type =
+      resolved.k === 'array' && resolved.n === undefined
+        ? `${typeToString(resolved.of)}[${size / Math.max(1, unit.layout.layoutOf(resolved.of).size)}]`
+        : typeToString(name.type);
     items.push({ item: { what, name: name.name, type, bytes: roundToSlots(size), line }, size, align: Math.max(1, layout.align) });
   }
   return items;
@@ -129,4 +139,3 @@ function unsizedArrayBytes(unit: TranslationUnit, element: CType, init: Node | u
   if (init.type === 'initializer_list') return init.namedChildren.filter((child) => child !== null && child.type !== 'comment').length * elementSize;
   return 0;
 }
-

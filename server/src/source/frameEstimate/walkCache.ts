@@ -242,7 +242,14 @@ export class FrameDiskStore {
     if (!this.flushPending()) return;
     try {
       fs.mkdirSync(path.dirname(this.file), { recursive: true });
-      const stored: StoredFrames = { format: FRAME_CACHE_FORMAT, code: codeKey(), file: this.mainFile, fileKey: this.fileKey, functions: this.functions, entries: [...this.entries] };
+      const stored: StoredFrames = {
+        format: FRAME_CACHE_FORMAT,
+        code: codeKey(),
+        file: this.mainFile,
+        fileKey: this.fileKey,
+        functions: this.functions,
+        entries: [...this.entries],
+      };
       const temporary = `${this.file}.${process.pid}.tmp`;
       fs.writeFileSync(temporary, JSON.stringify(stored));
       fs.renameSync(temporary, this.file);
@@ -256,7 +263,15 @@ type WholeFileKeyParts = { file: string; dependencyKey: string; aligned: { text:
 
 /** The key of the whole file's estimate: its preprocessed text and everything else the unit depends on. */
 export function wholeFileKey(unit: WholeFileKeyParts): string {
-  return createHash('sha1').update(codeKey()).update('\0').update(unit.file).update('\0').update(unit.dependencyKey).update('\0').update(unit.aligned.text).digest('hex');
+  return createHash('sha1')
+    .update(codeKey())
+    .update('\0')
+    .update(unit.file)
+    .update('\0')
+    .update(unit.dependencyKey)
+    .update('\0')
+    .update(unit.aligned.text)
+    .digest('hex');
 }
 
 function diskKey(memoryKey: string): string {

@@ -92,7 +92,14 @@ class FunctionWalker {
     private readonly naked: boolean,
     private readonly budget: TimeBudget,
   ) {
-    this.locals = { unit: context.unit, baseRow, scope: this.scope, addressTaken: this.addressTaken, volatileLocals: this.volatileLocals, noteType: this.noteType };
+    this.locals = {
+      unit: context.unit,
+      baseRow,
+      scope: this.scope,
+      addressTaken: this.addressTaken,
+      volatileLocals: this.volatileLocals,
+      noteType: this.noteType,
+    };
   }
 
   run(definition: Node, body: Node): void {
@@ -141,7 +148,8 @@ class FunctionWalker {
       }
     }
     // Parameters and locals hide file-scope constants of the same name.
-    for (const identifier of definition.childForFieldName('declarator')?.descendantsOfType('identifier') ?? []) if (identifier) this.shadowed.add(identifier.text);
+    for (const identifier of definition.childForFieldName('declarator')?.descendantsOfType('identifier') ?? [])
+      if (identifier) this.shadowed.add(identifier.text);
     for (const declaration of body.descendantsOfType('declaration')) {
       for (const declarator of declaration?.childrenForFieldName('declarator') ?? []) {
         const name = innermostName(declarator);
@@ -162,7 +170,11 @@ class FunctionWalker {
       const onStack = name !== undefined && this.addressTaken.has(name) && !this.declaredInBody.has(name);
       const items = parameterItems(this.locals, parameter);
       if (onStack) this.addSlots(items, start);
-      this.raw.sroaParameters.push(name === undefined || this.declaredInBody.has(name) ? null : (splitConditions(this.uses(name), name, 'pointer', this.context, this.shadowed, this.scope) ?? null));
+      this.raw.sroaParameters.push(
+        name === undefined || this.declaredInBody.has(name)
+          ? null
+          : (splitConditions(this.uses(name), name, 'pointer', this.context, this.shadowed, this.scope) ?? null),
+      );
     }
     this.statement(body, LIVE);
     this.closeScope();
@@ -268,7 +280,12 @@ class FunctionWalker {
     if (deadness !== LIVE) return;
     const slots = this.raw.slots.length;
     this.addSlots(localItems(this.locals, node), ++this.point);
-    const initialized = new Set(node.childrenForFieldName('declarator').filter((declarator) => declarator?.type === 'init_declarator').map((declarator) => innermostName(declarator)));
+    const initialized = new Set(
+      node
+        .childrenForFieldName('declarator')
+        .filter((declarator) => declarator?.type === 'init_declarator')
+        .map((declarator) => innermostName(declarator)),
+    );
     for (const slot of this.raw.slots.slice(slots)) {
       const name = this.raw.ownItems[slot.item].name;
       const type = this.localTypes.get(name);
@@ -369,7 +386,13 @@ class FunctionWalker {
     const code = node.childForFieldName('assembly_code')?.text ?? '';
     const deepest = nakedAsmStackDepth(code);
     if (deepest > 0 && deadness === LIVE) {
-      const item: FrameItem = { what: 'local', name: '(asm stack)', type: `r10 - ${deepest}`, bytes: roundToSlots(deepest), line: node.startPosition.row + 1 - this.baseRow };
+      const item: FrameItem = {
+        what: 'local',
+        name: '(asm stack)',
+        type: `r10 - ${deepest}`,
+        bytes: roundToSlots(deepest),
+        line: node.startPosition.row + 1 - this.baseRow,
+      };
       this.addSlots([{ item, size: deepest, align: 8 }], ++this.point);
     }
     const called = new Set([...code.matchAll(/\bcall\s+%\[(\w+)\]/g)].map((match) => match[1]));
@@ -377,7 +400,15 @@ class FunctionWalker {
       const symbol = operand?.childForFieldName('symbol')?.text;
       const value = operand?.childForFieldName('value');
       if (!operand || symbol === undefined || !called.has(symbol) || value?.type !== 'identifier') continue;
-      this.raw.rawCalls.push({ callee: value.text, kind: 'call', async: false, line: operand.startPosition.row + 1 - this.baseRow, column: operand.startPosition.column + 1, point: ++this.point, deadness });
+      this.raw.rawCalls.push({
+        callee: value.text,
+        kind: 'call',
+        async: false,
+        line: operand.startPosition.row + 1 - this.baseRow,
+        column: operand.startPosition.column + 1,
+        point: ++this.point,
+        deadness,
+      });
     }
   }
 
