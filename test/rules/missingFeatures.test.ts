@@ -208,3 +208,25 @@ test('a helper id no release has is left to the load; a call a load-time value m
   );
   assert.ok(!judgeStack(graph, K618).assumes.some((text) => text.includes('p.bpf.c:9')));
 });
+
+test("a call behind the helper's own existence test is not refused where the helper is missing, and the verdict says why", () => {
+  const graph: FrameGraph = {
+    programType: 'kprobe',
+    section: 'kprobe/do_sys_open',
+    subprograms: [
+      node('main', 16, {
+        helperCalls: [{ helper: 173, name: 'bpf_get_func_ip', at: 4, existenceChecked: true, source: { file: 'ksnoop.bpf.c', line: 12, column: 8 } }],
+      }),
+    ],
+  };
+  // 5.10.223 has no bpf_get_func_ip (helper 173, 5.15) and loads bcc's ksnoop: libbpf turns the test false.
+  const verdict = judgeStack(graph, K510);
+  assert.equal(verdict.accepted, true, verdict.violations.map((v) => v.message).join('\n'));
+  assert.ok(
+    verdict.assumes.some((text) => text.startsWith('the call to bpf_get_func_ip (helper 173) at ksnoop.bpf.c:12 is not reached')),
+    verdict.assumes.join('\n'),
+  );
+  // The same call without the test is refused.
+  graph.subprograms[0].helperCalls = [{ helper: 173, name: 'bpf_get_func_ip', at: 4 }];
+  assert.equal(judgeStack(graph, K510).violations[0]?.message, 'invalid func unknown#173');
+});

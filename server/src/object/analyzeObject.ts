@@ -20,7 +20,7 @@ import { type Btf, readBtf } from './btf';
 import { type BtfExt, type LineInfo, readBtfExt } from './btfExt';
 import { type ElfFile, SHN_UNDEF, readElf } from './elf';
 import { LDDW_OPCODE, controlsOf, packedOpcode } from './instruction';
-import { helperName } from './helperNames';
+import { helperIdOf, helperName } from './helperNames';
 import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms } from './program';
 import { sameArguments, verifyProgram } from './programVerification';
 import { type CallArguments, type ReadOnlyData, type StackDepthResult, computeStackDepth, isReachable } from './stackDepth';
@@ -140,6 +140,13 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     return known;
   };
 
+  const checkedHelpers = new Map<ObjectFunction, Set<number>>();
+  const existenceChecked = (fn: ObjectFunction) => {
+    let known = checkedHelpers.get(fn);
+    if (known === undefined) checkedHelpers.set(fn, (known = helpersCheckedForExistence(elf, btf, ext, fn)));
+    return known;
+  };
+
   const exceptionCallbackOwners = functionsWithExceptionCallbacks(btf);
   const sharedReports = new SharedSubprogramReports();
   const programReports = programs.map((program): ProgramReport => {
@@ -210,6 +217,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
               at: call.at,
               source: locationOf(sub.fn, call.at),
               ...(mayBeGuarded(sub.fn) ? { mayBeGuarded: true } : {}),
+              ...(existenceChecked(sub.fn).has(call.helper) ? { existenceChecked: true } : {}),
             })),
           depthSteps: entered.has(index) ? depthStepsOf(program, sub, depth) : undefined,
           ...(sub.mayGotoAt === undefined ? {} : { mayGoto: { at: sub.mayGotoAt, source: locationOf(sub.fn, sub.mayGotoAt) } }),
@@ -241,6 +249,43 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     lineTextOf: lazyLineTexts(ext),
     readable: true,
   };
+}
+
+/** A CO-RE flavour suffix ("bpf_func_id___usdt" is libbpf's bpf_func_id): libbpf ignores it when it matches. */
+function withoutFlavour(name: string): string {
+  const at = name.indexOf('___');
+  return at > 0 ? name.slice(0, at) : name;
+}
+
+/**
+ * The helpers whose existence the function tests with bpf_core_enum_value_exists(enum bpf_func_id,
+ * BPF_FUNC_x) or libbpf's LINUX_HAS_BPF_COOKIE, the enum flavoured or not (libbpf's usdt.bpf.h declares its own enum bpf_func_id___usdt with a
+ * made-up value, so the helper is known by its enumerator's name, not its value).
+ */
+function helpersCheckedForExistence(elf: ElfFile, btf: Btf | undefined, ext: BtfExt | undefined, fn: ObjectFunction): Set<number> {
+  const checked = new Set<number>();
+  const { code, first, end } = fn.packed;
+  if (!btf || end <= first) return checked;
+  const [from, to] = [code.offsets[first], code.offsets[end - 1]];
+  for (const relocation of ext?.coreRelocations.get(fn.section.name) ?? []) {
+    if (relocation.kind !== 'enumval_exists' || relocation.insnOffset < from || relocation.insnOffset > to) continue;
+    const type = btf.types[relocation.typeId];
+    if (!type || withoutFlavour(type.name) !== 'bpf_func_id') continue;
+    const enumerator = type.enumValues?.[Number(relocation.accessString)];
+    const name = enumerator && withoutFlavour(enumerator.name);
+    const id = name?.startsWith('BPF_FUNC_') ? helperIdOf(`bpf_${name.slice('BPF_FUNC_'.length)}`) : undefined;
+    if (id !== undefined) checked.add(id);
+  }
+  // libbpf's own test for one helper: the .kconfig extern LINUX_HAS_BPF_COOKIE is true exactly when
+  // its probe finds bpf_get_attach_cookie (usdt.bpf.h reads it before calling the helper).
+  const cookie = helperIdOf('bpf_get_attach_cookie');
+  const controls = controlsOf(fn.packed);
+  for (let c = controls.from; c < controls.to && cookie !== undefined; c++) {
+    if (packedOpcode(code, code.controls[c]) !== LDDW_OPCODE) continue;
+    const relocation = fn.relocations.get(code.offsets[code.controls[c]]);
+    if (relocation && elf.symbols[relocation.symbolIndex]?.name === 'LINUX_HAS_BPF_COOKIE') checked.add(cookie);
+  }
+  return checked;
 }
 
 /** CO-RE relocations whose value a program tests to learn what the kernel has. */

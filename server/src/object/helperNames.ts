@@ -228,5 +228,11 @@ export function helperName(id: number): string | undefined {
   return Number.isInteger(id) && id >= 0 ? HELPER_NAMES[id] : undefined;
 }
 
+/** The helper id of a name ("bpf_trace_printk" → 6), or undefined for a name this table does not know. */
+export function helperIdOf(name: string): number | undefined {
+  const id = HELPER_NAMES.indexOf(name);
+  return id > 0 ? id : undefined;
+}
+
 /** One more than the largest helper id known here. */
 export const KNOWN_HELPER_COUNT = HELPER_NAMES.length;

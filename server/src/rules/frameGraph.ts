@@ -39,6 +39,12 @@ export interface HelperCall {
    * kernel without the helper, which only the load can tell.
    */
   mayBeGuarded?: boolean;
+  /**
+   * The function tests this very helper's existence (bpf_core_enum_value_exists(enum bpf_func_id,
+   * BPF_FUNC_x), a CO-RE enumval_exists relocation): libbpf makes that test false on a kernel without
+   * the helper, and the call behind it is dead there.
+   */
+  existenceChecked?: boolean;
 }
 
 /** From instruction `at` on, the deepest byte below the frame pointer touched so far is `byteDepth`. */

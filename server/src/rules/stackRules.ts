@@ -384,6 +384,8 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     helperGuard ??= guardAssumption(violation, guard);
     record(violation, phase);
   }
+  const checked = existenceCheckedMissingHelper(graph, rules);
+  if (checked) assumes.push(checked);
 
   if (!rules.tailCallsWithCalls && hasTailCall && nodes.length > 1) {
     const tailCaller = nodes.findIndex((node) => node.hasTailCall);
@@ -540,6 +542,24 @@ function missingFeatures(
   return found;
 }
 
+/**
+ * A helper this kernel lacks, called only where the function tests that helper's existence (libbpf's
+ * usdt.bpf.h with bpf_get_attach_cookie, bcc's ksnoop with bpf_get_func_ip): libbpf makes the test
+ * false at load and the verifier never meets the call (5.10.223 accepts them). Not refused; said.
+ */
+function existenceCheckedMissingHelper(graph: FrameGraph, rules: KernelRuleSet): string | undefined {
+  for (const node of graph.subprograms) {
+    const call = node.helperCalls?.find(
+      (candidate) => candidate.existenceChecked && candidate.helper >= rules.helperIdLimit && helperIntroducedIn(candidate.helper) !== undefined,
+    );
+    if (!call) continue;
+    const what = call.name ? `${call.name} (helper ${call.helper})` : `helper ${call.helper}`;
+    const where = call.source ? ` at ${call.source.file}:${call.source.line}` : '';
+    return `the call to ${what}${where} is not reached: ${node.name} tests the helper's existence (bpf_core_enum_value_exists), which libbpf makes false on this kernel`;
+  }
+  return undefined;
+}
+
 /** What a refusal for a missing helper takes for granted, when the call may be behind a load-time guard. */
 function guardAssumption(violation: Pick<Violation, 'missingFeature' | 'frames'>, call: HelperCall | undefined): string | undefined {
   if (!call?.mayBeGuarded || violation.missingFeature?.feature !== 'helper') return undefined;
@@ -567,7 +587,9 @@ function firstUnknownHelper(
   // An id no release has can only load when the verifier proves the call dead (selftests guard one
   // with a .kconfig value): such calls are left to the load.
   const firstBad = (index: number): HelperCall | undefined =>
-    nodes[index].helperCalls?.filter((call) => call.helper >= limit && helperIntroducedIn(call.helper) !== undefined).sort((a, b) => a.at - b.at)[0];
+    nodes[index].helperCalls
+      ?.filter((call) => !call.existenceChecked && call.helper >= limit && helperIntroducedIn(call.helper) !== undefined)
+      .sort((a, b) => a.at - b.at)[0];
   if (!nodes.some((_, index) => firstBad(index) !== undefined)) return undefined;
 
   const inFormat = (bytes: number) => (rules.stackLineFormat === 'bytes' ? bytes : roundToSlots(bytes));
