@@ -57,6 +57,9 @@ await Promise.all([
   build({ ...common, entryPoints: [join(root, 'server', 'src', 'lsp', 'estimateWorker.ts')], outfile: join(dist, 'estimateWorker.js') }),
 ]);
 
+// The C grammar is tree-sitter-c's own build, not ours, so it is not committed: it is copied from the
+// package npm installed into grammars/, where parser.ts and the .vsix take it from.
+copyFileSync(join(root, 'node_modules', 'tree-sitter-c', 'tree-sitter-c.wasm'), join(root, 'grammars', 'tree-sitter-c.wasm'));
 for (const wasm of [join(root, 'grammars', 'tree-sitter-c.wasm'), join(root, 'node_modules', 'web-tree-sitter', 'web-tree-sitter.wasm')]) {
   copyFileSync(wasm, join(dist, wasm.split(/[\\/]/).pop()));
 }

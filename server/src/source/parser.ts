@@ -66,12 +66,21 @@ function locateRuntimeWasm(): string {
   return require.resolve('web-tree-sitter/web-tree-sitter.wasm');
 }
 
+/**
+ * The C grammar: grammars/ once the build copied it there (and in the .vsix), else straight from the
+ * tree-sitter-c package (a checkout where only tsc has run).
+ */
+function locateGrammarWasm(): string {
+  const copied = packageFile('grammars', 'tree-sitter-c.wasm');
+  return fs.existsSync(copied) ? copied : require.resolve('tree-sitter-c/tree-sitter-c.wasm');
+}
+
 /** The C grammar, loaded once per process. */
 export function loadCLanguage(): Promise<Language> {
   languagePromise ??= (async () => {
     const runtimeWasm = locateRuntimeWasm();
     await Parser.init({ locateFile: () => runtimeWasm });
-    return Language.load(packageFile('grammars', 'tree-sitter-c.wasm'));
+    return Language.load(locateGrammarWasm());
   })();
   return languagePromise;
 }
