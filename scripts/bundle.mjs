@@ -22,8 +22,8 @@ const common = {
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  // parser.ts's last-resort require.resolve of the runtime wasm stays a run-time lookup.
-  external: ['vscode', 'web-tree-sitter/web-tree-sitter.wasm'],
+  // parser.ts's last-resort require.resolve of the runtime's and the grammar's wasm stay run-time lookups.
+  external: ['vscode', 'web-tree-sitter/web-tree-sitter.wasm', 'tree-sitter-c/tree-sitter-c.wasm'],
   sourcemap: true,
   logLevel: 'warning',
   plugins: [
