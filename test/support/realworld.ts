@@ -19,7 +19,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 
 import { runningKernelProfile } from '../../server/src/probe/runningKernel';
 import { SLEEPABLE_TRACING_ONLY_MESSAGE } from '../../server/src/rules/kernelProfile';
-import { MAY_GOTO_UNKNOWN_MESSAGE } from '../../server/src/rules/stackRules';
+import { CALLBACK_LDIMM64_MESSAGE, FUNC_INFO_MISMATCH_MESSAGE, MAY_GOTO_UNKNOWN_MESSAGE } from '../../server/src/rules/stackRules';
 import { analyzeObject } from '../../server/src/object/analyzeObject';
 import { runningKernelBuildId } from '../../server/src/probe/kernelProbe';
 import { kernelStackLines, predictedStackLines } from '../../server/src/lab/verifierLog';
@@ -300,8 +300,8 @@ export function isStackRuleError(message: string | undefined): boolean {
 const MISSING_FEATURE_ERRORS = [
   /^invalid func unknown#\d+$/,
   new RegExp(`^${MAY_GOTO_UNKNOWN_MESSAGE}$`),
-  /^number of funcs in func_info doesn't match number of subprogs$/,
-  /^unrecognized bpf_ld_imm64 insn$/,
+  new RegExp(`^${FUNC_INFO_MISMATCH_MESSAGE}$`),
+  new RegExp(`^${CALLBACK_LDIMM64_MESSAGE}$`),
   new RegExp(`^${SLEEPABLE_TRACING_ONLY_MESSAGE.replace(/[/]/g, '\\/')}$`),
 ];
 

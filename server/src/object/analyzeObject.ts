@@ -133,17 +133,10 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     return known;
   };
 
-  const loadTimeGuards = new Map<ObjectFunction, boolean>();
-  const mayBeGuarded = (fn: ObjectFunction) => {
-    let known = loadTimeGuards.get(fn);
-    if (known === undefined) loadTimeGuards.set(fn, (known = holdsLoadTimeValues(elf, ext, fn)));
-    return known;
-  };
-
-  const checkedHelpers = new Map<ObjectFunction, Set<number>>();
-  const existenceChecked = (fn: ObjectFunction) => {
-    let known = checkedHelpers.get(fn);
-    if (known === undefined) checkedHelpers.set(fn, (known = helpersCheckedForExistence(elf, btf, ext, fn)));
+  const loadTimeTests = new Map<ObjectFunction, LoadTimeTests>();
+  const loadTimeTestsFor = (fn: ObjectFunction) => {
+    let known = loadTimeTests.get(fn);
+    if (known === undefined) loadTimeTests.set(fn, (known = loadTimeTestsOf(elf, btf, ext, fn)));
     return known;
   };
 
@@ -216,8 +209,8 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
               name: helperName(call.helper),
               at: call.at,
               source: locationOf(sub.fn, call.at),
-              ...(mayBeGuarded(sub.fn) ? { mayBeGuarded: true } : {}),
-              ...(existenceChecked(sub.fn).has(call.helper) ? { existenceChecked: true } : {}),
+              ...(loadTimeTestsFor(sub.fn).holdsLoadTimeValues ? { mayBeGuarded: true } : {}),
+              ...(loadTimeTestsFor(sub.fn).checkedHelpers.has(call.helper) ? { existenceChecked: true } : {}),
             })),
           depthSteps: entered.has(index) ? depthStepsOf(program, sub, depth) : undefined,
           ...(sub.mayGotoAt === undefined ? {} : { mayGoto: { at: sub.mayGotoAt, source: locationOf(sub.fn, sub.mayGotoAt) } }),
@@ -257,59 +250,54 @@ function withoutFlavour(name: string): string {
   return at > 0 ? name.slice(0, at) : name;
 }
 
-/**
- * The helpers whose existence the function tests with bpf_core_enum_value_exists(enum bpf_func_id,
- * BPF_FUNC_x) or libbpf's LINUX_HAS_BPF_COOKIE, the enum flavoured or not (libbpf's usdt.bpf.h declares its own enum bpf_func_id___usdt with a
- * made-up value, so the helper is known by its enumerator's name, not its value).
- */
-function helpersCheckedForExistence(elf: ElfFile, btf: Btf | undefined, ext: BtfExt | undefined, fn: ObjectFunction): Set<number> {
-  const checked = new Set<number>();
+/** CO-RE relocations whose value a program tests to learn what the kernel has. */
+const EXISTENCE_RELOCATIONS: ReadonlySet<string> = new Set(['field_exists', 'type_exists', 'enumval_exists', 'enumval_value', 'type_matches']);
+
+/** What a function tests at load time to see what the kernel has. */
+interface LoadTimeTests {
+  /**
+   * It holds a value libbpf sets at load: a CO-RE existence relocation, or an ld_imm64 of an extern
+   * variable (.kconfig's LINUX_KERNEL_VERSION and CONFIG_*, __ksym).
+   */
+  holdsLoadTimeValues: boolean;
+  /**
+   * The helpers whose own existence it tests: bpf_core_enum_value_exists(enum bpf_func_id,
+   * BPF_FUNC_x), the enum flavoured or not (libbpf's usdt.bpf.h declares its own enum
+   * bpf_func_id___usdt with a made-up value, so the helper is known by its enumerator's name, not
+   * its value), or libbpf's .kconfig LINUX_HAS_BPF_COOKIE, true exactly when its probe finds
+   * bpf_get_attach_cookie.
+   */
+  checkedHelpers: Set<number>;
+}
+
+/** One pass over the function's CO-RE relocations and its ld_imm64 of externs. */
+function loadTimeTestsOf(elf: ElfFile, btf: Btf | undefined, ext: BtfExt | undefined, fn: ObjectFunction): LoadTimeTests {
+  const tests: LoadTimeTests = { holdsLoadTimeValues: false, checkedHelpers: new Set() };
   const { code, first, end } = fn.packed;
-  if (!btf || end <= first) return checked;
+  if (end <= first) return tests;
   const [from, to] = [code.offsets[first], code.offsets[end - 1]];
   for (const relocation of ext?.coreRelocations.get(fn.section.name) ?? []) {
-    if (relocation.kind !== 'enumval_exists' || relocation.insnOffset < from || relocation.insnOffset > to) continue;
-    const type = btf.types[relocation.typeId];
+    if (relocation.insnOffset < from || relocation.insnOffset > to || !EXISTENCE_RELOCATIONS.has(relocation.kind)) continue;
+    tests.holdsLoadTimeValues = true;
+    if (relocation.kind !== 'enumval_exists') continue;
+    const type = btf?.types[relocation.typeId];
     if (!type || withoutFlavour(type.name) !== 'bpf_func_id') continue;
     const enumerator = type.enumValues?.[Number(relocation.accessString)];
     const name = enumerator && withoutFlavour(enumerator.name);
     const id = name?.startsWith('BPF_FUNC_') ? helperIdOf(`bpf_${name.slice('BPF_FUNC_'.length)}`) : undefined;
-    if (id !== undefined) checked.add(id);
+    if (id !== undefined) tests.checkedHelpers.add(id);
   }
-  // libbpf's own test for one helper: the .kconfig extern LINUX_HAS_BPF_COOKIE is true exactly when
-  // its probe finds bpf_get_attach_cookie (usdt.bpf.h reads it before calling the helper).
   const cookie = helperIdOf('bpf_get_attach_cookie');
   const controls = controlsOf(fn.packed);
-  for (let c = controls.from; c < controls.to && cookie !== undefined; c++) {
+  for (let c = controls.from; c < controls.to; c++) {
     if (packedOpcode(code, code.controls[c]) !== LDDW_OPCODE) continue;
     const relocation = fn.relocations.get(code.offsets[code.controls[c]]);
-    if (relocation && elf.symbols[relocation.symbolIndex]?.name === 'LINUX_HAS_BPF_COOKIE') checked.add(cookie);
+    const symbol = relocation && elf.symbols[relocation.symbolIndex];
+    if (symbol?.sectionIndex !== SHN_UNDEF) continue;
+    tests.holdsLoadTimeValues = true;
+    if (symbol.name === 'LINUX_HAS_BPF_COOKIE' && cookie !== undefined) tests.checkedHelpers.add(cookie);
   }
-  return checked;
-}
-
-/** CO-RE relocations whose value a program tests to learn what the kernel has. */
-const EXISTENCE_RELOCATIONS: ReadonlySet<string> = new Set(['field_exists', 'type_exists', 'enumval_exists', 'enumval_value', 'type_matches']);
-
-/**
- * Whether the function holds values libbpf sets at load time that code tests to see what the
- * kernel has: a CO-RE existence relocation (bpf_core_enum_value_exists(enum bpf_func_id, ...)), or
- * an ld_imm64 of an extern variable (.kconfig's LINUX_KERNEL_VERSION and CONFIG_*, __ksym).
- */
-function holdsLoadTimeValues(elf: ElfFile, ext: BtfExt | undefined, fn: ObjectFunction): boolean {
-  const { code, first, end } = fn.packed;
-  if (end <= first) return false;
-  const [from, to] = [code.offsets[first], code.offsets[end - 1]];
-  const relocations = ext?.coreRelocations.get(fn.section.name) ?? [];
-  if (relocations.some((relocation) => relocation.insnOffset >= from && relocation.insnOffset <= to && EXISTENCE_RELOCATIONS.has(relocation.kind))) return true;
-  const controls = controlsOf(fn.packed);
-  for (let c = controls.from; c < controls.to; c++) {
-    const slot = code.offsets[code.controls[c]];
-    if (packedOpcode(code, code.controls[c]) !== LDDW_OPCODE) continue;
-    const relocation = fn.relocations.get(slot);
-    if (relocation && elf.symbols[relocation.symbolIndex]?.sectionIndex === SHN_UNDEF) return true;
-  }
-  return false;
+  return tests;
 }
 
 /** Subprogram reports shared between programs: the same function, analysed alike, called alike. */

@@ -89,6 +89,11 @@ export interface MissingFeature {
   since?: string;
 }
 
+/** check_btf_info's words when a callback taken by address is no subprogram (before 5.13). */
+export const FUNC_INFO_MISMATCH_MESSAGE = "number of funcs in func_info doesn't match number of subprogs";
+/** resolve_pseudo_ldimm64's words for that callback's ld_imm64 when there is no func_info. */
+export const CALLBACK_LDIMM64_MESSAGE = 'unrecognized bpf_ld_imm64 insn';
+
 /** resolve_pseudo_ldimm64's words for may_goto (BPF_JMP | BPF_JCOND | BPF_K) on a kernel before 6.9. */
 export const MAY_GOTO_UNKNOWN_MESSAGE = 'unknown opcode e5';
 
@@ -487,12 +492,12 @@ function missingFeatures(
         printedDepths: notVerified,
       };
       if (uncounted > 0 && graph.hasFuncInfo !== false) {
-        found.push({ ...base, phase: 'check_btf_info', message: "number of funcs in func_info doesn't match number of subprogs" });
+        found.push({ ...base, phase: 'check_btf_info', message: FUNC_INFO_MISMATCH_MESSAGE });
       } else {
         instructionRefusals.push({
           subprogram: taking.caller,
           at: taking.call.at ?? 0,
-          violation: { ...base, phase: 'resolve_pseudo_ldimm64', message: 'unrecognized bpf_ld_imm64 insn' },
+          violation: { ...base, phase: 'resolve_pseudo_ldimm64', message: CALLBACK_LDIMM64_MESSAGE },
         });
       }
     }
@@ -549,15 +554,27 @@ function missingFeatures(
  */
 function existenceCheckedMissingHelper(graph: FrameGraph, rules: KernelRuleSet): string | undefined {
   for (const node of graph.subprograms) {
-    const call = node.helperCalls?.find(
-      (candidate) => candidate.existenceChecked && candidate.helper >= rules.helperIdLimit && helperIntroducedIn(candidate.helper) !== undefined,
-    );
+    const call = node.helperCalls?.find((candidate) => candidate.existenceChecked && isMissingHelper(candidate, rules));
     if (!call) continue;
-    const what = call.name ? `${call.name} (helper ${call.helper})` : `helper ${call.helper}`;
+    const what = helperInWords(call);
     const where = call.source ? ` at ${call.source.file}:${call.source.line}` : '';
     return `the call to ${what}${where} is not reached: ${node.name} tests the helper's existence (bpf_core_enum_value_exists), which libbpf makes false on this kernel`;
   }
   return undefined;
+}
+
+/**
+ * A call of a helper id the kernel does not have but a release does: only such a call is refused.
+ * An id no release has can only load when the verifier proves the call dead (selftests guard one
+ * with a .kconfig value), so it is left to the load.
+ */
+function isMissingHelper(call: HelperCall, rules: KernelRuleSet): boolean {
+  return call.helper >= rules.helperIdLimit && helperIntroducedIn(call.helper) !== undefined;
+}
+
+/** "bpf_trace_vprintk (helper 177)", or "helper 177" for an id without a known name. */
+function helperInWords(call: HelperCall): string {
+  return call.name ? `${call.name} (helper ${call.helper})` : `helper ${call.helper}`;
 }
 
 /** What a refusal for a missing helper takes for granted, when the call may be behind a load-time guard. */
@@ -583,13 +600,8 @@ function firstUnknownHelper(
   frame: (index: number, callSource?: SourceLocation) => ChainFrame,
 ): MissingFeatureViolation | undefined {
   const nodes = graph.subprograms;
-  const limit = rules.helperIdLimit;
-  // An id no release has can only load when the verifier proves the call dead (selftests guard one
-  // with a .kconfig value): such calls are left to the load.
   const firstBad = (index: number): HelperCall | undefined =>
-    nodes[index].helperCalls
-      ?.filter((call) => !call.existenceChecked && call.helper >= limit && helperIntroducedIn(call.helper) !== undefined)
-      .sort((a, b) => a.at - b.at)[0];
+    nodes[index].helperCalls?.filter((call) => !call.existenceChecked && isMissingHelper(call, rules)).sort((a, b) => a.at - b.at)[0];
   if (!nodes.some((_, index) => firstBad(index) !== undefined)) return undefined;
 
   const inFormat = (bytes: number) => (rules.stackLineFormat === 'bytes' ? bytes : roundToSlots(bytes));
@@ -635,7 +647,6 @@ function firstUnknownHelper(
           printed[caller.index] = Math.max(printed[caller.index], depthBefore(caller.index, (caller.calledAt ?? 0) + 1));
         }
         const since = helperIntroducedIn(bad.helper);
-        const name = bad.name ?? `helper ${bad.helper}`;
         return {
           guard: bad,
           rule: 'kernel-lacks-feature',
@@ -645,7 +656,7 @@ function firstUnknownHelper(
           frames: stack.map((f) => frame(f.index, f.callSource)),
           subprogram: top.index,
           source: bad.source,
-          missingFeature: { feature: 'helper', what: bad.name ? `${name} (helper ${bad.helper})` : name, ...(since ? { since } : {}) },
+          missingFeature: { feature: 'helper', what: helperInWords(bad), ...(since ? { since } : {}) },
           printedDepths: printed,
         };
       }
