@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -95,16 +95,21 @@ test('verify on this machine without root: one line saying so, exit 2, from the 
     copyFileSync(OBJECT, object);
     chmodSync(scratch, 0o755);
     chmodSync(object, 0o644);
+    // The checkout itself may sit where nobody cannot reach it (a clone in a mktemp -d folder, 0700):
+    // the command line's own files go into the scratch folder, which nobody can read.
+    const checkout = join(scratch, 'checkout');
+    for (const part of ['bin', 'package.json', join('out', 'server')]) cpSync(join(repositoryRoot(), part), join(checkout, part), { recursive: true });
+    spawnSync('chmod', ['-R', 'a+rX', checkout]);
     const asNobody = (script: string[]) =>
-      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...script], { encoding: 'utf8', cwd: repositoryRoot() });
-    const cli = asNobody([join(repositoryRoot(), 'bin', 'bpf-stack-lens.js'), 'verify', object]);
+      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...script], { encoding: 'utf8', cwd: checkout });
+    const cli = asNobody([join(checkout, 'bin', 'bpf-stack-lens.js'), 'verify', object]);
     const line = "this machine's kernel needs root (CAP_BPF, CAP_PERFMON) to load programs; use a lab kernel instead";
     assert.equal(cli.status, 2, cli.stderr);
     assert.equal(cli.stdout, '');
     assert.equal(cli.stderr, `bpf-stack-lens verify: ${line}\n`);
     const editor = asNobody([
       '-e',
-      `require(${JSON.stringify(join(repositoryRoot(), 'out', 'server', 'src', 'ide', 'verify.js'))}).verifyReport(${JSON.stringify(object)}, [], ['host'], { root: ${JSON.stringify(repositoryRoot())} }).then((report) => process.stdout.write(report.text))`,
+      `require(${JSON.stringify(join(checkout, 'out', 'server', 'src', 'ide', 'verify.js'))}).verifyReport(${JSON.stringify(object)}, [], ['host'], { root: ${JSON.stringify(checkout)} }).then((report) => process.stdout.write(report.text))`,
     ]);
     assert.equal(editor.stdout, `Verify on real kernels: ${object}\nkernels: host\n\nno answer: ${line}\n`, editor.stderr);
   } finally {
