@@ -72,10 +72,6 @@ const KNOWN_DIFFERENCES = new Map<string, string>([
     'tools/testing/selftests/bpf/progs/verifier_global_subprogs.c:chained_global_func_calls_success',
     'check prints one global subprogram more than the verifier (not yet analysed)',
   ],
-  [
-    'tools/testing/selftests/bpf/progs/verifier_loops1.c:bounded_recursion',
-    'recursion: the verifier stops at 8 frames of a recursive call, check accepts it (not yet analysed)',
-  ],
   ...['load_out_of_bounds_low', 'to_stack_check_low_3', 'to_stack_check_low_4', 'to_stack_check_low_5', 'to_stack_check_low_6', 'to_stack_check_low_7'].map(
     (name) => [`tools/testing/selftests/bpf/progs/verifier_stack_ptr.c:${name}`, BELOW_FRAME] as const,
   ),

@@ -145,13 +145,7 @@ const KNOWN_DIFFERENCES: Record<string, Known> = {
     BELOW_FRAME,
   ],
   '6.1.170': [UNSEEN_SLOT, VAR_LEN_SLOT, VAR_OFF_ONE, FOR_EACH_MAIN, TCPRTT, BELOW_FRAME],
-  '6.12.107': [
-    ...FROM_6_12,
-    [
-      'a recursive static call: 6.12 stops at 8 frames ("the call stack of 8 frames is too deep !"), check accepts it: a false accept (not yet analysed; also on the running kernel)',
-      [`${SELFTESTS}verifier_loops1.c:bounded_recursion`],
-    ],
-  ],
+  '6.12.107': FROM_6_12,
   '7.2.13': FROM_6_12,
   '7.3-rc7': [
     ...FROM_6_12,

@@ -281,11 +281,13 @@ async function loadAll(objects: CorpusObject[], progress: (done: number, total: 
   return results;
 }
 
-/** The messages of check_max_stack_depth and of do_check's frame limit: the stack rules. */
+/** The messages of check_max_stack_depth, of do_check's frame limit and of the refusals of recursion: the stack rules. */
 const STACK_RULE_ERRORS = [
   /^tail_calls are not allowed when call stack of previous frames is \d+ bytes/,
   /^combined stack size of \d+ calls is \d+/,
   /^the call stack of \d+ frames is too deep/,
+  /^recursive call from \S+\(\) to \S+\(\)$/,
+  /^back-edge from insn \d+ to \d+$/,
 ];
 
 export function isStackRuleError(message: string | undefined): boolean {

@@ -108,6 +108,10 @@ export function excessText(violation: AdvisedViolation, profile: KernelProfile):
       return 'this kernel allows tail calls only in programs without bpf-to-bpf calls (before 5.10, and without the JIT): inline the subprograms (__always_inline), or target 5.10 and later with the JIT';
     case 'kernel-lacks-feature':
       return violation.missingFeature ? missingFeatureText(violation.missingFeature, profile) : 'this kernel lacks what the program uses';
+    case 'recursion': {
+      const [caller, callee] = violation.frames.map((frame) => frame.name);
+      return `${caller} calls ${callee}, which is already on the chain: the verifier takes no recursion; turn it into a bounded loop (for, bpf_loop)`;
+    }
     default:
       return '';
   }

@@ -107,6 +107,8 @@ export function measureText(measure: ChainMeasure, profile: KernelProfile): stri
       return `${measure.frames} frames of ${ruleSetFor(profile).maxCallFrames}`;
     case 'tail-call-with-calls':
       return 'tail call beside bpf-to-bpf calls';
+    case 'recursion':
+      return 'recursion';
     case 'kernel-lacks-feature': {
       const since = measure.violation.missingFeature?.since;
       return since ? `needs ${since}` : 'needs a helper no kernel has';

@@ -22,7 +22,8 @@ import { type ElfFile, SHN_UNDEF, readElf } from './elf';
 import { LDDW_OPCODE, controlsOf, packedOpcode } from './instruction';
 import { helperIdOf, helperName } from './helperNames';
 import { type BpfProgram, type ObjectFunction, type Subprogram, buildPrograms } from './program';
-import { sameArguments, verifyProgram } from './programVerification';
+import { firstRefusedBackEdge } from './controlFlow';
+import { callsRecurse, deepestVerifiedChain, sameArguments, verifyProgram } from './programVerification';
 import { type CallArguments, type ReadOnlyData, type StackDepthResult, computeStackDepth, isReachable } from './stackDepth';
 
 export interface ObjectReport {
@@ -141,6 +142,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   };
 
   const exceptionCallbackOwners = functionsWithExceptionCallbacks(btf);
+  const deepestCallLimit = Math.max(0, ...profiles.map((profile) => ruleSetFor(profile).maxCallFrames));
   const sharedReports = new SharedSubprogramReports();
   const programReports = programs.map((program): ProgramReport => {
     const { results, entered } = verifyProgram(program, analyze);
@@ -183,6 +185,9 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
       section: program.section,
       moreSubprograms: program.moreSubprograms,
       hasFuncInfo: ext?.funcInfo.has(program.section) ?? false,
+      ...(callsRecurse(program)
+        ? { verifiedChainFrames: deepestVerifiedChain(program, analyze, deepestCallLimit), cfgBackEdge: firstRefusedBackEdge(program) }
+        : {}),
       subprograms: program.subprograms.map((sub, index) => {
         const depth = programDepths[index];
         const reached = (at: number) => entered.has(index) && isReachable(depth, at);

@@ -76,3 +76,63 @@ export function sameArguments(a: CallArguments | undefined, b: CallArguments | u
   if (a === undefined || b === undefined) return a === b;
   return a.length === b.length && a.every((value, index) => sameArgument(value, b[index]));
 }
+
+/**
+ * Whether the program's calls go round in a circle (a function that calls itself, or a ring of
+ * static functions): check_max_stack_depth follows every call instruction without looking at values,
+ * so it walks such a ring until the chain is too deep or too big.
+ */
+export function callsRecurse(program: BpfProgram): boolean {
+  const state = new Uint8Array(program.subprograms.length); // 0 unseen, 1 on the chain, 2 done
+  const onRing = (index: number): boolean => {
+    state[index] = 1;
+    for (const call of program.subprograms[index].calls) {
+      if (state[call.callee] === 1 || (state[call.callee] === 0 && onRing(call.callee))) return true;
+    }
+    state[index] = 2;
+    return false;
+  };
+  return program.subprograms.some((_, index) => state[index] === 0 && onRing(index));
+}
+
+/**
+ * The longest chain of frames do_check has on its stack in a program whose calls recurse, counted
+ * from the main function or a global one, and at most `limit + 1`. do_check follows each static call
+ * it reaches with the caller's registers, so a recursion bounded by constants (`walk(level + 1)`
+ * while `level < 3`) ends after a few frames, and one that values do not bound goes on until the
+ * chain is too deep ("the call stack of 9 frames is too deep"). Callbacks are entered with nothing
+ * known; global functions are verified on their own, and start chains of their own.
+ */
+export function deepestVerifiedChain(program: BpfProgram, analyze: SubprogramAnalyzer, limit: number): number {
+  const known: { args: CallArguments | undefined; frames: number }[][] = program.subprograms.map(() => []);
+  const onChain: { index: number; args: CallArguments | undefined }[] = [];
+  /** Frames from this function down, itself included, at most `budget + 1`. */
+  const framesFrom = (index: number, args: CallArguments | undefined, budget: number): number => {
+    const remembered = known[index].find((entry) => sameArguments(entry.args, args));
+    if (remembered) return Math.min(remembered.frames, budget + 1);
+    // The same function with the same registers is a recursion values cannot end.
+    if (onChain.some((entry) => entry.index === index && sameArguments(entry.args, args))) return budget + 1;
+    if (budget <= 0) return 1;
+    const sub = program.subprograms[index];
+    const result = analyze(sub, args);
+    onChain.push({ index, args });
+    let below = 0;
+    for (const call of sub.calls) {
+      if (below >= budget || !isReachable(result, call.at)) continue;
+      const callee = program.subprograms[call.callee];
+      if (callee.fn.isGlobal) continue;
+      const given = call.kind === 'call' ? result.callArguments.get(call.at) : undefined;
+      below = Math.max(below, framesFrom(call.callee, given?.some((value) => value !== undefined) ? given : undefined, budget - 1));
+    }
+    onChain.pop();
+    const frames = Math.min(1 + below, budget + 1);
+    // A count cut short by the budget holds only for that budget: remember whole counts only.
+    if (frames <= budget) known[index].push({ args, frames });
+    return frames;
+  };
+  let deepest = 0;
+  program.subprograms.forEach((sub, index) => {
+    if (index === 0 || sub.fn.isGlobal) deepest = Math.max(deepest, framesFrom(index, undefined, limit));
+  });
+  return Math.min(deepest, limit + 1);
+}

@@ -109,4 +109,17 @@ export interface FrameGraph {
   moreSubprograms?: boolean;
   /** Whether the object carries BTF func_info for the program (clang -g); undefined when not known. */
   hasFuncInfo?: boolean;
+  /**
+   * Where the calls recurse: the longest chain of frames do_check follows with the values it knows
+   * (from the main function or a global one), or more than any kernel's limit when values do not end
+   * the recursion. Undefined when not known (the source side): a recursion is then taken to go on
+   * until do_check finds the chain too deep.
+   */
+  verifiedChainFrames?: number;
+  /**
+   * Where the calls recurse: the call that check_cfg before 6.7 meets going back into a function it
+   * is still inside, by instruction numbers of the loaded program (its "back-edge from insn 16 to 4")
+   * and by subprogram. Undefined when not known (the source side).
+   */
+  cfgBackEdge?: { fromInsn: number; toInsn: number; caller: number; callee: number; at: number };
 }

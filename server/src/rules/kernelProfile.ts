@@ -62,6 +62,9 @@ export const OLDEST_MODELED: KernelVersion = { major: 4, minor: 16 };
 /** The newest kernel whose verifier was measured (Debian 7.3-rc7 in the kernel lab). */
 export const NEWEST_MEASURED: KernelVersion = { major: 7, minor: 3 };
 
+/** Where a kernel refuses a recursive call: see KernelRuleSet.recursion. */
+export type RecursionCheck = 'check_cfg' | 'stack-walk' | 'call-graph';
+
 /** How the verifier's statistics print the stack: see stackDepthLine in report.ts. */
 export type StackLineFormat = 'bytes' | 'slots' | 'slots-max' | 'max-only';
 
@@ -91,6 +94,13 @@ export interface KernelRuleSet {
   callbackAddresses: boolean;
   /** The may_goto instruction (BPF_JMP | BPF_JCOND): 6.9. */
   mayGoto: boolean;
+  /**
+   * Who refuses a recursive call: check_cfg as a back edge before 6.7 (measured on 5.10.223 and
+   * 6.1.170; upstream let calls back in with "bpf: fix control-flow graph checking in privileged
+   * mode", 6.7); the stack walk, which goes round it until too deep or too big, up to 7.1 (6.12.107,
+   * 6.18); from 7.2 a check of the call graph before do_check, "recursive call from A() to B()".
+   */
+  recursion: RecursionCheck;
   /** check_attach_btf_id's refusal of a sleepable program of this kind, word for word; undefined if allowed. */
   sleepableRefusal(kind: ProgramKind): MissingFeatureRule | undefined;
   /** For a sleepable kind whose acceptance on this release was taken from upstream, not measured: what is assumed. */
@@ -275,6 +285,7 @@ export function ruleSetFor(profile: KernelProfile): KernelRuleSet {
     helperIdLimit,
     callbackAddresses: atLeast(version, 5, 13),
     mayGoto: atLeast(version, 6, 9),
+    recursion: !atLeast(version, 6, 7) ? 'check_cfg' : !atLeast(version, 7, 2) ? 'stack-walk' : 'call-graph',
     // Before 6.0 only tracing and LSM programs may sleep; uprobes (kprobe type) are the ones libbpf
     // marks sleepable (uprobe.s, uretprobe.s, usdt.s) that this refuses.
     sleepableRefusal: (kind) =>

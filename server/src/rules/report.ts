@@ -214,7 +214,11 @@ function neverEntered(subprograms: readonly SubprogramReport[], reported: Violat
   // Refused by add_subprog, the program was never verified: every number is 0 (measured on 6.18).
   if (reported?.phase === 'add_subprog') return new Set(subprograms.map((_, index) => index));
   if (reported?.phase !== 'do_check') return never;
-  never.add(reported.subprogram);
+  // A recursion stops do_check at a call into a function it is already in, which has its depth;
+  // what it had not entered yet comes after that call in the preorder below.
+  const stoppedCallee = reported.chain[reported.chain.length - 1];
+  const recursion = reported.rule === 'call-depth' && reported.chain.indexOf(stoppedCallee) < reported.chain.length - 1;
+  if (!recursion) never.add(reported.subprogram);
   if (reported.rule !== 'call-depth') return never;
   const indexOf = new Map(subprograms.map((sub, index) => [sub.name, index]));
   const calleesOf = (index: number) =>
@@ -233,9 +237,10 @@ function neverEntered(subprograms: readonly SubprogramReport[], reported: Violat
   let stopped = false;
   while (stack.length > 0) {
     const index = stack.pop()!;
+    if (recursion && index === reported.subprogram && entered.has(index)) stopped = true;
     if (entered.has(index) || verifiedEarlier.has(index)) continue;
     entered.add(index);
-    if (index === reported.subprogram) stopped = true;
+    if (!recursion && index === reported.subprogram) stopped = true;
     if (stopped) never.add(index);
     stack.push(...calleesOf(index).reverse());
   }

@@ -19,6 +19,11 @@
  * check_map_func_compatibility that refuses a tail call in a program with bpf-to-bpf calls where
  * allow_tail_call_in_subprogs() is false: before 5.10, and without the JIT on any kernel.
  *
+ * A recursion (a call back into the chain) is walked like any other call, until the chain is too
+ * deep ("the call stack of 8 frames is too deep !") or too big. do_check follows it only as far as
+ * the values it knows let it (FrameGraph.verifiedChainFrames), so its "9 frames" comes first only
+ * for a recursion those values do not end.
+ *
  * Earlier still, add_subprog refuses a program of more than 256 subprograms ("too many
  * subprograms"), and the verifier stops there.
  *
@@ -76,9 +81,22 @@ export const MAX_SUBPROGRAMS = 256;
  * (measured on 6.18 for that graph: "BPF program is too large. Processed 1000001 insn").
  */
 export const MAX_WALKED_FRAMES = 1_000_000;
+/**
+ * The longest chain the walk follows. Without recursion no chain is longer than the program has
+ * subprograms; a recursion is stopped by the frame limit, except where nothing counts its frames
+ * (a global function calling itself from 7.2, which starts every count again).
+ */
+export const MAX_CHAIN_FRAMES = MAX_SUBPROGRAMS;
 
 export type RuleId =
-  'tail-call-depth' | 'combined-stack' | 'call-depth' | 'subprog-stack' | 'tail-call-with-calls' | 'too-many-subprograms' | 'kernel-lacks-feature';
+  | 'tail-call-depth'
+  | 'combined-stack'
+  | 'call-depth'
+  | 'subprog-stack'
+  | 'tail-call-with-calls'
+  | 'too-many-subprograms'
+  | 'kernel-lacks-feature'
+  | 'recursion';
 
 /** What a program uses that the kernel predates, for advice: the feature and the first release with it. */
 export interface MissingFeature {
@@ -98,7 +116,15 @@ export const CALLBACK_LDIMM64_MESSAGE = 'unrecognized bpf_ld_imm64 insn';
 export const MAY_GOTO_UNKNOWN_MESSAGE = 'unknown opcode e5';
 
 /** bpf_check's passes, in the order it runs them; a verifier stops at the first that fails. */
-export const VERIFIER_PHASES = ['add_subprog', 'check_btf_info', 'check_attach_btf_id', 'resolve_pseudo_ldimm64', 'do_check', 'check_max_stack_depth'] as const;
+export const VERIFIER_PHASES = [
+  'add_subprog',
+  'check_btf_info',
+  'check_attach_btf_id',
+  'resolve_pseudo_ldimm64',
+  'check_cfg',
+  'do_check',
+  'check_max_stack_depth',
+] as const;
 export type VerifierPhase = (typeof VERIFIER_PHASES)[number];
 
 /** check_map_func_compatibility's message where tail calls and bpf-to-bpf calls may not be mixed. */
@@ -193,6 +219,7 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
   let maxCombinedChain: string[] = [];
   let deepestAtFirstError: { depth: number; chain: string[] } | undefined;
   let walkedFrames = 0;
+  let chainCut = false;
 
   const kind = programKindOf(graph);
   const hasTailCall = nodes.some((node) => node.hasTailCall);
@@ -233,7 +260,14 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     violations.push({ ...violation, chain, reportedByKernel: false, phase });
   };
 
-  const visit = (index: number, callersDepth: number, callers: ChainFrame[], callSource: SourceLocation | undefined, privateStackSupported: boolean) => {
+  const visit = (
+    index: number,
+    callersDepth: number,
+    callers: ChainFrame[],
+    callSource: SourceLocation | undefined,
+    privateStackSupported: boolean,
+    recursing = false,
+  ) => {
     if (++walkedFrames > MAX_WALKED_FRAMES) return;
     const node = nodes[index];
     const roundedDepth = rules.roundStackDepth(node.stackDepth);
@@ -318,11 +352,15 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
       if (!callee) continue;
       // Async callbacks taken by address run later, on their own stack; they are roots of their own.
       if (rules.asyncCallbacksAreRoots && callee.isAsyncCallback && call.kind === 'callback') continue;
-      // check_cfg() rejects recursion before this check runs; never loop on it here.
-      if (frames.some((f) => f.subprogram === call.callee)) continue;
-      const calleeFrameIndex = frames.length;
+      // check_max_stack_depth follows a call back into the chain like any other, until the chain is
+      // too deep or too big; do_check follows it only as far as the values let it.
+      const callsBack = frames.some((f) => f.subprogram === call.callee);
+      // Where an earlier pass refuses the recursion, the walk never meets it.
+      if (callsBack && rules.recursion !== 'stack-walk') continue;
+      const recursesHere = recursing || callsBack;
       const staticRun = callee.isGlobal ? 0 : staticFramesFromUnitRoot(frames) + 1;
-      if (staticRun > rules.maxCallFrames) {
+      const doCheckFollows = !recursesHere || graph.verifiedChainFrames === undefined || graph.verifiedChainFrames > rules.maxCallFrames;
+      if (doCheckFollows && staticRun > rules.maxCallFrames) {
         record(
           {
             rule: 'call-depth',
@@ -336,10 +374,13 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
         );
         continue;
       }
-      if (rules.globalCallsCountFrames && calleeFrameIndex >= rules.maxCallFrames) {
+      // The walk's frame number: the callee's place on the chain; from 7.2 counted from the last
+      // global function, which starts at 0.
+      const walkFrame = rules.globalCallsCountFrames ? frames.length : staticRun === 0 ? 0 : staticRun - 1;
+      if (walkFrame >= rules.maxCallFrames) {
         record({
           rule: 'call-depth',
-          message: `the call stack of ${calleeFrameIndex} frames is too deep !`,
+          message: `the call stack of ${walkFrame} frames is too deep !`,
           depth,
           frames: [...frames, calleeFrame(call.callee, call.source)],
           subprogram: call.callee,
@@ -347,7 +388,11 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
         });
         continue;
       }
-      visit(call.callee, depth, frames, call.source, privateStackSupported);
+      if (frames.length >= MAX_CHAIN_FRAMES) {
+        chainCut = true;
+        continue;
+      }
+      visit(call.callee, depth, frames, call.source, privateStackSupported, recursesHere);
     }
   };
 
@@ -392,6 +437,9 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
   const checked = existenceCheckedMissingHelper(graph, rules);
   if (checked) assumes.push(checked);
 
+  const refusedRecursion = recursionRefusal(graph, rules, calleeFrame);
+  if (refusedRecursion) record(refusedRecursion, 'check_cfg');
+
   if (!rules.tailCallsWithCalls && hasTailCall && nodes.length > 1) {
     const tailCaller = nodes.findIndex((node) => node.hasTailCall);
     record(
@@ -431,15 +479,81 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
     maxCombinedChain,
     tailCalls: [...tailCalls.values()].sort((a, b) => a.subprogram - b.subprogram),
     privateStackSubprograms: modes.flatMap((mode, index) => (mode === 'adaptive' ? [index] : [])),
-    notes:
-      walkedFrames > MAX_WALKED_FRAMES
+    notes: [
+      ...rules.notes,
+      ...(walkedFrames > MAX_WALKED_FRAMES
         ? [
-            ...rules.notes,
             `the call graph has more than ${MAX_WALKED_FRAMES} frames along its chains; the walk stopped there, and the verifier itself gives up once do_check has processed 1,000,000 instructions ("BPF program is too large")`,
           ]
-        : rules.notes,
+        : []),
+      ...(chainCut ? [`a recursion no frame limit stops: the walk stopped at chains of ${MAX_CHAIN_FRAMES} frames`] : []),
+    ],
     assumes,
   };
+}
+
+/**
+ * A recursion refused before do_check (KernelRuleSet.recursion): by check_cfg before 6.7, as the
+ * back edge its walk over the instructions meets first (FrameGraph.cfgBackEdge; the source side,
+ * without instruction numbers, names the functions instead); from 7.2 by the check of the call graph,
+ * as the call a depth-first walk from the main function meets first. Every number of the stack line
+ * is 0: nothing was verified yet (measured on 5.10.223, 6.1.170, 7.2.13, 7.3-rc7).
+ */
+function recursionRefusal(
+  graph: FrameGraph,
+  rules: KernelRuleSet,
+  frame: (index: number, callSource?: SourceLocation) => ChainFrame,
+): Omit<Violation, 'reportedByKernel' | 'chain' | 'phase'> | undefined {
+  if (rules.recursion === 'stack-walk') return undefined;
+  const nodes = graph.subprograms;
+  const back = rules.recursion === 'check_cfg' && graph.cfgBackEdge ? graph.cfgBackEdge : firstCallBack(graph);
+  if (!back) return undefined;
+  const call = nodes[back.caller].calls.find((candidate) => candidate.callee === back.callee && (back.at === undefined || candidate.at === back.at));
+  const message =
+    rules.recursion === 'call-graph'
+      ? `recursive call from ${nodes[back.caller].name}() to ${nodes[back.callee].name}()`
+      : graph.cfgBackEdge
+        ? `back-edge from insn ${graph.cfgBackEdge.fromInsn} to ${graph.cfgBackEdge.toInsn}`
+        : `back-edge from the call in ${nodes[back.caller].name}() to ${nodes[back.callee].name}()`;
+  const counted = countedSubprograms(graph, rules);
+  return {
+    rule: 'recursion',
+    message,
+    depth: 0,
+    frames: [frame(back.caller), frame(back.callee, call?.source)],
+    subprogram: back.callee,
+    source: call?.source,
+    printedDepths: counted.map((isCounted) => (isCounted ? 0 : undefined)),
+  };
+}
+
+/**
+ * The first call back into a function on the chain, walking depth first from each root in order.
+ * Only bpf-to-bpf calls count: callbacks that arm each other by address (timer_mim.c's two timer
+ * callbacks) load on 6.1.170 and 7.2.13.
+ */
+function firstCallBack(graph: FrameGraph): { caller: number; callee: number; at?: number } | undefined {
+  const nodes = graph.subprograms;
+  const state = new Uint8Array(nodes.length); // 0 unseen, 1 on the chain, 2 done
+  const walk = (index: number): { caller: number; callee: number; at?: number } | undefined => {
+    state[index] = 1;
+    for (const call of nodes[index].calls) {
+      if (call.kind !== 'call') continue;
+      if (state[call.callee] === 1) return { caller: index, callee: call.callee, at: call.at };
+      if (state[call.callee] === 0) {
+        const found = walk(call.callee);
+        if (found) return found;
+      }
+    }
+    state[index] = 2;
+    return undefined;
+  };
+  for (let index = 0; index < nodes.length; index++) {
+    if (state[index] !== 0) continue;
+    const found = walk(index);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /** A violation before it is recorded; a missing helper keeps its call, for the assumption it may rest on. */
