@@ -31,6 +31,14 @@ const FLOORS = { objects: 1513, judged: 2745 };
 const FASTCALL = 'bpf_fastcall: the 6.12 verifier drops the spills and fills around a fastcall helper call, and the stack they used';
 const VAR_OFF = 'a stack write at a variable offset: the verifier counts the range it may reach, check counts less';
 const BELOW_FRAME = 'an access below the 512-byte frame: the verifier refuses the access itself ("invalid write to stack"), check says the frame is too large';
+/** Differences only a build with other flags shows, by `source tag:program`, with why. */
+const KNOWN_VARIANT_DIFFERENCES = new Map([
+  [
+    'vendor/github.com/iovisor/bcc/libbpf-tools/tcprtt.bpf.c O1:tcp_rcv_kprobe',
+    "bcc's tcprtt at -O1: check counts 8 bytes more of handle_tcp_rcv_established's frame (48) than the verifier (40) (not yet analysed)",
+  ],
+]);
+
 /**
  * Programs (by their source's path in its package, and name) whose line or verdict is known to
  * differ from the kernel's, with why; found when the corpus grew from 235 copied files to the
@@ -78,9 +86,6 @@ const KNOWN_DIFFERENCES = new Map<string, string>([
   ['tools/testing/selftests/bpf/progs/verifier_raw_stack.c:load_bytes_invalid_access_1', BELOW_FRAME],
   ['lib/libxdp/tests/xdp_dispatcher_v1.c:xdp_dispatcher', "the dispatcher's freplace slots: check prints one the verifier does not (not yet analysed)"],
   ['lib/libxdp/tests/xdp_dispatcher_v2.c:xdp_dispatcher', "the dispatcher's freplace slots: check prints one the verifier does not (not yet analysed)"],
-  ...['vendor/github.com/iovisor/bcc/libbpf-tools/tcprtt.bpf.c:tcp_rcv_kprobe', 'usr/sbin/tcprtt-libbpf:tcp_rcv_kprobe'].map(
-    (key) => [key, "bcc's tcprtt: check prints one subprogram more than the verifier, and at -O1 a main frame 8 bytes deeper (not yet analysed)"] as const,
-  ),
 ]);
 
 test('the corpus builds from its Debian packages', async (t) => {
@@ -179,8 +184,11 @@ test('check agrees with the kernel on the same sources built with -O1, -mcpu=v1 
         if (!comparison.compared) continue;
         compared++;
         // A program that differs when built the corpus's way is listed above with why; it differs here too.
-        if ((!comparison.lineAgrees || !comparison.verdictAgrees) && !KNOWN_DIFFERENCES.has(`${source.relativeSource}:${ours.name}`))
-          disagreements.push(comparison.description);
+        const agrees = comparison.lineAgrees && comparison.verdictAgrees;
+        const variantKey = `${source.relativeSource} ${tag}:${ours.name}`;
+        if (KNOWN_VARIANT_DIFFERENCES.has(variantKey)) {
+          if (agrees) disagreements.push(`${variantKey}: agrees now; take it off KNOWN_VARIANT_DIFFERENCES`);
+        } else if (!agrees && !KNOWN_DIFFERENCES.has(`${source.relativeSource}:${ours.name}`)) disagreements.push(comparison.description);
       }
     }
   }

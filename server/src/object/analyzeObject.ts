@@ -95,18 +95,22 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     return { data, offset: symbol.value + imm };
   };
   // A function shared by several programs, or entered with the same arguments, is analysed once.
-  const analyses = new Map<ObjectFunction, { args: CallArguments | undefined; result: StackDepthResult }[]>();
-  const analyze = (sub: Subprogram, args: CallArguments | undefined): StackDepthResult => {
+  type Returns = ReadonlyMap<number, number | bigint> | undefined;
+  const sameReturns = (a: Returns, b: Returns) =>
+    a === b || (a !== undefined && b !== undefined && a.size === b.size && [...a].every(([at, value]) => b.get(at) === value));
+  const analyses = new Map<ObjectFunction, { args: CallArguments | undefined; returns: Returns; result: StackDepthResult }[]>();
+  const analyze = (sub: Subprogram, args: CallArguments | undefined, returns?: Returns): StackDepthResult => {
     const { fn } = sub;
     const known = analyses.get(fn) ?? [];
-    const found = known.find((entry) => sameArguments(entry.args, args));
+    const found = known.find((entry) => sameArguments(entry.args, args) && sameReturns(entry.returns, returns));
     if (found) return found.result;
     const result = computeStackDepth(fn.packed, {
       entryArguments: args,
+      callReturns: returns,
       readOnlyAddress: (slot, imm) => readOnlyAddress(fn, slot, imm),
       recordAccesses: options.recordStackAccesses,
     });
-    analyses.set(fn, [...known, { args, result }]);
+    analyses.set(fn, [...known, { args, returns, result }]);
     return result;
   };
   const lineOf = (fn: ObjectFunction, index: number) => lines(fn.section.name, offsetAt(fn, index) ?? fn.start);
@@ -123,9 +127,10 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     if (!callsMissingHelper(sub) && (sub.calls.length === 0 || !program.subprograms.some(callsMissingHelper))) return undefined;
     let known = steps.get(result);
     if (!known) {
-      const args = analyses.get(sub.fn)?.find((entry) => entry.result === result)?.args;
+      const analysis = analyses.get(sub.fn)?.find((entry) => entry.result === result);
       const { accesses } = computeStackDepth(sub.fn.packed, {
-        entryArguments: args,
+        entryArguments: analysis?.args,
+        callReturns: analysis?.returns,
         readOnlyAddress: (slot, imm) => readOnlyAddress(sub.fn, slot, imm),
         recordAccesses: true,
       });

@@ -18,10 +18,27 @@ export interface ProgramVerification {
   entered: Set<number>;
 }
 
-/** Analyses a subprogram given r1..r5 (undefined: nothing known). */
-export type SubprogramAnalyzer = (sub: Subprogram, entryArguments: CallArguments | undefined) => StackDepthResult;
+/** Analyses a subprogram given r1..r5 (undefined: nothing known) and the constants its static calls return. */
+export type SubprogramAnalyzer = (
+  sub: Subprogram,
+  entryArguments: CallArguments | undefined,
+  callReturns?: ReadonlyMap<number, number | bigint>,
+) => StackDepthResult;
 
+/**
+ * The verification of a program, twice where a static function returns a constant: the first pass
+ * finds what each callee returns on the paths it is entered with; the second starts over with those
+ * constants after the calls, so what a decided branch no longer reaches is not entered. (A constant
+ * found with the first pass's arguments holds for the second's, which are known as well or better.)
+ */
 export function verifyProgram(program: BpfProgram, analyze: SubprogramAnalyzer): ProgramVerification {
+  const first = verifyOnce(program, analyze, undefined);
+  const returned = first.results.map((result, index) => (program.subprograms[index].fn.isGlobal ? undefined : result?.returnValue));
+  if (returned.every((value) => value === undefined)) return first;
+  return verifyOnce(program, analyze, returned);
+}
+
+function verifyOnce(program: BpfProgram, analyze: SubprogramAnalyzer, returned: readonly (number | bigint | undefined)[] | undefined): ProgramVerification {
   const count = program.subprograms.length;
   const results: (StackDepthResult | undefined)[] = new Array(count).fill(undefined);
   const entryArguments: (CallArguments | undefined)[] = new Array(count).fill(undefined);
@@ -51,7 +68,7 @@ export function verifyProgram(program: BpfProgram, analyze: SubprogramAnalyzer):
   while (work.length > 0) {
     const index = work.pop()!;
     const sub = program.subprograms[index];
-    const result = analyze(sub, entryArguments[index]);
+    const result = analyze(sub, entryArguments[index], returned && callReturnsOf(sub, returned));
     results[index] = result;
     for (const call of sub.calls) {
       if (!isReachable(result, call.at)) continue;
@@ -63,6 +80,16 @@ export function verifyProgram(program: BpfProgram, analyze: SubprogramAnalyzer):
     }
   }
   return { results, entered };
+}
+
+/** The constant each of a function's bpf-to-bpf calls returns, by the call's instruction; undefined when none does. */
+function callReturnsOf(sub: Subprogram, returned: readonly (number | bigint | undefined)[]): ReadonlyMap<number, number | bigint> | undefined {
+  let returns: Map<number, number | bigint> | undefined;
+  for (const call of sub.calls) {
+    const value = call.kind === 'call' ? returned[call.callee] : undefined;
+    if (value !== undefined) (returns ??= new Map()).set(call.at, value);
+  }
+  return returns;
 }
 
 /** What two call sites agree on; undefined when that is nothing. */

@@ -123,6 +123,8 @@ export interface StackDepthResult {
   unreachable: { from: number; to: number }[];
   /** At each bpf2bpf call the verifier reaches (by instruction index): what r1..r5 hold. */
   callArguments: Map<number, CallArguments>;
+  /** The constant r0 holds at every exit the verifier reaches, if it is one constant. */
+  returnValue?: number | bigint;
 }
 
 /** Whether the verifier reaches the function's `index`th instruction. */
@@ -169,6 +171,12 @@ export interface StackDepthOptions {
   readOnlyAddress?(slot: number, imm: number): { data: ReadOnlyData; offset: number } | undefined;
   /** Keep every stack access (for a disassembly); without it only the depth is worked out. */
   recordAccesses?: boolean;
+  /**
+   * What r0 holds after a bpf2bpf call, by the call's instruction index, where the static callee
+   * returns one constant on every path the verifier follows: do_check goes on from the callee's exit
+   * with its r0, so a branch on it is decided (tcprtt's `ipv6_is_not_zero(zeroed) && ...`).
+   */
+  callReturns?: ReadonlyMap<number, number | bigint>;
 }
 
 /*
@@ -223,6 +231,9 @@ class DepthWalk {
   private first = 0;
   private count = 0;
   private readOnlyAddress: StackDepthOptions['readOnlyAddress'];
+  private callReturns: StackDepthOptions['callReturns'];
+  /** Per block ending in exit: r0 there as its last walk saw it (null: not a constant). */
+  private exitValues = new Map<number, number | bigint | null>();
   /** The deepest byte (as a positive distance below fp) touched by the last walkBlock. */
   private deepest = 0;
   /** r1..r5 at each bpf2bpf call, as the last walk of its block saw them (the final state). */
@@ -258,6 +269,8 @@ class DepthWalk {
     this.first = range.first;
     this.count = Math.max(0, range.end - range.first);
     this.readOnlyAddress = options.readOnlyAddress;
+    this.callReturns = options.callReturns;
+    this.exitValues.clear();
     if (this.count === 0)
       return { checkedDepth: 0, byteDepth: 0, hiddenBytes: 0, hiddenReasons: [], accesses: NO_ACCESSES, unreachable: [], callArguments: new Map() };
     this.findBlocks();
@@ -291,6 +304,12 @@ class DepthWalk {
       accesses.sort((a, b) => a.at - b.at);
     }
     this.readOnlyAddress = undefined;
+    this.callReturns = undefined;
+    let returnValue: number | bigint | null | undefined;
+    for (const [block, value] of this.exitValues) {
+      if (entered[block] === 0) continue;
+      returnValue = returnValue === undefined || returnValue === value ? value : null;
+    }
 
     const checkedDepth = roundToSlots(deepest);
     const hidden = hiddenSlots({ bpfLoopInlined: (found & FOUND_BPF_LOOP_INLINED) !== 0, mayGoto: (found & FOUND_MAY_GOTO) !== 0 });
@@ -302,6 +321,7 @@ class DepthWalk {
       accesses,
       unreachable,
       callArguments: this.callArguments,
+      ...(returnValue === undefined || returnValue === null ? {} : { returnValue }),
     };
   }
 
@@ -401,6 +421,11 @@ class DepthWalk {
         }
       }
       this.transfer();
+      if ((cls === BPF_JMP || cls === BPF_JMP32) && this.callReturns !== undefined && isPseudoCall(insn)) {
+        const returned = this.callReturns.get(index);
+        if (returned !== undefined) this.setConstant(0, returned);
+      }
+      if (isExit(insn)) this.exitValues.set(block, this.constantIn(0) ?? null);
     }
     this.deepest = deepest;
     return found;
