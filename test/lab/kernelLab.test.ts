@@ -83,3 +83,54 @@ test("a lab kernel cuts off a program over the loader's time limit and says so",
     `${fetched.release}: the program should have been cut off with EAGAIN after 0.2 s`,
   );
 });
+
+/*
+ * The two ways a lab kernel fails to answer, each a one-line message naming the kernel and how far it
+ * got, which `verify` and the editor's "Verify on real kernels…" show as they are.
+ */
+test('a lab kernel that does not answer in time is stopped with a one-line message', { timeout: 5 * 60 * 1000 }, async (t) => {
+  const missing = missingLabTool();
+  if (missing) return skipOrFail(t, missing);
+  const fetched = await fetchKernel(LAB_KERNELS[0], { root: repositoryRoot() });
+  const started = Date.now();
+  // TCG takes several seconds to boot: two are not enough to reach the loader.
+  await assert.rejects(bootKernel(fetched, fixtureObjects().slice(0, 1), { root: repositoryRoot(), timeoutSeconds: 2 }), (error: Error) => {
+    assert.equal(
+      error.message,
+      `kernel ${fetched.release} (${fetched.kernel.package}) timed out after 2 s under QEMU (0 programs judged, before its loader started)`,
+    );
+    return true;
+  });
+  assert.ok(Date.now() - started < 60_000, 'the VM was not stopped at its time limit');
+});
+
+test('a lab kernel that panics is stopped at the panic with a one-line message', { timeout: 5 * 60 * 1000 }, async (t) => {
+  const missing = missingLabTool();
+  if (missing) return skipOrFail(t, missing);
+  const fetched = await fetchKernel(LAB_KERNELS[0], { root: repositoryRoot() });
+  // A stand-in for QEMU that prints what a real kernel prints when its init dies, then hangs as the
+  // VM would (panic=-1 reboots, and -no-reboot keeps it from coming back).
+  const folder = mkdtempSync(join(tmpdir(), 'bpf-stack-lens-panic-'));
+  const qemu = join(folder, 'qemu-panics');
+  writeFileSync(
+    qemu,
+    [
+      '#!/bin/sh',
+      'if [ "$1" = --version ]; then echo "QEMU emulator version 7.2.0"; exit 0; fi',
+      "printf '[    1.234567] Run /init as init process\\r\\n'",
+      "printf '[    1.345678] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\\r\\n'",
+      'exec sleep 600',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  const started = Date.now();
+  await assert.rejects(bootKernel(fetched, fixtureObjects().slice(0, 1), { root: repositoryRoot(), qemu }), (error: Error) => {
+    assert.equal(
+      error.message,
+      `kernel ${fetched.release} (${fetched.kernel.package}) panicked, before its loader started: Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100`,
+    );
+    return true;
+  });
+  assert.ok(Date.now() - started < 60_000, 'the VM was not stopped at the panic');
+});
