@@ -87,13 +87,7 @@ const FASTCALL: Known[number] = [
     'kfunc_bpf_rdonly_cast',
   ].map((name) => `${SELFTESTS}verifier_bpf_fastcall.c:${name}`),
 ];
-const LIBBPF_TOOLS = 'vendor/github.com/iovisor/bcc/libbpf-tools/';
-const TCPRTT: Known[number] = [
-  "bcc's tcprtt: check prints one subprogram more than the verifier (not yet analysed; also on the running kernel)",
-  ['tcp_rcv', 'tcp_rcv_kprobe'].flatMap((name) => [`${LIBBPF_TOOLS}tcprtt.bpf.c:${name}`, `usr/sbin/tcprtt-libbpf:${name}`]),
-];
 const FROM_6_12: Known = [
-  TCPRTT,
   FASTCALL,
   VAR_OFF,
   UNSEEN_SLOT,
@@ -141,10 +135,9 @@ const KNOWN_DIFFERENCES: Record<string, Known> = {
       [`${SELFTESTS}test_cls_redirect.c:cls_redirect`, `${SELFTESTS}test_cls_redirect_subprogs.c:cls_redirect`],
     ],
     ['bpftune: check counts an 8-byte slot 5.10 does not (not yet analysed)', ['src/probe.bpf.c:entry__setup_net']],
-    TCPRTT,
     BELOW_FRAME,
   ],
-  '6.1.170': [UNSEEN_SLOT, VAR_LEN_SLOT, VAR_OFF_ONE, FOR_EACH_MAIN, TCPRTT, BELOW_FRAME],
+  '6.1.170': [UNSEEN_SLOT, VAR_LEN_SLOT, VAR_OFF_ONE, FOR_EACH_MAIN, BELOW_FRAME],
   '6.12.107': FROM_6_12,
   '7.2.13': FROM_6_12,
   '7.3-rc7': [
@@ -193,14 +186,6 @@ const KNOWN_DIFFERENCES: Record<string, Known> = {
           (name) => `${SELFTESTS}test_urandom_usdt.c:${name}`,
         ),
         ...['usdt0', 'usdt3', 'usdt12'].map((name) => `${SELFTESTS}test_usdt.c:${name}`),
-      ],
-    ],
-    [
-      '7.3 numbers the subprograms of an accepted program after it removed the dead ones; check keeps their numbers from before',
-      [
-        `${SELFTESTS}test_xdp_noinline.c:balancer_ingress_v4`,
-        `${SELFTESTS}test_xdp_noinline.c:balancer_ingress_v6`,
-        `${SELFTESTS}for_each_array_map_elem.c:test_pkt_access`,
       ],
     ],
   ],

@@ -17,6 +17,7 @@ const RULES: Record<RuleId, string> = {
   'too-many-subprograms': 'A program calls more than 255 functions: the verifier takes at most 256 subprograms, main included.',
   'kernel-lacks-feature':
     'A program uses what the kernel predates (a helper, may_goto, a callback passed by address, a sleepable program type), refused before or during do_check.',
+  'back-edge': 'A loop entered in its middle (falling through into it from inside): refused by the control-flow check of kernels before 6.7.',
   recursion:
     'A function calls itself, directly or through others: refused as a back-edge before 6.7 and as a recursive call from 7.2, and walked until too deep or too big in between.',
 };

@@ -108,6 +108,8 @@ export function excessText(violation: AdvisedViolation, profile: KernelProfile):
       return 'this kernel allows tail calls only in programs without bpf-to-bpf calls (before 5.10, and without the JIT): inline the subprograms (__always_inline), or target 5.10 and later with the JIT';
     case 'kernel-lacks-feature':
       return violation.missingFeature ? missingFeatureText(violation.missingFeature, profile) : 'this kernel lacks what the program uses';
+    case 'back-edge':
+      return `${violation.frames[0]?.name ?? 'the function'} has a loop that code inside it falls through into: kernels before 6.7 refuse it; write the loop so it is entered at its top (for, while), or target 6.7 and later`;
     case 'recursion': {
       const [caller, callee] = violation.frames.map((frame) => frame.name);
       return `${caller} calls ${callee}, which is already on the chain: the verifier takes no recursion; turn it into a bounded loop (for, bpf_loop)`;

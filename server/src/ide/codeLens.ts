@@ -109,6 +109,8 @@ export function measureText(measure: ChainMeasure, profile: KernelProfile): stri
       return 'tail call beside bpf-to-bpf calls';
     case 'recursion':
       return 'recursion';
+    case 'back-edge':
+      return 'loop entered in its middle';
     case 'kernel-lacks-feature': {
       const since = measure.violation.missingFeature?.since;
       return since ? `needs ${since}` : 'needs a helper no kernel has';

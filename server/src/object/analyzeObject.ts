@@ -147,6 +147,8 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   };
 
   const exceptionCallbackOwners = functionsWithExceptionCallbacks(btf);
+  // Only kernels before 6.7 refuse a back edge in check_cfg; the walk over the instructions is for them.
+  const judgesControlFlow = profiles.some((profile) => ruleSetFor(profile).recursion === 'check_cfg');
   const deepestCallLimit = Math.max(0, ...profiles.map((profile) => ruleSetFor(profile).maxCallFrames));
   const sharedReports = new SharedSubprogramReports();
   const programReports = programs.map((program): ProgramReport => {
@@ -190,9 +192,8 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
       section: program.section,
       moreSubprograms: program.moreSubprograms,
       hasFuncInfo: ext?.funcInfo.has(program.section) ?? false,
-      ...(callsRecurse(program)
-        ? { verifiedChainFrames: deepestVerifiedChain(program, analyze, deepestCallLimit), cfgBackEdge: firstRefusedBackEdge(program) }
-        : {}),
+      ...(callsRecurse(program) ? { verifiedChainFrames: deepestVerifiedChain(program, analyze, deepestCallLimit) } : {}),
+      ...(judgesControlFlow ? { cfgBackEdge: firstRefusedBackEdge(program) } : {}),
       subprograms: program.subprograms.map((sub, index) => {
         const depth = programDepths[index];
         const reached = (at: number) => entered.has(index) && isReachable(depth, at);

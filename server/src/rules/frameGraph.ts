@@ -117,9 +117,10 @@ export interface FrameGraph {
    */
   verifiedChainFrames?: number;
   /**
-   * Where the calls recurse: the call that check_cfg before 6.7 meets going back into a function it
-   * is still inside, by instruction numbers of the loaded program (its "back-edge from insn 16 to 4")
-   * and by subprogram. Undefined when not known (the source side).
+   * The first edge check_cfg before 6.7 refuses going back into code its walk is still inside: a
+   * recursive call, or a fall-through into a loop entered in its middle, by instruction numbers of
+   * the loaded program (its "back-edge from insn 16 to 4") and by subprogram. Undefined when there
+   * is none, or when not known (the source side).
    */
-  cfgBackEdge?: { fromInsn: number; toInsn: number; caller: number; callee: number; at: number };
+  cfgBackEdge?: { fromInsn: number; toInsn: number; call: boolean; caller: number; callee: number; at: number };
 }

@@ -294,8 +294,10 @@ export function addStackDepthLines(
     else if (format === 'slots-max') verdict.stackDepthLine = `stack depth ${sum} max ${printedMax}`;
     else {
       verdict.stackDepthLine = `stack depth max ${printedMax}`;
-      verdict.subprogramStackLines = printed.map(({ sub, index, depth }) => ({
-        index,
+      // Numbered as the verifier has them when it prints: after the dead ones of an accepted program
+      // were removed, those after them moved down (measured on 7.3-rc7 with bcc's tcprtt).
+      verdict.subprogramStackLines = printed.map(({ sub, index, depth }, position) => ({
+        index: position,
         name: sub.name,
         kind: index === 0 ? 'main' : sub.isGlobal ? 'global' : 'static',
         stack: depth,

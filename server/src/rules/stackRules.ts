@@ -96,7 +96,8 @@ export type RuleId =
   | 'tail-call-with-calls'
   | 'too-many-subprograms'
   | 'kernel-lacks-feature'
-  | 'recursion';
+  | 'recursion'
+  | 'back-edge';
 
 /** What a program uses that the kernel predates, for advice: the feature and the first release with it. */
 export interface MissingFeature {
@@ -494,10 +495,11 @@ export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
 
 /**
  * A recursion refused before do_check (KernelRuleSet.recursion): by check_cfg before 6.7, as the
- * back edge its walk over the instructions meets first (FrameGraph.cfgBackEdge; the source side,
- * without instruction numbers, names the functions instead); from 7.2 by the check of the call graph,
- * as the call a depth-first walk from the main function meets first. Every number of the stack line
- * is 0: nothing was verified yet (measured on 5.10.223, 6.1.170, 7.2.13, 7.3-rc7).
+ * back edge its walk over the instructions meets first (FrameGraph.cfgBackEdge), which may also be a
+ * fall-through into a loop entered in its middle (rule back-edge); the source side, without
+ * instruction numbers, names the functions of a recursion instead. From 7.2 by the check of the call
+ * graph, as the call a depth-first walk from the main function meets first. Every number of the
+ * stack line is 0: nothing was verified yet (measured on 5.10.223, 6.1.170, 7.2.13, 7.3-rc7).
  */
 function recursionRefusal(
   graph: FrameGraph,
@@ -506,23 +508,25 @@ function recursionRefusal(
 ): Omit<Violation, 'reportedByKernel' | 'chain' | 'phase'> | undefined {
   if (rules.recursion === 'stack-walk') return undefined;
   const nodes = graph.subprograms;
-  const back = rules.recursion === 'check_cfg' && graph.cfgBackEdge ? graph.cfgBackEdge : firstCallBack(graph);
+  const cfg = rules.recursion === 'check_cfg' ? graph.cfgBackEdge : undefined;
+  const back = cfg ?? firstCallBack(graph);
   if (!back) return undefined;
   const call = nodes[back.caller].calls.find((candidate) => candidate.callee === back.callee && (back.at === undefined || candidate.at === back.at));
   const message =
     rules.recursion === 'call-graph'
       ? `recursive call from ${nodes[back.caller].name}() to ${nodes[back.callee].name}()`
-      : graph.cfgBackEdge
-        ? `back-edge from insn ${graph.cfgBackEdge.fromInsn} to ${graph.cfgBackEdge.toInsn}`
+      : cfg
+        ? `back-edge from insn ${cfg.fromInsn} to ${cfg.toInsn}`
         : `back-edge from the call in ${nodes[back.caller].name}() to ${nodes[back.callee].name}()`;
   const counted = countedSubprograms(graph, rules);
+  const isLoop = cfg !== undefined && !cfg.call;
   return {
-    rule: 'recursion',
+    rule: isLoop ? 'back-edge' : 'recursion',
     message,
     depth: 0,
-    frames: [frame(back.caller), frame(back.callee, call?.source)],
+    frames: isLoop ? [frame(back.caller)] : [frame(back.caller), frame(back.callee, call?.source)],
     subprogram: back.callee,
-    source: call?.source,
+    source: isLoop ? nodes[back.caller].source : call?.source,
     printedDepths: counted.map((isCounted) => (isCounted ? 0 : undefined)),
   };
 }
