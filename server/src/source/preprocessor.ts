@@ -163,8 +163,6 @@ interface ConditionalGroup {
 }
 
 const MAX_INCLUDE_DEPTH = 200;
-/** The fewest tokens preprocessFile hands on at once between directives. */
-const FLUSH_BATCH_TOKENS = 4096;
 let includeDepth = 0;
 
 /**
@@ -184,11 +182,7 @@ export function preprocessFile(
   const inactiveRanges: [number, number][] = [];
   let active = true;
   let pending: Token[] = [];
-  // Long runs without directives (vmlinux.h is one of a million tokens) go out in batches, each ending
-  // at a ';' outside parentheses: no macro invocation spans one, and the batches die young.
-  let parenDepth = 0;
   const flush = () => {
-    parenDepth = 0;
     if (pending.length === 0) return;
     const batch = expander.expand(pending);
     pending = [];
@@ -200,14 +194,8 @@ export function preprocessFile(
   while (index < count) {
     const token = tokens[index];
     if (!(token.flags & TokenFlags.AtLineStart) || token.text !== '#' || token.kind !== TokenKind.Punctuator) {
+      if (active) pending.push(token);
       index++;
-      if (!active) continue;
-      pending.push(token);
-      if (token.kind !== TokenKind.Punctuator) continue;
-      const text = token.text;
-      if (text === '(') parenDepth++;
-      else if (text === ')') parenDepth--;
-      else if (text === ';' && parenDepth <= 0 && pending.length >= FLUSH_BATCH_TOKENS) flush();
       continue;
     }
     let end = index + 1;
