@@ -17,6 +17,7 @@ import { test } from 'node:test';
 import { runningKernelProfile } from '../server/src/probe/runningKernel';
 import { analyzeObject } from '../server/src/object/analyzeObject';
 import { kernelVerifierAvailable, repositoryRoot, verifyProgram } from './support/kernel';
+import { BELOW_FRAME, FASTCALL, VAR_OFF } from './support/knownDifferences';
 import { type KernelResult, buildRealWorldCorpus, compareObjectAnalyzer, compareWithKernel, measureOnRunningKernel } from './support/realworld';
 import { skipOrFail } from './support/unavailable';
 
@@ -28,9 +29,6 @@ import { skipOrFail } from './support/unavailable';
  */
 const FLOORS = { objects: 1513, judged: 2745 };
 
-const FASTCALL = 'bpf_fastcall: the 6.12 verifier drops the spills and fills around a fastcall helper call, and the stack they used';
-const VAR_OFF = 'a stack write at a variable offset: the verifier counts the range it may reach, check counts less';
-const BELOW_FRAME = 'an access below the 512-byte frame: the verifier refuses the access itself ("invalid write to stack"), check says the frame is too large';
 /** Differences only a build with other flags shows, by `source tag:program`, with why. */
 const KNOWN_VARIANT_DIFFERENCES = new Map([
   [
@@ -47,21 +45,7 @@ const KNOWN_VARIANT_DIFFERENCES = new Map([
  * that this list only ever says what is still true.
  */
 const KNOWN_DIFFERENCES = new Map<string, string>([
-  ...[
-    'simple',
-    'canary_arm64_riscv64',
-    'partial_pattern',
-    'min_stack_offset',
-    'invalidate_one_subprog',
-    'subprogs_use_independent_offsets',
-    'may_goto_interaction',
-    'bpf_loop_interaction1',
-    'cumulative_stack_depth',
-    'kfunc_bpf_rdonly_cast',
-  ].map((name) => [`tools/testing/selftests/bpf/progs/verifier_bpf_fastcall.c:${name}`, FASTCALL] as const),
-  ...['variable_offset_stack_read_uninitialized', 'stack_write_priv_vs_unpriv', 'stack_write_followed_by_read', 'access_min_off_min_initialized'].map(
-    (name) => [`tools/testing/selftests/bpf/progs/verifier_var_off.c:${name}`, VAR_OFF] as const,
-  ),
+  ...[FASTCALL, VAR_OFF, BELOW_FRAME].flatMap(({ reason, programs }) => programs.map((program) => [program, reason] as const)),
   ['tools/testing/selftests/bpf/progs/test_attach_probe.c:handle_kprobe_auto', 'check counts an 8-byte slot the verifier does not (not yet analysed)'],
   ['tools/testing/selftests/bpf/progs/test_core_reloc_existence.c:test_core_existence', 'check counts an 8-byte slot the verifier does not (not yet analysed)'],
   [
@@ -80,10 +64,6 @@ const KNOWN_DIFFERENCES = new Map<string, string>([
     'tools/testing/selftests/bpf/progs/verifier_global_subprogs.c:chained_global_func_calls_success',
     'check prints one global subprogram more than the verifier (not yet analysed)',
   ],
-  ...['load_out_of_bounds_low', 'to_stack_check_low_3', 'to_stack_check_low_4', 'to_stack_check_low_5', 'to_stack_check_low_6', 'to_stack_check_low_7'].map(
-    (name) => [`tools/testing/selftests/bpf/progs/verifier_stack_ptr.c:${name}`, BELOW_FRAME] as const,
-  ),
-  ['tools/testing/selftests/bpf/progs/verifier_raw_stack.c:load_bytes_invalid_access_1', BELOW_FRAME],
   ['lib/libxdp/tests/xdp_dispatcher_v1.c:xdp_dispatcher', "the dispatcher's freplace slots: check prints one the verifier does not (not yet analysed)"],
   ['lib/libxdp/tests/xdp_dispatcher_v2.c:xdp_dispatcher', "the dispatcher's freplace slots: check prints one the verifier does not (not yet analysed)"],
 ]);

@@ -30,6 +30,7 @@ import {
   reasonsNotCompared,
   runCorpusInLab,
 } from '../support/labCorpus';
+import { BELOW_FRAME as SHARED_BELOW_FRAME, FASTCALL as SHARED_FASTCALL, VAR_OFF as SHARED_VAR_OFF } from '../support/knownDifferences';
 import { missingLabTool } from '../support/kernelLab';
 import { buildRealWorldCorpus, compareObjectAnalyzer } from '../support/realworld';
 import { skipOrFail } from '../support/unavailable';
@@ -41,15 +42,7 @@ const SELFTESTS = 'tools/testing/selftests/bpf/progs/';
 /** Known differences: for each reason, the programs (source file in its package : program). */
 type Known = [reason: string, programs: string[]][];
 
-const BELOW_FRAME: Known[number] = [
-  'an access below the 512-byte frame: the verifier refuses the access itself ("invalid write to stack"), check says the frame is too large',
-  [
-    ...['load_out_of_bounds_low', 'to_stack_check_low_3', 'to_stack_check_low_4', 'to_stack_check_low_5', 'to_stack_check_low_6', 'to_stack_check_low_7'].map(
-      (name) => `${SELFTESTS}verifier_stack_ptr.c:${name}`,
-    ),
-    `${SELFTESTS}verifier_raw_stack.c:load_bytes_invalid_access_1`,
-  ],
-];
+const BELOW_FRAME: Known[number] = [SHARED_BELOW_FRAME.reason, SHARED_BELOW_FRAME.programs];
 const UNSEEN_SLOT: Known[number] = [
   'check counts an 8-byte slot the verifier does not (not yet analysed; also on the running kernel)',
   [`${SELFTESTS}test_core_reloc_existence.c:test_core_existence`],
@@ -62,31 +55,9 @@ const FOR_EACH_MAIN: Known[number] = [
   'a bpf_for_each_map_elem callback: check counts 8 bytes more in main (not yet analysed; also on the running kernel)',
   ['map_for_each_pass', 'map_for_each_fail'].map((name) => `${SELFTESTS}test_map_ops.c:${name}`),
 ];
-const VAR_OFF_ONE: Known[number] = [
-  'a stack write at a variable offset: the verifier counts the range it may reach, check counts less',
-  [`${SELFTESTS}verifier_var_off.c:stack_write_followed_by_read`],
-];
-const VAR_OFF: Known[number] = [
-  VAR_OFF_ONE[0],
-  ['variable_offset_stack_read_uninitialized', 'stack_write_priv_vs_unpriv', 'stack_write_followed_by_read', 'access_min_off_min_initialized'].map(
-    (name) => `${SELFTESTS}verifier_var_off.c:${name}`,
-  ),
-];
-const FASTCALL: Known[number] = [
-  'bpf_fastcall (from 6.12): the verifier drops the spills and fills around a fastcall helper call, and the stack they used',
-  [
-    'simple',
-    'canary_arm64_riscv64',
-    'partial_pattern',
-    'min_stack_offset',
-    'invalidate_one_subprog',
-    'subprogs_use_independent_offsets',
-    'may_goto_interaction',
-    'bpf_loop_interaction1',
-    'cumulative_stack_depth',
-    'kfunc_bpf_rdonly_cast',
-  ].map((name) => `${SELFTESTS}verifier_bpf_fastcall.c:${name}`),
-];
+const VAR_OFF_ONE: Known[number] = [SHARED_VAR_OFF.reason, [`${SELFTESTS}verifier_var_off.c:stack_write_followed_by_read`]];
+const VAR_OFF: Known[number] = [SHARED_VAR_OFF.reason, SHARED_VAR_OFF.programs];
+const FASTCALL: Known[number] = [SHARED_FASTCALL.reason, SHARED_FASTCALL.programs];
 const FROM_6_12: Known = [
   FASTCALL,
   VAR_OFF,
