@@ -9,6 +9,7 @@
  * sites: it starts from what every call site agrees on, which reaches the union of what each call
  * site reaches.
  */
+import { firstEdgeBackIntoChain } from '../common/graphCycles';
 import type { BpfProgram, Subprogram } from './program';
 import { type CallArguments, type StackDepthResult, isReachable, sameArgument } from './stackDepth';
 
@@ -34,11 +35,17 @@ export type SubprogramAnalyzer = (
 export function verifyProgram(program: BpfProgram, analyze: SubprogramAnalyzer): ProgramVerification {
   const first = verifyOnce(program, analyze, undefined);
   const returned = first.results.map((result, index) => (program.subprograms[index].fn.isGlobal ? undefined : result?.returnValue));
-  if (returned.every((value) => value === undefined)) return first;
-  return verifyOnce(program, analyze, returned);
+  // Only a call to a function that returns a constant changes anything (a main returning XDP_PASS does not).
+  const callReturns = program.subprograms.map((sub) => callReturnsOf(sub, returned));
+  if (callReturns.every((returns) => returns === undefined)) return first;
+  return verifyOnce(program, analyze, callReturns);
 }
 
-function verifyOnce(program: BpfProgram, analyze: SubprogramAnalyzer, returned: readonly (number | bigint | undefined)[] | undefined): ProgramVerification {
+function verifyOnce(
+  program: BpfProgram,
+  analyze: SubprogramAnalyzer,
+  callReturns: readonly (ReadonlyMap<number, number | bigint> | undefined)[] | undefined,
+): ProgramVerification {
   const count = program.subprograms.length;
   const results: (StackDepthResult | undefined)[] = new Array(count).fill(undefined);
   const entryArguments: (CallArguments | undefined)[] = new Array(count).fill(undefined);
@@ -68,7 +75,7 @@ function verifyOnce(program: BpfProgram, analyze: SubprogramAnalyzer, returned: 
   while (work.length > 0) {
     const index = work.pop()!;
     const sub = program.subprograms[index];
-    const result = analyze(sub, entryArguments[index], returned && callReturnsOf(sub, returned));
+    const result = analyze(sub, entryArguments[index], callReturns?.[index]);
     results[index] = result;
     for (const call of sub.calls) {
       if (!isReachable(result, call.at)) continue;
@@ -110,16 +117,13 @@ export function sameArguments(a: CallArguments | undefined, b: CallArguments | u
  * so it walks such a ring until the chain is too deep or too big.
  */
 export function callsRecurse(program: BpfProgram): boolean {
-  const state = new Uint8Array(program.subprograms.length); // 0 unseen, 1 on the chain, 2 done
-  const onRing = (index: number): boolean => {
-    state[index] = 1;
-    for (const call of program.subprograms[index].calls) {
-      if (state[call.callee] === 1 || (state[call.callee] === 0 && onRing(call.callee))) return true;
-    }
-    state[index] = 2;
-    return false;
-  };
-  return program.subprograms.some((_, index) => state[index] === 0 && onRing(index));
+  return (
+    firstEdgeBackIntoChain(
+      program.subprograms.length,
+      (index) => program.subprograms[index].calls,
+      (call) => call.callee,
+    ) !== undefined
+  );
 }
 
 /**

@@ -46,6 +46,7 @@
  * The kernel stops at the first violation. We go on, so the user sees every chain that breaks a
  * rule, and mark the one the kernel will print.
  */
+import { firstEdgeBackIntoChain } from '../common/graphCycles';
 import type { SourceLocation } from '../common/problem';
 import { programAttachForSection } from './programType';
 import { roundToSlots } from '../common/numbers';
@@ -83,8 +84,10 @@ export const MAX_SUBPROGRAMS = 256;
 export const MAX_WALKED_FRAMES = 1_000_000;
 /**
  * The longest chain the walk follows. Without recursion no chain is longer than the program has
- * subprograms; a recursion is stopped by the frame limit, except where nothing counts its frames
- * (a global function calling itself from 7.2, which starts every count again).
+ * subprograms, and a recursion the walk goes round (6.7 to 7.1) is stopped by the frame limit,
+ * since globals count frames there. The bound is for a profile the release does not explain (a probe
+ * that measured the 16-frame count of 7.2 on an older release), where a global calling itself would
+ * start every count again.
  */
 export const MAX_CHAIN_FRAMES = MAX_SUBPROGRAMS;
 
@@ -538,26 +541,12 @@ function recursionRefusal(
  */
 function firstCallBack(graph: FrameGraph): { caller: number; callee: number; at?: number } | undefined {
   const nodes = graph.subprograms;
-  const state = new Uint8Array(nodes.length); // 0 unseen, 1 on the chain, 2 done
-  const walk = (index: number): { caller: number; callee: number; at?: number } | undefined => {
-    state[index] = 1;
-    for (const call of nodes[index].calls) {
-      if (call.kind !== 'call') continue;
-      if (state[call.callee] === 1) return { caller: index, callee: call.callee, at: call.at };
-      if (state[call.callee] === 0) {
-        const found = walk(call.callee);
-        if (found) return found;
-      }
-    }
-    state[index] = 2;
-    return undefined;
-  };
-  for (let index = 0; index < nodes.length; index++) {
-    if (state[index] !== 0) continue;
-    const found = walk(index);
-    if (found) return found;
-  }
-  return undefined;
+  const found = firstEdgeBackIntoChain(
+    nodes.length,
+    (index) => nodes[index].calls.filter((call) => call.kind === 'call'),
+    (call) => call.callee,
+  );
+  return found && { caller: found.from, callee: found.edge.callee, at: found.edge.at };
 }
 
 /** A violation before it is recorded; a missing helper keeps its call, for the assumption it may rest on. */
