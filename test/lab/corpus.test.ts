@@ -150,15 +150,6 @@ const KNOWN_DIFFERENCES: Record<string, Known> = {
         ].map((name) => `${SELFTESTS}verifier_bounds.c:${name}`),
       ],
     ],
-    [
-      'usdt.bpf.h\'s __weak __hidden helpers: libbpf gives a hidden function static linkage, and 7.3 prints them "static"; check prints "global"',
-      [
-        ...['urand_read_with_sema', 'urand_read_without_sema', 'urandlib_read_with_sema', 'urandlib_read_without_sema'].map(
-          (name) => `${SELFTESTS}test_urandom_usdt.c:${name}`,
-        ),
-        ...['usdt0', 'usdt3', 'usdt12'].map((name) => `${SELFTESTS}test_usdt.c:${name}`),
-      ],
-    ],
   ],
 };
 

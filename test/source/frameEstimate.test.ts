@@ -83,6 +83,7 @@ for (const name of [
   'printk_variants.bpf.c',
   'missing_helpers.bpf.c',
   'xdp_parser.bpf.c',
+  'hidden_global.bpf.c',
 ]) {
   test(`the estimate of ${name} gets the verifiers' verdicts for ${KERNELS.join(', ')}`, async () => {
     assert.deepEqual(await verdictMismatches(fixtureNamed(name)), []);

@@ -34,6 +34,10 @@ export const STB_LOCAL = 0;
 export const STB_GLOBAL = 1;
 export const STB_WEAK = 2;
 
+/** Symbol visibility (st_other & 3). */
+export const STV_INTERNAL = 1;
+export const STV_HIDDEN = 2;
+
 /** Section index of an undefined symbol, such as an `extern ... __ksym` kfunc. */
 export const SHN_UNDEF = 0;
 /** Section index of an absolute symbol (the STT_FILE entry, for one). */

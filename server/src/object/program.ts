@@ -8,7 +8,7 @@
  */
 import type { Problem } from '../common/problem';
 import type { ElfFile, ElfRelocation, ElfSection, ElfSymbol } from './elf';
-import { SHF_EXECINSTR, STB_LOCAL, STT_FUNC } from './elf';
+import { SHF_EXECINSTR, STB_LOCAL, STT_FUNC, STV_HIDDEN, STV_INTERNAL } from './elf';
 import {
   BPF_ALU,
   BPF_ALU64,
@@ -45,6 +45,11 @@ export interface ObjectFunction {
   /** Offset of the first instruction in its section, in instructions. */
   start: number;
   instructions: Instruction[];
+  /**
+   * Whether the verifier checks the function as a global one: a global or weak symbol of default or
+   * protected visibility. libbpf gives a hidden or internal one (`__hidden`, as usdt.bpf.h's helpers
+   * are) static linkage in BTF, "to enable more permissive BPF verification mode" (mark_btf_static).
+   */
   isGlobal: boolean;
   /** The relocations of the function's section, by instruction offset. */
   relocations: ReadonlyMap<number, ElfRelocation>;
@@ -140,7 +145,7 @@ export function buildPrograms(elf: ElfFile): ProgramsResult {
   const programs: BpfProgram[] = [];
   for (const fn of functions) {
     if (fn.section.name === '.text') continue;
-    if (!fn.isGlobal) {
+    if (fn.symbol.bind === STB_LOCAL) {
       problems.push({
         message: `function ${fn.name} in section ${fn.section.name} is static: libbpf rejects static programs outside .text`,
         offset: fn.section.offset + fn.start * 8,
@@ -188,10 +193,15 @@ function readFunctions(elf: ElfFile, problems: Problem[]): ObjectFunction[] {
       const end = symbol.size > 0 ? start + symbol.size / 8 : nextStart;
       const first = lowerBound(code.offsets, start, 0, code.count);
       const last = Math.max(first, lowerBound(code.offsets, end, 0, code.count));
-      functions.push(new CodeFunction(symbol.name, section, symbol, start, symbol.bind !== STB_LOCAL, relocations, { code, first, end: last }));
+      functions.push(new CodeFunction(symbol.name, section, symbol, start, verifiedAsGlobal(symbol), relocations, { code, first, end: last }));
     });
   }
   return functions;
+}
+
+/** libbpf's rule for a function's BTF linkage (see ObjectFunction.isGlobal). */
+function verifiedAsGlobal(symbol: ElfSymbol): boolean {
+  return symbol.bind !== STB_LOCAL && symbol.visibility !== STV_HIDDEN && symbol.visibility !== STV_INTERNAL;
 }
 
 /** A function read from an object: its Instruction objects are built from the packed code on first use. */

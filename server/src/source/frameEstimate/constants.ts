@@ -27,6 +27,8 @@ export interface FileContext {
   globalTypes?: Map<string, CType>;
   /** Extern variables of the file scope (.kconfig, __ksym): libbpf sets their values at load. */
   externVariables?: Set<string>;
+  /** What calls of the file's functions are known to return (constantReturns). */
+  constantReturns?: Map<string, Known>;
 }
 
 /** `section("x")` or `__section__("?" "x")`: both spellings, the name possibly pasted from several literals. */
@@ -110,6 +112,68 @@ export function fileConstants(unit: TranslationUnit, topLevel: Node[]): Map<stri
   return constants;
 }
 
+/** `__hidden` or its expansion: libbpf gives such a global function static linkage in BTF (mark_btf_static). */
+const HIDDEN_VISIBILITY = /\b__hidden\b|\bvisibility\s*\(\s*"(?:hidden|internal)"/;
+
+/**
+ * A function definition's text before its body. tree-sitter attaches an attribute that ends the
+ * previous declaration (`} m SEC(".maps");`) to the definition: the header starts after the last ';'.
+ */
+export function definitionHeader(definition: Node, text: string): string {
+  const body = definition.childForFieldName('body');
+  const fullHeader = text.slice(definition.startIndex, body ? body.startIndex : definition.endIndex);
+  return fullHeader.slice(fullHeader.lastIndexOf(';') + 1);
+}
+
+/** How the verifier sees a function's linkage: `static` in C, or hidden (verified as static all the same). */
+export function linkageOf(definition: Node, header: string): { isStatic: boolean; hidden: boolean } {
+  return {
+    isStatic: definition.namedChildren.some((child) => child?.type === 'storage_class_specifier' && child.text === 'static'),
+    hidden: HIDDEN_VISIBILITY.test(header),
+  };
+}
+
+/**
+ * What calling a function is known to return: a static or hidden function (which the verifier
+ * follows with the caller's registers) whose body is one `return EXPR;` the file scope knows, such as
+ * a `const volatile` switch. The verifier sees the value come back (clang too, when it is a
+ * compile-time constant), so `if (feature_enabled())` rules a branch out as the switch itself would.
+ * A global function of default visibility is verified on its own: its return is any value.
+ */
+export function constantReturns(definitions: readonly Node[], context: FileContext): Map<string, Known> {
+  const returns = new Map<string, Known>();
+  for (const definition of definitions) {
+    const name = functionName(definition.childForFieldName('declarator'));
+    const body = definition.childForFieldName('body');
+    if (!name || body?.namedChildCount !== 1) continue;
+    const header = definitionHeader(definition, context.text);
+    const linkage = linkageOf(definition, header);
+    if (!(linkage.isStatic || linkage.hidden) || /\bweak\b|__weak__/.test(header)) continue;
+    const statement = body.namedChild(0);
+    if (statement?.type !== 'return_statement' || statement.namedChildCount !== 1) continue;
+    const known = evaluate(statement.namedChild(0), context, parameterNames(definition));
+    if (known) returns.set(name.text, known);
+  }
+  return returns;
+}
+
+/** The names a function's parameters declare: they hide file-scope constants of the same name. */
+function parameterNames(definition: Node): Set<string> {
+  const names = new Set<string>();
+  const pending: (Node | null)[] = [definition.childForFieldName('declarator')];
+  while (pending.length > 0) {
+    const node = pending.pop();
+    if (!node) continue;
+    if (node.type === 'parameter_declaration') {
+      const name = innermostName(node.childForFieldName('declarator'));
+      if (name) names.add(name);
+      continue;
+    }
+    pending.push(...node.namedChildren);
+  }
+  return names;
+}
+
 /**
  * The value of a constant expression over tree-sitter nodes, or undefined; `shadowed` are names
  * declared in the function. The arithmetic is constExpr.ts's; what this adds is the deadness: whether
@@ -136,6 +200,11 @@ export function evaluate(node: Node | null, context: FileContext, shadowed: Read
       if (global) return global;
       const constant = context.unit.environment.constant(node.text);
       return constant === undefined ? undefined : { value: constant, unsigned: false, deadness: COMPILE_DEAD };
+    }
+    case 'call_expression': {
+      const callee = node.childForFieldName('function');
+      if (callee?.type !== 'identifier' || shadowed.has(callee.text)) return undefined;
+      return context.constantReturns?.get(callee.text);
     }
     case 'parenthesized_expression':
       return node.namedChildCount === 1 ? evaluate(node.namedChild(0), context, shadowed) : undefined;

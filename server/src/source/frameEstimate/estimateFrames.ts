@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Node, Tree } from '../parser';
 import type { TranslationUnit } from '../translationUnit';
 import type { CType } from '../types';
-import { type FileContext, externVariables, fileConstants, prototypeSections } from './constants';
+import { type FileContext, constantReturns, externVariables, fileConstants, prototypeSections } from './constants';
 import { resolveFunctions } from './inlining';
 import type { FunctionEstimate, RawFunction } from './model';
 import { type FrameEstimateCache, codeKey } from './walkCache';
@@ -55,21 +55,10 @@ export function estimateFrames(
     const topLevel = source.tree.rootNode.namedChildren.filter((node): node is Node => node !== null);
     return { ...source, topLevel, definitions: topLevel.filter((node) => node.type === 'function_definition') };
   });
-  const signature = cache ? fileScopeSignature(unit, parsed[0].text, parsed[0].definitions) : '';
-  const store = cache?.diskStoreFor(unit);
-  const now = options.now ?? (() => performance.now());
-  const budget: TimeBudget = { deadline: options.deadline ?? now() + FRAME_TIME_BUDGET_MS, exhausted: false, now };
-
   const globalTypes = new Map<string, CType>();
   for (const declared of unit.mainFileNames)
     if (!declared.isTypedef && !declared.isFunctionDefinition && declared.type.k !== 'function') globalTypes.set(declared.name, declared.type);
-  const raws: RawFunction[] = [];
-  const stored: [string, number][] = [];
-  const walks = new Map<string, RawFunction>();
-  const total = parsed.reduce((sum, source) => sum + source.definitions.length, 0);
-  let visited = 0;
-  let cutShort: string | undefined;
-  for (const { file, text, topLevel, definitions } of parsed) {
+  const contexts = parsed.map(({ text, topLevel, definitions }) => {
     const context: FileContext = {
       unit,
       text,
@@ -78,6 +67,23 @@ export function estimateFrames(
       globalTypes,
       externVariables: externVariables(topLevel),
     };
+    context.constantReturns = constantReturns(definitions, context);
+    return context;
+  });
+  // A caller's walk depends on what its callees return, which their bodies say: part of the key.
+  const signature = cache ? fileScopeSignature(unit, parsed[0].text, parsed[0].definitions, contexts) : '';
+  const store = cache?.diskStoreFor(unit);
+  const now = options.now ?? (() => performance.now());
+  const budget: TimeBudget = { deadline: options.deadline ?? now() + FRAME_TIME_BUDGET_MS, exhausted: false, now };
+
+  const raws: RawFunction[] = [];
+  const stored: [string, number][] = [];
+  const walks = new Map<string, RawFunction>();
+  const total = parsed.reduce((sum, source) => sum + source.definitions.length, 0);
+  let visited = 0;
+  let cutShort: string | undefined;
+  for (const [at, { file, text, definitions }] of parsed.entries()) {
+    const context = contexts[at];
     for (const definition of definitions) {
       if (!budget.exhausted && now() > budget.deadline) budget.exhausted = true;
       if (budget.exhausted) break;
@@ -115,11 +121,15 @@ export function estimateFrames(
 
 /**
  * Everything a function's walk depends on besides its own text: the file-scope declarations of the
- * main file (types, constants; function bodies excluded), the content of the headers and files the
+ * main file (types, constants; function bodies excluded), what its functions are known to return, the content of the headers and files the
  * unit read, the options, and the code.
  */
-function fileScopeSignature(unit: TranslationUnit, text: string, definitions: readonly Node[]): string {
+function fileScopeSignature(unit: TranslationUnit, text: string, definitions: readonly Node[], contexts: readonly FileContext[]): string {
   const hash = createHash('sha1');
+  for (const context of contexts) {
+    for (const [name, known] of context.constantReturns ?? []) hash.update(`${name}=${known.value}:${known.unsigned}:${known.deadness}\0`);
+    hash.update('\0');
+  }
   hash.update(codeKey());
   hash.update('\0');
   hash.update(unit.file);

@@ -187,7 +187,7 @@ class Inliner {
       hiddenReasons,
       ...(partial ? { partial: true as const } : {}),
       isStatic: raw.isStatic,
-      isGlobal: !raw.isStatic,
+      isGlobal: !raw.isStatic && !raw.hidden,
       noinline: raw.noinline,
       alwaysInline: raw.alwaysInline,
       calls: folded.calls.map(({ callee, kind, async, line, column, dead, position }) =>

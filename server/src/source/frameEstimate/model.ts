@@ -181,6 +181,8 @@ export interface RawFunction {
   line: number;
   section: string | null;
   isStatic: boolean;
+  /** Hidden or internal visibility (`__hidden`): verified as a static function although it is not one in C. */
+  hidden: boolean;
   noinline: boolean;
   alwaysInline: boolean;
   /** __weak: another object may replace it, so clang never inlines it. */

@@ -10,7 +10,7 @@ import type { DeclarationScope } from '../declarations';
 import { expressionType } from '../expressionType';
 import type { Node } from '../parser';
 import type { CType } from '../types';
-import { EXCEPTION_CALLBACK_TAG, type FileContext, evaluate, sectionIn } from './constants';
+import { EXCEPTION_CALLBACK_TAG, type FileContext, definitionHeader, evaluate, linkageOf, sectionIn } from './constants';
 import { COMPILE_DEAD, type Deadness, type FrameItem, LIVE, type RawCall, type RawFunction, type Slot } from './model';
 import { splitConditions } from './sroa';
 import { type LocalContext, type StackObject, compoundLiteralItems, localItems, parameterItems } from './stackObjects';
@@ -469,18 +469,15 @@ export function readFunction(context: FileContext, definition: Node, baseRow: nu
   const nameNode = functionName(definition.childForFieldName('declarator'));
   const body = definition.childForFieldName('body');
   if (!nameNode || !body) return undefined;
-  const text = context.text;
-  // tree-sitter attaches an attribute that ends the previous declaration (`} m SEC(".maps");`) to
-  // this definition: the header starts after the last ';'.
-  const fullHeader = text.slice(definition.startIndex, body.startIndex);
-  const header = fullHeader.slice(fullHeader.lastIndexOf(';') + 1);
+  const header = definitionHeader(definition, context.text);
   const section = sectionIn(header) ?? context.declaredSections.get(nameNode.text) ?? null;
-  const isStatic = definition.namedChildren.some((child) => child?.type === 'storage_class_specifier' && child.text === 'static');
+  const { isStatic, hidden } = linkageOf(definition, header);
   const raw: RawFunction = {
     name: nameNode.text,
     line: nameNode.startPosition.row + 1 - baseRow,
     section,
     isStatic,
+    hidden,
     noinline: /\bnoinline\b|__noinline__/.test(header),
     weak: /\bweak\b|__weak__/.test(header),
     alwaysInline: /\balways_inline\b|__always_inline__/.test(header),
