@@ -84,6 +84,7 @@ for (const name of [
   'missing_helpers.bpf.c',
   'xdp_parser.bpf.c',
   'hidden_global.bpf.c',
+  'naked_parameters.bpf.c',
 ]) {
   test(`the estimate of ${name} gets the verifiers' verdicts for ${KERNELS.join(', ')}`, async () => {
     assert.deepEqual(await verdictMismatches(fixtureNamed(name)), []);
@@ -134,6 +135,28 @@ test("the estimate gets the lab kernels' verdicts for helpers newer than them, a
     assert.equal(agreement.judged - agreement.linesAgree, KNOWN_STOPPED_LINE_MISSES.size, 'a known miss that agrees now: delete it');
   }
   console.log(`estimate vs the lab on ${HELPER_FIXTURES.join(', ')}: ${summary.join('; ')}`);
+});
+
+/**
+ * 7.3's per-subprogram lines from the source alone: names, linkage and numbers, word for word as
+ * 7.3-rc7 printed them. naked_parameters.bpf.c: a __naked function with a parameter makes every name
+ * of the object "<unknown>"; hidden_global.bpf.c: a __hidden function is printed "static".
+ */
+test("the estimate prints 7.3's subprogram lines as 7.3-rc7 did, names and linkage included", async () => {
+  const names = ['naked_parameters.bpf.c', 'hidden_global.bpf.c'];
+  const [file] = readMeasuredFiles().filter((measured) => measured.release === '7.3-rc7');
+  assert.ok(file, 'the lab measured 7.3-rc7');
+  const { profiles: labProfiles } = parseKernelProfiles(['7.3-rc7'], true);
+  const estimates = new Map<string, EstimateReport>();
+  for (const name of names) {
+    const fixture = fixtureNamed(name);
+    estimates.set(fixture.object, await estimateSource(fixture.source, readFileSync(fixture.source, 'utf8'), labProfiles));
+  }
+  const objects = Object.fromEntries(Object.entries(file.objects).filter(([object]) => names.includes(object.replace(/\.o$/, '.c'))));
+  assert.equal(Object.keys(objects).length, names.length);
+  const agreement = compareWithMeasured({ ...file, objects }, (object) => estimates.get(object)?.programs ?? []);
+  assert.equal(agreement.judged, 4);
+  assert.equal(agreement.linesAgree, agreement.judged, agreement.differences.join('\n'));
 });
 
 test('the seed: struct copies, the on-stack printk format, and the frames in libbpf order', async () => {

@@ -16,7 +16,7 @@ import {
   printedStackDepths,
   verdictReport,
 } from '../rules/report';
-import { type Btf, readBtf } from './btf';
+import { BTF_FUNC_EXTERN, type Btf, readBtf } from './btf';
 import { type BtfExt, type LineInfo, readBtfExt } from './btfExt';
 import { type ElfFile, SHN_UNDEF, readElf } from './elf';
 import { LDDW_OPCODE, controlsOf, packedOpcode } from './instruction';
@@ -147,6 +147,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   };
 
   const exceptionCallbackOwners = functionsWithExceptionCallbacks(btf);
+  const namedInBtf = subprogramsNamedInBtf(btf, ext);
   // Only kernels before 6.7 refuse a back edge in check_cfg; the walk over the instructions is for them.
   const judgesControlFlow = profiles.some((profile) => ruleSetFor(profile).recursion === 'check_cfg');
   const deepestCallLimit = Math.max(0, ...profiles.map((profile) => ruleSetFor(profile).maxCallFrames));
@@ -230,7 +231,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     };
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
     const throws = throwsWithoutCallback(program, entered, programDepths, exceptionCallbackOwners);
-    addStackDepthLines(subprograms, verdicts, profiles, throws);
+    addStackDepthLines(subprograms, verdicts, profiles, throws, namedInBtf);
     if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
     const report: ProgramReport = {
       name: program.name,
@@ -345,6 +346,20 @@ function throwsWithoutCallback(program: BpfProgram, entered: Set<number>, depths
   if (exceptionCallbackOwners.has(program.subprograms[0].fn.name)) return false;
   return program.subprograms.some(
     (sub, index) => entered.has(index) && sub.kfuncCalls.some((call) => call.name === 'bpf_throw' && isReachable(depths[index], call.at)),
+  );
+}
+
+/**
+ * Whether 7.3 names the object's subprograms in its statistics (report.ts SUBPROGRAM_NAME_UNKNOWN):
+ * the object has func_info, and none of its defined functions has a parameter without a name.
+ */
+function subprogramsNamedInBtf(btf: Btf | undefined, ext: BtfExt | undefined): boolean {
+  if (!btf || !ext || ext.funcInfo.size === 0) return false;
+  return !btf.types.some(
+    (type) =>
+      type.kind === 'func' &&
+      type.linkage !== BTF_FUNC_EXTERN &&
+      (btf.types[type.type ?? 0]?.params ?? []).some((param) => param.name === '' && param.type !== 0),
   );
 }
 

@@ -328,6 +328,8 @@ async function estimateSourceUnguarded(
   }
   const whole = partial ? { partial: true as const } : {};
   if (!estimates) return { file, functions: [], programs: [], problems: placed, ...whole };
+  // The object clang builds has a BTF prototype for every function it emits (report.ts SUBPROGRAM_NAME_UNKNOWN).
+  const namedInBtf = !estimates.some((fn) => fn.unnamedBtfParameters);
   const programs = buildSourceFrameGraphs(unit.file, estimates).map(({ name, section, graph, functions, verified, throwsWithoutCallback }): ProgramReport => {
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
     const subprograms = graph.subprograms.map((node, index): SubprogramReport => {
@@ -351,7 +353,7 @@ async function estimateSourceUnguarded(
         calls: node.calls.map((call) => ({ callee: graph.subprograms[call.callee].name, kind: call.kind, source: call.source })),
       };
     });
-    addStackDepthLines(subprograms, verdicts, profiles, throwsWithoutCallback);
+    addStackDepthLines(subprograms, verdicts, profiles, throwsWithoutCallback, namedInBtf);
     if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
     const report: ProgramReport = { name, section, type: graph.programType, subprograms, stackDepths: printedStackDepths(subprograms, verdicts[0]), verdicts };
     addUpperBound(report, graph, functions, verified, profiles);

@@ -188,6 +188,7 @@ class Inliner {
       ...(partial ? { partial: true as const } : {}),
       isStatic: raw.isStatic,
       isGlobal: !raw.isStatic && !raw.hidden,
+      unnamedBtfParameters: raw.unnamedBtfParameters,
       noinline: raw.noinline,
       alwaysInline: raw.alwaysInline,
       calls: folded.calls.map(({ callee, kind, async, line, column, dead, position }) =>

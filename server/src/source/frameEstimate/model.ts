@@ -98,6 +98,8 @@ export interface FunctionFrame {
 export interface FunctionEstimate extends FunctionFrame {
   isStatic: boolean;
   isGlobal: boolean;
+  /** See RawFunction.unnamedBtfParameters. */
+  unnamedBtfParameters: boolean;
   noinline: boolean;
   alwaysInline: boolean;
   /** Calls of functions that are frames of their own, in source order, inlined callees' included. */
@@ -183,6 +185,8 @@ export interface RawFunction {
   isStatic: boolean;
   /** Hidden or internal visibility (`__hidden`): verified as a static function although it is not one in C. */
   hidden: boolean;
+  /** `__naked` with parameters: clang leaves the parameters of its BTF prototype without names. */
+  unnamedBtfParameters: boolean;
   noinline: boolean;
   alwaysInline: boolean;
   /** __weak: another object may replace it, so clang never inlines it. */

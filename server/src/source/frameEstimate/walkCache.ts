@@ -97,7 +97,7 @@ export class FrameEstimateCache {
 }
 
 /** Bumped whenever RawFunction's shape changes. The code key below covers changes of the walker itself. */
-const FRAME_CACHE_FORMAT = 6;
+const FRAME_CACHE_FORMAT = 7;
 const FLUSH_DELAY_MS = 2000;
 
 let codeKeyValue: string | undefined;

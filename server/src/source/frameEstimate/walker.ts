@@ -465,6 +465,14 @@ function passedToCall(identifier: Node): boolean {
   return argument.parent?.type === 'argument_list';
 }
 
+/** Whether a definition declares parameters: not `f()` nor `f(void)`. */
+function hasParameters(definition: Node): boolean {
+  const declarator = definition.childForFieldName('declarator');
+  const list = declarator?.descendantsOfType('parameter_list')[0];
+  const parameters = list?.namedChildren.filter((child) => child?.type === 'parameter_declaration') ?? [];
+  return parameters.length > 0 && !(parameters.length === 1 && parameters[0]!.text.trim() === 'void');
+}
+
 export function readFunction(context: FileContext, definition: Node, baseRow: number, budget: TimeBudget): RawFunction | undefined {
   const nameNode = functionName(definition.childForFieldName('declarator'));
   const body = definition.childForFieldName('body');
@@ -472,12 +480,14 @@ export function readFunction(context: FileContext, definition: Node, baseRow: nu
   const header = definitionHeader(definition, context.text);
   const section = sectionIn(header) ?? context.declaredSections.get(nameNode.text) ?? null;
   const { isStatic, hidden } = linkageOf(definition, header);
+  const naked = /\bnaked\b/.test(header);
   const raw: RawFunction = {
     name: nameNode.text,
     line: nameNode.startPosition.row + 1 - baseRow,
     section,
     isStatic,
     hidden,
+    unnamedBtfParameters: naked && hasParameters(definition),
     noinline: /\bnoinline\b|__noinline__/.test(header),
     weak: /\bweak\b|__weak__/.test(header),
     alwaysInline: /\balways_inline\b|__always_inline__/.test(header),
@@ -496,7 +506,7 @@ export function readFunction(context: FileContext, definition: Node, baseRow: nu
   };
   const exceptionCallback = EXCEPTION_CALLBACK_TAG.exec(header)?.[1];
   if (exceptionCallback !== undefined) raw.exceptionCallback = exceptionCallback;
-  new FunctionWalker(context, raw, baseRow, /\bnaked\b/.test(header), budget).run(definition, body);
+  new FunctionWalker(context, raw, baseRow, naked, budget).run(definition, body);
   return raw;
 }
 
