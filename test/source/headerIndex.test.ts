@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { HeaderIndex, resolveInclude, writePendingSaves } from '../../server/src/source/headerIndex';
 import { typesReport } from '../../server/src/source/typesReport';
 import { analyzeTranslationUnit } from '../../server/src/source/translationUnit';
+import { TokenFlags, TokenKind, identifierHashes, tokenize } from '../../server/src/source/lexer';
 import { temporaryDirectory } from './helpers';
 
 function project(): { directory: string; main: string; cacheDir: string } {
@@ -120,9 +121,22 @@ test('a cached header is read again when an include would now resolve elsewhere,
   assert.equal(unchanged.statistics.diskHits, 1);
 });
 
-test("a header's records, read only when first used and kept as C source on disk, lay out as when read at once", () => {
-  const directory = temporaryDirectory('deferred');
+/**
+ * A header `inc/NAME.h` and two ways to read it: included by a file (after `prefix`), and pasted into
+ * one, where nothing is deferred or skimmed; the first is the header index's, the second the truth.
+ */
+function headerAndCopy(name: string, header: string, prefix = ''): { included: string; inline: string; includeDirs: string[]; cacheDir: string } {
+  const directory = temporaryDirectory(name);
   fs.mkdirSync(path.join(directory, 'inc'));
+  fs.writeFileSync(path.join(directory, 'inc', `${name}.h`), header);
+  const included = path.join(directory, 'included.c');
+  fs.writeFileSync(included, `${prefix}#include <${name}.h>\n`);
+  const inline = path.join(directory, 'inline.c');
+  fs.writeFileSync(inline, prefix + header);
+  return { included, inline, includeDirs: [path.join(directory, 'inc')], cacheDir: path.join(directory, 'cache') };
+}
+
+test("a header's records, read only when first used and kept as C source on disk, lay out as when read at once", () => {
   const header = [
     'enum state { ON = 1, OFF = -2, BIG = 4294967296 };',
     'struct packed_one { char a; int b; } __attribute__((packed));',
@@ -137,13 +151,7 @@ test("a header's records, read only when first used and kept as C source on disk
     '  char b[sizeof(struct packed_one)]; };',
     '',
   ].join('\n');
-  fs.writeFileSync(path.join(directory, 'inc', 'types.h'), header);
-  const included = path.join(directory, 'included.c');
-  fs.writeFileSync(included, '#include <types.h>\n');
-  const inline = path.join(directory, 'inline.c');
-  fs.writeFileSync(inline, header);
-  const includeDirs = [path.join(directory, 'inc')];
-  const cacheDir = path.join(directory, 'cache');
+  const { included, inline, includeDirs, cacheDir } = headerAndCopy('types', header);
   const atOnce = typesReport(inline, { index: new HeaderIndex({ cacheDir: null }) });
   assert.deepEqual(atOnce.problems, []);
   assert.equal(sizes(atOnce).named_inner, 8, 'the nested tag is declared at file scope');
@@ -188,4 +196,71 @@ test('a header wholly inside its include guard is skipped when included again wi
   const alone = path.join(directory, 'alone.c');
   fs.writeFileSync(alone, '#include <helper.h>\n');
   assert.deepEqual(sizes(typesReport(alone, { includeDirs, index })), { big: 32, helper: 40 });
+});
+
+test("a header's record bodies are skimmed only where their tokens would be the same, and lay out as when read at once", () => {
+  const header = [
+    '#define LEN 4',
+    'struct plain { int a; char b; };',
+    'struct uses_macro { char data[LEN]; };',
+    'struct with_comments { int a; // a line comment',
+    '  char b; /* a block comment */ long c; };',
+    'struct with_directive {',
+    '  int a;',
+    '#ifdef WIDE',
+    '  long wide;',
+    '#endif',
+    '  char b;',
+    '};',
+    'struct nested_tag { struct inner_tag { int x; } i; };',
+    'struct nested_enum { enum { A1, A2 } e; int after[A2 + 1]; };',
+    'struct entry_macro { char buf[ENTRY_LEN]; };',
+    'union either { struct plain p; struct entry_macro q; };',
+    '',
+  ].join('\n');
+  const { included, inline, includeDirs, cacheDir } = headerAndCopy('skim', header, '#define ENTRY_LEN 6\n#define WIDE\n');
+  const atOnce = typesReport(inline, { index: new HeaderIndex({ cacheDir: null }) });
+  assert.deepEqual(atOnce.problems, []);
+  assert.deepEqual(
+    ['plain', 'uses_macro', 'with_comments', 'with_directive', 'inner_tag', 'nested_tag', 'nested_enum', 'entry_macro', 'either'].map(
+      (name) => sizes(atOnce)[name],
+    ),
+    [8, 4, 16, 24, 4, 4, 12, 6, 8],
+  );
+  analyzeTranslationUnit(included, fs.readFileSync(included, 'utf8'), { includeDirs, index: new HeaderIndex({ cacheDir }) });
+  writePendingSaves();
+  const cold = typesReport(included, { includeDirs, index: new HeaderIndex({ cacheDir: null }) });
+  const fromDisk = typesReport(included, { includeDirs, index: new HeaderIndex({ cacheDir }) });
+  for (const report of [cold, fromDisk]) {
+    assert.deepEqual(report.problems, []);
+    assert.deepEqual(report.types, atOnce.types);
+  }
+});
+
+test('the lexer skims a file-scope record body into one token, and tokenizes it where skimming could change its tokens', () => {
+  const macros = new Set(['LEN']);
+  const skimmed = (text: string): string[] => {
+    const hashes = new Uint32Array(2);
+    const macroHashes = new Set(
+      [...macros].map((name) => {
+        identifierHashes(name, 0, name.length, hashes);
+        return hashes[0];
+      }),
+    );
+    const noted: number[] = [];
+    const tokens = tokenize(text, 0, TokenFlags.AtLineStart, { mayNameMacro: (hash) => macroHashes.has(hash), noteIdentifier: (hash) => noted.push(hash) });
+    return tokens.filter((token) => token.kind === TokenKind.Skimmed).map((token) => token.text);
+  };
+  assert.deepEqual(skimmed('struct a { int x; char y; };'), ['{ int x; char y; }']);
+  assert.deepEqual(skimmed('union u { int x; } ;\nstruct b { struct { int q; } anonymous; };'), ['{ int x; }', '{ struct { int q; } anonymous; }']);
+  assert.deepEqual(skimmed('struct a { char data[LEN]; };'), [], 'a macro defined before the header');
+  assert.deepEqual(skimmed('#define OWN 2\nstruct a { char data[OWN]; };'), [], 'a macro the header defines');
+  assert.deepEqual(skimmed('#include "x.h"\nstruct a { int x; };'), [], 'after an #include any name may be a macro');
+  assert.deepEqual(skimmed('struct a {\n#if X\n int x;\n#endif\n};'), [], 'a directive inside');
+  assert.deepEqual(skimmed('struct a { int x; \\\n int y; };'), [], 'a line continuation inside');
+  assert.deepEqual(skimmed('struct a { struct inner { int x; } i; };'), [], 'a nested tag definition');
+  assert.deepEqual(skimmed('struct a { enum { ONE } e; };'), [], 'a nested enum definition');
+  assert.deepEqual(skimmed('struct a { char *s; } v = { "}" };'), ['{ char *s; }'], 'an initializer is not a record body');
+  assert.deepEqual(skimmed('void f(void) { struct a { int x; } v; }'), [], 'only at file scope');
+  assert.deepEqual(skimmed('#if A\nstruct a {\n#else\nstruct a { int y; };\n#endif'), ['{ int y; }'], 'each branch starts at the depth of its #if');
 });

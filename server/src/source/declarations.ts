@@ -9,7 +9,7 @@
  * with MISSING names. Declarations are a small, regular part of C; this parser reads all of
  * vmlinux.h in a fraction of that time and gets every declarator right.
  */
-import { TokenFlags, TokenKind, spell, tokenize } from './lexer';
+import { TokenFlags, TokenKind, spell, tokenize, unskim } from './lexer';
 import type { Token } from './lexer';
 import { evaluateConstant, stringLiteralsSize } from './constExpr';
 import type { ConstantContext, ParsedTypeName } from './constExpr';
@@ -248,6 +248,12 @@ function isDeferrableBody(tokens: readonly Token[], start: number, end: number):
   return true;
 }
 
+/** Whether tokens[index] follows `struct tag` or `union tag`. */
+function afterTag(tokens: readonly Token[], index: number): boolean {
+  const keyword = tokens[index - 2]?.text;
+  return tokens[index - 1]?.kind === TokenKind.Identifier && (keyword === 'struct' || keyword === 'union');
+}
+
 const MODE_BYTES: Record<string, number> = { QI: 1, HI: 2, SI: 4, DI: 8, TI: 16, byte: 1, word: 8, pointer: 8 };
 
 /**
@@ -329,11 +335,18 @@ export class DeclarationParser {
   /** Adds tokens and parses every declaration that is complete (ends at a top-level ';'). */
   feed(batch: readonly Token[]): void {
     // A batch after a complete declaration is read where it is, not copied.
-    const tokens: readonly Token[] = this.pending.length === 0 ? batch : this.pending.concat(batch);
+    let tokens: readonly Token[] = this.pending.length === 0 ? batch : this.pending.concat(batch);
     let depth = 0;
     let lastBoundary = -1;
     for (let i = 0; i < tokens.length; i++) {
       const token = tokens[i];
+      if (token.kind === TokenKind.Skimmed && !(this.deferRecords && depth === 0 && afterTag(tokens, i))) {
+        // A skimmed body where no deferred record can take it (a macro moved it, or a brace the
+        // lexer could not see): its tokens, in its place.
+        tokens = [...tokens.slice(0, i), ...unskim([token]), ...tokens.slice(i + 1)];
+        i--;
+        continue;
+      }
       if (token.kind !== TokenKind.Punctuator) continue;
       const text = token.text;
       if (text === '{' || text === '(' || text === '[') depth++;
@@ -691,6 +704,13 @@ export class DeclarationParser {
   private recordSpecifier(cursor: Cursor, kind: 'struct' | 'union'): CType {
     const keyword = cursor.position;
     const { tag, attributes } = this.tagAndAttributes(cursor);
+    if (cursor.token?.kind === TokenKind.Skimmed) {
+      // feed() left it only where it can be deferred.
+      cursor.position++;
+      this.leadingAttributes(cursor, attributes);
+      this.environment.defineRecord(tag!, this.deferredRecord(cursor.tokens.slice(keyword, cursor.position), kind));
+      return { k: kind, tag: tag! };
+    }
     if (!cursor.isPunctuator('{')) {
       if (tag === undefined) cursor.fail(`expected a tag or '{' after ${kind}`);
       return { k: kind, tag };
@@ -731,7 +751,7 @@ export class DeclarationParser {
       deferred: true,
       read: () => {
         if (unread) {
-          read = this.readRecordTokens(unread, kind);
+          read = this.readRecordTokens(unskim(unread), kind);
           unread = undefined;
         }
         return read;

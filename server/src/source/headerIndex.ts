@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { lineOfOffset, lineStarts, tokenize, TokenFlags, TokenKind } from './lexer';
+import { identifierHashes, lineOfOffset, lineStarts, tokenize, TokenFlags, TokenKind, unskim } from './lexer';
 import type { Token } from './lexer';
 import { definitionsFromText, preprocessFile, renderAligned } from './preprocessor';
 import type { IncludeRequest, Macro, PreprocessHandler, PreprocessorState } from './preprocessor';
@@ -33,8 +33,8 @@ import { rewriteForTreeSitter } from './treeSitterTokens';
 import type { Problem } from '../common/problem';
 
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
-// 15: the deferred records (token form) and the helpers' ids in one format.
-const CACHE_FORMAT_VERSION = 15;
+// 16: deferred records spelled from skimmed bodies (their source text, comments included).
+const CACHE_FORMAT_VERSION = 16;
 const MAX_VARIANTS_PER_HEADER = 8;
 /** How often one header may be open inside itself before its self-inclusion is taken for a mistake. */
 const MAX_SELF_INCLUDES = 8;
@@ -152,18 +152,11 @@ class IdentifierFilter {
   }
 
   /**
-   * The three bits of `name`, in a buffer shared by every call (a header's quarter of a million
-   * identifiers would otherwise each allocate an array).
+   * The three bits of an identifier from its two hashes (lexer.ts identifierHashes), in a buffer
+   * shared by every call (a header's quarter of a million identifiers would otherwise each allocate
+   * an array); the third probe is derived from both (Kirsch–Mitzenmacher).
    */
-  private static probes(name: string): Uint32Array {
-    // FNV-1a and a second multiplicative hash; the third probe is derived from both (Kirsch–Mitzenmacher).
-    let h1 = 0x811c9dc5;
-    let h2 = 0;
-    for (let i = 0; i < name.length; i++) {
-      const c = name.charCodeAt(i);
-      h1 = Math.imul(h1 ^ c, 0x01000193);
-      h2 = Math.imul(h2 + c, 0x5bd1e995) ^ (h2 >>> 15);
-    }
+  private static probes(h1: number, h2: number): Uint32Array {
     const mask = IdentifierFilter.BITS - 1;
     const probes = IdentifierFilter.scratch;
     probes[0] = h1 & mask;
@@ -172,15 +165,29 @@ class IdentifierFilter {
     return probes;
   }
 
+  private static probesOf(name: string): Uint32Array {
+    identifierHashes(name, 0, name.length, IdentifierFilter.hashes);
+    return IdentifierFilter.probes(IdentifierFilter.hashes[0], IdentifierFilter.hashes[1]);
+  }
+
+  private static readonly hashes = new Uint32Array(2);
   private static readonly scratch = new Uint32Array(3);
 
   add(name: string): void {
-    const probes = IdentifierFilter.probes(name);
+    this.set(IdentifierFilter.probesOf(name));
+  }
+
+  /** Adds the identifier whose identifierHashes() are h1 and h2. */
+  addHashes(h1: number, h2: number): void {
+    this.set(IdentifierFilter.probes(h1, h2));
+  }
+
+  private set(probes: Uint32Array): void {
     for (let i = 0; i < 3; i++) this.bits[probes[i] >>> 3] |= 1 << (probes[i] & 7);
   }
 
   mightContain(name: string): boolean {
-    const probes = IdentifierFilter.probes(name);
+    const probes = IdentifierFilter.probesOf(name);
     for (let i = 0; i < 3; i++) if (!(this.bits[probes[i] >>> 3] & (1 << (probes[i] & 7)))) return false;
     return true;
   }
@@ -566,7 +573,17 @@ export class HeaderIndex {
     // The header's own tokens after preprocessing (not those of the headers it includes).
     // Kept as the batches the preprocessor gave (vmlinux.h's is one of half a million tokens), not copied.
     const ownBatches: Token[][] = [];
-    const tokens = tokenize(text);
+    // Record bodies are skimmed (lexer.ts BodySkimming): their identifiers go to the filter as hashes.
+    const macroHashes = new Set<number>();
+    const scratch = new Uint32Array(2);
+    for (const name of context.state.macros.keys()) {
+      identifierHashes(name, 0, name.length, scratch);
+      macroHashes.add(scratch[0]);
+    }
+    const tokens = tokenize(text, 0, TokenFlags.AtLineStart, {
+      mayNameMacro: (hash) => macroHashes.has(hash),
+      noteIdentifier: (h1, h2) => frame.filter.addHashes(h1, h2),
+    });
     for (const token of tokens) if (token.kind === TokenKind.Identifier) frame.filter.add(token.text);
     const guard = includeGuard(tokens);
     if (guard !== undefined) this.guards.set(contentHash, guard);
@@ -586,7 +603,7 @@ export class HeaderIndex {
       preprocessFile(file, text, context.state, handler, headerProblems, tokens);
       context.parser.finish();
       if (definesFunction(ownBatches)) {
-        const source = { file, text: renderAligned(text, rewriteForTreeSitter(ownBatches.flat(), context.parser)).text };
+        const source = { file, text: renderAligned(text, rewriteForTreeSitter(unskim(ownBatches.flat()), context.parser)).text };
         frame.functionSources.push(source);
         context.functionSources?.push(source);
       }

@@ -17,6 +17,11 @@ export const enum TokenKind {
   Punctuator = 5,
   /** A stray character no C token starts with (`@`, a lone backslash, non-ASCII). */
   Other = 6,
+  /**
+   * A record body (`{` to its `}`) kept as its text: see BodySkimming. Only header tokens have
+   * them; `unskim` turns one back into its tokens.
+   */
+  Skimmed = 7,
 }
 
 export const enum TokenFlags {
@@ -76,8 +81,144 @@ function isDigit(c: number): boolean {
  * From `start` (a token's start), with the flags that token had, it gives what tokenizing the whole
  * text would from there: offsets stay offsets into `text`.
  */
-export function tokenize(text: string, start = 0, initialFlags: number = TokenFlags.AtLineStart): Token[] {
-  return scan(text, start, initialFlags, undefined).tokens;
+export function tokenize(text: string, start = 0, initialFlags: number = TokenFlags.AtLineStart, skimming?: BodySkimming): Token[] {
+  return scan(text, start, initialFlags, undefined, skimming).tokens;
+}
+
+/**
+ * Asked by the lexer while it skims the bodies of a header's file-scope records. vmlinux.h is two
+ * thirds struct bodies, and a file uses a few dozen of its ten thousand records: a body that follows
+ * `struct tag` or `union tag` at file scope becomes one Skimmed token, its identifiers hashed but
+ * never cut out, and is tokenized only when the record is first read (declarations.ts). A body is
+ * tokenized as usual instead when it holds a directive, a line continuation, a nested tag or enum
+ * definition, or an identifier that may name a macro (the macros defined so far, and from the first
+ * #include on, any): its tokens must be what preprocessing would give.
+ */
+export interface BodySkimming {
+  /** Whether an identifier may name a macro, by identifierHashes()'s first hash. */
+  mayNameMacro(hash: number): boolean;
+  /** Each identifier of a skimmed body, by both hashes. */
+  noteIdentifier(hash: number, second: number): void;
+}
+
+/** Two hashes of text[start, end), FNV-1a and a multiplicative one, written to `out` (reused, so nothing is allocated per identifier). */
+export function identifierHashes(text: string, start: number, end: number, out: Uint32Array): void {
+  let h1 = 0x811c9dc5;
+  let h2 = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 + c, 0x5bd1e995) ^ (h2 >>> 15);
+  }
+  out[0] = h1;
+  out[1] = h2;
+}
+
+/** `tokens` with every Skimmed token replaced by the tokens of its text, at their offsets in the file. */
+export function unskim(tokens: readonly Token[]): Token[] {
+  const out: Token[] = [];
+  for (const token of tokens) {
+    if (token.kind !== TokenKind.Skimmed) {
+      out.push(token);
+      continue;
+    }
+    const inner = tokenize(token.text, 0, token.flags);
+    for (const piece of inner)
+      out.push({ kind: piece.kind, text: piece.text, offset: piece.offset + token.offset, flags: piece.flags | (token.flags & TokenFlags.FromMacro) });
+  }
+  return out;
+}
+
+/** Whether text[start, end) is `word`. */
+function spells(text: string, start: number, end: number, word: string): boolean {
+  return end - start === word.length && text.startsWith(word, start);
+}
+
+const hashScratch = new Uint32Array(2);
+
+/**
+ * The end (after the `}`) of the record body whose `{` is at `open`, when it can be skimmed (see
+ * BodySkimming), else -1. Identifiers are noted as they are met: a body given up on halfway has
+ * noted some twice, which a filter does not mind.
+ */
+function skimBody(text: string, open: number, skimming: BodySkimming, definedHere: ReadonlySet<number>): number {
+  const length = text.length;
+  let depth = 1;
+  let position = open + 1;
+  let atLineStart = false;
+  // The two identifiers or punctuators before the current one (start offsets; -1 for a punctuator).
+  let previousStart = -1;
+  let previousEnd = -1;
+  let beforeStart = -1;
+  let beforeEnd = -1;
+  const shift = (start: number, end: number) => {
+    beforeStart = previousStart;
+    beforeEnd = previousEnd;
+    previousStart = start;
+    previousEnd = end;
+  };
+  while (position < length) {
+    const c = text.charCodeAt(position);
+    if (c === 10) {
+      atLineStart = true;
+      position++;
+      continue;
+    }
+    if (c === 32 || c === 9 || c === 13 || c === 12 || c === 11) {
+      position++;
+      continue;
+    }
+    if (c === 92 /* \ */) return -1;
+    if (c === 35 /* # */ && atLineStart) return -1;
+    atLineStart = false;
+    if (c === 47 /* / */) {
+      const next = text.charCodeAt(position + 1);
+      if (next === 47) {
+        const end = text.indexOf('\n', position);
+        position = end === -1 ? length : end;
+        continue;
+      }
+      if (next === 42) {
+        const end = text.indexOf('*/', position + 2);
+        position = end === -1 ? length : end + 2;
+        continue;
+      }
+    }
+    if (isIdentifierStart(c)) {
+      const start = position;
+      position++;
+      while (position < length && isIdentifierPart(text.charCodeAt(position))) position++;
+      const following = text.charCodeAt(position);
+      if (following === 34 || following === 39) return -1;
+      identifierHashes(text, start, position, hashScratch);
+      if (skimming.mayNameMacro(hashScratch[0]) || definedHere.has(hashScratch[0])) return -1;
+      skimming.noteIdentifier(hashScratch[0], hashScratch[1]);
+      shift(start, position);
+      continue;
+    }
+    if (c === 34 || c === 39) {
+      position = scanQuoted(text, position, c);
+      shift(-1, -1);
+      continue;
+    }
+    if (c === 123 /* { */) {
+      // A nested `struct tag {`, `union tag {`, `enum {` or `enum tag {` declares a name at file scope.
+      const tagged =
+        previousStart >= 0 &&
+        beforeStart >= 0 &&
+        (spells(text, beforeStart, beforeEnd, 'struct') || spells(text, beforeStart, beforeEnd, 'union') || spells(text, beforeStart, beforeEnd, 'enum'));
+      if (tagged || (previousStart >= 0 && spells(text, previousStart, previousEnd, 'enum'))) return -1;
+      depth++;
+    } else if (c === 125 /* } */) {
+      depth--;
+      if (depth === 0) return position + 1;
+    } else if (c === 58 /* : */ && beforeStart >= 0 && spells(text, beforeStart, beforeEnd, 'enum')) {
+      return -1;
+    }
+    shift(-1, -1);
+    position++;
+  }
+  return -1;
 }
 
 /**
@@ -98,11 +239,19 @@ function scan(
   start: number,
   initialFlags: number,
   stop: ((offset: number, flags: number) => boolean) | undefined,
+  skimming?: BodySkimming,
 ): { tokens: Token[]; stoppedAt?: number } {
   const tokens: Token[] = [];
   const length = text.length;
   let position = start;
   let flags: number = initialFlags;
+  // For skimming: the brace depth outside directives, whether the current line is a directive, what
+  // it defines, and the depth each open conditional group started at (each branch starts there again).
+  let depth = 0;
+  let directiveAt = -1;
+  let skimmingOn = skimming !== undefined;
+  const definedHere = new Set<number>();
+  const groupDepths: number[] = [];
   while (position < length) {
     const c = text.charCodeAt(position);
     // Whitespace and line structure.
@@ -188,6 +337,39 @@ function scan(
       position++;
       kind = TokenKind.Other;
     }
+    if (skimmingOn) {
+      if (flags & TokenFlags.AtLineStart) directiveAt = kind === TokenKind.Punctuator && c === 35 ? tokens.length : -1;
+      if (directiveAt >= 0) {
+        if (tokens.length === directiveAt + 1 && kind === TokenKind.Identifier) {
+          const name = text.slice(start, position);
+          if (name === 'include' || name === 'include_next' || name === 'import') skimmingOn = false;
+          else if (name === 'if' || name === 'ifdef' || name === 'ifndef') groupDepths.push(depth);
+          else if ((name === 'else' || name === 'elif' || name === 'elifdef' || name === 'elifndef') && groupDepths.length > 0)
+            depth = groupDepths[groupDepths.length - 1];
+          else if (name === 'endif') groupDepths.pop();
+        } else if (tokens.length === directiveAt + 2 && kind === TokenKind.Identifier && tokens[directiveAt + 1].text === 'define') {
+          identifierHashes(text, start, position, hashScratch);
+          definedHere.add(hashScratch[0]);
+        }
+      } else if (kind === TokenKind.Punctuator && c === 123) {
+        const count = tokens.length;
+        const tagged =
+          depth === 0 &&
+          count >= 2 &&
+          tokens[count - 1].kind === TokenKind.Identifier &&
+          (tokens[count - 2].text === 'struct' || tokens[count - 2].text === 'union');
+        const end = tagged ? skimBody(text, start, skimming!, definedHere) : -1;
+        if (end !== -1) {
+          tokens.push({ kind: TokenKind.Skimmed, text: text.slice(start, end), offset: start, flags });
+          position = end;
+          flags = 0;
+          continue;
+        }
+        depth++;
+      } else if (kind === TokenKind.Punctuator && c === 125) {
+        depth = Math.max(0, depth - 1);
+      }
+    }
     tokens.push({ kind, text: text.slice(start, position), offset: start, flags });
     flags = 0;
   }
@@ -234,12 +416,16 @@ export function lineOfOffset(starts: readonly number[], offset: number): number 
   );
 }
 
-/** Turns tokens back into text, one space wherever the source had whitespace. */
+/**
+ * Turns tokens back into text, one space wherever the source had whitespace. A skimmed body is its
+ * source text, comments removed (a `//` comment would swallow what follows once lines are joined).
+ */
 export function spell(tokens: readonly Token[]): string {
   let out = '';
   for (let i = 0; i < tokens.length; i++) {
-    if (i > 0 && tokens[i].flags & TokenFlags.SpaceBefore) out += ' ';
-    out += tokens[i].text;
+    const token = tokens[i];
+    if (i > 0 && token.flags & TokenFlags.SpaceBefore) out += ' ';
+    out += token.kind === TokenKind.Skimmed && token.text.includes('/') ? spell(unskim([token])) : token.text;
   }
   return out;
 }
