@@ -10,9 +10,10 @@
  * includes (tested with a Bloom filter of their identifiers), with its definition. An entry is reused
  * only when those definitions are the same again and no file it read has changed.
  *
- * Read cold, a header's tagged records are kept as tokens and parsed when first looked up (a file
- * uses a few dozen of vmlinux.h's ten thousand), and the cache stores them as their C source. A
- * header wholly inside an include guard that is already defined is not read again at all.
+ * Read cold, a header's tagged records are kept as their text, their bodies skimmed by the lexer
+ * rather than tokenized (lexer.ts BodySkimming), and parsed when first looked up (a file uses a few
+ * dozen of vmlinux.h's ten thousand); the cache stores them as their C source. A header wholly inside
+ * an include guard that is already defined is not read again at all.
  */
 import { isRegularFile, readRegularFile } from '../common/safeRead';
 import { isAscii } from 'node:buffer';
