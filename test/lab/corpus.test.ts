@@ -89,15 +89,6 @@ const KNOWN_DIFFERENCES: Record<string, Known> = {
     VAR_LEN_SLOT,
     VAR_OFF_ONE,
     [
-      'a callback passed by address (BPF_PSEUDO_FUNC, 5.13): 5.10 refuses the instruction ("unrecognized bpf_ld_imm64 insn") where check predicts the func_info mismatch; why 5.10 meets the instruction first in these objects is not yet analysed',
-      [
-        ...['ringbuf_missing_release_callback', 'invalid_write4', 'invalid_read4', 'release_twice_callback', 'invalid_data_slices'].map(
-          (name) => `${SELFTESTS}dynptr_fail.c:${name}`,
-        ),
-        `${SELFTESTS}dynptr_success.c:test_ringbuf`,
-      ],
-    ],
-    [
       'a helper 5.10 lacks, called where the function also tests other CO-RE or .kconfig values: libbpf makes the branch dead and 5.10 accepts; check refuses and says it assumes the call is reached (deciding it needs the branch conditions, not yet modelled)',
       [`${SELFTESTS}mptcp_sock.c:_sockops`],
     ],

@@ -148,6 +148,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
 
   const exceptionCallbackOwners = functionsWithExceptionCallbacks(btf);
   const namedInBtf = subprogramsNamedInBtf(btf, ext);
+  const btfHasEmptyDatasec = (btf?.types ?? []).some((type) => type.kind === 'datasec' && type.vlen === 0);
   // Only kernels before 6.7 refuse a back edge in check_cfg; the walk over the instructions is for them.
   const judgesControlFlow = profiles.some((profile) => ruleSetFor(profile).recursion === 'check_cfg');
   const deepestCallLimit = Math.max(0, ...profiles.map((profile) => ruleSetFor(profile).maxCallFrames));
@@ -193,6 +194,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
       section: program.section,
       moreSubprograms: program.moreSubprograms,
       hasFuncInfo: ext?.funcInfo.has(program.section) ?? false,
+      btfHasEmptyDatasec,
       ...(callsRecurse(program) ? { verifiedChainFrames: deepestVerifiedChain(program, analyze, deepestCallLimit) } : {}),
       ...(judgesControlFlow ? { cfgBackEdge: firstRefusedBackEdge(program) } : {}),
       subprograms: program.subprograms.map((sub, index) => {

@@ -110,6 +110,12 @@ export interface FrameGraph {
   /** Whether the object carries BTF func_info for the program (clang -g); undefined when not known. */
   hasFuncInfo?: boolean;
   /**
+   * The object's BTF has a DATASEC without variables (clang's .rodata when it holds only unnamed
+   * data, a local array's initial value): kernels before 5.12 refuse the whole BTF, and libbpf then
+   * loads the program without it, func_info included (KernelRuleSet.loadsEmptyDatasec).
+   */
+  btfHasEmptyDatasec?: boolean;
+  /**
    * Where the calls recurse: the longest chain of frames do_check follows with the values it knows
    * (from the main function or a global one), or more than any kernel's limit when values do not end
    * the recursion. Undefined when not known (the source side): a recursion is then taken to go on

@@ -92,6 +92,11 @@ export interface KernelRuleSet {
   helperIdLimit: number;
   /** ld_imm64 with BPF_PSEUDO_FUNC (a function's address, for callbacks) and its subprograms: 5.13. */
   callbackAddresses: boolean;
+  /**
+   * BTF with a DATASEC of no variables loads: from 5.12 (Yonghong Song's "bpf: permit size-0
+   * datasec"); 5.10.223 refuses it ("vlen == 0"), measured in the lab, and 6.1.170 loads it.
+   */
+  loadsEmptyDatasec: boolean;
   /** The may_goto instruction (BPF_JMP | BPF_JCOND): 6.9. */
   mayGoto: boolean;
   /**
@@ -284,6 +289,7 @@ export function ruleSetFor(profile: KernelProfile): KernelRuleSet {
     mayGotoSlotBytes: atLeast(version, 6, 15) ? 16 : 8,
     helperIdLimit,
     callbackAddresses: atLeast(version, 5, 13),
+    loadsEmptyDatasec: atLeast(version, 5, 12),
     mayGoto: atLeast(version, 6, 9),
     recursion: !atLeast(version, 6, 7) ? 'check_cfg' : !atLeast(version, 7, 2) ? 'stack-walk' : 'call-graph',
     // Before 6.0 only tracing and LSM programs may sleep; uprobes (kprobe type) are the ones libbpf

@@ -598,7 +598,9 @@ function missingFeatures(
         },
         printedDepths: notVerified,
       };
-      if (uncounted > 0 && graph.hasFuncInfo !== false) {
+      // Without BTF in the kernel (none in the object, or BTF this kernel refuses) there is no func_info to mismatch.
+      const funcInfoLoaded = graph.hasFuncInfo !== false && !(graph.btfHasEmptyDatasec && !rules.loadsEmptyDatasec);
+      if (uncounted > 0 && funcInfoLoaded) {
         found.push({ ...base, phase: 'check_btf_info', message: FUNC_INFO_MISMATCH_MESSAGE });
       } else {
         instructionRefusals.push({
