@@ -234,6 +234,62 @@ export function tokenizeUntil(
   return scan(text, start, initialFlags, stop);
 }
 
+/**
+ * Where the lexer is with respect to file scope, for skimming (see BodySkimming): the brace depth
+ * outside directives, the directive line it is in, the macros that line and those before defined,
+ * and the depth each open conditional group started at (each branch starts there again).
+ */
+class FileScopeTracker {
+  private depth = 0;
+  private directiveAt = -1;
+  private on = true;
+  private readonly definedHere = new Set<number>();
+  private readonly groupDepths: number[] = [];
+
+  constructor(
+    private readonly text: string,
+    private readonly skimming: BodySkimming,
+  ) {}
+
+  /**
+   * Sees the token text[start, end) (of `kind`, first character `c`) before it is added to `tokens`:
+   * the end of the body it opens when it is a `{` that can be skimmed, else -1.
+   */
+  see(tokens: readonly Token[], kind: TokenKind, c: number, start: number, end: number, flags: number): number {
+    if (!this.on) return -1;
+    const index = tokens.length;
+    if (flags & TokenFlags.AtLineStart) this.directiveAt = kind === TokenKind.Punctuator && c === 35 ? index : -1;
+    if (this.directiveAt >= 0) {
+      if (index === this.directiveAt + 1 && kind === TokenKind.Identifier) this.directive(this.text.slice(start, end));
+      else if (index === this.directiveAt + 2 && kind === TokenKind.Identifier && tokens[this.directiveAt + 1].text === 'define') {
+        identifierHashes(this.text, start, end, hashScratch);
+        this.definedHere.add(hashScratch[0]);
+      }
+      return -1;
+    }
+    if (kind !== TokenKind.Punctuator) return -1;
+    if (c === 125 /* } */) this.depth = Math.max(0, this.depth - 1);
+    if (c !== 123 /* { */) return -1;
+    const tagged =
+      this.depth === 0 &&
+      index >= 2 &&
+      tokens[index - 1].kind === TokenKind.Identifier &&
+      (tokens[index - 2].text === 'struct' || tokens[index - 2].text === 'union');
+    const skimmedEnd = tagged ? skimBody(this.text, start, this.skimming, this.definedHere) : -1;
+    if (skimmedEnd === -1) this.depth++;
+    return skimmedEnd;
+  }
+
+  private directive(name: string): void {
+    // An included header may define any macro: from here on nothing is skimmed.
+    if (name === 'include' || name === 'include_next' || name === 'import') this.on = false;
+    else if (name === 'if' || name === 'ifdef' || name === 'ifndef') this.groupDepths.push(this.depth);
+    else if ((name === 'else' || name === 'elif' || name === 'elifdef' || name === 'elifndef') && this.groupDepths.length > 0) {
+      this.depth = this.groupDepths[this.groupDepths.length - 1];
+    } else if (name === 'endif') this.groupDepths.pop();
+  }
+}
+
 function scan(
   text: string,
   start: number,
@@ -245,13 +301,7 @@ function scan(
   const length = text.length;
   let position = start;
   let flags: number = initialFlags;
-  // For skimming: the brace depth outside directives, whether the current line is a directive, what
-  // it defines, and the depth each open conditional group started at (each branch starts there again).
-  let depth = 0;
-  let directiveAt = -1;
-  let skimmingOn = skimming !== undefined;
-  const definedHere = new Set<number>();
-  const groupDepths: number[] = [];
+  const fileScope = skimming ? new FileScopeTracker(text, skimming) : undefined;
   while (position < length) {
     const c = text.charCodeAt(position);
     // Whitespace and line structure.
@@ -337,38 +387,12 @@ function scan(
       position++;
       kind = TokenKind.Other;
     }
-    if (skimmingOn) {
-      if (flags & TokenFlags.AtLineStart) directiveAt = kind === TokenKind.Punctuator && c === 35 ? tokens.length : -1;
-      if (directiveAt >= 0) {
-        if (tokens.length === directiveAt + 1 && kind === TokenKind.Identifier) {
-          const name = text.slice(start, position);
-          if (name === 'include' || name === 'include_next' || name === 'import') skimmingOn = false;
-          else if (name === 'if' || name === 'ifdef' || name === 'ifndef') groupDepths.push(depth);
-          else if ((name === 'else' || name === 'elif' || name === 'elifdef' || name === 'elifndef') && groupDepths.length > 0)
-            depth = groupDepths[groupDepths.length - 1];
-          else if (name === 'endif') groupDepths.pop();
-        } else if (tokens.length === directiveAt + 2 && kind === TokenKind.Identifier && tokens[directiveAt + 1].text === 'define') {
-          identifierHashes(text, start, position, hashScratch);
-          definedHere.add(hashScratch[0]);
-        }
-      } else if (kind === TokenKind.Punctuator && c === 123) {
-        const count = tokens.length;
-        const tagged =
-          depth === 0 &&
-          count >= 2 &&
-          tokens[count - 1].kind === TokenKind.Identifier &&
-          (tokens[count - 2].text === 'struct' || tokens[count - 2].text === 'union');
-        const end = tagged ? skimBody(text, start, skimming!, definedHere) : -1;
-        if (end !== -1) {
-          tokens.push({ kind: TokenKind.Skimmed, text: text.slice(start, end), offset: start, flags });
-          position = end;
-          flags = 0;
-          continue;
-        }
-        depth++;
-      } else if (kind === TokenKind.Punctuator && c === 125) {
-        depth = Math.max(0, depth - 1);
-      }
+    const skimmedEnd = fileScope ? fileScope.see(tokens, kind, c, start, position, flags) : -1;
+    if (skimmedEnd !== -1) {
+      tokens.push({ kind: TokenKind.Skimmed, text: text.slice(start, skimmedEnd), offset: start, flags });
+      position = skimmedEnd;
+      flags = 0;
+      continue;
     }
     tokens.push({ kind, text: text.slice(start, position), offset: start, flags });
     flags = 0;
