@@ -60,12 +60,6 @@ const KNOWN_DIFFERENCES = new Map<string, string>([
     'tools/testing/selftests/bpf/progs/test_map_ops.c:map_for_each_fail',
     'a bpf_for_each_map_elem callback: check counts 8 bytes more in main (not yet analysed)',
   ],
-  [
-    'tools/testing/selftests/bpf/progs/verifier_global_subprogs.c:chained_global_func_calls_success',
-    'check prints one global subprogram more than the verifier (not yet analysed)',
-  ],
-  ['lib/libxdp/tests/xdp_dispatcher_v1.c:xdp_dispatcher', "the dispatcher's freplace slots: check prints one the verifier does not (not yet analysed)"],
-  ['lib/libxdp/tests/xdp_dispatcher_v2.c:xdp_dispatcher', "the dispatcher's freplace slots: check prints one the verifier does not (not yet analysed)"],
 ]);
 
 test('the corpus builds from its Debian packages', async (t) => {

@@ -67,14 +67,6 @@ const FROM_6_12: Known = [
     'check reports a subprogram the verifier does not print (not yet analysed; also on the running kernel)',
     [`${SELFTESTS}test_map_lookup_percpu_elem.c:sysenter_getuid`],
   ],
-  [
-    'check prints one global subprogram more than the verifier (not yet analysed; also on the running kernel)',
-    [`${SELFTESTS}verifier_global_subprogs.c:chained_global_func_calls_success`],
-  ],
-  [
-    "the dispatcher's freplace slots: check prints one the verifier does not (not yet analysed; also on the running kernel)",
-    ['xdp_dispatcher_v1', 'xdp_dispatcher_v2'].map((name) => `lib/libxdp/tests/${name}.c:xdp_dispatcher`),
-  ],
   BELOW_FRAME,
 ];
 

@@ -85,6 +85,7 @@ for (const name of [
   'xdp_parser.bpf.c',
   'hidden_global.bpf.c',
   'naked_parameters.bpf.c',
+  'lazy_global.bpf.c',
 ]) {
   test(`the estimate of ${name} gets the verifiers' verdicts for ${KERNELS.join(', ')}`, async () => {
     assert.deepEqual(await verdictMismatches(fixtureNamed(name)), []);

@@ -154,7 +154,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   const deepestCallLimit = Math.max(0, ...profiles.map((profile) => ruleSetFor(profile).maxCallFrames));
   const sharedReports = new SharedSubprogramReports();
   const programReports = programs.map((program): ProgramReport => {
-    const { results, entered } = verifyProgram(program, analyze);
+    const { results, entered, reachedFromMain } = verifyProgram(program, analyze);
     // A subprogram never entered is shown as its code reads, knowing nothing of its arguments.
     const programDepths = program.subprograms.map((sub, index) => results[index] ?? analyze(sub, undefined));
     depths.set(program, programDepths);
@@ -164,7 +164,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
       const verified = entered.has(index);
       // A subprogram shared by many programs, analysed the same way in each, is one report object:
       // a thousand programs over one chain of a thousand functions would otherwise be a million.
-      const shareKey = sharedReports.keyOf(sub, depth, verified);
+      const shareKey = sharedReports.keyOf(sub, depth, verified, reachedFromMain.has(index));
       const shared = index > 0 ? sharedReports.get(shareKey) : undefined;
       if (shared) return shared;
       const report: SubprogramReport = {
@@ -173,6 +173,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
         checkedDepth: verified ? depth.checkedDepth : 0,
         byteDepth: verified ? depth.byteDepth : 0,
         verified,
+        reachedFromMain: reachedFromMain.has(index),
         hiddenReasons: depth.hiddenReasons,
         hiddenBytes: depth.hiddenReasons,
         hasTailCall: sub.tailCalls.length > 0,
@@ -207,6 +208,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
           hasTailCall: sub.tailCalls.length > 0,
           tailCallSource: subprograms[index].tailCalls[0],
           isGlobal: sub.fn.isGlobal,
+          reachedFromMain: reachedFromMain.has(index),
           isAsyncCallback: sub.isAsyncCallback,
           calls: sub.calls.map((call, position) => ({
             callee: call.callee,
@@ -240,7 +242,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
       section: program.section,
       type: program.programType,
       subprograms,
-      stackDepths: printedStackDepths(subprograms, verdicts[0]),
+      stackDepths: printedStackDepths(subprograms, verdicts[0], profiles[0]),
       verdicts,
     };
     addVerifierSubprograms(report, throws);
@@ -320,14 +322,14 @@ class SharedSubprogramReports {
   private readonly depthIds = new Map<StackDepthResult, number>();
   private readonly functionIds = new Map<ObjectFunction, number>();
 
-  /** Equal keys mean equal reports: the function, its analysis, whether it was verified, and where its calls go. */
-  keyOf(sub: Subprogram, depth: StackDepthResult, verified: boolean): string {
+  /** Equal keys mean equal reports: the function, its analysis, whether (and when) it was verified, and where its calls go. */
+  keyOf(sub: Subprogram, depth: StackDepthResult, verified: boolean, reachedFromMain: boolean): string {
     const id = <T>(ids: Map<T, number>, value: T) => {
       let known = ids.get(value);
       if (known === undefined) ids.set(value, (known = ids.size));
       return known;
     };
-    return `${id(this.functionIds, sub.fn)}:${id(this.depthIds, depth)}:${verified}:${sub.isAsyncCallback}`;
+    return `${id(this.functionIds, sub.fn)}:${id(this.depthIds, depth)}:${verified}:${reachedFromMain}:${sub.isAsyncCallback}`;
   }
 
   get(key: string): SubprogramReport | undefined {

@@ -17,6 +17,12 @@ export interface ProgramVerification {
   /** Per subprogram: its analysis with the arguments it is entered with; undefined if never entered. */
   results: (StackDepthResult | undefined)[];
   entered: Set<number>;
+  /**
+   * The subprograms live code calls from the main function on (and from one no code calls: the
+   * exception callback libbpf appends). `entered` also holds every global function and what it
+   * calls, as kernels before 6.8 validate them all; from 6.8 only these are (FrameNode.reachedFromMain).
+   */
+  reachedFromMain: Set<number>;
 }
 
 /** Analyses a subprogram given r1..r5 (undefined: nothing known) and the constants its static calls return. */
@@ -33,19 +39,33 @@ export type SubprogramAnalyzer = (
  * found with the first pass's arguments holds for the second's, which are known as well or better.)
  */
 export function verifyProgram(program: BpfProgram, analyze: SubprogramAnalyzer): ProgramVerification {
-  const first = verifyOnce(program, analyze, undefined);
+  const first = withReachedFromMain(program, verifyOnce(program, analyze, undefined));
   const returned = first.results.map((result, index) => (program.subprograms[index].fn.isGlobal ? undefined : result?.returnValue));
   // Only a call to a function that returns a constant changes anything (a main returning XDP_PASS does not).
   const callReturns = program.subprograms.map((sub) => callReturnsOf(sub, returned));
   if (callReturns.every((returns) => returns === undefined)) return first;
-  return verifyOnce(program, analyze, callReturns);
+  return withReachedFromMain(program, verifyOnce(program, analyze, callReturns));
+}
+
+function withReachedFromMain(program: BpfProgram, verification: Omit<ProgramVerification, 'reachedFromMain'>): ProgramVerification {
+  const called = new Set(program.subprograms.flatMap((sub) => sub.calls.map((call) => call.callee)));
+  const reached = new Set<number>();
+  const work = program.subprograms.map((_, index) => index).filter((index) => index === 0 || !called.has(index));
+  while (work.length > 0) {
+    const index = work.pop()!;
+    if (reached.has(index)) continue;
+    reached.add(index);
+    const result = verification.results[index];
+    for (const call of program.subprograms[index].calls) if (result && isReachable(result, call.at)) work.push(call.callee);
+  }
+  return { ...verification, reachedFromMain: reached };
 }
 
 function verifyOnce(
   program: BpfProgram,
   analyze: SubprogramAnalyzer,
   callReturns: readonly (ReadonlyMap<number, number | bigint> | undefined)[] | undefined,
-): ProgramVerification {
+): Omit<ProgramVerification, 'reachedFromMain'> {
   const count = program.subprograms.length;
   const results: (StackDepthResult | undefined)[] = new Array(count).fill(undefined);
   const entryArguments: (CallArguments | undefined)[] = new Array(count).fill(undefined);

@@ -76,6 +76,12 @@ export interface FrameNode {
   tailCallSource?: SourceLocation;
   /** A global (non-static) function; the kernel verifies it on its own. */
   isGlobal: boolean;
+  /**
+   * Whether live code of the program calls it, from the main function on (a global function only
+   * dead code calls is validated by kernels before 6.8 and left alone from 6.8). Undefined when not
+   * known (the source side).
+   */
+  reachedFromMain?: boolean;
   /** Registered as an asynchronous callback (bpf_timer_set_callback, wq): its own root from 6.5. */
   isAsyncCallback: boolean;
   /** Every call out of this function, in instruction order, dead code included, as the verifier walks them. */

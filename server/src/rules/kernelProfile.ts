@@ -97,6 +97,8 @@ export interface KernelRuleSet {
    * datasec"); 5.10.223 refuses it ("vlen == 0"), measured in the lab, and 6.1.170 loads it.
    */
   loadsEmptyDatasec: boolean;
+  /** Global functions validated only when live code calls them: from 6.8 (see stackRules.ts withoutUnvalidatedGlobals). */
+  lazyGlobalValidation: boolean;
   /** The may_goto instruction (BPF_JMP | BPF_JCOND): 6.9. */
   mayGoto: boolean;
   /**
@@ -290,6 +292,7 @@ export function ruleSetFor(profile: KernelProfile): KernelRuleSet {
     helperIdLimit,
     callbackAddresses: atLeast(version, 5, 13),
     loadsEmptyDatasec: atLeast(version, 5, 12),
+    lazyGlobalValidation: atLeast(version, 6, 8),
     mayGoto: atLeast(version, 6, 9),
     recursion: !atLeast(version, 6, 7) ? 'check_cfg' : !atLeast(version, 7, 2) ? 'stack-walk' : 'call-graph',
     // Before 6.0 only tracing and LSM programs may sleep; uprobes (kprobe type) are the ones libbpf

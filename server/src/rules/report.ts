@@ -32,6 +32,8 @@ export interface SubprogramReport {
   hiddenBytes: string[];
   /** False for a static function only dead code calls: the verifier never enters it. */
   verified: boolean;
+  /** False for a function only dead code calls, global ones too: kernels from 6.8 validate neither (FrameNode.reachedFromMain). */
+  reachedFromMain?: boolean;
   hasTailCall: boolean;
   isGlobal: boolean;
   isAsyncCallback: boolean;
@@ -162,14 +164,20 @@ export function hiddenSlots(found: { bpfLoopInlined: boolean; mayGoto: boolean }
  * The "stack depth" line: after a successful load the verifier has removed dead subprograms, so they
  * are not in it; after a rejection they are still there, as 0.
  */
-export function printedStackDepths(subprograms: SubprogramReport[], verdict: VerdictReport | undefined): string {
+export function printedStackDepths(subprograms: SubprogramReport[], verdict: VerdictReport | undefined, profile?: KernelProfile): string {
   const stopped = stoppedDepths(verdict);
   if (stopped) return stopped.join('+');
   const accepted = verdict?.accepted ?? true;
+  const lazy = profile !== undefined && ruleSetFor(profile).lazyGlobalValidation;
   return subprograms
-    .filter((sub) => sub.verified || !accepted)
-    .map((sub) => sub.stackDepth)
+    .filter((sub) => validatedOn(sub, lazy) || !accepted)
+    .map((sub) => (validatedOn(sub, lazy) ? sub.stackDepth : 0))
     .join('+');
+}
+
+/** Whether a kernel validates the subprogram: do_check enters it, and it is no function only dead code calls where validation is lazy. */
+function validatedOn(sub: SubprogramReport, lazyGlobalValidation: boolean): boolean {
+  return sub.verified && !(lazyGlobalValidation && sub.reachedFromMain === false);
 }
 
 /**
@@ -288,8 +296,9 @@ export function addStackDepthLines(
       if (stopped) return stopped[index] === undefined ? [] : [{ sub, index, depth: stopped[index] }];
       // An accepted program's line leaves out what the verifier removed as dead; a rejected one has
       // every subprogram, at what the check saw, and 0 for one do_check never finished.
-      if (verdict.accepted && !sub.verified) return [];
-      const unfinished = unentered.has(index);
+      const validated = validatedOn(sub, rules.lazyGlobalValidation);
+      if (verdict.accepted && !validated) return [];
+      const unfinished = unentered.has(index) || !validated;
       if (!verdict.accepted) {
         return [{ sub, index, depth: unfinished ? 0 : format === 'bytes' ? (sub.byteDepth ?? sub.checkedDepth) : sub.checkedDepth }];
       }

@@ -214,6 +214,26 @@ type PrivateStackMode = 'unknown' | 'none' | 'adaptive';
 
 export function judgeStack(graph: FrameGraph, profile: KernelProfile): Verdict {
   const rules = ruleSetFor(profile);
+  return judgeGraph(rules.lazyGlobalValidation ? withoutUnvalidated(graph) : graph, profile, rules);
+}
+
+/**
+ * The graph as a kernel that validates global functions lazily (from 6.8, "bpf: validate global
+ * subprogs lazily") sees it: a global function no live code calls is never validated, nor what only
+ * it calls, so their depth stays 0 for the stack walk (measured: verifier_global_subprogs.c on
+ * 6.12.107, 7.2.13, 7.3-rc7 and 6.18; 6.1.170 validates it).
+ */
+function withoutUnvalidated(graph: FrameGraph): FrameGraph {
+  if (!graph.subprograms.some((node) => node.reachedFromMain === false)) return graph;
+  return {
+    ...graph,
+    subprograms: graph.subprograms.map((node) =>
+      node.reachedFromMain === false ? { ...node, stackDepth: 0, byteDepth: 0, depthSteps: [], helperCalls: [] } : node,
+    ),
+  };
+}
+
+function judgeGraph(graph: FrameGraph, profile: KernelProfile, rules: KernelRuleSet): Verdict {
   const nodes = graph.subprograms;
   const violations: Violation[] = [];
   const seenViolations = new Set<string>();

@@ -233,7 +233,7 @@ function addUpperBound(
   const uncertain = report.subprograms.filter((sub) => sub.stackDepthUpTo !== undefined);
   if (uncertain.length === 0) return;
   const upper = report.subprograms.map((sub) => ({ ...sub, stackDepth: sub.stackDepthUpTo ?? sub.stackDepth }));
-  report.stackDepthsUpTo = printedStackDepths(upper, report.verdicts[0]);
+  report.stackDepthsUpTo = printedStackDepths(upper, report.verdicts[0], profiles[0]);
   report.uncertainty = uncertain.map((sub) => `${sub.name}: ${sub.uncertainty}`);
   const upperGraph: FrameGraph = {
     ...graph,
@@ -345,6 +345,7 @@ async function estimateSourceUnguarded(
         ...(uncertain ? { stackDepthUpTo: fn.upTo! + fn.hiddenBytes, uncertainty: fn.uncertainty } : {}),
         hiddenBytes: entered ? [...fn.hiddenReasons] : [],
         verified: entered,
+        ...(node.reachedFromMain === undefined ? {} : { reachedFromMain: node.reachedFromMain }),
         hasTailCall: node.hasTailCall,
         isGlobal: node.isGlobal,
         isAsyncCallback: node.isAsyncCallback,
@@ -355,7 +356,14 @@ async function estimateSourceUnguarded(
     });
     addStackDepthLines(subprograms, verdicts, profiles, throwsWithoutCallback, namedInBtf);
     if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
-    const report: ProgramReport = { name, section, type: graph.programType, subprograms, stackDepths: printedStackDepths(subprograms, verdicts[0]), verdicts };
+    const report: ProgramReport = {
+      name,
+      section,
+      type: graph.programType,
+      subprograms,
+      stackDepths: printedStackDepths(subprograms, verdicts[0], profiles[0]),
+      verdicts,
+    };
     addUpperBound(report, graph, functions, verified, profiles);
     addVerifierSubprograms(report, throwsWithoutCallback);
     if (report.stackDepthsUpTo !== undefined && report.addedSubprograms) report.stackDepthsUpTo += '+0';

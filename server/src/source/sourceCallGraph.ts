@@ -7,7 +7,8 @@
  * Calls in code only the verifier proves dead (a `const volatile` switch) are in the object, so libbpf
  * appends their callees and check_max_stack_depth walks them; but do_check never enters a static
  * callee that only dead code calls, so its depth stays 0. Global functions are verified on their own
- * and keep their depth.
+ * and keep their depth, on kernels before 6.8; from 6.8 they are validated only when live code calls
+ * them (FrameNode.reachedFromMain).
  */
 import { programTypeForSection } from '../rules/programType';
 import type { FrameCall, FrameGraph, FrameNode, HelperCall } from '../rules/frameGraph';
@@ -64,21 +65,24 @@ function buildSourceProgram(
   };
   visit(main);
 
-  // Which functions do_check enters: the main one, global ones, and what live code calls from those.
-  const entered = new Set<number>([0]);
-  order.forEach((fn, index) => {
-    if (fn.isGlobal) entered.add(index);
-  });
-  const work = [...entered];
-  while (work.length > 0) {
-    const fn = order[work.pop()!];
-    for (const call of fn.calls) {
-      const callee = indexOf.get(call.callee);
-      if (call.dead || callee === undefined || entered.has(callee) || byName.get(call.callee)?.inline) continue;
-      entered.add(callee);
-      work.push(callee);
+  // Which functions do_check enters: the main one, global ones, and what live code calls from those
+  // (kernels before 6.8); from 6.8 only what live code calls from the main one (FrameNode.reachedFromMain).
+  const liveFrom = (roots: number[]): Set<number> => {
+    const reached = new Set<number>(roots);
+    const work = [...roots];
+    while (work.length > 0) {
+      const fn = order[work.pop()!];
+      for (const call of fn.calls) {
+        const callee = indexOf.get(call.callee);
+        if (call.dead || callee === undefined || reached.has(callee) || byName.get(call.callee)?.inline) continue;
+        reached.add(callee);
+        work.push(callee);
+      }
     }
-  }
+    return reached;
+  };
+  const entered = liveFrom([0, ...order.flatMap((fn, index) => (fn.isGlobal && index > 0 ? [index] : []))]);
+  const reachedFromMain = liveFrom([0]);
 
   const asyncCallbacks = new Set<string>();
   for (const fn of order) for (const call of fn.calls) if (call.kind === 'callback' && call.async) asyncCallbacks.add(call.callee);
@@ -116,6 +120,7 @@ function buildSourceProgram(
       hasTailCall: fn.tailCalls.length > 0,
       tailCallSource: tail ? { file: where, line: tail.line, column: tail.column } : undefined,
       isGlobal: fn.isGlobal,
+      reachedFromMain: reachedFromMain.has(index),
       isAsyncCallback: asyncCallbacks.has(fn.name),
       calls,
       source: { file: where, line: fn.line, column: 1 },
