@@ -97,7 +97,7 @@ export interface KernelRuleSet {
    * datasec"); 5.10.223 refuses it ("vlen == 0"), measured in the lab, and 6.1.170 loads it.
    */
   loadsEmptyDatasec: boolean;
-  /** Global functions validated only when live code calls them: from 6.8 (see stackRules.ts withoutUnvalidatedGlobals). */
+  /** Global functions validated only when live code calls them: from 6.8 (see stackRules.ts withoutUnvalidated). */
   lazyGlobalValidation: boolean;
   /** The may_goto instruction (BPF_JMP | BPF_JCOND): 6.9. */
   mayGoto: boolean;

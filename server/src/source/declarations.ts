@@ -9,7 +9,7 @@
  * with MISSING names. Declarations are a small, regular part of C; this parser reads all of
  * vmlinux.h in a fraction of that time and gets every declarator right.
  */
-import { TokenFlags, TokenKind, spell, tokenize, unskim } from './lexer';
+import { TokenFlags, TokenKind, followsRecordTag, spell, tokenize, unskim } from './lexer';
 import type { Token } from './lexer';
 import { evaluateConstant, stringLiteralsSize } from './constExpr';
 import type { ConstantContext, ParsedTypeName } from './constExpr';
@@ -248,12 +248,6 @@ function isDeferrableBody(tokens: readonly Token[], start: number, end: number):
   return true;
 }
 
-/** Whether tokens[index] follows `struct tag` or `union tag`. */
-function afterTag(tokens: readonly Token[], index: number): boolean {
-  const keyword = tokens[index - 2]?.text;
-  return tokens[index - 1]?.kind === TokenKind.Identifier && (keyword === 'struct' || keyword === 'union');
-}
-
 const MODE_BYTES: Record<string, number> = { QI: 1, HI: 2, SI: 4, DI: 8, TI: 16, byte: 1, word: 8, pointer: 8 };
 
 /**
@@ -340,7 +334,7 @@ export class DeclarationParser {
     let lastBoundary = -1;
     for (let i = 0; i < tokens.length; i++) {
       const token = tokens[i];
-      if (token.kind === TokenKind.Skimmed && !(this.deferRecords && depth === 0 && afterTag(tokens, i))) {
+      if (token.kind === TokenKind.Skimmed && !(this.deferRecords && depth === 0 && followsRecordTag(tokens, i))) {
         // A skimmed body where no deferred record can take it (a macro moved it, or a brace the
         // lexer could not see): its tokens, in its place.
         tokens = [...tokens.slice(0, i), ...unskim([token]), ...tokens.slice(i + 1)];

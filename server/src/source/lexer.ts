@@ -129,6 +129,12 @@ export function unskim(tokens: readonly Token[]): Token[] {
   return out;
 }
 
+/** Whether tokens[index] follows `struct tag` or `union tag`: where a record body that can be skimmed starts. */
+export function followsRecordTag(tokens: readonly Token[], index: number): boolean {
+  const keyword = tokens[index - 2]?.text;
+  return tokens[index - 1]?.kind === TokenKind.Identifier && (keyword === 'struct' || keyword === 'union');
+}
+
 /** Whether text[start, end) is `word`. */
 function spells(text: string, start: number, end: number, word: string): boolean {
   return end - start === word.length && text.startsWith(word, start);
@@ -270,12 +276,7 @@ class FileScopeTracker {
     if (kind !== TokenKind.Punctuator) return -1;
     if (c === 125 /* } */) this.depth = Math.max(0, this.depth - 1);
     if (c !== 123 /* { */) return -1;
-    const tagged =
-      this.depth === 0 &&
-      index >= 2 &&
-      tokens[index - 1].kind === TokenKind.Identifier &&
-      (tokens[index - 2].text === 'struct' || tokens[index - 2].text === 'union');
-    const skimmedEnd = tagged ? skimBody(this.text, start, this.skimming, this.definedHere) : -1;
+    const skimmedEnd = this.depth === 0 && followsRecordTag(tokens, index) ? skimBody(this.text, start, this.skimming, this.definedHere) : -1;
     if (skimmedEnd === -1) this.depth++;
     return skimmedEnd;
   }

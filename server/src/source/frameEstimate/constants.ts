@@ -125,11 +125,15 @@ export function definitionHeader(definition: Node, text: string): string {
   return fullHeader.slice(fullHeader.lastIndexOf(';') + 1);
 }
 
-/** How the verifier sees a function's linkage: `static` in C, or hidden (verified as static all the same). */
-export function linkageOf(definition: Node, header: string): { isStatic: boolean; hidden: boolean } {
+/**
+ * How the verifier and the linker see a function's linkage: `static` in C, hidden (verified as static
+ * all the same), `__weak` (another object may replace it).
+ */
+export function linkageOf(definition: Node, header: string): { isStatic: boolean; hidden: boolean; weak: boolean } {
   return {
     isStatic: definition.namedChildren.some((child) => child?.type === 'storage_class_specifier' && child.text === 'static'),
     hidden: HIDDEN_VISIBILITY.test(header),
+    weak: /\bweak\b|__weak__/.test(header),
   };
 }
 
@@ -148,7 +152,7 @@ export function constantReturns(definitions: readonly Node[], context: FileConte
     if (!name || body?.namedChildCount !== 1) continue;
     const header = definitionHeader(definition, context.text);
     const linkage = linkageOf(definition, header);
-    if (!(linkage.isStatic || linkage.hidden) || /\bweak\b|__weak__/.test(header)) continue;
+    if (!(linkage.isStatic || linkage.hidden) || linkage.weak) continue;
     const statement = body.namedChild(0);
     if (statement?.type !== 'return_statement' || statement.namedChildCount !== 1) continue;
     const known = evaluate(statement.namedChild(0), context, parameterNames(definition));

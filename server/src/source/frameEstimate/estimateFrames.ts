@@ -121,8 +121,8 @@ export function estimateFrames(
 
 /**
  * Everything a function's walk depends on besides its own text: the file-scope declarations of the
- * main file (types, constants; function bodies excluded), what its functions are known to return, the content of the headers and files the
- * unit read, the options, and the code.
+ * main file (types, constants; function bodies excluded), what its functions are known to return,
+ * the content of the headers and files the unit read, the options, and the code.
  */
 function fileScopeSignature(unit: TranslationUnit, text: string, definitions: readonly Node[], contexts: readonly FileContext[]): string {
   const hash = createHash('sha1');

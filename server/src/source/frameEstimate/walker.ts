@@ -479,7 +479,7 @@ export function readFunction(context: FileContext, definition: Node, baseRow: nu
   if (!nameNode || !body) return undefined;
   const header = definitionHeader(definition, context.text);
   const section = sectionIn(header) ?? context.declaredSections.get(nameNode.text) ?? null;
-  const { isStatic, hidden } = linkageOf(definition, header);
+  const { isStatic, hidden, weak } = linkageOf(definition, header);
   const naked = /\bnaked\b/.test(header);
   const raw: RawFunction = {
     name: nameNode.text,
@@ -489,7 +489,7 @@ export function readFunction(context: FileContext, definition: Node, baseRow: nu
     hidden,
     unnamedBtfParameters: naked && hasParameters(definition),
     noinline: /\bnoinline\b|__noinline__/.test(header),
-    weak: /\bweak\b|__weak__/.test(header),
+    weak,
     alwaysInline: /\balways_inline\b|__always_inline__/.test(header),
     ownItems: [],
     slots: [],
