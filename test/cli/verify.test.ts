@@ -60,6 +60,29 @@ test('verify on this machine: the kernel and the prediction side by side, with s
   assert.match(text.stdout, /socket_400_400 on host \(.*\): agrees\n {4}kernel: {4}rejected: combined stack size of 2 calls is 800\. Too large/);
 });
 
+test("verify on this machine says what libbpf said: the kernel refused the object's BTF, and why", async (t) => {
+  const availability = kernelVerifierAvailable();
+  if (!availability.available) {
+    skipOrFail(t, availability.reason ?? 'bpf() is not available');
+    return;
+  }
+  // A __naked function with a named parameter and no body for it: its BTF FUNC's parameter has no
+  // name, which btf_check_func_type_match refuses ("Invalid arg#1"); libbpf loads without BTF.
+  const naked = join(fixturesDirectory(), 'naked_parameters.bpf.o');
+  const { code, stdout } = await runCli(['verify', naked]);
+  assert.equal(code, 0, stdout);
+  assert.match(
+    stdout,
+    /naked_with_parameter on host \(.*\): agrees\n(?: {4}.*\n)*? {4}loader: {4}the kernel's BTF log ends: \[\d+\] FUNC naked_with_parameter type_id=\d+ Invalid arg#1\n/,
+  );
+  assert.match(stdout, /^ {4}loader: {4}libbpf: Error loading \.BTF into kernel: -22\. BTF is optional, ignoring\.$/m);
+  // The routine "failed to load" lines are not repeated under a verdict that says so.
+  assert.doesNotMatch(stdout, /loader: .*failed to load/);
+  const json = await runCli(['verify', '--format', 'json', naked]);
+  const entry = (JSON.parse(json.stdout) as { results: VerifyEntry[] }).results.find((result) => result.program === 'naked_with_parameter');
+  assert.ok(entry?.real.loaderMessages?.includes('-- END BTF LOAD LOG --'), JSON.stringify(entry?.real));
+});
+
 test('verify --kernel 7.3 boots the lab kernel and shows its own line format', { timeout: 10 * 60 * 1000 }, async (t) => {
   const qemu = spawnSync('qemu-system-x86_64', ['--version']);
   if (qemu.error || qemu.status !== 0) {

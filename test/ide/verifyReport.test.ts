@@ -58,12 +58,69 @@ test('a kernel that disagrees is said plainly and which way, above the listing',
     `  false_accept on 6.1.170: the analyzer passes a program this kernel rejects: kernel rejected (${TOO_LARGE}), predicted accepted`,
     `  false_reject on 6.1.170: the analyzer rejects a program this kernel accepts: kernel accepted, predicted rejected (${TOO_LARGE})`,
     '  line_only on 6.1.170: same verdict, different stack depth line: kernel "stack depth 237+13", predicted "stack depth 240+16"',
-    '1 program(s) got no verdict: bpf() refused them before the verifier ran (no verdict (errno 1: bpf() refused before the verifier ran)).',
+    '1 program(s) got no verdict: the verifier never judged them (no verdict (errno 1: bpf() refused before the verifier ran)).',
   ]);
   assert.equal(lines[9], 'no answer: qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)');
   // Then the listing `bpf-stack-lens verify` prints, unchanged.
   assert.ok(report.endsWith(`\n\n${formatVerifyText(entries)}`));
   assert.match(report, /^ {2}false_accept on 6\.1\.170: DIFFERS$/m);
+});
+
+test("libbpf's messages say why a load got no verdict, and that a kernel refused the object's BTF", () => {
+  const noTarget = entry(
+    'fentry_prog',
+    {
+      verdict: 'error',
+      errno: 3,
+      loaderMessages: [
+        "libbpf: prog 'fentry_prog': failed to find kernel BTF type ID of 'no_such_function': -3",
+        "libbpf: prog 'fentry_prog': failed to prepare load attributes: -3",
+        "libbpf: failed to load object '/w/a.bpf.o'",
+      ],
+    },
+    { verdict: 'accepted', stackDepthLine: 'stack depth 8' },
+  );
+  const withoutBtf = entry(
+    'uses_callback',
+    {
+      verdict: 'rejected',
+      error: 'unrecognized bpf_ld_imm64 insn',
+      stackDepthLine: 'stack depth 0',
+      // As libbpf prints them when 5.10 refuses an empty DATASEC (from the lab, abridged).
+      loaderMessages: [
+        'libbpf: BTF loading error: -22',
+        'libbpf: -- BEGIN BTF LOAD LOG ---',
+        'magic: 0xeb9f',
+        'version: 1',
+        '[4] DATASEC .rodata size=0 vlen=0 vlen == 0',
+        '-- END BTF LOAD LOG --',
+        'libbpf: Error loading .BTF into kernel: -22. BTF is optional, ignoring.',
+        "libbpf: prog 'uses_callback': BPF program load failed: Invalid argument",
+        "libbpf: prog 'uses_callback': failed to load: -22",
+      ],
+    },
+    { verdict: 'rejected', error: 'unrecognized bpf_ld_imm64 insn', stackDepthLine: 'stack depth 0' },
+  );
+  const listing = formatVerifyText([noTarget, withoutBtf]).split('\n');
+  // The first message names the reason; "failed to load object" only says that it failed.
+  assert.ok(listing.includes("    kernel:    no verdict (errno 3: libbpf: prog 'fentry_prog': failed to find kernel BTF type ID of 'no_such_function': -3)"));
+  // The kernel's BTF log is its last line; the routine failure lines are left to the verdict.
+  const loaderLines = (lines: string[]): string[] => lines.filter((line) => line.startsWith('    loader:'));
+  assert.deepEqual(loaderLines(formatVerifyText([withoutBtf]).split('\n')), [
+    '    loader:    libbpf: BTF loading error: -22',
+    "    loader:    the kernel's BTF log ends: [4] DATASEC .rodata size=0 vlen=0 vlen == 0",
+    '    loader:    libbpf: Error loading .BTF into kernel: -22. BTF is optional, ignoring.',
+  ]);
+  // Four a program in text; the rest are in the JSON.
+  const chatty = entry('chatty', { verdict: 'accepted', loaderMessages: ['a', 'b', 'c', 'd', 'e', 'f'].map((word) => `libbpf: ${word}`) }, undefined);
+  assert.deepEqual(loaderLines(formatVerifyText([chatty]).split('\n')).slice(3), [
+    '    loader:    libbpf: d',
+    '    loader:    (2 more lines in --format json)',
+  ]);
+  assert.match(
+    formatVerifyReport(['/w/a.bpf.o'], ['6.1'], { entries: [noTarget], failures: [], cancelled: false }),
+    /^1 program\(s\) got no verdict: the verifier never judged them \(no verdict \(errno 3: libbpf: prog 'fentry_prog': failed to find kernel BTF type ID/m,
+  );
 });
 
 test('all agreeing, and cancelled part-way, are said too', () => {

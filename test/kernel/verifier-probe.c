@@ -37,7 +37,11 @@
  * program, prefixed by "@bsl " so it can be picked out of a serial console that also carries kernel
  * messages (the kernel lab runs it as a static binary inside QEMU):
  *
- *   @bsl {"object":"x.o","program":"p","section":"xdp","status":"ok","errno":0,"log":"..."}
+ *   @bsl {"object":"x.o","program":"p","section":"xdp","status":"ok","errno":0,"libbpf":"...","log":"..."}
+ *
+ * "libbpf" is what libbpf warned about while it opened and loaded that program (empty when nothing):
+ * the reason a load that never reached the verifier failed, or that the kernel refused the object's
+ * BTF and libbpf went on without it.
  *
  * Before them comes one line of facts about the kernel itself, read from its BTF
  * (/sys/kernel/btf/vmlinux): __BPF_FUNC_MAX_ID of enum bpf_func_id, one more than the highest helper
@@ -89,20 +93,56 @@
 /* Set when libbpf says the kernel refused a program (as opposed to a later step of the load). */
 static int saw_prog_load_failure;
 
-/* libbpf's own warnings go to stderr so they never mix with the machine-readable report. */
+/*
+ * What libbpf said while opening and loading the current program, for --json: why a load never
+ * reached the verifier ("failed to find kernel BTF type ID of ..."), or that the kernel refused the
+ * object's BTF and the program was loaded without it, which changes what the verifier checks (5.10
+ * refuses an empty DATASEC, and then a callback's ld_imm64 is "unrecognized"). libbpf's copy of the
+ * verifier log is left out: the log is reported on its own. Capped; a cut is marked.
+ */
+#define LOADER_MESSAGES_LIMIT (8u * 1024u)
+static char loader_messages[LOADER_MESSAGES_LIMIT];
+static size_t loader_messages_length;
+static int loader_messages_cut;
+
+static void forget_loader_messages(void)
+{
+	loader_messages[0] = '\0';
+	loader_messages_length = 0;
+	loader_messages_cut = 0;
+}
+
+static void remember_loader_message(const char *message)
+{
+	size_t length = strlen(message);
+	size_t room = LOADER_MESSAGES_LIMIT - 1 - loader_messages_length;
+
+	if (strstr(message, "-- BEGIN PROG LOAD LOG --"))
+		return;
+	if (length > room) {
+		length = room;
+		loader_messages_cut = 1;
+	}
+	memcpy(loader_messages + loader_messages_length, message, length);
+	loader_messages_length += length;
+	loader_messages[loader_messages_length] = '\0';
+}
+
+/*
+ * libbpf's warnings go to stderr so they never mix with the machine-readable report, and are kept
+ * for the program's JSON line (in the lab VM stderr goes nowhere: the console carries the results).
+ */
 static int print_libbpf(enum libbpf_print_level level, const char *format, va_list args)
 {
-	char line[256];
-	va_list copy;
+	static char message[LOADER_MESSAGES_LIMIT];
 
 	if (level == LIBBPF_DEBUG)
 		return 0;
-	va_copy(copy, args);
-	vsnprintf(line, sizeof(line), format, copy);
-	va_end(copy);
-	if (strstr(line, "BPF program load failed"))
+	vsnprintf(message, sizeof(message), format, args);
+	if (strstr(message, "BPF program load failed"))
 		saw_prog_load_failure = 1;
-	return vfprintf(stderr, format, args);
+	remember_loader_message(message);
+	return fputs(message, stderr);
 }
 
 /* Copies the content of the first line of `text` that starts with `prefix` (without the prefix). */
@@ -302,6 +342,7 @@ static const char *load_program(const char *path, const char *name, const char *
 
 	log[0] = '\0';
 	saw_prog_load_failure = 0;
+	forget_loader_messages();
 	load_timed_out = 0;
 	obj = bpf_object__open_file(path, NULL);
 	if (!obj) {
@@ -395,6 +436,15 @@ static void print_json_string(const char *text, size_t limit)
 
 #define JSON_LOG_LIMIT (64u * 1024u)
 
+/* "libbpf":"..." (what libbpf said, one message a line) and "libbpfCut":true when it was capped. */
+static void print_loader_messages(void)
+{
+	printf("\"libbpf\":");
+	print_json_string(loader_messages, LOADER_MESSAGES_LIMIT);
+	if (loader_messages_cut)
+		printf(",\"libbpfCut\":true");
+}
+
 /* __BPF_FUNC_MAX_ID as the running kernel's BTF has it, or -1 without BTF (or without the enum). */
 static long kernel_bpf_func_max_id(void)
 {
@@ -471,15 +521,21 @@ static int report_all_json(int count, char **paths, char *log)
 	fflush(stdout);
 
 	for (int i = 0; i < count; i++) {
-		struct bpf_object *obj = bpf_object__open_file(paths[i], NULL);
+		struct bpf_object *obj;
 		struct bpf_program *prog;
 		char **names = NULL, **sections = NULL;
 		int n = 0;
 
+		forget_loader_messages();
+		obj = bpf_object__open_file(paths[i], NULL);
 		if (!obj) {
+			int err = errno;
+
 			printf("@bsl {\"object\":");
 			print_json_string(paths[i], 4096);
-			printf(",\"status\":\"error\",\"errno\":%d}\n", errno);
+			printf(",\"status\":\"error\",\"errno\":%d,", err);
+			print_loader_messages();
+			printf("}\n");
 			continue;
 		}
 		/* The names first: each program is then loaded from a fresh open of the object. */
@@ -506,6 +562,8 @@ static int report_all_json(int count, char **paths, char *log)
 			printf(",\"status\":\"%s\",\"errno\":%d,", status, err);
 			if (load_timed_out && strcmp(status, "error") == 0)
 				printf("\"timeout\":%g,", load_timeout_seconds);
+			print_loader_messages();
+			printf(",");
 			printf("\"log\":");
 			print_json_string(log, JSON_LOG_LIMIT);
 			printf("}\n");

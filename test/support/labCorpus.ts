@@ -27,6 +27,7 @@ import {
   bootKernel,
   buildLoader,
   fetchKernel,
+  loaderNews,
   writeAtomically,
 } from '../../server/src/lab/kernelLab';
 import { parseKernelProfiles } from '../../server/src/rules/kernelProfile';
@@ -57,6 +58,8 @@ interface StoredVerdict {
   stackDepthLine?: string;
   subprogramLines?: string[];
   timedOut?: number;
+  /** For status "error": libbpf's news about the load (loaderNews), which says why it got no verdict. */
+  loaderNews?: string[];
 }
 
 interface StoredObject {
@@ -137,6 +140,8 @@ function stored(verdict: LabVerdict): StoredVerdict {
   if (verdict.status !== 'error' && verdict.stackDepthLine !== undefined) entry.stackDepthLine = verdict.stackDepthLine;
   if (verdict.status !== 'error' && verdict.subprogramLines.length > 0) entry.subprogramLines = verdict.subprogramLines;
   if (verdict.timedOut !== undefined) entry.timedOut = verdict.timedOut;
+  const news = loaderNews(verdict.loaderMessages);
+  if (verdict.status === 'error' && news.length > 0) entry.loaderNews = news;
   return entry;
 }
 
@@ -157,7 +162,7 @@ function kernelResult(object: CorpusObject, stored: StoredVerdict): KernelResult
         ? `timed out after ${entry.timedOut} s in the VM`
         : entry.program === ''
           ? `libbpf cannot open the object (${errnoName(entry.errno)})`
-          : `refused before the verifier judged it: no log, or statistics alone (${errnoName(entry.errno)})`;
+          : `refused before the verifier judged it: ${entry.loaderNews?.[0] ?? 'no log, or statistics alone'} (${errnoName(entry.errno)})`;
   }
   return result;
 }

@@ -16,6 +16,7 @@ import {
   type LabVerdict,
   bootKernel,
   cachedKernel,
+  loaderNews,
   checkQemu,
   fetchKernel,
   kernelCacheFolder,
@@ -53,7 +54,15 @@ export interface VerifyEntry {
   program: string;
   /** "host (6.18.44-…)" or the lab kernel's exact release. */
   kernel: string;
-  real: { verdict: 'accepted' | 'rejected' | 'error'; errno?: number; error?: string; stackDepthLine?: string; subprogramLines?: string[] };
+  real: {
+    verdict: 'accepted' | 'rejected' | 'error';
+    errno?: number;
+    error?: string;
+    stackDepthLine?: string;
+    subprogramLines?: string[];
+    /** What libbpf warned about while loading it (LabVerdict.loaderMessages), when anything. */
+    loaderMessages?: string[];
+  };
   predicted?: { verdict: 'accepted' | 'rejected'; error?: string; stackDepthLine?: string };
   agrees: boolean;
   /** Each subprogram of the stack-depth line with where it starts in the source. */
@@ -165,6 +174,7 @@ function entryOf(real: LabVerdict, kernel: string, programs: ProgramReport[] | u
   if (real.error !== undefined) entry.real.error = real.error;
   if (real.stackDepthLine !== undefined) entry.real.stackDepthLine = real.stackDepthLine;
   if (real.subprogramLines.length > 0) entry.real.subprogramLines = real.subprogramLines;
+  if (real.loaderMessages.length > 0) entry.real.loaderMessages = real.loaderMessages;
   if (verdict) {
     entry.predicted = { verdict: verdict.accepted ? 'accepted' : 'rejected' };
     if (violation) entry.predicted.error = violation.message;
@@ -195,14 +205,30 @@ export function formatVerifyText(entries: readonly VerifyEntry[]): string {
     out.push(`    kernel:    ${entry.real.stackDepthLine ?? '(no stack depth line)'}`);
     if (entry.predicted) out.push(`    predicted: ${entry.predicted.stackDepthLine ?? '(no stack depth line)'}`);
     for (const line of entry.real.subprogramLines ?? []) out.push(`      ${line}`);
+    out.push(...loaderMessageLines(entry.real.loaderMessages ?? []));
     const located = entry.subprograms.map((sub) => `${sub.index} ${sub.name}${sub.file ? ` (${sub.file}:${sub.line})` : ''}`);
     if (located.length > 0) out.push(`    subprograms: ${located.join(', ')}`);
   }
   return `${out.join('\n')}\n`;
 }
 
+/** The text listing shows this many of libbpf's messages a program; JSON has them all. */
+const LOADER_MESSAGES_SHOWN = 4;
+
+function loaderMessageLines(messages: readonly string[]): string[] {
+  const news = loaderNews(messages);
+  const shown = news.slice(0, LOADER_MESSAGES_SHOWN).map((message) => `    loader:    ${message}`);
+  if (news.length > LOADER_MESSAGES_SHOWN) shown.push(`    loader:    (${news.length - LOADER_MESSAGES_SHOWN} more lines in --format json)`);
+  return shown;
+}
+
+/* Why a load got no verdict: libbpf's first telling message; without one, bpf() itself refused it. */
+function noVerdictReason(entry: VerifyEntry): string {
+  return loaderNews(entry.real.loaderMessages ?? [])[0] ?? 'bpf() refused before the verifier ran';
+}
+
 function realVerdictText(entry: VerifyEntry): string {
-  return entry.real.verdict === 'error' ? `no verdict (errno ${entry.real.errno}: bpf() refused before the verifier ran)` : entry.real.verdict;
+  return entry.real.verdict === 'error' ? `no verdict (errno ${entry.real.errno}: ${noVerdictReason(entry)})` : entry.real.verdict;
 }
 
 /**
@@ -247,9 +273,7 @@ export function formatVerifyReport(objects: readonly string[], targetNames: read
     );
   }
   if (noVerdict.length > 0)
-    out.push(
-      `${noVerdict.length} program(s) got no verdict: bpf() refused them before the verifier ran (${[...new Set(noVerdict.map(realVerdictText))].join('; ')}).`,
-    );
+    out.push(`${noVerdict.length} program(s) got no verdict: the verifier never judged them (${[...new Set(noVerdict.map(realVerdictText))].join('; ')}).`);
   for (const failure of run.failures) out.push(`no answer: ${failure}`);
   if (run.entries.length > 0) out.push('', formatVerifyText(run.entries).trimEnd());
   return `${out.join('\n')}\n`;

@@ -291,6 +291,13 @@ export interface LabVerdict {
   subprogramLines: string[];
   /** For status "error": the load was cut off after this many seconds (BootOptions.programTimeoutSeconds). */
   timedOut?: number;
+  /**
+   * What libbpf warned about while loading the program, one message a line ("libbpf: prog 'p':
+   * failed to find kernel BTF type ID of 'f': -3"): why a load got no verdict, or that the kernel
+   * refused the object's BTF and the program was loaded without it. Its copy of the verifier log is
+   * left out (that is `log`).
+   */
+  loaderMessages: string[];
   log: string;
 }
 
@@ -402,12 +409,49 @@ function labVerdict(result: Record<string, unknown>, objects: readonly string[],
     status,
     errno: Number(result.errno ?? 0),
     subprogramLines: facts.subprogramLines,
+    loaderMessages: loaderMessagesOf(result),
     log,
   };
   if (facts.stackDepthLine !== undefined) verdict.stackDepthLine = facts.stackDepthLine;
   if (status === 'rejected' && facts.lastMessage !== undefined) verdict.error = facts.lastMessage;
   if (typeof result.timeout === 'number') verdict.timedOut = result.timeout;
   return verdict;
+}
+
+/* libbpf's routine words for a load that failed, which the verdict already says. */
+const ROUTINE_LOADER_MESSAGE = /BPF program load failed|failed to load: -\d+$|failed to load (object|BPF skeleton)/;
+const BTF_LOG_BEGIN = /-- BEGIN BTF LOAD LOG -+$/;
+const BTF_LOG_END = /-- END BTF LOAD LOG -+$/;
+
+/**
+ * What of libbpf's messages (LabVerdict.loaderMessages) is news, one line each: a refused BTF, a
+ * missing attach target; not "BPF program load failed: Permission denied", "failed to load: -13" or
+ * "failed to load object '...'". The kernel's BTF log, which libbpf copies whole when the kernel
+ * refuses the object's BTF (every type: about eighty lines for a small object), is its last line:
+ * the type the kernel refused, and why.
+ */
+export function loaderNews(messages: readonly string[]): string[] {
+  const news: string[] = [];
+  let btfLog: string[] | undefined;
+  for (const message of messages.map((line) => line.trim())) {
+    if (btfLog) {
+      if (!BTF_LOG_END.test(message)) btfLog.push(message);
+      else {
+        news.push(`the kernel's BTF log ends: ${btfLog.pop() ?? '(empty)'}`);
+        btfLog = undefined;
+      }
+    } else if (BTF_LOG_BEGIN.test(message)) btfLog = [];
+    else if (!ROUTINE_LOADER_MESSAGE.test(message)) news.push(message);
+  }
+  if (btfLog) news.push(`the kernel's BTF log ends: ${btfLog.pop() ?? '(empty)'}`);
+  return news;
+}
+
+/** The loader's "libbpf" field as lines (a loader built before it had none); a cut is said. */
+function loaderMessagesOf(result: Record<string, unknown>): string[] {
+  const lines = typeof result.libbpf === 'string' ? result.libbpf.split('\n').filter((line) => line.trim() !== '') : [];
+  if (result.libbpfCut === true) lines.push('(libbpf said more; the loader keeps 8 KiB)');
+  return lines;
 }
 
 /**
