@@ -76,7 +76,8 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   problems.push(...extProblems);
   const lines = lineTable(ext);
 
-  const { programs, problems: programProblems } = buildPrograms(elf);
+  const funcInfoReachesKernel = kernelGetsFuncInfo(btf, ext);
+  const { programs, problems: programProblems } = buildPrograms(elf, { funcInfoReachesKernel });
   problems.push(...programProblems);
 
   const depths = new Map<BpfProgram, StackDepthResult[]>();
@@ -147,7 +148,6 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
   };
 
   const exceptionCallbackOwners = functionsWithExceptionCallbacks(btf);
-  const namedInBtf = subprogramsNamedInBtf(btf, ext);
   const btfHasEmptyDatasec = (btf?.types ?? []).some((type) => type.kind === 'datasec' && type.vlen === 0);
   // Only kernels before 6.7 refuse a back edge in check_cfg; the walk over the instructions is for them.
   const judgesControlFlow = profiles.some((profile) => ruleSetFor(profile).recursion === 'check_cfg');
@@ -235,7 +235,7 @@ export function analyzeObject(bytes: Uint8Array, path: string, profiles: KernelP
     };
     const verdicts = profiles.map((profile) => verdictReport(judgeStack(graph, profile)));
     const throws = throwsWithoutCallback(program, entered, programDepths, exceptionCallbackOwners);
-    addStackDepthLines(subprograms, verdicts, profiles, throws, namedInBtf);
+    addStackDepthLines(subprograms, verdicts, profiles, throws, funcInfoReachesKernel);
     if (verdicts[0]) printAsRejected(subprograms, verdicts[0]);
     const report: ProgramReport = {
       name: program.name,
@@ -354,10 +354,14 @@ function throwsWithoutCallback(program: BpfProgram, entered: Set<number>, depths
 }
 
 /**
- * Whether 7.3 names the object's subprograms in its statistics (report.ts SUBPROGRAM_NAME_UNKNOWN):
- * the object has func_info, and none of its defined functions has a parameter without a name.
+ * Whether the kernel gets the object's func_info: the object has BTF and func_info, and none of its
+ * defined functions has a parameter without a name (the kernel refuses such BTF, "FUNC f type_id=1
+ * Invalid arg#1", and libbpf loads the programs without it). Without func_info every function is
+ * verified as a static one (ObjectFunction.isGlobal), and 7.3 cannot name the subprograms in its
+ * statistics (report.ts SUBPROGRAM_NAME_UNKNOWN). The kernels before 5.12 that refuse an empty
+ * DATASEC are the rules' (KernelRuleSet.loadsEmptyDatasec).
  */
-function subprogramsNamedInBtf(btf: Btf | undefined, ext: BtfExt | undefined): boolean {
+function kernelGetsFuncInfo(btf: Btf | undefined, ext: BtfExt | undefined): boolean {
   if (!btf || !ext || ext.funcInfo.size === 0) return false;
   return !btf.types.some(
     (type) =>

@@ -49,6 +49,9 @@ export interface ObjectFunction {
    * Whether the verifier checks the function as a global one: a global or weak symbol of default or
    * protected visibility. libbpf gives a hidden or internal one (`__hidden`, as usdt.bpf.h's helpers
    * are) static linkage in BTF, "to enable more permissive BPF verification mode" (mark_btf_static).
+   * Linkage reaches the kernel only through func_info: in an object without it (built without -g),
+   * or whose BTF the kernel refuses, every function is checked as a static one, with its callers'
+   * arguments (ProgramsOptions.funcInfoReachesKernel).
    */
   isGlobal: boolean;
   /** The relocations of the function's section, by instruction offset. */
@@ -136,9 +139,17 @@ export interface ProgramsResult {
   problems: Problem[];
 }
 
-export function buildPrograms(elf: ElfFile): ProgramsResult {
+export interface ProgramsOptions {
+  /**
+   * Whether the kernel gets the object's func_info (BTF, .BTF.ext, and BTF the kernel accepts);
+   * default true. Without it subprog_is_global() is false for every function (ObjectFunction.isGlobal).
+   */
+  funcInfoReachesKernel?: boolean;
+}
+
+export function buildPrograms(elf: ElfFile, options: ProgramsOptions = {}): ProgramsResult {
   const problems: Problem[] = [];
-  const functions = readFunctions(elf, problems);
+  const functions = readFunctions(elf, options.funcInfoReachesKernel ?? true, problems);
   const bySectionStart = new Map<string, ObjectFunction>();
   for (const fn of functions) bySectionStart.set(`${fn.section.index}:${fn.start}`, fn);
 
@@ -166,7 +177,7 @@ export function buildPrograms(elf: ElfFile): ProgramsResult {
   return { programs, functions, problems };
 }
 
-function readFunctions(elf: ElfFile, problems: Problem[]): ObjectFunction[] {
+function readFunctions(elf: ElfFile, funcInfoReachesKernel: boolean, problems: Problem[]): ObjectFunction[] {
   const functions: ObjectFunction[] = [];
   const executable = elf.sections.filter((section) => (section.flags & SHF_EXECINSTR) !== 0 && section.size > 0);
   for (const section of executable) {
@@ -193,7 +204,8 @@ function readFunctions(elf: ElfFile, problems: Problem[]): ObjectFunction[] {
       const end = symbol.size > 0 ? start + symbol.size / 8 : nextStart;
       const first = lowerBound(code.offsets, start, 0, code.count);
       const last = Math.max(first, lowerBound(code.offsets, end, 0, code.count));
-      functions.push(new CodeFunction(symbol.name, section, symbol, start, verifiedAsGlobal(symbol), relocations, { code, first, end: last }));
+      const isGlobal = funcInfoReachesKernel && verifiedAsGlobal(symbol);
+      functions.push(new CodeFunction(symbol.name, section, symbol, start, isGlobal, relocations, { code, first, end: last }));
     });
   }
   return functions;
