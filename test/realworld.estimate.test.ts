@@ -23,8 +23,12 @@ import { skipOrFail } from './support/unavailable';
  * libbpf-tools (PCP's copy), systemd, bpftune and cilium/ebpf joined the corpus, its 2308 programs
  * gave 2276, 1947, 2034, 2270 and under 170, over 108: the 234 new ones add 38 under and 10 over.
  */
-const FLOORS = { judged: 2531, reported: 2499, exact: 2132, inBucket: 2227, verdicts: 2493 };
-const CEILINGS = { under: 200, over: 118 };
+// The 16 programs found once a section attribute before an initializer no longer hid a file's
+// functions (reported 2499 -> 2515) add 4 under and 1 over; against the compiled objects, those
+// are verifier_subprog_precision.c's inline asm (bpf_loop called as %[bpf_loop], whose inlining
+// takes 24 bytes of the caller's frame, and subprograms called by name in the asm).
+const FLOORS = { judged: 2531, reported: 2515, exact: 2135, inBucket: 2230, verdicts: 2509 };
+const CEILINGS = { under: 204, over: 119 };
 
 test('estimate agrees with the running kernel on the real-world corpus at least as often as before', async (t) => {
   const { corpus, reason } = await buildRealWorldCorpus();

@@ -182,6 +182,38 @@ int after(void *ctx)
   assert.equal(report.programs.find((program) => program.name === 'after')?.stackDepths, '24+16');
 });
 
+test('a variable with a section before its initializer (a prog array with its slots, SEC(".data.x") = {...}) does not hide the functions after it', async () => {
+  // tree-sitter-c ends the declaration at the attribute and reads the braces as a compound
+  // statement: it then found no function of the file (verifier_subprog_precision.c lost all 30).
+  const report = await assertFrames(
+    {
+      'prog.c': `${PRELUDE}int vals[] SEC(".data.vals") = {1, 2, 3, 4};
+static const unsigned int *const ptrs[2] __attribute__((section(".data.ptrs"))) __attribute__((used)) = {0, 0};
+SEC("tc")
+int first(void *ctx)
+{
+	char buf[40];
+	bpf_probe_read_kernel(buf, sizeof(buf), ctx);
+	return buf[1] + vals[2] + (ptrs[0] != 0);
+}
+struct { int type; int (*values[2])(void *); } jmp SEC(".maps") = { .values = { [0] = first } };
+SEC("tc")
+int second(void *ctx)
+{
+	char buf[24];
+	bpf_probe_read_kernel(buf, sizeof(buf), ctx);
+	return buf[1];
+}
+`,
+    },
+    { first: 40, second: 24 },
+  );
+  assert.deepEqual(
+    report.programs.map((program) => program.name),
+    ['first', 'second'],
+  );
+});
+
 test('clang puts on the stack: compound literals by address, "+g" asm operands, zero-length arrays passed on', async () => {
   await assertFrames(
     {

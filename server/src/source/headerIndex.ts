@@ -35,7 +35,8 @@ import type { Problem } from '../common/problem';
 
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
 // 16: deferred records spelled from skimmed bodies (their source text, comments included).
-const CACHE_FORMAT_VERSION = 16;
+// 17: headers' function sources with attributes before initializers moved for tree-sitter.
+const CACHE_FORMAT_VERSION = 17;
 const MAX_VARIANTS_PER_HEADER = 8;
 /** How often one header may be open inside itself before its self-inclusion is taken for a mistake. */
 const MAX_SELF_INCLUDES = 8;

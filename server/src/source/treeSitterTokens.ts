@@ -1,6 +1,15 @@
 /**
  * GNU C that tree-sitter-c cannot parse, rewritten into C it can, in the preprocessed tokens it is
- * given. tree-sitter-c takes `typeof(T)` as a type only when T is a type name; `typeof(expr)` (libbpf's
+ * given. Two constructs derail its parse and lose the functions around them.
+ *
+ * An attribute after a declarator, before its initializer (`int vals[] SEC(".data.vals") = {1, 2};`,
+ * a prog array's `} jmp SEC(".maps") = { .values = {...} };`): tree-sitter-c takes attributes only
+ * among the declaration's specifiers, ends the declaration at the attribute, and reads the braces as
+ * a compound statement at file scope, after which it found no function of the file. The attribute
+ * is moved before the declarator's name, among the specifiers, where GNU C gives it the same meaning
+ * for a variable (the declaration parser reads the tokens as written, not this rewrite).
+ *
+ * tree-sitter-c takes `typeof(T)` as a type only when T is a type name; `typeof(expr)` (libbpf's
  * BPF_PROG family: `typeof(name(0)) name(unsigned long long *ctx) {...}`; bpf_experimental.h's
  * `(typeof(*n) *)bpf_obj_new_impl(...)`) derails the parse and loses the functions around it. Such
  * a typeof becomes one identifier, which tree-sitter reads as a type name. The identifier spells
@@ -44,8 +53,15 @@ export interface TypeNameParser {
   parseTypeName(tokens: readonly Token[], start: number, end: number): { next: number } | undefined;
 }
 
-/** `tokens` with every `typeof(expression)` replaced by its placeholder; the same array when there is none. */
+/**
+ * `tokens` with every `typeof(expression)` replaced by its placeholder and every attribute before an
+ * initializer moved before its declarator; the same array when there is neither.
+ */
 export function rewriteForTreeSitter(tokens: readonly Token[], types: TypeNameParser): readonly Token[] {
+  return attributesBeforeDeclarators(typeofPlaceholders(tokens, types));
+}
+
+function typeofPlaceholders(tokens: readonly Token[], types: TypeNameParser): readonly Token[] {
   const isTypeName = (start: number, end: number) => types.parseTypeName(tokens, start, end)?.next === end;
   let out: Token[] | undefined;
   let copied = 0;
@@ -63,6 +79,60 @@ export function rewriteForTreeSitter(tokens: readonly Token[], types: TypeNamePa
   if (!out) return tokens;
   for (let keep = copied; keep < tokens.length; keep++) out.push(tokens[keep]);
   return out;
+}
+
+const ATTRIBUTE_KEYWORDS = new Set(['__attribute__', '__attribute']);
+const POINTER_QUALIFIERS = new Set(['const', 'volatile', 'restrict', '__restrict', '__restrict__']);
+
+function attributesBeforeDeclarators(tokens: readonly Token[]): readonly Token[] {
+  let out: Token[] | undefined;
+  let copied = 0;
+  for (let index = 0; index < tokens.length; index++) {
+    const token = tokens[index];
+    if (token.kind !== TokenKind.Identifier || !ATTRIBUTE_KEYWORDS.has(token.text) || tokens[index + 1]?.text !== '(') continue;
+    // One attribute or several in a row (`__attribute__((a)) __attribute__((b))`), then `=`.
+    let end = index;
+    while (ATTRIBUTE_KEYWORDS.has(tokens[end]?.text) && tokens[end + 1]?.text === '(') {
+      const close = matchingParenthesis(tokens, end + 1);
+      if (close === undefined) break;
+      end = close + 1;
+    }
+    if (end === index || tokens[end]?.text !== '=') continue;
+    const name = declaratorStart(tokens, index, copied);
+    if (name === undefined) continue;
+    out ??= [];
+    for (let keep = copied; keep < name; keep++) out.push(tokens[keep]);
+    // At the name's offset, so that the tokens stay in the order of their offsets.
+    for (let moved = index; moved < end; moved++) out.push({ ...tokens[moved], offset: tokens[name].offset });
+    for (let keep = name; keep < index; keep++) out.push(tokens[keep]);
+    copied = end;
+    index = end - 1;
+  }
+  if (!out) return tokens;
+  for (let keep = copied; keep < tokens.length; keep++) out.push(tokens[keep]);
+  return out;
+}
+
+/**
+ * Where the declarator that ends just before `attribute` starts: its pointer stars and their
+ * qualifiers, then its name, then any `[...]`. Undefined for anything else (a function pointer's
+ * parentheses, an expression), which is left as it is; `floor` is the first token it may take.
+ */
+function declaratorStart(tokens: readonly Token[], attribute: number, floor: number): number | undefined {
+  let at = attribute - 1;
+  while (at >= floor && tokens[at].text === ']') {
+    let depth = 0;
+    for (; at >= floor; at--) {
+      if (tokens[at].kind !== TokenKind.Punctuator) continue;
+      if (tokens[at].text === ']') depth++;
+      else if (tokens[at].text === '[' && --depth === 0) break;
+    }
+    at--;
+  }
+  if (at < floor || tokens[at].kind !== TokenKind.Identifier) return undefined;
+  let start = at;
+  while (start - 1 >= floor && (tokens[start - 1].text === '*' || POINTER_QUALIFIERS.has(tokens[start - 1].text))) start--;
+  return start;
 }
 
 function matchingParenthesis(tokens: readonly Token[], open: number): number | undefined {
