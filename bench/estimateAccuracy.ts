@@ -93,7 +93,9 @@ export async function measureCorpus(databasePath: string, onProgram?: (compariso
     const objectPath = entry.arguments[entry.arguments.indexOf('-o') + 1];
     if (!existsSync(objectPath)) continue;
     const object = analyzeObject(new Uint8Array(readFileSync(objectPath)), objectPath, profiles).report;
-    const options = unitOptionsFor(entry.file, { database, includePaths: [], defines: [] });
+    // This object's own command: a source built twice (bpftune's legacy and current objects, by
+    // -DBPFTUNE_LEGACY) has an entry for each, and the first is not this object's.
+    const options = unitOptionsFor(entry.file, { database: database && { ...database, entries: [entry] }, includePaths: [], defines: [] });
     const session = new EstimateSession(cache);
     let estimate;
     try {

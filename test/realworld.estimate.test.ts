@@ -27,7 +27,8 @@ import { skipOrFail } from './support/unavailable';
 // functions (reported 2499 -> 2515) add 4 under and 1 over; against the compiled objects, those
 // are verifier_subprog_precision.c's inline asm (bpf_loop called as %[bpf_loop], whose inlining
 // takes 24 bytes of the caller's frame, and subprograms called by name in the asm).
-const FLOORS = { judged: 2531, reported: 2515, exact: 2135, inBucket: 2230, verdicts: 2509 };
+// A ';' inside a __msg string before a definition had cut its SEC() off: 15 more found, all exact.
+const FLOORS = { judged: 2531, reported: 2530, exact: 2150, inBucket: 2245, verdicts: 2524 };
 const CEILINGS = { under: 204, over: 119 };
 
 test('estimate agrees with the running kernel on the real-world corpus at least as often as before', async (t) => {

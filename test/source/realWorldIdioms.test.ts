@@ -214,6 +214,31 @@ int second(void *ctx)
   );
 });
 
+test("a ';' inside a string of an attribute before a definition (a selftest's __msg) keeps the SEC() before it", async () => {
+  // The header of a definition starts after the previous declaration's last ';': one inside
+  // __msg("... ; R0_w=...") cut the SEC() off, and verifier_bounds.c lost 5 programs so.
+  const report = await assertFrames(
+    {
+      'prog.c': `${PRELUDE}#define __msg(msg) __attribute__((btf_decl_tag("comment:test_expect_msg=" msg)))
+SEC("socket")
+__msg("5: (af) r0 ^= r6                      ; R0_w=scalar(var_off=(0x0; 0x1af))")
+__msg("a ';' and a \\" quote")
+int xor_program(void *ctx)
+{
+	char buf[24];
+	bpf_probe_read_kernel(buf, sizeof(buf), ctx);
+	return buf[1];
+}
+`,
+    },
+    { xor_program: 24 },
+  );
+  assert.deepEqual(
+    report.programs.map((program) => `${program.name} ${program.section}`),
+    ['xor_program socket'],
+  );
+});
+
 test('clang puts on the stack: compound literals by address, "+g" asm operands, zero-length arrays passed on', async () => {
   await assertFrames(
     {

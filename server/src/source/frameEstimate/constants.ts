@@ -54,7 +54,7 @@ export function prototypeSections(topLevel: Node[]): Map<string, string> {
     if (declaration.type !== 'declaration') continue;
     // As for definitions: an attribute that ends the previous declaration may be attached here.
     const text = declaration.text.replace(/;\s*$/, '');
-    const section = sectionIn(text.slice(text.lastIndexOf(';') + 1));
+    const section = sectionIn(afterLastSemicolon(text));
     if (section === undefined) continue;
     for (const declarator of declaration.childrenForFieldName('declarator')) {
       const name = functionName(declarator);
@@ -122,7 +122,24 @@ const HIDDEN_VISIBILITY = /\b__hidden\b|\bvisibility\s*\(\s*"(?:hidden|internal)
 export function definitionHeader(definition: Node, text: string): string {
   const body = definition.childForFieldName('body');
   const fullHeader = text.slice(definition.startIndex, body ? body.startIndex : definition.endIndex);
-  return fullHeader.slice(fullHeader.lastIndexOf(';') + 1);
+  return afterLastSemicolon(fullHeader);
+}
+
+/**
+ * `text` after its last `;` outside string and character literals: what follows the previous
+ * declaration. A selftest's `__msg("5: (af) r0 ^= r6 ; R0_w=...")` before a definition holds one
+ * inside a string, and cutting there lost the SEC() before it (and the program with it).
+ */
+function afterLastSemicolon(text: string): string {
+  let cut = 0;
+  for (let index = 0; index < text.length; index++) {
+    const c = text[index];
+    if (c === ';') cut = index + 1;
+    else if (c === '"' || c === "'") {
+      for (index++; index < text.length && text[index] !== c; index++) if (text[index] === '\\') index++;
+    }
+  }
+  return text.slice(cut);
 }
 
 /**
