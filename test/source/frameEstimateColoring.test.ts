@@ -91,6 +91,7 @@ test('code behind constant conditions: clang removes it, or the verifier never w
   const report = await estimateFixture('dead_code.bpf.c');
   assert.equal(frame(report, 'compile_time_dead').frameBytes, 64);
   assert.equal(frame(report, 'load_time_dead').frameBytes, 64);
+  assert.equal(frame(report, 'live_in_dead_space').frameBytes, 304, "the live object sits in the dead one's place");
   const big = report.programs.find((program) => program.name === 'dead_call_to_big');
   assert.equal(big?.stackDepths, '264');
   assert.deepEqual(
@@ -130,7 +131,9 @@ SEC("tc") int shadowed(void *ctx, int enabled)
 }
 `);
   assert.equal(frame(synthetic, 'early_return').frameBytes, 0);
-  assert.equal(frame(synthetic, 'by_value').frameBytes, 48);
+  // clang gives a[48] and the dead b[300] one place, a at its lowest address: the 6.18 verifier
+  // prints 304 for this function built with clang-19 (as for dead_code.bpf.c's live_in_dead_space).
+  assert.equal(frame(synthetic, 'by_value').frameBytes, 304);
   assert.equal(frame(synthetic, 'shadowed').frameBytes, 48, 'a parameter hides the global of the same name');
 });
 

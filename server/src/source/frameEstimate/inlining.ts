@@ -5,7 +5,7 @@
  * calls; SROA splits the objects whose address only reaches inlined callees that read them at
  * constant offsets; the frame is colored and laid out (stackColoring.ts).
  */
-import { partitionPoint } from '../../common/numbers';
+import { partitionPoint, roundToSlots } from '../../common/numbers';
 import { type DepthStep, deepeningSteps } from '../../rules/frameGraph';
 import { hiddenSlots } from '../../rules/report';
 import {
@@ -154,13 +154,13 @@ class Inliner {
       callCount += callee.callCount;
     }
     const deepestBytes: number[] = [];
-    const frameBytes = colorAndLayout(slots, items, deepestBytes);
+    const frameBytes = verifiedFrame(slots, items, deepestBytes);
     if (slots.length <= MAX_RECOLORED_SLOTS) {
       items.forEach((item, index) => {
         const others = slots.filter((slot) => slot.item !== index);
         item.freesBytes =
           frameBytes -
-          colorAndLayout(
+          verifiedFrame(
             others,
             items.map((other) => ({ ...other, sharedWith: undefined })),
           );
@@ -367,8 +367,28 @@ class Inliner {
  * Where the deepest byte of the frame grows, by position (SourceCall.position): an object is touched
  * where its lifetime starts (an uninitialised aggregate's first use), at the place the layout gave it.
  */
+/**
+ * The frame the verifier sees: clang's frame (colorAndLayout), or, when some objects are in code
+ * only the verifier proves dead (Slot.verifierSkips), the deepest byte of those it touches. clang
+ * places those objects too, and the live ones go where its layout puts them: measured on bcc's
+ * hardirqs (a `const volatile` do_count branch's 32-byte key shares the live ts's place and pushes the
+ * live u32 key to fp-40: the verifier prints 40, the live objects alone 16) and capable (the dead
+ * branch's key and zero are declared last and lie deepest: the verifier prints 72 of clang's 96).
+ */
+function verifiedFrame(slots: readonly Slot[], items: FrameItem[], deepestBytes: number[] = []): number {
+  const frame = colorAndLayout(slots, items, deepestBytes);
+  if (!slots.some((slot) => slot.verifierSkips)) return frame;
+  let deepest = 0;
+  slots.forEach((slot, index) => {
+    if (!slot.verifierSkips) deepest = Math.max(deepest, deepestBytes[index] ?? 0);
+  });
+  return roundToSlots(deepest);
+}
+
 function frameDepthSteps(slots: readonly Slot[], deepestBytes: readonly number[]): DepthStep[] {
-  return deepeningSteps(slots.map((slot, index) => ({ at: slot.touchedAt ?? 0, byteDepth: deepestBytes[index] ?? 0 })).sort((a, b) => a.at - b.at));
+  // An object the verifier never touches never deepens its frame.
+  const touched = slots.flatMap((slot, index) => (slot.verifierSkips ? [] : [{ at: slot.touchedAt ?? 0, byteDepth: deepestBytes[index] ?? 0 }]));
+  return deepeningSteps(touched.sort((a, b) => a.at - b.at));
 }
 
 /** Where a position of an inlined body lands in its caller's: the callee's points follow the call's. */

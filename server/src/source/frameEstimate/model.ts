@@ -158,6 +158,11 @@ export interface Slot {
    * constant offsets. Empty: nothing takes its address, it is always split. Absent: it stays.
    */
   sroa?: [callee: string, argument: number][];
+  /**
+   * Declared in code only the verifier proves dead (a branch on a `const volatile`): clang lays the
+   * object out with the others, so it moves where they go, but the verifier never touches it.
+   */
+  verifierSkips?: true;
 }
 
 export interface RawCall extends SourceCall {

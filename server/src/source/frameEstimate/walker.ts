@@ -11,7 +11,7 @@ import { expressionType } from '../expressionType';
 import type { Node } from '../parser';
 import type { CType } from '../types';
 import { EXCEPTION_CALLBACK_TAG, type FileContext, definitionHeader, evaluate, linkageOf, sectionIn } from './constants';
-import { COMPILE_DEAD, type Deadness, type FrameItem, LIVE, type RawCall, type RawFunction, type Slot } from './model';
+import { COMPILE_DEAD, type Deadness, type FrameItem, LIVE, LOAD_DEAD, type RawCall, type RawFunction, type Slot } from './model';
 import { splitConditions } from './sroa';
 import { type LocalContext, type StackObject, compoundLiteralItems, localItems, parameterItems } from './stackObjects';
 import { STATIC_ASSERTS, functionName, functionParameters, innermostName, isUnevaluated, rootIdentifier } from './syntax';
@@ -277,9 +277,10 @@ class FunctionWalker {
     for (const declarator of node.childrenForFieldName('declarator')) {
       if (declarator?.type === 'init_declarator') this.expression(declarator.childForFieldName('value'), deadness);
     }
-    if (deadness !== LIVE) return;
+    if (deadness === COMPILE_DEAD) return;
     const slots = this.raw.slots.length;
     this.addSlots(localItems(this.locals, node), ++this.point);
+    if (deadness === LOAD_DEAD) for (const slot of this.raw.slots.slice(slots)) slot.verifierSkips = true;
     const initialized = new Set(
       node
         .childrenForFieldName('declarator')
