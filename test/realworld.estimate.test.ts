@@ -29,8 +29,10 @@ import { skipOrFail } from './support/unavailable';
 // takes 24 bytes of the caller's frame, and subprograms called by name in the asm).
 // A ';' inside a __msg string before a definition had cut its SEC() off: 15 more found, all exact.
 // Objects in code only the verifier proves dead laid out with the rest (Slot.verifierSkips): +2 exact, -2 under.
-const FLOORS = { judged: 2531, reported: 2530, exact: 2152, inBucket: 2247, verdicts: 2524 };
-const CEILINGS = { under: 202, over: 119 };
+// A conditional inside BPF_UPROBE's arguments no longer ends the invocation: the last program
+// found (test_uprobe_autoattach's handle_uprobe_byname: 8 under the kernel's 24, inside its range).
+const FLOORS = { judged: 2531, reported: 2531, exact: 2152, inBucket: 2247, verdicts: 2525 };
+const CEILINGS = { under: 203, over: 119 };
 
 test('estimate agrees with the running kernel on the real-world corpus at least as often as before', async (t) => {
   const { corpus, reason } = await buildRealWorldCorpus();

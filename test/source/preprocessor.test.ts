@@ -141,6 +141,25 @@ test('#if arithmetic follows C: unsigned conversions, shifts, ternaries, charact
   }
 });
 
+test("a conditional inside a macro's arguments chooses its tokens, as clang's -E does", () => {
+  // selftests' BPF_UPROBE(handle_uprobe_byname, ... #if FUNC_REG_ARG_CNT > 3 , int arg4 #endif ...):
+  // the invocation spans the conditional, which must not end it.
+  const source = ['#define CALL(a, ...) f(a, __VA_ARGS__)', '#define N 3', 'CALL(1', '#if N > 2', ', 2', '#else', ', 3', '#endif', ', 4);', 'int after;'].join(
+    '\n',
+  );
+  const { text, problems } = expand(source);
+  assert.deepEqual(problems, []);
+  const words = (spelled: string) => tokenize(spelled).map((token) => token.text);
+  // clang-19 -E -P prints "f(1, 2, 4);" and "int after;".
+  assert.deepEqual(words(text), words('f(1, 2, 4); int after;'));
+  if (!hasClang()) return;
+  const file = path.join(temporaryDirectory('conditional-arguments'), 'm.c');
+  fs.writeFileSync(file, `${source}\n`);
+  const clang = runClang(['-E', '-P', file]);
+  assert.equal(clang.status, 0, clang.stderr);
+  assert.deepEqual(words(clang.stdout), words(text));
+});
+
 test('the main file is rendered line for line, with expansions where their macro was', async () => {
   const text = [
     '#define SIZE 16',

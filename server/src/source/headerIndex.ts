@@ -36,7 +36,8 @@ import type { Problem } from '../common/problem';
 /** Bumped whenever the persisted shape or the parser's output changes, so old entries are ignored. */
 // 16: deferred records spelled from skimmed bodies (their source text, comments included).
 // 17: headers' function sources with attributes before initializers moved for tree-sitter.
-const CACHE_FORMAT_VERSION = 17;
+// 18: token batches no longer end at conditionals (a macro's arguments may span one).
+const CACHE_FORMAT_VERSION = 18;
 const MAX_VARIANTS_PER_HEADER = 8;
 /** How often one header may be open inside itself before its self-inclusion is taken for a mistake. */
 const MAX_SELF_INCLUDES = 8;

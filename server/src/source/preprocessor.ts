@@ -167,7 +167,10 @@ let includeDepth = 0;
 
 /**
  * Preprocesses one file: directives are obeyed, text in active regions is macro-expanded and given
- * to the handler, includes are handed to the handler. Never throws on bad input.
+ * to the handler, includes are handed to the handler. Never throws on bad input. The tokens before
+ * a directive are expanded when it changes the macros or the output (#define, #undef, #include,
+ * #pragma...), not at a conditional: as in clang, a macro's invocation may span `#if ... #endif`,
+ * whose active lines are among its arguments.
  */
 export function preprocessFile(
   file: string,
@@ -213,7 +216,6 @@ export function preprocessFile(
       case 'ifndef': {
         let condition = false;
         if (active) {
-          flush();
           if (directive === 'if') condition = expander.evaluateCondition(tokens, argsStart, end, directiveOffset, handler);
           else {
             const name = tokens[argsStart];
@@ -254,7 +256,6 @@ export function preprocessFile(
         const wasActive = group.active;
         group.active = condition;
         group.taken ||= condition;
-        if (wasActive) flush();
         if (group.parentActive && wasActive && !condition) group.inactiveSince = lineEnd;
         if (group.parentActive && !wasActive && condition && group.inactiveSince !== undefined) {
           inactiveRanges.push([group.inactiveSince, directiveOffset]);
@@ -269,7 +270,6 @@ export function preprocessFile(
           problems.push({ message: '#endif without #if', offset: directiveOffset });
           break;
         }
-        if (group.active) flush();
         if (group.inactiveSince !== undefined) inactiveRanges.push([group.inactiveSince, directiveOffset]);
         active = group.parentActive;
         break;
