@@ -31,8 +31,11 @@ import { skipOrFail } from './support/unavailable';
 // Objects in code only the verifier proves dead laid out with the rest (Slot.verifierSkips): +2 exact, -2 under.
 // A conditional inside BPF_UPROBE's arguments no longer ends the invocation: the last program
 // found (test_uprobe_autoattach's handle_uprobe_byname: 8 under the kernel's 24, inside its range).
-const FLOORS = { judged: 2531, reported: 2531, exact: 2152, inBucket: 2247, verdicts: 2525 };
-const CEILINGS = { under: 203, over: 119 };
+// Naked asm read for calls by name, callbacks by address and bpf_loop's inlining: +30 exact, 11
+// fewer under, 3 more over: verifier_bpf_fastcall.c's, whose compiled objects the kernel also
+// prints lower than check does (its bpf_fastcall spill removal, a known difference of check's).
+const FLOORS = { judged: 2531, reported: 2531, exact: 2182, inBucket: 2277, verdicts: 2525 };
+const CEILINGS = { under: 192, over: 122 };
 
 test('estimate agrees with the running kernel on the real-world corpus at least as often as before', async (t) => {
   const { corpus, reason } = await buildRealWorldCorpus();

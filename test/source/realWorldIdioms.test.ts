@@ -568,6 +568,53 @@ __naked int naked_stack(void *ctx)
   );
 });
 
+test('naked asm: `call f` by name, a callback by `%[cb]` with __imm_ptr(cb), and `call %[bpf_loop]` with no flags inlined', async () => {
+  // Built with clang-19, the running kernel (6.18) prints "stack depth 32+16+48": main's 8 bytes and
+  // the 24 of the inlined bpf_loop, the callback's 16, the 48 of the function called by name. The
+  // estimate saw 8 before: verifier_subprog_precision.c and verifier_ref_tracking.c's asm so.
+  const report = await assertFrames(
+    {
+      'prog.c': `${PRELUDE}#define __naked __attribute__((naked))
+#define __imm(name) [name]"i"(name)
+#define __imm_ptr(name) [name]"r"(&name)
+static long (*bpf_loop)(unsigned int nr, void *fn, void *ctx, unsigned long long flags) = (void *) 181;
+static __noinline __attribute__((used)) int callback_16(unsigned int index, void *data)
+{
+	volatile unsigned long long a = index, b = 2;
+	return a + b > 100;
+}
+__naked __noinline __attribute__((used)) static int by_name_48(void)
+{
+	asm volatile ("*(u64 *)(r10 - 48) = r1; r0 = 0; exit;" ::: "memory");
+}
+SEC("socket")
+__naked int asm_loop_and_call(void)
+{
+	asm volatile (
+		"*(u64 *)(r10 - 8) = r1;"
+		"call by_name_48;"
+		"r1 = 3;"
+		"r2 = %[callback_16];"
+		"r3 = 0;"
+		"r4 = 0;"
+		"call %[bpf_loop];"
+		"r0 = 0;"
+		"exit;"
+		:
+		: __imm_ptr(callback_16), __imm(bpf_loop)
+		: "r0", "r1", "r2", "r3", "r4", "r5", "memory");
+}
+`,
+    },
+    // clang gives the naked functions no frame of their own (their asm is all of it): only the callback is compared.
+    { callback_16: 16 },
+  );
+  assert.deepEqual(
+    report.programs.map((program) => program.stackDepths),
+    ['32+16+48'],
+  );
+});
+
 test("an uninitialised array's lifetime starts at its first use; sizeof of a global string array sizes a local", async () => {
   await assertFrames(
     {

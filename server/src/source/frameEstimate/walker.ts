@@ -380,8 +380,11 @@ class FunctionWalker {
 
   /**
    * The asm body of a `__naked` function is its whole code: clang gives it no frame, the asm's own
-   * stack addresses are its stack (the deepest, in 8-byte slots; see nakedAsmStackDepth), and `call %[f]` with
-   * `__imm(f)` (`[f] "i"(f)`) calls f.
+   * stack addresses are its stack (the deepest, in 8-byte slots; see nakedAsmStackDepth). It calls
+   * f by `call %[f]` with `__imm(f)` (`[f] "i"(f)`) and by `call f`; a function whose address is an
+   * operand used otherwise (`r2 = %[cb]` with `__imm_ptr(cb)`) is a callback, as a function named as
+   * a C call's argument is. `call %[bpf_loop]` with `r4 = 0` (no flags) is inlined by the verifier,
+   * as in C.
    */
   private nakedAsm(node: Node, deadness: Deadness): void {
     const code = node.childForFieldName('assembly_code')?.text ?? '';
@@ -396,21 +399,34 @@ class FunctionWalker {
       };
       this.addSlots([{ item, size: deepest, align: 8 }], ++this.point);
     }
+    const line = node.startPosition.row + 1 - this.baseRow;
+    const column = node.startPosition.column + 1;
     const called = new Set([...code.matchAll(/\bcall\s+%\[(\w+)\]/g)].map((match) => match[1]));
-    for (const operand of node.descendantsOfType('gnu_asm_input_operand')) {
-      const symbol = operand?.childForFieldName('symbol')?.text;
-      const value = operand?.childForFieldName('value');
-      if (!operand || symbol === undefined || !called.has(symbol) || value?.type !== 'identifier') continue;
+    const push = (callee: string, kind: 'call' | 'callback', at: Node | undefined) =>
       this.raw.rawCalls.push({
-        callee: value.text,
-        kind: 'call',
+        callee,
+        kind,
         async: false,
-        line: operand.startPosition.row + 1 - this.baseRow,
-        column: operand.startPosition.column + 1,
+        line: at ? at.startPosition.row + 1 - this.baseRow : line,
+        column: at ? at.startPosition.column + 1 : column,
         point: ++this.point,
         deadness,
       });
+    for (const operand of node.descendantsOfType('gnu_asm_input_operand')) {
+      const symbol = operand?.childForFieldName('symbol')?.text;
+      let value = operand?.childForFieldName('value') ?? null;
+      if (!operand || symbol === undefined || !value) continue;
+      if (called.has(symbol)) {
+        if (value.type !== 'identifier') continue;
+        push(value.text, 'call', operand);
+        if (value.text === 'bpf_loop' && deadness === LIVE && /\br4\s*=\s*0\s*;/.test(code)) this.raw.bpfLoopInlined = true;
+        continue;
+      }
+      if (value.type === 'pointer_expression' && value.childForFieldName('operator')?.type === '&') value = value.childForFieldName('argument');
+      // Only functions the file defines become frames (the inliner drops the other names: maps, data).
+      if (value?.type === 'identifier' && code.includes(`%[${symbol}]`)) push(value.text, 'callback', operand);
     }
+    for (const match of code.matchAll(/\bcall\s+([A-Za-z_]\w*)/g)) push(match[1], 'call', undefined);
   }
 
   private call(node: Node, deadness: Deadness): void {
