@@ -140,8 +140,10 @@ function stored(verdict: LabVerdict): StoredVerdict {
   if (verdict.status !== 'error' && verdict.stackDepthLine !== undefined) entry.stackDepthLine = verdict.stackDepthLine;
   if (verdict.status !== 'error' && verdict.subprogramLines.length > 0) entry.subprogramLines = verdict.subprogramLines;
   if (verdict.timedOut !== undefined) entry.timedOut = verdict.timedOut;
-  const news = loaderNews(verdict.loaderMessages);
-  if (verdict.status === 'error' && news.length > 0) entry.loaderNews = news;
+  if (verdict.status === 'error') {
+    const news = loaderNews(verdict.loaderMessages);
+    if (news.length > 0) entry.loaderNews = news;
+  }
   return entry;
 }
 

@@ -432,18 +432,20 @@ const BTF_LOG_END = /-- END BTF LOAD LOG -+$/;
  */
 export function loaderNews(messages: readonly string[]): string[] {
   const news: string[] = [];
-  let btfLog: string[] | undefined;
+  // Inside the kernel's BTF log: its last line so far.
+  let btfLogLast: string | undefined;
+  const endBtfLog = () => news.push(`the kernel's BTF log ends: ${btfLogLast || '(empty)'}`);
   for (const message of messages.map((line) => line.trim())) {
-    if (btfLog) {
-      if (!BTF_LOG_END.test(message)) btfLog.push(message);
+    if (btfLogLast !== undefined) {
+      if (!BTF_LOG_END.test(message)) btfLogLast = message;
       else {
-        news.push(`the kernel's BTF log ends: ${btfLog.pop() ?? '(empty)'}`);
-        btfLog = undefined;
+        endBtfLog();
+        btfLogLast = undefined;
       }
-    } else if (BTF_LOG_BEGIN.test(message)) btfLog = [];
+    } else if (BTF_LOG_BEGIN.test(message)) btfLogLast = '';
     else if (!ROUTINE_LOADER_MESSAGE.test(message)) news.push(message);
   }
-  if (btfLog) news.push(`the kernel's BTF log ends: ${btfLog.pop() ?? '(empty)'}`);
+  if (btfLogLast !== undefined) endBtfLog();
   return news;
 }
 

@@ -133,7 +133,8 @@ export interface DeclaredName {
   body?: [number, number];
 }
 
-const QUALIFIERS = new Set([
+/** Type qualifiers in every spelling the headers use. */
+export const QUALIFIERS: ReadonlySet<string> = new Set([
   'const',
   '__const',
   '__const__',

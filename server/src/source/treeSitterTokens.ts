@@ -17,6 +17,7 @@
  * typeof back (decodeTypeofPlaceholders) and size it: BPF_CORE_READ's `typeof((src)->a) __r` is on
  * the stack of every CO-RE read.
  */
+import { QUALIFIERS } from './declarations';
 import { TokenKind } from './lexer';
 import type { Token } from './lexer';
 
@@ -82,7 +83,6 @@ function typeofPlaceholders(tokens: readonly Token[], types: TypeNameParser): re
 }
 
 const ATTRIBUTE_KEYWORDS = new Set(['__attribute__', '__attribute']);
-const POINTER_QUALIFIERS = new Set(['const', 'volatile', 'restrict', '__restrict', '__restrict__']);
 
 function attributesBeforeDeclarators(tokens: readonly Token[]): readonly Token[] {
   let out: Token[] | undefined;
@@ -131,7 +131,7 @@ function declaratorStart(tokens: readonly Token[], attribute: number, floor: num
   }
   if (at < floor || tokens[at].kind !== TokenKind.Identifier) return undefined;
   let start = at;
-  while (start - 1 >= floor && (tokens[start - 1].text === '*' || POINTER_QUALIFIERS.has(tokens[start - 1].text))) start--;
+  while (start - 1 >= floor && (tokens[start - 1].text === '*' || QUALIFIERS.has(tokens[start - 1].text))) start--;
   return start;
 }
 

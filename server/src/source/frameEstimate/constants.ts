@@ -3,6 +3,7 @@
  * nodes, with constExpr.ts's arithmetic) with how dead the branch it rules out is.
  */
 import { type ConstantValue, binaryConstant, parseIntegerLiteral, unaryConstant } from '../constExpr';
+import { TokenKind, tokenize } from '../lexer';
 import type { Node } from '../parser';
 import type { TranslationUnit } from '../translationUnit';
 import type { CType } from '../types';
@@ -126,20 +127,18 @@ export function definitionHeader(definition: Node, text: string): string {
 }
 
 /**
- * `text` after its last `;` outside string and character literals: what follows the previous
- * declaration. A selftest's `__msg("5: (af) r0 ^= r6 ; R0_w=...")` before a definition holds one
- * inside a string, and cutting there lost the SEC() before it (and the program with it).
+ * `text` after its last `;` token (the lexer's, so not one inside a string or character literal):
+ * what follows the previous declaration. A selftest's `__msg("5: (af) r0 ^= r6 ; R0_w=...")`
+ * before a definition holds one inside a string, and cutting there lost the SEC() before it (and
+ * the program with it).
  */
 function afterLastSemicolon(text: string): string {
-  let cut = 0;
-  for (let index = 0; index < text.length; index++) {
-    const c = text[index];
-    if (c === ';') cut = index + 1;
-    else if (c === '"' || c === "'") {
-      for (index++; index < text.length && text[index] !== c; index++) if (text[index] === '\\') index++;
-    }
+  const tokens = tokenize(text);
+  for (let index = tokens.length - 1; index >= 0; index--) {
+    const token = tokens[index];
+    if (token.kind === TokenKind.Punctuator && token.text === ';') return text.slice(token.offset + 1);
   }
-  return text.slice(cut);
+  return text;
 }
 
 /**
